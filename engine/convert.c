@@ -1,0 +1,383 @@
+/* Converter: Hugging Face Phi-3 folder (or random weights) -> phi file, one tensor at a time,
+ * a bounded chunk of rows at a time, so memory stays small whatever the model size. */
+#include "engine/convert.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine/format.h"
+#include "engine/hf.h"
+#include "kernels/blocks.h"
+#include "tokenizer/tokenizer.h"
+
+#define CHUNK_FLOATS (4u << 20) /* rows are converted in chunks of about 16 MiB of float32 */
+
+static int fail(char *err, size_t errlen, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* One tensor of the output and where its values come from. */
+typedef struct {
+    char name[PHI_NAME_MAX];
+    uint32_t type, ndim;
+    uint64_t rows, cols; /* a 1-D tensor has rows = length, cols = 1 */
+    const StTensor *src;
+    const StFile *src_file;
+    const float *values; /* rope factors */
+    int index;           /* in the writer */
+} Plan;
+
+typedef struct {
+    Plan *p;
+    int n, cap;
+} PlanList;
+
+static Plan *plan_add(PlanList *l, const char *name, uint32_t type, uint32_t ndim, uint64_t rows,
+                      uint64_t cols) {
+    if (l->n == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 64;
+        Plan *p = realloc(l->p, (size_t)cap * sizeof *p);
+        if (!p) return NULL;
+        l->p = p;
+        l->cap = cap;
+    }
+    Plan *t = &l->p[l->n++];
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->type = ndim == 1 ? TENSOR_F32 : type;
+    /* Quantized types need whole blocks per row; other shapes keep F16 precision. */
+    if (ndim == 2 && !type_row_bytes(t->type, cols)) t->type = TENSOR_F16;
+    t->ndim = ndim;
+    t->rows = rows;
+    t->cols = ndim == 1 ? 1 : cols;
+    return t;
+}
+
+/* The tensors of a Phi-3 model, in file order. */
+static int plan_model(PlanList *l, const PhiHParams *hp, uint32_t type) {
+    uint64_t dim = hp->dim, hd = hp->head_dim;
+    char name[PHI_NAME_MAX];
+    if (!plan_add(l, "model.embed_tokens.weight", type, 2, hp->vocab_size, dim)) return -1;
+    for (uint32_t i = 0; i < hp->n_layers; i++) {
+#define NAME(s) (snprintf(name, sizeof name, "model.layers.%u.%s", i, s), name)
+        if (!plan_add(l, NAME("input_layernorm.weight"), type, 1, dim, 1) ||
+            !plan_add(l, NAME("self_attn.qkv_proj.weight"), type, 2,
+                      hd * (hp->n_heads + 2ull * hp->n_kv_heads), dim) ||
+            !plan_add(l, NAME("self_attn.o_proj.weight"), type, 2, dim, hd * hp->n_heads) ||
+            !plan_add(l, NAME("post_attention_layernorm.weight"), type, 1, dim, 1) ||
+            !plan_add(l, NAME("mlp.gate_up_proj.weight"), type, 2, 2ull * hp->hidden_dim, dim) ||
+            !plan_add(l, NAME("mlp.down_proj.weight"), type, 2, dim, hp->hidden_dim))
+            return -1;
+#undef NAME
+    }
+    if (!plan_add(l, "model.norm.weight", type, 1, dim, 1)) return -1;
+    if (!hp->tie_embeddings && !plan_add(l, "lm_head.weight", type, 2, hp->vocab_size, dim)) return -1;
+    if (hp->rope_scaling == PHI_ROPE_LONGROPE &&
+        (!plan_add(l, "rope.short_factor", type, 1, hp->rope_dims / 2, 1) ||
+         !plan_add(l, "rope.long_factor", type, 1, hp->rope_dims / 2, 1)))
+        return -1;
+    return 0;
+}
+
+/* ---- progress ---- */
+
+typedef struct {
+    int on;
+    uint64_t done, total;
+    double t0;
+    int last_pct;
+} Progress;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void progress_update(Progress *p, uint64_t add, const char *what) {
+    p->done += add;
+    if (!p->on || !p->total) return;
+    int pct = (int)(100.0 * p->done / p->total);
+    if (pct == p->last_pct && p->done < p->total) return;
+    p->last_pct = pct;
+    char bar[31];
+    int fill = pct * 30 / 100;
+    for (int i = 0; i < 30; i++) bar[i] = i < fill ? '#' : '.';
+    bar[30] = 0;
+    fprintf(stderr, "\r[%s] %3d%% %6.1fs %-44.44s", bar, pct, now_s() - p->t0, what);
+    if (p->done >= p->total) fputc('\n', stderr);
+    fflush(stderr);
+}
+
+/* ---- random values ---- */
+
+static uint64_t hash_name(const char *s, uint64_t seed) {
+    uint64_t h = 1469598103934665603ull ^ seed;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h ? h : 1;
+}
+
+static float rand_uniform(uint64_t *st) { /* [-1, 1) */
+    *st ^= *st >> 12;
+    *st ^= *st << 25;
+    *st ^= *st >> 27;
+    return (float)((*st * 0x2545F4914F6CDD1Dull) >> 40) * (2.0f / 16777216.0f) - 1.0f;
+}
+
+/* ---- writing one tensor ---- */
+
+/* Fill buf with rows [r0, r0 + n) of the tensor as float32. */
+typedef int (*RowSource)(const Plan *t, uint64_t r0, uint64_t n, float *buf, void *ctx, char *err,
+                         size_t errlen);
+
+static int write_tensor(PhiWriter *w, const Plan *t, RowSource src, void *ctx, Progress *prog,
+                        char *err, size_t errlen) {
+    uint64_t cols = t->ndim == 1 ? t->rows : t->cols, rows = t->ndim == 1 ? 1 : t->rows;
+    uint64_t row_bytes = type_row_bytes(t->type, cols), nblocks = cols / QK;
+    uint64_t scales_off = type_scales_offset(t->type, rows, cols);
+    uint64_t chunk = CHUNK_FLOATS / cols ? CHUNK_FLOATS / cols : 1;
+    if (chunk > rows) chunk = rows;
+    float *buf = malloc(chunk * cols * sizeof(float));
+    uint8_t *q = malloc(chunk * row_bytes);
+    uint16_t *d = malloc(chunk * nblocks * sizeof(uint16_t) + 2);
+    int rc = 0;
+    if (!buf || !q || !d) rc = fail(err, errlen, "out of memory");
+    for (uint64_t r0 = 0; r0 < rows && !rc; r0 += chunk) {
+        uint64_t n = rows - r0 < chunk ? rows - r0 : chunk;
+        if (src(t, t->ndim == 1 ? 0 : r0, t->ndim == 1 ? cols : n, buf, ctx, err, errlen)) {
+            rc = -1;
+            break;
+        }
+        for (uint64_t i = 0; i < n * cols; i++)
+            if (!isfinite(buf[i])) {
+                rc = fail(err, errlen, "tensor '%s' has a non-finite value at row %llu", t->name,
+                          (unsigned long long)(r0 + i / cols));
+                break;
+            }
+        if (rc) break;
+        for (uint64_t i = 0; i < n; i++)
+            quantize_row(t->type, buf + i * cols, q + i * row_bytes, d + i * nblocks, (int)cols);
+        rc = phi_writer_write_at(w, t->index, r0 * row_bytes, q, n * row_bytes, err, errlen);
+        if (!rc && nblocks && type_traits(t->type)->has_scales)
+            rc = phi_writer_write_at(w, t->index, scales_off + r0 * nblocks * 2, d,
+                                     n * nblocks * 2, err, errlen);
+        progress_update(prog, n * cols, t->name);
+    }
+    free(buf);
+    free(q);
+    free(d);
+    return rc;
+}
+
+static int write_all_tensors(const char *out_path, const PhiHParams *hp, const Tokenizer *tok,
+                             PlanList *l, RowSource src, void *ctx, int show, char *err,
+                             size_t errlen) {
+    uint8_t *blob = NULL;
+    uint64_t blob_size = 0;
+    if (tok_serialize(tok, &blob, &blob_size, err, errlen)) return -1;
+    PhiWriter *w = phi_writer_open(out_path, hp, blob, blob_size, err, errlen);
+    free(blob);
+    if (!w) return -1;
+    Progress prog = {show, 0, 0, now_s(), -1};
+    for (int i = 0; i < l->n; i++) {
+        Plan *t = &l->p[i];
+        t->index = phi_writer_add_tensor(w, t->name, t->type, t->ndim, t->rows, t->cols, err, errlen);
+        if (t->index < 0) goto bad;
+        prog.total += t->rows * t->cols;
+    }
+    if (phi_writer_begin_data(w, err, errlen)) goto bad;
+    for (int i = 0; i < l->n; i++)
+        if (write_tensor(w, &l->p[i], src, ctx, &prog, err, errlen)) goto bad;
+    return phi_writer_finish(w, err, errlen);
+bad:
+    phi_writer_abort(w);
+    return -1;
+}
+
+/* ---- from Hugging Face ---- */
+
+static int hf_rows(const Plan *t, uint64_t r0, uint64_t n, float *buf, void *ctx, char *err,
+                   size_t errlen) {
+    (void)ctx;
+    if (t->values) {
+        memcpy(buf, t->values, n * sizeof(float));
+        return 0;
+    }
+    return st_read_f32(t->src_file, t->src, r0 * (t->ndim == 1 ? 1 : t->cols), t->ndim == 1 ? n : n * t->cols,
+                       buf, err, errlen);
+}
+
+int convert_hf(const char *dir, const char *out_path, const ConvertOptions *opt, char *err,
+               size_t errlen) {
+    HfModel hf;
+    PlanList l = {0};
+    Tokenizer *tok = NULL;
+    int rc = -1;
+    if (hf_open(dir, &hf, err, errlen)) return -1;
+    hf.hp.file_type = (uint32_t)opt->type;
+    char terr[512];
+    tok = tok_from_hf_dir(dir, terr, sizeof terr);
+    if (!tok) {
+        fail(err, errlen, "%s", terr);
+        goto done;
+    }
+    if (tok_vocab_size(tok) > (int)hf.hp.vocab_size) {
+        fail(err, errlen, "%s: tokenizer has %d pieces but vocab_size is %u", dir,
+             tok_vocab_size(tok), hf.hp.vocab_size);
+        goto done;
+    }
+    if (plan_model(&l, &hf.hp, (uint32_t)opt->type)) {
+        fail(err, errlen, "out of memory");
+        goto done;
+    }
+    /* Check every source tensor before writing anything. */
+    for (int i = 0; i < l.n; i++) {
+        Plan *t = &l.p[i];
+        if (strcmp(t->name, "rope.short_factor") == 0) { t->values = hf.short_factor; continue; }
+        if (strcmp(t->name, "rope.long_factor") == 0) { t->values = hf.long_factor; continue; }
+        t->src = hf_find(&hf, t->name, &t->src_file);
+        if (!t->src) {
+            fail(err, errlen, "%s: missing tensor '%s'", dir, t->name);
+            goto done;
+        }
+        int ok = t->ndim == 1 ? t->src->ndim == 1 && t->src->shape[0] == t->rows
+                              : t->src->ndim == 2 && t->src->shape[0] == t->rows &&
+                                    t->src->shape[1] == t->cols;
+        if (!ok) {
+            fail(err, errlen, "%s: tensor '%s' has shape [%llu%s%llu], expected [%llu, %llu] from config.json",
+                 dir, t->name, (unsigned long long)t->src->shape[0], t->src->ndim > 1 ? ", " : "",
+                 t->src->ndim > 1 ? (unsigned long long)t->src->shape[1] : 0ull,
+                 (unsigned long long)t->rows, (unsigned long long)(t->ndim == 1 ? 1 : t->cols));
+            goto done;
+        }
+        if (t->src->dtype == ST_OTHER) {
+            fail(err, errlen, "%s: tensor '%s' has dtype %s (supported: BF16, F16, F32)", dir,
+                 t->name, t->src->dtype_name);
+            goto done;
+        }
+    }
+    rc = write_all_tensors(out_path, &hf.hp, tok, &l, hf_rows, NULL, opt->progress, err, errlen);
+done:
+    free(l.p);
+    if (tok) tok_free(tok);
+    hf_close(&hf);
+    return rc;
+}
+
+/* ---- random weights ---- */
+
+typedef struct {
+    const char *name;
+    PhiHParams hp;
+} Shape;
+
+static const Shape shapes[] = {
+    {"phi3-mini", {.vocab_size = 32064, .dim = 3072, .n_layers = 32, .n_heads = 32, .n_kv_heads = 32,
+                   .head_dim = 96, .hidden_dim = 8192, .max_seq_len = 4096, .orig_max_seq_len = 4096,
+                   .rope_dims = 96, .sliding_window = 2047}},
+    {"phi3.5-mini", {.vocab_size = 32064, .dim = 3072, .n_layers = 32, .n_heads = 32, .n_kv_heads = 32,
+                     .head_dim = 96, .hidden_dim = 8192, .max_seq_len = 131072,
+                     .orig_max_seq_len = 4096, .rope_dims = 96, .sliding_window = 262144,
+                     .rope_scaling = PHI_ROPE_LONGROPE}},
+    {"phi3-medium", {.vocab_size = 32064, .dim = 5120, .n_layers = 40, .n_heads = 40, .n_kv_heads = 10,
+                     .head_dim = 128, .hidden_dim = 17920, .max_seq_len = 4096,
+                     .orig_max_seq_len = 4096, .rope_dims = 128, .sliding_window = 2047}},
+    {"phi4-mini", {.vocab_size = 200064, .dim = 3072, .n_layers = 32, .n_heads = 24, .n_kv_heads = 8,
+                   .head_dim = 128, .hidden_dim = 8192, .max_seq_len = 131072,
+                   .orig_max_seq_len = 4096, .rope_dims = 96, .sliding_window = 262144,
+                   .rope_scaling = PHI_ROPE_LONGROPE, .tie_embeddings = 1}},
+    {"tiny", {.vocab_size = 512, .dim = 64, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
+              .head_dim = 16, .hidden_dim = 128, .max_seq_len = 256, .orig_max_seq_len = 256,
+              .rope_dims = 16}},
+};
+
+const char *convert_shape_names(void) { return "phi3-mini, phi3.5-mini, phi3-medium, phi4-mini, tiny"; }
+
+typedef struct {
+    uint64_t seed;
+    float *factors[2];
+} RandomCtx;
+
+static int random_rows(const Plan *t, uint64_t r0, uint64_t n, float *buf, void *vctx, char *err,
+                       size_t errlen) {
+    RandomCtx *ctx = vctx;
+    (void)err, (void)errlen;
+    if (t->values) {
+        memcpy(buf, t->values, n * sizeof(float));
+        return 0;
+    }
+    /* Each chunk of rows has its own stream, seeded from the seed, the name and the first row. */
+    uint64_t st = hash_name(t->name, ctx->seed) ^ (r0 * 0x9E3779B97F4A7C15ull);
+    if (!st) st = 1;
+    if (t->ndim == 1) { /* norm weights: uniform in [0.8, 1.2] */
+        for (uint64_t i = 0; i < n; i++) buf[i] = 1.0f + 0.2f * rand_uniform(&st);
+        return 0;
+    }
+    float a = sqrtf(3.0f / (float)t->cols); /* std 1/sqrt(fan_in) */
+    for (uint64_t i = 0; i < n * t->cols; i++) buf[i] = a * rand_uniform(&st);
+    return 0;
+}
+
+int convert_random(const char *shape, const char *out_path, const ConvertOptions *opt, char *err,
+                   size_t errlen) {
+    const Shape *s = NULL;
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        if (strcmp(shapes[i].name, shape) == 0) s = &shapes[i];
+    if (!s) return fail(err, errlen, "unknown shape '%s' (known: %s)", shape, convert_shape_names());
+    PhiHParams hp = s->hp;
+    hp.arch = PHI_ARCH_PHI3;
+    hp.rope_theta = 10000.0f;
+    hp.rms_eps = 1e-5f;
+    hp.partial_rotary_factor = (float)hp.rope_dims / (float)hp.head_dim;
+    hp.rope_attn_factor = 1.0f;
+    if (hp.rope_scaling == PHI_ROPE_LONGROPE)
+        hp.rope_attn_factor = sqrtf(1.0f + logf((float)hp.max_seq_len / hp.orig_max_seq_len) /
+                                               logf((float)hp.orig_max_seq_len));
+    hp.bos_id = 1;
+    hp.eos_id = 2;
+    hp.pad_id = 2;
+    hp.n_stop_ids = 1;
+    hp.stop_ids[0] = 2;
+    hp.file_type = (uint32_t)opt->type;
+    if (opt->n_layers > 0) hp.n_layers = (uint32_t)opt->n_layers;
+
+    RandomCtx ctx = {opt->seed, {NULL, NULL}};
+    PlanList l = {0};
+    int rc = -1;
+    Tokenizer *tok = tok_synthetic(hp.vocab_size < 32000 ? (int)hp.vocab_size : 32000, err, errlen);
+    if (!tok) return -1;
+    if (plan_model(&l, &hp, (uint32_t)opt->type)) {
+        fail(err, errlen, "out of memory");
+        goto done;
+    }
+    if (hp.rope_scaling == PHI_ROPE_LONGROPE) {
+        int nf = (int)hp.rope_dims / 2;
+        for (int k = 0; k < 2; k++) {
+            ctx.factors[k] = malloc((size_t)nf * sizeof(float));
+            if (!ctx.factors[k]) goto done;
+            /* short: close to 1; long: growing from 1 to ~40 over the dimensions, like Phi-3.5 */
+            for (int i = 0; i < nf; i++)
+                ctx.factors[k][i] = k == 0 ? 1.0f + 0.05f * i / nf : 1.0f + 39.0f * powf((float)i / nf, 2);
+        }
+        for (int i = 0; i < l.n; i++) {
+            if (strcmp(l.p[i].name, "rope.short_factor") == 0) l.p[i].values = ctx.factors[0];
+            if (strcmp(l.p[i].name, "rope.long_factor") == 0) l.p[i].values = ctx.factors[1];
+        }
+    }
+    rc = write_all_tensors(out_path, &hp, tok, &l, random_rows, &ctx, opt->progress, err, errlen);
+done:
+    free(ctx.factors[0]);
+    free(ctx.factors[1]);
+    free(l.p);
+    tok_free(tok);
+    return rc;
+}

@@ -1,0 +1,22 @@
+/* Writing phi files: from a Hugging Face Phi-3 folder, or with random weights at a named shape. */
+#ifndef PHI_CONVERT_H
+#define PHI_CONVERT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    int type;          /* TensorType of the 2-D weight matrices */
+    int progress;      /* draw a progress bar on stderr */
+    uint64_t seed;     /* random models */
+    int n_layers;      /* random models: override the shape's layer count when > 0 */
+} ConvertOptions;
+
+int convert_hf(const char *dir, const char *out_path, const ConvertOptions *opt, char *err,
+               size_t errlen);
+/* Shapes: phi3-mini, phi3-medium, phi3.5-mini, phi4-mini, tiny. */
+int convert_random(const char *shape, const char *out_path, const ConvertOptions *opt, char *err,
+                   size_t errlen);
+const char *convert_shape_names(void);
+
+#endif

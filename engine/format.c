@@ -1,0 +1,390 @@
+/* phi file format: the validating reader and the writer. Layout in docs/FORMAT.md. */
+#include "engine/format.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kernels/blocks.h"
+
+static int fail(char *err, size_t errlen, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    if (err && errlen) vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static uint32_t rd32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static uint64_t rd64(const uint8_t *p) { return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32; }
+static void wr32(uint8_t *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static void wr64(uint8_t *p, uint64_t v) {
+    wr32(p, (uint32_t)v);
+    wr32(p + 4, (uint32_t)(v >> 32));
+}
+static uint64_t align_up(uint64_t x) { return (x + PHI_ALIGN - 1) & ~(uint64_t)(PHI_ALIGN - 1); }
+
+/* True when [off, off + len) lies inside a file of size total (overflow-safe). */
+static int in_file(uint64_t off, uint64_t len, uint64_t total) {
+    return off <= total && len <= total - off;
+}
+
+/* Hyperparameters are a record of little-endian 32-bit words, read word by word so that
+ * hosts of either byte order get the same values. */
+static void hparams_decode(const uint8_t *p, PhiHParams *hp) {
+    uint32_t *w = (uint32_t *)hp;
+    for (size_t i = 0; i < sizeof *hp / 4; i++) w[i] = rd32(p + 4 * i);
+}
+static void hparams_encode(const PhiHParams *hp, uint8_t *p) {
+    const uint32_t *w = (const uint32_t *)hp;
+    for (size_t i = 0; i < sizeof *hp / 4; i++) wr32(p + 4 * i, w[i]);
+}
+
+static int finite_pos(float f) { return isfinite(f) && f > 0; }
+
+int phi_hparams_check(const PhiHParams *hp, char *err, size_t errlen) {
+    if (hp->arch != PHI_ARCH_PHI3) return fail(err, errlen, "unknown architecture %u", hp->arch);
+    struct { const char *name; uint32_t v, max; } r[] = {
+        {"vocab_size", hp->vocab_size, 1u << 22},   {"dim", hp->dim, 1u << 17},
+        {"n_layers", hp->n_layers, 1024},           {"n_heads", hp->n_heads, 4096},
+        {"n_kv_heads", hp->n_kv_heads, 4096},       {"head_dim", hp->head_dim, 4096},
+        {"hidden_dim", hp->hidden_dim, 1u << 20},   {"max_seq_len", hp->max_seq_len, 1u << 24},
+        {"orig_max_seq_len", hp->orig_max_seq_len, 1u << 24},
+        {"rope_dims", hp->rope_dims, 4096},
+    };
+    for (size_t i = 0; i < sizeof r / sizeof r[0]; i++)
+        if (r[i].v == 0 || r[i].v > r[i].max)
+            return fail(err, errlen, "hyperparameter %s = %u is out of range (1..%u)", r[i].name,
+                        r[i].v, r[i].max);
+    if (hp->n_heads % hp->n_kv_heads)
+        return fail(err, errlen, "n_kv_heads %u does not divide n_heads %u", hp->n_kv_heads,
+                    hp->n_heads);
+    if ((uint64_t)hp->n_heads * hp->head_dim > (1u << 17))
+        return fail(err, errlen, "n_heads * head_dim = %llu is too large",
+                    (unsigned long long)hp->n_heads * hp->head_dim);
+    if (hp->rope_dims > hp->head_dim || hp->rope_dims % 2)
+        return fail(err, errlen, "rope_dims %u must be even and at most head_dim %u",
+                    hp->rope_dims, hp->head_dim);
+    if (hp->rope_scaling > PHI_ROPE_LONGROPE)
+        return fail(err, errlen, "unknown rope scaling %u", hp->rope_scaling);
+    if (hp->tie_embeddings > 1) return fail(err, errlen, "tie_embeddings must be 0 or 1");
+    if (!finite_pos(hp->rope_theta)) return fail(err, errlen, "rope_theta must be positive");
+    if (!finite_pos(hp->rms_eps) || hp->rms_eps >= 1)
+        return fail(err, errlen, "rms_eps must be in (0, 1)");
+    if (!finite_pos(hp->rope_attn_factor))
+        return fail(err, errlen, "rope_attn_factor must be positive");
+    if (hp->n_stop_ids > PHI_MAX_STOP_IDS)
+        return fail(err, errlen, "%u stop ids (at most %d)", hp->n_stop_ids, PHI_MAX_STOP_IDS);
+    for (uint32_t i = 0; i < hp->n_stop_ids; i++)
+        if (hp->stop_ids[i] >= hp->vocab_size)
+            return fail(err, errlen, "stop id %u is outside the vocabulary", hp->stop_ids[i]);
+    if (hp->bos_id >= hp->vocab_size || hp->eos_id >= hp->vocab_size)
+        return fail(err, errlen, "bos/eos id outside the vocabulary");
+    return 0;
+}
+
+/* ---- reader ---- */
+
+static int cmp_name(const void *a, const void *b) {
+    const PhiTensorInfo *x = *(PhiTensorInfo *const *)a, *y = *(PhiTensorInfo *const *)b;
+    return strcmp(x->name, y->name);
+}
+static int cmp_offset(const void *a, const void *b) {
+    const PhiTensorInfo *x = *(PhiTensorInfo *const *)a, *y = *(PhiTensorInfo *const *)b;
+    return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/* Names unique and data ranges disjoint: checked on a sorted array of pointers. */
+static int check_directory(PhiFile *f, char *err, size_t errlen) {
+    if (f->n_tensors < 2) return 0;
+    PhiTensorInfo **v = malloc(f->n_tensors * sizeof *v);
+    if (!v) return fail(err, errlen, "out of memory");
+    for (uint32_t i = 0; i < f->n_tensors; i++) v[i] = &f->tensors[i];
+    int rc = 0;
+    qsort(v, f->n_tensors, sizeof *v, cmp_name);
+    for (uint32_t i = 1; i < f->n_tensors && !rc; i++)
+        if (strcmp(v[i - 1]->name, v[i]->name) == 0)
+            rc = fail(err, errlen, "tensor '%s' appears twice", v[i]->name);
+    qsort(v, f->n_tensors, sizeof *v, cmp_offset);
+    for (uint32_t i = 1; i < f->n_tensors && !rc; i++)
+        if (v[i - 1]->offset + v[i - 1]->size > v[i]->offset)
+            rc = fail(err, errlen, "tensors '%s' and '%s' overlap", v[i - 1]->name, v[i]->name);
+    free(v);
+    return rc;
+}
+
+static int parse_entry(const uint8_t *e, uint64_t size, uint64_t data_offset, PhiTensorInfo *t,
+                       uint32_t index, char *err, size_t errlen) {
+    memcpy(t->name, e, PHI_NAME_MAX);
+    if (!memchr(t->name, 0, PHI_NAME_MAX) || !t->name[0])
+        return fail(err, errlen, "tensor %u: name is empty or not NUL-terminated", index);
+    for (const char *c = t->name; *c; c++)
+        if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)
+            return fail(err, errlen, "tensor %u: name has a non-printable byte", index);
+    t->type = rd32(e + 64);
+    t->ndim = rd32(e + 68);
+    t->ne[0] = rd64(e + 72);
+    t->ne[1] = rd64(e + 80);
+    t->offset = rd64(e + 88);
+    t->size = rd64(e + 96);
+    if (!type_traits(t->type))
+        return fail(err, errlen, "tensor '%s': unknown type %u", t->name, t->type);
+    if (t->ndim != 1 && t->ndim != 2)
+        return fail(err, errlen, "tensor '%s': %u dimensions (1 or 2 allowed)", t->name, t->ndim);
+    if (t->ndim == 1 && (t->ne[1] != 1 || t->type > TENSOR_F16))
+        return fail(err, errlen, "tensor '%s': a 1-D tensor must be F32 or F16 with ne[1] = 1",
+                    t->name);
+    uint64_t rows = t->ndim == 1 ? 1 : t->ne[0], cols = t->ndim == 1 ? t->ne[0] : t->ne[1];
+    uint64_t want = type_tensor_bytes(t->type, rows, cols);
+    if (want == 0)
+        return fail(err, errlen, "tensor '%s': shape [%llu, %llu] is invalid for type %s", t->name,
+                    (unsigned long long)t->ne[0], (unsigned long long)t->ne[1],
+                    type_traits(t->type)->name);
+    if (t->size != want)
+        return fail(err, errlen, "tensor '%s': size %llu, expected %llu", t->name,
+                    (unsigned long long)t->size, (unsigned long long)want);
+    if (t->offset % PHI_ALIGN || t->offset < data_offset || !in_file(t->offset, t->size, size))
+        return fail(err, errlen, "tensor '%s': data at %llu+%llu is misaligned or outside the file",
+                    t->name, (unsigned long long)t->offset, (unsigned long long)t->size);
+    return 0;
+}
+
+int phi_file_parse(const uint8_t *buf, uint64_t size, PhiFile *out, char *err, size_t errlen) {
+    memset(out, 0, sizeof *out);
+    if (size < PHI_HEADER_SIZE || memcmp(buf, PHI_MAGIC, 8) != 0)
+        return fail(err, errlen, "not a phi model file (bad magic)");
+    uint32_t version = rd32(buf + 8);
+    if (version != PHI_VERSION)
+        return fail(err, errlen, "unsupported phi file version %u (this build reads %d)", version,
+                    PHI_VERSION);
+    if (rd32(buf + 12) != PHI_HEADER_SIZE || rd32(buf + 80) != PHI_ALIGN)
+        return fail(err, errlen, "corrupt header (header size or alignment)");
+    uint64_t file_size = rd64(buf + 16);
+    if (file_size != size)
+        return fail(err, errlen, "file is %llu bytes but its header says %llu (truncated?)",
+                    (unsigned long long)size, (unsigned long long)file_size);
+    uint64_t hp_off = rd64(buf + 24), hp_size = rd64(buf + 32);
+    uint64_t tok_off = rd64(buf + 40), tok_size = rd64(buf + 48);
+    uint64_t dir_off = rd64(buf + 56), n = rd64(buf + 64), data_off = rd64(buf + 72);
+    if (hp_size != PHI_HPARAMS_SIZE || !in_file(hp_off, hp_size, size))
+        return fail(err, errlen, "corrupt header (hyperparameters section)");
+    if (!in_file(tok_off, tok_size, size))
+        return fail(err, errlen, "corrupt header (tokenizer section outside the file)");
+    if (n == 0 || n > PHI_MAX_TENSORS || !in_file(dir_off, n * PHI_TENSOR_ENTRY_SIZE, size))
+        return fail(err, errlen, "corrupt header (tensor directory)");
+    if (data_off % PHI_ALIGN || data_off > size)
+        return fail(err, errlen, "corrupt header (data offset)");
+
+    hparams_decode(buf + hp_off, &out->hp);
+    if (phi_hparams_check(&out->hp, err, errlen)) return -1;
+    out->tokenizer = buf + tok_off;
+    out->tokenizer_size = tok_size;
+    out->n_tensors = (uint32_t)n;
+    out->tensors = calloc(n, sizeof *out->tensors);
+    if (!out->tensors) return fail(err, errlen, "out of memory");
+    for (uint32_t i = 0; i < n; i++) {
+        PhiTensorInfo *t = &out->tensors[i];
+        if (parse_entry(buf + dir_off + (uint64_t)i * PHI_TENSOR_ENTRY_SIZE, size, data_off, t, i,
+                        err, errlen))
+            goto bad;
+        t->data = buf + t->offset;
+    }
+    if (check_directory(out, err, errlen)) goto bad;
+    return 0;
+bad:
+    phi_file_free(out);
+    return -1;
+}
+
+void phi_file_free(PhiFile *f) {
+    free(f->tensors);
+    f->tensors = NULL;
+    f->n_tensors = 0;
+}
+
+const PhiTensorInfo *phi_file_find(const PhiFile *f, const char *name) {
+    for (uint32_t i = 0; i < f->n_tensors; i++)
+        if (strcmp(f->tensors[i].name, name) == 0) return &f->tensors[i];
+    return NULL;
+}
+
+/* ---- writer ---- */
+
+struct PhiWriter {
+    int fd;
+    char *path, *tmp_path;
+    PhiHParams hp;
+    uint8_t *tok;
+    uint64_t tok_size;
+    PhiTensorInfo *t;
+    uint32_t n, cap;
+    uint64_t data_offset, total;
+    int started;
+};
+
+PhiWriter *phi_writer_open(const char *path, const PhiHParams *hp, const void *tokenizer,
+                           uint64_t tokenizer_size, char *err, size_t errlen) {
+    if (phi_hparams_check(hp, err, errlen)) return NULL;
+    PhiWriter *w = calloc(1, sizeof *w);
+    size_t plen = strlen(path);
+    if (!w || !(w->path = strdup(path)) || !(w->tmp_path = malloc(plen + 5)) ||
+        !(w->tok = malloc(tokenizer_size ? tokenizer_size : 1))) {
+        fail(err, errlen, "out of memory");
+        goto bad;
+    }
+    memcpy(w->tmp_path, path, plen);
+    memcpy(w->tmp_path + plen, ".tmp", 5);
+    w->hp = *hp;
+    if (tokenizer_size) memcpy(w->tok, tokenizer, tokenizer_size);
+    w->tok_size = tokenizer_size;
+    w->fd = open(w->tmp_path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    if (w->fd < 0) {
+        fail(err, errlen, "cannot create %s: %s", w->tmp_path, strerror(errno));
+        goto bad;
+    }
+    return w;
+bad:
+    if (w) {
+        free(w->path);
+        free(w->tmp_path);
+        free(w->tok);
+        free(w);
+    }
+    return NULL;
+}
+
+int phi_writer_add_tensor(PhiWriter *w, const char *name, uint32_t type, uint32_t ndim,
+                          uint64_t rows, uint64_t cols, char *err, size_t errlen) {
+    if (w->started) return fail(err, errlen, "tensor '%s' added after the data began", name);
+    if (strlen(name) >= PHI_NAME_MAX) return fail(err, errlen, "tensor name '%s' is too long", name);
+    if (w->n >= PHI_MAX_TENSORS) return fail(err, errlen, "too many tensors");
+    uint64_t nbytes = ndim == 1 ? type_tensor_bytes(type, 1, rows) : type_tensor_bytes(type, rows, cols);
+    if (!nbytes || (ndim != 1 && ndim != 2))
+        return fail(err, errlen, "tensor '%s': shape [%llu, %llu] is invalid for its type", name,
+                    (unsigned long long)rows, (unsigned long long)cols);
+    if (w->n == w->cap) {
+        uint32_t cap = w->cap ? 2 * w->cap : 64;
+        PhiTensorInfo *t = realloc(w->t, cap * sizeof *t);
+        if (!t) return fail(err, errlen, "out of memory");
+        w->t = t;
+        w->cap = cap;
+    }
+    PhiTensorInfo *t = &w->t[w->n];
+    memset(t, 0, sizeof *t);
+    strcpy(t->name, name);
+    t->type = type;
+    t->ndim = ndim;
+    t->ne[0] = rows;
+    t->ne[1] = ndim == 1 ? 1 : cols;
+    t->size = nbytes;
+    return (int)w->n++;
+}
+
+static int write_all(int fd, const void *buf, uint64_t n, uint64_t off) {
+    const uint8_t *p = buf;
+    while (n) {
+        ssize_t k = pwrite(fd, p, n > (1u << 30) ? (1u << 30) : (size_t)n, (off_t)off);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) return -1;
+        p += k;
+        n -= (uint64_t)k;
+        off += (uint64_t)k;
+    }
+    return 0;
+}
+
+int phi_writer_begin_data(PhiWriter *w, char *err, size_t errlen) {
+    uint64_t hp_off = PHI_HEADER_SIZE, dir_off = hp_off + PHI_HPARAMS_SIZE;
+    uint64_t tok_off = dir_off + (uint64_t)w->n * PHI_TENSOR_ENTRY_SIZE;
+    uint64_t off = align_up(tok_off + w->tok_size);
+    w->data_offset = off;
+    for (uint32_t i = 0; i < w->n; i++) {
+        w->t[i].offset = off;
+        off = align_up(off + w->t[i].size);
+    }
+    w->total = off;
+    uint64_t meta = w->data_offset;
+    uint8_t *m = calloc(1, meta);
+    if (!m) return fail(err, errlen, "out of memory");
+    memcpy(m, PHI_MAGIC, 8);
+    wr32(m + 8, PHI_VERSION);
+    wr32(m + 12, PHI_HEADER_SIZE);
+    wr64(m + 16, w->total);
+    wr64(m + 24, hp_off);
+    wr64(m + 32, PHI_HPARAMS_SIZE);
+    wr64(m + 40, tok_off);
+    wr64(m + 48, w->tok_size);
+    wr64(m + 56, dir_off);
+    wr64(m + 64, w->n);
+    wr64(m + 72, w->data_offset);
+    wr32(m + 80, PHI_ALIGN);
+    hparams_encode(&w->hp, m + hp_off);
+    for (uint32_t i = 0; i < w->n; i++) {
+        uint8_t *e = m + dir_off + (uint64_t)i * PHI_TENSOR_ENTRY_SIZE;
+        memcpy(e, w->t[i].name, PHI_NAME_MAX);
+        wr32(e + 64, w->t[i].type);
+        wr32(e + 68, w->t[i].ndim);
+        wr64(e + 72, w->t[i].ne[0]);
+        wr64(e + 80, w->t[i].ne[1]);
+        wr64(e + 88, w->t[i].offset);
+        wr64(e + 96, w->t[i].size);
+    }
+    if (w->tok_size) memcpy(m + tok_off, w->tok, w->tok_size);
+    int rc = write_all(w->fd, m, meta, 0);
+    free(m);
+    if (rc || ftruncate(w->fd, (off_t)w->total))
+        return fail(err, errlen, "cannot write %s: %s", w->tmp_path, strerror(errno));
+    w->started = 1;
+    return 0;
+}
+
+int phi_writer_write_at(PhiWriter *w, int tensor, uint64_t offset, const void *data, uint64_t n,
+                        char *err, size_t errlen) {
+    if (!w->started || tensor < 0 || (uint32_t)tensor >= w->n)
+        return fail(err, errlen, "write to an unknown tensor");
+    const PhiTensorInfo *t = &w->t[tensor];
+    if (offset > t->size || n > t->size - offset)
+        return fail(err, errlen, "write past the end of tensor '%s'", t->name);
+    if (write_all(w->fd, data, n, t->offset + offset))
+        return fail(err, errlen, "cannot write %s: %s", w->tmp_path, strerror(errno));
+    return 0;
+}
+
+uint64_t phi_writer_total_size(const PhiWriter *w) { return w->total; }
+
+static void writer_free(PhiWriter *w) {
+    free(w->path);
+    free(w->tmp_path);
+    free(w->tok);
+    free(w->t);
+    free(w);
+}
+
+int phi_writer_finish(PhiWriter *w, char *err, size_t errlen) {
+    int rc = 0;
+    if (!w->started) rc = fail(err, errlen, "no data was written");
+    if (!rc && fsync(w->fd)) rc = fail(err, errlen, "cannot write %s: %s", w->tmp_path, strerror(errno));
+    if (close(w->fd) && !rc) rc = fail(err, errlen, "cannot write %s: %s", w->tmp_path, strerror(errno));
+    w->fd = -1;
+    if (!rc && rename(w->tmp_path, w->path))
+        rc = fail(err, errlen, "cannot rename %s to %s: %s", w->tmp_path, w->path, strerror(errno));
+    if (rc) unlink(w->tmp_path);
+    writer_free(w);
+    return rc;
+}
+
+void phi_writer_abort(PhiWriter *w) {
+    if (!w) return;
+    if (w->fd >= 0) close(w->fd);
+    unlink(w->tmp_path);
+    writer_free(w);
+}

@@ -1,0 +1,101 @@
+/* phi file format: on-disk structures, writer and validating reader.
+ * docs/FORMAT.md is the specification; this header mirrors it. Little-endian. */
+#ifndef PHI_FORMAT_H
+#define PHI_FORMAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PHI_MAGIC "PHIMODEL"
+#define PHI_VERSION 1
+#define PHI_ALIGN 64
+#define PHI_HEADER_SIZE 128
+#define PHI_HPARAMS_SIZE 256
+#define PHI_TENSOR_ENTRY_SIZE 128
+#define PHI_NAME_MAX 64 /* bytes in a directory name field, NUL included */
+#define PHI_MAX_STOP_IDS 8
+#define PHI_MAX_TENSORS 100000
+
+enum { PHI_ARCH_PHI3 = 1 };
+enum { PHI_ROPE_NONE = 0, PHI_ROPE_LONGROPE = 1 };
+
+/* Hyperparameters: a fixed 256-byte record of 32-bit fields. */
+typedef struct {
+    uint32_t arch;             /* PHI_ARCH_PHI3 */
+    uint32_t vocab_size;       /* rows of the embedding and of the LM head */
+    uint32_t dim;              /* hidden_size */
+    uint32_t n_layers;
+    uint32_t n_heads;
+    uint32_t n_kv_heads;
+    uint32_t head_dim;
+    uint32_t hidden_dim;       /* intermediate_size */
+    uint32_t max_seq_len;      /* max_position_embeddings */
+    uint32_t orig_max_seq_len; /* original_max_position_embeddings */
+    uint32_t rope_dims;        /* rotated dimensions per head (even, <= head_dim) */
+    uint32_t sliding_window;   /* 0: none */
+    uint32_t rope_scaling;     /* PHI_ROPE_* */
+    uint32_t tie_embeddings;   /* 1: no LM head tensor, the embedding is used */
+    uint32_t bos_id;
+    uint32_t eos_id;
+    uint32_t pad_id;
+    uint32_t n_stop_ids;
+    uint32_t stop_ids[PHI_MAX_STOP_IDS];
+    float rope_theta;
+    float rms_eps;
+    float rope_attn_factor; /* multiplies cos and sin (LongRoPE); 1 otherwise */
+    float partial_rotary_factor;
+    uint32_t file_type; /* tensor type of the big matrices, informational */
+    uint32_t reserved[33];
+} PhiHParams;
+
+_Static_assert(sizeof(PhiHParams) == PHI_HPARAMS_SIZE, "hparams record is 256 bytes");
+
+/* One tensor of the directory, as used in memory. */
+typedef struct {
+    char name[PHI_NAME_MAX];
+    uint32_t type;  /* TensorType from kernels/blocks.h */
+    uint32_t ndim;  /* 1 or 2 */
+    uint64_t ne[2]; /* ne[0] = rows (or length when 1-D), ne[1] = columns */
+    uint64_t offset; /* from the start of the file, multiple of PHI_ALIGN */
+    uint64_t size;   /* bytes, = tensor_nbytes(type, rows, cols) */
+    const void *data; /* reader only: pointer into the mapping */
+} PhiTensorInfo;
+
+/* A parsed, validated file image (pointers into the caller's buffer). */
+typedef struct {
+    PhiHParams hp;
+    const uint8_t *tokenizer; /* opaque section, see tokenizer/tokenizer.h */
+    uint64_t tokenizer_size;
+    uint32_t n_tensors;
+    PhiTensorInfo *tensors; /* malloc'd, n_tensors */
+} PhiFile;
+
+/* Validate every byte of the header, hyperparameters and directory of the image buf[0..size)
+ * and fill *out. Returns 0, or -1 with a one-line message in err. Never reads outside buf. */
+int phi_file_parse(const uint8_t *buf, uint64_t size, PhiFile *out, char *err, size_t errlen);
+void phi_file_free(PhiFile *f);
+const PhiTensorInfo *phi_file_find(const PhiFile *f, const char *name);
+
+/* Check hyperparameters for consistency and sane ranges. 0 or -1 with err. */
+int phi_hparams_check(const PhiHParams *hp, char *err, size_t errlen);
+
+/* Writer. Usage: phi_writer_open; phi_writer_add_tensor for every tensor (this fixes the
+ * directory and every offset); phi_writer_begin_data (writes header, hyperparameters, tokenizer
+ * and directory, and sizes the file); phi_writer_write_at any number of times, in any order, to
+ * fill tensor bytes; phi_writer_finish. Unwritten bytes (padding) are zero, so output is
+ * deterministic. On any error call phi_writer_abort. Output goes to PATH.tmp and is renamed to
+ * PATH by finish, so a failed conversion never leaves a file behind. */
+typedef struct PhiWriter PhiWriter;
+PhiWriter *phi_writer_open(const char *path, const PhiHParams *hp, const void *tokenizer,
+                           uint64_t tokenizer_size, char *err, size_t errlen);
+/* Returns the tensor's index (>= 0) or -1. */
+int phi_writer_add_tensor(PhiWriter *w, const char *name, uint32_t type, uint32_t ndim,
+                          uint64_t rows, uint64_t cols, char *err, size_t errlen);
+int phi_writer_begin_data(PhiWriter *w, char *err, size_t errlen);
+int phi_writer_write_at(PhiWriter *w, int tensor, uint64_t offset, const void *data, uint64_t n,
+                        char *err, size_t errlen);
+int phi_writer_finish(PhiWriter *w, char *err, size_t errlen);
+void phi_writer_abort(PhiWriter *w);
+uint64_t phi_writer_total_size(const PhiWriter *w); /* valid after begin_data */
+
+#endif

@@ -1,0 +1,28 @@
+/* A generation run: prompt processing, then sampling token by token, streaming the output. */
+#ifndef PHI_GENERATE_H
+#define PHI_GENERATE_H
+
+#include <stdio.h>
+
+#include "engine/model.h"
+#include "engine/sampler.h"
+
+typedef struct {
+    int n_predict;       /* tokens to generate (< 0: until a stop id or the context is full) */
+    int ignore_stop;     /* do not stop at the model's stop ids */
+    int print_ids;       /* print generated ids as one comma-separated line instead of text */
+    FILE *out;           /* where text or ids go */
+    const char *logits_path; /* write every prompt position's logits [n][vocab] float32 LE */
+} GenOptions;
+
+typedef struct {
+    int n_prompt, n_gen;
+    double prompt_s, gen_s;
+    int stopped_by; /* 0: count reached, 1: stop id, 2: context full */
+} GenStats;
+
+int generate(const Model *m, State *s, Sampler *smp, const int *prompt, int n_prompt,
+             const GenOptions *opt, GenStats *stats, char *err, size_t errlen);
+double now_seconds(void);
+
+#endif

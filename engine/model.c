@@ -1,0 +1,148 @@
+/* Loading a phi file: mmap, validate, and bind the tensors the forward pass reads. */
+#include "engine/model.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int fail(char *err, size_t errlen, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* Find a tensor and check its shape: rows x cols for matrices (cols = 0 for a 1-D F32 vector). */
+static const PhiTensorInfo *need(const PhiFile *f, const char *name, uint64_t rows, uint64_t cols,
+                                 char *err, size_t errlen) {
+    const PhiTensorInfo *t = phi_file_find(f, name);
+    if (!t) {
+        fail(err, errlen, "model file has no tensor '%s'", name);
+        return NULL;
+    }
+    int ok = cols ? t->ndim == 2 && t->ne[0] == rows && t->ne[1] == cols
+                  : t->ndim == 1 && t->ne[0] == rows && t->type == TENSOR_F32;
+    if (!ok) {
+        fail(err, errlen, "tensor '%s' has shape [%llu, %llu] (%s), expected [%llu, %llu]%s", name,
+             (unsigned long long)t->ne[0], (unsigned long long)t->ne[1],
+             type_traits(t->type)->name, (unsigned long long)rows, (unsigned long long)cols,
+             cols ? "" : " f32");
+        return NULL;
+    }
+    return t;
+}
+
+static int bind_matrix(const PhiFile *f, const char *name, uint64_t rows, uint64_t cols, MatView *out,
+                       char *err, size_t errlen) {
+    const PhiTensorInfo *t = need(f, name, rows, cols, err, errlen);
+    if (!t) return -1;
+    *out = matview(t->type, t->data, (int)rows, (int)cols);
+    return 0;
+}
+
+static int bind_vector(const PhiFile *f, const char *name, uint64_t n, const float **out, char *err,
+                       size_t errlen) {
+    const PhiTensorInfo *t = need(f, name, n, 0, err, errlen);
+    if (!t) return -1;
+    *out = t->data;
+    return 0;
+}
+
+static int bind(Model *m, char *err, size_t errlen) {
+    const PhiFile *f = &m->file;
+    const PhiHParams *hp = &m->hp;
+    uint64_t dim = hp->dim, hd = hp->head_dim, q_dim = hd * hp->n_heads;
+    uint64_t qkv_rows = hd * (hp->n_heads + 2ull * hp->n_kv_heads);
+    if (bind_matrix(f, "model.embed_tokens.weight", hp->vocab_size, dim, &m->tok_embd, err, errlen) ||
+        bind_vector(f, "model.norm.weight", dim, &m->output_norm, err, errlen))
+        return -1;
+    if (hp->tie_embeddings)
+        m->output = m->tok_embd;
+    else if (bind_matrix(f, "lm_head.weight", hp->vocab_size, dim, &m->output, err, errlen))
+        return -1;
+    if (hp->rope_scaling == PHI_ROPE_LONGROPE &&
+        (bind_vector(f, "rope.short_factor", hp->rope_dims / 2, &m->rope_short, err, errlen) ||
+         bind_vector(f, "rope.long_factor", hp->rope_dims / 2, &m->rope_long, err, errlen)))
+        return -1;
+    m->layers = calloc(hp->n_layers, sizeof *m->layers);
+    if (!m->layers) return fail(err, errlen, "out of memory");
+    for (uint32_t l = 0; l < hp->n_layers; l++) {
+        Layer *L = &m->layers[l];
+        char name[PHI_NAME_MAX];
+#define NAME(suffix) (snprintf(name, sizeof name, "model.layers.%u.%s", l, suffix), name)
+        if (bind_vector(f, NAME("input_layernorm.weight"), dim, &L->attn_norm, err, errlen) ||
+            bind_vector(f, NAME("post_attention_layernorm.weight"), dim, &L->ffn_norm, err, errlen) ||
+            bind_matrix(f, NAME("self_attn.qkv_proj.weight"), qkv_rows, dim, &L->wqkv, err, errlen) ||
+            bind_matrix(f, NAME("self_attn.o_proj.weight"), dim, q_dim, &L->wo, err, errlen) ||
+            bind_matrix(f, NAME("mlp.gate_up_proj.weight"), 2ull * hp->hidden_dim, dim, &L->w_gate_up,
+                        err, errlen) ||
+            bind_matrix(f, NAME("mlp.down_proj.weight"), dim, hp->hidden_dim, &L->w_down, err, errlen))
+            return -1;
+#undef NAME
+    }
+    return 0;
+}
+
+int model_from_buffer(const uint8_t *buf, uint64_t size, Model *m, char *err, size_t errlen) {
+    memset(m, 0, sizeof *m);
+    if (phi_file_parse(buf, size, &m->file, err, errlen)) return -1;
+    m->hp = m->file.hp;
+    char terr[256];
+    if (bind(m, err, errlen)) goto bad;
+    m->tok = tok_load(m->file.tokenizer, m->file.tokenizer_size, terr, sizeof terr);
+    if (!m->tok) {
+        fail(err, errlen, "tokenizer section: %s", terr);
+        goto bad;
+    }
+    if (tok_vocab_size(m->tok) > (int)m->hp.vocab_size) {
+        fail(err, errlen, "tokenizer has %d pieces but the model only %u rows",
+             tok_vocab_size(m->tok), m->hp.vocab_size);
+        goto bad;
+    }
+    return 0;
+bad:
+    model_free(m);
+    return -1;
+}
+
+int model_load(const char *path, Model *m, char *err, size_t errlen) {
+    memset(m, 0, sizeof *m);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return fail(err, errlen, "cannot open %s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return fail(err, errlen, "%s is not a regular file", path);
+    }
+    if (st.st_size < PHI_HEADER_SIZE) {
+        close(fd);
+        return fail(err, errlen, "%s: not a phi model file (only %lld bytes)", path,
+                    (long long)st.st_size);
+    }
+    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED) return fail(err, errlen, "cannot mmap %s: %s", path, strerror(errno));
+    char e[512];
+    if (model_from_buffer(map, (uint64_t)st.st_size, m, e, sizeof e)) {
+        munmap(map, (size_t)st.st_size);
+        return fail(err, errlen, "%s: %s", path, e);
+    }
+    m->map = map;
+    m->map_size = (size_t)st.st_size;
+    return 0;
+}
+
+void model_free(Model *m) {
+    phi_file_free(&m->file);
+    free(m->layers);
+    if (m->tok) tok_free(m->tok);
+    if (m->map) munmap(m->map, m->map_size);
+    memset(m, 0, sizeof *m);
+}

@@ -1,0 +1,58 @@
+/* A Phi-3 model used in place from its mmapped phi file, and the forward pass. */
+#ifndef PHI_MODEL_H
+#define PHI_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/format.h"
+#include "kernels/blocks.h"
+#include "tokenizer/tokenizer.h"
+
+typedef struct {
+    const float *attn_norm, *ffn_norm; /* [dim] */
+    MatView wqkv;                      /* [(n_heads + 2 n_kv_heads) head_dim][dim] */
+    MatView wo;                        /* [dim][n_heads head_dim] */
+    MatView w_gate_up;                 /* [2 hidden_dim][dim]: gate rows, then up rows */
+    MatView w_down;                    /* [dim][hidden_dim] */
+} Layer;
+
+typedef struct {
+    PhiHParams hp;
+    PhiFile file;
+    Tokenizer *tok;
+    MatView tok_embd;          /* [vocab][dim] */
+    MatView output;            /* LM head [vocab][dim]; = tok_embd when tied */
+    const float *output_norm;  /* [dim] */
+    const float *rope_short, *rope_long; /* [rope_dims/2], LongRoPE only */
+    Layer *layers;
+    void *map;
+    size_t map_size;
+} Model;
+
+/* mmap and validate a phi file completely (header, directory, tensor shapes, tokenizer).
+ * 0, or -1 with a one-line message. */
+int model_load(const char *path, Model *m, char *err, size_t errlen);
+/* The same checks on an image already in memory (the model then points into buf). */
+int model_from_buffer(const uint8_t *buf, uint64_t size, Model *m, char *err, size_t errlen);
+void model_free(Model *m);
+
+/* Inference state: activations and the KV cache for up to n_ctx positions. */
+typedef struct {
+    int n_ctx;
+    int use_ref;   /* 1: scalar reference kernels */
+    float *x, *xb, *xb2, *qkv, *att, *hb, *logits;
+    float *key_cache, *value_cache; /* [layer][n_ctx][n_kv_heads * head_dim] */
+    void *pool;
+} State;
+
+int state_init(State *s, const Model *m, int n_ctx, char *err, size_t errlen);
+void state_free(State *s);
+
+/* Run tokens[0..n) at positions pos0.. and fill the KV cache. LongRoPE's factor set is chosen
+ * from the sequence length pos0 + n (long factors past original_max_position_embeddings), as
+ * Hugging Face does for a forward call. If logits is non-NULL it receives [n][vocab]; the last
+ * position's logits are always left in s->logits. Returns 0, or -1 if pos0 + n > n_ctx. */
+int model_forward(const Model *m, State *s, const int *tokens, int n, int pos0, float *logits);
+
+#endif

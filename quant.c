@@ -1,0 +1,97 @@
+/* quant: converts a Hugging Face Phi-3 folder to a phi file, or writes a random-weight model. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine/convert.h"
+#include "kernels/blocks.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: quant [-q TYPE] MODEL_DIR OUTPUT      convert a Hugging Face Phi-3 folder\n"
+            "       quant [-q TYPE] --random SHAPE OUTPUT  write a model with random weights\n"
+            "\n"
+            "  -q, --type TYPE   weight type of the matrices: f32, f16, q8, q4 (default q8)\n"
+            "                    (norms stay f32; a matrix whose rows are not whole 32-element\n"
+            "                    blocks is stored f16)\n"
+            "  --random SHAPE    %s\n"
+            "  --layers N        with --random: use N layers instead of the shape's\n"
+            "  --seed N          with --random: seed of the weights (default 1)\n"
+            "  --no-progress     no progress bar (it is drawn only on a terminal anyway)\n"
+            "  -h, --help        this text\n"
+            "\n"
+            "MODEL_DIR holds config.json, model.safetensors (or model-*-of-*.safetensors with\n"
+            "model.safetensors.index.json), tokenizer.json and optionally tokenizer_config.json and\n"
+            "generation_config.json, as downloaded from Hugging Face. Tensors may be BF16, F16 or F32.\n"
+            "OUTPUT is written whole or not at all.\n",
+            convert_shape_names());
+}
+
+int main(int argc, char **argv) {
+    ConvertOptions opt = {.type = TENSOR_Q8, .progress = isatty(2), .seed = 1};
+    const char *random_shape = NULL, *pos[2];
+    int npos = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int has_value = i + 1 < argc;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        } else if ((!strcmp(a, "-q") || !strcmp(a, "--type")) && has_value) {
+            opt.type = type_from_name(argv[++i]);
+            if (opt.type < 0) {
+                fprintf(stderr, "quant: unknown type '%s' (f32, f16, q8, q4)\n", argv[i]);
+                return 1;
+            }
+        } else if (!strcmp(a, "--random") && has_value) {
+            random_shape = argv[++i];
+        } else if (!strcmp(a, "--layers") && has_value) {
+            char *end;
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || v < 1 || v > 1024) {
+                fprintf(stderr, "quant: --layers wants a number in 1..1024\n");
+                return 1;
+            }
+            opt.n_layers = (int)v;
+        } else if (!strcmp(a, "--seed") && has_value) {
+            char *end;
+            opt.seed = strtoull(argv[++i], &end, 10);
+            if (*end) {
+                fprintf(stderr, "quant: --seed wants a number\n");
+                return 1;
+            }
+        } else if (!strcmp(a, "--no-progress")) {
+            opt.progress = 0;
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "quant: unknown or incomplete option '%s' (see --help)\n", a);
+            return 1;
+        } else if (npos < 2) {
+            pos[npos++] = a;
+        } else {
+            fprintf(stderr, "quant: too many arguments (see --help)\n");
+            return 1;
+        }
+    }
+    int want = random_shape ? 1 : 2;
+    if (npos != want) {
+        fprintf(stderr, "quant: expected %s (see --help)\n",
+                random_shape ? "an OUTPUT file" : "MODEL_DIR and OUTPUT");
+        return 1;
+    }
+    char err[1024];
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    const char *out = pos[want - 1];
+    int rc = random_shape ? convert_random(random_shape, out, &opt, err, sizeof err)
+                          : convert_hf(pos[0], out, &opt, err, sizeof err);
+    if (rc) {
+        fprintf(stderr, "quant: %s\n", err);
+        return 1;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    fprintf(stderr, "quant: wrote %s (%s) in %.2f s\n", out, type_traits((uint32_t)opt.type)->name,
+            (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9);
+    return 0;
+}

@@ -1,0 +1,71 @@
+/* Tiny test harness. Every check prints one line:
+ *   PASS name: details | FAIL name: details | SKIP name: reason
+ * tests/run.sh counts these lines over all test programs and prints the closing summary.
+ * A program exits 1 if any of its checks failed. */
+#ifndef PHI_HARNESS_H
+#define PHI_HARNESS_H
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+static int t_failed_count;
+
+static void t_vline(const char *tag, const char *name, const char *fmt, va_list ap) {
+    printf("%s %s", tag, name);
+    if (fmt && *fmt) {
+        printf(": ");
+        vprintf(fmt, ap);
+    }
+    printf("\n");
+    fflush(stdout);
+}
+
+/* Records a check: PASS when cond is true, FAIL otherwise. Returns cond. */
+static int t_check(int cond, const char *name, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    t_vline(cond ? "PASS" : "FAIL", name, fmt, ap);
+    va_end(ap);
+    if (!cond) t_failed_count++;
+    return cond;
+}
+
+static void t_skip(const char *name, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    t_vline("SKIP", name, fmt, ap);
+    va_end(ap);
+}
+
+/* Folder of the shared test data (PHI_DATA, else ../shared/data), or NULL if absent. */
+static const char *t_data_dir(void) {
+    const char *d = getenv("PHI_DATA");
+    if (!d || !*d) d = "../shared/data";
+    struct stat st;
+    return stat(d, &st) == 0 && S_ISDIR(st.st_mode) ? d : NULL;
+}
+
+/* Scratch folder for files a test writes (PHI_TMP, else build/tmp); created on demand. */
+static const char *t_tmp_dir(void) {
+    const char *d = getenv("PHI_TMP");
+    if (!d || !*d) d = "build/tmp";
+    mkdir(d, 0755);
+    return d;
+}
+
+static int t_done(void) { return t_failed_count ? 1 : 0; }
+
+/* Deterministic random numbers for test inputs (xorshift64*). */
+static unsigned long long t_rng_state = 0x9E3779B97F4A7C15ull;
+static void t_seed(unsigned long long s) { t_rng_state = s ? s : 1; }
+static float t_randf(void) { /* uniform in [-1, 1) */
+    t_rng_state ^= t_rng_state >> 12;
+    t_rng_state ^= t_rng_state << 25;
+    t_rng_state ^= t_rng_state >> 27;
+    unsigned long long r = t_rng_state * 0x2545F4914F6CDD1Dull;
+    return (float)((r >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
+}
+
+#endif

@@ -1,0 +1,32 @@
+#!/bin/sh
+# Runs every test program ($BUILD/tests/test_*) and shell test (tests/*.sh but this one), counts the
+# PASS/FAIL/SKIP lines they print and ends with 'N passed, N failed, N skipped'.
+BUILD=${BUILD:-build}
+export PHI=${PHI:-./phi} QUANT=${QUANT:-./quant} BUILD
+export PHI_TMP=${PHI_TMP:-$BUILD/tmp}
+mkdir -p "$PHI_TMP"
+log="$PHI_TMP/run.log"
+: > "$log"
+crashed=0
+for t in "$BUILD"/tests/test_* tests/*.sh; do
+    case "$t" in *.o|*.d|tests/run.sh) continue ;; esac
+    [ -f "$t" ] || continue
+    name=$(basename "$t")
+    echo "== $name"
+    case "$t" in
+        *.sh) sh "$t" > "$PHI_TMP/$name.out" 2>&1 ;;
+        *) "$t" > "$PHI_TMP/$name.out" 2>&1 ;;
+    esac
+    rc=$?
+    cat "$PHI_TMP/$name.out"
+    cat "$PHI_TMP/$name.out" >> "$log"
+    if [ $rc -ne 0 ] && ! grep -q '^FAIL ' "$PHI_TMP/$name.out"; then
+        echo "FAIL $name: exited with status $rc without reporting a failure"
+        echo "FAIL $name: crashed" >> "$log"
+    fi
+done
+passed=$(grep -c '^PASS ' "$log")
+failed=$(grep -c '^FAIL ' "$log")
+skipped=$(grep -c '^SKIP ' "$log")
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,55 @@
+/* Phi-3's tokenizer: SentencePiece-style BPE with byte fallback and added/special tokens,
+ * built from a Hugging Face tokenizer.json (+ tokenizer_config.json), stored in the phi file
+ * as one opaque section (layout in docs/FORMAT.md), and loaded from it with full validation. */
+#ifndef PHI_TOKENIZER_H
+#define PHI_TOKENIZER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct Tokenizer Tokenizer;
+
+/* From a model folder: tokenizer.json (required) and tokenizer_config.json (optional:
+ * add_bos_token, add_eos_token, chat template, bos/eos tokens). */
+Tokenizer *tok_from_hf_dir(const char *dir, char *err, size_t errlen);
+/* A stand-in for synthetic models (quant --random): n_vocab ids, of which the first 259 are
+ * <unk>, <s>, </s> and the 256 byte tokens, and the rest are distinct printable pieces. */
+Tokenizer *tok_synthetic(int n_vocab, char *err, size_t errlen);
+
+/* The phi file's tokenizer section. tok_serialize returns a malloc'd blob. tok_load validates
+ * everything (it parses untrusted bytes) and copies what it needs. */
+int tok_serialize(const Tokenizer *t, uint8_t **blob, uint64_t *size, char *err, size_t errlen);
+Tokenizer *tok_load(const uint8_t *blob, uint64_t size, char *err, size_t errlen);
+void tok_free(Tokenizer *t);
+
+int tok_vocab_size(const Tokenizer *t); /* number of pieces (may be < the model's vocab rows) */
+int tok_bos_id(const Tokenizer *t);     /* -1 if none */
+int tok_eos_id(const Tokenizer *t);
+int tok_add_bos(const Tokenizer *t);    /* add_bos_token of tokenizer_config.json */
+/* Piece text as stored (e.g. "▁the", "<0x41>", "<|end|>"), or NULL for ids out of range. */
+const char *tok_piece(const Tokenizer *t, int id);
+/* Control/special tokens (<s>, </s>, <|end|>, ...) are never printed by the decoder. */
+int tok_is_special(const Tokenizer *t, int id);
+
+/* Encode UTF-8 text. Added/special tokens are matched in the text first, then BPE runs on the
+ * segments between them. Writes at most cap ids to ids; returns the number of ids the text
+ * needs (may exceed cap: call again with more room), or -1 with err (invalid UTF-8). */
+int tok_encode(const Tokenizer *t, const char *text, size_t len, int add_bos, int *ids, int cap,
+               char *err, size_t errlen);
+
+/* Streaming decoder: feed ids one at a time, get the bytes that are ready to print (complete
+ * UTF-8 characters; byte-fallback pieces are assembled; the dummy-prefix space of the first
+ * piece is dropped as Hugging Face's decode does; special tokens produce nothing). */
+typedef struct {
+    const Tokenizer *t;
+    int first;            /* nothing emitted yet */
+    unsigned char pending[8];
+    int n_pending;
+} TokDecoder;
+void tok_decoder_init(TokDecoder *d, const Tokenizer *t);
+/* Appends up to cap-1 bytes + NUL to out; returns the number of bytes written. */
+size_t tok_decoder_push(TokDecoder *d, int id, char *out, size_t cap);
+/* Flush an incomplete trailing character (as U+FFFD). */
+size_t tok_decoder_flush(TokDecoder *d, char *out, size_t cap);
+
+#endif
