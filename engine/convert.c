@@ -224,17 +224,6 @@ int convert_hf(const char *dir, const char *out_path, const ConvertOptions *opt,
     int rc = -1;
     if (hf_open(dir, &hf, err, errlen)) return -1;
     hf.hp.file_type = (uint32_t)opt->type;
-    char terr[512];
-    tok = tok_from_hf_dir(dir, terr, sizeof terr);
-    if (!tok) {
-        fail(err, errlen, "%s", terr);
-        goto done;
-    }
-    if (tok_vocab_size(tok) > (int)hf.hp.vocab_size) {
-        fail(err, errlen, "%s: tokenizer has %d pieces but vocab_size is %u", dir,
-             tok_vocab_size(tok), hf.hp.vocab_size);
-        goto done;
-    }
     if (plan_model(&l, &hf.hp, (uint32_t)opt->type)) {
         fail(err, errlen, "out of memory");
         goto done;
@@ -264,6 +253,17 @@ int convert_hf(const char *dir, const char *out_path, const ConvertOptions *opt,
                  t->name, t->src->dtype_name);
             goto done;
         }
+    }
+    char terr[512];
+    tok = tok_from_hf_dir(dir, terr, sizeof terr);
+    if (!tok) {
+        fail(err, errlen, "%s", terr);
+        goto done;
+    }
+    if (tok_vocab_size(tok) > (int)hf.hp.vocab_size) {
+        fail(err, errlen, "%s: tokenizer has %d pieces but vocab_size is %u", dir,
+             tok_vocab_size(tok), hf.hp.vocab_size);
+        goto done;
     }
     rc = write_all_tensors(out_path, &hf.hp, tok, &l, hf_rows, NULL, opt->progress, err, errlen);
 done:

@@ -12,7 +12,7 @@
 
 static int t_failed_count;
 
-static void t_vline(const char *tag, const char *name, const char *fmt, va_list ap) {
+static __attribute__((unused)) void t_vline(const char *tag, const char *name, const char *fmt, va_list ap) {
     printf("%s %s", tag, name);
     if (fmt && *fmt) {
         printf(": ");
@@ -23,7 +23,7 @@ static void t_vline(const char *tag, const char *name, const char *fmt, va_list 
 }
 
 /* Records a check: PASS when cond is true, FAIL otherwise. Returns cond. */
-static int t_check(int cond, const char *name, const char *fmt, ...) {
+static __attribute__((unused)) int t_check(int cond, const char *name, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     t_vline(cond ? "PASS" : "FAIL", name, fmt, ap);
@@ -32,7 +32,7 @@ static int t_check(int cond, const char *name, const char *fmt, ...) {
     return cond;
 }
 
-static void t_skip(const char *name, const char *fmt, ...) {
+static __attribute__((unused)) void t_skip(const char *name, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     t_vline("SKIP", name, fmt, ap);
@@ -40,7 +40,7 @@ static void t_skip(const char *name, const char *fmt, ...) {
 }
 
 /* Folder of the shared test data (PHI_DATA, else ../shared/data), or NULL if absent. */
-static const char *t_data_dir(void) {
+static __attribute__((unused)) const char *t_data_dir(void) {
     const char *d = getenv("PHI_DATA");
     if (!d || !*d) d = "../shared/data";
     struct stat st;
@@ -48,19 +48,19 @@ static const char *t_data_dir(void) {
 }
 
 /* Scratch folder for files a test writes (PHI_TMP, else build/tmp); created on demand. */
-static const char *t_tmp_dir(void) {
+static __attribute__((unused)) const char *t_tmp_dir(void) {
     const char *d = getenv("PHI_TMP");
     if (!d || !*d) d = "build/tmp";
     mkdir(d, 0755);
     return d;
 }
 
-static int t_done(void) { return t_failed_count ? 1 : 0; }
+static __attribute__((unused)) int t_done(void) { return t_failed_count ? 1 : 0; }
 
 /* Deterministic random numbers for test inputs (xorshift64*). */
 static unsigned long long t_rng_state = 0x9E3779B97F4A7C15ull;
-static void t_seed(unsigned long long s) { t_rng_state = s ? s : 1; }
-static float t_randf(void) { /* uniform in [-1, 1) */
+static __attribute__((unused)) void t_seed(unsigned long long s) { t_rng_state = s ? s : 1; }
+static __attribute__((unused)) float t_randf(void) { /* uniform in [-1, 1) */
     t_rng_state ^= t_rng_state >> 12;
     t_rng_state ^= t_rng_state << 25;
     t_rng_state ^= t_rng_state >> 27;

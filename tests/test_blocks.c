@@ -1,0 +1,154 @@
+/* Tensor types: float16 conversion, quantize/dequantize error bounds, reference matvec. */
+#include <math.h>
+#include <string.h>
+
+#include "kernels/blocks.h"
+#include "kernels/kernels.h"
+#include "tests/harness.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+__attribute__((target("f16c"))) static uint16_t hw_f32_to_fp16(float f) {
+    return (uint16_t)_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT);
+}
+__attribute__((target("f16c"))) static float hw_fp16_to_f32(uint16_t h) { return _cvtsh_ss(h); }
+#endif
+
+static void test_fp16(void) {
+    /* Every half converts to float and back to itself (NaNs stay NaN). */
+    int bad = 0;
+    for (uint32_t h = 0; h < 65536; h++) {
+        float f = fp16_to_f32((uint16_t)h);
+        uint16_t back = f32_to_fp16(f);
+        if (isnan(f) ? !((back & 0x7c00) == 0x7c00 && (back & 0x3ff)) : back != h) bad++;
+    }
+    t_check(bad == 0, "fp16_roundtrip_all_65536", "%d mismatches", bad);
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("f16c")) {
+        /* Independent reference: the CPU's F16C conversion, on all halves and random floats
+         * across the whole range (incl. subnormal results, overflow and rounding ties). */
+        int bad_to = 0, bad_from = 0;
+        for (uint32_t h = 0; h < 65536; h++) {
+            float a = fp16_to_f32((uint16_t)h), b = hw_fp16_to_f32((uint16_t)h);
+            if (memcmp(&a, &b, 4) && !(isnan(a) && isnan(b))) bad_from++;
+        }
+        t_seed(7);
+        for (int i = 0; i < 2000000; i++) {
+            union { uint32_t u; float f; } v;
+            v.u = (uint32_t)(t_randf() * 2147483647.0f) * 2u + (i & 1);
+            if (i % 4 == 0) v.u = 0x33000000u + (uint32_t)i * 3u % 0x0b000000u; /* tiny values */
+            if (isnan(v.f)) continue;
+            if (f32_to_fp16(v.f) != hw_f32_to_fp16(v.f)) bad_to++;
+        }
+        t_check(bad_from == 0 && bad_to == 0, "fp16_matches_f16c", "from %d, to %d mismatches of 2M",
+                bad_from, bad_to);
+    } else {
+        t_skip("fp16_matches_f16c", "CPU has no F16C");
+    }
+#else
+    t_skip("fp16_matches_f16c", "not an x86-64 build");
+#endif
+}
+
+/* Quantize random rows of awkward lengths, dequantize, and bound the error per block:
+ * Q8: |x - y| <= d/2 with d = max|x|/127. Q4: d = -(the value of largest magnitude)/8, so that
+ * value maps to -8 exactly; values that would round to +8 are clamped to 7 and may be off by up
+ * to one step, all others by at most half a step. */
+static void test_quant_bounds(uint32_t type) {
+    const char *name = type_traits(type)->name;
+    double worst_ratio = 0, sq_err = 0, sq_val = 0;
+    int fail_count = 0;
+    t_seed(100 + type);
+    for (int trial = 0; trial < 200; trial++) {
+        int n = QK * (1 + trial % 13);
+        float x[QK * 13], y[QK * 13];
+        uint8_t q[QK * 13 * 4];
+        uint16_t d[13];
+        float scale = powf(10.0f, (float)(trial % 7) - 3); /* 1e-3 .. 1e3 */
+        for (int i = 0; i < n; i++) x[i] = t_randf() * scale * (i % 5 == 0 ? 3.0f : 1.0f);
+        quantize_row(type, x, q, d, n);
+        dequantize_row(type, q, d, y, n);
+        for (int b = 0; b < n / QK; b++) {
+            float amax = 0;
+            for (int i = 0; i < QK; i++) amax = fmaxf(amax, fabsf(x[b * QK + i]));
+            float step = type == TENSOR_Q8 ? amax / 127 : amax / 8;
+            float ds = fp16_to_f32(d[b]);
+            for (int i = 0; i < QK; i++) {
+                double e = fabs((double)x[b * QK + i] - y[b * QK + i]);
+                double ratio = e / step;
+                int clamped = type == TENSOR_Q4 && x[b * QK + i] / ds > 7.5f;
+                if (ratio > worst_ratio && !clamped) worst_ratio = ratio;
+                if (ratio > (clamped ? 1.01 : 0.51)) fail_count++;
+                sq_err += e * e;
+                sq_val += (double)x[b * QK + i] * x[b * QK + i];
+            }
+        }
+    }
+    char tname[64];
+    snprintf(tname, sizeof tname, "quant_error_bound_%s", name);
+    t_check(fail_count == 0, tname, "max error %.4f steps (bound 0.51; 1.01 where clamped), rms rel error %.2e",
+            worst_ratio, sqrt(sq_err / sq_val));
+}
+
+static void test_float_types(void) {
+    float x[96], y[96];
+    uint16_t h[96];
+    t_seed(5);
+    for (int i = 0; i < 96; i++) x[i] = t_randf() * 100;
+    quantize_row(TENSOR_F32, x, y, NULL, 96);
+    t_check(memcmp(x, y, sizeof x) == 0, "quant_f32_exact", "");
+    quantize_row(TENSOR_F16, x, h, NULL, 96);
+    dequantize_row(TENSOR_F16, h, NULL, y, 96);
+    double worst = 0;
+    for (int i = 0; i < 96; i++) worst = fmax(worst, fabs(x[i] - y[i]) / fabs(x[i]));
+    t_check(worst <= 1.0 / 2048, "quant_f16_rel_error", "max rel %.2e (bound 4.9e-4)", worst);
+}
+
+/* matvec_ref equals a double dot product of the dequantized rows. */
+static void test_matvec_ref(uint32_t type) {
+    int rows = 37, cols = 96;
+    uint64_t bytes = type_tensor_bytes(type, (uint64_t)rows, (uint64_t)cols);
+    uint8_t *w = calloc(1, bytes);
+    float *src = malloc(sizeof(float) * rows * cols), x[96], y[37], row[96];
+    t_seed(11 + type);
+    for (int i = 0; i < rows * cols; i++) src[i] = t_randf();
+    for (int i = 0; i < cols; i++) x[i] = t_randf();
+    MatView m = matview(type, w, rows, cols);
+    uint64_t rb = type_row_bytes(type, (uint64_t)cols);
+    for (int r = 0; r < rows; r++)
+        quantize_row(type, src + r * cols, w + r * rb,
+                     m.d ? (uint16_t *)m.d + r * (cols / QK) : NULL, cols);
+    matvec_ref(&m, x, y);
+    double worst = 0;
+    for (int r = 0; r < rows; r++) {
+        dequantize_row(type, matview_row(&m, r), matview_row_scales(&m, r), row, cols);
+        double s = 0;
+        for (int i = 0; i < cols; i++) s += (double)row[i] * x[i];
+        worst = fmax(worst, fabs(s - y[r]));
+    }
+    char tname[64];
+    snprintf(tname, sizeof tname, "matvec_ref_%s", type_traits(type)->name);
+    t_check(worst < 1e-5, tname, "max |diff| vs dequantized double dot %.2e", worst);
+    free(w);
+    free(src);
+}
+
+static void test_sizes(void) {
+    int ok = type_tensor_bytes(TENSOR_Q4, 3, 64) == 128 + 3 * 2 * 2 &&
+             type_tensor_bytes(TENSOR_Q8, 2, 32) == 64 + 2 * 2 &&
+             type_tensor_bytes(TENSOR_F16, 3, 5) == 30 && type_tensor_bytes(TENSOR_Q4, 3, 48) == 0 &&
+             type_tensor_bytes(TENSOR_F32, 1ull << 40, 8) == 0 && type_bits_per_weight(TENSOR_Q4) == 4.5 &&
+             type_bits_per_weight(TENSOR_Q8) == 8.5;
+    t_check(ok, "type_sizes", "q4 3x64 = %llu bytes, q4 4.5 bpw, q8 8.5 bpw, bad shapes rejected",
+            (unsigned long long)type_tensor_bytes(TENSOR_Q4, 3, 64));
+}
+
+int main(void) {
+    test_fp16();
+    test_float_types();
+    test_quant_bounds(TENSOR_Q8);
+    test_quant_bounds(TENSOR_Q4);
+    for (uint32_t t = 0; t < TENSOR_TYPE_COUNT; t++) test_matvec_ref(t);
+    test_sizes();
+    return t_done();
+}

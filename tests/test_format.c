@@ -1,0 +1,213 @@
+/* phi file format: writer/reader round trip, and corrupt, truncated and hand-crafted files. */
+#include <fcntl.h>
+#include <math.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine/format.h"
+#include "kernels/blocks.h"
+#include "tests/harness.h"
+
+static PhiHParams small_hparams(void) {
+    PhiHParams hp = {0};
+    hp.arch = PHI_ARCH_PHI3;
+    hp.vocab_size = 100;
+    hp.dim = 64;
+    hp.n_layers = 1;
+    hp.n_heads = 4;
+    hp.n_kv_heads = 2;
+    hp.head_dim = 16;
+    hp.hidden_dim = 96;
+    hp.max_seq_len = 128;
+    hp.orig_max_seq_len = 128;
+    hp.rope_dims = 16;
+    hp.rope_theta = 10000;
+    hp.rms_eps = 1e-5f;
+    hp.rope_attn_factor = 1;
+    hp.bos_id = 1;
+    hp.eos_id = 2;
+    hp.n_stop_ids = 2;
+    hp.stop_ids[0] = 2;
+    hp.stop_ids[1] = 7;
+    return hp;
+}
+
+static uint8_t *read_all(const char *path, uint64_t *size) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *b = malloc((size_t)n + 1);
+    if (fread(b, 1, (size_t)n, f) != (size_t)n) n = 0;
+    fclose(f);
+    *size = (uint64_t)n;
+    return b;
+}
+
+static int parses(const uint8_t *b, uint64_t n, char *err, size_t errlen) {
+    PhiFile f;
+    int rc = phi_file_parse(b, n, &f, err, errlen);
+    if (rc == 0) phi_file_free(&f);
+    return rc == 0;
+}
+
+static int one_line(const char *s) { return s[0] && !strchr(s, '\n'); }
+
+int main(void) {
+    char path[512], err[512];
+    snprintf(path, sizeof path, "%s/format_test.phi", t_tmp_dir());
+    PhiHParams hp = small_hparams();
+    const char tok[] = "opaque tokenizer bytes";
+    float vec[64], mat[3 * 64];
+    t_seed(3);
+    for (int i = 0; i < 64; i++) vec[i] = t_randf();
+    for (int i = 0; i < 3 * 64; i++) mat[i] = t_randf();
+
+    /* write: a vector and a matrix of each type */
+    PhiWriter *w = phi_writer_open(path, &hp, tok, sizeof tok, err, sizeof err);
+    int idx[5], ok = w != NULL;
+    if (ok) {
+        idx[0] = phi_writer_add_tensor(w, "vec", TENSOR_F32, 1, 64, 1, err, sizeof err);
+        for (int t = 0; t < 4; t++) {
+            char name[16];
+            snprintf(name, sizeof name, "mat_%d", t);
+            idx[1 + t] = phi_writer_add_tensor(w, name, (uint32_t)t, 2, 3, 64, err, sizeof err);
+        }
+        ok = phi_writer_begin_data(w, err, sizeof err) == 0 &&
+             phi_writer_write_at(w, idx[0], 0, vec, sizeof vec, err, sizeof err) == 0;
+        struct stat st;
+        char tmp[600];
+        snprintf(tmp, sizeof tmp, "%s.tmp", path);
+        t_check(stat(path, &st) != 0 && stat(tmp, &st) == 0, "writer_uses_tmp_until_finish", "");
+        for (int t = 0; t < 4 && ok; t++) {
+            uint64_t rb = type_row_bytes((uint32_t)t, 64), so = type_scales_offset((uint32_t)t, 3, 64);
+            uint8_t q[3 * 256];
+            uint16_t d[3 * 2];
+            for (int r = 0; r < 3; r++) quantize_row((uint32_t)t, mat + r * 64, q + r * rb, d + r * 2, 64);
+            ok = phi_writer_write_at(w, idx[1 + t], 0, q, 3 * rb, err, sizeof err) == 0;
+            if (ok && t >= TENSOR_Q8) ok = phi_writer_write_at(w, idx[1 + t], so, d, sizeof d, err, sizeof err) == 0;
+        }
+        t_check(phi_writer_write_at(w, idx[0], 200, vec, 100, err, sizeof err) != 0,
+                "writer_rejects_write_past_tensor", "%s", err);
+        ok = ok && phi_writer_finish(w, err, sizeof err) == 0;
+    }
+    t_check(ok, "writer_writes_file", "%s", ok ? "" : err);
+
+    uint64_t n = 0;
+    uint8_t *b = read_all(path, &n);
+    PhiFile f;
+    int rc = b ? phi_file_parse(b, n, &f, err, sizeof err) : -1;
+    if (t_check(rc == 0, "reader_parses_written_file", "%s", rc ? err : "")) {
+        int good = f.n_tensors == 5 && memcmp(&f.hp, &hp, sizeof hp) == 0 &&
+                   f.tokenizer_size == sizeof tok && memcmp(f.tokenizer, tok, sizeof tok) == 0;
+        int aligned = 1, values = 1;
+        for (uint32_t i = 0; i < f.n_tensors; i++) aligned &= f.tensors[i].offset % 64 == 0;
+        const PhiTensorInfo *v = phi_file_find(&f, "vec");
+        values &= v && memcmp(v->data, vec, sizeof vec) == 0;
+        for (int t = 0; t < 4; t++) {
+            char name[16];
+            float y[64];
+            snprintf(name, sizeof name, "mat_%d", t);
+            const PhiTensorInfo *ti = phi_file_find(&f, name);
+            if (!ti) { values = 0; continue; }
+            MatView m = matview(ti->type, ti->data, 3, 64);
+            dequantize_row(ti->type, matview_row(&m, 2), matview_row_scales(&m, 2), y, 64);
+            float tol = t == 0 ? 0 : t == 1 ? 2e-3f : t == 2 ? 2e-2f : 0.3f;
+            for (int i = 0; i < 64; i++) values &= fabsf(y[i] - mat[128 + i]) <= tol;
+        }
+        t_check(good && aligned && values, "roundtrip_hparams_tokenizer_tensors",
+                "%u tensors, all 64-byte aligned, values within type tolerance", f.n_tensors);
+        phi_file_free(&f);
+    }
+
+    /* Every truncation is rejected with one line. */
+    int trunc_bad = 0;
+    for (uint64_t k = 0; k < n; k += (k < 1024 ? 1 : 61))
+        if (parses(b, k, err, sizeof err) || !one_line(err)) trunc_bad++;
+    t_check(trunc_bad == 0, "truncated_files_rejected", "%d accepted of all prefixes", trunc_bad);
+
+    /* Hand-crafted corruptions of single fields. */
+    struct { const char *name; uint64_t off; uint64_t value; int width; } cases[] = {
+        {"bad_magic", 0, 0x4c45444f4d494858ull, 8},
+        {"bad_version", 8, 99, 4},
+        {"bad_file_size", 16, 1u << 30, 8},
+        {"hparams_outside", 24, 1ull << 60, 8},
+        {"tokenizer_outside", 48, 1ull << 62, 8},
+        {"dir_count_huge", 64, 1ull << 40, 8},
+        {"dir_count_overflow", 64, 0x0200000000000000ull, 8},
+        {"data_offset_misaligned", 72, 65, 8},
+        {"arch_unknown", 128 + 0, 7, 4},
+        {"vocab_zero", 128 + 4, 0, 4},
+        {"heads_not_divisible", 128 + 20, 3, 4},
+        {"layers_absurd", 128 + 12, 1u << 30, 4},
+        {"rope_dims_odd", 128 + 40, 15, 4},
+        {"stop_id_outside_vocab", 128 + 72, 5000, 4},
+        {"rms_eps_nan", 128 + 4 * 27, 0x7fc00000u, 4},
+        {"tensor_type_unknown", 384 + 64, 9, 4},
+        {"tensor_ndim_3", 384 + 68, 3, 4},
+        {"tensor_shape_mismatch", 384 + 128 + 80, 63, 8},
+        {"tensor_offset_misaligned", 384 + 88, 1, 8},
+        {"tensor_offset_outside", 384 + 88, 1ull << 50, 8},
+        {"tensor_size_wrong", 384 + 128 + 96, 12, 8},
+        {"tensors_overlap", 384 + 128 + 88, 0, 8},
+        {"name_not_terminated", 384, 0x4141414141414141ull, 8},
+    };
+    uint8_t *c = malloc(n);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        memcpy(c, b, n);
+        uint64_t v = cases[i].value;
+        if (!strcmp(cases[i].name, "tensors_overlap")) { /* second tensor onto the first */
+            memcpy(&v, b + 384 + 88, 8);
+        }
+        if (!strcmp(cases[i].name, "name_not_terminated")) {
+            memset(c + 384, 'A', 64);
+        } else {
+            for (int k = 0; k < cases[i].width; k++) c[cases[i].off + k] = (uint8_t)(v >> (8 * k));
+        }
+        err[0] = 0;
+        int accepted = parses(c, n, err, sizeof err);
+        char tname[80];
+        snprintf(tname, sizeof tname, "corrupt_%s", cases[i].name);
+        t_check(!accepted && one_line(err), tname, "%s", err);
+    }
+
+    /* Duplicate names. */
+    memcpy(c, b, n);
+    memcpy(c + 384 + 128, c + 384, 64);
+    t_check(!parses(c, n, err, sizeof err), "corrupt_duplicate_name", "%s", err);
+
+    /* Random byte flips in the metadata never crash (errors or a still-valid file). */
+    int flips_ok = 1;
+    t_seed(99);
+    for (int i = 0; i < 20000; i++) {
+        memcpy(c, b, n);
+        uint64_t pos = (uint64_t)((t_randf() + 1) * 0.5f * 1024) % n;
+        c[pos] ^= (uint8_t)(1 + (i % 255));
+        err[0] = 0;
+        if (!parses(c, n, err, sizeof err) && !one_line(err)) flips_ok = 0;
+    }
+    t_check(flips_ok, "random_flips_handled", "20000 single-byte corruptions, no crash, one-line errors");
+
+    /* A failed write leaves nothing behind. */
+    char path2[600];
+    snprintf(path2, sizeof path2, "%s/format_abort.phi", t_tmp_dir());
+    w = phi_writer_open(path2, &hp, tok, sizeof tok, err, sizeof err);
+    if (w) {
+        phi_writer_add_tensor(w, "vec", TENSOR_F32, 1, 64, 1, err, sizeof err);
+        phi_writer_begin_data(w, err, sizeof err);
+        phi_writer_abort(w);
+    }
+    char tmp2[700];
+    snprintf(tmp2, sizeof tmp2, "%s.tmp", path2);
+    t_check(access(path2, F_OK) != 0 && access(tmp2, F_OK) != 0, "abort_removes_output", "");
+
+    PhiHParams bad = hp;
+    bad.rope_dims = 32;
+    t_check(phi_writer_open(path2, &bad, tok, sizeof tok, err, sizeof err) == NULL,
+            "writer_rejects_bad_hparams", "%s", err);
+    free(c);
+    free(b);
+    return t_done();
+}
