@@ -1,0 +1,239 @@
+/* Runtime ISA selection (CPUID / HWCAP), the per-thread activation scratch, and the matvec /
+ * matmul drivers that quantize activations once and split weight rows between threads. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/fast.h"
+#include "kernels/isa.h"
+#include "kernels/kernels.h"
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)
+#endif
+#endif
+
+/* ---- CPU features ---- */
+
+#if defined(__x86_64__)
+typedef struct {
+    int init, avx2, avx512, avx512vnni, avxvnni;
+} X86Features;
+static X86Features x86;
+
+static void x86_detect(void) {
+    if (x86.init) return;
+    x86.init = 1;
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return;
+    int fma = (c >> 12) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, f16c = (c >> 29) & 1;
+    if (!osxsave || !avx) return;
+    unsigned xlo, xhi;
+    __asm__ __volatile__("xgetbv" : "=a"(xlo), "=d"(xhi) : "c"(0));
+    int ymm_ok = (xlo & 6) == 6, zmm_ok = (xlo & 0xe6) == 0xe6; /* OS saves ymm / zmm state */
+    if (!ymm_ok || __get_cpuid_max(0, NULL) < 7) return;
+    __cpuid_count(7, 0, a, b, c, d);
+    int avx2 = (b >> 5) & 1, f = (b >> 16) & 1, bw = (b >> 30) & 1, vl = (b >> 31) & 1;
+    int vnni512 = (c >> 11) & 1;
+    __cpuid_count(7, 1, a, b, c, d);
+    int avxvnni = (a >> 4) & 1;
+    x86.avx2 = avx2 && fma && f16c;
+    x86.avx512 = x86.avx2 && zmm_ok && f && bw && vl;
+    x86.avx512vnni = x86.avx512 && vnni512;
+    x86.avxvnni = x86.avx2 && avxvnni;
+}
+int cpu_has_avx2(void) { x86_detect(); return x86.avx2; }
+int cpu_has_avxvnni(void) { x86_detect(); return x86.avxvnni; }
+int cpu_has_avx512vnni(void) { x86_detect(); return x86.avx512vnni; }
+#endif
+
+#if defined(__aarch64__)
+int cpu_has_dotprod(void) {
+#if defined(__linux__)
+    return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+#else
+    return 0;
+#endif
+}
+#endif
+
+/* ---- selection ---- */
+
+static const IsaKernels *const isa_tables[] = {
+    &isa_scalar,
+#if defined(__x86_64__)
+    &isa_avx2, &isa_avxvnni, &isa_avx512vnni,
+#elif defined(__aarch64__)
+    &isa_neon, &isa_dotprod,
+#endif
+};
+#define N_ISA ((int)(sizeof(isa_tables) / sizeof(isa_tables[0])))
+
+static const char *const isa_names[] = {
+    "scalar",
+#if defined(__x86_64__)
+    "avx2", "avxvnni", "avx512vnni",
+#elif defined(__aarch64__)
+    "neon", "dotprod",
+#endif
+    NULL};
+
+static const IsaKernels *cur;
+
+const char *const *kernels_isa_list(void) { return isa_names; }
+
+static const IsaKernels *find_isa(const char *name) {
+    for (int i = 0; i < N_ISA; i++)
+        if (strcmp(isa_tables[i]->name, name) == 0) return isa_tables[i];
+    return NULL;
+}
+
+int kernels_isa_available(const char *name) {
+    const IsaKernels *k = name ? find_isa(name) : NULL;
+    return k && k->available();
+}
+
+int kernels_init(const char *isa) {
+    if (!isa || !*isa) isa = getenv("PHI_ISA");
+    if (!isa || !*isa) {
+        const IsaKernels *best = &isa_scalar;
+        for (int i = 0; i < N_ISA; i++)
+            if (isa_tables[i]->available()) best = isa_tables[i];
+        cur = best;
+        return 0;
+    }
+    const IsaKernels *k = find_isa(isa);
+    if (!k) {
+        fprintf(stderr, "phi: unknown ISA '%s' (this build knows:", isa);
+        for (int i = 0; i < N_ISA; i++) fprintf(stderr, " %s", isa_tables[i]->name);
+        fprintf(stderr, ")\n");
+        return -1;
+    }
+    if (!k->available()) {
+        fprintf(stderr, "phi: ISA '%s' is not supported by this CPU\n", isa);
+        return -1;
+    }
+    cur = k;
+    return 0;
+}
+
+static const IsaKernels *isa(void) {
+    if (!cur && kernels_init(NULL) != 0) cur = &isa_scalar; /* bad $PHI_ISA: stay portable */
+    return cur;
+}
+
+const char *kernels_isa_name(void) { return isa()->name; }
+
+/* ---- scratch ---- */
+
+static _Thread_local uint8_t *scratch;
+static _Thread_local size_t scratch_cap;
+
+static uint8_t *scratch_get(size_t n) {
+    if (n > scratch_cap) {
+        size_t cap = (n + n / 4 + 63) & ~(size_t)63;
+        uint8_t *p = aligned_alloc(64, cap);
+        if (!p) {
+            fprintf(stderr, "phi: out of memory (%zu bytes of activation scratch)\n", cap);
+            abort();
+        }
+        free(scratch);
+        scratch = p;
+        scratch_cap = cap;
+    }
+    return scratch;
+}
+
+void kernels_free_scratch(void) {
+    free(scratch);
+    scratch = NULL;
+    scratch_cap = 0;
+}
+
+/* ---- drivers ---- */
+
+#define ROW_ALIGN 16       /* thread row ranges start at multiples of this */
+#define MIN_POOL_WORK 32768 /* rows * cols * n_tok below this run on the caller alone */
+
+typedef struct {
+    const MatView *w;
+    const IsaKernels *k;
+    ActBuf a;
+    const float *x;
+    int n_tok;
+    float *y;
+    QMatFn q;
+    FMatFn f;
+} MatJob;
+
+static void pack_job(void *arg, int ith, int nth) {
+    MatJob *j = arg;
+    int t0, t1;
+    pool_split(j->n_tok, 1, ith, nth, &t0, &t1);
+    if (t1 > t0) act_pack(&j->a, j->k, j->w->type, j->x, t0, t1);
+}
+
+static void mat_job(void *arg, int ith, int nth) {
+    MatJob *j = arg;
+    int r0, r1;
+    pool_split(j->w->rows, ROW_ALIGN, ith, nth, &r0, &r1);
+    if (r1 <= r0) return;
+    if (j->q) j->q(j->w, &j->a, 0, j->n_tok, j->y, j->w->rows, r0, r1);
+    else j->f(j->w, j->x, 0, j->n_tok, j->y, j->w->rows, r0, r1);
+}
+
+void matmul(const MatView *w, const float *x, int n_tok, float *y, Pool *pool) {
+    if (n_tok <= 0 || w->rows <= 0) return;
+    MatJob j = {.w = w, .k = isa(), .x = x, .n_tok = n_tok, .y = y};
+    const IsaKernels *k = j.k;
+    switch (w->type) {
+    case TENSOR_F32: j.f = k->f32 ? k->f32 : isa_scalar.f32; break;
+    case TENSOR_F16: j.f = k->f16 ? k->f16 : isa_scalar.f16; break;
+    case TENSOR_Q8: j.q = k->q8 ? k->q8 : isa_scalar.q8; break;
+    case TENSOR_Q4: j.q = k->q4 ? k->q4 : isa_scalar.q4; break;
+    default: return;
+    }
+    if (j.q && !(j.q == k->q8 || j.q == k->q4)) j.k = k = &isa_scalar; /* layout must match */
+    long long work = (long long)w->rows * w->cols * n_tok;
+    Pool *p = work < MIN_POOL_WORK ? NULL : pool;
+    if (j.q) {
+        act_layout(&j.a, k, w->cols);
+        j.a.base = scratch_get(j.a.stride * (size_t)n_tok);
+        if (n_tok >= 4) pool_run(p, pack_job, &j);
+        else act_pack(&j.a, k, w->type, x, 0, n_tok);
+    }
+    pool_run(p, mat_job, &j);
+}
+
+void matvec(const MatView *w, const float *x, float *y, Pool *pool) { matmul(w, x, 1, y, pool); }
+
+/* ---- elementwise ---- */
+
+void rmsnorm(float *out, const float *x, const float *weight, int n, float eps) {
+    const IsaKernels *k = isa();
+    (k->rmsnorm ? k->rmsnorm : rmsnorm_ref)(out, x, weight, n, eps);
+}
+
+void softmax(float *x, int n) {
+    const IsaKernels *k = isa();
+    (k->softmax ? k->softmax : softmax_ref)(x, n);
+}
+
+void silu_mul(float *gate, const float *up, int n) {
+    const IsaKernels *k = isa();
+    (k->silu_mul ? k->silu_mul : silu_mul_ref)(gate, up, n);
+}
+
+void quantize_act_q8(const float *x, int8_t *q, float *d, int n) {
+    QuantBlocksFn quant = isa()->quant ? isa()->quant : quant_blocks_scalar;
+    int32_t s[64];
+    for (int b = 0; b < n / QK; b += 64) {
+        int m = n / QK - b < 64 ? n / QK - b : 64;
+        quant(x + (size_t)b * QK, q + (size_t)b * QK, d + b, s, m);
+    }
+}

@@ -1,0 +1,89 @@
+/* Portable C kernels: the fallback on any CPU and the integer oracle the SIMD int8 paths must
+ * match (same int32 block sums, only the float summation order differs). */
+#include "kernels/isa.h"
+#include "kernels/kernels.h"
+
+static void q8_scalar(const MatView *w, const ActBuf *a, int t0, int nt, float *y, int ldy,
+                      int r0, int r1) {
+    for (int r = r0; r < r1; r++) {
+        const int8_t *wq = (const int8_t *)matview_row(w, r);
+        const uint16_t *wd = matview_row_scales(w, r);
+        for (int t = t0; t < t0 + nt; t++) {
+            const int8_t *xq = act_q(a, t);
+            const float *xd = act_d(a, t);
+            float acc = 0;
+            for (int b = 0; b < a->nb; b++)
+                acc += half_to_float(wd[b]) * xd[b] * (float)dot_block_q8(wq + b * QK, xq + b * QK);
+            y[(size_t)t * ldy + r] = acc;
+        }
+    }
+}
+
+static void q4_scalar(const MatView *w, const ActBuf *a, int t0, int nt, float *y, int ldy,
+                      int r0, int r1) {
+    for (int r = r0; r < r1; r++) {
+        const uint8_t *wq = matview_row(w, r);
+        const uint16_t *wd = matview_row_scales(w, r);
+        for (int t = t0; t < t0 + nt; t++) {
+            const int8_t *xq = act_q(a, t);
+            const float *xd = act_d(a, t);
+            float acc = 0;
+            for (int b = 0; b < a->nb; b++)
+                acc += half_to_float(wd[b]) * xd[b] *
+                       (float)dot_block_q4(wq + b * (QK / 2), xq + b * QK);
+            y[(size_t)t * ldy + r] = acc;
+        }
+    }
+}
+
+/* Float weights: rows are converted 256 columns at a time so that an F16 row is decoded once
+ * for all tokens; four partial sums keep the dependency chains short. */
+#define FCHUNK 256
+static void fmat_scalar(const MatView *w, const float *x, int t0, int nt, float *y, int ldy,
+                        int r0, int r1) {
+    float buf[FCHUNK];
+    int n = w->cols;
+    for (int r = r0; r < r1; r++) {
+        for (int t = t0; t < t0 + nt; t++) y[(size_t)t * ldy + r] = 0;
+        for (int c0 = 0; c0 < n; c0 += FCHUNK) {
+            int m = n - c0 < FCHUNK ? n - c0 : FCHUNK;
+            const float *wr;
+            if (w->type == TENSOR_F32) {
+                wr = (const float *)matview_row(w, r) + c0;
+            } else {
+                const uint16_t *h = (const uint16_t *)matview_row(w, r) + c0;
+                for (int i = 0; i < m; i++) buf[i] = half_to_float(h[i]);
+                wr = buf;
+            }
+            for (int t = t0; t < t0 + nt; t++) {
+                const float *xt = x + (size_t)t * n + c0;
+                float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+                int i = 0;
+                for (; i + 4 <= m; i += 4) {
+                    s0 += wr[i] * xt[i];
+                    s1 += wr[i + 1] * xt[i + 1];
+                    s2 += wr[i + 2] * xt[i + 2];
+                    s3 += wr[i + 3] * xt[i + 3];
+                }
+                for (; i < m; i++) s0 += wr[i] * xt[i];
+                y[(size_t)t * ldy + r] += (s0 + s1) + (s2 + s3);
+            }
+        }
+    }
+}
+
+static int always(void) { return 1; }
+
+const IsaKernels isa_scalar = {
+    .name = "scalar",
+    .available = always,
+    .order = NULL,
+    .quant = quant_blocks_scalar,
+    .q8 = q8_scalar,
+    .q4 = q4_scalar,
+    .f32 = fmat_scalar,
+    .f16 = fmat_scalar,
+    .rmsnorm = rmsnorm_ref,
+    .softmax = softmax_ref,
+    .silu_mul = silu_mul_ref,
+};

@@ -1,0 +1,255 @@
+/* x86-64 ymm kernels: AVX2 (+FMA, F16C) and AVX-VNNI tables. Every function carries its own
+ * target attribute, so this file builds with plain -O2 and only runs where CPUID allows. */
+#if defined(__x86_64__)
+
+#include <immintrin.h>
+#include <math.h>
+
+#include "kernels/isa.h"
+#include "kernels/kernels.h"
+
+#define TGT __attribute__((target("avx2,fma,f16c")))
+#define INL static inline __attribute__((always_inline)) TGT
+
+INL float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+INL float hmax8(__m256 v) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* ---- activation quantization (bit-identical to quantize_act_q8_ref) ---- */
+
+TGT void quant_blocks_avx2(const float *x, int8_t *q, float *d, int32_t *s, int nblocks) {
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (int b = 0; b < nblocks; b++, x += QK, q += QK) {
+        __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8);
+        __m256 v2 = _mm256_loadu_ps(x + 16), v3 = _mm256_loadu_ps(x + 24);
+        __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_and_ps(v0, absmask), _mm256_and_ps(v1, absmask)),
+                                 _mm256_max_ps(_mm256_and_ps(v2, absmask), _mm256_and_ps(v3, absmask)));
+        float amax = hmax8(m);
+        if (!(amax > 0)) {
+            d[b] = 0;
+            _mm256_storeu_si256((__m256i *)q, _mm256_setzero_si256());
+            s[b] = 0;
+            continue;
+        }
+        d[b] = amax / 127.0f;
+        __m256 id = _mm256_set1_ps(127.0f / amax);
+        /* cvtps rounds half to even (default MXCSR), like the reference. */
+        __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(v0, id));
+        __m256i i1 = _mm256_cvtps_epi32(_mm256_mul_ps(v1, id));
+        __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(v2, id));
+        __m256i i3 = _mm256_cvtps_epi32(_mm256_mul_ps(v3, id));
+        __m256i sum = _mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3));
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+        s[b] = _mm_cvtsi128_si32(s4);
+        /* packs work per 128-bit lane: the permute restores element order. */
+        __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+        _mm256_storeu_si256((__m256i *)q, _mm256_permutevar8x32_epi32(p, perm));
+    }
+}
+
+/* ---- float weights (F32, F16): tiles of NR rows x NT tokens, 8 columns per step ---- */
+
+INL __m256 load_w8(const uint8_t *row, int i, const int f16) {
+    return f16 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + 2 * (size_t)i)))
+               : _mm256_loadu_ps((const float *)row + i);
+}
+INL float load_w1(const uint8_t *row, int i, const int f16) {
+    return f16 ? fp16_to_f32(((const uint16_t *)row)[i]) : ((const float *)row)[i];
+}
+
+INL void ftile(const uint8_t *w0, size_t rstride, const float *x, size_t xstride, int n,
+               float *y, int ldy, const int f16, const int NR, const int NT) {
+    __m256 acc[4][2];
+#pragma GCC unroll 4
+    for (int r = 0; r < NR; r++)
+#pragma GCC unroll 2
+        for (int t = 0; t < NT; t++) acc[r][t] = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 wv[4];
+#pragma GCC unroll 4
+        for (int r = 0; r < NR; r++) wv[r] = load_w8(w0 + r * rstride, i, f16);
+#pragma GCC unroll 2
+        for (int t = 0; t < NT; t++) {
+            __m256 xv = _mm256_loadu_ps(x + t * xstride + i);
+#pragma GCC unroll 4
+            for (int r = 0; r < NR; r++) acc[r][t] = _mm256_fmadd_ps(wv[r], xv, acc[r][t]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < NR; r++)
+#pragma GCC unroll 2
+        for (int t = 0; t < NT; t++) {
+            float s = hsum8(acc[r][t]);
+            for (int k = i; k < n; k++) s += load_w1(w0 + r * rstride, k, f16) * x[t * xstride + k];
+            y[(size_t)t * ldy + r] = s;
+        }
+}
+
+INL void fmat_body(const MatView *w, const float *x, int t0, int nt, float *y, int ldy, int r0,
+                   int r1, const int f16) {
+    size_t rs = (size_t)w->cols * (f16 ? 2 : 4), xs = (size_t)w->cols;
+    int r = r0;
+    for (; r + 4 <= r1; r += 4) {
+        const uint8_t *wr = w->q + (size_t)r * rs;
+        int t = t0;
+        for (; t + 2 <= t0 + nt; t += 2)
+            ftile(wr, rs, x + t * xs, xs, w->cols, y + (size_t)t * ldy + r, ldy, f16, 4, 2);
+        if (t < t0 + nt) ftile(wr, rs, x + t * xs, xs, w->cols, y + (size_t)t * ldy + r, ldy, f16, 4, 1);
+    }
+    for (; r < r1; r++) {
+        const uint8_t *wr = w->q + (size_t)r * rs;
+        int t = t0;
+        for (; t + 2 <= t0 + nt; t += 2)
+            ftile(wr, rs, x + t * xs, xs, w->cols, y + (size_t)t * ldy + r, ldy, f16, 1, 2);
+        if (t < t0 + nt) ftile(wr, rs, x + t * xs, xs, w->cols, y + (size_t)t * ldy + r, ldy, f16, 1, 1);
+    }
+}
+
+TGT void fmat_avx2(const MatView *w, const float *x, int t0, int nt, float *y, int ldy, int r0,
+                   int r1) {
+    if (w->type == TENSOR_F16) fmat_body(w, x, t0, nt, y, ldy, r0, r1, 1);
+    else fmat_body(w, x, t0, nt, y, ldy, r0, r1, 0);
+}
+
+/* ---- elementwise ---- */
+
+/* e^x for x <= 88.7: x = k ln2 + r, |r| <= ln2 / 2, degree-7 Taylor polynomial (relative
+ * error ~1e-7 after rounding), times 2^k built in the exponent field; 0 below -87.3. */
+INL __m256 exp8(__m256 x) {
+    x = _mm256_min_ps(x, _mm256_set1_ps(88.7f));
+    __m256 k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693145752f), x);
+    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(1.42860677e-6f), r);
+    __m256 p = _mm256_set1_ps(1.0f / 5040);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
+    __m256 res = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+    return _mm256_and_ps(res, _mm256_cmp_ps(x, _mm256_set1_ps(-87.3f), _CMP_GE_OQ));
+}
+
+TGT void rmsnorm_avx2(float *out, const float *x, const float *weight, int n, float eps) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256 v0 = _mm256_loadu_ps(x + i), v1 = _mm256_loadu_ps(x + i + 8);
+        a0 = _mm256_fmadd_ps(v0, v0, a0);
+        a1 = _mm256_fmadd_ps(v1, v1, a1);
+    }
+    double ss = hsum8(_mm256_add_ps(a0, a1));
+    for (; i < n; i++) ss += (double)x[i] * x[i];
+    float scale = (float)(1.0 / sqrt(ss / n + eps));
+    __m256 sv = _mm256_set1_ps(scale);
+    for (i = 0; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_loadu_ps(weight + i),
+                                                _mm256_mul_ps(_mm256_loadu_ps(x + i), sv)));
+    for (; i < n; i++) out[i] = weight[i] * (x[i] * scale);
+}
+
+TGT void softmax_avx2(float *x, int n) {
+    __m256 mv = _mm256_set1_ps(-INFINITY);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(x + i));
+    float max = hmax8(mv);
+    for (; i < n; i++) max = x[i] > max ? x[i] : max;
+    __m256 m = _mm256_set1_ps(max), sum = _mm256_setzero_ps();
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), m));
+        _mm256_storeu_ps(x + i, e);
+        sum = _mm256_add_ps(sum, e);
+    }
+    double s = hsum8(sum);
+    for (; i < n; i++) {
+        x[i] = expf(x[i] - max);
+        s += x[i];
+    }
+    __m256 inv = _mm256_set1_ps((float)(1.0 / s));
+    for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
+    for (; i < n; i++) x[i] *= (float)(1.0 / s);
+}
+
+TGT void silu_mul_avx2(float *gate, const float *up, int n) {
+    const __m256 one = _mm256_set1_ps(1.0f), neg = _mm256_set1_ps(-0.0f);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 g = _mm256_loadu_ps(gate + i);
+        __m256 e = exp8(_mm256_xor_ps(g, neg));
+        __m256 sg = _mm256_div_ps(g, _mm256_add_ps(one, e));
+        _mm256_storeu_ps(gate + i, _mm256_mul_ps(sg, _mm256_loadu_ps(up + i)));
+    }
+    for (; i < n; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+/* ---- int8 kernels: the ymm template, once per instruction set ---- */
+
+#define YFN(name) name##_avx2
+#define YTGT __attribute__((target("avx2,fma,f16c")))
+#define YVNNI 0
+#include "kernels/x86_ymm_int8.h"
+#undef YFN
+#undef YTGT
+#undef YVNNI
+
+#define YFN(name) name##_avxvnni
+#define YTGT __attribute__((target("avx2,fma,f16c,avxvnni")))
+#define YVNNI 1
+#include "kernels/x86_ymm_int8.h"
+#undef YFN
+#undef YTGT
+#undef YVNNI
+
+static const uint8_t ymm_order[GROUP_BLOCKS] = {0, 2, 1, 3, 4, 6, 5, 7};
+
+const IsaKernels isa_avx2 = {
+    .name = "avx2",
+    .available = cpu_has_avx2,
+    .order = ymm_order,
+    .k_q8 = 0,
+    .k_q4 = 8,
+    .quant = quant_blocks_avx2,
+    .q8 = q8_avx2,
+    .q4 = q4_avx2,
+    .f32 = fmat_avx2,
+    .f16 = fmat_avx2,
+    .rmsnorm = rmsnorm_avx2,
+    .softmax = softmax_avx2,
+    .silu_mul = silu_mul_avx2,
+};
+
+const IsaKernels isa_avxvnni = {
+    .name = "avxvnni",
+    .available = cpu_has_avxvnni,
+    .order = ymm_order,
+    .k_q8 = 128,
+    .k_q4 = 8,
+    .quant = quant_blocks_avx2,
+    .q8 = q8_avxvnni,
+    .q4 = q4_avxvnni,
+    .f32 = fmat_avx2,
+    .f16 = fmat_avx2,
+    .rmsnorm = rmsnorm_avx2,
+    .softmax = softmax_avx2,
+    .silu_mul = silu_mul_avx2,
+};
+
+#endif
