@@ -7,9 +7,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine/cpu.h"
 #include "engine/generate.h"
 #include "engine/model.h"
 #include "engine/sampler.h"
+#include "kernels/fast.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -23,7 +25,7 @@ static void usage(FILE *f) {
             "  -n N               tokens to generate (default 256; -1: until a stop token or the\n"
             "                     context is full)\n"
             "  -c N               context size in tokens (default: the model's, at most 4096)\n"
-            "  -t N               threads (default: number of CPUs)\n"
+            "  -t N               threads (default: the number of physical cores)\n"
             "  --temp F           temperature (default 0.8; 0 = greedy)\n"
             "  --top-k N          sample from the N most likely tokens (default 40; 0 = all)\n"
             "  --top-p F          nucleus sampling threshold (default 0.95; 1 = off)\n"
@@ -120,8 +122,8 @@ int main(int argc, char **argv) {
         int bad = 0;
 #define IS(x) (strcmp(a, x) == 0)
         if (IS("-h") || IS("--help")) { usage(stdout); return 0; }
-        else if (IS("--ref")) use_ref = 1;
-        else if (IS("--ignore-eos")) ignore_eos = 1;
+        else if (IS("--ref")) { use_ref = 1; continue; }
+        else if (IS("--ignore-eos")) { ignore_eos = 1; continue; }
         else if (!v) return die("option '%s' is unknown or needs a value (see --help)", a);
         else if (IS("-m") || IS("--model")) model_path = v;
         else if (IS("-p") || IS("--prompt")) prompt = v;
@@ -151,6 +153,7 @@ int main(int argc, char **argv) {
     if (!!prompt + !!prompt_file + !!ids_arg > 1) return die("%s", "give only one of -p, -f and --ids");
     if (!prompt && !prompt_file && !ids_arg) return die("%s", "no prompt given (-p, -f or --ids)");
 
+    if (!use_ref && kernels_init(NULL)) return 1; /* $PHI_ISA names kernels this CPU lacks */
     char err[1024];
     double t0 = now_seconds();
     Model m;
@@ -206,9 +209,12 @@ int main(int argc, char **argv) {
     /* The KV cache only needs room for the positions this run can reach. */
     long need_ctx = n_predict < 0 ? n_ctx : n_ids + n_predict;
     if (need_ctx > n_ctx) need_ctx = n_ctx;
-    if (state_init(&st, &m, (int)need_ctx, err, sizeof err)) { die("%s", err); goto done; }
+    if (threads == 0) threads = cpu_physical_cores();
+    if (state_init(&st, &m, (int)need_ctx, use_ref ? 1 : (int)threads, err, sizeof err)) {
+        die("%s", err);
+        goto done;
+    }
     st.use_ref = (int)use_ref;
-    (void)threads;
     /* Ids the vocabulary does not name (padding rows of the embedding) are never sampled. */
     int n_valid = tok_vocab_size(m.tok);
     if (n_valid < 1 || n_valid > (int)m.hp.vocab_size) n_valid = (int)m.hp.vocab_size;
@@ -217,8 +223,8 @@ int main(int argc, char **argv) {
     GenOptions go = {(int)n_predict, (int)ignore_eos, ids_arg != NULL, stdout, logits_path};
     GenStats gs;
     if (generate(&m, &st, &smp, ids, n_ids, &go, &gs, err, sizeof err)) { die("%s", err); goto done; }
-    fprintf(stderr, "phi: load %.0f ms | prompt %d tok, %.2f tok/s | gen %d tok, %.2f tok/s%s\n",
-            load_s * 1e3, gs.n_prompt, gs.prompt_s > 0 ? gs.n_prompt / gs.prompt_s : 0, gs.n_gen,
+    fprintf(stderr, "phi: %s x%d | load %.0f ms | prompt %d tok, %.2f tok/s | gen %d tok, %.2f tok/s%s\n",
+            use_ref ? "reference" : kernels_isa_name(), st.n_threads, load_s * 1e3, gs.n_prompt, gs.prompt_s > 0 ? gs.n_prompt / gs.prompt_s : 0, gs.n_gen,
             gs.gen_s > 0 ? gs.n_gen / gs.gen_s : 0,
             gs.stopped_by == 2 ? " | stopped: context full" : "");
     rc = 0;

@@ -1,34 +1,52 @@
-/* The Phi-3 forward pass, top to bottom, one token at a time. */
+/* The Phi-3 forward pass, top to bottom. Two paths:
+ *  - forward_token_ref: one token, scalar reference kernels, F32 everything: the oracle;
+ *  - forward_batch: a batch of tokens through the SIMD kernels (matmul reuses each weight
+ *    block for every token of the batch) and the thread pool. */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine/model.h"
+#include "engine/pool.h"
+#include "kernels/fast.h"
 #include "kernels/kernels.h"
 
-int state_init(State *s, const Model *m, int n_ctx, char *err, size_t errlen) {
+#define MAX_BATCH 64 /* tokens per forward_batch step: activations stay in cache */
+
+static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
+
+int state_init(State *s, const Model *m, int n_ctx, int n_threads, char *err, size_t errlen) {
     const PhiHParams *hp = &m->hp;
     memset(s, 0, sizeof *s);
     if (n_ctx < 1) {
         snprintf(err, errlen, "context size must be at least 1");
         return -1;
     }
+    if (n_threads > 1) {
+        s->pool = pool_create(n_threads);
+        if (!s->pool) {
+            snprintf(err, errlen, "cannot start %d threads", n_threads);
+            return -1;
+        }
+    }
+    s->n_threads = n_threads > 1 ? n_threads : 1;
     size_t q_dim = (size_t)hp->n_heads * hp->head_dim, kv_dim = (size_t)hp->n_kv_heads * hp->head_dim;
-    size_t cache = (size_t)hp->n_layers * (size_t)n_ctx * kv_dim;
+    size_t cache = (size_t)hp->n_layers * (size_t)n_ctx * kv_dim, nb;
     s->n_ctx = n_ctx;
-    s->x = calloc(hp->dim, sizeof(float));
-    s->xb = calloc(q_dim > hp->dim ? q_dim : hp->dim, sizeof(float));
-    s->xb2 = calloc(hp->dim, sizeof(float));
-    s->qkv = calloc(q_dim + 2 * kv_dim, sizeof(float));
-    s->att = calloc((size_t)n_ctx, sizeof(float));
-    s->hb = calloc(2 * (size_t)hp->hidden_dim, sizeof(float));
+    s->n_batch = nb = (size_t)(n_ctx < MAX_BATCH ? n_ctx : MAX_BATCH);
+    s->x = calloc(nb * hp->dim, sizeof(float));
+    s->xb = calloc(nb * max_sz(q_dim, hp->dim), sizeof(float));
+    s->xb2 = calloc(nb * hp->dim, sizeof(float));
+    s->qkv = calloc(nb * (q_dim + 2 * kv_dim), sizeof(float));
+    s->hb = calloc(nb * 2 * (size_t)hp->hidden_dim, sizeof(float));
+    s->att = calloc((size_t)s->n_threads * (size_t)n_ctx, sizeof(float));
     s->logits = calloc(hp->vocab_size, sizeof(float));
+    s->rope_cs = calloc(nb * hp->rope_dims, sizeof(float));
     s->key_cache = calloc(cache, sizeof(float));
     s->value_cache = calloc(cache, sizeof(float));
-    if (!s->x || !s->xb || !s->xb2 || !s->qkv || !s->att || !s->hb || !s->logits || !s->key_cache ||
-        !s->value_cache) {
+    if (!s->x || !s->xb || !s->xb2 || !s->qkv || !s->att || !s->hb || !s->logits || !s->rope_cs ||
+        !s->key_cache || !s->value_cache) {
         state_free(s);
         snprintf(err, errlen, "out of memory for a context of %d tokens (KV cache %.1f MiB)", n_ctx,
                  2.0 * cache * sizeof(float) / (1 << 20));
@@ -38,6 +56,7 @@ int state_init(State *s, const Model *m, int n_ctx, char *err, size_t errlen) {
 }
 
 void state_free(State *s) {
+    if (s->pool) pool_destroy(s->pool);
     free(s->x);
     free(s->xb);
     free(s->xb2);
@@ -45,43 +64,73 @@ void state_free(State *s) {
     free(s->att);
     free(s->hb);
     free(s->logits);
+    free(s->rope_cs);
     free(s->key_cache);
     free(s->value_cache);
     memset(s, 0, sizeof *s);
 }
 
-static void matvec_any(const State *s, const MatView *w, const float *x, float *y) {
-    matvec_ref(w, x, y);
+/* cos and sin of every rotated pair at position pos: cs[i] = cos, cs[half + i] = sin, both
+ * times the attention factor. Frequencies theta^(-2i/rope_dims), divided by LongRoPE factors. */
+static void rope_table(const PhiHParams *hp, const float *factors, int pos, float *cs) {
+    int half = (int)hp->rope_dims / 2;
+    float attn_factor = hp->rope_scaling == PHI_ROPE_LONGROPE ? hp->rope_attn_factor : 1.0f;
+    for (int i = 0; i < half; i++) {
+        double inv_freq = 1.0 / pow((double)hp->rope_theta, 2.0 * i / hp->rope_dims);
+        if (factors) inv_freq /= factors[i];
+        double angle = pos * inv_freq;
+        cs[i] = (float)cos(angle) * attn_factor;
+        cs[half + i] = (float)sin(angle) * attn_factor;
+    }
 }
 
 /* Rotate pairs (i, i + rope_dims/2) of one head (NeoX style); dimensions past rope_dims stay. */
-static void rope_apply(float *v, int pos, int rope_dims, float theta, const float *factors,
-                       float attn_factor) {
+static void rope_apply(float *v, const float *cs, int rope_dims) {
     int half = rope_dims / 2;
     for (int i = 0; i < half; i++) {
-        double inv_freq = 1.0 / pow((double)theta, 2.0 * i / rope_dims);
-        if (factors) inv_freq /= factors[i];
-        double angle = pos * inv_freq;
-        float c = (float)cos(angle) * attn_factor, sn = (float)sin(angle) * attn_factor;
-        float a = v[i], b = v[i + half];
+        float a = v[i], b = v[i + half], c = cs[i], sn = cs[half + i];
         v[i] = a * c - b * sn;
         v[i + half] = b * c + a * sn;
     }
 }
 
-/* One token at position pos; leaves logits in s->logits. */
-static void forward_token(const Model *m, State *s, int token, int pos, const float *rope_factors) {
+/* First key position a query at pos may see: all earlier ones, or the last sliding_window. */
+static int window_start(const PhiHParams *hp, int pos) {
+    int w = (int)hp->sliding_window;
+    return w && pos >= w ? pos - w + 1 : 0;
+}
+
+/* One head of causal attention for the query at pos: out = softmax(q.K / sqrt(d)) V. */
+static void attend(const float *q, const float *kc, const float *vc, int kv_stride, int start,
+                   int pos, int hd, float *att, float *out, int ref) {
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int t = start; t <= pos; t++) {
+        const float *kt = kc + (size_t)t * kv_stride;
+        float dot = 0;
+        for (int i = 0; i < hd; i++) dot += q[i] * kt[i];
+        att[t - start] = dot * scale;
+    }
+    if (ref) softmax_ref(att, pos - start + 1);
+    else softmax(att, pos - start + 1);
+    memset(out, 0, (size_t)hd * sizeof(float));
+    for (int t = start; t <= pos; t++) {
+        const float *vt = vc + (size_t)t * kv_stride;
+        float a = att[t - start];
+        for (int i = 0; i < hd; i++) out[i] += a * vt[i];
+    }
+}
+
+/* ---- the reference path ---- */
+
+static void forward_token_ref(const Model *m, State *s, int token, int pos, const float *factors) {
     const PhiHParams *hp = &m->hp;
     int dim = (int)hp->dim, hd = (int)hp->head_dim, n_heads = (int)hp->n_heads;
     int n_kv = (int)hp->n_kv_heads, kv_dim = n_kv * hd, q_dim = n_heads * hd;
-    int hidden = (int)hp->hidden_dim, group = n_heads / n_kv;
-    float attn_factor = hp->rope_scaling == PHI_ROPE_LONGROPE ? hp->rope_attn_factor : 1.0f;
-    float scale = 1.0f / sqrtf((float)hd);
-    /* Keys a query may see: all earlier positions, or the last sliding_window of them. */
-    int start = hp->sliding_window && pos >= (int)hp->sliding_window ? pos - (int)hp->sliding_window + 1 : 0;
+    int hidden = (int)hp->hidden_dim, group = n_heads / n_kv, start = window_start(hp, pos);
 
     dequantize_row(m->tok_embd.type, matview_row(&m->tok_embd, token),
                    matview_row_scales(&m->tok_embd, token), s->x, dim);
+    rope_table(hp, factors, pos, s->rope_cs);
 
     for (int l = 0; l < (int)hp->n_layers; l++) {
         const Layer *L = &m->layers[l];
@@ -90,47 +139,116 @@ static void forward_token(const Model *m, State *s, int token, int pos, const fl
 
         /* attention */
         rmsnorm_ref(s->xb, s->x, L->attn_norm, dim, hp->rms_eps);
-        matvec_any(s, &L->wqkv, s->xb, s->qkv);
+        matvec_ref(&L->wqkv, s->xb, s->qkv);
         float *q = s->qkv, *k = s->qkv + q_dim, *v = s->qkv + q_dim + kv_dim;
-        for (int h = 0; h < n_heads; h++)
-            rope_apply(q + h * hd, pos, (int)hp->rope_dims, hp->rope_theta, rope_factors, attn_factor);
-        for (int h = 0; h < n_kv; h++)
-            rope_apply(k + h * hd, pos, (int)hp->rope_dims, hp->rope_theta, rope_factors, attn_factor);
+        for (int h = 0; h < n_heads; h++) rope_apply(q + h * hd, s->rope_cs, (int)hp->rope_dims);
+        for (int h = 0; h < n_kv; h++) rope_apply(k + h * hd, s->rope_cs, (int)hp->rope_dims);
         memcpy(kc + (size_t)pos * kv_dim, k, kv_dim * sizeof(float));
         memcpy(vc + (size_t)pos * kv_dim, v, kv_dim * sizeof(float));
-
-        for (int h = 0; h < n_heads; h++) {
-            const float *qh = q + h * hd;
-            int kvh = h / group;
-            float *att = s->att;
-            for (int t = start; t <= pos; t++) {
-                const float *kt = kc + (size_t)t * kv_dim + kvh * hd;
-                float dot = 0;
-                for (int i = 0; i < hd; i++) dot += qh[i] * kt[i];
-                att[t - start] = dot * scale;
-            }
-            softmax_ref(att, pos - start + 1);
-            float *out = s->xb + h * hd;
-            memset(out, 0, hd * sizeof(float));
-            for (int t = start; t <= pos; t++) {
-                const float *vt = vc + (size_t)t * kv_dim + kvh * hd;
-                float a = att[t - start];
-                for (int i = 0; i < hd; i++) out[i] += a * vt[i];
-            }
-        }
-        matvec_any(s, &L->wo, s->xb, s->xb2);
+        for (int h = 0; h < n_heads; h++)
+            attend(q + h * hd, kc + (h / group) * hd, vc + (h / group) * hd, kv_dim, start, pos, hd,
+                   s->att, s->xb + h * hd, 1);
+        matvec_ref(&L->wo, s->xb, s->xb2);
         for (int i = 0; i < dim; i++) s->x[i] += s->xb2[i];
 
         /* MLP: down(silu(gate) * up) */
         rmsnorm_ref(s->xb, s->x, L->ffn_norm, dim, hp->rms_eps);
-        matvec_any(s, &L->w_gate_up, s->xb, s->hb);
+        matvec_ref(&L->w_gate_up, s->xb, s->hb);
         silu_mul_ref(s->hb, s->hb + hidden, hidden);
-        matvec_any(s, &L->w_down, s->hb, s->xb2);
+        matvec_ref(&L->w_down, s->hb, s->xb2);
         for (int i = 0; i < dim; i++) s->x[i] += s->xb2[i];
     }
 
     rmsnorm_ref(s->xb, s->x, m->output_norm, dim, hp->rms_eps);
-    matvec_any(s, &m->output, s->xb, s->logits);
+    matvec_ref(&m->output, s->xb, s->logits);
+}
+
+/* ---- the fast path ---- */
+
+typedef struct {
+    const Model *m;
+    State *s;
+    int layer, n, pos0;
+} AttnJob;
+
+/* Attention for every (token, head) of the batch, split across threads. */
+static void attn_job(void *arg, int ith, int nth) {
+    AttnJob *j = arg;
+    const PhiHParams *hp = &j->m->hp;
+    State *s = j->s;
+    int hd = (int)hp->head_dim, n_heads = (int)hp->n_heads, n_kv = (int)hp->n_kv_heads;
+    int kv_dim = n_kv * hd, q_dim = n_heads * hd, qkv_dim = q_dim + 2 * kv_dim;
+    int group = n_heads / n_kv, t0, t1;
+    const float *kc = s->key_cache + (size_t)j->layer * s->n_ctx * kv_dim;
+    const float *vc = s->value_cache + (size_t)j->layer * s->n_ctx * kv_dim;
+    pool_split(j->n * n_heads, 1, ith, nth, &t0, &t1);
+    for (int task = t0; task < t1; task++) {
+        int i = task / n_heads, h = task % n_heads, pos = j->pos0 + i;
+        attend(s->qkv + (size_t)i * qkv_dim + h * hd, kc + (h / group) * hd, vc + (h / group) * hd,
+               kv_dim, window_start(hp, pos), pos, hd, s->att + (size_t)ith * s->n_ctx,
+               s->xb + (size_t)i * q_dim + h * hd, 0);
+    }
+}
+
+static void forward_batch(const Model *m, State *s, const int *tokens, int n, int pos0,
+                          const float *factors, float *logits) {
+    const PhiHParams *hp = &m->hp;
+    Pool *pool = s->pool;
+    int dim = (int)hp->dim, hd = (int)hp->head_dim, n_heads = (int)hp->n_heads;
+    int n_kv = (int)hp->n_kv_heads, kv_dim = n_kv * hd, q_dim = n_heads * hd;
+    int qkv_dim = q_dim + 2 * kv_dim, hidden = (int)hp->hidden_dim, rd = (int)hp->rope_dims;
+
+    for (int i = 0; i < n; i++) {
+        dequantize_row(m->tok_embd.type, matview_row(&m->tok_embd, tokens[i]),
+                       matview_row_scales(&m->tok_embd, tokens[i]), s->x + (size_t)i * dim, dim);
+        rope_table(hp, factors, pos0 + i, s->rope_cs + (size_t)i * rd);
+    }
+
+    for (int l = 0; l < (int)hp->n_layers; l++) {
+        const Layer *L = &m->layers[l];
+        float *kc = s->key_cache + (size_t)l * s->n_ctx * kv_dim;
+        float *vc = s->value_cache + (size_t)l * s->n_ctx * kv_dim;
+
+        /* attention: qkv for the batch, RoPE, cache writes, then every (token, head) */
+        for (int i = 0; i < n; i++)
+            rmsnorm(s->xb + (size_t)i * dim, s->x + (size_t)i * dim, L->attn_norm, dim, hp->rms_eps);
+        matmul(&L->wqkv, s->xb, n, s->qkv, pool);
+        for (int i = 0; i < n; i++) {
+            float *q = s->qkv + (size_t)i * qkv_dim, *k = q + q_dim, *v = k + kv_dim;
+            const float *cs = s->rope_cs + (size_t)i * rd;
+            for (int h = 0; h < n_heads; h++) rope_apply(q + h * hd, cs, rd);
+            for (int h = 0; h < n_kv; h++) rope_apply(k + h * hd, cs, rd);
+            memcpy(kc + (size_t)(pos0 + i) * kv_dim, k, kv_dim * sizeof(float));
+            memcpy(vc + (size_t)(pos0 + i) * kv_dim, v, kv_dim * sizeof(float));
+        }
+        AttnJob job = {m, s, l, n, pos0};
+        pool_run(pool, attn_job, &job);
+        matmul(&L->wo, s->xb, n, s->xb2, pool);
+        for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb2[i];
+
+        /* MLP: down(silu(gate) * up) */
+        for (int i = 0; i < n; i++)
+            rmsnorm(s->xb + (size_t)i * dim, s->x + (size_t)i * dim, L->ffn_norm, dim, hp->rms_eps);
+        matmul(&L->w_gate_up, s->xb, n, s->hb, pool);
+        for (int i = 0; i < n; i++) {
+            float *g = s->hb + (size_t)i * 2 * hidden;
+            silu_mul(g, g + hidden, hidden);
+            if (i) memmove(s->hb + (size_t)i * hidden, g, hidden * sizeof(float)); /* pack [n][hidden] */
+        }
+        matmul(&L->w_down, s->hb, n, s->xb2, pool);
+        for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb2[i];
+    }
+
+    /* LM head: every position when asked for, else only the last. */
+    int first = logits ? 0 : n - 1;
+    for (int i = first; i < n; i++)
+        rmsnorm(s->xb + (size_t)i * dim, s->x + (size_t)i * dim, m->output_norm, dim, hp->rms_eps);
+    if (logits) {
+        matmul(&m->output, s->xb, n, logits, pool);
+        memcpy(s->logits, logits + (size_t)(n - 1) * hp->vocab_size, hp->vocab_size * sizeof(float));
+    } else {
+        matvec(&m->output, s->xb + (size_t)(n - 1) * dim, s->logits, pool);
+    }
 }
 
 int model_forward(const Model *m, State *s, const int *tokens, int n, int pos0, float *logits) {
@@ -138,12 +256,21 @@ int model_forward(const Model *m, State *s, const int *tokens, int n, int pos0, 
     if (n < 1 || pos0 < 0 || pos0 + n > s->n_ctx) return -1;
     for (int i = 0; i < n; i++)
         if (tokens[i] < 0 || (uint32_t)tokens[i] >= hp->vocab_size) return -1;
+    /* LongRoPE: Hugging Face picks the factor set from the sequence length of the call. */
     const float *factors = NULL;
     if (hp->rope_scaling == PHI_ROPE_LONGROPE)
         factors = (uint32_t)(pos0 + n) > hp->orig_max_seq_len ? m->rope_long : m->rope_short;
-    for (int i = 0; i < n; i++) {
-        forward_token(m, s, tokens[i], pos0 + i, factors);
-        if (logits) memcpy(logits + (size_t)i * hp->vocab_size, s->logits, hp->vocab_size * sizeof(float));
+    if (s->use_ref) {
+        for (int i = 0; i < n; i++) {
+            forward_token_ref(m, s, tokens[i], pos0 + i, factors);
+            if (logits) memcpy(logits + (size_t)i * hp->vocab_size, s->logits, hp->vocab_size * sizeof(float));
+        }
+        return 0;
+    }
+    for (int i = 0; i < n; i += s->n_batch) {
+        int nb = n - i < s->n_batch ? n - i : s->n_batch;
+        forward_batch(m, s, tokens + i, nb, pos0 + i, factors,
+                      logits ? logits + (size_t)i * hp->vocab_size : NULL);
     }
     return 0;
 }

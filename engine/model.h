@@ -37,16 +37,24 @@ int model_load(const char *path, Model *m, char *err, size_t errlen);
 int model_from_buffer(const uint8_t *buf, uint64_t size, Model *m, char *err, size_t errlen);
 void model_free(Model *m);
 
-/* Inference state: activations and the KV cache for up to n_ctx positions. */
+/* Inference state: activations and the KV cache for up to n_ctx positions.
+ * Two paths share it: the scalar reference (use_ref, one token at a time, the oracle) and the
+ * fast path (SIMD kernels, batches of up to n_batch tokens, a thread pool). */
 typedef struct {
-    int n_ctx;
+    int n_ctx, n_batch;
     int use_ref;   /* 1: scalar reference kernels */
-    float *x, *xb, *xb2, *qkv, *att, *hb, *logits;
+    void *pool;    /* Pool * of the fast path (NULL: caller thread only) */
+    int n_threads;
+    /* per batch: [n_batch][...] */
+    float *x, *xb, *xb2, *qkv, *hb;
+    float *att;    /* [n_threads][n_ctx] attention scores */
+    float *logits; /* [vocab]: the last position's */
+    float *rope_cs; /* [n_batch][rope_dims]: cos, then sin, of each pair */
     float *key_cache, *value_cache; /* [layer][n_ctx][n_kv_heads * head_dim] */
-    void *pool;
 } State;
 
-int state_init(State *s, const Model *m, int n_ctx, char *err, size_t errlen);
+/* n_threads <= 0: one per CPU. */
+int state_init(State *s, const Model *m, int n_ctx, int n_threads, char *err, size_t errlen);
 void state_free(State *s);
 
 /* Run tokens[0..n) at positions pos0.. and fill the KV cache. LongRoPE's factor set is chosen

@@ -1,0 +1,5 @@
+#ifndef PHI_CPU_H
+#define PHI_CPU_H
+/* Physical cores (distinct core ids in sysfs), else the online CPU count, at least 1. */
+int cpu_physical_cores(void);
+#endif
