@@ -181,6 +181,7 @@ int main(int argc, char **argv) {
             text_len = strlen(prompt);
         }
         const char *src = text ? text : prompt;
+        if (text_len == 0) { die("%s", "the prompt is empty"); goto done; }
         int need = tok_encode(m.tok, src, text_len, tok_add_bos(m.tok), NULL, 0, err, sizeof err);
         if (need < 0) { die("prompt: %s", err); goto done; }
         ids = malloc((size_t)(need > 0 ? need : 1) * sizeof *ids);
