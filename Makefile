@@ -51,11 +51,32 @@ all-asan: $(BUILD)/phi.o $(BUILD)/quant.o $(BUILD)/libphi.a tests
 	$(CC) $(CFLAGS) -o $(BUILD)/quant $(BUILD)/quant.o $(BUILD)/libphi.a $(LDLIBS)
 	@BUILD=$(BUILD) PHI=$(BUILD)/phi QUANT=$(BUILD)/quant ASAN_OPTIONS=detect_leaks=1 sh tests/run.sh
 
+# libFuzzer + ASan + UBSan on every parser of untrusted bytes, FUZZ_SECONDS each (clang).
+FUZZ_SECONDS ?= 20
+FUZZ_CC      ?= clang
+FUZZ_FLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -std=c11 -D_GNU_SOURCE -I.
+FUZZ_SRC     := $(sort $(wildcard fuzz/fuzz_*.c))
+fuzz: quant
+	@mkdir -p build-fuzz/corpus-model
+	./quant --random tiny -q q4 build-fuzz/corpus-model/tiny-q4.phi 2>/dev/null
+	./quant --random tiny -q f16 build-fuzz/corpus-model/tiny-f16.phi 2>/dev/null
+	@set -e; for f in $(FUZZ_SRC); do \
+	    n=$$(basename $$f .c); \
+	    $(FUZZ_CC) $(FUZZ_FLAGS) $$f $(LIB_SRC) -o build-fuzz/$$n -lm -lpthread; \
+	    mkdir -p build-fuzz/corpus-$$n; \
+	    seeds=; [ $$n = fuzz_model ] && seeds=build-fuzz/corpus-model; \
+	    echo "== $$n ($(FUZZ_SECONDS) s)"; \
+	    if ! build-fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -max_len=300000 -print_final_stats=1 \
+	        build-fuzz/corpus-$$n $$seeds > build-fuzz/$$n.log 2>&1; then \
+	        tail -40 build-fuzz/$$n.log; echo "fuzz: $$n found a failure"; exit 1; fi; \
+	    grep -E '^Done' build-fuzz/$$n.log; \
+	done
+
 bench: all
 	sh scripts/bench.sh
 
 clean:
-	rm -rf build build-asan phi quant
+	rm -rf build build-asan build-fuzz phi quant
 
-.PHONY: all test tests asan all-asan bench clean
+.PHONY: all test tests asan all-asan bench fuzz clean
 -include $(LIB_OBJ:.o=.d) $(BUILD)/phi.d $(BUILD)/quant.d
