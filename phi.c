@@ -10,6 +10,7 @@
 #include "engine/cpu.h"
 #include "engine/generate.h"
 #include "engine/model.h"
+#include "engine/perplexity.h"
 #include "engine/sampler.h"
 #include "kernels/fast.h"
 
@@ -33,10 +34,27 @@ static void usage(FILE *f) {
             "  --ignore-eos       do not stop at the model's stop tokens\n"
             "  --logits FILE      write the logits of every prompt position, float32 LE [n][vocab]\n"
             "  --ref              use the scalar reference kernels (the correctness oracle)\n"
+
+            "\n"
+            "Perplexity (instead of generating):\n"
+            "  --perplexity FILE  perplexity of the model over the text in FILE, in windows of -c\n"
+            "                     tokens (default 512, at most the model's). As llama.cpp's\n"
+            "                     llama-perplexity: tokens = [BOS] + the text's ids, cut into chunks\n"
+            "                     of c; each chunk's first token becomes BOS; positions c/2 .. c-2\n"
+            "                     are scored, each predicting the next token\n"
+            "  --ppl-all          score every token instead: windows of c text tokens, each run as\n"
+            "                     [BOS] + the window, every token of the window predicted\n"
+            "  --chunks N         only the first N chunks (windows)\n"
+            "  --save-logits FILE save the scored positions' logits (run on the f32 model)\n"
+            "  --kl-base FILE     compare with logits saved by --save-logits on the same text, -c and\n"
+            "                     method: KL(base || this model) per position (mean, median, 99th\n"
+            "                     percentile, max), top-1 agreement, mean and max |logit difference|\n"
             "  -h, --help         this text\n"
             "\n"
             "Text prompts get BOS when the model's tokenizer_config.json asks for it. A stats line\n"
-            "goes to stderr: load time, prompt and generation tokens and tokens/s.\n");
+            "goes to stderr: load time, prompt and generation tokens and tokens/s.\n"
+            "Perplexity prints 'perplexity: P +/- E' (E: standard error from the per-token NLL\n"
+            "variance), 'mean NLL: ...' and the KL lines to stdout; NLL = -ln softmax (in double).\n");
 }
 
 static int die(const char *fmt, const char *arg) {
@@ -111,9 +129,52 @@ static int parse_ids(const char *s, int **ids, int *n) {
     return -1;
 }
 
+/* --perplexity: tokenize the whole file (no BOS: the method adds it) and score it. */
+static int run_perplexity(Model *m, const char *path, PplOptions *po, int threads, int use_ref,
+                          double load_s) {
+    char err[1024];
+    size_t len = 0;
+    char *text = read_file(path, &len);
+    if (!text) {
+        fprintf(stderr, "phi: cannot read %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    int rc = 1, n = 0, *ids = NULL;
+    State st = {0};
+    long max_ctx = m->hp.max_seq_len;
+    if (po->n_ctx == 0) po->n_ctx = max_ctx < 512 ? (int)max_ctx : 512;
+    if (po->n_ctx > max_ctx) {
+        fprintf(stderr, "phi: -c %d is more than the model's %ld positions\n", po->n_ctx, max_ctx);
+        goto done;
+    }
+    if (len > 0) n = tok_encode(m->tok, text, len, 0, NULL, 0, err, sizeof err);
+    if (n < 0) { fprintf(stderr, "phi: %s: %s\n", path, err); goto done; }
+    if (n == 0) { fprintf(stderr, "phi: %s: the text is empty\n", path); goto done; }
+    ids = malloc((size_t)n * sizeof *ids);
+    if (!ids) { die("%s", "out of memory"); goto done; }
+    tok_encode(m->tok, text, len, 0, ids, n, err, sizeof err);
+    if (threads == 0) threads = cpu_physical_cores();
+    if (state_init(&st, m, po->n_ctx, use_ref ? 1 : threads, err, sizeof err)) { die("%s", err); goto done; }
+    st.use_ref = use_ref;
+    PplResult r;
+    if (perplexity_run(m, &st, ids, n, po, &r, err, sizeof err)) { die("%s", err); goto done; }
+    perplexity_print(stdout, po, &r);
+    fprintf(stderr, "phi: %s x%d | load %.0f ms | perplexity %ld tok in %.2f s, %.2f tok/s\n",
+            use_ref ? "reference" : kernels_isa_name(), st.n_threads, load_s * 1e3, r.n_evaluated,
+            r.seconds, r.seconds > 0 ? r.n_evaluated / r.seconds : 0);
+    rc = 0;
+done:
+    state_free(&st);
+    free(ids);
+    free(text);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     const char *model_path = NULL, *prompt = NULL, *prompt_file = NULL, *ids_arg = NULL;
     const char *logits_path = NULL;
+    const char *ppl_path = NULL, *save_logits = NULL, *kl_base = NULL;
+    long ppl_all = 0, ppl_chunks = 0;
     long n_predict = 256, n_ctx = 0, threads = 0, top_k = 40, use_ref = 0, ignore_eos = 0;
     unsigned long long seed = (unsigned long long)time(NULL);
     float temp = 0.8f, top_p = 0.95f;
@@ -124,12 +185,17 @@ int main(int argc, char **argv) {
         if (IS("-h") || IS("--help")) { usage(stdout); return 0; }
         else if (IS("--ref")) { use_ref = 1; continue; }
         else if (IS("--ignore-eos")) { ignore_eos = 1; continue; }
+        else if (IS("--ppl-all")) { ppl_all = 1; continue; }
         else if (!v) return die("option '%s' is unknown or needs a value (see --help)", a);
         else if (IS("-m") || IS("--model")) model_path = v;
         else if (IS("-p") || IS("--prompt")) prompt = v;
         else if (IS("-f") || IS("--file")) prompt_file = v;
         else if (IS("--ids")) ids_arg = v;
         else if (IS("--logits")) logits_path = v;
+        else if (IS("--perplexity")) ppl_path = v;
+        else if (IS("--save-logits")) save_logits = v;
+        else if (IS("--kl-base")) kl_base = v;
+        else if (IS("--chunks")) bad = parse_long(v, 1, INT_MAX, &ppl_chunks);
         else if (IS("-n")) bad = parse_long(v, -1, INT_MAX, &n_predict);
         else if (IS("-c")) bad = parse_long(v, 1, 1 << 24, &n_ctx);
         else if (IS("-t")) bad = parse_long(v, 1, 1024, &threads);
@@ -150,8 +216,12 @@ int main(int argc, char **argv) {
         i++;
     }
     if (!model_path) return die("%s", "no model given (-m FILE; see --help)");
-    if (!!prompt + !!prompt_file + !!ids_arg > 1) return die("%s", "give only one of -p, -f and --ids");
-    if (!prompt && !prompt_file && !ids_arg) return die("%s", "no prompt given (-p, -f or --ids)");
+    if (!!prompt + !!prompt_file + !!ids_arg + !!ppl_path > 1)
+        return die("%s", "give only one of -p, -f, --ids and --perplexity");
+    if (!prompt && !prompt_file && !ids_arg && !ppl_path)
+        return die("%s", "no prompt given (-p, -f or --ids)");
+    if (!ppl_path && (ppl_all || ppl_chunks || save_logits || kl_base))
+        return die("%s", "--ppl-all, --chunks, --save-logits and --kl-base go with --perplexity FILE");
 
     if (!use_ref && kernels_init(NULL)) return 1; /* $PHI_ISA names kernels this CPU lacks */
     char err[1024];
@@ -159,6 +229,13 @@ int main(int argc, char **argv) {
     Model m;
     if (model_load(model_path, &m, err, sizeof err)) return die("%s", err);
     double load_s = now_seconds() - t0;
+    if (ppl_path) {
+        PplOptions po = {ppl_all ? PPL_ALL : PPL_LLAMA, (int)n_ctx, (int)ppl_chunks, save_logits,
+                         kl_base, isatty(2)};
+        int prc = run_perplexity(&m, ppl_path, &po, (int)threads, (int)use_ref, load_s);
+        model_free(&m);
+        return prc;
+    }
 
     int *ids = NULL, n_ids = 0, rc = 1;
     char *text = NULL;
