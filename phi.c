@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine/bench.h"
 #include "engine/cpu.h"
 #include "engine/generate.h"
 #include "engine/model.h"
@@ -34,6 +35,11 @@ static void usage(FILE *f) {
             "  --ignore-eos       do not stop at the model's stop tokens\n"
             "  --logits FILE      write the logits of every prompt position, float32 LE [n][vocab]\n"
             "  --ref              use the scalar reference kernels (the correctness oracle)\n"
+            "  --bench            measure speed instead of generating text: prompt processing of\n"
+            "                     --pp N tokens (default 128) and generation of --tg N tokens\n"
+            "                     (default 32) after --depth N tokens of context (default 0),\n"
+            "                     --reps N times (default 3); prints a table and the weight bytes/s\n"
+            "                     against this machine's measured memory bandwidth\n"
 
             "\n"
             "Perplexity (instead of generating):\n"
@@ -153,7 +159,6 @@ static int run_perplexity(Model *m, const char *path, PplOptions *po, int thread
     ids = malloc((size_t)n * sizeof *ids);
     if (!ids) { die("%s", "out of memory"); goto done; }
     tok_encode(m->tok, text, len, 0, ids, n, err, sizeof err);
-    if (threads == 0) threads = cpu_physical_cores();
     if (state_init(&st, m, po->n_ctx, use_ref ? 1 : threads, err, sizeof err)) { die("%s", err); goto done; }
     st.use_ref = use_ref;
     PplResult r;
@@ -176,6 +181,7 @@ int main(int argc, char **argv) {
     const char *ppl_path = NULL, *save_logits = NULL, *kl_base = NULL;
     long ppl_all = 0, ppl_chunks = 0;
     long n_predict = 256, n_ctx = 0, threads = 0, top_k = 40, use_ref = 0, ignore_eos = 0;
+    long bench = 0, bench_pp = 128, bench_tg = 32, bench_depth = 0, bench_reps = 3;
     unsigned long long seed = (unsigned long long)time(NULL);
     float temp = 0.8f, top_p = 0.95f;
     for (int i = 1; i < argc; i++) {
@@ -185,6 +191,7 @@ int main(int argc, char **argv) {
         if (IS("-h") || IS("--help")) { usage(stdout); return 0; }
         else if (IS("--ref")) { use_ref = 1; continue; }
         else if (IS("--ignore-eos")) { ignore_eos = 1; continue; }
+        else if (IS("--bench")) { bench = 1; continue; }
         else if (IS("--ppl-all")) { ppl_all = 1; continue; }
         else if (!v) return die("option '%s' is unknown or needs a value (see --help)", a);
         else if (IS("-m") || IS("--model")) model_path = v;
@@ -200,6 +207,10 @@ int main(int argc, char **argv) {
         else if (IS("-c")) bad = parse_long(v, 1, 1 << 24, &n_ctx);
         else if (IS("-t")) bad = parse_long(v, 1, 1024, &threads);
         else if (IS("--top-k")) bad = parse_long(v, 0, INT_MAX, &top_k);
+        else if (IS("--pp")) bad = parse_long(v, 0, 1 << 20, &bench_pp);
+        else if (IS("--tg")) bad = parse_long(v, 0, 1 << 20, &bench_tg);
+        else if (IS("--depth")) bad = parse_long(v, 0, 1 << 24, &bench_depth);
+        else if (IS("--reps")) bad = parse_long(v, 1, 1000, &bench_reps);
         else if (IS("--temp")) bad = parse_float(v, 0, 100, &temp);
         else if (IS("--top-p")) bad = parse_float(v, 0, 1, &top_p);
         else if (IS("--seed")) {
@@ -216,6 +227,18 @@ int main(int argc, char **argv) {
         i++;
     }
     if (!model_path) return die("%s", "no model given (-m FILE; see --help)");
+    if (threads == 0) threads = cpu_physical_cores();
+    if (bench) {
+        char berr[512];
+        Model bm;
+        if (!use_ref && kernels_init(NULL)) return 1;
+        if (model_load(model_path, &bm, berr, sizeof berr)) return die("%s", berr);
+        BenchOptions bo = {(int)bench_pp, (int)bench_tg, (int)bench_depth, (int)bench_reps,
+                           (int)threads, (int)use_ref};
+        int brc = bench_run(model_path, &bm, &bo, stdout, berr, sizeof berr);
+        model_free(&bm);
+        return brc ? die("%s", berr) : 0;
+    }
     if (!!prompt + !!prompt_file + !!ids_arg + !!ppl_path > 1)
         return die("%s", "give only one of -p, -f, --ids and --perplexity");
     if (!prompt && !prompt_file && !ids_arg && !ppl_path)
@@ -287,7 +310,6 @@ int main(int argc, char **argv) {
     /* The KV cache only needs room for the positions this run can reach. */
     long need_ctx = n_predict < 0 ? n_ctx : n_ids + n_predict;
     if (need_ctx > n_ctx) need_ctx = n_ctx;
-    if (threads == 0) threads = cpu_physical_cores();
     if (state_init(&st, &m, (int)need_ctx, use_ref ? 1 : (int)threads, err, sizeof err)) {
         die("%s", err);
         goto done;

@@ -1,0 +1,146 @@
+#include "engine/bench.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/generate.h"
+#include "engine/pool.h"
+#include "kernels/fast.h"
+
+static double matrix_bytes(const MatView *w) {
+    return (double)type_tensor_bytes(w->type, (uint64_t)w->rows, (uint64_t)w->cols);
+}
+
+double bench_weight_bytes_per_token(const Model *m) {
+    double b = matrix_bytes(&m->output) + matrix_bytes(&m->tok_embd) / m->hp.vocab_size;
+    for (uint32_t l = 0; l < m->hp.n_layers; l++) {
+        const Layer *L = &m->layers[l];
+        b += matrix_bytes(&L->wqkv) + matrix_bytes(&L->wo) + matrix_bytes(&L->w_gate_up) +
+             matrix_bytes(&L->w_down) + 2.0 * m->hp.dim * sizeof(float);
+    }
+    return b;
+}
+
+typedef struct {
+    const uint64_t *buf;
+    size_t n;
+    uint64_t sum[64];
+} BwJob;
+
+static void bw_job(void *arg, int ith, int nth) {
+    BwJob *j = arg;
+    size_t i0 = j->n * (size_t)ith / (size_t)nth, i1 = j->n * (size_t)(ith + 1) / (size_t)nth;
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (size_t i = i0; i + 4 <= i1; i += 4) {
+        s0 += j->buf[i];
+        s1 += j->buf[i + 1];
+        s2 += j->buf[i + 2];
+        s3 += j->buf[i + 3];
+    }
+    j->sum[ith & 63] = s0 + s1 + s2 + s3;
+}
+
+double bench_memory_bandwidth(int n_threads) {
+    size_t bytes = (size_t)1 << 30, n = bytes / sizeof(uint64_t);
+    uint64_t *buf = malloc(bytes);
+    if (!buf) return 0;
+    for (size_t i = 0; i < n; i++) buf[i] = i;
+    Pool *pool = n_threads > 1 ? pool_create(n_threads) : NULL;
+    BwJob j = {buf, n, {0}};
+    double best = 0;
+    for (int rep = 0; rep < 5; rep++) {
+        double t0 = now_seconds();
+        pool_run(pool, bw_job, &j);
+        double dt = now_seconds() - t0;
+        if (bytes / dt > best) best = bytes / dt;
+    }
+    if (pool) pool_destroy(pool);
+    free(buf);
+    return best / 1e9;
+}
+
+static void mean_sd(const double *v, int n, double *mean, double *sd) {
+    double s = 0, ss = 0;
+    for (int i = 0; i < n; i++) s += v[i];
+    *mean = s / n;
+    for (int i = 0; i < n; i++) ss += (v[i] - *mean) * (v[i] - *mean);
+    *sd = n > 1 ? sqrt(ss / (n - 1)) : 0;
+}
+
+static void row(FILE *out, const char *model, double gib, const char *type, int threads,
+                const char *test, const double *tps, int reps) {
+    double mean, sd;
+    mean_sd(tps, reps, &mean, &sd);
+    fprintf(out, "| %-14s | %8.2f GiB | %-4s | %7d | %-12s | %9.2f ± %-6.2f |\n", model, gib, type,
+            threads, test, mean, sd);
+    fflush(out);
+}
+
+int bench_run(const char *model_path, const Model *m, const BenchOptions *o, FILE *out, char *err,
+              size_t errlen) {
+    const PhiHParams *hp = &m->hp;
+    int n_ctx = o->n_prompt > o->depth + o->n_gen ? o->n_prompt : o->depth + o->n_gen;
+    if (n_ctx < 1) n_ctx = 1;
+    if ((uint32_t)n_ctx > hp->max_seq_len) {
+        snprintf(err, errlen, "the benchmark needs %d positions but the model has %u", n_ctx,
+                 hp->max_seq_len);
+        return -1;
+    }
+    State s;
+    if (state_init(&s, m, n_ctx, o->use_ref ? 1 : o->n_threads, err, errlen)) return -1;
+    s.use_ref = o->use_ref;
+    int *toks = malloc((size_t)n_ctx * sizeof *toks);
+    double *tps = malloc((size_t)(o->reps > 0 ? o->reps : 1) * sizeof *tps);
+    uint64_t rng = 12345;
+    for (int i = 0; i < n_ctx; i++) {
+        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+        toks[i] = (int)((rng >> 33) % hp->vocab_size);
+    }
+    double params = 0;
+    for (uint32_t i = 0; i < m->file.n_tensors; i++)
+        params += (double)m->file.tensors[i].ne[0] * m->file.tensors[i].ne[1];
+    char model[64];
+    (void)model_path;
+    snprintf(model, sizeof model, "phi3 %.2fB", params / 1e9);
+    double gib = m->map_size / (double)(1 << 30);
+    const char *type = type_traits(hp->file_type)->name;
+    int threads = s.n_threads;
+    fprintf(out, "| model          |         size | type | threads | test         |          t/s      |\n");
+    fprintf(out, "| -------------- | -----------: | ---- | ------: | ------------ | ----------------: |\n");
+    /* warm-up: map the weights in, grow scratch buffers */
+    model_forward(m, &s, toks, 1, 0, NULL);
+    char test[32];
+    if (o->n_prompt > 0) {
+        for (int r = 0; r < o->reps; r++) {
+            double t0 = now_seconds();
+            model_forward(m, &s, toks, o->n_prompt, 0, NULL);
+            tps[r] = o->n_prompt / (now_seconds() - t0);
+        }
+        snprintf(test, sizeof test, "pp%d", o->n_prompt);
+        row(out, model, gib, type, threads, test, tps, o->reps);
+    }
+    if (o->n_gen > 0) {
+        for (int r = 0; r < o->reps; r++) {
+            if (o->depth > 0) model_forward(m, &s, toks, o->depth, 0, NULL);
+            double t0 = now_seconds();
+            for (int i = 0; i < o->n_gen; i++) model_forward(m, &s, toks + o->depth + i, 1, o->depth + i, NULL);
+            tps[r] = o->n_gen / (now_seconds() - t0);
+        }
+        if (o->depth > 0) snprintf(test, sizeof test, "tg%d@d%d", o->n_gen, o->depth);
+        else snprintf(test, sizeof test, "tg%d", o->n_gen);
+        row(out, model, gib, type, threads, test, tps, o->reps);
+        double mean, sd;
+        mean_sd(tps, o->reps, &mean, &sd);
+        double wb = bench_weight_bytes_per_token(m);
+        double bw = bench_memory_bandwidth(threads);
+        fprintf(out, "\n%s kernels; generation streams %.2f GB of weights per token: %.1f GB/s at %.2f tok/s; "
+                "this machine reads %.1f GB/s with %d threads (%.0f%% of it)\n",
+                o->use_ref ? "reference" : kernels_isa_name(), wb / 1e9, wb * mean / 1e9, mean, bw,
+                threads, bw > 0 ? 100 * wb * mean / 1e9 / bw : 0);
+    }
+    free(toks);
+    free(tps);
+    state_free(&s);
+    return 0;
+}

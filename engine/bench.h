@@ -1,0 +1,25 @@
+/* Speed benchmark of a loaded model, printed as a llama-bench style table. */
+#ifndef PHI_BENCH_H
+#define PHI_BENCH_H
+
+#include <stdio.h>
+
+#include "engine/model.h"
+
+typedef struct {
+    int n_prompt;  /* pp test: tokens processed in one batch (0: skip) */
+    int n_gen;     /* tg test: tokens generated one at a time (0: skip) */
+    int depth;     /* tokens already in the context before the tg test */
+    int reps;      /* repetitions; mean and standard deviation are reported */
+    int n_threads;
+    int use_ref;
+} BenchOptions;
+
+int bench_run(const char *model_path, const Model *m, const BenchOptions *opt, FILE *out,
+              char *err, size_t errlen);
+/* Read bandwidth of this machine in GB/s with n_threads streaming a buffer larger than caches. */
+double bench_memory_bandwidth(int n_threads);
+/* Bytes of weights one generated token reads (every matrix once, one embedding row). */
+double bench_weight_bytes_per_token(const Model *m);
+
+#endif
