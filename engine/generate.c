@@ -11,7 +11,7 @@ double now_seconds(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static int is_stop(const PhiHParams *hp, int id) {
+int is_stop_id(const PhiHParams *hp, int id) {
     for (uint32_t i = 0; i < hp->n_stop_ids; i++)
         if ((int)hp->stop_ids[i] == id) return 1;
     return 0;
@@ -30,6 +30,38 @@ static int write_logits(const char *path, const float *logits, size_t n, char *e
         return -1;
     }
     return 0;
+}
+
+int generate_tokens(const Model *m, State *s, Sampler *smp, int pos, const GenOptions *opt,
+                    GenStats *st, int *ids, int cap) {
+    TokDecoder dec;
+    tok_decoder_init(&dec, m->tok);
+    char text[256];
+    double t0 = now_seconds();
+    st->n_gen = 0;
+    st->stopped_by = 0;
+    while (opt->n_predict < 0 || st->n_gen < opt->n_predict) {
+        int next = sampler_sample(smp, s->logits);
+        if (!opt->ignore_stop && is_stop_id(&m->hp, next)) {
+            st->stopped_by = 1;
+            break;
+        }
+        if (ids && st->n_gen < cap) ids[st->n_gen] = next;
+        st->n_gen++;
+        if (opt->print_ids) fprintf(opt->out, st->n_gen > 1 ? ",%d" : "%d", next);
+        else if (tok_decoder_push(&dec, next, text, sizeof text)) fputs(text, opt->out);
+        fflush(opt->out);
+        if (opt->n_predict >= 0 && st->n_gen >= opt->n_predict) break;
+        if (pos >= s->n_ctx) {
+            st->stopped_by = 2;
+            break;
+        }
+        model_forward(m, s, &next, 1, pos++, NULL);
+    }
+    if (!opt->print_ids && tok_decoder_flush(&dec, text, sizeof text)) fputs(text, opt->out);
+    fflush(opt->out);
+    st->gen_s = now_seconds() - t0;
+    return pos;
 }
 
 int generate(const Model *m, State *s, Sampler *smp, const int *prompt, int n_prompt,
@@ -66,35 +98,8 @@ int generate(const Model *m, State *s, Sampler *smp, const int *prompt, int n_pr
         free(all);
         if (rc) return -1;
     }
-
-    TokDecoder dec;
-    tok_decoder_init(&dec, m->tok);
-    char text[256];
-    int pos = n_prompt;
-    double t1 = now_seconds();
-    while (opt->n_predict < 0 || st->n_gen < opt->n_predict) {
-        int next = sampler_sample(smp, s->logits);
-        if (!opt->ignore_stop && is_stop(hp, next)) {
-            st->stopped_by = 1;
-            break;
-        }
-        st->n_gen++;
-        if (opt->print_ids) {
-            fprintf(opt->out, st->n_gen > 1 ? ",%d" : "%d", next);
-        } else if (tok_decoder_push(&dec, next, text, sizeof text)) {
-            fputs(text, opt->out);
-        }
-        fflush(opt->out);
-        if (opt->n_predict >= 0 && st->n_gen >= opt->n_predict) break;
-        if (pos >= s->n_ctx) {
-            st->stopped_by = 2;
-            break;
-        }
-        model_forward(m, s, &next, 1, pos++, NULL);
-    }
-    if (!opt->print_ids && tok_decoder_flush(&dec, text, sizeof text)) fputs(text, opt->out);
+    generate_tokens(m, s, smp, n_prompt, opt, st, NULL, 0);
     fputc('\n', opt->out);
     fflush(opt->out);
-    st->gen_s = now_seconds() - t1;
     return 0;
 }

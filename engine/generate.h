@@ -21,8 +21,18 @@ typedef struct {
     int stopped_by; /* 0: count reached, 1: stop id, 2: context full */
 } GenStats;
 
+/* Process the prompt at position 0, then generate. */
 int generate(const Model *m, State *s, Sampler *smp, const int *prompt, int n_prompt,
              const GenOptions *opt, GenStats *stats, char *err, size_t errlen);
+
+/* Generate after the first pos positions are in the KV cache and s->logits holds the logits of
+ * position pos - 1: samples, streams to opt->out, forwards each kept token. The generated ids
+ * (stop id excluded) go to ids[0..cap) when ids is non-NULL. Fills the n_gen, gen_s and
+ * stopped_by fields of stats. Returns the number of positions now in the cache. */
+int generate_tokens(const Model *m, State *s, Sampler *smp, int pos, const GenOptions *opt,
+                    GenStats *stats, int *ids, int cap);
+
+int is_stop_id(const PhiHParams *hp, int id);
 double now_seconds(void);
 
 #endif
