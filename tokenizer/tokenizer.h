@@ -30,6 +30,13 @@ int tok_add_bos(const Tokenizer *t);    /* add_bos_token of tokenizer_config.jso
 const char *tok_piece(const Tokenizer *t, int id);
 /* Control/special tokens (<s>, </s>, <|end|>, ...) are never printed by the decoder. */
 int tok_is_special(const Tokenizer *t, int id);
+int tok_unk_id(const Tokenizer *t);     /* -1 if none */
+int tok_pad_id(const Tokenizer *t);     /* -1 if none */
+int tok_add_eos(const Tokenizer *t);    /* add_eos_token of tokenizer_config.json */
+/* Chat template (Jinja source from tokenizer_config.json), or NULL if none. */
+const char *tok_chat_template(const Tokenizer *t);
+/* Id of the piece whose text is exactly s[0..len) (added tokens first, e.g. "<|end|>"), or -1. */
+int tok_piece_id(const Tokenizer *t, const char *s, size_t len);
 
 /* Encode UTF-8 text. Added/special tokens are matched in the text first, then BPE runs on the
  * segments between them. Writes at most cap ids to ids; returns the number of ids the text
