@@ -8,7 +8,8 @@
 //
 // Usage (Node 18+), from the repository root:
 //   mkdir -p /tmp/tokref && (cd /tmp/tokref && npm install @huggingface/tokenizers tokenizers)
-//   TOKREF=/tmp/tokref node scripts/gen_tokenizer_cases.mjs > tests/data/tokenizer_cases.txt
+//   TOKREF=/tmp/tokref node scripts/gen_tokenizer_cases.mjs
+// Writes tests/data/tokenizer_cases.txt and tests/data/tokenizer-features/ (see the end).
 // Env: TOKREF (folder whose node_modules has the packages), PHI_DATA (default ../shared/data).
 import fs from "fs";
 import path from "path";
@@ -206,5 +207,89 @@ for (const [cat, text] of cases) {
   lines.push(`dec ${esc(dec)}`);
   if (spmOk(text)) lines.push(`spm ${spmOut[spmI++].trim()}`.trimEnd());
 }
-process.stdout.write(Buffer.from(lines.join("\n") + "\n", "latin1"));
-process.stderr.write(`${cases.length} cases` + (rs ? `, ${rsDiff} JS/Rust differences` : "") + "\n");
+fs.writeFileSync("tests/data/tokenizer_cases.txt", Buffer.from(lines.join("\n") + "\n", "latin1"));
+process.stderr.write(`tests/data/tokenizer_cases.txt: ${cases.length} cases` + (rs ? `, ${rsDiff} JS/Rust differences` : "") + "\n");
+
+// ---- feature tokenizers: small hand-made tokenizer.json files exercising what Phi-3's does
+// not (lstrip, single_word, normalized added tokens, unk without byte fallback, Metaspace) ----
+const featVocab = { "<unk>": 0, "<s>": 1, "</s>": 2 };
+for (let b = 0; b < 256; b++) featVocab[`<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`] = 3 + b;
+const addPiece = (p) => { if (!(p in featVocab)) featVocab[p] = Object.keys(featVocab).length; };
+for (const c of "\u2581abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,!?'<>|/[]-_:;()") addPiece(c);
+const featMerges = [];
+const addWord = (w) => {
+  // progressive merges: first two chars, then one char at a time
+  const ch = [...w];
+  let left = ch[0];
+  for (let k = 1; k < ch.length; k++) {
+    const m = `${left} ${ch[k]}`;
+    addPiece(left + ch[k]);
+    if (!featMerges.includes(m)) featMerges.push(m);
+    left += ch[k];
+  }
+};
+for (const w of ["\u2581the", "\u2581hello", "hello", "\u2581world", "ing", "\u2581yes", "yes", "ll", "\u2581\u2581", "\u2581\u2581\u2581\u2581", "ma", "ask", "\u2581good"])
+  addWord(w);
+// merges whose results have other splits too (HF must pick by rank, not by result)
+for (const m of ["e ll", "he ll", "h ell"]) {
+  const [a, b] = m.split(" ");
+  addPiece(a + b);
+  if (!featMerges.includes(m)) featMerges.push(m);
+}
+let nextId = Object.keys(featVocab).length;
+const added = (content, o = {}) => ({
+  id: content in featVocab ? featVocab[content] : nextId++, content, single_word: !!o.single_word, lstrip: !!o.lstrip,
+  rstrip: !!o.rstrip, normalized: !!o.normalized, special: !!o.special,
+});
+const featAdded = [
+  added("<unk>", { special: true }), added("<s>", { special: true }), added("</s>", { special: true }),
+  added("<mask>", { lstrip: true, special: true }), added("<sep>", { lstrip: true, rstrip: true, special: true }),
+  added("<m", { special: true }), added("[WORD]", { single_word: true }), added("yes", { normalized: true }),
+  added("good day", { normalized: true }), added("<extra>", {}), added("\u00ab\u00bb", { lstrip: true, special: true }),
+  added("end", { single_word: true, rstrip: true }),
+];
+const featTokenizer = (variant) => ({
+  version: "1.0", truncation: null, padding: null, added_tokens: featAdded,
+  normalizer: variant === "metaspace" ? null : { type: "Sequence", normalizers: [{ type: "Prepend", prepend: "\u2581" }, { type: "Replace", pattern: { String: " " }, content: "\u2581" }] },
+  pre_tokenizer: variant === "metaspace" ? { type: "Metaspace", replacement: "\u2581", prepend_scheme: "first", split: false } : null,
+  post_processor: null,
+  decoder: { type: "Sequence", decoders: [{ type: "Replace", pattern: { String: "\u2581" }, content: " " }, { type: "ByteFallback" }, { type: "Fuse" }, { type: "Strip", content: " ", start: 1, stop: 0 }] },
+  model: { type: "BPE", dropout: null, unk_token: "<unk>", continuing_subword_prefix: null, end_of_word_suffix: null,
+    fuse_unk: true, byte_fallback: variant !== "unk", vocab: featVocab, merges: featMerges },
+});
+const featTexts = [
+  "hello world", " hello", "the yes", "yes", "yesterday", "say yes!", "good day to you", "a good day", "gooddayyes",
+  "x <mask> y", "x   <mask>", "<mask>", "  <mask>  ", "x<mask>", "a<sep>b", "a  <sep>  b", " <sep> ", "<sep><sep>", "<m<mask>",
+  "<mas", "<ma", "[WORD]", "a [WORD] b", "a[WORD]b", "[WORD]x", "x[WORD]", "([WORD])", "_[WORD]_", "\u00e9[WORD]", "[WORD] [WORD]",
+  "the end", "the end   x", "ending", "end", "endend", "end end", "x end.", "<extra>", "a<extra>b", "\u00ab\u00bb", "q  \u00ab\u00bb", "\t\u00ab\u00bb",
+  "\u00e9\u00e8 \u00fc", "caf\u00e9 \u4e2d\u6587 \ud83d\ude00", "helllo", "hell", "shell", "hello hello hello", "<s>hello</s>", "<unk>",
+  "   ", "", "x", "  two", "\n<mask>\n", "yes <mask> yes", "good  day", "ring king", "\u2581hello", "unknown \u00ff chars \u20ac\u20ac here",
+];
+const featDir = "tests/data/tokenizer-features";
+const featLines = [`# Cases for the feature tokenizers in ${featDir}/*/tokenizer.json, made by scripts/gen_tokenizer_cases.mjs.`,
+  `# Reference: ${rs ? "the Rust library via the npm binding 'tokenizers'" : "@huggingface/tokenizers " + jsVersion}. Format as in tokenizer_cases.txt; category = variant.`];
+let featDiff = 0;
+for (const variant of ["prepend", "unk", "metaspace"]) {
+  fs.mkdirSync(`${featDir}/${variant}`, { recursive: true });
+  const file = `${featDir}/${variant}/tokenizer.json`;
+  fs.writeFileSync(file, JSON.stringify(featTokenizer(variant), null, 1) + "\n");
+  const fjs = new Tokenizer(JSON.parse(fs.readFileSync(file, "utf8")), {});
+  const frs = rs ? req("tokenizers").Tokenizer.fromFile(file) : null;
+  for (const text of featTexts) {
+    let ids = fjs.encode(text, { add_special_tokens: false }).ids;
+    let dec = ids.length ? fjs.decode(ids, { skip_special_tokens: true }) : "";
+    if (frs) {
+      const rids = (await frs.encode(text, null, { addSpecialTokens: false })).getIds();
+      const rdec = rids.length ? await frs.decode(rids, true) : "";
+      if (JSON.stringify(rids) !== JSON.stringify(ids) || rdec !== dec) {
+        featDiff++;
+        process.stderr.write(`feature ${variant}: JS/Rust differ on ${JSON.stringify(text)}: js ${ids} / ${JSON.stringify(dec)}, rust ${rids} / ${JSON.stringify(rdec)}\n`);
+      }
+      ids = rids; // the Rust library is the reference where they differ
+      dec = rdec;
+    }
+    featLines.push(`case ${variant} ${esc(text)}`, `ids ${ids.join(" ")}`.trimEnd(), `dec ${esc(dec)}`);
+  }
+}
+fs.writeFileSync(`${featDir}/cases.txt`, Buffer.from(featLines.join("\n") + "\n", "latin1"));
+process.stderr.write(`${featDir}: ${3 * featTexts.length} cases` + (rs ? `, ${featDiff} JS/Rust differences` : "") + "\n");

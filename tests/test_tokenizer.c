@@ -291,6 +291,67 @@ static void test_corpus(const Tokenizer *t, const Tokenizer *loaded, const Corpu
     t_check(all, "tokenizer_corpus_section", "%d/%d encodings identical after tok_serialize/tok_load", ok, cp->n);
 }
 
+/* Small hand-made tokenizer.json files (lstrip, single_word, normalized added tokens, unk
+ * without byte fallback, Metaspace) against the Rust library's output. */
+static void test_features(void) {
+    const char *dir = "tests/data/tokenizer-features";
+    char path[256], err[256], line[512];
+    Corpus cp = {0};
+    snprintf(path, sizeof path, "%s/cases.txt", dir);
+    if (load_corpus(path, &cp)) {
+        t_skip("tokenizer_features", "%s not found (run from the repository root)", path);
+        return;
+    }
+    Tally enc = {0}, dec = {0}, sec = {0};
+    Tokenizer *t = NULL, *l = NULL;
+    char loaded_cat[32] = "";
+    for (int i = 0; i < cp.n; i++) {
+        const Case *c = &cp.c[i];
+        if (strcmp(c->cat, loaded_cat)) {
+            tok_free(t);
+            snprintf(path, sizeof path, "%s/%s", dir, c->cat);
+            snprintf(loaded_cat, sizeof loaded_cat, "%s", c->cat);
+            t = tok_from_hf_dir(path, err, sizeof err);
+            if (!t) printf("  %s: %s\n", path, err);
+            tok_free(l);
+            l = NULL;
+            uint8_t *blob;
+            uint64_t size;
+            if (t && !tok_serialize(t, &blob, &size, err, sizeof err)) {
+                l = tok_load(blob, size, err, sizeof err);
+                free(blob);
+            }
+        }
+        int *got = NULL, n = t ? encode(t, c->text, c->len, 0, &got, err) : -1;
+        int ok = same_ids(got, n, c->ids, c->n_ids);
+        tally(&enc, c->cat, ok);
+        if (!ok) {
+            show_case("encode mismatch", c);
+            print_ids("want", c->ids, c->n_ids);
+            print_ids("got", got, n);
+        }
+        int *got2 = NULL, n2 = l ? encode(l, c->text, c->len, 0, &got2, err) : -1;
+        tally(&sec, c->cat, same_ids(got2, n2, got, n));
+        free(got2);
+        size_t dl = 0;
+        char *d = t ? decode(t, c->ids, c->n_ids, &dl) : NULL;
+        int dok = d && c->dec && dl == c->dec_len && memcmp(d, c->dec, dl) == 0;
+        tally(&dec, c->cat, dok);
+        if (!dok) printf("  decode mismatch [%s] \"%s\": want \"%s\" got \"%s\"\n", c->cat, c->text, c->dec, d ? d : "");
+        free(d);
+        free(got);
+    }
+    tok_free(t);
+    tok_free(l);
+    int all, ok = tally_line(&enc, line, sizeof line, &all);
+    t_check(all, "tokenizer_features_encode", "%d/%d match HF (%s)", ok, cp.n, line);
+    ok = tally_line(&dec, line, sizeof line, &all);
+    t_check(all, "tokenizer_features_decode", "%d/%d match HF decode (%s)", ok, cp.n, line);
+    ok = tally_line(&sec, line, sizeof line, &all);
+    t_check(all, "tokenizer_features_section", "%d/%d encodings identical after tok_serialize/tok_load", ok, cp.n);
+    free_corpus(&cp);
+}
+
 /* Plain SentencePiece (tokenizer.model, no added tokens) vs spm_encode on single-line cases. */
 static void test_corpus_spm(const Tokenizer *t, const Corpus *cp) {
     Tally ty = {0};
@@ -540,6 +601,35 @@ static void test_decoder(const Tokenizer *t) {
             "an unfinished byte run becomes U+FFFD per byte (flush, or before the next text piece)");
 }
 
+/* The other Phi-3 tokenizer folders: their own BOS settings and rstrip flags (the 2024-05
+ * phi-3 file does not strip the newline after special tokens). Ids from HF tokenizers. */
+static void test_variants(const char *data) {
+    static const char *names[2] = {"phi-3", "phi-3-medium"};
+    static const int want_bos[2] = {1, 0};
+    static const char text[] = "<|user|>\nHello, world!<|end|>\n<|assistant|>";
+    static const int want[2][11] = {{32010, 29871, 13, 10994, 29892, 3186, 29991, 32007, 29871, 13, 32001},
+                                    {32010, 15043, 29892, 3186, 29991, 32007, 32001}};
+    static const int n_want[2] = {11, 7};
+    char dir[512], err[256];
+    int *b;
+    for (int v = 0; v < 2; v++) {
+        snprintf(dir, sizeof dir, "%s/phi3-tokenizer/%s", data, names[v]);
+        Tokenizer *t = tok_from_hf_dir(dir, err, sizeof err);
+        int ok = t != NULL;
+        if (t) {
+            int nb = encode(t, text, sizeof text - 1, tok_add_bos(t), &b, err);
+            int off = tok_add_bos(t) ? 1 : 0;
+            ok = tok_add_bos(t) == want_bos[v] && (!off || b[0] == tok_bos_id(t)) &&
+                 same_ids(b + off, nb - off, want[v], n_want[v]) && tok_eos_id(t) == 32000;
+            free(b);
+        }
+        char name[64];
+        snprintf(name, sizeof name, "tokenizer_load_%s", names[v]);
+        t_check(ok, name, "%s", t ? (want_bos[v] ? "adds BOS <s>, chat ids match HF" : "no BOS, chat ids match HF") : err);
+        tok_free(t);
+    }
+}
+
 /* Encoding speed on ~1 MB of the corpus' text (printed, not asserted). */
 static void bench(const Tokenizer *t, const char *text, size_t len, const char *what) {
     char err[256];
@@ -606,6 +696,7 @@ int main(int argc, char **argv) {
     }
     tok_free(syn);
     test_bad_headers();
+    test_features();
 
     if (!data) {
         t_skip("tokenizer_phi3", "no shared data folder (PHI_DATA or ../shared/data)");
@@ -614,6 +705,7 @@ int main(int argc, char **argv) {
     if (!phi) return t_done();
     test_llamacpp_vectors(phi, data);
     test_decoder(phi);
+    test_variants(data);
     test_invalid_utf8(phi, "tokenizer_invalid_utf8_phi3");
 
     uint8_t *blob;

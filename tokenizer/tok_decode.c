@@ -122,6 +122,11 @@ size_t tok_decoder_push(TokDecoder *d, int id, char *out, size_t cap) {
             push_byte(&k, (unsigned char)byte);
         } else {
             flush_pending(&k);
+            /* HF decodes a normalized added token as its normalized content: the prepended
+             * U+2581 shows up as a space */
+            if ((p->flags & (TOK_F_ADDED | TOK_F_NORMALIZED)) == (TOK_F_ADDED | TOK_F_NORMALIZED) &&
+                t->prefix == TOK_PREFIX_EVERY && !(t->opts & TOK_O_PRETOK_META))
+                put(&k, " ", 1);
             put_text(&k, s, p->len);
         }
     }

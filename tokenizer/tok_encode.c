@@ -168,6 +168,35 @@ static int initial_symbols(Enc *e, const char *s, size_t len, size_t *n_out) {
     return 0;
 }
 
+/* Short words: merge by scanning for the lowest (rank, position) pair instead of a heap.
+ * Same order as the heap loop: a queued entry only stays valid while its pair is unchanged,
+ * so the heap's next valid entry is always the lowest current pair. */
+#define SHORT_WORD 32
+static void bpe_short(Enc *e, size_t n) {
+    const Tokenizer *t = e->t;
+    int32_t id[SHORT_WORD], rank[SHORT_WORD], nid[SHORT_WORD];
+    for (size_t i = 0; i < n; i++) id[i] = e->syms[i].id;
+    for (size_t i = 0; i + 1 < n; i++)
+        if (!find_merge(t, id[i], id[i + 1], &rank[i], &nid[i])) rank[i] = INT32_MAX;
+    while (n > 1) {
+        size_t best = 0;
+        for (size_t i = 1; i + 1 < n; i++)
+            if (rank[i] < rank[best]) best = i;
+        if (rank[best] == INT32_MAX) break;
+        id[best] = nid[best];
+        for (size_t i = best + 1; i + 1 < n; i++) {
+            id[i] = id[i + 1];
+            rank[i] = rank[i + 1];
+            nid[i] = nid[i + 1];
+        }
+        n--;
+        if (best > 0 && !find_merge(t, id[best - 1], id[best], &rank[best - 1], &nid[best - 1]))
+            rank[best - 1] = INT32_MAX;
+        if (best + 1 < n && !find_merge(t, id[best], id[best + 1], &rank[best], &nid[best])) rank[best] = INT32_MAX;
+    }
+    for (size_t i = 0; i < n; i++) emit(e, id[i]);
+}
+
 /* BPE of one word (or of a whole piece when it cannot be split into words). */
 static void bpe_word_uncached(Enc *e, const char *s, size_t len) {
     const Tokenizer *t = e->t;
@@ -177,6 +206,10 @@ static void bpe_word_uncached(Enc *e, const char *s, size_t len) {
         return;
     }
     Sym *sy = e->syms;
+    if (n <= SHORT_WORD) {
+        bpe_short(e, n);
+        return;
+    }
     e->heap_n = 0;
     for (size_t i = 0; i + 1 < n; i++) {
         int32_t rank, nid;
@@ -295,14 +328,19 @@ static void bpe_piece(Enc *e, const char *s, size_t len) {
 
 /* ---- normalization and added-token splitting ---- */
 
-size_t tok_normalize(const Tokenizer *t, const char *s, size_t len, int at_start, char *out) {
+/* Optional U+2581 prefix, then ' ' -> U+2581. With `conditional`, no prefix when the result
+ * would already start with U+2581 (HF's Metaspace). */
+static size_t add_prefix_and_replace(const Tokenizer *t, const char *s, size_t len, int at_start,
+                                     int conditional, char *out) {
     static const char meta[3] = {(char)0xE2, (char)0x96, (char)0x81}; /* U+2581 */
     size_t o = 0;
-    if (len && (t->prefix == TOK_PREFIX_EVERY || (t->prefix == TOK_PREFIX_FIRST && at_start))) {
+    int repl = (t->opts & TOK_O_SPACE_TO_META) != 0;
+    int starts_meta = len && ((repl && s[0] == ' ') || (len >= 3 && is_meta_at(s, 0)));
+    if (len && (t->prefix == TOK_PREFIX_EVERY || (t->prefix == TOK_PREFIX_FIRST && at_start)) &&
+        !(conditional && starts_meta)) {
         memcpy(out, meta, 3);
         o = 3;
     }
-    int repl = (t->opts & TOK_O_SPACE_TO_META) != 0;
     for (size_t i = 0; i < len; i++) {
         if (repl && s[i] == ' ') {
             memcpy(out + o, meta, 3);
@@ -312,6 +350,14 @@ size_t tok_normalize(const Tokenizer *t, const char *s, size_t len, int at_start
         }
     }
     return o;
+}
+
+size_t tok_normalize(const Tokenizer *t, const char *s, size_t len, int at_start, char *out) {
+    if (t->opts & TOK_O_PRETOK_META) { /* the normalizer is the identity; Metaspace comes later */
+        memcpy(out, s, len);
+        return len;
+    }
+    return add_prefix_and_replace(t, s, len, at_start, 0, out);
 }
 
 /* Unicode White_Space (what Rust's regex \s matches): length of the whitespace char at s, or 0. */
@@ -400,8 +446,24 @@ static void bpe_segment(Enc *e, const char *s, size_t len, size_t offset) {
     bpe_piece(e, s, len);
 }
 
+/* HF's Metaspace pre-tokenizer (split=false) on a piece left by the added-token passes:
+ * ' ' -> U+2581 and the prefix, unless the piece already starts with U+2581; "first" means the
+ * piece starts the original text. */
+static void metaspace_segment(Enc *e, const char *s, size_t len, size_t offset) {
+    if (grow((void **)&e->norm, &e->norm_cap, 3 * len + 4, 1)) {
+        e->oom = 1;
+        return;
+    }
+    bpe_piece(e, e->norm, add_prefix_and_replace(e->t, s, len, offset == 0, 1, e->norm));
+}
+
 /* A raw segment between added tokens: normalize, then split on normalized added tokens. */
 static void raw_segment(Enc *e, const char *s, size_t len, size_t offset) {
+    if (e->t->opts & TOK_O_PRETOK_META) { /* identity normalizer: match on the raw text */
+        if (e->t->norm_trie.n) split_added(e, &e->t->norm_trie, s, len, offset, metaspace_segment);
+        else metaspace_segment(e, s, len, offset);
+        return;
+    }
     if (grow((void **)&e->norm, &e->norm_cap, 3 * len + 4, 1)) {
         e->oom = 1;
         return;

@@ -80,7 +80,7 @@ static int parse_pre_tokenizer(Tokenizer *t, const JsonValue *p, char *err, size
     if (t->prefix != TOK_PREFIX_NONE && mode != TOK_PREFIX_NONE)
         return tok_errf(err, errlen, "tokenizer.json: two prefix rules");
     if (mode != TOK_PREFIX_NONE) t->prefix = mode;
-    t->opts |= TOK_O_SPACE_TO_META;
+    t->opts |= TOK_O_SPACE_TO_META | TOK_O_PRETOK_META;
     return 0;
 }
 
