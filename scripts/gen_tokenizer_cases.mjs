@@ -19,6 +19,7 @@ import { execFileSync } from "child_process";
 const data = process.env.PHI_DATA || "../shared/data";
 const dir = path.join(data, "phi3-tokenizer/phi-3-mini");
 const spmModel = path.join(data, "llama2c-tokenizer/tokenizer.model");
+const spm512Model = path.join(data, "tok512-tinystories/tok512.model");
 const req = createRequire(path.join(path.resolve(process.env.TOKREF || "."), "index.js"));
 
 const { Tokenizer } = req("@huggingface/tokenizers");
@@ -172,10 +173,10 @@ const esc = (s) => {
   return out;
 };
 
-const spmIds = (texts) => {
+const spmIds = (texts, model) => {
   // One spm_encode run for all single-line cases (it encodes each input line separately).
   const input = texts.join("\n") + "\n";
-  const out = execFileSync("spm_encode", [`--model=${spmModel}`, "--output_format=id"], { input, maxBuffer: 1 << 26 });
+  const out = execFileSync("spm_encode", [`--model=${model}`, "--output_format=id"], { input, maxBuffer: 1 << 26 });
   return out.toString("utf8").split("\n").slice(0, texts.length);
 };
 
@@ -183,12 +184,14 @@ const lines = [];
 lines.push(`# Tokenizer reference cases: phi-3-mini tokenizer.json, add_special_tokens=false.`);
 lines.push(`# Made by scripts/gen_tokenizer_cases.mjs with @huggingface/tokenizers ${jsVersion}` +
   (rs ? " (cross-checked with the Rust binding 'tokenizers')" : "") + (haveSpm ? "; spm lines from spm_encode with llama2c tokenizer.model" : "") + ".");
-lines.push(`# Per case: 'case CATEGORY TEXT', 'ids ...', 'dec TEXT' (decode, skip_special_tokens), optional 'spm ...'.`);
+lines.push(`# Per case: 'case CATEGORY TEXT', 'ids ...', 'dec TEXT' (decode, skip_special_tokens), optional 'spm ...' and`);
+lines.push(`# 'spm512 ...' (spm_encode with tok512-tinystories/tok512.model) for single-line texts.`);
 lines.push(`# TEXT escapes: \\\\ \\n \\t \\r \\xHH (control bytes, and spaces at either end); other bytes raw UTF-8.`);
 
 const spmOk = (t) => haveSpm && t.length > 0 && !/[\n\r]/.test(t);
 const spmTexts = cases.filter(([, t]) => spmOk(t)).map(([, t]) => t);
-const spmOut = haveSpm ? spmIds(spmTexts) : [];
+const spmOut = haveSpm ? spmIds(spmTexts, spmModel) : [];
+const spm512Out = haveSpm && fs.existsSync(spm512Model) ? spmIds(spmTexts, spm512Model) : null;
 let spmI = 0, rsDiff = 0;
 for (const [cat, text] of cases) {
   const ids = js.encode(text, { add_special_tokens: false }).ids;
@@ -205,7 +208,11 @@ for (const [cat, text] of cases) {
   lines.push(`case ${cat} ${esc(text)}`);
   lines.push(`ids ${ids.join(" ")}`.trimEnd());
   lines.push(`dec ${esc(dec)}`);
-  if (spmOk(text)) lines.push(`spm ${spmOut[spmI++].trim()}`.trimEnd());
+  if (spmOk(text)) {
+    lines.push(`spm ${spmOut[spmI].trim()}`.trimEnd());
+    if (spm512Out) lines.push(`spm512 ${spm512Out[spmI].trim()}`.trimEnd());
+    spmI++;
+  }
 }
 fs.writeFileSync("tests/data/tokenizer_cases.txt", Buffer.from(lines.join("\n") + "\n", "latin1"));
 process.stderr.write(`tests/data/tokenizer_cases.txt: ${cases.length} cases` + (rs ? `, ${rsDiff} JS/Rust differences` : "") + "\n");

@@ -163,7 +163,8 @@ typedef struct {
     char *text, *dec;
     size_t len, dec_len;
     int *ids, n_ids;
-    int *spm, n_spm; /* n_spm < 0: no spm line */
+    int *spm, n_spm;       /* n_spm < 0: no spm line (llama2c tokenizer.model) */
+    int *spm512, n_spm512; /* tok512.model */
 } Case;
 
 typedef struct {
@@ -189,7 +190,7 @@ static int load_corpus(const char *path, Corpus *cp) {
             const char *tx = sp ? sp + 1 : "";
             cur->text = malloc(strlen(tx) + 1);
             cur->len = unescape(tx, cur->text);
-            cur->n_spm = -1;
+            cur->n_spm = cur->n_spm512 = -1;
         } else if (cur && !strncmp(line, "ids", 3)) {
             int n = parse_ids(line + 3, NULL, 0);
             cur->ids = malloc(sizeof(int) * (size_t)(n + 1));
@@ -198,6 +199,10 @@ static int load_corpus(const char *path, Corpus *cp) {
             const char *tx = line[3] ? line + 4 : "";
             cur->dec = malloc(strlen(tx) + 1);
             cur->dec_len = unescape(tx, cur->dec);
+        } else if (cur && !strncmp(line, "spm512", 6)) {
+            int n = parse_ids(line + 6, NULL, 0);
+            cur->spm512 = malloc(sizeof(int) * (size_t)(n + 1));
+            cur->n_spm512 = parse_ids(line + 6, cur->spm512, n);
         } else if (cur && !strncmp(line, "spm", 3)) {
             int n = parse_ids(line + 3, NULL, 0);
             cur->spm = malloc(sizeof(int) * (size_t)(n + 1));
@@ -215,6 +220,7 @@ static void free_corpus(Corpus *cp) {
         free(cp->c[i].dec);
         free(cp->c[i].ids);
         free(cp->c[i].spm);
+        free(cp->c[i].spm512);
     }
     free(cp->c);
 }
@@ -353,25 +359,27 @@ static void test_features(void) {
 }
 
 /* Plain SentencePiece (tokenizer.model, no added tokens) vs spm_encode on single-line cases. */
-static void test_corpus_spm(const Tokenizer *t, const Corpus *cp) {
+static void test_corpus_spm(const Tokenizer *t, const Corpus *cp, int which, const char *name) {
     Tally ty = {0};
     char err[256], line[1024];
     for (int i = 0; i < cp->n; i++) {
         const Case *c = &cp->c[i];
-        if (c->n_spm < 0) continue;
+        const int *want = which ? c->spm512 : c->spm;
+        int n_want = which ? c->n_spm512 : c->n_spm;
+        if (n_want < 0) continue;
         int *got;
         int n = encode(t, c->text, c->len, 0, &got, err);
-        int ok = same_ids(got, n, c->spm, c->n_spm);
+        int ok = same_ids(got, n, want, n_want);
         tally(&ty, c->cat, ok);
         if (!ok) {
             show_case("spm mismatch", c);
-            print_ids("want", c->spm, c->n_spm);
+            print_ids("want", want, n_want);
             print_ids("got", got, n);
         }
         free(got);
     }
     int all, ok = tally_line(&ty, line, sizeof line, &all);
-    t_check(all, "tokenizer_model_vs_spm_encode", "%d match (%s)", ok, line);
+    t_check(all, name, "%d match (%s)", ok, line);
 }
 
 /* ---- synthetic tokenizer, section blobs, errors ---- */
@@ -724,9 +732,18 @@ int main(int argc, char **argv) {
         snprintf(path, sizeof path, "%s/llama2c-tokenizer", data);
         Tokenizer *spm = tok_from_hf_dir(path, err, sizeof err);
         if (t_check(spm != NULL, "tokenizer_model_load", "%s", spm ? "llama2c tokenizer.model" : err)) {
-            test_corpus_spm(spm, &cp);
+            test_corpus_spm(spm, &cp, 0, "tokenizer_model_vs_spm_encode");
             test_section(spm, "spm");
         }
+        tok_free(spm);
+        /* tok512.model is not named tokenizer.model: read it directly */
+        snprintf(path, sizeof path, "%s/tok512-tinystories/tok512.model", data);
+        size_t ml;
+        char *model = read_all(path, &ml);
+        spm = model ? tok_from_spm((const uint8_t *)model, ml, err, sizeof err) : NULL;
+        if (t_check(spm != NULL, "tokenizer_model512_load", "%s", spm ? "tok512.model (squeezes spaces)" : err))
+            test_corpus_spm(spm, &cp, 1, "tokenizer_model512_vs_spm_encode");
+        free(model);
         tok_free(spm);
         size_t len;
         char *text = corpus_megabyte(&cp, &len);

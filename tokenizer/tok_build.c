@@ -438,7 +438,9 @@ static int build_added(Tokenizer *t, char *err, size_t errlen) {
             }
             /* matched as the normalizer rewrites its content (HF); the "first segment only"
              * prefix of SentencePiece does not apply inside the text */
-            size_t n = tok_normalize(t, t->text + p->off, p->len, 0, norm);
+            size_t n = p->len; /* SentencePiece pieces are already in normalized form */
+            if (t->opts & TOK_O_COLLAPSE_SPACES) memcpy(norm, t->text + p->off, n);
+            else n = tok_normalize(t, t->text + p->off, p->len, 0, norm);
             dup = trie_insert(&t->norm_trie, norm, n, id);
         } else {
             dup = trie_insert(&t->raw_trie, t->text + p->off, p->len, id);

@@ -357,7 +357,18 @@ size_t tok_normalize(const Tokenizer *t, const char *s, size_t len, int at_start
         memcpy(out, s, len);
         return len;
     }
-    return add_prefix_and_replace(t, s, len, at_start, 0, out);
+    if (!(t->opts & TOK_O_COLLAPSE_SPACES)) return add_prefix_and_replace(t, s, len, at_start, 0, out);
+    /* SentencePiece's remove_extra_whitespaces: drop leading ' ', squeeze runs of ' ', and
+     * drop trailing U+2581 of the result (spaces, literal U+2581, even the dummy prefix).
+     * The squeezed copy goes to the end of out (3 * len bytes are free there). */
+    while (len && s[0] == ' ') s++, len--;
+    char *tmp = out + 2 * len + 3;
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++)
+        if (!(s[i] == ' ' && n && tmp[n - 1] == ' ')) tmp[n++] = s[i];
+    size_t o = add_prefix_and_replace(t, tmp, n, at_start, 0, out);
+    while (o >= 3 && is_meta_at(out, o - 3)) o -= 3;
+    return o;
 }
 
 /* Unicode White_Space (what Rust's regex \s matches): length of the whitespace char at s, or 0. */

@@ -49,7 +49,8 @@ enum {
 #define TOK_O_SPACE_TO_META 0x40u /* normalizer replaces ' ' by U+2581 */
 #define TOK_O_HAS_SCORES 0x80u    /* per-piece scores are stored */
 #define TOK_O_PRETOK_META 0x100u  /* prefix + replace are HF's Metaspace pre-tokenizer (see encode) */
-#define TOK_O_ALL 0x1FFu
+#define TOK_O_COLLAPSE_SPACES 0x200u /* normalizer trims ' ' at both ends and squeezes runs */
+#define TOK_O_ALL 0x3FFu
 
 #define TOK_MAX_PIECES (1 << 24)
 #define TOK_MAX_PIECE_LEN 65535

@@ -169,7 +169,7 @@ static int parse_model(const uint8_t *data, size_t len, SpModel *m, char *err, s
         return tok_errf(err, errlen, "tokenizer.model: model type %d is not BPE (only BPE is supported)", m->model_type);
     if (m->has_charsmap)
         return tok_errf(err, errlen, "tokenizer.model: Unicode normalization rules are not supported");
-    if (m->remove_extra_ws || !m->escape_ws || m->suffix_ws)
+    if (!m->escape_ws || m->suffix_ws)
         return tok_errf(err, errlen, "tokenizer.model: unsupported whitespace options");
     return 0;
 }
@@ -220,6 +220,7 @@ Tokenizer *tok_from_spm_model(const uint8_t *data, size_t len, const char *confi
     for (int k = 0; k < 4; k++) *ids[k] = vals[k] >= 0 && vals[k] < m.n ? vals[k] : -1;
     t->opts = TOK_O_HAS_SCORES | TOK_O_RANK_BY_SCORE | TOK_O_SPACE_TO_META | TOK_O_FUSE_UNK | TOK_O_ADD_BOS;
     if (m.byte_fallback) t->opts |= TOK_O_BYTE_FALLBACK;
+    if (m.remove_extra_ws) t->opts |= TOK_O_COLLAPSE_SPACES;
     t->prefix = m.add_dummy_prefix ? TOK_PREFIX_FIRST : TOK_PREFIX_NONE;
     if (tok_build_index(t, err, errlen) || add_spm_merges(t, err, errlen)) goto fail;
     struct stat st;
@@ -241,4 +242,8 @@ fail:
     free(m.pieces);
     tok_free(t);
     return NULL;
+}
+
+Tokenizer *tok_from_spm(const uint8_t *data, size_t len, char *err, size_t errlen) {
+    return tok_from_spm_model(data, len, NULL, err, errlen);
 }

@@ -12,6 +12,9 @@ typedef struct Tokenizer Tokenizer;
 /* From a model folder: tokenizer.json (required) and tokenizer_config.json (optional:
  * add_bos_token, add_eos_token, chat template, bos/eos tokens). */
 Tokenizer *tok_from_hf_dir(const char *dir, char *err, size_t errlen);
+/* From the bytes of a SentencePiece BPE tokenizer.model (what tok_from_hf_dir uses when the
+ * folder has no tokenizer.json); BOS is added by default, as SentencePiece does. */
+Tokenizer *tok_from_spm(const uint8_t *data, size_t len, char *err, size_t errlen);
 /* A stand-in for synthetic models (quant --random): n_vocab ids, of which the first 259 are
  * <unk>, <s>, </s> and the 256 byte tokens, and the rest are distinct printable pieces. */
 Tokenizer *tok_synthetic(int n_vocab, char *err, size_t errlen);
