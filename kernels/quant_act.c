@@ -61,7 +61,7 @@ float tail_dot(const MatView *w, const ActBuf *a, int t, int r) {
     const int8_t *xq = act_q(a, t);
     const float *xd = act_d(a, t);
     float acc = 0;
-    for (int b = a->ng * GROUP_BLOCKS; b < a->nb; b++) {
+    for (int b = a->ng * a->gb; b < a->nb; b++) {
         int32_t s = w->type == TENSOR_Q8 ? dot_block_q8((const int8_t *)wq + b * QK, xq + b * QK)
                                          : dot_block_q4(wq + b * (QK / 2), xq + b * QK);
         acc += half_to_float(wd[b]) * xd[b] * (float)s;
@@ -71,51 +71,58 @@ float tail_dot(const MatView *w, const ActBuf *a, int t, int r) {
 
 static size_t align64(size_t x) { return (x + 63) & ~(size_t)63; }
 
-void act_layout(ActBuf *a, const IsaKernels *k, int cols) {
+size_t act_layout(ActBuf *a, const IsaKernels *k, int cols, int n_tok) {
     a->cols = cols;
     a->nb = cols / QK;
-    a->grouped = k->order != NULL;
-    a->ng = a->grouped ? a->nb / GROUP_BLOCKS : 0;
-    a->ntail = a->nb - a->ng * GROUP_BLOCKS;
+    a->n_tok = n_tok;
+    a->gb = k->gb;
+    a->ng = a->gb ? a->nb / a->gb : 0;
+    a->ntail = a->nb - a->ng * a->gb;
+    a->rec = (size_t)a->gb * (QK + 8);
     a->off_d = align64((size_t)cols);
     a->off_s = a->off_d + align64((size_t)a->nb * 4);
-    a->off_dxv = a->off_s + align64((size_t)a->nb * 4);
-    a->off_cv = a->off_dxv + (size_t)a->ng * 64;
-    a->stride = a->off_cv + (size_t)a->ng * 64;
+    a->stride = a->off_s + align64((size_t)a->nb * 4);
+    a->base = a->nat = NULL;
+    return align64((size_t)a->ng * n_tok * a->rec) + a->stride * (size_t)n_tok;
+}
+
+void act_attach(ActBuf *a, uint8_t *buf) {
+    a->base = buf;
+    a->nat = buf + align64((size_t)a->ng * a->n_tok * a->rec);
 }
 
 void act_pack(const ActBuf *a, const IsaKernels *k, uint32_t wtype, const float *x, int t0,
               int t1) {
     QuantBlocksFn quant = k->quant ? k->quant : quant_blocks_scalar;
     int kk = wtype == TENSOR_Q4 ? k->k_q4 : k->k_q8;
+    const uint8_t *order = wtype == TENSOR_Q4 ? k->order_q4 : k->order_q8;
+    int gb = a->gb;
     for (int t = t0; t < t1; t++) {
         const float *xt = x + (size_t)t * a->cols;
-        uint8_t *rec = a->base + (size_t)t * a->stride;
-        int8_t *q = (int8_t *)rec;
-        float *d = (float *)(rec + a->off_d);
-        int32_t *s = (int32_t *)(rec + a->off_s);
-        if (!a->grouped) {
+        uint8_t *nat = a->nat + (size_t)t * a->stride;
+        int8_t *q = (int8_t *)nat;
+        float *d = (float *)(nat + a->off_d);
+        int32_t *s = (int32_t *)(nat + a->off_s);
+        if (!gb) {
             quant(xt, q, d, s, a->nb);
             continue;
         }
-        float *dxv = (float *)(rec + a->off_dxv);
-        int32_t *cv = (int32_t *)(rec + a->off_cv);
-        int8_t tmp[GROUP_BYTES];
+        int8_t tmp[16 * QK];
         for (int g = 0; g < a->ng; g++) {
-            int b0 = g * GROUP_BLOCKS;
-            quant(xt + b0 * QK, tmp, d + b0, s + b0, GROUP_BLOCKS);
-            int8_t *qg = q + (size_t)g * GROUP_BYTES;
-            for (int j = 0; j < 4; j++)
-                for (int kq = 0; kq < GROUP_BLOCKS; kq++)
-                    memcpy(qg + j * 64 + kq * 8, tmp + k->order[kq] * QK + j * 8, 8);
-            for (int kq = 0; kq < GROUP_BLOCKS; kq++) {
-                int b = b0 + k->order[kq];
-                dxv[g * 16 + 2 * kq] = dxv[g * 16 + 2 * kq + 1] = d[b];
-                cv[g * 16 + 2 * kq] = -kk * s[b];
-                cv[g * 16 + 2 * kq + 1] = 0;
+            int b0 = g * gb;
+            quant(xt + b0 * QK, tmp, d + b0, s + b0, gb);
+            uint8_t *rec = (uint8_t *)act_rec(a, g, t);
+            uint32_t *v = (uint32_t *)rec;
+            float *dxv = (float *)(rec + (size_t)gb * QK);
+            int32_t *cv = (int32_t *)(dxv + gb);
+            for (int p = 0; p < gb; p++) {
+                const int8_t *src = tmp + order[p] * QK;
+                for (int m = 0; m < QK / 4; m++) memcpy(v + m * gb + p, src + 4 * m, 4);
+                dxv[p] = d[b0 + order[p]];
+                cv[p] = -kk * s[b0 + order[p]];
             }
         }
-        int bt = a->ng * GROUP_BLOCKS;
+        int bt = a->ng * gb;
         if (a->ntail) quant(xt + bt * QK, q + bt * QK, d + bt, s + bt, a->ntail);
     }
 }

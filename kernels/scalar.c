@@ -77,7 +77,6 @@ static int always(void) { return 1; }
 const IsaKernels isa_scalar = {
     .name = "scalar",
     .available = always,
-    .order = NULL,
     .quant = quant_blocks_scalar,
     .q8 = q8_scalar,
     .q4 = q4_scalar,

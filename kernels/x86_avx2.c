@@ -218,12 +218,15 @@ TGT void silu_mul_avx2(float *gate, const float *up, int n) {
 #undef YTGT
 #undef YVNNI
 
-static const uint8_t ymm_order[GROUP_BLOCKS] = {0, 2, 1, 3, 4, 6, 5, 7};
+static const uint8_t ymm_order_q4[8] = {0, 2, 4, 6, 1, 3, 5, 7};
+static const uint8_t ymm_order_q8[8] = {0, 1, 2, 3, 4, 5, 6, 7};
 
 const IsaKernels isa_avx2 = {
     .name = "avx2",
     .available = cpu_has_avx2,
-    .order = ymm_order,
+    .gb = 8,
+    .order_q8 = ymm_order_q8,
+    .order_q4 = ymm_order_q4,
     .k_q8 = 0,
     .k_q4 = 8,
     .quant = quant_blocks_avx2,
@@ -239,7 +242,9 @@ const IsaKernels isa_avx2 = {
 const IsaKernels isa_avxvnni = {
     .name = "avxvnni",
     .available = cpu_has_avxvnni,
-    .order = ymm_order,
+    .gb = 8,
+    .order_q8 = ymm_order_q8,
+    .order_q4 = ymm_order_q4,
     .k_q8 = 128,
     .k_q4 = 8,
     .quant = quant_blocks_avx2,

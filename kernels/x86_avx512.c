@@ -1,9 +1,15 @@
 /* x86-64 AVX-512 VNNI int8 kernels (zmm). Float weights and elementwise kernels reuse AVX2.
  *
- * Same scheme as the ymm template (kernels/x86_ymm_int8.h) on whole groups of 8 blocks: two
- * (Q4) or eight (Q8) two-source qword permutes put values [8j, 8j + 8) of blocks 0..7 into
- * vector j, so each int32 lane of vpdpbusd only sums one block and the two lanes of a block
- * get its d_w * d_x; activations are packed in natural block order to match. */
+ * A group is 16 blocks (512 values). Its weights are loaded as 4 (Q4) or 8 (Q8) zmm and
+ * transposed in registers (4x4 dword transposes within 128-bit lanes, plus 128-bit lane
+ * shuffles for Q8) so that vector m holds values [4m, 4m + 4) of all 16 blocks, one block per
+ * int32 lane. Eight vpdpbusd then give one int32 sum per block in one vector, which is scaled by
+ * d_w * d_x lane by lane: three float ops per 8 vpdpbusd, no horizontal reduction. The
+ * activations are packed to the same lane order (kernels/isa.h).
+ *
+ * A tile is one row x up to ZTT tokens: the row's weights are unpacked once per group and
+ * reused for all the tile's tokens from registers; kernels/tiled.c runs the tiles in its
+ * cache-blocked loop nest. */
 #if defined(__x86_64__)
 
 #include <immintrin.h>
@@ -12,8 +18,12 @@
 
 #define ZTGT __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
 #define ZINL static inline __attribute__((always_inline)) ZTGT
-#define ZTT 8  /* tokens per tile */
-#define ZRB 16 /* rows per cache block */
+#define ZGB 16                 /* blocks per group */
+#define ZREC (ZGB * (QK + 8))  /* bytes of a (group, token) activation record: 640 */
+#define ZTT 8                  /* tokens per tile */
+
+static const uint8_t order_q4[ZGB] = {0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15};
+static const uint8_t order_q8[ZGB] = {0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15};
 
 ZINL float hsum16(__m512 v) {
     __m256 s8 = _mm256_add_ps(_mm512_castps512_ps256(v),
@@ -24,115 +34,132 @@ ZINL float hsum16(__m512 v) {
     return _mm_cvtss_f32(s);
 }
 
-/* A group's 8 f16 block scales spread to 2 lanes each. */
-ZINL __m512 dw_group(const uint16_t *wd) {
-    const __m512i idx = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
-    __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)wd));
-    return _mm512_permutexvar_ps(idx, _mm512_castps256_ps512(d8));
+/* dst[k] += sum of v[k]'s lanes, k < 8: a transposing reduction (24 ops instead of 8 x 9). */
+ZINL void reduce8_add(const __m512 *v, float *dst) {
+    __m512 u[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++)
+        u[i] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0x44),
+                             _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0xee));
+    /* u[i]: 128-bit lanes 0, 1 partial sums of v[2i], lanes 2, 3 of v[2i + 1]. */
+    __m512 lo = _mm512_add_ps(_mm512_shuffle_f32x4(u[0], u[1], 0x88), _mm512_shuffle_f32x4(u[0], u[1], 0xdd));
+    __m512 hi = _mm512_add_ps(_mm512_shuffle_f32x4(u[2], u[3], 0x88), _mm512_shuffle_f32x4(u[2], u[3], 0xdd));
+    /* lane k of lo: 4 partials of v[k]; of hi: of v[k + 4]. */
+    __m512 r = _mm512_add_ps(_mm512_unpacklo_ps(lo, hi), _mm512_unpackhi_ps(lo, hi));
+    r = _mm512_add_ps(r, _mm512_permute_ps(r, 0x4e));
+    /* lane k: [S_k, S_k+4, S_k, S_k+4] */
+    const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 0, 0, 0, 0, 0, 0, 0, 0);
+    __m256 s = _mm512_castps512_ps256(_mm512_permutexvar_ps(idx, r));
+    _mm256_storeu_ps(dst, _mm256_add_ps(_mm256_loadu_ps(dst), s));
 }
 
-/* acc (from cv), scaled by d_w * d_x, into the float accumulator of token t. */
-#define ZDOT_ACC(acc, w0, w1, w2, w3, dw, a, t, g)                                            \
-    do {                                                                                      \
-        const int8_t *xp_ = act_q(a, t) + (g) * GROUP_BYTES;                                  \
-        __m512i s_ = _mm512_load_si512((const void *)(act_cv(a, t) + (g) * 16));              \
-        s_ = _mm512_dpbusd_epi32(s_, w0, _mm512_load_si512((const void *)xp_));                \
-        s_ = _mm512_dpbusd_epi32(s_, w1, _mm512_load_si512((const void *)(xp_ + 64)));         \
-        s_ = _mm512_dpbusd_epi32(s_, w2, _mm512_load_si512((const void *)(xp_ + 128)));        \
-        s_ = _mm512_dpbusd_epi32(s_, w3, _mm512_load_si512((const void *)(xp_ + 192)));        \
-        __m512 sc_ = _mm512_mul_ps(dw, _mm512_load_ps(act_dxv(a, t) + (g) * 16));             \
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s_), sc_, acc);                              \
+/* 4x4 transpose of dwords within each 128-bit lane of (a, b, c, d). */
+#define ZTRANSPOSE4(a, b, c, d, t0, t1, t2, t3)                                                \
+    do {                                                                                       \
+        __m512i x0_ = _mm512_unpacklo_epi32(a, b), x1_ = _mm512_unpackhi_epi32(a, b);          \
+        __m512i x2_ = _mm512_unpacklo_epi32(c, d), x3_ = _mm512_unpackhi_epi32(c, d);          \
+        t0 = _mm512_unpacklo_epi64(x0_, x2_);                                                  \
+        t1 = _mm512_unpackhi_epi64(x0_, x2_);                                                  \
+        t2 = _mm512_unpacklo_epi64(x1_, x3_);                                                  \
+        t3 = _mm512_unpackhi_epi64(x1_, x3_);                                                  \
     } while (0)
 
-ZINL void q4_tile_zmm(const uint8_t *wq, const uint16_t *wd, const ActBuf *a, int t, float *out,
-                      const int NT) {
+/* Q4 group (16 blocks x 16 bytes): lane p = block order_q4[p]; nibbles as stored (q + 8). */
+ZINL void unpack_q4(const uint8_t *wp, __m512i *v) {
     const __m512i m4 = _mm512_set1_epi8(15);
-    const __m512i even = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
-    const __m512i odd = _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15);
-    __m512 acc[ZTT];
-#pragma GCC unroll 8
-    for (int i = 0; i < NT; i++) acc[i] = _mm512_setzero_ps();
-    for (int g = 0; g < a->ng; g++) {
-        const uint8_t *wp = wq + g * 128;
-        __m512i P = _mm512_loadu_si512((const void *)wp);
-        __m512i Q = _mm512_loadu_si512((const void *)(wp + 64));
-        __m512i P1 = _mm512_permutex2var_epi64(P, even, Q); /* bytes 0-7 of blocks 0..7 */
-        __m512i P2 = _mm512_permutex2var_epi64(P, odd, Q);  /* bytes 8-15 */
-        __m512i w0 = _mm512_and_si512(P1, m4), w1 = _mm512_and_si512(P2, m4);
-        __m512i w2 = _mm512_and_si512(_mm512_srli_epi16(P1, 4), m4);
-        __m512i w3 = _mm512_and_si512(_mm512_srli_epi16(P2, 4), m4);
-        __m512 dw = dw_group(wd + g * 8);
-#pragma GCC unroll 8
-        for (int i = 0; i < NT; i++) ZDOT_ACC(acc[i], w0, w1, w2, w3, dw, a, t + i, g);
-    }
-#pragma GCC unroll 8
-    for (int i = 0; i < NT; i++) out[i] = hsum16(acc[i]);
+    __m512i t0, t1, t2, t3;
+    ZTRANSPOSE4(_mm512_loadu_si512((const void *)wp), _mm512_loadu_si512((const void *)(wp + 64)),
+                _mm512_loadu_si512((const void *)(wp + 128)), _mm512_loadu_si512((const void *)(wp + 192)),
+                t0, t1, t2, t3);
+    v[0] = _mm512_and_si512(t0, m4);
+    v[1] = _mm512_and_si512(t1, m4);
+    v[2] = _mm512_and_si512(t2, m4);
+    v[3] = _mm512_and_si512(t3, m4);
+    v[4] = _mm512_and_si512(_mm512_srli_epi16(t0, 4), m4);
+    v[5] = _mm512_and_si512(_mm512_srli_epi16(t1, 4), m4);
+    v[6] = _mm512_and_si512(_mm512_srli_epi16(t2, 4), m4);
+    v[7] = _mm512_and_si512(_mm512_srli_epi16(t3, 4), m4);
 }
 
-ZINL void q8_tile_zmm(const uint8_t *wq, const uint16_t *wd, const ActBuf *a, int t, float *out,
-                      const int NT) {
+/* Q8 group (16 blocks x 32 bytes): lane p = block order_q8[p]; q xor 0x80 = q + 128. */
+ZINL void unpack_q8(const uint8_t *wp, __m512i *v) {
     const __m512i bias = _mm512_set1_epi8((char)0x80);
-    const __m512i lo = _mm512_setr_epi64(0, 4, 8, 12, 1, 5, 9, 13);
-    const __m512i hi = _mm512_setr_epi64(2, 6, 10, 14, 3, 7, 11, 15);
+    __m512i t[4], u[4];
+    ZTRANSPOSE4(_mm512_loadu_si512((const void *)wp), _mm512_loadu_si512((const void *)(wp + 64)),
+                _mm512_loadu_si512((const void *)(wp + 128)), _mm512_loadu_si512((const void *)(wp + 192)),
+                t[0], t[1], t[2], t[3]);
+    ZTRANSPOSE4(_mm512_loadu_si512((const void *)(wp + 256)), _mm512_loadu_si512((const void *)(wp + 320)),
+                _mm512_loadu_si512((const void *)(wp + 384)), _mm512_loadu_si512((const void *)(wp + 448)),
+                u[0], u[1], u[2], u[3]);
+    /* t[k] lanes: dword k of blocks 0,2,4,6 | dword 4+k of them | dword k of 1,3,5,7 | 4+k. */
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+        v[k] = _mm512_xor_si512(_mm512_shuffle_i32x4(t[k], u[k], 0x88), bias);
+        v[k + 4] = _mm512_xor_si512(_mm512_shuffle_i32x4(t[k], u[k], 0xdd), bias);
+    }
+}
+
+/* ys[i] += row . token t + i over groups [g0, g1), i < NT (a constant). */
+ZINL void tile_zmm(const uint8_t *wq, const uint16_t *wd, const ActBuf *a, int t, int g0, int g1,
+                   float *ys, const int q4, const int NT) {
+    const __m512i didx = q4 ? _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15)
+                            : _mm512_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15);
     __m512 acc[ZTT];
 #pragma GCC unroll 8
     for (int i = 0; i < NT; i++) acc[i] = _mm512_setzero_ps();
-    for (int g = 0; g < a->ng; g++) {
-        const uint8_t *wp = wq + g * 256;
-        __m512i L0 = _mm512_loadu_si512((const void *)wp);
-        __m512i L1 = _mm512_loadu_si512((const void *)(wp + 64));
-        __m512i L2 = _mm512_loadu_si512((const void *)(wp + 128));
-        __m512i L3 = _mm512_loadu_si512((const void *)(wp + 192));
-        /* A: qwords 0 then 1 of blocks 0-3; B: qwords 2, 3; C, D: the same for blocks 4-7. */
-        __m512i A = _mm512_permutex2var_epi64(L0, lo, L1), B = _mm512_permutex2var_epi64(L0, hi, L1);
-        __m512i C = _mm512_permutex2var_epi64(L2, lo, L3), D = _mm512_permutex2var_epi64(L2, hi, L3);
-        __m512i w0 = _mm512_xor_si512(_mm512_shuffle_i64x2(A, C, 0x44), bias);
-        __m512i w1 = _mm512_xor_si512(_mm512_shuffle_i64x2(A, C, 0xee), bias);
-        __m512i w2 = _mm512_xor_si512(_mm512_shuffle_i64x2(B, D, 0x44), bias);
-        __m512i w3 = _mm512_xor_si512(_mm512_shuffle_i64x2(B, D, 0xee), bias);
-        __m512 dw = dw_group(wd + g * 8);
+    const uint8_t *rp = act_rec(a, g0, t);
+    size_t gstep = (size_t)a->n_tok * ZREC;
+    for (int g = g0; g < g1; g++, rp += gstep) {
+        __m512i v[8];
+        if (q4) unpack_q4(wq + (size_t)g * (ZGB * QK / 2), v);
+        else unpack_q8(wq + (size_t)g * (ZGB * QK), v);
+        __m512 dw = _mm512_permutexvar_ps(didx, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wd + g * ZGB))));
+        /* Tokens innermost: consecutive vpdpbusd are independent (the chains of one token would
+         * leave the units waiting on latency). */
+        __m512i s[ZTT];
 #pragma GCC unroll 8
-        for (int i = 0; i < NT; i++) ZDOT_ACC(acc[i], w0, w1, w2, w3, dw, a, t + i, g);
+        for (int i = 0; i < NT; i++) s[i] = _mm512_load_si512((const void *)(rp + i * ZREC + ZGB * QK + ZGB * 4));
+#pragma GCC unroll 8
+        for (int m = 0; m < 8; m++)
+#pragma GCC unroll 8
+            for (int i = 0; i < NT; i++)
+                s[i] = _mm512_dpbusd_epi32(s[i], v[m], _mm512_load_si512((const void *)(rp + i * ZREC + 64 * m)));
+#pragma GCC unroll 8
+        for (int i = 0; i < NT; i++) {
+            __m512 sc = _mm512_mul_ps(dw, _mm512_load_ps((const float *)(rp + i * ZREC + ZGB * QK)));
+            acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[i]), sc, acc[i]);
+        }
     }
+    if (NT == 8) {
+        reduce8_add(acc, ys);
+    } else {
 #pragma GCC unroll 8
-    for (int i = 0; i < NT; i++) out[i] = hsum16(acc[i]);
+        for (int i = 0; i < NT; i++) ys[i] += hsum16(acc[i]);
+    }
 }
 
-/* Row blocks of ZRB rows swept by all token tiles; remainder tokens one at a time. */
-#define ZDRIVER(KIND)                                                                          \
-    static ZTGT void KIND##_zmm(const MatView *w, const ActBuf *a, int t0, int nt, float *y,  \
-                                int ldy, int r0, int r1) {                                     \
-        size_t rbytes = (size_t)type_row_bytes(w->type, (uint64_t)w->cols);                   \
-        int nb = w->cols / QK;                                                                \
-        for (int rb = r0; rb < r1; rb += ZRB) {                                                \
-            int re = rb + ZRB < r1 ? rb + ZRB : r1;                                           \
-            for (int t = t0; t < t0 + nt;) {                                                   \
-                int n = t0 + nt - t;                                                          \
-                n = n > ZTT ? ZTT : n;                                                        \
-                for (int r = rb; r < re; r++) {                                                \
-                    const uint8_t *wq = w->q + (size_t)r * rbytes;                            \
-                    const uint16_t *wd = w->d + (size_t)r * nb;                               \
-                    float out[ZTT];                                                           \
-                    if (n == ZTT) KIND##_tile_zmm(wq, wd, a, t, out, ZTT);                    \
-                    else                                                                      \
-                        for (int i = 0; i < n; i++) KIND##_tile_zmm(wq, wd, a, t + i, out + i, 1); \
-                    for (int i = 0; i < n; i++)                                               \
-                        y[(size_t)(t + i) * ldy + r] =                                        \
-                            out[i] + (a->ntail ? tail_dot(w, a, t + i, r) : 0.0f);            \
-                }                                                                             \
-                t += n;                                                                       \
-            }                                                                                 \
-        }                                                                                     \
+/* Any n <= ZTT tokens, as tiles of 8, 4 and 1. */
+#define ZTILE(KIND, Q4)                                                                         \
+    static ZTGT void tile_##KIND(const uint8_t *wq, const uint16_t *wd, const ActBuf *a, int t, \
+                                 int n, int g0, int g1, float *ys) {                           \
+        for (; n >= 8; n -= 8, t += 8, ys += 8) tile_zmm(wq, wd, a, t, g0, g1, ys, Q4, 8);     \
+        for (; n >= 4; n -= 4, t += 4, ys += 4) tile_zmm(wq, wd, a, t, g0, g1, ys, Q4, 4);     \
+        for (; n >= 1; n -= 1, t += 1, ys += 1) tile_zmm(wq, wd, a, t, g0, g1, ys, Q4, 1);     \
+    }                                                                                          \
+    static const TileKernel tk_##KIND = {ZTT, tile_##KIND};                                    \
+    static void KIND##_zmm(const MatView *w, const ActBuf *a, int t0, int nt, float *y,        \
+                           int ldy, int r0, int r1) {                                          \
+        tiled_matmul(w, a, t0, nt, y, ldy, r0, r1, &tk_##KIND);                                \
     }
-ZDRIVER(q4)
-ZDRIVER(q8)
-
-static const uint8_t zmm_order[GROUP_BLOCKS] = {0, 1, 2, 3, 4, 5, 6, 7};
+ZTILE(q4, 1)
+ZTILE(q8, 0)
 
 const IsaKernels isa_avx512vnni = {
     .name = "avx512vnni",
     .available = cpu_has_avx512vnni,
-    .order = zmm_order,
+    .gb = ZGB,
+    .order_q8 = order_q8,
+    .order_q4 = order_q4,
     .k_q8 = 128,
     .k_q4 = 8,
     .quant = quant_blocks_avx2,

@@ -10,21 +10,24 @@
 #include <string.h>
 
 #include "kernels/fast.h"
+#include "kernels/isa.h"
 #include "kernels/kernels.h"
 #include "tests/harness.h"
 
 #define MAX_ISA 8
 static const int thread_counts[] = {1, 2, 3, 7};
 #define N_THREADS 4
-static const int ntoks[] = {1, 2, 3, 5, 17};
-#define N_NTOK 5
+static const int ntoks[] = {1, 2, 3, 5, 17, 130};
+#define N_NTOK 6
+#define BIG_NTOK_MAX_WORK 100000 /* rows * cols limit for the 130-token (two-slab) runs */
 
 typedef struct {
     int rows, cols;
 } Shape;
 /* Rows that are not multiples of thread counts, tiles or row blocks; cols below one 256-group,
  * whole groups, and groups plus tail blocks. */
-static const Shape shapes[] = {{1, 32}, {7, 96}, {37, 352}, {67, 3072}, {130, 256}, {45, 1120}};
+static const Shape shapes[] = {{1, 32},   {7, 96},    {37, 352}, {67, 3072},
+                               {130, 256}, {45, 1120}, {21, 5216}};
 #define N_SHAPES ((int)(sizeof(shapes) / sizeof(shapes[0])))
 /* Float weights also get odd column counts. */
 static const Shape fshapes[] = {{5, 37}, {19, 1001}};
@@ -111,7 +114,8 @@ static void check_one(int ii, int ti, Pool *pool, const TestMat *W, const float 
     free(y);
 }
 
-static void test_matmul(const char *const *isas, int n_isa, Pool **pools) {
+static void test_matmul(const char *const *isas, int n_isa, Pool **pools, const char *label) {
+    memset(stats, 0, sizeof stats);
     for (uint32_t type = 0; type < TENSOR_TYPE_COUNT; type++) {
         int nsh = N_SHAPES + (type == TENSOR_F32 || type == TENSOR_F16 ? 2 : 0);
         for (int si = 0; si < nsh; si++) {
@@ -119,6 +123,7 @@ static void test_matmul(const char *const *isas, int n_isa, Pool **pools) {
             TestMat W = make_mat(type, sh.rows, sh.cols);
             for (int ni = 0; ni < N_NTOK; ni++) {
                 int n_tok = ntoks[ni], rows = sh.rows, cols = sh.cols;
+                if (n_tok > 100 && (long)rows * cols > BIG_NTOK_MAX_WORK) continue;
                 size_t n = (size_t)rows * n_tok;
                 float *x = malloc(sizeof(float) * (size_t)n_tok * cols);
                 float *yref = malloc(sizeof(float) * n), *ysc = malloc(sizeof(float) * n);
@@ -169,14 +174,14 @@ static void test_matmul(const char *const *isas, int n_isa, Pool **pools) {
             for (uint32_t type = 0; type < TENSOR_TYPE_COUNT; type++) {
                 Stats *s = &stats[ii][ti][type];
                 char name[96];
-                snprintf(name, sizeof name, "matmul %s %s threads=%d", isas[ii],
+                snprintf(name, sizeof name, "matmul%s %s %s threads=%d", label, isas[ii],
                          type_traits(type)->name, thread_counts[ti]);
                 t_check(s->fails == 0 && s->unwritten == 0 && s->count > 0, name,
                         "%d outputs, max err %.3g of tolerance, max rel err %.3g of sum|w||x|%s",
                         s->count, s->max_ratio, s->max_rel, s->unwritten ? " (outputs unwritten or overrun)" : "");
                 if ((type == TENSOR_Q8 || type == TENSOR_Q4) && ii > 0) {
-                    snprintf(name, sizeof name, "matmul %s %s threads=%d vs scalar int8", isas[ii],
-                             type_traits(type)->name, thread_counts[ti]);
+                    snprintf(name, sizeof name, "matmul%s %s %s threads=%d vs scalar int8", label,
+                             isas[ii], type_traits(type)->name, thread_counts[ti]);
                     t_check(s->sc_fails == 0, name, "max diff %.3g of sum|w||x| (limit 4e-6)",
                             s->max_rel_sc);
                 }
@@ -269,7 +274,12 @@ int main(void) {
     for (int i = 0; i < N_THREADS; i++) pools[i] = pool_create(thread_counts[i]);
     for (int i = 0; i < n_isa; i++) test_quant(isas[i]);
     for (int i = 0; i < n_isa; i++) test_elementwise(isas[i]);
-    test_matmul(isas, n_isa, pools);
+    test_matmul(isas, n_isa, pools, "");
+    /* Tiny cache budgets: column chunks of one group and several column super-chunks, so that
+     * every loop of the blocked nest (kernels/tiled.c) runs on these small matrices. */
+    tiled_l1_bytes = 1;
+    tiled_l2_bytes = 1;
+    test_matmul(isas, n_isa, pools, " (small blocks)");
     for (int i = 0; i < N_THREADS; i++) pool_destroy(pools[i]);
     kernels_free_scratch();
     return t_done();

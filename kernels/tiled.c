@@ -1,0 +1,79 @@
+/* The cache-blocked loop nest shared by the x86 int8 kernels (grouped activation layout).
+ *
+ * Outermost first: slabs of TS tokens (the partial-sum buffer); column super-chunks whose
+ * activations for the whole slab fit in tiled_l2_bytes, so they stay in L2 while every row streams
+ * by; blocks of RB rows; column chunks whose activations for one tile fit in tiled_l1_bytes; tiles of
+ * k->tt tokens; rows. Each tile call unpacks one row's weights once per group and reuses them
+ * from registers for all its tokens; the RB rows of a block reuse the tile's activations from
+ * L1. Partial sums go to a small row-major buffer, written out token-major so every line of y is
+ * written whole, once (row order would revisit tn lines 4 KB apart, which alias in L1). */
+#include "kernels/isa.h"
+
+#ifndef TILED_RB
+#define TILED_RB 16 /* rows per block */
+#endif
+#define TS 128 /* tokens per slab */
+size_t tiled_l1_bytes = 20 * 1024, tiled_l2_bytes = 512 * 1024;
+
+/* Splits n into ceil(n / max) nearly equal chunks; returns their size (at least 1). */
+static int balanced_chunk(int n, int max) {
+    if (max < 1) max = 1;
+    if (n <= max) return n > 0 ? n : 1;
+    int k = (n + max - 1) / max;
+    return (n + k - 1) / k;
+}
+
+/* Weights of groups [g0, g1) of row r into cache ahead of use: row panels are strided, which
+ * hardware prefetchers follow poorly. */
+static void prefetch_panel(const MatView *w, size_t rbytes, size_t gbytes, int gb, int r, int g0,
+                           int g1) {
+    const uint8_t *q = w->q + (size_t)r * rbytes;
+    const uint16_t *d = w->d + (size_t)r * (size_t)(w->cols / QK);
+    for (size_t o = (size_t)g0 * gbytes; o < (size_t)g1 * gbytes; o += 64) __builtin_prefetch(q + o, 0, 2);
+    for (int b = g0 * gb; b < g1 * gb; b += 32) __builtin_prefetch(d + b, 0, 2);
+}
+
+void tiled_matmul(const MatView *w, const ActBuf *a, int t0, int nt, float *y, int ldy, int r0,
+                  int r1, const TileKernel *k) {
+    size_t rbytes = (size_t)type_row_bytes(w->type, (uint64_t)w->cols);
+    size_t gbytes = (size_t)a->gb * (w->type == TENSOR_Q4 ? QK / 2 : QK);
+    int nb = w->cols / QK, ng = a->ng, tt = k->tt;
+    float ybuf[TILED_RB * TS];
+    for (int ts = t0; ts < t0 + nt; ts += TS) {
+        int tn = t0 + nt - ts < TS ? t0 + nt - ts : TS;
+        int sg = balanced_chunk(ng, (int)(tiled_l2_bytes / ((size_t)tn * a->rec)));
+        int gchunk = tn >= tt ? balanced_chunk(sg, (int)(tiled_l1_bytes / ((size_t)tt * a->rec))) : sg;
+        for (int s0 = 0; s0 < ng || s0 == 0; s0 += sg) {
+            int s1 = s0 + sg < ng ? s0 + sg : ng;
+            for (int rb = r0; rb < r1; rb += TILED_RB) {
+                int re = rb + TILED_RB < r1 ? rb + TILED_RB : r1;
+                for (int i = 0; i < (re - rb) * TS; i++) ybuf[i] = 0;
+                for (int g0 = s0; g0 < s1; g0 += gchunk) {
+                    int g1 = g0 + gchunk < s1 ? g0 + gchunk : s1;
+                    /* The panel read next: same rows and the next chunk, or the next rows. */
+                    int pr = g1 < s1 ? rb : re, pg0 = g1 < s1 ? g1 : s0;
+                    int pg1 = pg0 + gchunk < s1 ? pg0 + gchunk : s1;
+                    for (int t = ts; t < ts + tn; t += tt) {
+                        int n = ts + tn - t < tt ? ts + tn - t : tt;
+                        for (int r = rb; r < re; r++) {
+                            if (t == ts && pr + (r - rb) < r1)
+                                prefetch_panel(w, rbytes, gbytes, a->gb, pr + (r - rb), pg0, pg1);
+                            k->tile(w->q + (size_t)r * rbytes, w->d + (size_t)r * nb, a, t, n, g0, g1,
+                                    ybuf + (r - rb) * TS + (t - ts));
+                        }
+                    }
+                }
+                if (s1 == ng && a->ntail)
+                    for (int r = rb; r < re; r++)
+                        for (int t = ts; t < ts + tn; t++)
+                            ybuf[(r - rb) * TS + (t - ts)] += tail_dot(w, a, t, r);
+                for (int t = ts; t < ts + tn; t++) {
+                    float *yt = y + (size_t)t * ldy;
+                    for (int r = rb; r < re; r++)
+                        yt[r] = ybuf[(r - rb) * TS + (t - ts)] + (s0 > 0 ? yt[r] : 0.0f);
+                }
+            }
+            if (ng == 0) break;
+        }
+    }
+}
