@@ -75,6 +75,13 @@ fuzz: quant
 bench: all
 	sh scripts/bench.sh
 
+# Kernel micro-benchmark (scripts/bench_kernels.c): GB/s of matvec, GOPS of matmul, per ISA
+# (all the CPU runs, or ISAS="avx512vnni ...").
+bench-kernels: $(BUILD)/libphi.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $(BUILD)/bench_kernels scripts/bench_kernels.c $(BUILD)/libphi.a $(LDLIBS)
+	$(BUILD)/bench_kernels $(ISAS)
+.PHONY: bench-kernels
+
 clean:
 	rm -rf build build-asan build-fuzz phi quant
 
