@@ -40,6 +40,8 @@ typedef struct {
     size_t ctext_len, ctext_cap;
     int32_t *cids;
     size_t cids_len, cids_cap;
+    int capturing, capture_failed;
+    size_t n_captured;
     int *ids;
     int cap;
     size_t n;
@@ -52,9 +54,19 @@ typedef struct {
     int oom;
 } Enc;
 
+static int grow(void **p, size_t *cap, size_t need, size_t elem);
+
 static void emit(Enc *e, int id) {
     if (e->n < (size_t)e->cap) e->ids[e->n] = id;
     e->n++;
+    if (e->capturing) { /* a word being cached: keep its ids even when the output is full */
+        if (grow((void **)&e->cids, &e->cids_cap, e->cids_len + e->n_captured + 1, sizeof *e->cids)) {
+            e->capturing = 0;
+            e->capture_failed = 1;
+        } else {
+            e->cids[e->cids_len + e->n_captured++] = id;
+        }
+    }
 }
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem) {
@@ -278,18 +290,18 @@ static void bpe_word(Enc *e, const char *s, size_t len) {
             return;
         }
     }
-    size_t before = e->n;
+    int cacheable = e->cache_used < CACHE_MAX_SLOTS / 2;
+    e->capturing = cacheable;
+    e->capture_failed = 0;
+    e->n_captured = 0;
     bpe_word_uncached(e, s, len);
-    size_t n_ids = e->n - before;
-    /* cache only what was fully written to the output (the ids are read back from it) */
-    if (e->oom || e->n > (size_t)e->cap || e->cache_used >= CACHE_MAX_SLOTS / 2) return;
+    e->capturing = 0;
+    size_t n_ids = e->n_captured;
+    if (!cacheable || e->capture_failed || e->oom) return;
     if ((!e->cache || 2 * (e->cache_used + 1) > e->cache_mask + 1) && cache_grow(e)) return;
-    if (grow((void **)&e->ctext, &e->ctext_cap, e->ctext_len + len, 1) ||
-        grow((void **)&e->cids, &e->cids_cap, e->cids_len + n_ids, sizeof *e->cids))
-        return;
+    if (grow((void **)&e->ctext, &e->ctext_cap, e->ctext_len + len, 1)) return;
     CacheSlot *c = cache_find(e, s, len, h);
     memcpy(e->ctext + e->ctext_len, s, len);
-    for (size_t i = 0; i < n_ids; i++) e->cids[e->cids_len + i] = e->ids[before + i];
     *c = (CacheSlot){h, (uint32_t)len, e->ctext_len, e->cids_len, (uint32_t)n_ids};
     e->ctext_len += len;
     e->cids_len += n_ids;
