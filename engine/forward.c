@@ -17,6 +17,11 @@
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 
 int state_init(State *s, const Model *m, int n_ctx, int n_threads, char *err, size_t errlen) {
+    return state_init_ex(s, m, n_ctx, n_threads, 0, err, errlen);
+}
+
+int state_init_ex(State *s, const Model *m, int n_ctx, int n_threads, int full_cache, char *err,
+                  size_t errlen) {
     const PhiHParams *hp = &m->hp;
     memset(s, 0, sizeof *s);
     if (n_ctx < 1) {
@@ -32,9 +37,13 @@ int state_init(State *s, const Model *m, int n_ctx, int n_threads, char *err, si
     }
     s->n_threads = n_threads > 1 ? n_threads : 1;
     size_t q_dim = (size_t)hp->n_heads * hp->head_dim, kv_dim = (size_t)hp->n_kv_heads * hp->head_dim;
-    size_t cache = (size_t)hp->n_layers * (size_t)n_ctx * kv_dim, nb;
+    size_t nb = (size_t)(n_ctx < MAX_BATCH ? n_ctx : MAX_BATCH);
     s->n_ctx = n_ctx;
-    s->n_batch = nb = (size_t)(n_ctx < MAX_BATCH ? n_ctx : MAX_BATCH);
+    s->n_batch = (int)nb;
+    s->kv_slots = n_ctx;
+    if (!full_cache && hp->sliding_window && (size_t)hp->sliding_window + nb < (size_t)n_ctx)
+        s->kv_slots = (int)(hp->sliding_window + nb);
+    size_t cache = (size_t)hp->n_layers * (size_t)s->kv_slots * kv_dim;
     s->x = calloc(nb * hp->dim, sizeof(float));
     s->xb = calloc(nb * max_sz(q_dim, hp->dim), sizeof(float));
     s->xb2 = calloc(nb * hp->dim, sizeof(float));
@@ -45,7 +54,8 @@ int state_init(State *s, const Model *m, int n_ctx, int n_threads, char *err, si
     s->rope_cs = calloc(nb * hp->rope_dims, sizeof(float));
     s->key_cache = calloc(cache, sizeof(float));
     s->value_cache = calloc(cache, sizeof(float));
-    if (!s->x || !s->xb || !s->xb2 || !s->qkv || !s->att || !s->hb || !s->logits || !s->rope_cs ||
+    s->tokens = calloc((size_t)n_ctx, sizeof(int));
+    if (!s->tokens || !s->x || !s->xb || !s->xb2 || !s->qkv || !s->att || !s->hb || !s->logits || !s->rope_cs ||
         !s->key_cache || !s->value_cache) {
         state_free(s);
         snprintf(err, errlen, "out of memory for a context of %d tokens (KV cache %.1f MiB)", n_ctx,
@@ -67,6 +77,7 @@ void state_free(State *s) {
     free(s->rope_cs);
     free(s->key_cache);
     free(s->value_cache);
+    free(s->tokens);
     memset(s, 0, sizeof *s);
 }
 
@@ -100,22 +111,24 @@ static int window_start(const PhiHParams *hp, int pos) {
     return w && pos >= w ? pos - w + 1 : 0;
 }
 
-/* One head of causal attention for the query at pos: out = softmax(q.K / sqrt(d)) V. */
-static void attend(const float *q, const float *kc, const float *vc, int kv_stride, int start,
-                   int pos, int hd, float *att, float *out, int ref) {
+/* One head of causal attention for the query at pos over keys start..pos, which live in ring
+ * slots t % slots: out = softmax(q.K / sqrt(d)) V. */
+static void attend(const float *q, const float *kc, const float *vc, int kv_stride, int slots,
+                   int start, int pos, int hd, float *att, float *out, int ref) {
     float scale = 1.0f / sqrtf((float)hd);
-    for (int t = start; t <= pos; t++) {
-        const float *kt = kc + (size_t)t * kv_stride;
+    int n = pos - start + 1, slot0 = start % slots;
+    for (int t = 0, slot = slot0; t < n; t++, slot = slot + 1 == slots ? 0 : slot + 1) {
+        const float *kt = kc + (size_t)slot * kv_stride;
         float dot = 0;
         for (int i = 0; i < hd; i++) dot += q[i] * kt[i];
-        att[t - start] = dot * scale;
+        att[t] = dot * scale;
     }
-    if (ref) softmax_ref(att, pos - start + 1);
-    else softmax(att, pos - start + 1);
+    if (ref) softmax_ref(att, n);
+    else softmax(att, n);
     memset(out, 0, (size_t)hd * sizeof(float));
-    for (int t = start; t <= pos; t++) {
-        const float *vt = vc + (size_t)t * kv_stride;
-        float a = att[t - start];
+    for (int t = 0, slot = slot0; t < n; t++, slot = slot + 1 == slots ? 0 : slot + 1) {
+        const float *vt = vc + (size_t)slot * kv_stride;
+        float a = att[t];
         for (int i = 0; i < hd; i++) out[i] += a * vt[i];
     }
 }
@@ -134,8 +147,9 @@ static void forward_token_ref(const Model *m, State *s, int token, int pos, cons
 
     for (int l = 0; l < (int)hp->n_layers; l++) {
         const Layer *L = &m->layers[l];
-        float *kc = s->key_cache + (size_t)l * s->n_ctx * kv_dim;
-        float *vc = s->value_cache + (size_t)l * s->n_ctx * kv_dim;
+        float *kc = s->key_cache + (size_t)l * s->kv_slots * kv_dim;
+        float *vc = s->value_cache + (size_t)l * s->kv_slots * kv_dim;
+        size_t slot = (size_t)(pos % s->kv_slots);
 
         /* attention */
         rmsnorm_ref(s->xb, s->x, L->attn_norm, dim, hp->rms_eps);
@@ -143,11 +157,11 @@ static void forward_token_ref(const Model *m, State *s, int token, int pos, cons
         float *q = s->qkv, *k = s->qkv + q_dim, *v = s->qkv + q_dim + kv_dim;
         for (int h = 0; h < n_heads; h++) rope_apply(q + h * hd, s->rope_cs, (int)hp->rope_dims);
         for (int h = 0; h < n_kv; h++) rope_apply(k + h * hd, s->rope_cs, (int)hp->rope_dims);
-        memcpy(kc + (size_t)pos * kv_dim, k, kv_dim * sizeof(float));
-        memcpy(vc + (size_t)pos * kv_dim, v, kv_dim * sizeof(float));
+        memcpy(kc + slot * kv_dim, k, kv_dim * sizeof(float));
+        memcpy(vc + slot * kv_dim, v, kv_dim * sizeof(float));
         for (int h = 0; h < n_heads; h++)
-            attend(q + h * hd, kc + (h / group) * hd, vc + (h / group) * hd, kv_dim, start, pos, hd,
-                   s->att, s->xb + h * hd, 1);
+            attend(q + h * hd, kc + (h / group) * hd, vc + (h / group) * hd, kv_dim, s->kv_slots,
+                   start, pos, hd, s->att, s->xb + h * hd, 1);
         matvec_ref(&L->wo, s->xb, s->xb2);
         for (int i = 0; i < dim; i++) s->x[i] += s->xb2[i];
 
@@ -179,13 +193,13 @@ static void attn_job(void *arg, int ith, int nth) {
     int hd = (int)hp->head_dim, n_heads = (int)hp->n_heads, n_kv = (int)hp->n_kv_heads;
     int kv_dim = n_kv * hd, q_dim = n_heads * hd, qkv_dim = q_dim + 2 * kv_dim;
     int group = n_heads / n_kv, t0, t1;
-    const float *kc = s->key_cache + (size_t)j->layer * s->n_ctx * kv_dim;
-    const float *vc = s->value_cache + (size_t)j->layer * s->n_ctx * kv_dim;
+    const float *kc = s->key_cache + (size_t)j->layer * s->kv_slots * kv_dim;
+    const float *vc = s->value_cache + (size_t)j->layer * s->kv_slots * kv_dim;
     pool_split(j->n * n_heads, 1, ith, nth, &t0, &t1);
     for (int task = t0; task < t1; task++) {
         int i = task / n_heads, h = task % n_heads, pos = j->pos0 + i;
         attend(s->qkv + (size_t)i * qkv_dim + h * hd, kc + (h / group) * hd, vc + (h / group) * hd,
-               kv_dim, window_start(hp, pos), pos, hd, s->att + (size_t)ith * s->n_ctx,
+               kv_dim, s->kv_slots, window_start(hp, pos), pos, hd, s->att + (size_t)ith * s->n_ctx,
                s->xb + (size_t)i * q_dim + h * hd, 0);
     }
 }
@@ -206,8 +220,8 @@ static void forward_batch(const Model *m, State *s, const int *tokens, int n, in
 
     for (int l = 0; l < (int)hp->n_layers; l++) {
         const Layer *L = &m->layers[l];
-        float *kc = s->key_cache + (size_t)l * s->n_ctx * kv_dim;
-        float *vc = s->value_cache + (size_t)l * s->n_ctx * kv_dim;
+        float *kc = s->key_cache + (size_t)l * s->kv_slots * kv_dim;
+        float *vc = s->value_cache + (size_t)l * s->kv_slots * kv_dim;
 
         /* attention: qkv for the batch, RoPE, cache writes, then every (token, head) */
         for (int i = 0; i < n; i++)
@@ -218,8 +232,9 @@ static void forward_batch(const Model *m, State *s, const int *tokens, int n, in
             const float *cs = s->rope_cs + (size_t)i * rd;
             for (int h = 0; h < n_heads; h++) rope_apply(q + h * hd, cs, rd);
             for (int h = 0; h < n_kv; h++) rope_apply(k + h * hd, cs, rd);
-            memcpy(kc + (size_t)(pos0 + i) * kv_dim, k, kv_dim * sizeof(float));
-            memcpy(vc + (size_t)(pos0 + i) * kv_dim, v, kv_dim * sizeof(float));
+            size_t slot = (size_t)((pos0 + i) % s->kv_slots);
+            memcpy(kc + slot * kv_dim, k, kv_dim * sizeof(float));
+            memcpy(vc + slot * kv_dim, v, kv_dim * sizeof(float));
         }
         AttnJob job = {m, s, l, n, pos0};
         pool_run(pool, attn_job, &job);
@@ -251,26 +266,46 @@ static void forward_batch(const Model *m, State *s, const int *tokens, int n, in
     }
 }
 
-int model_forward(const Model *m, State *s, const int *tokens, int n, int pos0, float *logits) {
+/* Evaluate tokens at pos0.. with the given factor set, on the selected path. */
+static void run(const Model *m, State *s, const int *tokens, int n, int pos0, const float *factors,
+                float *logits) {
     const PhiHParams *hp = &m->hp;
-    if (n < 1 || pos0 < 0 || pos0 + n > s->n_ctx) return -1;
-    for (int i = 0; i < n; i++)
-        if (tokens[i] < 0 || (uint32_t)tokens[i] >= hp->vocab_size) return -1;
-    /* LongRoPE: Hugging Face picks the factor set from the sequence length of the call. */
-    const float *factors = NULL;
-    if (hp->rope_scaling == PHI_ROPE_LONGROPE)
-        factors = (uint32_t)(pos0 + n) > hp->orig_max_seq_len ? m->rope_long : m->rope_short;
     if (s->use_ref) {
         for (int i = 0; i < n; i++) {
             forward_token_ref(m, s, tokens[i], pos0 + i, factors);
             if (logits) memcpy(logits + (size_t)i * hp->vocab_size, s->logits, hp->vocab_size * sizeof(float));
         }
-        return 0;
+        return;
     }
     for (int i = 0; i < n; i += s->n_batch) {
         int nb = n - i < s->n_batch ? n - i : s->n_batch;
         forward_batch(m, s, tokens + i, nb, pos0 + i, factors,
                       logits ? logits + (size_t)i * hp->vocab_size : NULL);
     }
+}
+
+int model_forward(const Model *m, State *s, const int *tokens, int n, int pos0, float *logits) {
+    const PhiHParams *hp = &m->hp;
+    if (n < 1 || pos0 < 0 || pos0 + n > s->n_ctx) return -1;
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || (uint32_t)tokens[i] >= hp->vocab_size) return -1;
+    const float *factors = NULL;
+    int again = 0; /* evaluate positions 0..pos0-1 again before this call */
+    if (hp->rope_scaling == PHI_ROPE_LONGROPE) {
+        /* Hugging Face picks the factor set from the sequence length. A sequence that grows past
+         * original_max_position_embeddings switches to the long set for every position, so the
+         * cached keys are rotated again (by evaluating those positions again) to stay equal to
+         * a full evaluation; the same when a shorter sequence replaces a long one. */
+        int set = (uint32_t)(pos0 + n) > hp->orig_max_seq_len;
+        factors = set ? m->rope_long : m->rope_short;
+        again = set != s->rope_set;
+        s->rope_set = set;
+    }
+    /* A rewind further back than one batch finds ring slots already reused. */
+    if (s->kv_slots < s->n_ctx && s->n_cached - pos0 > s->n_batch) again = 1;
+    if (pos0 > 0 && again) run(m, s, s->tokens, pos0, 0, factors, NULL);
+    memcpy(s->tokens + pos0, tokens, (size_t)n * sizeof *tokens);
+    run(m, s, tokens, n, pos0, factors, logits);
+    s->n_cached = pos0 + n;
     return 0;
 }

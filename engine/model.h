@@ -50,17 +50,33 @@ typedef struct {
     float *att;    /* [n_threads][n_ctx] attention scores */
     float *logits; /* [vocab]: the last position's */
     float *rope_cs; /* [n_batch][rope_dims]: cos, then sin, of each pair */
-    float *key_cache, *value_cache; /* [layer][n_ctx][n_kv_heads * head_dim] */
+    /* KV cache: [layer][kv_slots][n_kv_heads * head_dim]; position p lives in slot p % kv_slots.
+     * With a sliding window W shorter than the context, only W + n_batch slots are kept (a ring:
+     * a batch writes its n_batch positions before attending, and each query needs the W before). */
+    int kv_slots;
+    float *key_cache, *value_cache;
+    int *tokens;   /* [n_ctx]: the token at each position in the cache */
+    int n_cached;  /* positions 0..n_cached-1 have been evaluated (the last call's end) */
+    int rope_set;  /* LongRoPE factor set the cached keys were rotated with: 0 short, 1 long */
 } State;
 
 /* n_threads <= 0: one per CPU. */
 int state_init(State *s, const Model *m, int n_ctx, int n_threads, char *err, size_t errlen);
+/* full_cache = 1: one KV slot per position even with a sliding window (tests compare the ring
+ * with it). */
+int state_init_ex(State *s, const Model *m, int n_ctx, int n_threads, int full_cache, char *err,
+                  size_t errlen);
 void state_free(State *s);
 
-/* Run tokens[0..n) at positions pos0.. and fill the KV cache. LongRoPE's factor set is chosen
- * from the sequence length pos0 + n (long factors past original_max_position_embeddings), as
- * Hugging Face does for a forward call. If logits is non-NULL it receives [n][vocab]; the last
- * position's logits are always left in s->logits. Returns 0, or -1 if pos0 + n > n_ctx. */
+/* Run tokens[0..n) at positions pos0.. and fill the KV cache (positions >= pos0 + n that were
+ * cached before are forgotten). LongRoPE's factor set is chosen from the sequence length
+ * pos0 + n (long factors past original_max_position_embeddings), as Hugging Face does for a
+ * forward call; when that differs from the set the cached positions 0..pos0-1 were rotated
+ * with, those positions are evaluated again first, so the result always equals a full
+ * evaluation of the sequence. The same happens when a ring cache (sliding window) no longer holds
+ * the keys a rewind to pos0 needs. If logits is non-NULL it receives [n][vocab]; the last position's
+ * logits are always left in s->logits. Returns 0, or -1 if pos0 + n > n_ctx or an id is
+ * outside the vocabulary. */
 int model_forward(const Model *m, State *s, const int *tokens, int n, int pos0, float *logits);
 
 #endif
