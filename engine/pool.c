@@ -8,6 +8,7 @@
 #include "engine/pool.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -50,18 +51,28 @@ static uint64_t now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Spins until *v != old (or stop), up to SPIN_NS; returns 1 if it changed. */
+/* One step of a wait loop: pause, and after the first few hundred steps also yield the CPU
+ * (when there are more threads than cores, the thread being waited for may need this one);
+ * returns 1 once SPIN_NS have passed. */
+static int spin_step(unsigned i, uint64_t *t0) {
+    cpu_relax();
+    if (i < 256) return 0;
+    if ((i & 15) == 0) sched_yield();
+    if ((i & 63) == 0) {
+        uint64_t t = now_ns();
+        if (!*t0) *t0 = t;
+        else if (t - *t0 > SPIN_NS) return 1;
+    }
+    return 0;
+}
+
+/* Spins until the generation differs from old (or stop), up to SPIN_NS; 1 if it changed. */
 static int spin_gen(Pool *p, unsigned old) {
     uint64_t t0 = 0;
     for (unsigned i = 1;; i++) {
         if (atomic_load_explicit(&p->gen, memory_order_acquire) != old || atomic_load(&p->stop))
             return 1;
-        cpu_relax();
-        if ((i & 255) == 0) {
-            uint64_t t = now_ns();
-            if (!t0) t0 = t;
-            else if (t - t0 > SPIN_NS) return 0;
-        }
+        if (spin_step(i, &t0)) return 0;
     }
 }
 
@@ -153,18 +164,13 @@ void pool_run(Pool *p, PoolFn fn, void *arg) {
     fn(arg, 0, p->n);
     uint64_t t0 = 0;
     for (unsigned i = 1; atomic_load_explicit(&p->pending, memory_order_acquire) != 0; i++) {
-        cpu_relax();
-        if ((i & 255) == 0) {
-            uint64_t t = now_ns();
-            if (!t0) t0 = t;
-            else if (t - t0 > SPIN_NS) {
-                pthread_mutex_lock(&p->mu);
-                atomic_store(&p->caller_asleep, 1);
-                while (atomic_load(&p->pending) != 0) pthread_cond_wait(&p->done, &p->mu);
-                atomic_store(&p->caller_asleep, 0);
-                pthread_mutex_unlock(&p->mu);
-                break;
-            }
+        if (spin_step(i, &t0)) {
+            pthread_mutex_lock(&p->mu);
+            atomic_store(&p->caller_asleep, 1);
+            while (atomic_load(&p->pending) != 0) pthread_cond_wait(&p->done, &p->mu);
+            atomic_store(&p->caller_asleep, 0);
+            pthread_mutex_unlock(&p->mu);
+            break;
         }
     }
 }
