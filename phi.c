@@ -163,6 +163,12 @@ static int run_perplexity(Model *m, const char *path, PplOptions *po, int thread
     st.use_ref = use_ref;
     PplResult r;
     if (perplexity_run(m, &st, ids, n, po, &r, err, sizeof err)) { die("%s", err); goto done; }
+    uint64_t n_weights = 0;
+    for (uint32_t i = 0; i < m->file.n_tensors; i++)
+        n_weights += m->file.tensors[i].ne[0] * (m->file.tensors[i].ndim == 2 ? m->file.tensors[i].ne[1] : 1);
+    printf("model: %llu weights, %llu bytes, %.3f bits per weight (whole file)\n",
+           (unsigned long long)n_weights, (unsigned long long)m->map_size,
+           n_weights ? 8.0 * (double)m->map_size / (double)n_weights : 0.0);
     perplexity_print(stdout, po, &r);
     fprintf(stderr, "phi: %s x%d | load %.0f ms | perplexity %ld tok in %.2f s, %.2f tok/s\n",
             use_ref ? "reference" : kernels_isa_name(), st.n_threads, load_s * 1e3, r.n_evaluated,

@@ -283,7 +283,8 @@ int perplexity_run(const Model *m, State *s, const int *ids, int n_ids, const Pp
             fail(err, errlen, "cannot create %s: %s", o->save_logits, strerror(errno));
             goto done;
         }
-        created = 1;
+        struct stat st;
+        created = fstat(fileno(fs), &st) == 0 && S_ISREG(st.st_mode); /* never remove a device */
         if (fwrite(hb, 1, sizeof hb, fs) != sizeof hb) goto write_error;
     }
 

@@ -72,6 +72,10 @@ static inline float bf16_to_f32(uint16_t h) {
 /* Quantize one row of n floats (n a multiple of the block for Q types) into quants q and
  * scales d (d unused for float types). */
 void quantize_row(uint32_t type, const float *x, void *q, uint16_t *d, int n);
+/* The same with an importance w[i] >= 0 per element (NULL: all equal): Q4 chooses each block's
+ * scale to minimise sum w (x - y)^2 (see blocks.c); the other types ignore w. */
+void quantize_row_weighted(uint32_t type, const float *x, void *q, uint16_t *d, int n,
+                           const float *w);
 /* Dequantize one row. */
 void dequantize_row(uint32_t type, const void *q, const uint16_t *d, float *y, int n);
 

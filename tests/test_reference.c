@@ -255,7 +255,8 @@ static void test_trained(const char *data) {
                         name, "max rel %.2e, max abs %.2e; greedy 48/48 identical for all 3 prompts: %d %d %d",
                         worst_rel, worst_abs, first_div[0], first_div[1], first_div[2]);
             } else {
-                /* measured 1.4e-6, 1.75e-2, 5.4e-2 (q4 keeps its LM head at q8) */
+                /* measured 1.4e-6, 1.75e-2, 5.4e-2 (q4 keeps its LM head at q8); q4 with searched
+                 * block scales (2026-11-23): 5.8e-2 max rel here, but KL vs f32 7 % lower */
                 double bound = type == TENSOR_F16 ? 1e-4 : type == TENSOR_Q8 ? 3e-2 : 8e-2;
                 t_check(worst_rel < bound, name,
                         "max rel %.2e (bound %.0e), max abs %.2e, top-1 %.2f; greedy first diverges at "
