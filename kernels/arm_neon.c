@@ -188,58 +188,57 @@ INL float load_w1(const uint8_t *row, int i, const int f16) {
 }
 
 INL void ftile(const uint8_t *w0, size_t rs, const float *x, size_t xs, int n, float *y, int ldy,
-               const int f16, const int NR, const int NTT) {
+               int accumulate, const int f16, const int NR, const int NTT) {
     float32x4_t acc[4][4];
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int r = 0; r < NR; r++)
-        #pragma GCC unroll 4
+#pragma GCC unroll 4
         for (int t = 0; t < NTT; t++) acc[r][t] = vdupq_n_f32(0);
     int i = 0;
     for (; i + 4 <= n; i += 4) {
         float32x4_t wv[4];
-        #pragma GCC unroll 4
+#pragma GCC unroll 4
         for (int r = 0; r < NR; r++) wv[r] = load_w4(w0 + r * rs, i, f16);
-        #pragma GCC unroll 4
+#pragma GCC unroll 4
         for (int t = 0; t < NTT; t++) {
             float32x4_t xv = vld1q_f32(x + t * xs + i);
-            #pragma GCC unroll 4
+#pragma GCC unroll 4
             for (int r = 0; r < NR; r++) acc[r][t] = vfmaq_f32(acc[r][t], wv[r], xv);
         }
     }
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int r = 0; r < NR; r++)
-        #pragma GCC unroll 4
+#pragma GCC unroll 4
         for (int t = 0; t < NTT; t++) {
             float s = vaddvq_f32(acc[r][t]);
             for (int k = i; k < n; k++) s += load_w1(w0 + r * rs, k, f16) * x[t * xs + k];
-            y[(size_t)t * ldy + r] = s;
+            y[(size_t)t * ldy + r] = s + (accumulate ? y[(size_t)t * ldy + r] : 0.0f);
         }
 }
 
-INL void fmat_body(const MatView *w, const float *x, int t0, int nt, float *y, int ldy, int r0,
-                   int r1, const int f16) {
-    size_t rs = (size_t)w->cols * (f16 ? 2 : 4), xs = (size_t)w->cols;
-    for (int r = r0; r < r1;) {
-        int nr = r1 - r >= 4 ? 4 : 1;
-        const uint8_t *wr = w->q + (size_t)r * rs;
-        for (int t = t0; t < t0 + nt;) {
-            int n = t0 + nt - t >= 4 ? 4 : 1;
-            float *yo = y + (size_t)t * ldy + r;
-            const float *xt = x + (size_t)t * xs;
-            if (nr == 4 && n == 4) ftile(wr, rs, xt, xs, w->cols, yo, ldy, f16, 4, 4);
-            else if (nr == 4) ftile(wr, rs, xt, xs, w->cols, yo, ldy, f16, 4, 1);
-            else if (n == 4) ftile(wr, rs, xt, xs, w->cols, yo, ldy, f16, 1, 4);
-            else ftile(wr, rs, xt, xs, w->cols, yo, ldy, f16, 1, 1);
-            t += n;
-        }
-        r += nr;
+/* Any nr <= 4 rows x nt <= 4 tokens. */
+#define FTILE_NEON(NAME, F16)                                                                  \
+    static void NAME(const uint8_t *w0, size_t rs, int nr, const float *x, size_t xs, int nt, \
+                     int n, float *y, int ldy, int acc) {                                      \
+        for (; nr >= 4; nr -= 4, w0 += 4 * rs, y += 4) {                                       \
+            int t = 0;                                                                         \
+            if (nt == 4) ftile(w0, rs, x, xs, n, y, ldy, acc, F16, 4, 4), t = 4;               \
+            for (; t < nt; t++) ftile(w0, rs, x + t * xs, xs, n, y + (size_t)t * ldy, ldy, acc, F16, 4, 1); \
+        }                                                                                      \
+        for (; nr >= 1; nr -= 1, w0 += rs, y += 1) {                                           \
+            int t = 0;                                                                         \
+            if (nt == 4) ftile(w0, rs, x, xs, n, y, ldy, acc, F16, 1, 4), t = 4;               \
+            for (; t < nt; t++) ftile(w0, rs, x + t * xs, xs, n, y + (size_t)t * ldy, ldy, acc, F16, 1, 1); \
+        }                                                                                      \
     }
-}
+FTILE_NEON(ftile_f16_neon, 1)
+FTILE_NEON(ftile_f32_neon, 0)
+static const FTileKernel ftk_f16_neon = {4, 4, ftile_f16_neon};
+static const FTileKernel ftk_f32_neon = {4, 4, ftile_f32_neon};
 
 static void fmat_neon(const MatView *w, const float *x, int t0, int nt, float *y, int ldy, int r0,
                       int r1) {
-    if (w->type == TENSOR_F16) fmat_body(w, x, t0, nt, y, ldy, r0, r1, 1);
-    else fmat_body(w, x, t0, nt, y, ldy, r0, r1, 0);
+    tiled_fmat(w, x, t0, nt, y, ldy, r0, r1, w->type == TENSOR_F16 ? &ftk_f16_neon : &ftk_f32_neon);
 }
 
 /* ---- elementwise ---- */

@@ -94,6 +94,18 @@ extern size_t tiled_l1_bytes, tiled_l2_bytes;
 void tiled_matmul(const MatView *w, const ActBuf *a, int t0, int nt, float *y, int ldy, int r0,
                   int r1, const TileKernel *k);
 
+/* Float weights: y[t * ldy + i] (+)= row i . token t for i < nr <= rows, t < nt <= toks, rows
+ * starting at w0 (rs bytes apart), tokens at x (xs floats apart), over n columns; adds to y
+ * when acc is set (column chunks after the first). */
+typedef void (*FTileFn)(const uint8_t *w0, size_t rs, int nr, const float *x, size_t xs, int nt,
+                        int n, float *y, int ldy, int acc);
+typedef struct {
+    int rows, toks;
+    FTileFn tile;
+} FTileKernel;
+void tiled_fmat(const MatView *w, const float *x, int t0, int nt, float *y, int ldy, int r0,
+                int r1, const FTileKernel *k);
+
 /* CPU feature probes (dispatch.c). */
 #if defined(__x86_64__)
 int cpu_has_avx2(void);      /* AVX2 + FMA + F16C, OS saves ymm */

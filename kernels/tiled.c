@@ -77,3 +77,30 @@ void tiled_matmul(const MatView *w, const ActBuf *a, int t0, int nt, float *y, i
         }
     }
 }
+
+/* Float weights: slabs of tokens whose activations fit in L2 (read from cache for every row
+ * block), row blocks of k->rows rows, column chunks whose weights and tile activations fit in
+ * L1 (reused by every token tile), token tiles of k->toks. */
+void tiled_fmat(const MatView *w, const float *x, int t0, int nt, float *y, int ldy, int r0,
+                int r1, const FTileKernel *k) {
+    int f16 = w->type == TENSOR_F16, cols = w->cols;
+    size_t xs = (size_t)cols, es = f16 ? 2 : 4, rs = xs * es;
+    int slab = (int)(tiled_l2_bytes * 3 / 4 / (xs * sizeof(float)));
+    slab = slab < k->toks ? k->toks : slab - slab % k->toks;
+    int kc = (int)(tiled_l1_bytes / ((size_t)k->rows * es + (size_t)k->toks * sizeof(float)));
+    kc = nt <= k->toks ? cols : kc < 16 ? 16 : kc - kc % 16; /* one tile: nothing to reuse */
+    for (int ts = t0; ts < t0 + nt; ts += slab) {
+        int te = ts + slab < t0 + nt ? ts + slab : t0 + nt;
+        for (int r = r0; r < r1; r += k->rows) {
+            int nr = r1 - r < k->rows ? r1 - r : k->rows;
+            for (int c0 = 0; c0 < cols; c0 += kc) {
+                int n = cols - c0 < kc ? cols - c0 : kc;
+                for (int t = ts; t < te; t += k->toks) {
+                    int m = te - t < k->toks ? te - t : k->toks;
+                    k->tile(w->q + (size_t)r * rs + (size_t)c0 * es, rs, nr, x + (size_t)t * xs + c0, xs,
+                            m, n, y + (size_t)t * ldy + r, ldy, c0 > 0);
+                }
+            }
+        }
+    }
+}

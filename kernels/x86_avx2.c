@@ -71,7 +71,7 @@ INL float load_w1(const uint8_t *row, int i, const int f16) {
 }
 
 INL void ftile(const uint8_t *w0, size_t rstride, const float *x, size_t xstride, int n,
-               float *y, int ldy, const int f16, const int NR, const int NT) {
+               float *y, int ldy, int accumulate, const int f16, const int NR, const int NT) {
     __m256 acc[4][2];
 #pragma GCC unroll 4
     for (int r = 0; r < NR; r++)
@@ -95,34 +95,31 @@ INL void ftile(const uint8_t *w0, size_t rstride, const float *x, size_t xstride
         for (int t = 0; t < NT; t++) {
             float s = hsum8(acc[r][t]);
             for (int k = i; k < n; k++) s += load_w1(w0 + r * rstride, k, f16) * x[t * xstride + k];
-            y[(size_t)t * ldy + r] = s;
+            y[(size_t)t * ldy + r] = s + (accumulate ? y[(size_t)t * ldy + r] : 0.0f);
         }
 }
 
-INL void fmat_body(const MatView *w, const float *x, int t0, int nt, float *y, int ldy, int r0,
-                   int r1, const int f16) {
-    size_t rs = (size_t)w->cols * (f16 ? 2 : 4), xs = (size_t)w->cols;
-    int r = r0;
-    for (; r + 4 <= r1; r += 4) {
-        const uint8_t *wr = w->q + (size_t)r * rs;
-        int t = t0;
-        for (; t + 2 <= t0 + nt; t += 2)
-            ftile(wr, rs, x + t * xs, xs, w->cols, y + (size_t)t * ldy + r, ldy, f16, 4, 2);
-        if (t < t0 + nt) ftile(wr, rs, x + t * xs, xs, w->cols, y + (size_t)t * ldy + r, ldy, f16, 4, 1);
+/* Any nr <= 4 rows x nt <= 2 tokens. */
+#define FTILE_AVX2(NAME, F16)                                                                  \
+    static TGT void NAME(const uint8_t *w0, size_t rs, int nr, const float *x, size_t xs,     \
+                         int nt, int cols, float *y, int ldy, int acc) {                                \
+        for (; nr >= 4; nr -= 4, w0 += 4 * rs, y += 4) {                                       \
+            if (nt == 2) ftile(w0, rs, x, xs, cols, y, ldy, acc, F16, 4, 2);                        \
+            else ftile(w0, rs, x, xs, cols, y, ldy, acc, F16, 4, 1);                                \
+        }                                                                                      \
+        for (; nr >= 1; nr -= 1, w0 += rs, y += 1) {                                           \
+            if (nt == 2) ftile(w0, rs, x, xs, cols, y, ldy, acc, F16, 1, 2);                        \
+            else ftile(w0, rs, x, xs, cols, y, ldy, acc, F16, 1, 1);                                \
+        }                                                                                      \
     }
-    for (; r < r1; r++) {
-        const uint8_t *wr = w->q + (size_t)r * rs;
-        int t = t0;
-        for (; t + 2 <= t0 + nt; t += 2)
-            ftile(wr, rs, x + t * xs, xs, w->cols, y + (size_t)t * ldy + r, ldy, f16, 1, 2);
-        if (t < t0 + nt) ftile(wr, rs, x + t * xs, xs, w->cols, y + (size_t)t * ldy + r, ldy, f16, 1, 1);
-    }
-}
+FTILE_AVX2(ftile_f16_avx2, 1)
+FTILE_AVX2(ftile_f32_avx2, 0)
+static const FTileKernel ftk_f16_avx2 = {4, 2, ftile_f16_avx2};
+static const FTileKernel ftk_f32_avx2 = {4, 2, ftile_f32_avx2};
 
-TGT void fmat_avx2(const MatView *w, const float *x, int t0, int nt, float *y, int ldy, int r0,
-                   int r1) {
-    if (w->type == TENSOR_F16) fmat_body(w, x, t0, nt, y, ldy, r0, r1, 1);
-    else fmat_body(w, x, t0, nt, y, ldy, r0, r1, 0);
+void fmat_avx2(const MatView *w, const float *x, int t0, int nt, float *y, int ldy, int r0,
+               int r1) {
+    tiled_fmat(w, x, t0, nt, y, ldy, r0, r1, w->type == TENSOR_F16 ? &ftk_f16_avx2 : &ftk_f32_avx2);
 }
 
 /* ---- elementwise ---- */

@@ -1,4 +1,5 @@
-/* x86-64 AVX-512 VNNI int8 kernels (zmm). Float weights and elementwise kernels reuse AVX2.
+/* x86-64 AVX-512 VNNI kernels (zmm): int8 and float matrices; the elementwise kernels and the
+ * activation quantizer reuse AVX2.
  *
  * A group is 16 blocks (512 values). Its weights are loaded as 4 (Q4) or 8 (Q8) zmm and
  * transposed in registers (4x4 dword transposes within 128-bit lanes, plus 128-bit lane
@@ -154,6 +155,78 @@ ZINL void tile_zmm(const uint8_t *wq, const uint16_t *wd, const ActBuf *a, int t
 ZTILE(q4, 1)
 ZTILE(q8, 0)
 
+/* ---- float weights: 4 rows x 4 tokens per tile, 16 columns per step, masked tail ---- */
+
+ZINL __m512 zload_w(const uint8_t *row, int i, __mmask16 m, const int f16) {
+    return f16 ? _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, row + 2 * (size_t)i))
+               : _mm512_maskz_loadu_ps(m, (const float *)row + i);
+}
+
+ZINL void zftile(const uint8_t *w0, size_t rs, const float *x, size_t xs, int n, float *y,
+                 int ldy, int accumulate, const int f16, const int NR, const int NT) {
+    __m512 acc[4][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < NR; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++) acc[r][t] = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 wv[4];
+#pragma GCC unroll 4
+        for (int r = 0; r < NR; r++)
+            wv[r] = f16 ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w0 + r * rs + 2 * (size_t)i)))
+                        : _mm512_loadu_ps((const float *)(w0 + r * rs) + i);
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++) {
+            __m512 xv = _mm512_loadu_ps(x + t * xs + i);
+#pragma GCC unroll 4
+            for (int r = 0; r < NR; r++) acc[r][t] = _mm512_fmadd_ps(wv[r], xv, acc[r][t]);
+        }
+    }
+    if (i < n) { /* masked tail */
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        __m512 wv[4];
+#pragma GCC unroll 4
+        for (int r = 0; r < NR; r++) wv[r] = zload_w(w0 + r * rs, i, m, f16);
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++) {
+            __m512 xv = _mm512_maskz_loadu_ps(m, x + t * xs + i);
+#pragma GCC unroll 4
+            for (int r = 0; r < NR; r++) acc[r][t] = _mm512_fmadd_ps(wv[r], xv, acc[r][t]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < NR; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++)
+            y[(size_t)t * ldy + r] = _mm512_reduce_add_ps(acc[r][t]) + (accumulate ? y[(size_t)t * ldy + r] : 0.0f);
+}
+
+/* Any nr <= 4 rows x nt <= 4 tokens. */
+#define FTILE_ZMM(NAME, F16)                                                                   \
+    static ZTGT void NAME(const uint8_t *w0, size_t rs, int nr, const float *x, size_t xs,    \
+                          int nt, int cols, float *y, int ldy, int acc) {                               \
+        for (; nr >= 4; nr -= 4, w0 += 4 * rs, y += 4) {                                       \
+            int t = 0;                                                                         \
+            if (nt == 4) zftile(w0, rs, x, xs, cols, y, ldy, acc, F16, 4, 4), t = 4;                \
+            for (; t < nt; t++) zftile(w0, rs, x + t * xs, xs, cols, y + (size_t)t * ldy, ldy, acc, F16, 4, 1); \
+        }                                                                                      \
+        for (; nr >= 1; nr -= 1, w0 += rs, y += 1) {                                           \
+            int t = 0;                                                                         \
+            if (nt == 4) zftile(w0, rs, x, xs, cols, y, ldy, acc, F16, 1, 4), t = 4;                \
+            for (; t < nt; t++) zftile(w0, rs, x + t * xs, xs, cols, y + (size_t)t * ldy, ldy, acc, F16, 1, 1); \
+        }                                                                                      \
+    }
+FTILE_ZMM(ftile_f16_zmm, 1)
+FTILE_ZMM(ftile_f32_zmm, 0)
+static const FTileKernel ftk_f16_zmm = {4, 4, ftile_f16_zmm};
+static const FTileKernel ftk_f32_zmm = {4, 4, ftile_f32_zmm};
+
+static void fmat_zmm(const MatView *w, const float *x, int t0, int nt, float *y, int ldy, int r0,
+                     int r1) {
+    tiled_fmat(w, x, t0, nt, y, ldy, r0, r1, w->type == TENSOR_F16 ? &ftk_f16_zmm : &ftk_f32_zmm);
+}
+
 const IsaKernels isa_avx512vnni = {
     .name = "avx512vnni",
     .available = cpu_has_avx512vnni,
@@ -165,8 +238,8 @@ const IsaKernels isa_avx512vnni = {
     .quant = quant_blocks_avx2,
     .q8 = q8_zmm,
     .q4 = q4_zmm,
-    .f32 = fmat_avx2,
-    .f16 = fmat_avx2,
+    .f32 = fmat_zmm,
+    .f16 = fmat_zmm,
     .rmsnorm = rmsnorm_avx2,
     .softmax = softmax_avx2,
     .silu_mul = silu_mul_avx2,
