@@ -1,5 +1,7 @@
 /* Runtime ISA selection (CPUID / HWCAP), the per-thread activation scratch, and the matvec /
  * matmul drivers that quantize activations once and split weight rows between threads. */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,7 +85,8 @@ static const char *const isa_names[] = {
 #endif
     NULL};
 
-static const IsaKernels *cur;
+/* The selection; atomic so that a first use racing on several threads (lazy init) is safe. */
+static const IsaKernels *_Atomic cur;
 
 const char *const *kernels_isa_list(void) { return isa_names; }
 
@@ -104,7 +107,7 @@ int kernels_init(const char *isa) {
         const IsaKernels *best = &isa_scalar;
         for (int i = 0; i < N_ISA; i++)
             if (isa_tables[i]->available()) best = isa_tables[i];
-        cur = best;
+        atomic_store(&cur, best);
         return 0;
     }
     const IsaKernels *k = find_isa(isa);
@@ -118,13 +121,22 @@ int kernels_init(const char *isa) {
         fprintf(stderr, "phi: ISA '%s' is not supported by this CPU\n", isa);
         return -1;
     }
-    cur = k;
+    atomic_store(&cur, k);
     return 0;
 }
 
+static pthread_once_t lazy_once = PTHREAD_ONCE_INIT;
+
+static void lazy_init(void) {
+    if (!atomic_load(&cur) && kernels_init(NULL) != 0)
+        atomic_store(&cur, &isa_scalar); /* bad $PHI_ISA: stay portable */
+}
+
 static const IsaKernels *isa(void) {
-    if (!cur && kernels_init(NULL) != 0) cur = &isa_scalar; /* bad $PHI_ISA: stay portable */
-    return cur;
+    const IsaKernels *k = atomic_load_explicit(&cur, memory_order_acquire);
+    if (k) return k;
+    pthread_once(&lazy_once, lazy_init);
+    return atomic_load(&cur);
 }
 
 const char *kernels_isa_name(void) { return isa()->name; }
