@@ -3,8 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-ChatKind chat_kind(const Tokenizer *t) {
-    const char *tpl = tok_chat_template(t);
+ChatKind chat_kind(const char *tpl) {
     if (!tpl) return CHAT_PHI3;
     /* Phi-4-mini builds role tags without a newline: '<|' + message['role'] + '|>' + content */
     if (strstr(tpl, "'<|' + message['role'] + '|>' + message['content']")) return CHAT_PHI4;
@@ -12,9 +11,8 @@ ChatKind chat_kind(const Tokenizer *t) {
     return CHAT_PHI3;
 }
 
-int chat_wants_bos(const Tokenizer *t) {
-    const char *tpl = tok_chat_template(t);
-    if (tok_add_bos(t)) return 1;
+int chat_wants_bos(const char *tpl, int add_bos_token) {
+    if (add_bos_token) return 1;
     if (!tpl) return 0;
     while (*tpl == ' ' || *tpl == '\n') tpl++;
     return strncmp(tpl, "{{ bos_token }}", 15) == 0 || strncmp(tpl, "{{bos_token}}", 13) == 0;
@@ -114,8 +112,8 @@ static char *read_line(FILE *in) {
 
 int chat_run(const Model *m, State *s, Sampler *smp, const ChatOptions *o, FILE *in, char *err,
              size_t errlen) {
-    ChatKind kind = chat_kind(m->tok);
-    int bos = chat_wants_bos(m->tok), rc = 0;
+    ChatKind kind = chat_kind(tok_chat_template(m->tok));
+    int bos = chat_wants_bos(tok_chat_template(m->tok), tok_add_bos(m->tok)), rc = 0;
     int n_msgs = 0, cap_msgs = 8;
     ChatMessage *msgs = malloc((size_t)cap_msgs * sizeof *msgs);
     int *past = malloc((size_t)s->n_ctx * sizeof *past), n_past = 0; /* ids in the KV cache */
@@ -165,6 +163,7 @@ int chat_run(const Model *m, State *s, Sampler *smp, const ChatOptions *o, FILE 
         int keep = 0;
         while (keep < n_past && keep < n_ids - 1 && past[keep] == ids[keep]) keep++;
         model_forward(m, s, ids + keep, n_ids - keep, keep, NULL);
+        if (o->n_prompt_evaluated) *o->n_prompt_evaluated += n_ids - keep;
         memcpy(past, ids, (size_t)n_ids * sizeof *ids);
         n_past = n_ids;
         free(ids);

@@ -19,10 +19,10 @@ typedef struct {
     char *content;
 } ChatMessage;
 
-/* Which template the tokenizer's chat_template (Jinja source) is; Phi-3 when there is none. */
-ChatKind chat_kind(const Tokenizer *t);
+/* Which template a chat_template (Jinja source, may be NULL) is; Phi-3 when there is none. */
+ChatKind chat_kind(const char *template_source);
 /* Whether a rendered conversation starts with BOS (add_bos_token, or the template emits it). */
-int chat_wants_bos(const Tokenizer *t);
+int chat_wants_bos(const char *template_source, int add_bos_token);
 /* The conversation as the template renders it, ending with the assistant's generation prompt.
  * Returns a malloc'd string. */
 char *chat_render(ChatKind kind, const ChatMessage *msgs, int n);
@@ -32,6 +32,7 @@ typedef struct {
     const char *prompt;    /* first user message, or NULL to read it from `in` */
     int interactive;       /* keep reading user messages from `in` until EOF */
     GenOptions gen;        /* n_predict per reply, out */
+    long *n_prompt_evaluated; /* if not NULL: receives the prompt positions evaluated in all turns */
 } ChatOptions;
 
 /* Runs the conversation. Each turn re-renders the whole conversation, tokenizes it, and

@@ -123,6 +123,30 @@ if [ -d "$DATA/phi3-tiny-ref/mha" ]; then
     else
         fail cli_greedy_matches_llamacpp "$(cat "$TMP/err")"
     fi
+    # --- tokenizer and chat on the command line (the trained model has Phi-3's tokenizer) ---
+    if $QUANT -q q8 "$DATA/phi3-trained-tiny" "$TMP/trained.phi" 2> "$TMP/err"; then
+        vocab="$DATA/llamacpp-vocab/ggml-vocab-phi-3.gguf"
+        text=$(head -1 "$vocab.inp")
+        want=$(head -1 "$vocab.out" | sed 's/^ *//; s/ /,/g')
+        got=$($PHI -m "$TMP/trained.phi" --tokenize -p "$text" 2>&1)
+        [ "$got" = "$want" ] && pass cli_tokenize "'$text' -> $got (llama.cpp's ids)" || fail cli_tokenize "got $got want $want"
+        got=$(printf '%s' "$text" | $PHI -m "$TMP/trained.phi" --tokenize --bos 2>&1)
+        [ "$got" = "1,$want" ] && pass cli_tokenize_stdin_bos "$got" || fail cli_tokenize_stdin_bos "got $got"
+        got=$($PHI -m "$TMP/trained.phi" --detokenize -p "$want" 2>&1)
+        [ "$got" = "$text" ] && pass cli_detokenize "$got" || fail cli_detokenize "got '$got' want '$text'"
+        expect_error cli_detokenize_bad_id $PHI -m "$TMP/trained.phi" --detokenize -p "1,32050"
+        expect_error cli_detokenize_garbage $PHI -m "$TMP/trained.phi" --detokenize -p "hello"
+        out=$(printf 'Who is the LORD?\nAnd Moses?\n' | $PHI -m "$TMP/trained.phi" -i -n 8 --temp 0 2>/dev/null)
+        lines=$(printf '%s\n' "$out" | grep -c .)
+        [ "$lines" -eq 2 ] && pass cli_interactive_two_turns "$(printf '%s' "$out" | tr '\n' '|')" \
+            || fail cli_interactive_two_turns "$lines reply lines: $out"
+        out=$($PHI -m "$TMP/trained.phi" --chat --system "Be brief." -p "Who is the LORD?" -n 8 --temp 0 2> "$TMP/err")
+        [ $? -eq 0 ] && [ -n "$out" ] && pass cli_chat "$out" || fail cli_chat "$(cat "$TMP/err")"
+        expect_error cli_chat_context_too_small $PHI -m "$TMP/trained.phi" --chat -p "Who is the LORD? Tell me all." -c 8
+        expect_error cli_two_modes $PHI -m "$TMP/trained.phi" --chat --tokenize -p hi
+    else
+        fail cli_tokenizer_model "$(cat "$TMP/err")"
+    fi
 else
     echo "SKIP quant_bad_inputs: $DATA/phi3-tiny-ref is absent"
     echo "SKIP cli_greedy_matches_llamacpp: $DATA/phi3-tiny-ref is absent"

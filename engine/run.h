@@ -1,0 +1,33 @@
+/* The modes of the phi program, from parsed options: each loads the model, does one job and
+ * returns the process exit status, having printed at most one error line. */
+#ifndef PHI_RUN_H
+#define PHI_RUN_H
+
+#include <stdint.h>
+
+typedef struct {
+    const char *model_path;
+    /* the prompt: text (-p), a file (-f), ids (--ids), or standard input */
+    const char *prompt, *prompt_file, *ids;
+    const char *system;      /* --system (chat) */
+    const char *logits_path; /* --logits */
+    int n_predict, n_ctx, n_threads, use_ref, ignore_eos;
+    int chat, interactive, add_bos;
+    float temp, top_p;
+    int top_k;
+    uint64_t seed;
+    /* perplexity */
+    const char *ppl_path, *save_logits, *kl_base;
+    int ppl_all, ppl_chunks;
+    /* bench */
+    int bench_pp, bench_tg, bench_depth, bench_reps;
+} RunOptions;
+
+int run_generate(const RunOptions *o);   /* prompt -> streamed continuation (or ids) */
+int run_chat(const RunOptions *o);       /* --chat / -i */
+int run_tokenize(const RunOptions *o);   /* --tokenize: text -> ids */
+int run_detokenize(const RunOptions *o); /* --detokenize: ids -> text */
+int run_perplexity(const RunOptions *o); /* --perplexity FILE */
+int run_bench(const RunOptions *o);      /* --bench */
+
+#endif
