@@ -31,6 +31,9 @@ static void usage(FILE *f) {
             "                     add_bos_token; --tokenize adds none unless --bos)\n"
             "  --logits FILE      write the logits of every prompt position, float32 LE [n][vocab]\n"
             "  --ref              use the scalar reference kernels (the correctness oracle)\n"
+            "  --no-mmap, --mmap  read the weights into (huge-page) memory, or map the file in\n"
+            "                     place; default: read when the model fits in available memory\n"
+            "                     (streams the weights faster), map otherwise\n"
             "\n"
             "Chat:\n"
             "  --chat, -cnv       wrap the prompt in the model's chat template and answer it\n"
@@ -98,7 +101,7 @@ static int parse_float(const char *s, float lo, float hi, float *out) {
 }
 
 int main(int argc, char **argv) {
-    RunOptions o = {.n_predict = 256, .temp = 0.8f, .top_p = 0.95f, .top_k = 40, .add_bos = -1,
+    RunOptions o = {.n_predict = 256, .temp = 0.8f, .top_p = 0.95f, .top_k = 40, .add_bos = -1, .no_mmap = -1,
                     .seed = (uint64_t)time(NULL), .bench_pp = 128, .bench_tg = 32, .bench_reps = 3};
     int bench = 0, tokenize = 0, detokenize = 0;
     for (int i = 1; i < argc; i++) {
@@ -117,6 +120,8 @@ int main(int argc, char **argv) {
         else if (IS("--detokenize")) { detokenize = 1; continue; }
         else if (IS("--bos")) { o.add_bos = 1; continue; }
         else if (IS("--no-bos")) { o.add_bos = 0; continue; }
+        else if (IS("--no-mmap")) { o.no_mmap = 1; continue; }
+        else if (IS("--mmap")) { o.no_mmap = 0; continue; }
         /* options with a value */
         else if (!v) return die("option '%s' is unknown or needs a value (see --help)", a);
         else if (IS("-m") || IS("--model")) o.model_path = v;

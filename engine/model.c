@@ -112,7 +112,32 @@ bad:
     return -1;
 }
 
-int model_load(const char *path, Model *m, char *err, size_t errlen) {
+/* The whole file in anonymous memory backed by 2 MiB pages where the kernel allows: streaming
+ * the weights then walks 512x fewer page-table entries and the hardware prefetchers are not
+ * stopped at every 4 KiB boundary (on a 2-core EPYC, reading 2 GB this way measured about twice
+ * the bandwidth of the same bytes through a file mapping). */
+static void *read_to_huge_pages(int fd, size_t size) {
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+#ifdef MADV_HUGEPAGE
+    madvise(p, size, MADV_HUGEPAGE);
+#endif
+    size_t done = 0;
+    while (done < size) {
+        ssize_t k = pread(fd, (char *)p + done, size - done > (1u << 30) ? (1u << 30) : size - done,
+                          (off_t)done);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) {
+            munmap(p, size);
+            return NULL;
+        }
+        done += (size_t)k;
+    }
+    mprotect(p, size, PROT_READ);
+    return p;
+}
+
+int model_load_ex(const char *path, Model *m, int flags, char *err, size_t errlen) {
     memset(m, 0, sizeof *m);
     int fd = open(path, O_RDONLY);
     if (fd < 0) return fail(err, errlen, "cannot open %s: %s", path, strerror(errno));
@@ -126,9 +151,18 @@ int model_load(const char *path, Model *m, char *err, size_t errlen) {
         return fail(err, errlen, "%s: not a phi model file (only %lld bytes)", path,
                     (long long)st.st_size);
     }
-    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    void *map;
+    if (flags & MODEL_LOAD_COPY) {
+        map = read_to_huge_pages(fd, (size_t)st.st_size);
+        if (!map) map = MAP_FAILED;
+    } else {
+        map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    }
+    int map_errno = errno;
     close(fd);
-    if (map == MAP_FAILED) return fail(err, errlen, "cannot mmap %s: %s", path, strerror(errno));
+    if (map == MAP_FAILED)
+        return fail(err, errlen, "cannot %s %s: %s", flags & MODEL_LOAD_COPY ? "read" : "mmap", path,
+                    strerror(map_errno));
     char e[512];
     if (model_from_buffer(map, (uint64_t)st.st_size, m, e, sizeof e)) {
         munmap(map, (size_t)st.st_size);
@@ -137,6 +171,10 @@ int model_load(const char *path, Model *m, char *err, size_t errlen) {
     m->map = map;
     m->map_size = (size_t)st.st_size;
     return 0;
+}
+
+int model_load(const char *path, Model *m, char *err, size_t errlen) {
+    return model_load_ex(path, m, 0, err, errlen);
 }
 
 void model_free(Model *m) {

@@ -33,6 +33,10 @@ typedef struct {
 /* mmap and validate a phi file completely (header, directory, tensor shapes, tokenizer).
  * 0, or -1 with a one-line message. */
 int model_load(const char *path, Model *m, char *err, size_t errlen);
+/* MODEL_LOAD_COPY: read the file into huge-page-backed memory instead of mapping it (faster
+ * streaming of the weights; the load reads the whole file). */
+enum { MODEL_LOAD_COPY = 1 };
+int model_load_ex(const char *path, Model *m, int flags, char *err, size_t errlen);
 /* The same checks on an image already in memory (the model then points into buf). */
 int model_from_buffer(const uint8_t *buf, uint64_t size, Model *m, char *err, size_t errlen);
 void model_free(Model *m);
@@ -58,6 +62,12 @@ typedef struct {
     int *tokens;   /* [n_ctx]: the token at each position in the cache */
     int n_cached;  /* positions 0..n_cached-1 have been evaluated (the last call's end) */
     int rope_set;  /* LongRoPE factor set the cached keys were rotated with: 0 short, 1 long */
+    /* Activation statistics for quant --calib (NULL: off; the caller owns the array). The fast
+     * path adds the square of every input column of each layer's matrices, layer after layer:
+     * [dim] into wqkv, [n_heads head_dim] into wo, [dim] into w_gate_up, [hidden_dim] into
+     * w_down; act_rows counts the positions added. */
+    double *act_sq;
+    long act_rows;
 } State;
 
 /* n_threads <= 0: one per CPU. */

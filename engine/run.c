@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "engine/bench.h"
@@ -26,11 +27,32 @@ static int say(const char *fmt, ...) {
     return 1;
 }
 
+/* Bytes of memory the kernel says can be had without swapping (MemAvailable), or 0. */
+static unsigned long long mem_available(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    char line[256];
+    unsigned long long kb = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
+    if (f) fclose(f);
+    return kb * 1024;
+}
+
+/* Copy the weights into huge-page memory (faster generation) unless told otherwise, or unless
+ * the model would not fit in available memory with room to spare: then map the file. */
+static int load_flags(const RunOptions *o) {
+    if (o->no_mmap >= 0) return o->no_mmap ? MODEL_LOAD_COPY : 0;
+    struct stat st;
+    if (stat(o->model_path, &st)) return 0;
+    unsigned long long avail = mem_available();
+    return avail > (unsigned long long)st.st_size + (512ull << 20) ? MODEL_LOAD_COPY : 0;
+}
+
 static int load(const RunOptions *o, Model *m, double *load_s) {
     char err[1024];
     if (!o->use_ref && kernels_init(NULL)) return -1; /* $PHI_ISA names kernels the CPU lacks */
     double t0 = now_seconds();
-    if (model_load(o->model_path, m, err, sizeof err)) {
+    if (model_load_ex(o->model_path, m, load_flags(o), err, sizeof err)) {
         say("%s", err);
         return -1;
     }
