@@ -5,6 +5,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine/calib.h"
 #include "engine/convert.h"
 #include "kernels/blocks.h"
 
@@ -19,6 +20,9 @@ static void usage(FILE *f) {
             "  --random SHAPE    %s\n"
             "  --layers N        with --random: use N layers instead of the shape's\n"
             "  --seed N          with --random: seed of the weights (default 1)\n"
+            "  --calib TEXT      q4: weight each block's scale search by the mean square of the\n"
+            "                    activations each column sees when a q8 copy of the model runs over\n"
+            "                    TEXT (a temporary file next to OUTPUT; every token of TEXT is run)\n"
             "  --no-progress     no progress bar (it is drawn only on a terminal anyway)\n"
             "  -h, --help        this text\n"
             "\n"
@@ -31,7 +35,7 @@ static void usage(FILE *f) {
 
 int main(int argc, char **argv) {
     ConvertOptions opt = {.type = TENSOR_Q8, .progress = isatty(2), .seed = 1};
-    const char *random_shape = NULL, *pos[2];
+    const char *random_shape = NULL, *calib_text = NULL, *pos[2];
     int npos = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -45,6 +49,8 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "quant: unknown type '%s' (f32, f16, q8, q4)\n", argv[i]);
                 return 1;
             }
+        } else if (!strcmp(a, "--calib") && has_value) {
+            calib_text = argv[++i];
         } else if (!strcmp(a, "--random") && has_value) {
             random_shape = argv[++i];
         } else if (!strcmp(a, "--layers") && has_value) {
@@ -80,12 +86,17 @@ int main(int argc, char **argv) {
                 random_shape ? "an OUTPUT file" : "MODEL_DIR and OUTPUT");
         return 1;
     }
+    if (calib_text && (random_shape || opt.type != TENSOR_Q4)) {
+        fprintf(stderr, "quant: --calib goes with -q q4 and a model folder\n");
+        return 1;
+    }
     char err[1024];
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     const char *out = pos[want - 1];
     int rc = random_shape ? convert_random(random_shape, out, &opt, err, sizeof err)
-                          : convert_hf(pos[0], out, &opt, err, sizeof err);
+                 : calib_text ? convert_hf_calibrated(pos[0], out, &opt, calib_text, err, sizeof err)
+                              : convert_hf(pos[0], out, &opt, err, sizeof err);
     if (rc) {
         fprintf(stderr, "quant: %s\n", err);
         return 1;

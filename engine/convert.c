@@ -34,6 +34,7 @@ typedef struct {
     const StFile *src_file;
     const float *values; /* rope factors */
     int index;           /* in the writer */
+    const float *imp;    /* importance of each column for the Q4 scale search, or NULL */
 } Plan;
 
 typedef struct {
@@ -170,7 +171,8 @@ static int write_tensor(PhiWriter *w, const Plan *t, RowSource src, void *ctx, P
             }
         if (rc) break;
         for (uint64_t i = 0; i < n; i++)
-            quantize_row(t->type, buf + i * cols, q + i * row_bytes, d + i * nblocks, (int)cols);
+            quantize_row_weighted(t->type, buf + i * cols, q + i * row_bytes, d + i * nblocks,
+                                  (int)cols, t->imp);
         rc = phi_writer_write_at(w, t->index, r0 * row_bytes, q, n * row_bytes, err, errlen);
         if (!rc && nblocks && type_traits(t->type)->has_scales)
             rc = phi_writer_write_at(w, t->index, scales_off + r0 * nblocks * 2, d,
@@ -238,6 +240,7 @@ int convert_hf(const char *dir, const char *out_path, const ConvertOptions *opt,
         Plan *t = &l.p[i];
         if (strcmp(t->name, "rope.short_factor") == 0) { t->values = hf.short_factor; continue; }
         if (strcmp(t->name, "rope.long_factor") == 0) { t->values = hf.long_factor; continue; }
+        if (opt->importance && t->ndim == 2) t->imp = opt->importance(opt->importance_ctx, t->name, t->cols);
         t->src = hf_find(&hf, t->name, &t->src_file);
         if (!t->src) {
             fail(err, errlen, "%s: missing tensor '%s'", dir, t->name);

@@ -10,6 +10,10 @@ typedef struct {
     int progress;      /* draw a progress bar on stderr */
     uint64_t seed;     /* random models */
     int n_layers;      /* random models: override the shape's layer count when > 0 */
+    /* Optional importance of each input column of a matrix for the Q4 scale search (quant
+     * --calib, engine/calib.h): cols weights for the named tensor, or NULL for none. */
+    const float *(*importance)(void *ctx, const char *name, uint64_t cols);
+    void *importance_ctx;
 } ConvertOptions;
 
 int convert_hf(const char *dir, const char *out_path, const ConvertOptions *opt, char *err,

@@ -204,6 +204,12 @@ static void attn_job(void *arg, int ith, int nth) {
     }
 }
 
+/* quant --calib: add the square of each column of x[n][cols] to acc[cols]. */
+static void act_add(double *acc, const float *x, int n, int cols) {
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < cols; j++) acc[j] += (double)x[(size_t)i * cols + j] * x[(size_t)i * cols + j];
+}
+
 static void forward_batch(const Model *m, State *s, const int *tokens, int n, int pos0,
                           const float *factors, float *logits) {
     const PhiHParams *hp = &m->hp;
@@ -222,10 +228,12 @@ static void forward_batch(const Model *m, State *s, const int *tokens, int n, in
         const Layer *L = &m->layers[l];
         float *kc = s->key_cache + (size_t)l * s->kv_slots * kv_dim;
         float *vc = s->value_cache + (size_t)l * s->kv_slots * kv_dim;
+        double *act = s->act_sq ? s->act_sq + (size_t)l * (2 * dim + q_dim + hidden) : NULL;
 
         /* attention: qkv for the batch, RoPE, cache writes, then every (token, head) */
         for (int i = 0; i < n; i++)
             rmsnorm(s->xb + (size_t)i * dim, s->x + (size_t)i * dim, L->attn_norm, dim, hp->rms_eps);
+        if (act) act_add(act, s->xb, n, dim);
         matmul(&L->wqkv, s->xb, n, s->qkv, pool);
         for (int i = 0; i < n; i++) {
             float *q = s->qkv + (size_t)i * qkv_dim, *k = q + q_dim, *v = k + kv_dim;
@@ -238,21 +246,26 @@ static void forward_batch(const Model *m, State *s, const int *tokens, int n, in
         }
         AttnJob job = {m, s, l, n, pos0};
         pool_run(pool, attn_job, &job);
+        if (act) act_add(act + dim, s->xb, n, q_dim);
         matmul(&L->wo, s->xb, n, s->xb2, pool);
         for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb2[i];
 
         /* MLP: down(silu(gate) * up) */
         for (int i = 0; i < n; i++)
             rmsnorm(s->xb + (size_t)i * dim, s->x + (size_t)i * dim, L->ffn_norm, dim, hp->rms_eps);
+        if (act) act_add(act + dim + q_dim, s->xb, n, dim);
         matmul(&L->w_gate_up, s->xb, n, s->hb, pool);
         for (int i = 0; i < n; i++) {
             float *g = s->hb + (size_t)i * 2 * hidden;
             silu_mul(g, g + hidden, hidden);
             if (i) memmove(s->hb + (size_t)i * hidden, g, hidden * sizeof(float)); /* pack [n][hidden] */
         }
+        if (act) act_add(act + 2 * dim + q_dim, s->hb, n, hidden);
         matmul(&L->w_down, s->hb, n, s->xb2, pool);
         for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb2[i];
     }
+
+    if (s->act_sq) s->act_rows += n;
 
     /* LM head: every position when asked for, else only the last. */
     int first = logits ? 0 : n - 1;

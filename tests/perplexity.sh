@@ -83,4 +83,25 @@ if [ -e "$TMP/new.logits" ]; then fail ppl_no_partial_logits_file; else pass ppl
 if [ -c /dev/full ]; then
     expect_error ppl_save_disk_full $PHI -m "$M" --perplexity "$TMP/text.txt" -c 64 --save-logits /dev/full
 fi
+
+# --- quant --calib (needs a Hugging Face folder) ---
+DATA=${PHI_DATA:-../shared/data}
+HF="$DATA/phi3-tiny-ref/mha"
+if [ -d "$HF" ]; then
+    expect_error quant_calib_missing_text $QUANT -q q4 --calib "$TMP/nope.txt" "$HF" "$TMP/c.phi"
+    expect_error quant_calib_empty_text $QUANT -q q4 --calib "$TMP/empty.txt" "$HF" "$TMP/c.phi"
+    expect_error quant_calib_not_q4 $QUANT -q q8 --calib "$TMP/text.txt" "$HF" "$TMP/c.phi"
+    expect_error quant_calib_random $QUANT --random tiny -q q4 --calib "$TMP/text.txt" "$TMP/c.phi"
+    if ls "$TMP"/c.phi* > /dev/null 2>&1; then fail quant_calib_leaves_nothing "$(ls "$TMP")"; else pass quant_calib_leaves_nothing; fi
+    if $QUANT -q q4 --calib "$TMP/text.txt" "$HF" "$TMP/c1.phi" 2> "$TMP/err" &&
+        $QUANT -q q4 --calib "$TMP/text.txt" "$HF" "$TMP/c2.phi" 2>> "$TMP/err" &&
+        $QUANT -q q4 "$HF" "$TMP/plain.phi" 2>> "$TMP/err" && cmp -s "$TMP/c1.phi" "$TMP/c2.phi" &&
+        ! cmp -s "$TMP/c1.phi" "$TMP/plain.phi" && ! ls "$TMP"/*.tmp > /dev/null 2>&1; then
+        pass quant_calib_deterministic "same bytes twice, differs from plain q4, no temporary left"
+    else
+        fail quant_calib_deterministic "$(cat "$TMP/err")"
+    fi
+else
+    echo "SKIP quant_calib: $HF is absent"
+fi
 rm -rf "$TMP"

@@ -1,0 +1,175 @@
+/* quant --calib: activation statistics over a calibration text, used as per-column importance by
+ * the Q4 scale search. */
+#include "engine/calib.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/cpu.h"
+#include "engine/generate.h"
+#include "engine/model.h"
+
+/* Every column keeps at least this share of its matrix's mean importance: a column the text
+ * never exercised still matters a little on other inputs. */
+#define CALIB_FLOOR 0.01
+
+static size_t layer_stride(const PhiHParams *hp) {
+    return 2 * (size_t)hp->dim + (size_t)hp->n_heads * hp->head_dim + hp->hidden_dim;
+}
+
+static char *read_text(const char *path, size_t *len, char *err, size_t errlen) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "calibration text %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        n += fread(buf + n, 1, cap - n, f);
+        if (n < cap) break;
+        char *nb = realloc(buf, 2 * cap);
+        if (!nb) { free(buf); buf = NULL; break; }
+        buf = nb;
+        cap *= 2;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (!buf || bad) {
+        free(buf);
+        snprintf(err, errlen, "calibration text %s: read error", path);
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+/* Mean square per column, then the floor, separately for each matrix's input slice. */
+static void finish_importance(Calib *c, const double *sums) {
+    const PhiHParams *hp = &c->hp;
+    size_t stride = layer_stride(hp), q_dim = (size_t)hp->n_heads * hp->head_dim;
+    size_t width[4] = {hp->dim, q_dim, hp->dim, hp->hidden_dim};
+    for (uint32_t l = 0; l < hp->n_layers; l++) {
+        size_t off = l * stride;
+        for (int k = 0; k < 4; off += width[k], k++) {
+            double mean = 0;
+            for (size_t j = 0; j < width[k]; j++) mean += sums[off + j] / (double)c->rows;
+            mean /= (double)width[k];
+            for (size_t j = 0; j < width[k]; j++)
+                c->imp[off + j] = (float)(sums[off + j] / (double)c->rows + CALIB_FLOOR * mean);
+        }
+    }
+}
+
+int calib_collect(const char *model_path, const char *text_path, int n_ctx, int n_threads,
+                  int progress, Calib *c, char *err, size_t errlen) {
+    memset(c, 0, sizeof *c);
+    Model m;
+    if (model_load(model_path, &m, err, errlen)) return -1;
+    size_t len = 0;
+    char *text = read_text(text_path, &len, err, errlen);
+    int *ids = NULL, *toks = NULL, n = 0, rc = -1;
+    double *sums = NULL;
+    State s = {0};
+    if (!text) goto done;
+    if (len) n = tok_encode(m.tok, text, len, 0, NULL, 0, err, errlen);
+    if (n < 0) goto done;
+    if (n == 0) {
+        snprintf(err, errlen, "calibration text %s is empty", text_path);
+        goto done;
+    }
+    if (n_ctx <= 0) n_ctx = m.hp.max_seq_len < 512 ? (int)m.hp.max_seq_len : 512;
+    if (n_ctx < 2) n_ctx = 2;
+    c->hp = m.hp;
+    size_t n_sums = (size_t)m.hp.n_layers * layer_stride(&m.hp);
+    ids = malloc((size_t)n * sizeof *ids);
+    toks = malloc((size_t)n_ctx * sizeof *toks);
+    sums = calloc(n_sums, sizeof *sums);
+    c->imp = malloc(n_sums * sizeof *c->imp);
+    if (!ids || !toks || !sums || !c->imp) {
+        snprintf(err, errlen, "out of memory for the calibration statistics");
+        goto done;
+    }
+    tok_encode(m.tok, text, len, 0, ids, n, err, errlen);
+    if (state_init(&s, &m, n_ctx, n_threads > 0 ? n_threads : cpu_physical_cores(), err, errlen))
+        goto done;
+    s.act_sq = sums;
+    /* Windows of [BOS] + n_ctx - 1 tokens, the last one partial: every token is seen once. */
+    int per = n_ctx - 1, n_win = (n + per - 1) / per;
+    double t0 = now_seconds();
+    for (int w = 0; w < n_win; w++) {
+        int k = w * per, len_w = n - k < per ? n - k : per;
+        toks[0] = (int)m.hp.bos_id;
+        memcpy(toks + 1, ids + k, (size_t)len_w * sizeof *toks);
+        if (model_forward(&m, &s, toks, len_w + 1, 0, NULL)) {
+            snprintf(err, errlen, "calibration text %s: a token is outside the vocabulary", text_path);
+            goto done;
+        }
+        if (progress) {
+            fprintf(stderr, "\rcalibration: window %d/%d, %.1f s", w + 1, n_win, now_seconds() - t0);
+            if (w + 1 == n_win) fputc('\n', stderr);
+            fflush(stderr);
+        }
+    }
+    c->rows = s.act_rows;
+    c->n_windows = n_win;
+    finish_importance(c, sums);
+    rc = 0;
+done:
+    state_free(&s);
+    free(sums);
+    free(toks);
+    free(ids);
+    free(text);
+    model_free(&m);
+    if (rc) calib_free(c);
+    return rc;
+}
+
+void calib_free(Calib *c) {
+    free(c->imp);
+    c->imp = NULL;
+}
+
+const float *calib_importance(void *calib, const char *name, uint64_t cols) {
+    const Calib *c = calib;
+    const PhiHParams *hp = &c->hp;
+    unsigned l;
+    char rest[64];
+    if (!c->imp || sscanf(name, "model.layers.%u.%63s", &l, rest) != 2 || l >= hp->n_layers) return NULL;
+    size_t q_dim = (size_t)hp->n_heads * hp->head_dim, off = l * layer_stride(hp), width;
+    if (!strcmp(rest, "self_attn.qkv_proj.weight")) width = hp->dim;
+    else if (!strcmp(rest, "self_attn.o_proj.weight")) off += hp->dim, width = q_dim;
+    else if (!strcmp(rest, "mlp.gate_up_proj.weight")) off += hp->dim + q_dim, width = hp->dim;
+    else if (!strcmp(rest, "mlp.down_proj.weight")) off += 2 * hp->dim + q_dim, width = hp->hidden_dim;
+    else return NULL;
+    return cols == width ? c->imp + off : NULL;
+}
+
+int convert_hf_calibrated(const char *dir, const char *out_path, const ConvertOptions *opt,
+                          const char *text_path, char *err, size_t errlen) {
+    FILE *f = fopen(text_path, "rb"); /* fail before the slow part */
+    if (!f) {
+        snprintf(err, errlen, "calibration text %s: %s", text_path, strerror(errno));
+        return -1;
+    }
+    fclose(f);
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.calib-q8.tmp", out_path);
+    ConvertOptions o = *opt;
+    o.type = TENSOR_Q8; /* activations of a q8 model are as good as f32's for statistics */
+    o.importance = NULL;
+    if (convert_hf(dir, tmp, &o, err, errlen)) return -1;
+    Calib c;
+    int rc = calib_collect(tmp, text_path, 0, 0, opt->progress, &c, err, errlen);
+    remove(tmp);
+    if (rc) return -1;
+    o = *opt;
+    o.importance = calib_importance;
+    o.importance_ctx = &c;
+    rc = convert_hf(dir, out_path, &o, err, errlen);
+    calib_free(&c);
+    return rc;
+}
