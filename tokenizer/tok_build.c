@@ -323,6 +323,8 @@ static int check_piece(const Tokenizer *t, int id, char *err, size_t errlen) {
     if (!p->len) return tok_errf(err, errlen, "tokenizer: piece %d is empty", id);
     if (tok_utf8_check(s, p->len) != p->len)
         return tok_errf(err, errlen, "tokenizer: piece %d is not valid UTF-8", id);
+    if (kind == TOK_KIND_BYTE && t->type == TOK_TYPE_BYTE_BPE)
+        return tok_errf(err, errlen, "tokenizer: byte-level piece %d has the <0xHH> kind", id);
     if (kind == TOK_KIND_BYTE && !tok_parse_byte_piece(s, p->len, NULL))
         return tok_errf(err, errlen, "tokenizer: byte piece %d is not <0xHH>", id);
     uint32_t added_only = TOK_F_LSTRIP | TOK_F_RSTRIP | TOK_F_NORMALIZED | TOK_F_SINGLE_WORD;
@@ -374,7 +376,7 @@ static int32_t *build_score_ranks(const Tokenizer *t) {
 #define META_UTF8 "\xE2\x96\x81"
 
 static int build_merges(Tokenizer *t, char *err, size_t errlen) {
-    t->word_split = tok_lookup_bpe(t, META_UTF8, 3) >= 0;
+    t->word_split = t->type == TOK_TYPE_SPM_BPE && tok_lookup_bpe(t, META_UTF8, 3) >= 0;
     t->pair_mask = table_size((uint64_t)t->n_merges) - 1;
     t->pairs = calloc((size_t)t->pair_mask + 1, sizeof *t->pairs);
     char *buf = malloc(2 * TOK_MAX_PIECE_LEN + 1);
@@ -458,9 +460,28 @@ oom:
     return tok_errf(err, errlen, "tokenizer: out of memory");
 }
 
+/* Type-specific settings: byte-level BPE has no normalizer, byte fallback or scores, and the
+ * o200k pre-tokenizer; SentencePiece-style BPE has no pre-tokenizer field. */
+static int check_type(const Tokenizer *t, char *err, size_t errlen) {
+    if (t->type == TOK_TYPE_SPM_BPE) {
+        if (t->pretok != TOK_PRETOK_NONE)
+            return tok_errf(err, errlen, "tokenizer: pre-tokenizer %d needs byte-level BPE", t->pretok);
+        return 0;
+    }
+    if (t->type != TOK_TYPE_BYTE_BPE) return tok_errf(err, errlen, "tokenizer: unknown type %d", t->type);
+    uint32_t allowed = TOK_O_ADD_BOS | TOK_O_ADD_EOS | TOK_O_FUSE_UNK | TOK_O_IGNORE_MERGES;
+    if (t->opts & ~allowed)
+        return tok_errf(err, errlen, "tokenizer: option bits 0x%x do not apply to byte-level BPE",
+                        t->opts & ~allowed);
+    if (t->prefix != TOK_PREFIX_NONE) return tok_errf(err, errlen, "tokenizer: byte-level BPE with a prefix");
+    if (t->pretok != TOK_PRETOK_O200K)
+        return tok_errf(err, errlen, "tokenizer: unknown byte-level pre-tokenizer %d", t->pretok);
+    return 0;
+}
+
 int tok_build_index(Tokenizer *t, char *err, size_t errlen) {
-    if (t->type != TOK_TYPE_SPM_BPE) return tok_errf(err, errlen, "tokenizer: unknown type %d", t->type);
     if (t->opts & ~TOK_O_ALL) return tok_errf(err, errlen, "tokenizer: unknown option bits 0x%x", t->opts);
+    if (check_type(t, err, errlen)) return -1;
     if (t->prefix < TOK_PREFIX_NONE || t->prefix > TOK_PREFIX_FIRST)
         return tok_errf(err, errlen, "tokenizer: unknown dummy-prefix mode %d", t->prefix);
     if ((t->opts & TOK_O_RANK_BY_SCORE) && !(t->opts & TOK_O_HAS_SCORES))
@@ -488,6 +509,11 @@ int tok_build_index(Tokenizer *t, char *err, size_t errlen) {
     }
     for (int b = 0; b < 256; b++) {
         char name[8];
+        if (t->type == TOK_TYPE_BYTE_BPE) { /* the byte's printable stand-in */
+            char byte = (char)b;
+            t->byte_id[b] = tok_lookup_bpe(t, name, tok_bytes_to_pieces(&byte, 1, name));
+            continue;
+        }
         snprintf(name, sizeof name, "<0x%02X>", b);
         t->byte_id[b] = tok_lookup_bpe(t, name, 6);
     }

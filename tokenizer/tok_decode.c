@@ -2,7 +2,11 @@
  * (Replace U+2581 -> ' ', ByteFallback, Fuse, Strip one leading space) applied to the ids
  * that decode(skip_special_tokens=True) keeps: byte pieces are assembled into UTF-8 and only
  * complete characters are emitted; a byte run that cannot form a character becomes one
- * U+FFFD per byte, as HF's ByteFallback does. */
+ * U+FFFD per byte, as HF's ByteFallback does.
+ * Byte-level BPE (type 2) follows HF's ByteLevel decoder instead: each piece spells bytes with
+ * printable stand-in chars (a piece with any other char, e.g. an added token, gives its own
+ * UTF-8 bytes), the bytes of all pieces are joined and read as UTF-8 with Rust's
+ * from_utf8_lossy: one U+FFFD per maximal invalid subsequence; no space is stripped. */
 #include "tokenizer/tok_internal.h"
 
 #include <string.h>
@@ -55,13 +59,16 @@ static int valid_prefix(const unsigned char *p, int n) {
     return 1;
 }
 
+/* Whether an unfinishable byte run becomes one U+FFFD (from_utf8_lossy) or one per byte. */
+static int lossy_per_run(const TokDecoder *d) { return d->t && d->t->type == TOK_TYPE_BYTE_BPE; }
+
 static void push_byte(Sink *k, unsigned char b) {
     TokDecoder *d = k->d;
     if (d->n_pending) {
         d->pending[d->n_pending++] = b;
         if (!valid_prefix(d->pending, d->n_pending)) {
             /* the run so far cannot be completed: replace it and retry b on its own */
-            put_replacement(k, d->n_pending - 1);
+            put_replacement(k, lossy_per_run(d) ? 1 : d->n_pending - 1);
             d->n_pending = 0;
         } else {
             if (d->n_pending == lead_len(d->pending[0])) {
@@ -84,7 +91,7 @@ static void push_byte(Sink *k, unsigned char b) {
 }
 
 static void flush_pending(Sink *k) {
-    if (k->d->n_pending) put_replacement(k, k->d->n_pending);
+    if (k->d->n_pending) put_replacement(k, lossy_per_run(k->d) ? 1 : k->d->n_pending);
     k->d->n_pending = 0;
 }
 
@@ -105,10 +112,32 @@ static void put_text(Sink *k, const char *s, size_t len) {
     put(k, s + run, len - run);
 }
 
+/* A byte-level piece: its stand-in chars as bytes if all are stand-ins, else its own bytes. */
+static void put_bytelevel(Sink *k, const char *s, size_t len) {
+    const unsigned char *u = (const unsigned char *)s;
+    int all = 1;
+    for (size_t i = 0; i < len && all;) {
+        int n = tok_utf8_len(u + i, len - i);
+        uint32_t cp = n == 1 ? u[i] : n == 2 ? (u[i] & 0x1Fu) << 6 | (u[i + 1] & 0x3Fu) : 0x110000;
+        all = n > 0 && tok_cp_to_byte(cp) >= 0;
+        i += n > 0 ? (size_t)n : 1;
+    }
+    for (size_t i = 0; i < len;) {
+        if (!all) {
+            push_byte(k, u[i++]);
+            continue;
+        }
+        int n = u[i] < 0x80 ? 1 : 2;
+        uint32_t cp = n == 1 ? u[i] : (u[i] & 0x1Fu) << 6 | (u[i + 1] & 0x3Fu);
+        push_byte(k, (unsigned char)tok_cp_to_byte(cp));
+        i += (size_t)n;
+    }
+}
+
 void tok_decoder_init(TokDecoder *d, const Tokenizer *t) {
     memset(d, 0, sizeof *d);
     d->t = t;
-    d->first = 1;
+    d->first = !t || t->type != TOK_TYPE_BYTE_BPE; /* only SentencePiece drops a leading space */
 }
 
 size_t tok_decoder_push(TokDecoder *d, int id, char *out, size_t cap) {
@@ -118,7 +147,9 @@ size_t tok_decoder_push(TokDecoder *d, int id, char *out, size_t cap) {
         const TokPiece *p = &t->pieces[id];
         const char *s = t->text + p->off;
         int byte;
-        if ((p->flags & TOK_KIND_MASK) == TOK_KIND_BYTE && tok_parse_byte_piece(s, p->len, &byte)) {
+        if (t->type == TOK_TYPE_BYTE_BPE) {
+            put_bytelevel(&k, s, p->len);
+        } else if ((p->flags & TOK_KIND_MASK) == TOK_KIND_BYTE && tok_parse_byte_piece(s, p->len, &byte)) {
             push_byte(&k, (unsigned char)byte);
         } else {
             flush_pending(&k);

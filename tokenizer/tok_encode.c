@@ -5,7 +5,9 @@
  *  3. BPE each remaining piece: chars -> ids (byte fallback, fused unk), then merges applied
  *     lowest rank first, leftmost first on ties, with a heap over a linked list of symbols so
  *     long segments (there is no pre-tokenizer: a segment can be the whole text) stay
- *     O(n log n). The merge loop mirrors HF's exactly, including its stale-entry check. */
+ *     O(n log n). The merge loop mirrors HF's exactly, including its stale-entry check.
+ * Byte-level BPE (type 2) has no normalizer; step 3 runs on each piece of the o200k
+ * pre-tokenizer (tok_bytelevel.c), starting from one symbol per byte. */
 #include "tokenizer/tok_internal.h"
 
 #include <limits.h>
@@ -147,16 +149,19 @@ static int add_sym(Enc *e, size_t *n, int32_t id) {
     return 0;
 }
 
-/* Initial symbols: each char's piece, else its <0xHH> bytes, else (fused) unk. */
+/* Initial symbols: each char's piece, else its <0xHH> bytes, else (fused) unk. Byte-level BPE
+ * starts from each byte's piece (its printable stand-in char). */
 static int initial_symbols(Enc *e, const char *s, size_t len, size_t *n_out) {
     const Tokenizer *t = e->t;
     const unsigned char *u = (const unsigned char *)s;
+    int bytes = t->type == TOK_TYPE_BYTE_BPE;
     size_t n = 0;
     int32_t unk = -1; /* pending unk symbol (HF keeps it aside until a known char comes) */
     for (size_t i = 0; i < len;) {
-        int cl = u[i] < 0x80 ? 1 : tok_utf8_len(u + i, len - i);
+        int cl = bytes || u[i] < 0x80 ? 1 : tok_utf8_len(u + i, len - i);
         if (cl == 0) cl = 1; /* cannot happen: the text was validated */
-        int32_t id = cl == 1 && u[i] < 0x80 ? t->ascii_id[u[i]] : tok_lookup_bpe(t, s + i, (size_t)cl);
+        int32_t id = bytes ? t->byte_id[u[i]]
+                     : cl == 1 && u[i] < 0x80 ? t->ascii_id[u[i]] : tok_lookup_bpe(t, s + i, (size_t)cl);
         if (id >= 0) {
             if (unk >= 0 && add_sym(e, &n, unk)) return -1;
             unk = -1;
@@ -430,6 +435,11 @@ static void split_added(Enc *e, const AddedTrie *tr, const char *s, size_t len, 
     const Tokenizer *t = e->t;
     size_t start_offset = 0, pos = 0;
     while (tr->n && pos < len) {
+        uint8_t b0 = (uint8_t)s[pos];
+        if (!(tr->first[b0 >> 3] & (1u << (b0 & 7)))) { /* most bytes start no token: skip the call */
+            pos++;
+            continue;
+        }
         int id = -1;
         int m = tok_trie_longest(tr, s + pos, len - pos, &id);
         if (!m) {
@@ -480,8 +490,40 @@ static void metaspace_segment(Enc *e, const char *s, size_t len, size_t offset) 
     bpe_piece(e, e->norm, add_prefix_and_replace(e->t, s, len, offset == 0, 1, e->norm));
 }
 
+/* Byte-level BPE of one pre-token. With ignore_merges a pre-token that is itself a piece (in
+ * its stand-in spelling) is emitted whole. */
+static void bytelevel_word(Enc *e, const char *s, size_t len) {
+    if (e->t->opts & TOK_O_IGNORE_MERGES) {
+        if (grow((void **)&e->norm, &e->norm_cap, 2 * len + 1, 1)) {
+            e->oom = 1;
+            return;
+        }
+        int id = tok_lookup_bpe(e->t, e->norm, tok_bytes_to_pieces(s, len, e->norm));
+        if (id >= 0) {
+            emit(e, id);
+            return;
+        }
+    }
+    bpe_word(e, s, len);
+}
+
+/* Text left by the added-token passes: the o200k pre-tokenizer, then BPE per pre-token. */
+static void bytelevel_segment(Enc *e, const char *s, size_t len, size_t offset) {
+    (void)offset;
+    for (size_t i = 0; i < len && !e->oom;) {
+        size_t end = tok_pretok_o200k(s, len, i);
+        bytelevel_word(e, s + i, end - i);
+        i = end;
+    }
+}
+
 /* A raw segment between added tokens: normalize, then split on normalized added tokens. */
 static void raw_segment(Enc *e, const char *s, size_t len, size_t offset) {
+    if (e->t->type == TOK_TYPE_BYTE_BPE) { /* no normalizer */
+        if (e->t->norm_trie.n) split_added(e, &e->t->norm_trie, s, len, offset, bytelevel_segment);
+        else bytelevel_segment(e, s, len, offset);
+        return;
+    }
     if (e->t->opts & TOK_O_PRETOK_META) { /* identity normalizer: match on the raw text */
         if (e->t->norm_trie.n) split_added(e, &e->t->norm_trie, s, len, offset, metaspace_segment);
         else metaspace_segment(e, s, len, offset);

@@ -1,5 +1,6 @@
 /* Import from a Hugging Face model folder: tokenizer.json (model BPE with byte fallback, added
- * tokens, Prepend/Replace normalizers or a Metaspace pre-tokenizer) plus tokenizer_config.json
+ * tokens, Prepend/Replace normalizers or a Metaspace pre-tokenizer; or byte-level BPE with the
+ * o200k Split + ByteLevel pre-tokenizer, as Phi-4-mini's) plus tokenizer_config.json
  * (add_bos/add_eos, bos/eos/pad tokens, chat template). Anything the encoder cannot reproduce
  * exactly is rejected with a message instead of being approximated. Falls back to a
  * SentencePiece tokenizer.model when the folder has no tokenizer.json. */
@@ -59,12 +60,48 @@ static int parse_normalizer(Tokenizer *t, const JsonValue *n, char *err, size_t 
                     name ? name : "?");
 }
 
-static int parse_pre_tokenizer(Tokenizer *t, const JsonValue *p, char *err, size_t errlen) {
+/* Whether the pre-tokenizer includes ByteLevel (itself or in a Sequence): byte-level BPE. */
+static int has_byte_level(const JsonValue *p) {
+    if (str_is(json_get(p, "type"), "ByteLevel")) return 1;
+    const JsonValue *list = json_get(p, "pretokenizers");
+    for (size_t i = 0; i < json_count(list); i++)
+        if (str_is(json_get(json_at(list, i), "type"), "ByteLevel")) return 1;
+    return 0;
+}
+
+/* Byte-level BPE: Sequence [Split(o200k regex, Isolated), ByteLevel(no prefix space, no regex)]
+ * (Phi-4-mini), with a ByteLevel decoder and no normalizer. */
+static int parse_byte_level(Tokenizer *t, const JsonValue *root, char *err, size_t errlen) {
+    const JsonValue *p = json_get(root, "pre_tokenizer"), *list = json_get(p, "pretokenizers");
+    const JsonValue *split = json_at(list, 0), *bl = json_at(list, 1);
+    if (!str_is(json_get(p, "type"), "Sequence") || json_count(list) != 2 ||
+        !str_is(json_get(split, "type"), "Split") || !str_is(json_get(bl, "type"), "ByteLevel"))
+        return tok_errf(err, errlen, "tokenizer.json: byte-level BPE needs the pre_tokenizer Sequence [Split, ByteLevel]");
+    if (!str_is(json_get(json_get(split, "pattern"), "Regex"), tok_o200k_pattern) ||
+        !str_is(json_get(split, "behavior"), "Isolated") || json_bool(json_get(split, "invert"), 0))
+        return tok_errf(err, errlen, "tokenizer.json: unsupported Split pre-tokenizer (only o200k's regex, Isolated)");
+    if (json_bool(json_get(bl, "add_prefix_space"), 1) || json_bool(json_get(bl, "use_regex"), 1))
+        return tok_errf(err, errlen, "tokenizer.json: ByteLevel pre-tokenizer with add_prefix_space or use_regex");
+    const JsonValue *dec = json_get(root, "decoder");
+    if (!str_is(json_get(dec, "type"), "ByteLevel"))
+        return tok_errf(err, errlen, "tokenizer.json: byte-level BPE needs the ByteLevel decoder");
+    if (t->prefix != TOK_PREFIX_NONE || (t->opts & TOK_O_SPACE_TO_META))
+        return tok_errf(err, errlen, "tokenizer.json: byte-level BPE with a normalizer is not supported");
+    if (t->opts & TOK_O_BYTE_FALLBACK)
+        return tok_errf(err, errlen, "tokenizer.json: byte-level BPE with byte_fallback");
+    t->type = TOK_TYPE_BYTE_BPE;
+    t->pretok = TOK_PRETOK_O200K;
+    return 0;
+}
+
+static int parse_pre_tokenizer(Tokenizer *t, const JsonValue *root, char *err, size_t errlen) {
+    const JsonValue *p = json_get(root, "pre_tokenizer");
     if (json_type(p) == JSON_NULL) return 0;
-    const JsonValue *type = json_get(p, "type");
-    if (str_is(type, "Sequence") && json_count(json_get(p, "pretokenizers")) == 1)
-        return parse_pre_tokenizer(t, json_at(json_get(p, "pretokenizers"), 0), err, errlen);
-    if (!str_is(type, "Metaspace"))
+    if (has_byte_level(p)) return parse_byte_level(t, root, err, errlen);
+    while (str_is(json_get(p, "type"), "Sequence") && json_count(json_get(p, "pretokenizers")) == 1)
+        p = json_at(json_get(p, "pretokenizers"), 0); /* a one-element Sequence is its element */
+    if (json_type(p) == JSON_NULL) return 0;
+    if (!str_is(json_get(p, "type"), "Metaspace"))
         return tok_errf(err, errlen, "tokenizer.json: unsupported pre_tokenizer (only null or Metaspace)");
     if (!str_is(json_get(p, "replacement"), META))
         return tok_errf(err, errlen, "tokenizer.json: Metaspace replacement is not U+2581");
@@ -93,7 +130,8 @@ static int get_id(const JsonValue *v, int *id) {
 }
 
 /* The pieces: model.vocab, then added_tokens on top (ids may extend the vocabulary). */
-static Tokenizer *build_pieces(const JsonValue *model, const JsonValue *added, char *err, size_t errlen) {
+static Tokenizer *build_pieces(const JsonValue *model, const JsonValue *added, int byte_level, char *err,
+                               size_t errlen) {
     const JsonValue *vocab = json_get(model, "vocab");
     if (json_type(vocab) != JSON_OBJECT) {
         tok_errf(err, errlen, "tokenizer.json: model.vocab is not an object");
@@ -128,7 +166,8 @@ static Tokenizer *build_pieces(const JsonValue *model, const JsonValue *added, c
             tok_errf(err, errlen, "tokenizer.json: vocab id %d is used twice", id);
             goto fail;
         }
-        uint32_t kind = tok_parse_byte_piece(s, len, NULL) ? TOK_KIND_BYTE : TOK_KIND_NORMAL;
+        /* byte-level vocabularies spell bytes as chars: "<0x41>" is just text there */
+        uint32_t kind = !byte_level && tok_parse_byte_piece(s, len, NULL) ? TOK_KIND_BYTE : TOK_KIND_NORMAL;
         if (tok_set_piece(t, id, s, len, kind | TOK_F_BPE, 0, err, errlen)) goto fail;
     }
     const JsonValue *unk = json_get(model, "unk_token");
@@ -330,10 +369,11 @@ Tokenizer *tok_from_hf_json(const char *json_path, const char *config_path, char
         tok_errf(err, errlen, "%s: no model object", json_path);
         goto fail;
     }
-    t = build_pieces(model, json_get(root, "added_tokens"), err, errlen);
+    t = build_pieces(model, json_get(root, "added_tokens"), has_byte_level(json_get(root, "pre_tokenizer")), err,
+                     errlen);
     if (!t || check_model_options(t, model, err, errlen) ||
         parse_normalizer(t, json_get(root, "normalizer"), err, errlen) ||
-        parse_pre_tokenizer(t, json_get(root, "pre_tokenizer"), err, errlen) ||
+        parse_pre_tokenizer(t, root, err, errlen) ||
         tok_build_index(t, err, errlen) || parse_merges(t, json_get(model, "merges"), err, errlen))
         goto fail;
     if (cfg) {

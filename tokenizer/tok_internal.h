@@ -32,7 +32,12 @@ enum {
 #define TOK_F_ALL 0x03FFu
 
 /* Tokenizer types (section "type" field). */
-#define TOK_TYPE_SPM_BPE 1 /* BPE over Unicode chars, spaces as U+2581, byte fallback */
+#define TOK_TYPE_SPM_BPE 1  /* BPE over Unicode chars, spaces as U+2581, byte fallback */
+#define TOK_TYPE_BYTE_BPE 2 /* GPT-2 style byte-level BPE: pieces spell bytes as printable chars */
+
+/* Pre-tokenizers of byte-level BPE (section "pretok" field). */
+#define TOK_PRETOK_NONE 0  /* type 1 */
+#define TOK_PRETOK_O200K 1 /* the o200k_base split regex (Phi-4-mini), see tok_pretok_o200k */
 
 /* Dummy-prefix modes: where a U+2581 is prepended before BPE. */
 #define TOK_PREFIX_NONE 0
@@ -82,6 +87,7 @@ struct Tokenizer {
     int type;
     uint32_t opts;  /* TOK_O_* */
     int prefix;     /* TOK_PREFIX_* */
+    int pretok;     /* TOK_PRETOK_* */
     int n_pieces;
     TokPiece *pieces;
     char *text;
@@ -132,6 +138,23 @@ int tok_trie_longest(const AddedTrie *tr, const char *s, size_t len, int *id);
 /* The segment normalizer: optional U+2581 prefix (when at_start is set and the mode asks for it)
  * and ' ' -> U+2581. out needs room for 3 + 3 * len bytes. Returns the output length. */
 size_t tok_normalize(const Tokenizer *t, const char *s, size_t len, int at_start, char *out);
+
+/* Byte-level BPE (tok_bytelevel.c). */
+/* GPT-2's printable stand-in for byte b (U+0021..U+0143), and the inverse (-1 if cp is none). */
+uint32_t tok_byte_to_cp(unsigned b);
+int tok_cp_to_byte(uint32_t cp);
+/* Writes the stand-ins of s[0..len) as UTF-8 to out (room for 2 * len); returns the length. */
+size_t tok_bytes_to_pieces(const char *s, size_t len, char *out);
+/* Unicode classes of the pre-tokenizer (table in unicode_tables.c). */
+enum { TOK_UC_OTHER, TOK_UC_UPPER, TOK_UC_LOWER, TOK_UC_LETTER, TOK_UC_MARK, TOK_UC_NUMBER, TOK_UC_SPACE };
+int tok_uc_class(uint32_t cp);
+extern const char tok_uc_unicode_version[];
+extern const int tok_uc_table_len;
+extern const uint32_t tok_uc_table[];
+/* End of the o200k pre-token that starts at s[i] (i < len, valid UTF-8): > i. */
+size_t tok_pretok_o200k(const char *s, size_t len, size_t i);
+/* The Split regex tokenizer.json must carry for TOK_PRETOK_O200K. */
+extern const char tok_o200k_pattern[];
 
 /* UTF-8 helpers. */
 /* Length of the valid UTF-8 character at s (1-4), or 0 if invalid/truncated. */

@@ -42,7 +42,7 @@ int tok_serialize(const Tokenizer *t, uint8_t **blob, uint64_t *size, char *err,
                         (uint32_t)t->prefix, (uint32_t)n,         (uint32_t)t->n_merges,
                         (uint32_t)t->unk_id, (uint32_t)t->bos_id, (uint32_t)t->eos_id,
                         (uint32_t)t->pad_id, (uint32_t)text_bytes, (uint32_t)tmpl,
-                        0};
+                        (uint32_t)t->pretok};
     for (int i = 0; i < 13; i++) put_u32(b + 4 + 4 * i, hdr[i]);
     uint8_t *p = b + SEC_HEADER;
     for (int i = 0; i < n; i++, p += 4) {
@@ -90,12 +90,13 @@ Tokenizer *tok_load(const uint8_t *blob, uint64_t size, char *err, size_t errlen
         tok_errf(err, errlen, "tokenizer section: unsupported version %u", version);
         return NULL;
     }
-    if (type != TOK_TYPE_SPM_BPE) {
+    if (type != TOK_TYPE_SPM_BPE && type != TOK_TYPE_BYTE_BPE) {
         tok_errf(err, errlen, "tokenizer section: unsupported type %u", type);
         return NULL;
     }
-    if (h[12] != 0) {
-        tok_errf(err, errlen, "tokenizer section: reserved field is not 0");
+    /* the pre-tokenizer field: 0 for type 1, a known pre-tokenizer for type 2 */
+    if (type == TOK_TYPE_SPM_BPE ? h[12] != TOK_PRETOK_NONE : h[12] != TOK_PRETOK_O200K) {
+        tok_errf(err, errlen, "tokenizer section: pre-tokenizer %u does not fit type %u", h[12], type);
         return NULL;
     }
     if (n < 1 || n > TOK_MAX_PIECES) {
@@ -136,6 +137,7 @@ Tokenizer *tok_load(const uint8_t *blob, uint64_t size, char *err, size_t errlen
     t->text = nt;
     t->text_cap = (size_t)text_bytes + n + 1;
     t->type = (int)type;
+    t->pretok = (int)h[12];
     t->opts = opts;
     t->prefix = prefix > 16 ? 16 : (int)prefix; /* tok_finalize rejects unknown modes */
     t->unk_id = (int32_t)h[6];

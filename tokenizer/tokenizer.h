@@ -1,6 +1,7 @@
-/* Phi-3's tokenizer: SentencePiece-style BPE with byte fallback and added/special tokens,
- * built from a Hugging Face tokenizer.json (+ tokenizer_config.json), stored in the phi file
- * as one opaque section (layout in docs/FORMAT.md), and loaded from it with full validation. */
+/* The Phi tokenizers: SentencePiece-style BPE with byte fallback (Phi-3) or GPT-2 style
+ * byte-level BPE with the o200k pre-tokenizer (Phi-4-mini), with added/special tokens, built
+ * from a Hugging Face tokenizer.json (+ tokenizer_config.json), stored in the phi file as one
+ * opaque section (layout in docs/tokenizer-section.md), and loaded from it with full validation. */
 #ifndef PHI_TOKENIZER_H
 #define PHI_TOKENIZER_H
 
@@ -48,8 +49,9 @@ int tok_encode(const Tokenizer *t, const char *text, size_t len, int add_bos, in
                char *err, size_t errlen);
 
 /* Streaming decoder: feed ids one at a time, get the bytes that are ready to print (complete
- * UTF-8 characters; byte-fallback pieces are assembled; the dummy-prefix space of the first
- * piece is dropped as Hugging Face's decode does; special tokens produce nothing). */
+ * UTF-8 characters; byte-fallback and byte-level pieces are assembled; for SentencePiece-style
+ * BPE the dummy-prefix space of the first piece is dropped as Hugging Face's decode does;
+ * special tokens produce nothing). */
 typedef struct {
     const Tokenizer *t;
     int first;            /* nothing emitted yet */
