@@ -1,12 +1,13 @@
 #!/bin/sh
-# quant-report.sh [-c N] [--chunks N] [--ppl-all] [-t N] MODEL_DIR TEXT
+# quant-report.sh [-c N] [--chunks N] [--ppl-all] [-t N] [--calib FILE] MODEL_DIR TEXT
 #
 # Converts a Hugging Face Phi-3 folder to f32, f16, q8 and q4 and prints one table row per type:
 # file size, bits per weight (whole file over all weights), perplexity over TEXT (phi
 # --perplexity, llama.cpp's method unless --ppl-all), KL divergence against the f32 model's
 # logits (mean and 99th percentile per position), top-1 agreement with f32, and prompt and
 # generation speed from phi's stats line (a greedy run: the first 1000 bytes of TEXT as the
-# prompt, 128 tokens generated). Needs ./phi and ./quant (make), or $PHI and $QUANT.
+# prompt, 128 tokens generated). --calib FILE adds a row for q4 made with quant --calib FILE.
+# Needs ./phi and ./quant (make), or $PHI and $QUANT.
 #
 # The f32 logits are kept in a temporary file of (scored positions x vocab x 4) bytes: about
 # 830 MB for a 50 KB text at -c 256 with a 32064 vocabulary; --chunks N bounds it.
@@ -14,6 +15,7 @@ PHI=${PHI:-./phi}
 QUANT=${QUANT:-./quant}
 ppl_args=""
 threads=""
+calib=""
 while [ $# -gt 0 ]; do
     case "$1" in
         -c|--chunks|-t)
@@ -21,13 +23,17 @@ while [ $# -gt 0 ]; do
             if [ "$1" = -t ]; then threads="-t $2"; else ppl_args="$ppl_args $1 $2"; fi
             shift 2 ;;
         --ppl-all) ppl_args="$ppl_args --ppl-all"; shift ;;
-        -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --calib)
+            [ $# -ge 2 ] || { echo "quant-report: --calib needs a file" >&2; exit 1; }
+            [ -r "$2" ] || { echo "quant-report: cannot read $2" >&2; exit 1; }
+            calib=$2; shift 2 ;;
+        -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         -*) echo "quant-report: unknown option $1" >&2; exit 1 ;;
         *) break ;;
     esac
 done
 if [ $# -ne 2 ]; then
-    echo "usage: quant-report.sh [-c N] [--chunks N] [--ppl-all] [-t N] MODEL_DIR TEXT" >&2
+    echo "usage: quant-report.sh [-c N] [--chunks N] [--ppl-all] [-t N] [--calib FILE] MODEL_DIR TEXT" >&2
     exit 1
 fi
 dir=$1
@@ -43,9 +49,10 @@ field() { v=$(sed -n "$2" "$1" | head -1); echo "${v:-?}"; }
 
 echo "| type | file size | bits/weight | perplexity | KL vs f32: mean | KL p99 | top-1 vs f32 | prompt tok/s | gen tok/s |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
-for t in f32 f16 q8 q4; do
+for t in f32 f16 q8 q4 ${calib:+q4-calib}; do
     m="$tmp/$t.phi"
-    if ! $QUANT --no-progress -q $t "$dir" "$m" 2> "$tmp/err"; then
+    if [ $t = q4-calib ]; then set -- -q q4 --calib "$calib"; else set -- -q $t; fi
+    if ! $QUANT --no-progress "$@" "$dir" "$m" 2> "$tmp/err"; then
         echo "quant-report: $(cat "$tmp/err")" >&2
         exit 1
     fi
