@@ -58,6 +58,7 @@ static int one_line(const char *s) { return s[0] && !strchr(s, '\n'); }
 int main(void) {
     char path[512], err[512];
     snprintf(path, sizeof path, "%s/format_test.phi", t_tmp_dir());
+    remove(path); /* left by an earlier run: writer_uses_tmp_until_finish checks it is absent */
     PhiHParams hp = small_hparams();
     const char tok[] = "opaque tokenizer bytes";
     float vec[64], mat[3 * 64];
