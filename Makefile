@@ -1,10 +1,19 @@
-# phi: make (phi + quant), make test, make bench, make asan, make CC=aarch64-linux-gnu-gcc
+# phi: make (phi + quant), make test, make bench, make asan, make fuzz, make arm-test,
+# make CC=aarch64-linux-gnu-gcc (static ARM binaries in build-aarch64-linux-gnu/)
 CC      ?= cc
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter -I.
 LDLIBS  += -lm -lpthread
+
+# Cross builds for ARM boards: static binaries (copy one file to the board), own build folder.
+ifneq (,$(findstring aarch64,$(CC))$(findstring arm-linux,$(CC)))
+LDFLAGS += -static
+BUILD   ?= build-$(shell $(CC) -dumpmachine)
+BIN     ?= $(BUILD)
+endif
 BUILD   ?= build
+BIN     ?= .
 
 ifeq ($(BLAS),1)
 CFLAGS  += -DPHI_BLAS
@@ -16,7 +25,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-all: phi quant
+all: $(BIN)/phi $(BIN)/quant
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -26,10 +35,10 @@ $(BUILD)/libphi.a: $(LIB_OBJ)
 	rm -f $@
 	$(AR) rcs $@ $^
 
-phi: $(BUILD)/phi.o $(BUILD)/libphi.a
+$(BIN)/phi: $(BUILD)/phi.o $(BUILD)/libphi.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-quant: $(BUILD)/quant.o $(BUILD)/libphi.a
+$(BIN)/quant: $(BUILD)/quant.o $(BUILD)/libphi.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libphi.a
@@ -72,6 +81,10 @@ fuzz: quant
 	    grep -E '^Done' build-fuzz/$$n.log; \
 	done
 
+# The ARM leg (aarch64 cross build run under qemu-user, with and without dotprod).
+arm-test: quant
+	sh scripts/arm-test.sh
+
 bench: all
 	sh scripts/bench.sh
 
@@ -83,7 +96,7 @@ bench-kernels: $(BUILD)/libphi.a
 .PHONY: bench-kernels
 
 clean:
-	rm -rf build build-asan build-fuzz phi quant
+	rm -rf build build-* phi quant
 
-.PHONY: all test tests asan all-asan bench fuzz clean
+.PHONY: all test tests asan all-asan bench fuzz arm-test clean
 -include $(LIB_OBJ:.o=.d) $(BUILD)/phi.d $(BUILD)/quant.d
