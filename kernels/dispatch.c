@@ -169,8 +169,9 @@ void kernels_free_scratch(void) {
 
 /* ---- drivers ---- */
 
-#define ROW_ALIGN 16       /* thread row ranges start at multiples of this */
-#define MIN_POOL_WORK 32768 /* rows * cols * n_tok below this run on the caller alone */
+#define ROW_ALIGN 16        /* row chunks are multiples of this (the kernels' row blocks) */
+#define CHUNKS_PER_THREAD 8  /* rows are handed out in this many chunks per thread */
+#define MIN_POOL_WORK 32768  /* rows * cols * n_tok below this run on the caller alone */
 
 typedef struct {
     const MatView *w;
@@ -181,6 +182,8 @@ typedef struct {
     float *y;
     QMatFn q;
     FMatFn f;
+    int chunk;          /* rows per chunk */
+    atomic_int next;    /* first row of the next unclaimed chunk */
 } MatJob;
 
 static void pack_job(void *arg, int ith, int nth) {
@@ -190,18 +193,23 @@ static void pack_job(void *arg, int ith, int nth) {
     if (t1 > t0) act_pack(&j->a, j->k, j->w->type, j->x, t0, t1);
 }
 
+/* Threads claim row chunks from a shared counter rather than fixed shares, so a thread that
+ * runs slower (descheduled by another process, or on a smaller core) takes fewer of them. */
 static void mat_job(void *arg, int ith, int nth) {
     MatJob *j = arg;
-    int r0, r1;
-    pool_split(j->w->rows, ROW_ALIGN, ith, nth, &r0, &r1);
-    if (r1 <= r0) return;
-    if (j->q) j->q(j->w, &j->a, 0, j->n_tok, j->y, j->w->rows, r0, r1);
-    else j->f(j->w, j->x, 0, j->n_tok, j->y, j->w->rows, r0, r1);
+    int rows = j->w->rows;
+    for (;;) {
+        int r0 = atomic_fetch_add_explicit(&j->next, j->chunk, memory_order_relaxed);
+        if (r0 >= rows) break;
+        int r1 = r0 + j->chunk < rows ? r0 + j->chunk : rows;
+        if (j->q) j->q(j->w, &j->a, 0, j->n_tok, j->y, rows, r0, r1);
+        else j->f(j->w, j->x, 0, j->n_tok, j->y, rows, r0, r1);
+    }
 }
 
 void matmul(const MatView *w, const float *x, int n_tok, float *y, Pool *pool) {
     if (n_tok <= 0 || w->rows <= 0) return;
-    MatJob j = {.w = w, .k = isa(), .x = x, .n_tok = n_tok, .y = y};
+    MatJob j = {.w = w, .k = isa(), .x = x, .n_tok = n_tok, .y = y, .chunk = ROW_ALIGN};
     const IsaKernels *k = j.k;
     switch (w->type) {
     case TENSOR_F32: j.f = k->f32 ? k->f32 : isa_scalar.f32; break;
@@ -218,6 +226,10 @@ void matmul(const MatView *w, const float *x, int n_tok, float *y, Pool *pool) {
         if (n_tok >= 4) pool_run(p, pack_job, &j);
         else act_pack(&j.a, k, w->type, x, 0, n_tok);
     }
+    int nth = pool_size(p), units = (w->rows + ROW_ALIGN - 1) / ROW_ALIGN;
+    int per = units / (nth * CHUNKS_PER_THREAD);
+    j.chunk = (per > 1 ? per : 1) * ROW_ALIGN;
+    atomic_init(&j.next, 0);
     pool_run(p, mat_job, &j);
 }
 

@@ -23,14 +23,14 @@ static int balanced_chunk(int n, int max) {
     return (n + k - 1) / k;
 }
 
-/* Weights of groups [g0, g1) of row r into cache ahead of use: row panels are strided, which
- * hardware prefetchers follow poorly. */
-static void prefetch_panel(const MatView *w, size_t rbytes, size_t gbytes, int gb, int r, int g0,
-                           int g1) {
-    const uint8_t *q = w->q + (size_t)r * rbytes;
-    const uint16_t *d = w->d + (size_t)r * (size_t)(w->cols / QK);
-    for (size_t o = (size_t)g0 * gbytes; o < (size_t)g1 * gbytes; o += 64) __builtin_prefetch(q + o, 0, 2);
-    for (int b = g0 * gb; b < g1 * gb; b += 32) __builtin_prefetch(d + b, 0, 2);
+/* Lines [a, b) of the weights of groups [g0, g1) of row r (quants, then scales), into cache
+ * ahead of use: row panels are strided, which hardware prefetchers follow poorly, and spreading
+ * a panel's prefetches over the tiles of the current one keeps few misses in flight at once. */
+static inline void prefetch_lines(const MatView *w, size_t rbytes, size_t gbytes, int gb, int r,
+                                  int g0, size_t qlines, size_t a, size_t b) {
+    const uint8_t *q = w->q + (size_t)r * rbytes + (size_t)g0 * gbytes;
+    const uint8_t *d = (const uint8_t *)(w->d + (size_t)r * (size_t)(w->cols / QK) + (size_t)g0 * gb);
+    for (size_t i = a; i < b; i++) __builtin_prefetch(i < qlines ? q + 64 * i : d + 64 * (i - qlines), 0, 2);
 }
 
 void tiled_matmul(const MatView *w, const ActBuf *a, int t0, int nt, float *y, int ldy, int r0,
@@ -53,11 +53,16 @@ void tiled_matmul(const MatView *w, const ActBuf *a, int t0, int nt, float *y, i
                     /* The panel read next: same rows and the next chunk, or the next rows. */
                     int pr = g1 < s1 ? rb : re, pg0 = g1 < s1 ? g1 : s0;
                     int pg1 = pg0 + gchunk < s1 ? pg0 + gchunk : s1;
+                    size_t ntiles = (size_t)(tn + tt - 1) / tt;
+                    size_t qlines = ((size_t)(pg1 - pg0) * gbytes + 63) / 64;
+                    size_t lines = qlines + ((size_t)(pg1 - pg0) * a->gb * 2 + 63) / 64;
                     for (int t = ts; t < ts + tn; t += tt) {
                         int n = ts + tn - t < tt ? ts + tn - t : tt;
+                        size_t ti = (size_t)(t - ts) / tt;
+                        size_t la = lines * ti / ntiles, lb = lines * (ti + 1) / ntiles;
                         for (int r = rb; r < re; r++) {
-                            if (t == ts && pr + (r - rb) < r1)
-                                prefetch_panel(w, rbytes, gbytes, a->gb, pr + (r - rb), pg0, pg1);
+                            if (pr + (r - rb) < r1)
+                                prefetch_lines(w, rbytes, gbytes, a->gb, pr + (r - rb), pg0, qlines, la, lb);
                             k->tile(w->q + (size_t)r * rbytes, w->d + (size_t)r * nb, a, t, n, g0, g1,
                                     ybuf + (r - rb) * TS + (t - ts));
                         }

@@ -5,10 +5,10 @@
  *
  * The scheme of x86_avx512.c with ymm: a group is 8 blocks, transposed in registers so that
  * vector m holds values [4m, 4m + 4) of the 8 blocks, one block per int32 lane (lane order
- * YORDER_Q4 / natural for Q8, matched by the packed activations). Weights are made unsigned
- * (Q4: stored q + 8; Q8 with VNNI: q xor 0x80 = q + 128), the offset being removed by starting
- * the sums at cv = -K * sum(x_q). AVX2 Q8 uses |w| and sign(x, w) instead, because
- * (q + 128) * x pairs overflow vpmaddubsw's int16. */
+ * 0, 2, 4, 6, 1, 3, 5, 7 for Q4, natural for Q8, matched by the packed activations). Weights
+ * are made unsigned (Q4: stored q + 8; Q8 with VNNI: q xor 0x80 = q + 128), the offset being
+ * removed by starting the sums at cv = -K * sum(x_q). AVX2 Q8 uses |w| and sign(x, w)
+ * instead, because (q + 128) * x pairs overflow vpmaddubsw's int16. */
 
 #define YGB 8                 /* blocks per group */
 #define YREC (YGB * (QK + 8)) /* bytes of a (group, token) activation record: 320 */
