@@ -1,4 +1,4 @@
-/* The phi file's tokenizer section (layout: docs/tokenizer-section.md) and the synthetic
+/* The phi file's tokenizer section (layout: docs/FORMAT.md, "Tokenizer section") and the synthetic
  * tokenizer for random-weight models. tok_load checks every size against the blob before it
  * allocates or reads, then hands the pieces to tok_finalize, which validates the rest. */
 #include "tokenizer/tok_internal.h"
