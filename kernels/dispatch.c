@@ -101,7 +101,10 @@ int kernels_isa_available(const char *name) {
     return k && k->available();
 }
 
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+
 int kernels_init(const char *isa) {
+    pthread_once(&cache_once, tiled_detect_caches);
     if (!isa || !*isa) isa = getenv("PHI_ISA");
     if (!isa || !*isa) {
         const IsaKernels *best = &isa_scalar;

@@ -91,6 +91,9 @@ typedef struct {
 /* Cache budgets of the loop nest (bytes of activations kept in L1 / L2); tests shrink them to
  * run every loop of the nest on small matrices. */
 extern size_t tiled_l1_bytes, tiled_l2_bytes;
+/* Sets them from the CPU's cache sizes where the C library reports them (once, at the first
+ * kernels_init). */
+void tiled_detect_caches(void);
 void tiled_matmul(const MatView *w, const ActBuf *a, int t0, int nt, float *y, int ldy, int r0,
                   int r1, const TileKernel *k);
 
