@@ -199,6 +199,8 @@ static void pack_job(void *arg, int ith, int nth) {
 /* Threads claim row chunks from a shared counter rather than fixed shares, so a thread that
  * runs slower (descheduled by another process, or on a smaller core) takes fewer of them. */
 static void mat_job(void *arg, int ith, int nth) {
+    (void)ith;
+    (void)nth;
     MatJob *j = arg;
     int rows = j->w->rows;
     for (;;) {
