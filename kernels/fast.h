@@ -47,7 +47,8 @@ void silu_mul(float *gate, const float *up, int n);
 
 /* Activation quantizer: per block of 32 (n a multiple of 32), d[b] = amax / 127 and
  * q[i] = round-half-even(x[i] * (127 / amax)), so |x - d q| <= d / 2; an all-zero block gets
- * d = 0, q = 0. The fast version (selected ISA) and the scalar reference agree bit for bit. */
+ * d = 0, q = 0. The fast version (selected ISA) and the scalar reference agree bit for bit
+ * (for finite x; non-finite activations give unspecified quants). */
 void quantize_act_q8(const float *x, int8_t *q, float *d, int n);
 void quantize_act_q8_ref(const float *x, int8_t *q, float *d, int n);
 

@@ -10,6 +10,7 @@
  * mantissa bits for |v| < 2^22 (here |v| <= 127), in the default rounding mode, the same as
  * the SIMD conversions. */
 static inline int round_even(float v) {
+    if (!(v >= -127.0f && v <= 127.0f)) return v > 0 ? 127 : v < 0 ? -127 : 0; /* and NaN */
     float r = (v + 12582912.0f) - 12582912.0f;
     return (int)r;
 }
