@@ -30,7 +30,9 @@ static void usage(FILE *f) {
             "  --bos, --no-bos    add BOS to a text prompt or not (default: the model's\n"
             "                     add_bos_token; --tokenize adds none unless --bos)\n"
             "  --logits FILE      write the logits of every prompt position, float32 LE [n][vocab]\n"
-            "  --ref              use the scalar reference kernels (the correctness oracle)\n"
+            "  --ref              use the scalar reference kernels and an F32 KV cache (the\n"
+            "                     correctness oracle)\n"
+            "  --kv-f32           keep keys and values in F32 (default F16: half the memory)\n"
             "  --no-mmap, --mmap  read the weights into (huge-page) memory, or map the file in\n"
             "                     place; default: read when the model fits in available memory\n"
             "                     (streams the weights faster), map otherwise\n"
@@ -122,6 +124,7 @@ int main(int argc, char **argv) {
         else if (IS("--no-bos")) { o.add_bos = 0; continue; }
         else if (IS("--no-mmap")) { o.no_mmap = 1; continue; }
         else if (IS("--mmap")) { o.no_mmap = 0; continue; }
+        else if (IS("--kv-f32")) { o.kv_f32 = 1; continue; }
         /* options with a value */
         else if (!v) return die("option '%s' is unknown or needs a value (see --help)", a);
         else if (IS("-m") || IS("--model")) o.model_path = v;

@@ -9,6 +9,7 @@
 
 #include "engine/model.h"
 #include "engine/pool.h"
+#include "kernels/attn.h"
 #include "kernels/fast.h"
 #include "kernels/kernels.h"
 
@@ -20,7 +21,7 @@ int state_init(State *s, const Model *m, int n_ctx, int n_threads, char *err, si
     return state_init_ex(s, m, n_ctx, n_threads, 0, err, errlen);
 }
 
-int state_init_ex(State *s, const Model *m, int n_ctx, int n_threads, int full_cache, char *err,
+int state_init_ex(State *s, const Model *m, int n_ctx, int n_threads, int flags, char *err,
                   size_t errlen) {
     const PhiHParams *hp = &m->hp;
     memset(s, 0, sizeof *s);
@@ -41,7 +42,7 @@ int state_init_ex(State *s, const Model *m, int n_ctx, int n_threads, int full_c
     s->n_ctx = n_ctx;
     s->n_batch = (int)nb;
     s->kv_slots = n_ctx;
-    if (!full_cache && hp->sliding_window && (size_t)hp->sliding_window + nb < (size_t)n_ctx)
+    if (!(flags & STATE_FULL_CACHE) && hp->sliding_window && (size_t)hp->sliding_window + nb < (size_t)n_ctx)
         s->kv_slots = (int)(hp->sliding_window + nb);
     size_t cache = (size_t)hp->n_layers * (size_t)s->kv_slots * kv_dim;
     s->x = calloc(nb * hp->dim, sizeof(float));
@@ -52,14 +53,16 @@ int state_init_ex(State *s, const Model *m, int n_ctx, int n_threads, int full_c
     s->att = calloc((size_t)s->n_threads * (size_t)n_ctx, sizeof(float));
     s->logits = calloc(hp->vocab_size, sizeof(float));
     s->rope_cs = calloc(nb * hp->rope_dims, sizeof(float));
-    s->key_cache = calloc(cache, sizeof(float));
-    s->value_cache = calloc(cache, sizeof(float));
+    s->kv_f32 = !!(flags & STATE_KV_F32);
+    size_t kv_elem = s->kv_f32 ? sizeof(float) : sizeof(uint16_t);
+    s->key_cache = calloc(cache, kv_elem);
+    s->value_cache = calloc(cache, kv_elem);
     s->tokens = calloc((size_t)n_ctx, sizeof(int));
     if (!s->tokens || !s->x || !s->xb || !s->xb2 || !s->qkv || !s->att || !s->hb || !s->logits || !s->rope_cs ||
         !s->key_cache || !s->value_cache) {
         state_free(s);
         snprintf(err, errlen, "out of memory for a context of %d tokens (KV cache %.1f MiB)", n_ctx,
-                 2.0 * cache * sizeof(float) / (1 << 20));
+                 2.0 * cache * kv_elem / (1 << 20));
         return -1;
     }
     return 0;
@@ -111,25 +114,37 @@ static int window_start(const PhiHParams *hp, int pos) {
     return w && pos >= w ? pos - w + 1 : 0;
 }
 
+/* Element offset of (layer, slot) in the KV cache, and the row there as a typed pointer. */
+static size_t kv_index(const State *s, const PhiHParams *hp, int layer, int slot) {
+    size_t kv_dim = (size_t)hp->n_kv_heads * hp->head_dim;
+    return ((size_t)layer * s->kv_slots + (size_t)slot) * kv_dim;
+}
+
+static void kv_store(const State *s, const AttnKernels *ak, void *cache, size_t at, const float *x,
+                     int n) {
+    if (s->kv_f32) memcpy((float *)cache + at, x, (size_t)n * sizeof(float));
+    else ak->to_f16(x, (uint16_t *)cache + at, n);
+}
+
 /* One head of causal attention for the query at pos over keys start..pos, which live in ring
- * slots t % slots: out = softmax(q.K / sqrt(d)) V. */
-static void attend(const float *q, const float *kc, const float *vc, int kv_stride, int slots,
-                   int start, int pos, int hd, float *att, float *out, int ref) {
+ * slots t % kv_slots of layer `layer`, head offset `off`: out = softmax(q.K / sqrt(d)) V. */
+static void attend(const State *s, const PhiHParams *hp, const AttnKernels *ak, int layer,
+                   int off, const float *q, int start, int pos, float *att, float *out, int ref) {
+    int hd = (int)hp->head_dim, slots = s->kv_slots;
     float scale = 1.0f / sqrtf((float)hd);
     int n = pos - start + 1, slot0 = start % slots;
     for (int t = 0, slot = slot0; t < n; t++, slot = slot + 1 == slots ? 0 : slot + 1) {
-        const float *kt = kc + (size_t)slot * kv_stride;
-        float dot = 0;
-        for (int i = 0; i < hd; i++) dot += q[i] * kt[i];
-        att[t] = dot * scale;
+        size_t at = kv_index(s, hp, layer, slot) + (size_t)off;
+        att[t] = scale * (s->kv_f32 ? ak->dot_f32((const float *)s->key_cache + at, q, hd)
+                                    : ak->dot_f16((const uint16_t *)s->key_cache + at, q, hd));
     }
     if (ref) softmax_ref(att, n);
     else softmax(att, n);
     memset(out, 0, (size_t)hd * sizeof(float));
     for (int t = 0, slot = slot0; t < n; t++, slot = slot + 1 == slots ? 0 : slot + 1) {
-        const float *vt = vc + (size_t)slot * kv_stride;
-        float a = att[t];
-        for (int i = 0; i < hd; i++) out[i] += a * vt[i];
+        size_t at = kv_index(s, hp, layer, slot) + (size_t)off;
+        if (s->kv_f32) ak->axpy_f32(out, att[t], (const float *)s->value_cache + at, hd);
+        else ak->axpy_f16(out, att[t], (const uint16_t *)s->value_cache + at, hd);
     }
 }
 
@@ -137,6 +152,7 @@ static void attend(const float *q, const float *kc, const float *vc, int kv_stri
 
 static void forward_token_ref(const Model *m, State *s, int token, int pos, const float *factors) {
     const PhiHParams *hp = &m->hp;
+    const AttnKernels *ak = attn_kernels_for("scalar");
     int dim = (int)hp->dim, hd = (int)hp->head_dim, n_heads = (int)hp->n_heads;
     int n_kv = (int)hp->n_kv_heads, kv_dim = n_kv * hd, q_dim = n_heads * hd;
     int hidden = (int)hp->hidden_dim, group = n_heads / n_kv, start = window_start(hp, pos);
@@ -147,9 +163,7 @@ static void forward_token_ref(const Model *m, State *s, int token, int pos, cons
 
     for (int l = 0; l < (int)hp->n_layers; l++) {
         const Layer *L = &m->layers[l];
-        float *kc = s->key_cache + (size_t)l * s->kv_slots * kv_dim;
-        float *vc = s->value_cache + (size_t)l * s->kv_slots * kv_dim;
-        size_t slot = (size_t)(pos % s->kv_slots);
+        size_t at = kv_index(s, hp, l, pos % s->kv_slots);
 
         /* attention */
         rmsnorm_ref(s->xb, s->x, L->attn_norm, dim, hp->rms_eps);
@@ -157,11 +171,10 @@ static void forward_token_ref(const Model *m, State *s, int token, int pos, cons
         float *q = s->qkv, *k = s->qkv + q_dim, *v = s->qkv + q_dim + kv_dim;
         for (int h = 0; h < n_heads; h++) rope_apply(q + h * hd, s->rope_cs, (int)hp->rope_dims);
         for (int h = 0; h < n_kv; h++) rope_apply(k + h * hd, s->rope_cs, (int)hp->rope_dims);
-        memcpy(kc + slot * kv_dim, k, kv_dim * sizeof(float));
-        memcpy(vc + slot * kv_dim, v, kv_dim * sizeof(float));
+        kv_store(s, ak, s->key_cache, at, k, kv_dim);
+        kv_store(s, ak, s->value_cache, at, v, kv_dim);
         for (int h = 0; h < n_heads; h++)
-            attend(q + h * hd, kc + (h / group) * hd, vc + (h / group) * hd, kv_dim, s->kv_slots,
-                   start, pos, hd, s->att, s->xb + h * hd, 1);
+            attend(s, hp, ak, l, (h / group) * hd, q + h * hd, start, pos, s->att, s->xb + h * hd, 1);
         matvec_ref(&L->wo, s->xb, s->xb2);
         for (int i = 0; i < dim; i++) s->x[i] += s->xb2[i];
 
@@ -193,13 +206,12 @@ static void attn_job(void *arg, int ith, int nth) {
     int hd = (int)hp->head_dim, n_heads = (int)hp->n_heads, n_kv = (int)hp->n_kv_heads;
     int kv_dim = n_kv * hd, q_dim = n_heads * hd, qkv_dim = q_dim + 2 * kv_dim;
     int group = n_heads / n_kv, t0, t1;
-    const float *kc = s->key_cache + (size_t)j->layer * s->kv_slots * kv_dim;
-    const float *vc = s->value_cache + (size_t)j->layer * s->kv_slots * kv_dim;
+    const AttnKernels *ak = attn_kernels();
     pool_split(j->n * n_heads, 1, ith, nth, &t0, &t1);
     for (int task = t0; task < t1; task++) {
         int i = task / n_heads, h = task % n_heads, pos = j->pos0 + i;
-        attend(s->qkv + (size_t)i * qkv_dim + h * hd, kc + (h / group) * hd, vc + (h / group) * hd,
-               kv_dim, s->kv_slots, window_start(hp, pos), pos, hd, s->att + (size_t)ith * s->n_ctx,
+        attend(s, hp, ak, j->layer, (h / group) * hd, s->qkv + (size_t)i * qkv_dim + h * hd,
+               window_start(hp, pos), pos, s->att + (size_t)ith * s->n_ctx,
                s->xb + (size_t)i * q_dim + h * hd, 0);
     }
 }
@@ -213,6 +225,7 @@ static void act_add(double *acc, const float *x, int n, int cols) {
 static void forward_batch(const Model *m, State *s, const int *tokens, int n, int pos0,
                           const float *factors, float *logits) {
     const PhiHParams *hp = &m->hp;
+    const AttnKernels *ak = attn_kernels();
     Pool *pool = s->pool;
     int dim = (int)hp->dim, hd = (int)hp->head_dim, n_heads = (int)hp->n_heads;
     int n_kv = (int)hp->n_kv_heads, kv_dim = n_kv * hd, q_dim = n_heads * hd;
@@ -226,8 +239,6 @@ static void forward_batch(const Model *m, State *s, const int *tokens, int n, in
 
     for (int l = 0; l < (int)hp->n_layers; l++) {
         const Layer *L = &m->layers[l];
-        float *kc = s->key_cache + (size_t)l * s->kv_slots * kv_dim;
-        float *vc = s->value_cache + (size_t)l * s->kv_slots * kv_dim;
         double *act = s->act_sq ? s->act_sq + (size_t)l * (2 * dim + q_dim + hidden) : NULL;
 
         /* attention: qkv for the batch, RoPE, cache writes, then every (token, head) */
@@ -240,9 +251,9 @@ static void forward_batch(const Model *m, State *s, const int *tokens, int n, in
             const float *cs = s->rope_cs + (size_t)i * rd;
             for (int h = 0; h < n_heads; h++) rope_apply(q + h * hd, cs, rd);
             for (int h = 0; h < n_kv; h++) rope_apply(k + h * hd, cs, rd);
-            size_t slot = (size_t)((pos0 + i) % s->kv_slots);
-            memcpy(kc + slot * kv_dim, k, kv_dim * sizeof(float));
-            memcpy(vc + slot * kv_dim, v, kv_dim * sizeof(float));
+            size_t at = kv_index(s, hp, l, (pos0 + i) % s->kv_slots);
+            kv_store(s, ak, s->key_cache, at, k, kv_dim);
+            kv_store(s, ak, s->value_cache, at, v, kv_dim);
         }
         AttnJob job = {m, s, l, n, pos0};
         pool_run(pool, attn_job, &job);

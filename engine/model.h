@@ -54,11 +54,12 @@ typedef struct {
     float *att;    /* [n_threads][n_ctx] attention scores */
     float *logits; /* [vocab]: the last position's */
     float *rope_cs; /* [n_batch][rope_dims]: cos, then sin, of each pair */
-    /* KV cache: [layer][kv_slots][n_kv_heads * head_dim]; position p lives in slot p % kv_slots.
-     * With a sliding window W shorter than the context, only W + n_batch slots are kept (a ring:
-     * a batch writes its n_batch positions before attending, and each query needs the W before). */
-    int kv_slots;
-    float *key_cache, *value_cache;
+    /* KV cache: [layer][kv_slots][n_kv_heads * head_dim], F16 (default) or F32 (kv_f32);
+     * position p lives in slot p % kv_slots. With a sliding window W shorter than the context,
+     * only W + n_batch slots are kept (a ring: a batch writes its n_batch positions before
+     * attending, and each query needs the W before). */
+    int kv_slots, kv_f32;
+    void *key_cache, *value_cache;
     int *tokens;   /* [n_ctx]: the token at each position in the cache */
     int n_cached;  /* positions 0..n_cached-1 have been evaluated (the last call's end) */
     int rope_set;  /* LongRoPE factor set the cached keys were rotated with: 0 short, 1 long */
@@ -72,9 +73,11 @@ typedef struct {
 
 /* n_threads <= 0: one per CPU. */
 int state_init(State *s, const Model *m, int n_ctx, int n_threads, char *err, size_t errlen);
-/* full_cache = 1: one KV slot per position even with a sliding window (tests compare the ring
- * with it). */
-int state_init_ex(State *s, const Model *m, int n_ctx, int n_threads, int full_cache, char *err,
+/* Flags: STATE_FULL_CACHE keeps one KV slot per position even with a sliding window (tests
+ * compare the ring with it); STATE_KV_F32 stores keys and values as F32 instead of F16 (twice
+ * the memory; what the exactness references were computed with). */
+enum { STATE_FULL_CACHE = 1, STATE_KV_F32 = 2 };
+int state_init_ex(State *s, const Model *m, int n_ctx, int n_threads, int flags, char *err,
                   size_t errlen);
 void state_free(State *s);
 

@@ -170,7 +170,8 @@ static int context_size(const RunOptions *o, const Model *m, int dflt) {
 
 static int make_state(const RunOptions *o, const Model *m, int n_ctx, State *s) {
     char err[256];
-    if (state_init(s, m, n_ctx, o->use_ref ? 1 : o->n_threads, err, sizeof err)) {
+    int flags = o->use_ref || o->kv_f32 ? STATE_KV_F32 : 0; /* the reference path is F32 throughout */
+    if (state_init_ex(s, m, n_ctx, o->use_ref ? 1 : o->n_threads, flags, err, sizeof err)) {
         say("%s", err);
         return -1;
     }

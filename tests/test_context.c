@@ -46,7 +46,7 @@ static void test_ring(const char *data) {
     float *full = malloc((size_t)N * vocab * sizeof(float)), *got = malloc((size_t)N * vocab * sizeof(float));
     char err[256];
     State a, b;
-    state_init_ex(&a, &m, N, 2, 1, err, sizeof err);
+    state_init_ex(&a, &m, N, 2, STATE_FULL_CACHE, err, sizeof err);
     state_init(&b, &m, N, 2, err, sizeof err);
     model_forward(&m, &a, ids, N, 0, full);
     t_check(b.kv_slots == 72 && a.kv_slots == N, "ring_size", "ring %d slots, full cache %d", b.kv_slots,
@@ -59,14 +59,18 @@ static void test_ring(const char *data) {
     /* rewind to 20 after 150 positions: the slots of 13..19 were reused long ago */
     model_forward(&m, &b, ids + 20, N - 20, 20, got + (size_t)20 * vocab);
     double e3 = max_rel(got + (size_t)20 * vocab, full + (size_t)20 * vocab, (N - 20) * vocab);
-    /* the reference path with its full cache agrees as well */
-    State r;
-    state_init(&r, &m, N, 1, err, sizeof err);
+    /* the reference path (F32 cache, no ring) agrees with the fast path's ring with F32 rows */
+    State r, f;
+    state_init_ex(&r, &m, N, 1, STATE_KV_F32 | STATE_FULL_CACHE, err, sizeof err);
+    state_init_ex(&f, &m, N, 2, STATE_KV_F32, err, sizeof err);
     r.use_ref = 1;
-    model_forward(&m, &r, ids, N, 0, got);
+    model_forward(&m, &r, ids, N, 0, full);
+    for (int i = 0; i < N; i++) model_forward(&m, &f, ids + i, 1, i, got + (size_t)i * vocab);
     double e4 = max_rel(got, full, N * vocab);
+    state_free(&f);
     t_check(e1 < 1e-5 && e2 < 1e-5 && e3 < 1e-5 && e4 < 1e-5, "ring_equals_full_cache",
-            "max rel: batch %.1e, one by one %.1e, after a rewind %.1e, reference path %.1e", e1, e2,
+            "max rel (F16 cache): batch %.1e, one by one %.1e, after a rewind %.1e; F32 ring vs the "
+            "reference path %.1e", e1, e2,
             e3, e4);
     state_free(&a);
     state_free(&b);
@@ -143,7 +147,7 @@ static void test_longrope(const char *data) {
             rid[i] = (int)v;
         }
         State s;
-        state_init(&s, &m, 256, 2, err, sizeof err);
+        state_init_ex(&s, &m, 256, 2, STATE_KV_F32, err, sizeof err); /* as the reference */
         model_forward(&m, &s, rid, n, 0, full);
         double e = max_rel(full, ref, n * vocab);
         t_check(e < 1e-5, "longrope_factors_follow_sequence_length_not_context",

@@ -99,10 +99,10 @@ static int convert(const char *dir, const char *out, int type) {
 }
 
 static void check_tiny_ref(const char *data, const char *variant, const char *ref, int type,
-                           const char *model_path, int use_ref, int n_threads) {
+                           const char *model_path, int use_ref, int kv_f32) {
     char path[1024], name[128], err[1024];
     snprintf(name, sizeof name, "tiny_%s_%s_%s_%s", variant, ref, type_traits((uint32_t)type)->name,
-             use_ref ? "ref" : "fast");
+             use_ref ? "ref" : kv_f32 ? "fast_kvf32" : "fast_kvf16");
     snprintf(path, sizeof path, "%s/phi3-tiny-ref/%s/%s/meta.json", data, variant, ref);
     Json *meta = json_parse_file(path, err, sizeof err);
     snprintf(path, sizeof path, "%s/phi3-tiny-ref/%s/%s/ids.json", data, variant, ref);
@@ -128,17 +128,20 @@ static void check_tiny_ref(const char *data, const char *variant, const char *re
     int vocab = (int)m.hp.vocab_size;
     float *logits = malloc((size_t)n_ids * vocab * sizeof(float));
     State s;
-    if (state_init(&s, &m, (int)n_ctx, n_threads, err, sizeof err) == 0 &&
+    if (state_init_ex(&s, &m, (int)n_ctx, use_ref ? 1 : 2, kv_f32 ? STATE_KV_F32 : 0, err, sizeof err) == 0 &&
         (s.use_ref = use_ref, 1) && n_ref == (size_t)n_ids * vocab && model_forward(&m, &s, ids, n_ids, 0, logits) == 0) {
         double top1, max_abs;
         double rel = compare_logits(logits, ref_logits, n_ids, vocab, &top1, &max_abs);
         int got[64], match = 0;
         greedy(&m, &s, n_ids, n_greedy, got, NULL);
         while (match < n_greedy && got[match] == want[match]) match++;
-        const Bound *b = &tiny_bounds[type];
-        t_check(rel <= b->max_rel && top1 >= b->min_top1 && match >= b->min_greedy, name,
+        Bound b = tiny_bounds[type];
+        /* An F16 KV cache rounds every key and value: measured <= 9.0e-4 rel on these models
+         * (llama.cpp's own F16 path moves them by 1.0e-3 to 1.4e-3), greedy ids unchanged. */
+        if (!kv_f32 && b.max_rel < 2e-3) b.max_rel = 2e-3;
+        t_check(rel <= b.max_rel && top1 >= b.min_top1 && match >= b.min_greedy, name,
                 "max rel %.2e (bound %.0e), max abs %.2e, top-1 %.3f, greedy %d/%d match", rel,
-                b->max_rel, max_abs, top1, match, n_greedy);
+                b.max_rel, max_abs, top1, match, n_greedy);
     } else {
         t_check(0, name, "forward failed (%zu reference logits for %d ids)", n_ref, n_ids);
     }
@@ -170,8 +173,8 @@ static void test_tiny_refs(const char *data) {
                      type_traits((uint32_t)type)->name);
             if (convert(dir, out, type)) continue;
             for (int r = 0; r < 2 && cases[c].refs[r]; r++)
-                for (int path = 0; path < 2; path++)
-                    check_tiny_ref(data, cases[c].variant, cases[c].refs[r], type, out, path == 0, path ? 2 : 1);
+                for (int path = 0; path < 3; path++) /* ref (F32 KV), fast F32 KV, fast F16 KV */
+                    check_tiny_ref(data, cases[c].variant, cases[c].refs[r], type, out, path == 0, path < 2);
             remove(out);
         }
     }
@@ -221,7 +224,8 @@ static void test_trained(const char *data) {
                 for (int i = 0; i < vocab && i < n_last; i++) last[i] = (float)json_num(json_at(jl, (size_t)i), 0);
                 float *logits = malloc((size_t)n_ids * vocab * sizeof(float));
                 State s;
-                state_init(&s, &m, n_ids + 48, use_ref ? 1 : 2, err, sizeof err);
+                /* the reference path with an F32 KV cache; the fast path as phi runs it (F16) */
+                state_init_ex(&s, &m, n_ids + 48, use_ref ? 1 : 2, use_ref ? STATE_KV_F32 : 0, err, sizeof err);
                 s.use_ref = use_ref;
                 model_forward(&m, &s, ids, n_ids, 0, logits);
                 double top1, max_abs, rel;
@@ -249,15 +253,17 @@ static void test_trained(const char *data) {
                 free(last);
                 free(logits);
             }
-            snprintf(name, sizeof name, "trained_%s_%s", tn, use_ref ? "ref" : "fast");
+            snprintf(name, sizeof name, "trained_%s_%s", tn, use_ref ? "ref" : "fast_kvf16");
+            /* the F16 KV cache adds up to 1.6e-4 rel here (measured) */
+            double kv = use_ref ? 0 : 5e-4;
             if (type == TENSOR_F32) {
-                t_check(worst_rel < 1e-5 && first_div[0] == 48 && first_div[1] == 48 && first_div[2] == 48,
+                t_check(worst_rel < 1e-5 + kv && first_div[0] == 48 && first_div[1] == 48 && first_div[2] == 48,
                         name, "max rel %.2e, max abs %.2e; greedy 48/48 identical for all 3 prompts: %d %d %d",
                         worst_rel, worst_abs, first_div[0], first_div[1], first_div[2]);
             } else {
                 /* measured 1.4e-6, 1.75e-2, 5.4e-2 (q4 keeps its LM head at q8); q4 with searched
                  * block scales (2026-11-23): 5.8e-2 max rel here, but KL vs f32 7 % lower */
-                double bound = type == TENSOR_F16 ? 1e-4 : type == TENSOR_Q8 ? 3e-2 : 8e-2;
+                double bound = (type == TENSOR_F16 ? 1e-4 : type == TENSOR_Q8 ? 3e-2 : 8e-2) + kv;
                 t_check(worst_rel < bound, name,
                         "max rel %.2e (bound %.0e), max abs %.2e, top-1 %.2f; greedy first diverges at "
                         "%d, %d, %d of 48 (reference top-1/top-2 margin there: %.3f, %.3f, %.3f)",
