@@ -173,7 +173,7 @@ void kernels_free_scratch(void) {
 /* ---- drivers ---- */
 
 #define ROW_ALIGN 16        /* row chunks are multiples of this (the kernels' row blocks) */
-#define CHUNKS_PER_THREAD 8  /* rows are handed out in this many chunks per thread */
+#define CHUNKS_PER_THREAD 4  /* the largest chunk: this fraction of a thread's share */
 #define MIN_POOL_WORK 32768  /* rows * cols * n_tok below this run on the caller alone */
 
 typedef struct {
@@ -185,7 +185,7 @@ typedef struct {
     float *y;
     QMatFn q;
     FMatFn f;
-    int chunk;          /* rows per chunk */
+    int chunk;          /* rows per chunk at most */
     atomic_int next;    /* first row of the next unclaimed chunk */
 } MatJob;
 
@@ -197,16 +197,23 @@ static void pack_job(void *arg, int ith, int nth) {
 }
 
 /* Threads claim row chunks from a shared counter rather than fixed shares, so a thread that
- * runs slower (descheduled by another process, or on a smaller core) takes fewer of them. */
+ * runs slower (descheduled by another process, or on a smaller core) takes fewer of them.
+ * Chunks shrink as rows run out (a fraction of what is left, at least ROW_ALIGN rows), so the
+ * threads also finish close together. */
 static void mat_job(void *arg, int ith, int nth) {
     (void)ith;
-    (void)nth;
     MatJob *j = arg;
     int rows = j->w->rows;
     for (;;) {
-        int r0 = atomic_fetch_add_explicit(&j->next, j->chunk, memory_order_relaxed);
-        if (r0 >= rows) break;
-        int r1 = r0 + j->chunk < rows ? r0 + j->chunk : rows;
+        int r0 = atomic_load_explicit(&j->next, memory_order_relaxed), n;
+        do {
+            if (r0 >= rows) return;
+            n = (rows - r0) / (2 * nth);
+            n = n < j->chunk ? n : j->chunk;
+            n = n < ROW_ALIGN ? ROW_ALIGN : n - n % ROW_ALIGN;
+        } while (!atomic_compare_exchange_weak_explicit(&j->next, &r0, r0 + n, memory_order_relaxed,
+                                                        memory_order_relaxed));
+        int r1 = r0 + n < rows ? r0 + n : rows;
         if (j->q) j->q(j->w, &j->a, 0, j->n_tok, j->y, rows, r0, r1);
         else j->f(j->w, j->x, 0, j->n_tok, j->y, rows, r0, r1);
     }
