@@ -1,9 +1,9 @@
 /* Converter: Hugging Face Phi-3 folder (or random weights) -> phi file, one tensor at a time,
  * a bounded chunk of rows at a time, so memory stays small whatever the model size. */
+#include "engine/errmsg.h"
 #include "engine/convert.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,14 +16,6 @@
 #include "tokenizer/tokenizer.h"
 
 #define CHUNK_FLOATS (4u << 20) /* rows are converted in chunks of about 16 MiB of float32 */
-
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 /* One tensor of the output and where its values come from. */
 typedef struct {
@@ -157,7 +149,7 @@ static int write_tensor(PhiWriter *w, const Plan *t, RowSource src, void *ctx, P
     uint8_t *q = malloc(chunk * row_bytes);
     uint16_t *d = malloc(chunk * nblocks * sizeof(uint16_t) + 2);
     int rc = 0;
-    if (!buf || !q || !d) rc = fail(err, errlen, "out of memory");
+    if (!buf || !q || !d) rc = errorf(err, errlen, "out of memory");
     for (uint64_t r0 = 0; r0 < rows && !rc; r0 += chunk) {
         uint64_t n = rows - r0 < chunk ? rows - r0 : chunk;
         if (src(t, t->ndim == 1 ? 0 : r0, t->ndim == 1 ? cols : n, buf, ctx, err, errlen)) {
@@ -166,7 +158,7 @@ static int write_tensor(PhiWriter *w, const Plan *t, RowSource src, void *ctx, P
         }
         for (uint64_t i = 0; i < n * cols; i++)
             if (!isfinite(buf[i])) {
-                rc = fail(err, errlen, "tensor '%s' has a non-finite value at row %llu", t->name,
+                rc = errorf(err, errlen, "tensor '%s' has a non-finite value at row %llu", t->name,
                           (unsigned long long)(r0 + i / cols));
                 break;
             }
@@ -233,7 +225,7 @@ int convert_hf(const char *dir, const char *out_path, const ConvertOptions *opt,
     if (hf_open(dir, &hf, err, errlen)) return -1;
     hf.hp.file_type = (uint32_t)opt->type;
     if (plan_model(&l, &hf.hp, (uint32_t)opt->type)) {
-        fail(err, errlen, "out of memory");
+        errorf(err, errlen, "out of memory");
         goto done;
     }
     /* Check every source tensor before writing anything. */
@@ -244,21 +236,21 @@ int convert_hf(const char *dir, const char *out_path, const ConvertOptions *opt,
         if (opt->importance && t->ndim == 2) t->imp = opt->importance(opt->importance_ctx, t->name, t->cols);
         t->src = hf_find(&hf, t->name, &t->src_file);
         if (!t->src) {
-            fail(err, errlen, "%s: missing tensor '%s'", dir, t->name);
+            errorf(err, errlen, "%s: missing tensor '%s'", dir, t->name);
             goto done;
         }
         int ok = t->ndim == 1 ? t->src->ndim == 1 && t->src->shape[0] == t->rows
                               : t->src->ndim == 2 && t->src->shape[0] == t->rows &&
                                     t->src->shape[1] == t->cols;
         if (!ok) {
-            fail(err, errlen, "%s: tensor '%s' has shape [%llu%s%llu], expected [%llu, %llu] from config.json",
+            errorf(err, errlen, "%s: tensor '%s' has shape [%llu%s%llu], expected [%llu, %llu] from config.json",
                  dir, t->name, (unsigned long long)t->src->shape[0], t->src->ndim > 1 ? ", " : "",
                  t->src->ndim > 1 ? (unsigned long long)t->src->shape[1] : 0ull,
                  (unsigned long long)t->rows, (unsigned long long)(t->ndim == 1 ? 1 : t->cols));
             goto done;
         }
         if (t->src->dtype == ST_OTHER) {
-            fail(err, errlen, "%s: tensor '%s' has dtype %s (supported: BF16, F16, F32)", dir,
+            errorf(err, errlen, "%s: tensor '%s' has dtype %s (supported: BF16, F16, F32)", dir,
                  t->name, t->src->dtype_name);
             goto done;
         }
@@ -266,11 +258,11 @@ int convert_hf(const char *dir, const char *out_path, const ConvertOptions *opt,
     char terr[512];
     tok = tok_from_hf_dir(dir, terr, sizeof terr);
     if (!tok) {
-        fail(err, errlen, "%s", terr);
+        errorf(err, errlen, "%s", terr);
         goto done;
     }
     if (tok_vocab_size(tok) > (int)hf.hp.vocab_size) {
-        fail(err, errlen, "%s: tokenizer has %d pieces but vocab_size is %u", dir,
+        errorf(err, errlen, "%s: tokenizer has %d pieces but vocab_size is %u", dir,
              tok_vocab_size(tok), hf.hp.vocab_size);
         goto done;
     }
@@ -341,7 +333,7 @@ int convert_random(const char *shape, const char *out_path, const ConvertOptions
     const Shape *s = NULL;
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
         if (strcmp(shapes[i].name, shape) == 0) s = &shapes[i];
-    if (!s) return fail(err, errlen, "unknown shape '%s' (known: %s)", shape, convert_shape_names());
+    if (!s) return errorf(err, errlen, "unknown shape '%s' (known: %s)", shape, convert_shape_names());
     PhiHParams hp = s->hp;
     hp.arch = PHI_ARCH_PHI3;
     hp.rope_theta = 10000.0f;
@@ -365,7 +357,7 @@ int convert_random(const char *shape, const char *out_path, const ConvertOptions
     Tokenizer *tok = tok_synthetic(hp.vocab_size < 32000 ? (int)hp.vocab_size : 32000, err, errlen);
     if (!tok) return -1;
     if (plan_model(&l, &hp, (uint32_t)opt->type)) {
-        fail(err, errlen, "out of memory");
+        errorf(err, errlen, "out of memory");
         goto done;
     }
     if (hp.rope_scaling == PHI_ROPE_LONGROPE) {

@@ -1,24 +1,16 @@
 /* phi file format: the validating reader and the writer. Layout in docs/FORMAT.md. */
+#include "engine/errmsg.h"
 #include "engine/format.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "kernels/blocks.h"
-
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    if (err && errlen) vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 static uint32_t rd32(const uint8_t *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
@@ -52,7 +44,7 @@ static void hparams_encode(const PhiHParams *hp, uint8_t *p) {
 static int finite_pos(float f) { return isfinite(f) && f > 0; }
 
 int phi_hparams_check(const PhiHParams *hp, char *err, size_t errlen) {
-    if (hp->arch != PHI_ARCH_PHI3) return fail(err, errlen, "unknown architecture %u", hp->arch);
+    if (hp->arch != PHI_ARCH_PHI3) return errorf(err, errlen, "unknown architecture %u", hp->arch);
     struct { const char *name; uint32_t v, max; } r[] = {
         {"vocab_size", hp->vocab_size, 1u << 22},   {"dim", hp->dim, 1u << 17},
         {"n_layers", hp->n_layers, 1024},           {"n_heads", hp->n_heads, 4096},
@@ -63,32 +55,32 @@ int phi_hparams_check(const PhiHParams *hp, char *err, size_t errlen) {
     };
     for (size_t i = 0; i < sizeof r / sizeof r[0]; i++)
         if (r[i].v == 0 || r[i].v > r[i].max)
-            return fail(err, errlen, "hyperparameter %s = %u is out of range (1..%u)", r[i].name,
+            return errorf(err, errlen, "hyperparameter %s = %u is out of range (1..%u)", r[i].name,
                         r[i].v, r[i].max);
     if (hp->n_heads % hp->n_kv_heads)
-        return fail(err, errlen, "n_kv_heads %u does not divide n_heads %u", hp->n_kv_heads,
+        return errorf(err, errlen, "n_kv_heads %u does not divide n_heads %u", hp->n_kv_heads,
                     hp->n_heads);
     if ((uint64_t)hp->n_heads * hp->head_dim > (1u << 17))
-        return fail(err, errlen, "n_heads * head_dim = %llu is too large",
+        return errorf(err, errlen, "n_heads * head_dim = %llu is too large",
                     (unsigned long long)hp->n_heads * hp->head_dim);
     if (hp->rope_dims > hp->head_dim || hp->rope_dims % 2)
-        return fail(err, errlen, "rope_dims %u must be even and at most head_dim %u",
+        return errorf(err, errlen, "rope_dims %u must be even and at most head_dim %u",
                     hp->rope_dims, hp->head_dim);
     if (hp->rope_scaling > PHI_ROPE_LONGROPE)
-        return fail(err, errlen, "unknown rope scaling %u", hp->rope_scaling);
-    if (hp->tie_embeddings > 1) return fail(err, errlen, "tie_embeddings must be 0 or 1");
-    if (!finite_pos(hp->rope_theta)) return fail(err, errlen, "rope_theta must be positive");
+        return errorf(err, errlen, "unknown rope scaling %u", hp->rope_scaling);
+    if (hp->tie_embeddings > 1) return errorf(err, errlen, "tie_embeddings must be 0 or 1");
+    if (!finite_pos(hp->rope_theta)) return errorf(err, errlen, "rope_theta must be positive");
     if (!finite_pos(hp->rms_eps) || hp->rms_eps >= 1)
-        return fail(err, errlen, "rms_eps must be in (0, 1)");
+        return errorf(err, errlen, "rms_eps must be in (0, 1)");
     if (!finite_pos(hp->rope_attn_factor))
-        return fail(err, errlen, "rope_attn_factor must be positive");
+        return errorf(err, errlen, "rope_attn_factor must be positive");
     if (hp->n_stop_ids > PHI_MAX_STOP_IDS)
-        return fail(err, errlen, "%u stop ids (at most %d)", hp->n_stop_ids, PHI_MAX_STOP_IDS);
+        return errorf(err, errlen, "%u stop ids (at most %d)", hp->n_stop_ids, PHI_MAX_STOP_IDS);
     for (uint32_t i = 0; i < hp->n_stop_ids; i++)
         if (hp->stop_ids[i] >= hp->vocab_size)
-            return fail(err, errlen, "stop id %u is outside the vocabulary", hp->stop_ids[i]);
+            return errorf(err, errlen, "stop id %u is outside the vocabulary", hp->stop_ids[i]);
     if (hp->bos_id >= hp->vocab_size || hp->eos_id >= hp->vocab_size)
-        return fail(err, errlen, "bos/eos id outside the vocabulary");
+        return errorf(err, errlen, "bos/eos id outside the vocabulary");
     return 0;
 }
 
@@ -107,17 +99,17 @@ static int cmp_offset(const void *a, const void *b) {
 static int check_directory(PhiFile *f, char *err, size_t errlen) {
     if (f->n_tensors < 2) return 0;
     PhiTensorInfo **v = malloc(f->n_tensors * sizeof *v);
-    if (!v) return fail(err, errlen, "out of memory");
+    if (!v) return errorf(err, errlen, "out of memory");
     for (uint32_t i = 0; i < f->n_tensors; i++) v[i] = &f->tensors[i];
     int rc = 0;
     qsort(v, f->n_tensors, sizeof *v, cmp_name);
     for (uint32_t i = 1; i < f->n_tensors && !rc; i++)
         if (strcmp(v[i - 1]->name, v[i]->name) == 0)
-            rc = fail(err, errlen, "tensor '%s' appears twice", v[i]->name);
+            rc = errorf(err, errlen, "tensor '%s' appears twice", v[i]->name);
     qsort(v, f->n_tensors, sizeof *v, cmp_offset);
     for (uint32_t i = 1; i < f->n_tensors && !rc; i++)
         if (v[i - 1]->offset + v[i - 1]->size > v[i]->offset)
-            rc = fail(err, errlen, "tensors '%s' and '%s' overlap", v[i - 1]->name, v[i]->name);
+            rc = errorf(err, errlen, "tensors '%s' and '%s' overlap", v[i - 1]->name, v[i]->name);
     free(v);
     return rc;
 }
@@ -126,10 +118,10 @@ static int parse_entry(const uint8_t *e, uint64_t size, uint64_t data_offset, Ph
                        uint32_t index, char *err, size_t errlen) {
     memcpy(t->name, e, PHI_NAME_MAX);
     if (!memchr(t->name, 0, PHI_NAME_MAX) || !t->name[0])
-        return fail(err, errlen, "tensor %u: name is empty or not NUL-terminated", index);
+        return errorf(err, errlen, "tensor %u: name is empty or not NUL-terminated", index);
     for (const char *c = t->name; *c; c++)
         if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)
-            return fail(err, errlen, "tensor %u: name has a non-printable byte", index);
+            return errorf(err, errlen, "tensor %u: name has a non-printable byte", index);
     t->type = rd32(e + 64);
     t->ndim = rd32(e + 68);
     t->ne[0] = rd64(e + 72);
@@ -137,23 +129,23 @@ static int parse_entry(const uint8_t *e, uint64_t size, uint64_t data_offset, Ph
     t->offset = rd64(e + 88);
     t->size = rd64(e + 96);
     if (!type_traits(t->type))
-        return fail(err, errlen, "tensor '%s': unknown type %u", t->name, t->type);
+        return errorf(err, errlen, "tensor '%s': unknown type %u", t->name, t->type);
     if (t->ndim != 1 && t->ndim != 2)
-        return fail(err, errlen, "tensor '%s': %u dimensions (1 or 2 allowed)", t->name, t->ndim);
+        return errorf(err, errlen, "tensor '%s': %u dimensions (1 or 2 allowed)", t->name, t->ndim);
     if (t->ndim == 1 && (t->ne[1] != 1 || t->type > TENSOR_F16))
-        return fail(err, errlen, "tensor '%s': a 1-D tensor must be F32 or F16 with ne[1] = 1",
+        return errorf(err, errlen, "tensor '%s': a 1-D tensor must be F32 or F16 with ne[1] = 1",
                     t->name);
     uint64_t rows = t->ndim == 1 ? 1 : t->ne[0], cols = t->ndim == 1 ? t->ne[0] : t->ne[1];
     uint64_t want = type_tensor_bytes(t->type, rows, cols);
     if (want == 0)
-        return fail(err, errlen, "tensor '%s': shape [%llu, %llu] is invalid for type %s", t->name,
+        return errorf(err, errlen, "tensor '%s': shape [%llu, %llu] is invalid for type %s", t->name,
                     (unsigned long long)t->ne[0], (unsigned long long)t->ne[1],
                     type_traits(t->type)->name);
     if (t->size != want)
-        return fail(err, errlen, "tensor '%s': size %llu, expected %llu", t->name,
+        return errorf(err, errlen, "tensor '%s': size %llu, expected %llu", t->name,
                     (unsigned long long)t->size, (unsigned long long)want);
     if (t->offset % PHI_ALIGN || t->offset < data_offset || !in_file(t->offset, t->size, size))
-        return fail(err, errlen, "tensor '%s': data at %llu+%llu is misaligned or outside the file",
+        return errorf(err, errlen, "tensor '%s': data at %llu+%llu is misaligned or outside the file",
                     t->name, (unsigned long long)t->offset, (unsigned long long)t->size);
     return 0;
 }
@@ -161,28 +153,28 @@ static int parse_entry(const uint8_t *e, uint64_t size, uint64_t data_offset, Ph
 int phi_file_parse(const uint8_t *buf, uint64_t size, PhiFile *out, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
     if (size < PHI_HEADER_SIZE || memcmp(buf, PHI_MAGIC, 8) != 0)
-        return fail(err, errlen, "not a phi model file (bad magic)");
+        return errorf(err, errlen, "not a phi model file (bad magic)");
     uint32_t version = rd32(buf + 8);
     if (version != PHI_VERSION)
-        return fail(err, errlen, "unsupported phi file version %u (this build reads %d)", version,
+        return errorf(err, errlen, "unsupported phi file version %u (this build reads %d)", version,
                     PHI_VERSION);
     if (rd32(buf + 12) != PHI_HEADER_SIZE || rd32(buf + 80) != PHI_ALIGN)
-        return fail(err, errlen, "corrupt header (header size or alignment)");
+        return errorf(err, errlen, "corrupt header (header size or alignment)");
     uint64_t file_size = rd64(buf + 16);
     if (file_size != size)
-        return fail(err, errlen, "file is %llu bytes but its header says %llu (truncated?)",
+        return errorf(err, errlen, "file is %llu bytes but its header says %llu (truncated?)",
                     (unsigned long long)size, (unsigned long long)file_size);
     uint64_t hp_off = rd64(buf + 24), hp_size = rd64(buf + 32);
     uint64_t tok_off = rd64(buf + 40), tok_size = rd64(buf + 48);
     uint64_t dir_off = rd64(buf + 56), n = rd64(buf + 64), data_off = rd64(buf + 72);
     if (hp_size != PHI_HPARAMS_SIZE || !in_file(hp_off, hp_size, size))
-        return fail(err, errlen, "corrupt header (hyperparameters section)");
+        return errorf(err, errlen, "corrupt header (hyperparameters section)");
     if (!in_file(tok_off, tok_size, size))
-        return fail(err, errlen, "corrupt header (tokenizer section outside the file)");
+        return errorf(err, errlen, "corrupt header (tokenizer section outside the file)");
     if (n == 0 || n > PHI_MAX_TENSORS || !in_file(dir_off, n * PHI_TENSOR_ENTRY_SIZE, size))
-        return fail(err, errlen, "corrupt header (tensor directory)");
+        return errorf(err, errlen, "corrupt header (tensor directory)");
     if (data_off % PHI_ALIGN || data_off > size)
-        return fail(err, errlen, "corrupt header (data offset)");
+        return errorf(err, errlen, "corrupt header (data offset)");
 
     hparams_decode(buf + hp_off, &out->hp);
     if (phi_hparams_check(&out->hp, err, errlen)) return -1;
@@ -190,7 +182,7 @@ int phi_file_parse(const uint8_t *buf, uint64_t size, PhiFile *out, char *err, s
     out->tokenizer_size = tok_size;
     out->n_tensors = (uint32_t)n;
     out->tensors = calloc(n, sizeof *out->tensors);
-    if (!out->tensors) return fail(err, errlen, "out of memory");
+    if (!out->tensors) return errorf(err, errlen, "out of memory");
     for (uint32_t i = 0; i < n; i++) {
         PhiTensorInfo *t = &out->tensors[i];
         if (parse_entry(buf + dir_off + (uint64_t)i * PHI_TENSOR_ENTRY_SIZE, size, data_off, t, i,
@@ -238,7 +230,7 @@ PhiWriter *phi_writer_open(const char *path, const PhiHParams *hp, const void *t
     size_t plen = strlen(path);
     if (!w || !(w->path = strdup(path)) || !(w->tmp_path = malloc(plen + 5)) ||
         !(w->tok = malloc(tokenizer_size ? tokenizer_size : 1))) {
-        fail(err, errlen, "out of memory");
+        errorf(err, errlen, "out of memory");
         goto bad;
     }
     memcpy(w->tmp_path, path, plen);
@@ -248,7 +240,7 @@ PhiWriter *phi_writer_open(const char *path, const PhiHParams *hp, const void *t
     w->tok_size = tokenizer_size;
     w->fd = open(w->tmp_path, O_RDWR | O_CREAT | O_TRUNC, 0644);
     if (w->fd < 0) {
-        fail(err, errlen, "cannot create %s: %s", w->tmp_path, strerror(errno));
+        errorf(err, errlen, "cannot create %s: %s", w->tmp_path, strerror(errno));
         goto bad;
     }
     return w;
@@ -264,17 +256,17 @@ bad:
 
 int phi_writer_add_tensor(PhiWriter *w, const char *name, uint32_t type, uint32_t ndim,
                           uint64_t rows, uint64_t cols, char *err, size_t errlen) {
-    if (w->started) return fail(err, errlen, "tensor '%s' added after the data began", name);
-    if (strlen(name) >= PHI_NAME_MAX) return fail(err, errlen, "tensor name '%s' is too long", name);
-    if (w->n >= PHI_MAX_TENSORS) return fail(err, errlen, "too many tensors");
+    if (w->started) return errorf(err, errlen, "tensor '%s' added after the data began", name);
+    if (strlen(name) >= PHI_NAME_MAX) return errorf(err, errlen, "tensor name '%s' is too long", name);
+    if (w->n >= PHI_MAX_TENSORS) return errorf(err, errlen, "too many tensors");
     uint64_t nbytes = ndim == 1 ? type_tensor_bytes(type, 1, rows) : type_tensor_bytes(type, rows, cols);
     if (!nbytes || (ndim != 1 && ndim != 2))
-        return fail(err, errlen, "tensor '%s': shape [%llu, %llu] is invalid for its type", name,
+        return errorf(err, errlen, "tensor '%s': shape [%llu, %llu] is invalid for its type", name,
                     (unsigned long long)rows, (unsigned long long)cols);
     if (w->n == w->cap) {
         uint32_t cap = w->cap ? 2 * w->cap : 64;
         PhiTensorInfo *t = realloc(w->t, cap * sizeof *t);
-        if (!t) return fail(err, errlen, "out of memory");
+        if (!t) return errorf(err, errlen, "out of memory");
         w->t = t;
         w->cap = cap;
     }
@@ -314,7 +306,7 @@ int phi_writer_begin_data(PhiWriter *w, char *err, size_t errlen) {
     w->total = off;
     uint64_t meta = w->data_offset;
     uint8_t *m = calloc(1, meta);
-    if (!m) return fail(err, errlen, "out of memory");
+    if (!m) return errorf(err, errlen, "out of memory");
     memcpy(m, PHI_MAGIC, 8);
     wr32(m + 8, PHI_VERSION);
     wr32(m + 12, PHI_HEADER_SIZE);
@@ -342,7 +334,7 @@ int phi_writer_begin_data(PhiWriter *w, char *err, size_t errlen) {
     int rc = write_all(w->fd, m, meta, 0);
     free(m);
     if (rc || ftruncate(w->fd, (off_t)w->total))
-        return fail(err, errlen, "cannot write %s: %s", w->tmp_path, strerror(errno));
+        return errorf(err, errlen, "cannot write %s: %s", w->tmp_path, strerror(errno));
     w->started = 1;
     return 0;
 }
@@ -350,12 +342,12 @@ int phi_writer_begin_data(PhiWriter *w, char *err, size_t errlen) {
 int phi_writer_write_at(PhiWriter *w, int tensor, uint64_t offset, const void *data, uint64_t n,
                         char *err, size_t errlen) {
     if (!w->started || tensor < 0 || (uint32_t)tensor >= w->n)
-        return fail(err, errlen, "write to an unknown tensor");
+        return errorf(err, errlen, "write to an unknown tensor");
     const PhiTensorInfo *t = &w->t[tensor];
     if (offset > t->size || n > t->size - offset)
-        return fail(err, errlen, "write past the end of tensor '%s'", t->name);
+        return errorf(err, errlen, "write past the end of tensor '%s'", t->name);
     if (write_all(w->fd, data, n, t->offset + offset))
-        return fail(err, errlen, "cannot write %s: %s", w->tmp_path, strerror(errno));
+        return errorf(err, errlen, "cannot write %s: %s", w->tmp_path, strerror(errno));
     return 0;
 }
 
@@ -371,12 +363,12 @@ static void writer_free(PhiWriter *w) {
 
 int phi_writer_finish(PhiWriter *w, char *err, size_t errlen) {
     int rc = 0;
-    if (!w->started) rc = fail(err, errlen, "no data was written");
-    if (!rc && fsync(w->fd)) rc = fail(err, errlen, "cannot write %s: %s", w->tmp_path, strerror(errno));
-    if (close(w->fd) && !rc) rc = fail(err, errlen, "cannot write %s: %s", w->tmp_path, strerror(errno));
+    if (!w->started) rc = errorf(err, errlen, "no data was written");
+    if (!rc && fsync(w->fd)) rc = errorf(err, errlen, "cannot write %s: %s", w->tmp_path, strerror(errno));
+    if (close(w->fd) && !rc) rc = errorf(err, errlen, "cannot write %s: %s", w->tmp_path, strerror(errno));
     w->fd = -1;
     if (!rc && rename(w->tmp_path, w->path))
-        rc = fail(err, errlen, "cannot rename %s to %s: %s", w->tmp_path, w->path, strerror(errno));
+        rc = errorf(err, errlen, "cannot rename %s to %s: %s", w->tmp_path, w->path, strerror(errno));
     if (rc) unlink(w->tmp_path);
     writer_free(w);
     return rc;

@@ -1,37 +1,14 @@
 /* Hugging Face Phi-3 folder reader: config.json -> PhiHParams (+ LongRoPE factors), and the
  * safetensors file(s) holding the weights. */
+#include "engine/errmsg.h"
 #include "engine/hf.h"
 
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
-/* A string from an untrusted file, made safe for a one-line message. */
-static const char *printable(const char *s, size_t n, char *buf, size_t cap) {
-    size_t o = 0;
-    for (size_t i = 0; i < n && o + 4 < cap; i++) {
-        unsigned char c = (unsigned char)s[i];
-        buf[o++] = c >= 0x20 && c < 0x7F ? (char)c : '?';
-    }
-    if (o + 4 >= cap && n > o) {
-        memcpy(buf + o, "...", 3);
-        o += 3;
-    }
-    buf[o] = '\0';
-    return buf;
-}
 
 /* A key's value, with JSON null treated as absent. */
 static const JsonValue *get(const JsonValue *obj, const char *key) {
@@ -52,16 +29,16 @@ static int get_int(const Ctx *c, const JsonValue *obj, const char *key, long lon
     long long x;
     if (!v) {
         if (dflt < 0) {
-            set_err(c->err, c->errlen, "%s: missing '%s'", c->file, key);
+            errorf(c->err, c->errlen, "%s: missing '%s'", c->file, key);
             return -1;
         }
         x = dflt;
     } else if (json_int(v, &x)) {
-        set_err(c->err, c->errlen, "%s: '%s' must be an integer", c->file, key);
+        errorf(c->err, c->errlen, "%s: '%s' must be an integer", c->file, key);
         return -1;
     }
     if (x < lo || x > hi) {
-        set_err(c->err, c->errlen, "%s: %s %lld out of range [%lld, %lld]", c->file, key, x, lo, hi);
+        errorf(c->err, c->errlen, "%s: %s %lld out of range [%lld, %lld]", c->file, key, x, lo, hi);
         return -1;
     }
     *out = (uint32_t)x;
@@ -76,7 +53,7 @@ static int get_num(const Ctx *c, const JsonValue *obj, const char *key, double d
         return 0;
     }
     if (json_type(v) != JSON_NUMBER || !isfinite(json_num(v, 0))) {
-        set_err(c->err, c->errlen, "%s: '%s' must be a finite number", c->file, key);
+        errorf(c->err, c->errlen, "%s: '%s' must be a finite number", c->file, key);
         return -1;
     }
     *out = json_num(v, 0);
@@ -90,21 +67,21 @@ static int check_arch(const Ctx *c, const JsonValue *cfg) {
     if (archs) {
         if (json_type(archs) != JSON_ARRAY || json_count(archs) == 0 ||
             !(name = json_str(json_at(archs, 0), &len))) {
-            set_err(c->err, c->errlen, "%s: 'architectures' must be a non-empty list of strings", c->file);
+            errorf(c->err, c->errlen, "%s: 'architectures' must be a non-empty list of strings", c->file);
             return -1;
         }
         if (len == 15 && memcmp(name, "Phi3ForCausalLM", 15) == 0) return 0;
     } else {
         name = json_str(get(cfg, "model_type"), &len);
         if (!name) {
-            set_err(c->err, c->errlen, "%s: missing 'architectures'", c->file);
+            errorf(c->err, c->errlen, "%s: missing 'architectures'", c->file);
             return -1;
         }
         if (len == 4 && memcmp(name, "phi3", 4) == 0) return 0;
     }
     char pn[80];
-    set_err(c->err, c->errlen, "%s: unsupported architecture '%s' (phi runs Phi3ForCausalLM)", c->file,
-            printable(name, len, pn, sizeof pn));
+    errorf(c->err, c->errlen, "%s: unsupported architecture '%s' (phi runs Phi3ForCausalLM)", c->file,
+            err_printable(name, len, pn, sizeof pn));
     return -1;
 }
 
@@ -112,28 +89,28 @@ static int check_arch(const Ctx *c, const JsonValue *cfg) {
 static float *read_factors(const Ctx *c, const JsonValue *rs, const char *key, size_t n) {
     const JsonValue *a = get(rs, key);
     if (!a) {
-        set_err(c->err, c->errlen, "%s: missing 'rope_scaling.%s'", c->file, key);
+        errorf(c->err, c->errlen, "%s: missing 'rope_scaling.%s'", c->file, key);
         return NULL;
     }
     if (json_type(a) != JSON_ARRAY) {
-        set_err(c->err, c->errlen, "%s: rope_scaling.%s must be a list of %zu numbers", c->file, key, n);
+        errorf(c->err, c->errlen, "%s: rope_scaling.%s must be a list of %zu numbers", c->file, key, n);
         return NULL;
     }
     if (json_count(a) != n) {
-        set_err(c->err, c->errlen, "%s: rope_scaling.%s has %zu entries, expected %zu (rope_dims/2)",
+        errorf(c->err, c->errlen, "%s: rope_scaling.%s has %zu entries, expected %zu (rope_dims/2)",
                 c->file, key, json_count(a), n);
         return NULL;
     }
     float *f = malloc(n * sizeof *f);
     if (!f) {
-        set_err(c->err, c->errlen, "%s: out of memory", c->file);
+        errorf(c->err, c->errlen, "%s: out of memory", c->file);
         return NULL;
     }
     for (size_t i = 0; i < n; i++) {
         const JsonValue *v = json_at(a, i);
         double x = json_num(v, NAN);
         if (!(x > 0) || !isfinite(x) || x > 3.4e38) {
-            set_err(c->err, c->errlen, "%s: rope_scaling.%s[%zu] must be a finite number > 0", c->file,
+            errorf(c->err, c->errlen, "%s: rope_scaling.%s[%zu] must be a finite number > 0", c->file,
                     key, i);
             free(f);
             return NULL;
@@ -150,21 +127,21 @@ static int parse_rope_scaling(const Ctx *c, const JsonValue *cfg, HfModel *m) {
     const JsonValue *rs = get(cfg, "rope_scaling");
     if (!rs) return 0;
     if (json_type(rs) != JSON_OBJECT) {
-        set_err(c->err, c->errlen, "%s: 'rope_scaling' must be an object or null", c->file);
+        errorf(c->err, c->errlen, "%s: 'rope_scaling' must be an object or null", c->file);
         return -1;
     }
     size_t len;
     const char *type = json_str(get(rs, "type"), &len);
     if (!type) type = json_str(get(rs, "rope_type"), &len);
     if (!type) {
-        set_err(c->err, c->errlen, "%s: rope_scaling has no 'type'", c->file);
+        errorf(c->err, c->errlen, "%s: rope_scaling has no 'type'", c->file);
         return -1;
     }
     if (len == 7 && memcmp(type, "default", 7) == 0) return 0;
     if (!((len == 8 && memcmp(type, "longrope", 8) == 0) || (len == 2 && memcmp(type, "su", 2) == 0))) {
         char pn[80];
-        set_err(c->err, c->errlen, "%s: unsupported rope_scaling type '%s'", c->file,
-                printable(type, len, pn, sizeof pn));
+        errorf(c->err, c->errlen, "%s: unsupported rope_scaling type '%s'", c->file,
+                err_printable(type, len, pn, sizeof pn));
         return -1;
     }
     size_t n = hp->rope_dims / 2;
@@ -177,7 +154,7 @@ static int parse_rope_scaling(const Ctx *c, const JsonValue *cfg, HfModel *m) {
     if (af) {
         double x = json_num(af, NAN);
         if (!(x > 0) || !isfinite(x) || x > 1e6) {
-            set_err(c->err, c->errlen, "%s: rope_scaling.attention_factor must be a finite number > 0",
+            errorf(c->err, c->errlen, "%s: rope_scaling.attention_factor must be a finite number > 0",
                     c->file);
             return -1;
         }
@@ -185,7 +162,7 @@ static int parse_rope_scaling(const Ctx *c, const JsonValue *cfg, HfModel *m) {
     } else if (hp->max_seq_len > hp->orig_max_seq_len) {
         /* Hugging Face Phi-3: sqrt(1 + ln(scale) / ln(original max positions)) */
         if (hp->orig_max_seq_len < 2) {
-            set_err(c->err, c->errlen, "%s: original_max_position_embeddings must be > 1 with longrope",
+            errorf(c->err, c->errlen, "%s: original_max_position_embeddings must be > 1 with longrope",
                     c->file);
             return -1;
         }
@@ -204,7 +181,7 @@ static int add_stop_ids(const Ctx *c, const JsonValue *obj, PhiHParams *hp) {
         const JsonValue *v = json_type(e) == JSON_ARRAY ? json_at(e, i) : e;
         long long id;
         if (json_int(v, &id) || id < 0 || id >= (long long)hp->vocab_size) {
-            set_err(c->err, c->errlen, "%s: eos_token_id must be ids in [0, vocab_size %u)", c->file,
+            errorf(c->err, c->errlen, "%s: eos_token_id must be ids in [0, vocab_size %u)", c->file,
                     hp->vocab_size);
             return -1;
         }
@@ -212,7 +189,7 @@ static int add_stop_ids(const Ctx *c, const JsonValue *obj, PhiHParams *hp) {
         for (uint32_t k = 0; k < hp->n_stop_ids; k++) dup |= hp->stop_ids[k] == (uint32_t)id;
         if (dup) continue;
         if (hp->n_stop_ids == PHI_MAX_STOP_IDS) {
-            set_err(c->err, c->errlen, "%s: more than %d distinct eos_token_id values", c->file,
+            errorf(c->err, c->errlen, "%s: more than %d distinct eos_token_id values", c->file,
                     PHI_MAX_STOP_IDS);
             return -1;
         }
@@ -224,7 +201,7 @@ static int add_stop_ids(const Ctx *c, const JsonValue *obj, PhiHParams *hp) {
 static int parse_config(const Ctx *c, const JsonValue *cfg, const JsonValue *gen, HfModel *m) {
     PhiHParams *hp = &m->hp;
     if (json_type(cfg) != JSON_OBJECT) {
-        set_err(c->err, c->errlen, "%s: not a JSON object", c->file);
+        errorf(c->err, c->errlen, "%s: not a JSON object", c->file);
         return -1;
     }
     if (check_arch(c, cfg)) return -1;
@@ -242,20 +219,20 @@ static int parse_config(const Ctx *c, const JsonValue *cfg, const JsonValue *gen
         get_int(c, cfg, "sliding_window", 0, 0, 1 << 30, &hp->sliding_window))
         return -1;
     if (hp->n_heads % hp->n_kv_heads) {
-        set_err(c->err, c->errlen, "%s: num_key_value_heads %u does not divide num_attention_heads %u",
+        errorf(c->err, c->errlen, "%s: num_key_value_heads %u does not divide num_attention_heads %u",
                 c->file, hp->n_kv_heads, hp->n_heads);
         return -1;
     }
     if (get(cfg, "head_dim")) {
         if (get_int(c, cfg, "head_dim", -1, 1, DIM_MAX, &hp->head_dim)) return -1;
         if ((uint64_t)hp->head_dim * hp->n_heads != hp->dim) {
-            set_err(c->err, c->errlen, "%s: head_dim %u times num_attention_heads %u is not hidden_size %u",
+            errorf(c->err, c->errlen, "%s: head_dim %u times num_attention_heads %u is not hidden_size %u",
                     c->file, hp->head_dim, hp->n_heads, hp->dim);
             return -1;
         }
     } else {
         if (hp->dim % hp->n_heads) {
-            set_err(c->err, c->errlen, "%s: hidden_size %u is not a multiple of num_attention_heads %u",
+            errorf(c->err, c->errlen, "%s: hidden_size %u is not a multiple of num_attention_heads %u",
                     c->file, hp->dim, hp->n_heads);
             return -1;
         }
@@ -268,15 +245,15 @@ static int parse_config(const Ctx *c, const JsonValue *cfg, const JsonValue *gen
         get_num(c, cfg, "partial_rotary_factor", 1.0, &prf))
         return -1;
     if (!(theta > 0) || theta > 3.4e38) {
-        set_err(c->err, c->errlen, "%s: rope_theta %g must be > 0 and fit a float", c->file, theta);
+        errorf(c->err, c->errlen, "%s: rope_theta %g must be > 0 and fit a float", c->file, theta);
         return -1;
     }
     if (!(eps > 0 && eps < 1)) {
-        set_err(c->err, c->errlen, "%s: rms_norm_eps %g must be in (0, 1)", c->file, eps);
+        errorf(c->err, c->errlen, "%s: rms_norm_eps %g must be in (0, 1)", c->file, eps);
         return -1;
     }
     if (!(prf > 0 && prf <= 1)) {
-        set_err(c->err, c->errlen, "%s: partial_rotary_factor %g must be in (0, 1]", c->file, prf);
+        errorf(c->err, c->errlen, "%s: partial_rotary_factor %g must be in (0, 1]", c->file, prf);
         return -1;
     }
     hp->rope_theta = (float)theta;
@@ -284,7 +261,7 @@ static int parse_config(const Ctx *c, const JsonValue *cfg, const JsonValue *gen
     hp->partial_rotary_factor = (float)prf;
     int rope_dims = (int)(hp->head_dim * prf);
     if (rope_dims <= 0 || rope_dims % 2) {
-        set_err(c->err, c->errlen, "%s: rotary dimensions %d (head_dim %u x partial_rotary_factor %g) must be even and > 0",
+        errorf(c->err, c->errlen, "%s: rotary dimensions %d (head_dim %u x partial_rotary_factor %g) must be even and > 0",
                 c->file, rope_dims, hp->head_dim, prf);
         return -1;
     }
@@ -292,7 +269,7 @@ static int parse_config(const Ctx *c, const JsonValue *cfg, const JsonValue *gen
 
     const JsonValue *tie = get(cfg, "tie_word_embeddings");
     if (tie && json_type(tie) != JSON_BOOL) {
-        set_err(c->err, c->errlen, "%s: 'tie_word_embeddings' must be true or false", c->file);
+        errorf(c->err, c->errlen, "%s: 'tie_word_embeddings' must be true or false", c->file);
         return -1;
     }
     hp->tie_embeddings = (uint32_t)json_bool(tie, 0);
@@ -304,7 +281,7 @@ static int parse_config(const Ctx *c, const JsonValue *cfg, const JsonValue *gen
         /* some configs list several; the first is the eos id */
         long long id;
         if (json_int(json_at(eos, 0), &id) || id < 0 || id > vmax) {
-            set_err(c->err, c->errlen, "%s: eos_token_id must be ids in [0, vocab_size %u)", c->file,
+            errorf(c->err, c->errlen, "%s: eos_token_id must be ids in [0, vocab_size %u)", c->file,
                     hp->vocab_size);
             return -1;
         }
@@ -320,7 +297,7 @@ static int parse_config(const Ctx *c, const JsonValue *cfg, const JsonValue *gen
     if (gen) {
         Ctx g = {"generation_config.json", c->err, c->errlen};
         if (json_type(gen) != JSON_OBJECT) {
-            set_err(c->err, c->errlen, "%s: not a JSON object", g.file);
+            errorf(c->err, c->errlen, "%s: not a JSON object", g.file);
             return -1;
         }
         if ((got = add_stop_ids(&g, gen, hp)) < 0) return -1;
@@ -366,7 +343,7 @@ static int add_file(HfModel *m, const char *dir, const char *name, char *err, si
     if (!path || !files) {
         free(path);
         if (files) m->files = files;
-        set_err(err, errlen, "%s: out of memory", dir);
+        errorf(err, errlen, "%s: out of memory", dir);
         return -1;
     }
     m->files = files;
@@ -388,21 +365,21 @@ static int open_index(HfModel *m, const char *dir, const char *index_path, char 
     char msg[300];
     Json *doc = json_parse_file(index_path, msg, sizeof msg);
     if (!doc) {
-        set_err(err, errlen, "%s", msg);
+        errorf(err, errlen, "%s", msg);
         return -1;
     }
     const JsonValue *wm = json_get(json_root(doc), "weight_map");
     size_t n = json_count(wm);
     int rc = -1;
     if (json_type(wm) != JSON_OBJECT || n == 0) {
-        set_err(err, errlen, "%s: missing or empty 'weight_map'", index_path);
+        errorf(err, errlen, "%s: missing or empty 'weight_map'", index_path);
         goto done;
     }
     /* shard names in order of first use; m->files[k] is the k-th distinct one */
     const char **names = calloc(n, sizeof *names);
     int n_names = 0;
     if (!names) {
-        set_err(err, errlen, "%s: out of memory", index_path);
+        errorf(err, errlen, "%s: out of memory", index_path);
         goto done;
     }
     for (size_t i = 0; i < n; i++) {
@@ -412,8 +389,8 @@ static int open_index(HfModel *m, const char *dir, const char *index_path, char 
         if (!s || !valid_shard_name(s, len)) {
             size_t kl;
             const char *k = json_key_at(wm, i, &kl);
-            set_err(err, errlen, "%s: invalid shard file name for tensor '%s'", index_path,
-                    printable(k, kl, pn, sizeof pn));
+            errorf(err, errlen, "%s: invalid shard file name for tensor '%s'", index_path,
+                    err_printable(k, kl, pn, sizeof pn));
             free(names);
             goto done;
         }
@@ -429,8 +406,8 @@ static int open_index(HfModel *m, const char *dir, const char *index_path, char 
         size_t kl;
         const char *key = json_key_at(wm, i, &kl);
         if (!st_find(&m->files[k], key)) {
-            set_err(err, errlen, "%s: tensor '%s' is not in %s", index_path,
-                    printable(key, kl, pn, sizeof pn), s);
+            errorf(err, errlen, "%s: tensor '%s' is not in %s", index_path,
+                    err_printable(key, kl, pn, sizeof pn), s);
             free(names);
             goto done;
         }
@@ -450,8 +427,8 @@ static int check_unique_tensors(const HfModel *m, char *err, size_t errlen) {
                 const char *name = m->files[a].tensors[i].name;
                 if (st_find(&m->files[b], name)) {
                     char pn[96];
-                    set_err(err, errlen, "tensor '%s' is in both %s and %s",
-                            printable(name, strlen(name), pn, sizeof pn), m->files[a].path,
+                    errorf(err, errlen, "tensor '%s' is in both %s and %s",
+                            err_printable(name, strlen(name), pn, sizeof pn), m->files[a].path,
                             m->files[b].path);
                     return -1;
                 }
@@ -467,13 +444,13 @@ int hf_open(const char *dir, HfModel *m, char *err, size_t errlen) {
     char *index_path = join(dir, "model.safetensors.index.json");
     int rc = -1;
     if (!cfg_path || !gen_path || !index_path) {
-        set_err(err, errlen, "%s: out of memory", dir);
+        errorf(err, errlen, "%s: out of memory", dir);
         goto done;
     }
     if (!(cfg = json_parse_file(cfg_path, err, errlen))) goto done;
     if (file_exists(gen_path) && !(gen = json_parse_file(gen_path, err, errlen))) goto done;
     if (hf_parse_config(json_root(cfg), gen ? json_root(gen) : NULL, m, msg, sizeof msg)) {
-        set_err(err, errlen, "%s/%s", dir, msg); /* messages start with the file name */
+        errorf(err, errlen, "%s/%s", dir, msg); /* messages start with the file name */
         goto done;
     }
     if (file_exists(index_path)) {
@@ -483,7 +460,7 @@ int hf_open(const char *dir, HfModel *m, char *err, size_t errlen) {
         int have = single && file_exists(single);
         free(single);
         if (!have) {
-            set_err(err, errlen, "%s: no model.safetensors or model.safetensors.index.json", dir);
+            errorf(err, errlen, "%s: no model.safetensors or model.safetensors.index.json", dir);
             goto done;
         }
         if (add_file(m, dir, "model.safetensors", err, errlen)) goto done;

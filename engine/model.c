@@ -1,9 +1,9 @@
 /* Loading a phi file: mmap, validate, and bind the tensors the forward pass reads. */
+#include "engine/errmsg.h"
 #include "engine/model.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,26 +11,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 /* Find a tensor and check its shape: rows x cols for matrices (cols = 0 for a 1-D F32 vector). */
 static const PhiTensorInfo *need(const PhiFile *f, const char *name, uint64_t rows, uint64_t cols,
                                  char *err, size_t errlen) {
     const PhiTensorInfo *t = phi_file_find(f, name);
     if (!t) {
-        fail(err, errlen, "model file has no tensor '%s'", name);
+        errorf(err, errlen, "model file has no tensor '%s'", name);
         return NULL;
     }
     int ok = cols ? t->ndim == 2 && t->ne[0] == rows && t->ne[1] == cols
                   : t->ndim == 1 && t->ne[0] == rows && t->type == TENSOR_F32;
     if (!ok) {
-        fail(err, errlen, "tensor '%s' has shape [%llu, %llu] (%s), expected [%llu, %llu]%s", name,
+        errorf(err, errlen, "tensor '%s' has shape [%llu, %llu] (%s), expected [%llu, %llu]%s", name,
              (unsigned long long)t->ne[0], (unsigned long long)t->ne[1],
              type_traits(t->type)->name, (unsigned long long)rows, (unsigned long long)cols,
              cols ? "" : " f32");
@@ -72,7 +64,7 @@ static int bind(Model *m, char *err, size_t errlen) {
          bind_vector(f, "rope.long_factor", hp->rope_dims / 2, &m->rope_long, err, errlen)))
         return -1;
     m->layers = calloc(hp->n_layers, sizeof *m->layers);
-    if (!m->layers) return fail(err, errlen, "out of memory");
+    if (!m->layers) return errorf(err, errlen, "out of memory");
     for (uint32_t l = 0; l < hp->n_layers; l++) {
         Layer *L = &m->layers[l];
         char name[PHI_NAME_MAX];
@@ -98,11 +90,11 @@ int model_from_buffer(const uint8_t *buf, uint64_t size, Model *m, char *err, si
     if (bind(m, err, errlen)) goto bad;
     m->tok = tok_load(m->file.tokenizer, m->file.tokenizer_size, terr, sizeof terr);
     if (!m->tok) {
-        fail(err, errlen, "tokenizer section: %s", terr);
+        errorf(err, errlen, "tokenizer section: %s", terr);
         goto bad;
     }
     if (tok_vocab_size(m->tok) > (int)m->hp.vocab_size) {
-        fail(err, errlen, "tokenizer has %d pieces but the model only %u rows",
+        errorf(err, errlen, "tokenizer has %d pieces but the model only %u rows",
              tok_vocab_size(m->tok), m->hp.vocab_size);
         goto bad;
     }
@@ -140,15 +132,15 @@ static void *read_to_huge_pages(int fd, size_t size) {
 int model_load_ex(const char *path, Model *m, int flags, char *err, size_t errlen) {
     memset(m, 0, sizeof *m);
     int fd = open(path, O_RDONLY);
-    if (fd < 0) return fail(err, errlen, "cannot open %s: %s", path, strerror(errno));
+    if (fd < 0) return errorf(err, errlen, "cannot open %s: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
         close(fd);
-        return fail(err, errlen, "%s is not a regular file", path);
+        return errorf(err, errlen, "%s is not a regular file", path);
     }
     if (st.st_size < PHI_HEADER_SIZE) {
         close(fd);
-        return fail(err, errlen, "%s: not a phi model file (only %lld bytes)", path,
+        return errorf(err, errlen, "%s: not a phi model file (only %lld bytes)", path,
                     (long long)st.st_size);
     }
     void *map;
@@ -161,12 +153,12 @@ int model_load_ex(const char *path, Model *m, int flags, char *err, size_t errle
     int map_errno = errno;
     close(fd);
     if (map == MAP_FAILED)
-        return fail(err, errlen, "cannot %s %s: %s", flags & MODEL_LOAD_COPY ? "read" : "mmap", path,
+        return errorf(err, errlen, "cannot %s %s: %s", flags & MODEL_LOAD_COPY ? "read" : "mmap", path,
                     strerror(map_errno));
     char e[512];
     if (model_from_buffer(map, (uint64_t)st.st_size, m, e, sizeof e)) {
         munmap(map, (size_t)st.st_size);
-        return fail(err, errlen, "%s: %s", path, e);
+        return errorf(err, errlen, "%s: %s", path, e);
     }
     m->map = map;
     m->map_size = (size_t)st.st_size;

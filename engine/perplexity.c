@@ -1,10 +1,10 @@
 /* Perplexity over windows of a text, and KL divergence against saved base logits. The methods
  * and the logits file are described in perplexity.h. */
+#include "engine/errmsg.h"
 #include "engine/perplexity.h"
 
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,15 +13,6 @@
 #include "engine/generate.h"
 
 static const char LOGITS_MAGIC[8] = {'P', 'H', 'I', 'L', 'O', 'G', 'I', 'T'};
-
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 /* ---- how the token stream is cut ---- */
 
@@ -46,7 +37,7 @@ static int plan_make(Plan *p, const Model *m, const int *ids, int n_ids, const P
     p->n_ids = n_ids;
     p->bos = (int)m->hp.bos_id;
     if (o->n_ctx < perplexity_min_ctx(o->method))
-        return fail(err, errlen, "-c %d is too small for perplexity with the %s method (at least %d)",
+        return errorf(err, errlen, "-c %d is too small for perplexity with the %s method (at least %d)",
                     o->n_ctx, method_name(o->method), perplexity_min_ctx(o->method));
     if (o->method == PPL_LLAMA) {
         p->n_chunks = (int)(((long)n_ids + 1) / o->n_ctx); /* the stream is [BOS] + ids */
@@ -58,7 +49,7 @@ static int plan_make(Plan *p, const Model *m, const int *ids, int n_ids, const P
         p->n_score = o->n_ctx;
     }
     if (p->n_chunks < 1)
-        return fail(err, errlen, "the text has %d tokens, less than one window of -c %d (lower -c)",
+        return errorf(err, errlen, "the text has %d tokens, less than one window of -c %d (lower -c)",
                     n_ids + (o->method == PPL_LLAMA), o->n_ctx);
     if (o->max_chunks > 0 && p->n_chunks > o->max_chunks) p->n_chunks = o->max_chunks;
     return 0;
@@ -129,7 +120,7 @@ static void header_encode(const LogitsHeader *h, uint8_t *b) {
 static FILE *base_open(const char *path, const LogitsHeader *want, char *err, size_t errlen) {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        fail(err, errlen, "--kl-base %s: %s", path, strerror(errno));
+        errorf(err, errlen, "--kl-base %s: %s", path, strerror(errno));
         return NULL;
     }
     uint8_t b[PPL_LOGITS_HEADER];
@@ -141,7 +132,7 @@ static FILE *base_open(const char *path, const LogitsHeader *want, char *err, si
     else if (get_u32(b + 8) != 1 || get_u32(b + 12) != PPL_LOGITS_HEADER)
         why = "unknown logits file version (this phi reads version 1)";
     if (why) {
-        fail(err, errlen, "--kl-base %s: %s", path, why);
+        errorf(err, errlen, "--kl-base %s: %s", path, why);
         fclose(f);
         return NULL;
     }
@@ -149,17 +140,17 @@ static FILE *base_open(const char *path, const LogitsHeader *want, char *err, si
                       get_u64(b + 32), get_u64(b + 40)};
     uint64_t size = PPL_LOGITS_HEADER + h.n_scored * h.vocab * 4ull;
     if (h.vocab != want->vocab)
-        fail(err, errlen, "--kl-base %s: saved from a model with %u vocabulary rows, this one has %u",
+        errorf(err, errlen, "--kl-base %s: saved from a model with %u vocabulary rows, this one has %u",
              path, h.vocab, want->vocab);
     else if (h.method != want->method || h.n_ctx != want->n_ctx || h.n_chunks != want->n_chunks)
-        fail(err, errlen, "--kl-base %s: saved by a %s run with -c %u over %u chunks; this run is %s, -c %u, %u chunks",
+        errorf(err, errlen, "--kl-base %s: saved by a %s run with -c %u over %u chunks; this run is %s, -c %u, %u chunks",
              path, h.method == PPL_LLAMA ? "llama.cpp-method" : h.method == PPL_ALL ? "--ppl-all" : "unknown-method",
              h.n_ctx, h.n_chunks, want->method == PPL_LLAMA ? "llama.cpp-method" : "--ppl-all",
              want->n_ctx, want->n_chunks);
     else if (h.token_hash != want->token_hash || h.n_scored != want->n_scored)
-        fail(err, errlen, "--kl-base %s: its tokens differ from this run's (another text or tokenizer)", path);
+        errorf(err, errlen, "--kl-base %s: its tokens differ from this run's (another text or tokenizer)", path);
     else if ((uint64_t)st.st_size != size)
-        fail(err, errlen, "--kl-base %s: %s: %llu bytes, expected %llu", path,
+        errorf(err, errlen, "--kl-base %s: %s: %llu bytes, expected %llu", path,
              (uint64_t)st.st_size < size ? "truncated" : "trailing bytes",
              (unsigned long long)st.st_size, (unsigned long long)size);
     else
@@ -251,7 +242,7 @@ int perplexity_run(const Model *m, State *s, const int *ids, int n_ids, const Pp
     Plan p;
     if (plan_make(&p, m, ids, n_ids, o, err, errlen)) return -1;
     if (p.n_ctx > s->n_ctx)
-        return fail(err, errlen, "-c %d is more than the state's %d positions", p.n_ctx, s->n_ctx);
+        return errorf(err, errlen, "-c %d is more than the state's %d positions", p.n_ctx, s->n_ctx);
     const PhiHParams *hp = &m->hp;
     int vocab = (int)hp->vocab_size;
     /* LongRoPE picks its factor set from the length of a forward call: a window longer than the
@@ -269,7 +260,7 @@ int perplexity_run(const Model *m, State *s, const int *ids, int n_ids, const Pp
     int rc = -1;
     int created = 0;
     if (!toks || !targets || !logits || (o->kl_base && (!base || !a.kl))) {
-        fail(err, errlen, "out of memory for %d x %d logits", piece, vocab);
+        errorf(err, errlen, "out of memory for %d x %d logits", piece, vocab);
         goto done;
     }
     LogitsHeader h = {(uint32_t)vocab, (uint32_t)p.n_ctx, (uint32_t)p.method, (uint32_t)p.n_chunks,
@@ -280,7 +271,7 @@ int perplexity_run(const Model *m, State *s, const int *ids, int n_ids, const Pp
         header_encode(&h, hb);
         fs = fopen(o->save_logits, "wb");
         if (!fs) {
-            fail(err, errlen, "cannot create %s: %s", o->save_logits, strerror(errno));
+            errorf(err, errlen, "cannot create %s: %s", o->save_logits, strerror(errno));
             goto done;
         }
         struct stat st;
@@ -301,7 +292,7 @@ int perplexity_run(const Model *m, State *s, const int *ids, int n_ids, const Pp
         for (; j0 < end; j0 += piece) {
             int n = end - j0 < piece ? end - j0 : piece;
             if (model_forward(m, s, toks + j0, n, j0, logits)) {
-                fail(err, errlen, "a token of the text is outside the vocabulary (0..%d)", vocab - 1);
+                errorf(err, errlen, "a token of the text is outside the vocabulary (0..%d)", vocab - 1);
                 goto done;
             }
             r->n_evaluated += n;
@@ -311,7 +302,7 @@ int perplexity_run(const Model *m, State *s, const int *ids, int n_ids, const Pp
                 const float *l = logits + (size_t)i * vocab;
                 if (fs && fwrite(l, sizeof(float), (size_t)vocab, fs) != (size_t)vocab) goto write_error;
                 if (fb && fread(base, sizeof(float), (size_t)vocab, fb) != (size_t)vocab) {
-                    fail(err, errlen, "--kl-base %s: read error", o->kl_base);
+                    errorf(err, errlen, "--kl-base %s: read error", o->kl_base);
                     goto done;
                 }
                 score_position(&a, l, fb ? base : NULL, vocab, targets[j]);
@@ -345,7 +336,7 @@ int perplexity_run(const Model *m, State *s, const int *ids, int n_ids, const Pp
     rc = 0;
     goto done;
 write_error:
-    fail(err, errlen, "cannot write %s: %s", o->save_logits, strerror(errno));
+    errorf(err, errlen, "cannot write %s: %s", o->save_logits, strerror(errno));
 done:
     if (fs) fclose(fs);
     if (rc && created) remove(o->save_logits); /* no partial file is left behind */

@@ -1,13 +1,13 @@
 /* Safetensors reader. The header is validated in full against the file size before anything
  * is read; tensors are kept sorted by name so lookups are a binary search and duplicate
  * names show up as neighbours. */
+#include "engine/errmsg.h"
 #include "engine/safetensors.h"
 
 #include "engine/json.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,30 +15,6 @@
 #include <unistd.h>
 
 #define ST_MAX_HEADER (100u * 1024 * 1024)
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
-/* Copies a name from an untrusted file for an error message: printable ASCII only (so the
- * message stays one line), truncated. */
-static const char *printable(const char *s, size_t n, char *buf, size_t cap) {
-    size_t o = 0;
-    for (size_t i = 0; i < n && o + 4 < cap; i++) {
-        unsigned char c = (unsigned char)s[i];
-        buf[o++] = c >= 0x20 && c < 0x7F ? (char)c : '?';
-    }
-    if (o + 4 >= cap && n > o) {
-        memcpy(buf + o, "...", 3);
-        o += 3;
-    }
-    buf[o] = '\0';
-    return buf;
-}
 
 typedef struct {
     const char *name;
@@ -87,21 +63,21 @@ static void free_tensors(StFile *f) {
 static int parse_entry(const char *name, const JsonValue *e, uint64_t data_start,
                        uint64_t data_size, StTensor *t, char *err, size_t errlen) {
     char pn[96];
-    const char *shown = printable(name, strlen(name), pn, sizeof pn);
+    const char *shown = err_printable(name, strlen(name), pn, sizeof pn);
     if (json_type(e) != JSON_OBJECT) {
-        set_err(err, errlen, "tensor '%s': entry is not an object", shown);
+        errorf(err, errlen, "tensor '%s': entry is not an object", shown);
         return -1;
     }
     size_t dlen;
     const char *dtype = json_str(json_get(e, "dtype"), &dlen);
     if (!dtype) {
-        set_err(err, errlen, "tensor '%s': missing or non-string 'dtype'", shown);
+        errorf(err, errlen, "tensor '%s': missing or non-string 'dtype'", shown);
         return -1;
     }
     if (dlen == 0 || dlen >= sizeof t->dtype_name || memchr(dtype, '\0', dlen)) {
         char pd[40];
-        set_err(err, errlen, "tensor '%s': invalid dtype '%s'", shown,
-                printable(dtype, dlen, pd, sizeof pd));
+        errorf(err, errlen, "tensor '%s': invalid dtype '%s'", shown,
+                err_printable(dtype, dlen, pd, sizeof pd));
         return -1;
     }
     memcpy(t->dtype_name, dtype, dlen + 1);
@@ -109,12 +85,12 @@ static int parse_entry(const char *name, const JsonValue *e, uint64_t data_start
 
     const JsonValue *shape = json_get(e, "shape");
     if (json_type(shape) != JSON_ARRAY) {
-        set_err(err, errlen, "tensor '%s': missing or non-array 'shape'", shown);
+        errorf(err, errlen, "tensor '%s': missing or non-array 'shape'", shown);
         return -1;
     }
     size_t nd = json_count(shape);
     if (nd > ST_MAX_DIMS) {
-        set_err(err, errlen, "tensor '%s': %zu dimensions (at most %d)", shown, nd, ST_MAX_DIMS);
+        errorf(err, errlen, "tensor '%s': %zu dimensions (at most %d)", shown, nd, ST_MAX_DIMS);
         return -1;
     }
     t->ndim = (int)nd;
@@ -123,7 +99,7 @@ static int parse_entry(const char *name, const JsonValue *e, uint64_t data_start
     for (size_t i = 0; i < nd; i++) {
         long long d;
         if (json_int(json_at(shape, i), &d) || d < 0) {
-            set_err(err, errlen, "tensor '%s': shape[%zu] is not a non-negative integer", shown, i);
+            errorf(err, errlen, "tensor '%s': shape[%zu] is not a non-negative integer", shown, i);
             return -1;
         }
         t->shape[i] = (uint64_t)d;
@@ -137,26 +113,26 @@ static int parse_entry(const char *name, const JsonValue *e, uint64_t data_start
     long long b, en;
     if (json_type(offs) != JSON_ARRAY || json_count(offs) != 2 || json_int(json_at(offs, 0), &b) ||
         json_int(json_at(offs, 1), &en) || b < 0 || en < 0) {
-        set_err(err, errlen, "tensor '%s': 'data_offsets' must be [begin, end] of non-negative integers",
+        errorf(err, errlen, "tensor '%s': 'data_offsets' must be [begin, end] of non-negative integers",
                 shown);
         return -1;
     }
     if (en < b) {
-        set_err(err, errlen, "tensor '%s': data_offsets end %lld before begin %lld", shown, en, b);
+        errorf(err, errlen, "tensor '%s': data_offsets end %lld before begin %lld", shown, en, b);
         return -1;
     }
     if ((uint64_t)en > data_size) {
-        set_err(err, errlen, "tensor '%s': data_offsets end %lld beyond the data (%llu bytes)", shown,
+        errorf(err, errlen, "tensor '%s': data_offsets end %lld beyond the data (%llu bytes)", shown,
                 en, (unsigned long long)data_size);
         return -1;
     }
     uint64_t bytes;
     if (overflow || (esize && mul_overflows(numel, esize, &bytes))) {
-        set_err(err, errlen, "tensor '%s': shape is too large", shown);
+        errorf(err, errlen, "tensor '%s': shape is too large", shown);
         return -1;
     }
     if (esize && bytes != (uint64_t)(en - b)) {
-        set_err(err, errlen, "tensor '%s': %s shape needs %llu bytes but data_offsets span %llu",
+        errorf(err, errlen, "tensor '%s': %s shape needs %llu bytes but data_offsets span %llu",
                 shown, t->dtype_name, (unsigned long long)bytes, (unsigned long long)(en - b));
         return -1;
     }
@@ -170,36 +146,36 @@ int st_parse_header(const uint8_t *buf, size_t buflen, uint64_t file_size, StFil
     f->n = 0;
     f->tensors = NULL;
     if (buflen < 8 || file_size < 8) {
-        set_err(err, errlen, "file too small for a safetensors header (%llu bytes)",
+        errorf(err, errlen, "file too small for a safetensors header (%llu bytes)",
                 (unsigned long long)file_size);
         return -1;
     }
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = hlen << 8 | buf[i];
     if (hlen > file_size - 8) {
-        set_err(err, errlen, "header length %llu exceeds the file size %llu",
+        errorf(err, errlen, "header length %llu exceeds the file size %llu",
                 (unsigned long long)hlen, (unsigned long long)file_size);
         return -1;
     }
     if (hlen > ST_MAX_HEADER) {
-        set_err(err, errlen, "header length %llu exceeds the %u byte limit", (unsigned long long)hlen,
+        errorf(err, errlen, "header length %llu exceeds the %u byte limit", (unsigned long long)hlen,
                 ST_MAX_HEADER);
         return -1;
     }
     if (buflen - 8 < hlen) {
-        set_err(err, errlen, "header truncated (%zu of %llu bytes)", buflen - 8,
+        errorf(err, errlen, "header truncated (%zu of %llu bytes)", buflen - 8,
                 (unsigned long long)hlen);
         return -1;
     }
     char jerr[200];
     Json *doc = json_parse((const char *)buf + 8, (size_t)hlen, jerr, sizeof jerr);
     if (!doc) {
-        set_err(err, errlen, "header: %s", jerr);
+        errorf(err, errlen, "header: %s", jerr);
         return -1;
     }
     const JsonValue *root = json_root(doc);
     if (json_type(root) != JSON_OBJECT) {
-        set_err(err, errlen, "header is not a JSON object");
+        errorf(err, errlen, "header is not a JSON object");
         json_free(doc);
         return -1;
     }
@@ -208,7 +184,7 @@ int st_parse_header(const uint8_t *buf, size_t buflen, uint64_t file_size, StFil
     StTensor *ts = calloc(count ? count : 1, sizeof *ts);
     int n = 0;
     if (!ts) {
-        set_err(err, errlen, "out of memory");
+        errorf(err, errlen, "out of memory");
         json_free(doc);
         return -1;
     }
@@ -219,17 +195,17 @@ int st_parse_header(const uint8_t *buf, size_t buflen, uint64_t file_size, StFil
         if (klen == 12 && memcmp(key, "__metadata__", 12) == 0) continue;
         char pn[96];
         if (klen == 0 || memchr(key, '\0', klen)) {
-            set_err(err, errlen, "invalid tensor name '%s'", printable(key, klen, pn, sizeof pn));
+            errorf(err, errlen, "invalid tensor name '%s'", err_printable(key, klen, pn, sizeof pn));
             goto fail;
         }
         if (n == INT32_MAX) {
-            set_err(err, errlen, "too many tensors");
+            errorf(err, errlen, "too many tensors");
             goto fail;
         }
         StTensor *t = &ts[n];
         if (parse_entry(key, json_value_at(root, i), data_start, data_size, t, err, errlen)) goto fail;
         if (!(t->name = strdup(key))) {
-            set_err(err, errlen, "out of memory");
+            errorf(err, errlen, "out of memory");
             goto fail;
         }
         f->n = ++n;
@@ -240,8 +216,8 @@ int st_parse_header(const uint8_t *buf, size_t buflen, uint64_t file_size, StFil
     for (int i = 1; i < n; i++)
         if (strcmp(ts[i - 1].name, ts[i].name) == 0) {
             char pn[96];
-            set_err(err, errlen, "duplicate tensor name '%s'",
-                    printable(ts[i].name, strlen(ts[i].name), pn, sizeof pn));
+            errorf(err, errlen, "duplicate tensor name '%s'",
+                    err_printable(ts[i].name, strlen(ts[i].name), pn, sizeof pn));
             goto fail;
         }
     f->file_size = file_size;
@@ -258,17 +234,17 @@ int st_open(const char *path, StFile *f, char *err, size_t errlen) {
     f->fd = -1;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        set_err(err, errlen, "%s: %s", path, strerror(errno));
+        errorf(err, errlen, "%s: %s", path, strerror(errno));
         return -1;
     }
     struct stat st;
     if (fstat(fd, &st) != 0) {
-        set_err(err, errlen, "%s: %s", path, strerror(errno));
+        errorf(err, errlen, "%s: %s", path, strerror(errno));
         close(fd);
         return -1;
     }
     if (!S_ISREG(st.st_mode)) {
-        set_err(err, errlen, "%s: not a regular file", path);
+        errorf(err, errlen, "%s: not a regular file", path);
         close(fd);
         return -1;
     }
@@ -286,7 +262,7 @@ int st_open(const char *path, StFile *f, char *err, size_t errlen) {
     size_t got = 0;
     if (size >= 8) {
         if (!(buf = malloc(want))) {
-            set_err(err, errlen, "%s: out of memory", path);
+            errorf(err, errlen, "%s: out of memory", path);
             close(fd);
             return -1;
         }
@@ -298,14 +274,14 @@ int st_open(const char *path, StFile *f, char *err, size_t errlen) {
         }
     }
     if (st_parse_header(buf ? buf : head, got, size, f, msg, sizeof msg)) {
-        set_err(err, errlen, "%s: %s", path, msg);
+        errorf(err, errlen, "%s: %s", path, msg);
         free(buf);
         close(fd);
         return -1;
     }
     free(buf);
     if (!(f->path = strdup(path))) {
-        set_err(err, errlen, "%s: out of memory", path);
+        errorf(err, errlen, "%s: out of memory", path);
         free_tensors(f);
         close(fd);
         return -1;
@@ -379,15 +355,15 @@ static void convert_in_place(float *out, size_t n, StDtype dt) {
 int st_read_f32(const StFile *f, const StTensor *t, uint64_t start, uint64_t count, float *out,
                 char *err, size_t errlen) {
     char pn[96];
-    const char *shown = printable(t->name, strlen(t->name), pn, sizeof pn);
+    const char *shown = err_printable(t->name, strlen(t->name), pn, sizeof pn);
     const char *path = f->path ? f->path : "safetensors";
     if (t->dtype == ST_OTHER) {
-        set_err(err, errlen, "%s: tensor %s has unsupported dtype %s", path, shown, t->dtype_name);
+        errorf(err, errlen, "%s: tensor %s has unsupported dtype %s", path, shown, t->dtype_name);
         return -1;
     }
     uint64_t numel = st_numel(t);
     if (start > numel || count > numel - start) {
-        set_err(err, errlen, "%s: tensor %s: elements [%llu, +%llu) out of range (%llu)", path, shown,
+        errorf(err, errlen, "%s: tensor %s: elements [%llu, +%llu) out of range (%llu)", path, shown,
                 (unsigned long long)start, (unsigned long long)count, (unsigned long long)numel);
         return -1;
     }
@@ -403,7 +379,7 @@ int st_read_f32(const StFile *f, const StTensor *t, uint64_t start, uint64_t cou
             ssize_t r = pread(f->fd, dst + got, want - got, (off_t)(off + got));
             if (r < 0 && errno == EINTR) continue;
             if (r <= 0) {
-                set_err(err, errlen, "%s: tensor %s: %s", path, shown,
+                errorf(err, errlen, "%s: tensor %s: %s", path, shown,
                         r < 0 ? strerror(errno) : "unexpected end of file");
                 return -1;
             }

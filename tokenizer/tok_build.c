@@ -8,16 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int tok_errf(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 /* ---- UTF-8 ---- */
 
 int tok_utf8_len(const unsigned char *s, size_t avail) {
@@ -76,7 +66,7 @@ int tok_parse_byte_piece(const char *s, size_t len, int *byte) {
 char *tok_read_file(const char *path, size_t *len, char *err, size_t errlen) {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        tok_errf(err, errlen, "%s: %s", path, strerror(errno));
+        errorf(err, errlen, "%s: %s", path, strerror(errno));
         return NULL;
     }
     size_t cap = 1 << 16, n = 0;
@@ -98,7 +88,7 @@ char *tok_read_file(const char *path, size_t *len, char *err, size_t errlen) {
     fclose(f);
     if (!buf || bad) {
         free(buf);
-        tok_errf(err, errlen, "%s: %s", path, bad ? "read error" : "out of memory");
+        errorf(err, errlen, "%s: %s", path, bad ? "read error" : "out of memory");
         return NULL;
     }
     buf[n] = 0;
@@ -110,7 +100,7 @@ char *tok_read_file(const char *path, size_t *len, char *err, size_t errlen) {
 
 Tokenizer *tok_alloc(int n_pieces, char *err, size_t errlen) {
     if (n_pieces < 1 || n_pieces > TOK_MAX_PIECES) {
-        tok_errf(err, errlen, "tokenizer: piece count %d out of range [1, %d]", n_pieces,
+        errorf(err, errlen, "tokenizer: piece count %d out of range [1, %d]", n_pieces,
                  TOK_MAX_PIECES);
         return NULL;
     }
@@ -129,20 +119,20 @@ Tokenizer *tok_alloc(int n_pieces, char *err, size_t errlen) {
     return t;
 oom:
     tok_free(t);
-    tok_errf(err, errlen, "tokenizer: out of memory");
+    errorf(err, errlen, "tokenizer: out of memory");
     return NULL;
 }
 
 int tok_set_piece(Tokenizer *t, int id, const char *s, size_t len, uint32_t flags, float score,
                   char *err, size_t errlen) {
-    if (id < 0 || id >= t->n_pieces) return tok_errf(err, errlen, "tokenizer: id %d out of range", id);
+    if (id < 0 || id >= t->n_pieces) return errorf(err, errlen, "tokenizer: id %d out of range", id);
     if (len > TOK_MAX_PIECE_LEN)
-        return tok_errf(err, errlen, "tokenizer: piece %d is %zu bytes (max %d)", id, len,
+        return errorf(err, errlen, "tokenizer: piece %d is %zu bytes (max %d)", id, len,
                         TOK_MAX_PIECE_LEN);
     if (t->text_len + len + 1 > t->text_cap) {
         size_t cap = t->text_cap * 2 + len + 1;
         char *nt = realloc(t->text, cap);
-        if (!nt) return tok_errf(err, errlen, "tokenizer: out of memory");
+        if (!nt) return errorf(err, errlen, "tokenizer: out of memory");
         t->text = nt;
         t->text_cap = cap;
     }
@@ -163,7 +153,7 @@ int tok_add_merge(Tokenizer *t, int left, int right, char *err, size_t errlen) {
     if (t->n_merges == t->merges_cap) {
         int cap = t->merges_cap ? t->merges_cap * 2 : 1024;
         int32_t *nm = realloc(t->merges, (size_t)cap * 2 * sizeof *nm);
-        if (!nm) return tok_errf(err, errlen, "tokenizer: out of memory");
+        if (!nm) return errorf(err, errlen, "tokenizer: out of memory");
         t->merges = nm;
         t->merges_cap = cap;
     }
@@ -177,9 +167,9 @@ int tok_set_template(Tokenizer *t, const char *s, size_t len, char *err, size_t 
     free(t->chat_template);
     t->chat_template = NULL;
     if (!s) return 0;
-    if (memchr(s, 0, len)) return tok_errf(err, errlen, "tokenizer: chat template contains NUL");
+    if (memchr(s, 0, len)) return errorf(err, errlen, "tokenizer: chat template contains NUL");
     t->chat_template = malloc(len + 1);
-    if (!t->chat_template) return tok_errf(err, errlen, "tokenizer: out of memory");
+    if (!t->chat_template) return errorf(err, errlen, "tokenizer: out of memory");
     memcpy(t->chat_template, s, len);
     t->chat_template[len] = 0;
     return 0;
@@ -314,31 +304,31 @@ static int check_piece(const Tokenizer *t, int id, char *err, size_t errlen) {
     uint32_t kind = p->flags & TOK_KIND_MASK;
     const char *s = t->text + p->off;
     if (p->flags & ~TOK_F_ALL || kind > TOK_KIND_MAX)
-        return tok_errf(err, errlen, "tokenizer: piece %d has invalid flags 0x%x", id, p->flags);
+        return errorf(err, errlen, "tokenizer: piece %d has invalid flags 0x%x", id, p->flags);
     if (kind == TOK_KIND_UNUSED) {
         if (p->len || p->flags != TOK_KIND_UNUSED)
-            return tok_errf(err, errlen, "tokenizer: unused piece %d has text or flags", id);
+            return errorf(err, errlen, "tokenizer: unused piece %d has text or flags", id);
         return 0;
     }
-    if (!p->len) return tok_errf(err, errlen, "tokenizer: piece %d is empty", id);
+    if (!p->len) return errorf(err, errlen, "tokenizer: piece %d is empty", id);
     if (tok_utf8_check(s, p->len) != p->len)
-        return tok_errf(err, errlen, "tokenizer: piece %d is not valid UTF-8", id);
+        return errorf(err, errlen, "tokenizer: piece %d is not valid UTF-8", id);
     if (kind == TOK_KIND_BYTE && t->type == TOK_TYPE_BYTE_BPE)
-        return tok_errf(err, errlen, "tokenizer: byte-level piece %d has the <0xHH> kind", id);
+        return errorf(err, errlen, "tokenizer: byte-level piece %d has the <0xHH> kind", id);
     if (kind == TOK_KIND_BYTE && !tok_parse_byte_piece(s, p->len, NULL))
-        return tok_errf(err, errlen, "tokenizer: byte piece %d is not <0xHH>", id);
+        return errorf(err, errlen, "tokenizer: byte piece %d is not <0xHH>", id);
     uint32_t added_only = TOK_F_LSTRIP | TOK_F_RSTRIP | TOK_F_NORMALIZED | TOK_F_SINGLE_WORD;
     if ((p->flags & added_only) && !(p->flags & TOK_F_ADDED))
-        return tok_errf(err, errlen, "tokenizer: piece %d has added-token flags but is not added", id);
+        return errorf(err, errlen, "tokenizer: piece %d has added-token flags but is not added", id);
     if ((t->opts & TOK_O_HAS_SCORES) && !isfinite(p->score))
-        return tok_errf(err, errlen, "tokenizer: piece %d has a non-finite score", id);
+        return errorf(err, errlen, "tokenizer: piece %d has a non-finite score", id);
     return 0;
 }
 
 static int check_special_id(const Tokenizer *t, int id, const char *what, char *err, size_t errlen) {
     if (id == -1) return 0;
     if (id < 0 || id >= t->n_pieces || (t->pieces[id].flags & TOK_KIND_MASK) == TOK_KIND_UNUSED)
-        return tok_errf(err, errlen, "tokenizer: %s id %d is not a valid piece", what, id);
+        return errorf(err, errlen, "tokenizer: %s id %d is not a valid piece", what, id);
     return 0;
 }
 
@@ -387,7 +377,7 @@ static int build_merges(Tokenizer *t, char *err, size_t errlen) {
         int a = t->merges[2 * m], b = t->merges[2 * m + 1];
         if (a < 0 || b < 0 || a >= t->n_pieces || b >= t->n_pieces ||
             !(t->pieces[a].flags & TOK_F_BPE) || !(t->pieces[b].flags & TOK_F_BPE)) {
-            tok_errf(err, errlen, "tokenizer: merge %d uses invalid piece ids %d, %d", m, a, b);
+            errorf(err, errlen, "tokenizer: merge %d uses invalid piece ids %d, %d", m, a, b);
             goto fail;
         }
         const TokPiece *pa = &t->pieces[a], *pb = &t->pieces[b];
@@ -395,14 +385,14 @@ static int build_merges(Tokenizer *t, char *err, size_t errlen) {
         memcpy(buf + pa->len, t->text + pb->off, pb->len);
         int r = tok_lookup_bpe(t, buf, pa->len + pb->len);
         if (r < 0) {
-            tok_errf(err, errlen, "tokenizer: merge %d (%d + %d) makes a piece not in the vocabulary",
+            errorf(err, errlen, "tokenizer: merge %d (%d + %d) makes a piece not in the vocabulary",
                      m, a, b);
             goto fail;
         }
         uint64_t key = ((uint64_t)a << 32 | (uint32_t)b) + 1;
         uint32_t slot = pair_slot(t, key);
         if (t->pairs[slot].key) {
-            tok_errf(err, errlen, "tokenizer: merge %d (%d + %d) is a duplicate", m, a, b);
+            errorf(err, errlen, "tokenizer: merge %d (%d + %d) is a duplicate", m, a, b);
             goto fail;
         }
         t->pairs[slot] = (MergeSlot){key, score_rank ? score_rank[r] : m, r};
@@ -415,7 +405,7 @@ static int build_merges(Tokenizer *t, char *err, size_t errlen) {
     free(score_rank);
     return 0;
 oom:
-    tok_errf(err, errlen, "tokenizer: out of memory");
+    errorf(err, errlen, "tokenizer: out of memory");
 fail:
     free(buf);
     free(score_rank);
@@ -450,14 +440,14 @@ static int build_added(Tokenizer *t, char *err, size_t errlen) {
         if (dup < 0) goto oom;
         if (dup) {
             free(norm);
-            return tok_errf(err, errlen, "tokenizer: added token %d duplicates another one", id);
+            return errorf(err, errlen, "tokenizer: added token %d duplicates another one", id);
         }
     }
     free(norm);
     return 0;
 oom:
     free(norm);
-    return tok_errf(err, errlen, "tokenizer: out of memory");
+    return errorf(err, errlen, "tokenizer: out of memory");
 }
 
 /* Type-specific settings: byte-level BPE has no normalizer, byte fallback or scores, and the
@@ -465,27 +455,27 @@ oom:
 static int check_type(const Tokenizer *t, char *err, size_t errlen) {
     if (t->type == TOK_TYPE_SPM_BPE) {
         if (t->pretok != TOK_PRETOK_NONE)
-            return tok_errf(err, errlen, "tokenizer: pre-tokenizer %d needs byte-level BPE", t->pretok);
+            return errorf(err, errlen, "tokenizer: pre-tokenizer %d needs byte-level BPE", t->pretok);
         return 0;
     }
-    if (t->type != TOK_TYPE_BYTE_BPE) return tok_errf(err, errlen, "tokenizer: unknown type %d", t->type);
+    if (t->type != TOK_TYPE_BYTE_BPE) return errorf(err, errlen, "tokenizer: unknown type %d", t->type);
     uint32_t allowed = TOK_O_ADD_BOS | TOK_O_ADD_EOS | TOK_O_FUSE_UNK | TOK_O_IGNORE_MERGES;
     if (t->opts & ~allowed)
-        return tok_errf(err, errlen, "tokenizer: option bits 0x%x do not apply to byte-level BPE",
+        return errorf(err, errlen, "tokenizer: option bits 0x%x do not apply to byte-level BPE",
                         t->opts & ~allowed);
-    if (t->prefix != TOK_PREFIX_NONE) return tok_errf(err, errlen, "tokenizer: byte-level BPE with a prefix");
+    if (t->prefix != TOK_PREFIX_NONE) return errorf(err, errlen, "tokenizer: byte-level BPE with a prefix");
     if (t->pretok != TOK_PRETOK_O200K)
-        return tok_errf(err, errlen, "tokenizer: unknown byte-level pre-tokenizer %d", t->pretok);
+        return errorf(err, errlen, "tokenizer: unknown byte-level pre-tokenizer %d", t->pretok);
     return 0;
 }
 
 int tok_build_index(Tokenizer *t, char *err, size_t errlen) {
-    if (t->opts & ~TOK_O_ALL) return tok_errf(err, errlen, "tokenizer: unknown option bits 0x%x", t->opts);
+    if (t->opts & ~TOK_O_ALL) return errorf(err, errlen, "tokenizer: unknown option bits 0x%x", t->opts);
     if (check_type(t, err, errlen)) return -1;
     if (t->prefix < TOK_PREFIX_NONE || t->prefix > TOK_PREFIX_FIRST)
-        return tok_errf(err, errlen, "tokenizer: unknown dummy-prefix mode %d", t->prefix);
+        return errorf(err, errlen, "tokenizer: unknown dummy-prefix mode %d", t->prefix);
     if ((t->opts & TOK_O_RANK_BY_SCORE) && !(t->opts & TOK_O_HAS_SCORES))
-        return tok_errf(err, errlen, "tokenizer: score-ranked merges need scores");
+        return errorf(err, errlen, "tokenizer: score-ranked merges need scores");
     for (int i = 0; i < t->n_pieces; i++)
         if (check_piece(t, i, err, errlen)) return -1;
     if (check_special_id(t, t->unk_id, "unk", err, errlen) ||
@@ -499,13 +489,13 @@ int tok_build_index(Tokenizer *t, char *err, size_t errlen) {
     t->piece_mask = table_size((uint64_t)n_bpe) - 1;
     free(t->piece_hash);
     t->piece_hash = malloc(((size_t)t->piece_mask + 1) * sizeof *t->piece_hash);
-    if (!t->piece_hash) return tok_errf(err, errlen, "tokenizer: out of memory");
+    if (!t->piece_hash) return errorf(err, errlen, "tokenizer: out of memory");
     memset(t->piece_hash, 0xFF, ((size_t)t->piece_mask + 1) * sizeof *t->piece_hash);
     for (int i = 0; i < t->n_pieces; i++) {
         if (!(t->pieces[i].flags & TOK_F_BPE)) continue;
         int prev = piece_hash_insert(t, i);
         if (prev != i)
-            return tok_errf(err, errlen, "tokenizer: pieces %d and %d have the same text", prev, i);
+            return errorf(err, errlen, "tokenizer: pieces %d and %d have the same text", prev, i);
     }
     for (int b = 0; b < 256; b++) {
         char name[8];

@@ -540,13 +540,13 @@ static void raw_segment(Enc *e, const char *s, size_t len, size_t offset) {
 
 int tok_encode(const Tokenizer *t, const char *text, size_t len, int add_bos, int *ids, int cap,
                char *err, size_t errlen) {
-    if (!t || !t->finalized) return tok_errf(err, errlen, "tok_encode: no tokenizer");
-    if (!text && len) return tok_errf(err, errlen, "tok_encode: NULL text");
-    if (cap < 0 || (cap > 0 && !ids)) return tok_errf(err, errlen, "tok_encode: bad output buffer");
-    if (len > (size_t)INT_MAX / 2) return tok_errf(err, errlen, "tok_encode: text too long (%zu bytes)", len);
+    if (!t || !t->finalized) return errorf(err, errlen, "tok_encode: no tokenizer");
+    if (!text && len) return errorf(err, errlen, "tok_encode: NULL text");
+    if (cap < 0 || (cap > 0 && !ids)) return errorf(err, errlen, "tok_encode: bad output buffer");
+    if (len > (size_t)INT_MAX / 2) return errorf(err, errlen, "tok_encode: text too long (%zu bytes)", len);
     size_t bad = tok_utf8_check(text, len);
     if (bad != len)
-        return tok_errf(err, errlen, "tok_encode: invalid UTF-8 at byte %zu (0x%02X)", bad,
+        return errorf(err, errlen, "tok_encode: invalid UTF-8 at byte %zu (0x%02X)", bad,
                         (unsigned char)text[bad]);
     Enc e = {0};
     e.t = t;
@@ -560,7 +560,7 @@ int tok_encode(const Tokenizer *t, const char *text, size_t len, int add_bos, in
     free(e.cache);
     free(e.ctext);
     free(e.cids);
-    if (e.oom) return tok_errf(err, errlen, "tok_encode: out of memory");
-    if (e.n > (size_t)INT_MAX) return tok_errf(err, errlen, "tok_encode: too many tokens");
+    if (e.oom) return errorf(err, errlen, "tok_encode: out of memory");
+    if (e.n > (size_t)INT_MAX) return errorf(err, errlen, "tok_encode: too many tokens");
     return (int)e.n;
 }

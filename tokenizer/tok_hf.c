@@ -43,20 +43,20 @@ static int parse_normalizer(Tokenizer *t, const JsonValue *n, char *err, size_t 
     }
     if (str_is(type, "Prepend")) {
         if (!str_is(json_get(n, "prepend"), META))
-            return tok_errf(err, errlen, "tokenizer.json: unsupported Prepend normalizer (only U+2581)");
-        if (t->prefix != TOK_PREFIX_NONE) return tok_errf(err, errlen, "tokenizer.json: two prefix rules");
+            return errorf(err, errlen, "tokenizer.json: unsupported Prepend normalizer (only U+2581)");
+        if (t->prefix != TOK_PREFIX_NONE) return errorf(err, errlen, "tokenizer.json: two prefix rules");
         t->prefix = TOK_PREFIX_EVERY;
         return 0;
     }
     if (str_is(type, "Replace")) {
         if (!str_is(json_get(json_get(n, "pattern"), "String"), " ") || !str_is(json_get(n, "content"), META))
-            return tok_errf(err, errlen, "tokenizer.json: unsupported Replace normalizer (only ' ' -> U+2581)");
+            return errorf(err, errlen, "tokenizer.json: unsupported Replace normalizer (only ' ' -> U+2581)");
         t->opts |= TOK_O_SPACE_TO_META;
         return 0;
     }
     size_t len = 0;
     const char *name = json_str(type, &len);
-    return tok_errf(err, errlen, "tokenizer.json: unsupported normalizer %.*s", name ? (int)len : 1,
+    return errorf(err, errlen, "tokenizer.json: unsupported normalizer %.*s", name ? (int)len : 1,
                     name ? name : "?");
 }
 
@@ -76,19 +76,19 @@ static int parse_byte_level(Tokenizer *t, const JsonValue *root, char *err, size
     const JsonValue *split = json_at(list, 0), *bl = json_at(list, 1);
     if (!str_is(json_get(p, "type"), "Sequence") || json_count(list) != 2 ||
         !str_is(json_get(split, "type"), "Split") || !str_is(json_get(bl, "type"), "ByteLevel"))
-        return tok_errf(err, errlen, "tokenizer.json: byte-level BPE needs the pre_tokenizer Sequence [Split, ByteLevel]");
+        return errorf(err, errlen, "tokenizer.json: byte-level BPE needs the pre_tokenizer Sequence [Split, ByteLevel]");
     if (!str_is(json_get(json_get(split, "pattern"), "Regex"), tok_o200k_pattern) ||
         !str_is(json_get(split, "behavior"), "Isolated") || json_bool(json_get(split, "invert"), 0))
-        return tok_errf(err, errlen, "tokenizer.json: unsupported Split pre-tokenizer (only o200k's regex, Isolated)");
+        return errorf(err, errlen, "tokenizer.json: unsupported Split pre-tokenizer (only o200k's regex, Isolated)");
     if (json_bool(json_get(bl, "add_prefix_space"), 1) || json_bool(json_get(bl, "use_regex"), 1))
-        return tok_errf(err, errlen, "tokenizer.json: ByteLevel pre-tokenizer with add_prefix_space or use_regex");
+        return errorf(err, errlen, "tokenizer.json: ByteLevel pre-tokenizer with add_prefix_space or use_regex");
     const JsonValue *dec = json_get(root, "decoder");
     if (!str_is(json_get(dec, "type"), "ByteLevel"))
-        return tok_errf(err, errlen, "tokenizer.json: byte-level BPE needs the ByteLevel decoder");
+        return errorf(err, errlen, "tokenizer.json: byte-level BPE needs the ByteLevel decoder");
     if (t->prefix != TOK_PREFIX_NONE || (t->opts & TOK_O_SPACE_TO_META))
-        return tok_errf(err, errlen, "tokenizer.json: byte-level BPE with a normalizer is not supported");
+        return errorf(err, errlen, "tokenizer.json: byte-level BPE with a normalizer is not supported");
     if (t->opts & TOK_O_BYTE_FALLBACK)
-        return tok_errf(err, errlen, "tokenizer.json: byte-level BPE with byte_fallback");
+        return errorf(err, errlen, "tokenizer.json: byte-level BPE with byte_fallback");
     t->type = TOK_TYPE_BYTE_BPE;
     t->pretok = TOK_PRETOK_O200K;
     return 0;
@@ -102,20 +102,20 @@ static int parse_pre_tokenizer(Tokenizer *t, const JsonValue *root, char *err, s
         p = json_at(json_get(p, "pretokenizers"), 0); /* a one-element Sequence is its element */
     if (json_type(p) == JSON_NULL) return 0;
     if (!str_is(json_get(p, "type"), "Metaspace"))
-        return tok_errf(err, errlen, "tokenizer.json: unsupported pre_tokenizer (only null or Metaspace)");
+        return errorf(err, errlen, "tokenizer.json: unsupported pre_tokenizer (only null or Metaspace)");
     if (!str_is(json_get(p, "replacement"), META))
-        return tok_errf(err, errlen, "tokenizer.json: Metaspace replacement is not U+2581");
+        return errorf(err, errlen, "tokenizer.json: Metaspace replacement is not U+2581");
     if (json_bool(json_get(p, "split"), 1))
-        return tok_errf(err, errlen, "tokenizer.json: Metaspace with split=true is not supported");
+        return errorf(err, errlen, "tokenizer.json: Metaspace with split=true is not supported");
     const JsonValue *scheme = json_get(p, "prepend_scheme");
     int mode;
     if (str_is(scheme, "always")) mode = TOK_PREFIX_EVERY;
     else if (str_is(scheme, "first")) mode = TOK_PREFIX_FIRST;
     else if (str_is(scheme, "never")) mode = TOK_PREFIX_NONE;
     else if (!scheme) mode = json_bool(json_get(p, "add_prefix_space"), 1) ? TOK_PREFIX_EVERY : TOK_PREFIX_NONE;
-    else return tok_errf(err, errlen, "tokenizer.json: unknown Metaspace prepend_scheme");
+    else return errorf(err, errlen, "tokenizer.json: unknown Metaspace prepend_scheme");
     if (t->prefix != TOK_PREFIX_NONE && mode != TOK_PREFIX_NONE)
-        return tok_errf(err, errlen, "tokenizer.json: two prefix rules");
+        return errorf(err, errlen, "tokenizer.json: two prefix rules");
     if (mode != TOK_PREFIX_NONE) t->prefix = mode;
     t->opts |= TOK_O_SPACE_TO_META | TOK_O_PRETOK_META;
     return 0;
@@ -134,7 +134,7 @@ static Tokenizer *build_pieces(const JsonValue *model, const JsonValue *added, i
                                size_t errlen) {
     const JsonValue *vocab = json_get(model, "vocab");
     if (json_type(vocab) != JSON_OBJECT) {
-        tok_errf(err, errlen, "tokenizer.json: model.vocab is not an object");
+        errorf(err, errlen, "tokenizer.json: model.vocab is not an object");
         return NULL;
     }
     int max_id = -1;
@@ -142,7 +142,7 @@ static Tokenizer *build_pieces(const JsonValue *model, const JsonValue *added, i
     for (size_t i = 0; i < nv; i++) {
         int id;
         if (get_id(json_value_at(vocab, i), &id)) {
-            tok_errf(err, errlen, "tokenizer.json: vocab entry %zu has an invalid id", i);
+            errorf(err, errlen, "tokenizer.json: vocab entry %zu has an invalid id", i);
             return NULL;
         }
         if (id > max_id) max_id = id;
@@ -150,7 +150,7 @@ static Tokenizer *build_pieces(const JsonValue *model, const JsonValue *added, i
     for (size_t i = 0; i < na; i++) {
         int id;
         if (get_id(json_get(json_at(added, i), "id"), &id)) {
-            tok_errf(err, errlen, "tokenizer.json: added token %zu has an invalid id", i);
+            errorf(err, errlen, "tokenizer.json: added token %zu has an invalid id", i);
             return NULL;
         }
         if (id > max_id) max_id = id;
@@ -163,7 +163,7 @@ static Tokenizer *build_pieces(const JsonValue *model, const JsonValue *added, i
         int id = 0;
         get_id(json_value_at(vocab, i), &id);
         if ((t->pieces[id].flags & TOK_KIND_MASK) != TOK_KIND_UNUSED) {
-            tok_errf(err, errlen, "tokenizer.json: vocab id %d is used twice", id);
+            errorf(err, errlen, "tokenizer.json: vocab id %d is used twice", id);
             goto fail;
         }
         /* byte-level vocabularies spell bytes as chars: "<0x41>" is just text there */
@@ -180,7 +180,7 @@ static Tokenizer *build_pieces(const JsonValue *model, const JsonValue *added, i
             if (kl == len && memcmp(k, s, len) == 0) get_id(json_value_at(vocab, i), &t->unk_id);
         }
         if (t->unk_id < 0) {
-            tok_errf(err, errlen, "tokenizer.json: unk_token is not in the vocabulary");
+            errorf(err, errlen, "tokenizer.json: unk_token is not in the vocabulary");
             goto fail;
         }
         t->pieces[t->unk_id].flags = (t->pieces[t->unk_id].flags & ~TOK_KIND_MASK) | TOK_KIND_UNKNOWN;
@@ -192,7 +192,7 @@ static Tokenizer *build_pieces(const JsonValue *model, const JsonValue *added, i
         size_t len;
         const char *s = json_str(json_get(a, "content"), &len);
         if (!s || !len) {
-            tok_errf(err, errlen, "tokenizer.json: added token %d has no content", id);
+            errorf(err, errlen, "tokenizer.json: added token %d has no content", id);
             goto fail;
         }
         TokPiece *p = &t->pieces[id];
@@ -206,7 +206,7 @@ static Tokenizer *build_pieces(const JsonValue *model, const JsonValue *added, i
         uint32_t kind = p->flags & TOK_KIND_MASK;
         if (kind != TOK_KIND_UNUSED) {
             if (p->len != len || memcmp(t->text + p->off, s, len) != 0) {
-                tok_errf(err, errlen, "tokenizer.json: added token %d differs from vocab piece %d", id, id);
+                errorf(err, errlen, "tokenizer.json: added token %d differs from vocab piece %d", id, id);
                 goto fail;
             }
             if (special && kind == TOK_KIND_NORMAL) kind = TOK_KIND_CONTROL;
@@ -226,7 +226,7 @@ fail:
  * map insertion does), which is the same as dropping the earlier copies. */
 static int parse_merges(Tokenizer *t, const JsonValue *merges, char *err, size_t errlen) {
     size_t n = json_count(merges);
-    if (json_type(merges) != JSON_ARRAY) return tok_errf(err, errlen, "tokenizer.json: model.merges is not an array");
+    if (json_type(merges) != JSON_ARRAY) return errorf(err, errlen, "tokenizer.json: model.merges is not an array");
     int32_t *pairs = malloc((n ? n : 1) * 2 * sizeof *pairs);
     uint32_t cap = 16;
     while (cap < 2 * n) cap <<= 1;
@@ -234,7 +234,7 @@ static int parse_merges(Tokenizer *t, const JsonValue *merges, char *err, size_t
     uint64_t *keys = calloc(cap, sizeof *keys);
     int rc = -1;
     if (!pairs || !last || !keys) {
-        tok_errf(err, errlen, "tokenizer.json: out of memory");
+        errorf(err, errlen, "tokenizer.json: out of memory");
         goto done;
     }
     for (size_t m = 0; m < n; m++) {
@@ -249,7 +249,7 @@ static int parse_merges(Tokenizer *t, const JsonValue *merges, char *err, size_t
             const char *s = json_str(v, &len);
             const char *sp = s ? memchr(s, ' ', len) : NULL;
             if (!sp || memchr(sp + 1, ' ', len - (size_t)(sp + 1 - s))) {
-                tok_errf(err, errlen, "tokenizer.json: merge %zu is not \"a b\"", m);
+                errorf(err, errlen, "tokenizer.json: merge %zu is not \"a b\"", m);
                 goto done;
             }
             a = s;
@@ -259,7 +259,7 @@ static int parse_merges(Tokenizer *t, const JsonValue *merges, char *err, size_t
         }
         int ia = a ? tok_lookup_bpe(t, a, la) : -1, ib = b ? tok_lookup_bpe(t, b, lb) : -1;
         if (ia < 0 || ib < 0) {
-            tok_errf(err, errlen, "tokenizer.json: merge %zu uses a piece not in the vocabulary", m);
+            errorf(err, errlen, "tokenizer.json: merge %zu uses a piece not in the vocabulary", m);
             goto done;
         }
         pairs[2 * m] = ia;
@@ -287,12 +287,12 @@ done:
 static int check_model_options(Tokenizer *t, const JsonValue *model, char *err, size_t errlen) {
     const JsonValue *type = json_get(model, "type");
     if (type && !str_is(type, "BPE"))
-        return tok_errf(err, errlen, "tokenizer.json: unsupported model type (only BPE)");
+        return errorf(err, errlen, "tokenizer.json: unsupported model type (only BPE)");
     double dropout = json_num(json_get(model, "dropout"), 0);
-    if (dropout != 0) return tok_errf(err, errlen, "tokenizer.json: BPE dropout is not supported");
+    if (dropout != 0) return errorf(err, errlen, "tokenizer.json: BPE dropout is not supported");
     if (!null_or_empty(json_get(model, "continuing_subword_prefix")) ||
         !null_or_empty(json_get(model, "end_of_word_suffix")))
-        return tok_errf(err, errlen, "tokenizer.json: subword prefix/suffix is not supported");
+        return errorf(err, errlen, "tokenizer.json: subword prefix/suffix is not supported");
     if (json_bool(json_get(model, "byte_fallback"), 0)) t->opts |= TOK_O_BYTE_FALLBACK;
     if (json_bool(json_get(model, "fuse_unk"), 0)) t->opts |= TOK_O_FUSE_UNK;
     if (json_bool(json_get(model, "ignore_merges"), 0)) t->opts |= TOK_O_IGNORE_MERGES;
@@ -308,7 +308,7 @@ int tok_apply_config(Tokenizer *t, const JsonValue *cfg, char *err, size_t errle
         const char *s = token_text(json_get(cfg, names[k]), &len);
         if (!s) continue;
         int id = tok_find_any(t, s, len);
-        if (id < 0) return tok_errf(err, errlen, "tokenizer_config.json: %s is not a known token", names[k]);
+        if (id < 0) return errorf(err, errlen, "tokenizer_config.json: %s is not a known token", names[k]);
         *ids[k] = id;
     }
     const JsonValue *v = json_get(cfg, "add_bos_token");
@@ -350,7 +350,7 @@ Tokenizer *tok_from_hf_json(const char *json_path, const char *config_path, char
     char jerr[256];
     Json *doc = json_parse_file(json_path, jerr, sizeof jerr);
     if (!doc) {
-        tok_errf(err, errlen, "%s: %s", json_path, jerr);
+        errorf(err, errlen, "%s: %s", json_path, jerr);
         return NULL;
     }
     Json *cfg = NULL;
@@ -358,7 +358,7 @@ Tokenizer *tok_from_hf_json(const char *json_path, const char *config_path, char
     if (config_path && stat(config_path, &st) == 0) {
         cfg = json_parse_file(config_path, jerr, sizeof jerr);
         if (!cfg) {
-            tok_errf(err, errlen, "%s: %s", config_path, jerr);
+            errorf(err, errlen, "%s: %s", config_path, jerr);
             json_free(doc);
             return NULL;
         }
@@ -366,7 +366,7 @@ Tokenizer *tok_from_hf_json(const char *json_path, const char *config_path, char
     const JsonValue *root = json_root(doc), *model = json_get(root, "model");
     Tokenizer *t = NULL;
     if (json_type(model) != JSON_OBJECT) {
-        tok_errf(err, errlen, "%s: no model object", json_path);
+        errorf(err, errlen, "%s: no model object", json_path);
         goto fail;
     }
     t = build_pieces(model, json_get(root, "added_tokens"), has_byte_level(json_get(root, "pre_tokenizer")), err,
@@ -402,7 +402,7 @@ Tokenizer *tok_from_hf_dir(const char *dir, char *err, size_t errlen) {
     char *json = malloc(dl + 32), *cfg = malloc(dl + 32), *spm = malloc(dl + 32), *jinja = malloc(dl + 32);
     Tokenizer *t = NULL;
     if (!json || !cfg || !spm || !jinja) {
-        tok_errf(err, errlen, "tokenizer: out of memory");
+        errorf(err, errlen, "tokenizer: out of memory");
         goto done;
     }
     sprintf(json, "%s/tokenizer.json", dir);
@@ -417,7 +417,7 @@ Tokenizer *tok_from_hf_dir(const char *dir, char *err, size_t errlen) {
         if (data) t = tok_from_spm_model((const uint8_t *)data, len, cfg, err, errlen);
         free(data);
     } else {
-        tok_errf(err, errlen, "%s: neither tokenizer.json nor tokenizer.model found", dir);
+        errorf(err, errlen, "%s: neither tokenizer.json nor tokenizer.model found", dir);
     }
     if (t && !t->chat_template && file_exists(jinja)) { /* newer HF folders keep it apart */
         size_t len;

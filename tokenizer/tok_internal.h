@@ -5,6 +5,7 @@
 #ifndef PHI_TOK_INTERNAL_H
 #define PHI_TOK_INTERNAL_H
 
+#include "engine/errmsg.h"
 #include "engine/json.h"
 #include "tokenizer/tokenizer.h"
 
@@ -108,13 +109,6 @@ struct Tokenizer {
     int word_split; /* BPE may run per word (split before each U+2581 after another char) */
     int finalized;
 };
-
-/* Formats a one-line error into err (if errlen > 0). Always returns -1. */
-int tok_errf(char *err, size_t errlen, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
 
 /* Builder. */
 Tokenizer *tok_alloc(int n_pieces, char *err, size_t errlen);

@@ -25,18 +25,18 @@ static uint32_t get_u32(const uint8_t *p) {
 static uint16_t get_u16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 
 int tok_serialize(const Tokenizer *t, uint8_t **blob, uint64_t *size, char *err, size_t errlen) {
-    if (!t || !t->finalized) return tok_errf(err, errlen, "tok_serialize: no tokenizer");
+    if (!t || !t->finalized) return errorf(err, errlen, "tok_serialize: no tokenizer");
     int n = t->n_pieces;
     int scores = (t->opts & TOK_O_HAS_SCORES) != 0;
     uint64_t text_bytes = 0;
     for (int i = 0; i < n; i++) text_bytes += t->pieces[i].len;
     uint64_t tmpl = t->chat_template ? strlen(t->chat_template) : 0;
     if (text_bytes > UINT32_MAX || tmpl > UINT32_MAX)
-        return tok_errf(err, errlen, "tok_serialize: tokenizer too large");
+        return errorf(err, errlen, "tok_serialize: tokenizer too large");
     uint64_t total = SEC_HEADER + 4ull * (uint64_t)n + (scores ? 4ull * (uint64_t)n : 0) +
                      8ull * (uint64_t)t->n_merges + text_bytes + tmpl;
     uint8_t *b = malloc(total);
-    if (!b) return tok_errf(err, errlen, "tok_serialize: out of memory");
+    if (!b) return errorf(err, errlen, "tok_serialize: out of memory");
     memcpy(b, SEC_MAGIC, 4);
     uint32_t hdr[13] = {SEC_VERSION,        (uint32_t)t->type,   t->opts,
                         (uint32_t)t->prefix, (uint32_t)n,         (uint32_t)t->n_merges,
@@ -74,12 +74,12 @@ int tok_serialize(const Tokenizer *t, uint8_t **blob, uint64_t *size, char *err,
 
 Tokenizer *tok_load(const uint8_t *blob, uint64_t size, char *err, size_t errlen) {
     if (!blob || size < SEC_HEADER) {
-        tok_errf(err, errlen, "tokenizer section: %llu bytes, shorter than its %d-byte header",
+        errorf(err, errlen, "tokenizer section: %llu bytes, shorter than its %d-byte header",
                  (unsigned long long)size, SEC_HEADER);
         return NULL;
     }
     if (memcmp(blob, SEC_MAGIC, 4) != 0) {
-        tok_errf(err, errlen, "tokenizer section: bad magic");
+        errorf(err, errlen, "tokenizer section: bad magic");
         return NULL;
     }
     uint32_t h[13];
@@ -87,32 +87,32 @@ Tokenizer *tok_load(const uint8_t *blob, uint64_t size, char *err, size_t errlen
     uint32_t version = h[0], type = h[1], opts = h[2], prefix = h[3], n = h[4], n_merges = h[5];
     uint32_t text_bytes = h[10], tmpl = h[11];
     if (version != SEC_VERSION) {
-        tok_errf(err, errlen, "tokenizer section: unsupported version %u", version);
+        errorf(err, errlen, "tokenizer section: unsupported version %u", version);
         return NULL;
     }
     if (type != TOK_TYPE_SPM_BPE && type != TOK_TYPE_BYTE_BPE) {
-        tok_errf(err, errlen, "tokenizer section: unsupported type %u", type);
+        errorf(err, errlen, "tokenizer section: unsupported type %u", type);
         return NULL;
     }
     /* the pre-tokenizer field: 0 for type 1, a known pre-tokenizer for type 2 */
     if (type == TOK_TYPE_SPM_BPE ? h[12] != TOK_PRETOK_NONE : h[12] != TOK_PRETOK_O200K) {
-        tok_errf(err, errlen, "tokenizer section: pre-tokenizer %u does not fit type %u", h[12], type);
+        errorf(err, errlen, "tokenizer section: pre-tokenizer %u does not fit type %u", h[12], type);
         return NULL;
     }
     if (n < 1 || n > TOK_MAX_PIECES) {
-        tok_errf(err, errlen, "tokenizer section: piece count %u out of range", n);
+        errorf(err, errlen, "tokenizer section: piece count %u out of range", n);
         return NULL;
     }
     int scores = (opts & TOK_O_HAS_SCORES) != 0;
     uint64_t want = SEC_HEADER + 4ull * n + (scores ? 4ull * n : 0) + 8ull * n_merges +
                     (uint64_t)text_bytes + tmpl;
     if (want != size) {
-        tok_errf(err, errlen, "tokenizer section: header describes %llu bytes, blob has %llu",
+        errorf(err, errlen, "tokenizer section: header describes %llu bytes, blob has %llu",
                  (unsigned long long)want, (unsigned long long)size);
         return NULL;
     }
     if (n_merges > (uint32_t)INT32_MAX / 2) {
-        tok_errf(err, errlen, "tokenizer section: too many merges");
+        errorf(err, errlen, "tokenizer section: too many merges");
         return NULL;
     }
     const uint8_t *pieces = blob + SEC_HEADER;
@@ -123,7 +123,7 @@ Tokenizer *tok_load(const uint8_t *blob, uint64_t size, char *err, size_t errlen
     uint64_t sum = 0;
     for (uint32_t i = 0; i < n; i++) sum += get_u16(pieces + 4ull * i + 2);
     if (sum != text_bytes) {
-        tok_errf(err, errlen, "tokenizer section: piece lengths add up to %llu, text has %u bytes",
+        errorf(err, errlen, "tokenizer section: piece lengths add up to %llu, text has %u bytes",
                  (unsigned long long)sum, text_bytes);
         return NULL;
     }
@@ -131,7 +131,7 @@ Tokenizer *tok_load(const uint8_t *blob, uint64_t size, char *err, size_t errlen
     if (!t) return NULL;
     char *nt = realloc(t->text, (size_t)text_bytes + n + 1);
     if (!nt) {
-        tok_errf(err, errlen, "tokenizer section: out of memory");
+        errorf(err, errlen, "tokenizer section: out of memory");
         goto fail;
     }
     t->text = nt;
@@ -157,7 +157,7 @@ Tokenizer *tok_load(const uint8_t *blob, uint64_t size, char *err, size_t errlen
     }
     t->merges = malloc((n_merges ? n_merges : 1) * 2ull * sizeof *t->merges);
     if (!t->merges) {
-        tok_errf(err, errlen, "tokenizer section: out of memory");
+        errorf(err, errlen, "tokenizer section: out of memory");
         goto fail;
     }
     t->merges_cap = (int)(n_merges ? n_merges : 1);
@@ -211,7 +211,7 @@ static uint64_t rng_next(uint64_t *s) {
 
 Tokenizer *tok_synthetic(int n_vocab, char *err, size_t errlen) {
     if (n_vocab < 259 || n_vocab > TOK_MAX_PIECES) {
-        tok_errf(err, errlen, "tok_synthetic: n_vocab %d out of range [259, %d]", n_vocab, TOK_MAX_PIECES);
+        errorf(err, errlen, "tok_synthetic: n_vocab %d out of range [259, %d]", n_vocab, TOK_MAX_PIECES);
         return NULL;
     }
     Tokenizer *t = tok_alloc(n_vocab, err, errlen);
@@ -316,7 +316,7 @@ Tokenizer *tok_synthetic(int n_vocab, char *err, size_t errlen) {
     }
     return t;
 oom:
-    tok_errf(err, errlen, "tok_synthetic: out of memory");
+    errorf(err, errlen, "tok_synthetic: out of memory");
 fail:
     free(ps.slots);
     tok_free(t);

@@ -147,30 +147,30 @@ static int parse_model(const uint8_t *data, size_t len, SpModel *m, char *err, s
         if (f == 1 && sub.p) {
             if (m->n == m->cap) {
                 int cap = m->cap ? m->cap * 2 : 1024;
-                if (cap > TOK_MAX_PIECES) return tok_errf(err, errlen, "tokenizer.model: too many pieces");
+                if (cap > TOK_MAX_PIECES) return errorf(err, errlen, "tokenizer.model: too many pieces");
                 SpPiece *np = realloc(m->pieces, (size_t)cap * sizeof *np);
-                if (!np) return tok_errf(err, errlen, "tokenizer.model: out of memory");
+                if (!np) return errorf(err, errlen, "tokenizer.model: out of memory");
                 m->pieces = np;
                 m->cap = cap;
             }
             if (parse_piece(&sub, &m->pieces[m->n]))
-                return tok_errf(err, errlen, "tokenizer.model: malformed piece %d", m->n);
+                return errorf(err, errlen, "tokenizer.model: malformed piece %d", m->n);
             m->n++;
         } else if (f == 2 && sub.p) {
-            if (parse_trainer(&sub, m) < 0) return tok_errf(err, errlen, "tokenizer.model: malformed trainer_spec");
+            if (parse_trainer(&sub, m) < 0) return errorf(err, errlen, "tokenizer.model: malformed trainer_spec");
         } else if (f == 3 && sub.p) {
             if (parse_normalizer_spec(&sub, m) < 0)
-                return tok_errf(err, errlen, "tokenizer.model: malformed normalizer_spec");
+                return errorf(err, errlen, "tokenizer.model: malformed normalizer_spec");
         }
     }
-    if (f < 0) return tok_errf(err, errlen, "tokenizer.model: malformed protobuf");
-    if (m->n == 0) return tok_errf(err, errlen, "tokenizer.model: no pieces");
+    if (f < 0) return errorf(err, errlen, "tokenizer.model: malformed protobuf");
+    if (m->n == 0) return errorf(err, errlen, "tokenizer.model: no pieces");
     if (m->model_type != 2)
-        return tok_errf(err, errlen, "tokenizer.model: model type %d is not BPE (only BPE is supported)", m->model_type);
+        return errorf(err, errlen, "tokenizer.model: model type %d is not BPE (only BPE is supported)", m->model_type);
     if (m->has_charsmap)
-        return tok_errf(err, errlen, "tokenizer.model: Unicode normalization rules are not supported");
+        return errorf(err, errlen, "tokenizer.model: Unicode normalization rules are not supported");
     if (!m->escape_ws || m->suffix_ws)
-        return tok_errf(err, errlen, "tokenizer.model: unsupported whitespace options");
+        return errorf(err, errlen, "tokenizer.model: unsupported whitespace options");
     return 0;
 }
 
@@ -211,7 +211,7 @@ Tokenizer *tok_from_spm_model(const uint8_t *data, size_t len, const char *confi
         case SP_USER_DEFINED: flags = TOK_KIND_USER | TOK_F_BPE | TOK_F_ADDED | TOK_F_NORMALIZED; break;
         case SP_UNUSED: flags = TOK_KIND_NORMAL; break; /* never produced */
         case SP_BYTE: flags = TOK_KIND_BYTE | TOK_F_BPE; break;
-        default: tok_errf(err, errlen, "tokenizer.model: piece %d has unknown type %d", i, sp->type); goto fail;
+        default: errorf(err, errlen, "tokenizer.model: piece %d has unknown type %d", i, sp->type); goto fail;
         }
         if (tok_set_piece(t, i, sp->s, sp->len, flags, sp->score, err, errlen)) goto fail;
     }
@@ -228,7 +228,7 @@ Tokenizer *tok_from_spm_model(const uint8_t *data, size_t len, const char *confi
         char jerr[256];
         cfg = json_parse_file(config_path, jerr, sizeof jerr);
         if (!cfg) {
-            tok_errf(err, errlen, "%s: %s", config_path, jerr);
+            errorf(err, errlen, "%s: %s", config_path, jerr);
             goto fail;
         }
         if (tok_apply_config(t, json_root(cfg), err, errlen)) goto fail;
