@@ -9,22 +9,7 @@ DATA=${PHI_DATA:-../shared/data}
 rm -rf "$TMP"
 mkdir -p "$TMP"
 
-pass() { echo "PASS $1${2:+: $2}"; }
-fail() { echo "FAIL $1${2:+: $2}"; }
-
-# expect_error NAME CMD...: exit status 1..127 (not a signal), exactly one line on stderr.
-expect_error() {
-    name=$1
-    shift
-    "$@" > "$TMP/out" 2> "$TMP/err"
-    rc=$?
-    lines=$(wc -l < "$TMP/err")
-    if [ $rc -ne 0 ] && [ $rc -lt 128 ] && [ "$lines" -eq 1 ]; then
-        pass "$name" "$(cat "$TMP/err")"
-    else
-        fail "$name" "exit $rc, $lines stderr lines: $(head -c 300 "$TMP/err")"
-    fi
-}
+. tests/shell_lib.inc
 
 # --- a model to work with: random tiny (no data needed) ---
 if $QUANT --random tiny -q q8 "$TMP/tiny.phi" 2> "$TMP/err"; then

@@ -8,22 +8,7 @@ TMP=${PHI_TMP:-build/tmp}/perplexity-sh
 rm -rf "$TMP"
 mkdir -p "$TMP"
 
-pass() { echo "PASS $1${2:+: $2}"; }
-fail() { echo "FAIL $1${2:+: $2}"; }
-
-# expect_error NAME CMD...: exit status 1..127 (not a signal), exactly one line on stderr.
-expect_error() {
-    name=$1
-    shift
-    "$@" > "$TMP/out" 2> "$TMP/err"
-    rc=$?
-    lines=$(wc -l < "$TMP/err")
-    if [ $rc -ne 0 ] && [ $rc -lt 128 ] && [ "$lines" -eq 1 ]; then
-        pass "$name" "$(cat "$TMP/err")"
-    else
-        fail "$name" "exit $rc, $lines stderr lines: $(head -c 300 "$TMP/err")"
-    fi
-}
+. tests/shell_lib.inc
 
 M="$TMP/tiny.phi"
 if ! $QUANT --random tiny -q q8 "$M" 2> "$TMP/err"; then
