@@ -10,7 +10,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine/cpu.h"
 #include "engine/format.h"
+#include "engine/pool.h"
 #include "engine/hf.h"
 #include "kernels/blocks.h"
 #include "tokenizer/tokenizer.h"
@@ -138,8 +140,27 @@ static float rand_uniform(uint64_t *st) { /* [-1, 1) */
 typedef int (*RowSource)(const Plan *t, uint64_t r0, uint64_t n, float *buf, void *ctx, char *err,
                          size_t errlen);
 
+typedef struct {
+    const Plan *t;
+    const float *x;
+    uint8_t *q;
+    uint16_t *d;
+    uint64_t n, cols, row_bytes, nblocks;
+} QuantJob;
+
+/* Rows are independent, so threads quantize disjoint rows; the bytes do not depend on the
+ * thread count. */
+static void quant_job(void *arg, int ith, int nth) {
+    QuantJob *j = arg;
+    int r0, r1;
+    pool_split((int)j->n, 1, ith, nth, &r0, &r1);
+    for (uint64_t i = (uint64_t)r0; i < (uint64_t)r1; i++)
+        quantize_row_weighted(j->t->type, j->x + i * j->cols, j->q + i * j->row_bytes,
+                              j->d + i * j->nblocks, (int)j->cols, j->t->imp);
+}
+
 static int write_tensor(PhiWriter *w, const Plan *t, RowSource src, void *ctx, Progress *prog,
-                        char *err, size_t errlen) {
+                        Pool *pool, char *err, size_t errlen) {
     uint64_t cols = t->ndim == 1 ? t->rows : t->cols, rows = t->ndim == 1 ? 1 : t->rows;
     uint64_t row_bytes = type_row_bytes(t->type, cols), nblocks = cols / QK;
     uint64_t scales_off = type_scales_offset(t->type, rows, cols);
@@ -163,9 +184,8 @@ static int write_tensor(PhiWriter *w, const Plan *t, RowSource src, void *ctx, P
                 break;
             }
         if (rc) break;
-        for (uint64_t i = 0; i < n; i++)
-            quantize_row_weighted(t->type, buf + i * cols, q + i * row_bytes, d + i * nblocks,
-                                  (int)cols, t->imp);
+        QuantJob job = {t, buf, q, d, n, cols, row_bytes, nblocks};
+        pool_run(n > 1 ? pool : NULL, quant_job, &job);
         rc = phi_writer_write_at(w, t->index, r0 * row_bytes, q, n * row_bytes, err, errlen);
         if (!rc && nblocks && type_traits(t->type)->has_scales)
             rc = phi_writer_write_at(w, t->index, scales_off + r0 * nblocks * 2, d,
@@ -188,6 +208,7 @@ static int write_all_tensors(const char *out_path, const PhiHParams *hp, const T
     free(blob);
     if (!w) return -1;
     Progress prog = {show, 0, 0, now_s(), -1};
+    Pool *pool = NULL;
     for (int i = 0; i < l->n; i++) {
         Plan *t = &l->p[i];
         t->index = phi_writer_add_tensor(w, t->name, t->type, t->ndim, t->rows, t->cols, err, errlen);
@@ -195,10 +216,13 @@ static int write_all_tensors(const char *out_path, const PhiHParams *hp, const T
         prog.total += t->rows * t->cols;
     }
     if (phi_writer_begin_data(w, err, errlen)) goto bad;
+    pool = pool_create(cpu_physical_cores()); /* NULL (one thread) is fine too */
     for (int i = 0; i < l->n; i++)
-        if (write_tensor(w, &l->p[i], src, ctx, &prog, err, errlen)) goto bad;
+        if (write_tensor(w, &l->p[i], src, ctx, &prog, pool, err, errlen)) goto bad;
+    if (pool) pool_destroy(pool);
     return phi_writer_finish(w, err, errlen);
 bad:
+    if (pool) pool_destroy(pool);
     phi_writer_abort(w);
     return -1;
 }
