@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "engine/model.h"
 #include "engine/pool.h"
@@ -16,6 +17,21 @@
 #define MAX_BATCH 64 /* tokens per forward_batch step: activations stay in cache */
 
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
+
+/* Zeroed memory for the KV cache, backed by huge pages where the kernel allows: attention walks
+ * hundreds of MB of it per token, and 4 KiB pages would cost a TLB miss every few keys. */
+static void *big_zalloc(size_t n) {
+    void *p = mmap(NULL, n ? n : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+#ifdef MADV_HUGEPAGE
+    madvise(p, n, MADV_HUGEPAGE);
+#endif
+    return p;
+}
+
+static void big_free(void *p, size_t n) {
+    if (p) munmap(p, n ? n : 1);
+}
 
 int state_init(State *s, const Model *m, int n_ctx, int n_threads, char *err, size_t errlen) {
     return state_init_ex(s, m, n_ctx, n_threads, 0, err, errlen);
@@ -55,8 +71,9 @@ int state_init_ex(State *s, const Model *m, int n_ctx, int n_threads, int flags,
     s->rope_cs = calloc(nb * hp->rope_dims, sizeof(float));
     s->kv_f32 = !!(flags & STATE_KV_F32);
     size_t kv_elem = s->kv_f32 ? sizeof(float) : sizeof(uint16_t);
-    s->key_cache = calloc(cache, kv_elem);
-    s->value_cache = calloc(cache, kv_elem);
+    s->kv_bytes = cache * kv_elem;
+    s->key_cache = big_zalloc(s->kv_bytes);
+    s->value_cache = big_zalloc(s->kv_bytes);
     s->tokens = calloc((size_t)n_ctx, sizeof(int));
     if (!s->tokens || !s->x || !s->xb || !s->xb2 || !s->qkv || !s->att || !s->hb || !s->logits || !s->rope_cs ||
         !s->key_cache || !s->value_cache) {
@@ -78,8 +95,8 @@ void state_free(State *s) {
     free(s->hb);
     free(s->logits);
     free(s->rope_cs);
-    free(s->key_cache);
-    free(s->value_cache);
+    big_free(s->key_cache, s->kv_bytes);
+    big_free(s->value_cache, s->kv_bytes);
     free(s->tokens);
     memset(s, 0, sizeof *s);
 }
@@ -114,27 +131,32 @@ static int window_start(const PhiHParams *hp, int pos) {
     return w && pos >= w ? pos - w + 1 : 0;
 }
 
-/* Element offset of (layer, slot) in the KV cache, and the row there as a typed pointer. */
-static size_t kv_index(const State *s, const PhiHParams *hp, int layer, int slot) {
-    size_t kv_dim = (size_t)hp->n_kv_heads * hp->head_dim;
-    return ((size_t)layer * s->kv_slots + (size_t)slot) * kv_dim;
+/* Element offset of (layer, kv head, slot) in the KV cache. Head-major: one head's keys (and
+ * values) for successive positions are contiguous, so attention streams them sequentially. */
+static size_t kv_index(const State *s, const PhiHParams *hp, int layer, int kvh, int slot) {
+    return (((size_t)layer * hp->n_kv_heads + (size_t)kvh) * s->kv_slots + (size_t)slot) * hp->head_dim;
 }
 
-static void kv_store(const State *s, const AttnKernels *ak, void *cache, size_t at, const float *x,
-                     int n) {
-    if (s->kv_f32) memcpy((float *)cache + at, x, (size_t)n * sizeof(float));
-    else ak->to_f16(x, (uint16_t *)cache + at, n);
+/* Store the k or v rows of all kv heads of one position. */
+static void kv_store(const State *s, const PhiHParams *hp, const AttnKernels *ak, void *cache,
+                     int layer, int slot, const float *x) {
+    int hd = (int)hp->head_dim;
+    for (int h = 0; h < (int)hp->n_kv_heads; h++) {
+        size_t at = kv_index(s, hp, layer, h, slot);
+        if (s->kv_f32) memcpy((float *)cache + at, x + h * hd, (size_t)hd * sizeof(float));
+        else ak->to_f16(x + h * hd, (uint16_t *)cache + at, hd);
+    }
 }
 
 /* One head of causal attention for the query at pos over keys start..pos, which live in ring
- * slots t % kv_slots of layer `layer`, head offset `off`: out = softmax(q.K / sqrt(d)) V. */
+ * slots t % kv_slots of layer `layer`, kv head kvh: out = softmax(q.K / sqrt(d)) V. */
 static void attend(const State *s, const PhiHParams *hp, const AttnKernels *ak, int layer,
-                   int off, const float *q, int start, int pos, float *att, float *out, int ref) {
+                   int kvh, const float *q, int start, int pos, float *att, float *out, int ref) {
     int hd = (int)hp->head_dim, slots = s->kv_slots;
     float scale = 1.0f / sqrtf((float)hd);
     int n = pos - start + 1, slot0 = start % slots;
     for (int t = 0, slot = slot0; t < n; t++, slot = slot + 1 == slots ? 0 : slot + 1) {
-        size_t at = kv_index(s, hp, layer, slot) + (size_t)off;
+        size_t at = kv_index(s, hp, layer, kvh, slot);
         att[t] = scale * (s->kv_f32 ? ak->dot_f32((const float *)s->key_cache + at, q, hd)
                                     : ak->dot_f16((const uint16_t *)s->key_cache + at, q, hd));
     }
@@ -142,7 +164,7 @@ static void attend(const State *s, const PhiHParams *hp, const AttnKernels *ak, 
     else softmax(att, n);
     memset(out, 0, (size_t)hd * sizeof(float));
     for (int t = 0, slot = slot0; t < n; t++, slot = slot + 1 == slots ? 0 : slot + 1) {
-        size_t at = kv_index(s, hp, layer, slot) + (size_t)off;
+        size_t at = kv_index(s, hp, layer, kvh, slot);
         if (s->kv_f32) ak->axpy_f32(out, att[t], (const float *)s->value_cache + at, hd);
         else ak->axpy_f16(out, att[t], (const uint16_t *)s->value_cache + at, hd);
     }
@@ -163,7 +185,7 @@ static void forward_token_ref(const Model *m, State *s, int token, int pos, cons
 
     for (int l = 0; l < (int)hp->n_layers; l++) {
         const Layer *L = &m->layers[l];
-        size_t at = kv_index(s, hp, l, pos % s->kv_slots);
+        int slot = pos % s->kv_slots;
 
         /* attention */
         rmsnorm_ref(s->xb, s->x, L->attn_norm, dim, hp->rms_eps);
@@ -171,10 +193,10 @@ static void forward_token_ref(const Model *m, State *s, int token, int pos, cons
         float *q = s->qkv, *k = s->qkv + q_dim, *v = s->qkv + q_dim + kv_dim;
         for (int h = 0; h < n_heads; h++) rope_apply(q + h * hd, s->rope_cs, (int)hp->rope_dims);
         for (int h = 0; h < n_kv; h++) rope_apply(k + h * hd, s->rope_cs, (int)hp->rope_dims);
-        kv_store(s, ak, s->key_cache, at, k, kv_dim);
-        kv_store(s, ak, s->value_cache, at, v, kv_dim);
+        kv_store(s, hp, ak, s->key_cache, l, slot, k);
+        kv_store(s, hp, ak, s->value_cache, l, slot, v);
         for (int h = 0; h < n_heads; h++)
-            attend(s, hp, ak, l, (h / group) * hd, q + h * hd, start, pos, s->att, s->xb + h * hd, 1);
+            attend(s, hp, ak, l, h / group, q + h * hd, start, pos, s->att, s->xb + h * hd, 1);
         matvec_ref(&L->wo, s->xb, s->xb2);
         for (int i = 0; i < dim; i++) s->x[i] += s->xb2[i];
 
@@ -210,7 +232,7 @@ static void attn_job(void *arg, int ith, int nth) {
     pool_split(j->n * n_heads, 1, ith, nth, &t0, &t1);
     for (int task = t0; task < t1; task++) {
         int i = task / n_heads, h = task % n_heads, pos = j->pos0 + i;
-        attend(s, hp, ak, j->layer, (h / group) * hd, s->qkv + (size_t)i * qkv_dim + h * hd,
+        attend(s, hp, ak, j->layer, h / group, s->qkv + (size_t)i * qkv_dim + h * hd,
                window_start(hp, pos), pos, s->att + (size_t)ith * s->n_ctx,
                s->xb + (size_t)i * q_dim + h * hd, 0);
     }
@@ -251,9 +273,8 @@ static void forward_batch(const Model *m, State *s, const int *tokens, int n, in
             const float *cs = s->rope_cs + (size_t)i * rd;
             for (int h = 0; h < n_heads; h++) rope_apply(q + h * hd, cs, rd);
             for (int h = 0; h < n_kv; h++) rope_apply(k + h * hd, cs, rd);
-            size_t at = kv_index(s, hp, l, (pos0 + i) % s->kv_slots);
-            kv_store(s, ak, s->key_cache, at, k, kv_dim);
-            kv_store(s, ak, s->value_cache, at, v, kv_dim);
+            kv_store(s, hp, ak, s->key_cache, l, (pos0 + i) % s->kv_slots, k);
+            kv_store(s, hp, ak, s->value_cache, l, (pos0 + i) % s->kv_slots, v);
         }
         AttnJob job = {m, s, l, n, pos0};
         pool_run(pool, attn_job, &job);

@@ -54,11 +54,12 @@ typedef struct {
     float *att;    /* [n_threads][n_ctx] attention scores */
     float *logits; /* [vocab]: the last position's */
     float *rope_cs; /* [n_batch][rope_dims]: cos, then sin, of each pair */
-    /* KV cache: [layer][kv_slots][n_kv_heads * head_dim], F16 (default) or F32 (kv_f32);
+    /* KV cache: [layer][n_kv_heads][kv_slots][head_dim], F16 (default) or F32 (kv_f32);
      * position p lives in slot p % kv_slots. With a sliding window W shorter than the context,
      * only W + n_batch slots are kept (a ring: a batch writes its n_batch positions before
      * attending, and each query needs the W before). */
     int kv_slots, kv_f32;
+    size_t kv_bytes; /* of each of the two caches */
     void *key_cache, *value_cache;
     int *tokens;   /* [n_ctx]: the token at each position in the cache */
     int n_cached;  /* positions 0..n_cached-1 have been evaluated (the last call's end) */
