@@ -33,3 +33,13 @@ int cpu_physical_cores(void) {
     }
     return n_seen > 0 ? n_seen : (int)n_cpu;
 }
+
+unsigned long long mem_available_bytes(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    char line[256];
+    unsigned long long kb = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
+    if (f) fclose(f);
+    return kb * 1024;
+}

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "engine/cpu.h"
 #include "engine/model.h"
 #include "engine/pool.h"
 #include "kernels/attn.h"
@@ -72,6 +73,15 @@ int state_init_ex(State *s, const Model *m, int n_ctx, int n_threads, int flags,
     s->kv_f32 = !!(flags & STATE_KV_F32);
     size_t kv_elem = s->kv_f32 ? sizeof(float) : sizeof(uint16_t);
     s->kv_bytes = cache * kv_elem;
+    /* The cache is mapped lazily: refuse now what would be killed for lack of memory later. */
+    unsigned long long avail = mem_available_bytes();
+    if (avail && 2ull * s->kv_bytes > avail) {
+        snprintf(err, errlen, "a context of %d tokens needs a %.2f GiB KV cache but only %.2f GiB of "
+                 "memory is available (lower -c)", n_ctx, 2.0 * s->kv_bytes / (1u << 30),
+                 avail / (double)(1u << 30));
+        state_free(s);
+        return -1;
+    }
     s->key_cache = big_zalloc(s->kv_bytes);
     s->value_cache = big_zalloc(s->kv_bytes);
     s->tokens = calloc((size_t)n_ctx, sizeof(int));

@@ -11,6 +11,7 @@
 
 #include "engine/bench.h"
 #include "engine/chat.h"
+#include "engine/cpu.h"
 #include "engine/generate.h"
 #include "engine/model.h"
 #include "engine/perplexity.h"
@@ -27,24 +28,13 @@ static int say(const char *fmt, ...) {
     return 1;
 }
 
-/* Bytes of memory the kernel says can be had without swapping (MemAvailable), or 0. */
-static unsigned long long mem_available(void) {
-    FILE *f = fopen("/proc/meminfo", "r");
-    char line[256];
-    unsigned long long kb = 0;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
-    if (f) fclose(f);
-    return kb * 1024;
-}
-
 /* Copy the weights into huge-page memory (faster generation) unless told otherwise, or unless
  * the model would not fit in available memory with room to spare: then map the file. */
 static int load_flags(const RunOptions *o) {
     if (o->no_mmap >= 0) return o->no_mmap ? MODEL_LOAD_COPY : 0;
     struct stat st;
     if (stat(o->model_path, &st)) return 0;
-    unsigned long long avail = mem_available();
+    unsigned long long avail = mem_available_bytes();
     return avail > (unsigned long long)st.st_size + (512ull << 20) ? MODEL_LOAD_COPY : 0;
 }
 
