@@ -1,5 +1,6 @@
 /* quant --calib: activation statistics over a calibration text, used as per-column importance by
  * the Q4 scale search. */
+#include "engine/fileio.h"
 #include "engine/calib.h"
 
 #include <errno.h>
@@ -17,33 +18,6 @@
 
 static size_t layer_stride(const PhiHParams *hp) {
     return 2 * (size_t)hp->dim + (size_t)hp->n_heads * hp->head_dim + hp->hidden_dim;
-}
-
-static char *read_text(const char *path, size_t *len, char *err, size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "calibration text %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap) break;
-        char *nb = realloc(buf, 2 * cap);
-        if (!nb) { free(buf); buf = NULL; break; }
-        buf = nb;
-        cap *= 2;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (!buf || bad) {
-        free(buf);
-        snprintf(err, errlen, "calibration text %s: read error", path);
-        return NULL;
-    }
-    *len = n;
-    return buf;
 }
 
 /* Mean square per column, then the floor, separately for each matrix's input slice. */
@@ -69,7 +43,7 @@ int calib_collect(const char *model_path, const char *text_path, int n_ctx, int 
     Model m;
     if (model_load(model_path, &m, err, errlen)) return -1;
     size_t len = 0;
-    char *text = read_text(text_path, &len, err, errlen);
+    char *text = read_file(text_path, &len, err, errlen);
     int *ids = NULL, *toks = NULL, n = 0, rc = -1;
     double *sums = NULL;
     State s = {0};

@@ -12,6 +12,7 @@
 #include "engine/bench.h"
 #include "engine/chat.h"
 #include "engine/cpu.h"
+#include "engine/fileio.h"
 #include "engine/generate.h"
 #include "engine/model.h"
 #include "engine/perplexity.h"
@@ -50,37 +51,6 @@ static int load(const RunOptions *o, Model *m, double *load_s) {
     return 0;
 }
 
-static char *read_stream(FILE *f, size_t *len) {
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap) break;
-        char *nb = realloc(buf, 2 * cap + 1);
-        if (!nb) {
-            free(buf);
-            return NULL;
-        }
-        buf = nb;
-        cap *= 2;
-    }
-    if (!buf || ferror(f)) {
-        free(buf);
-        return NULL;
-    }
-    buf[n] = 0;
-    *len = n;
-    return buf;
-}
-
-static char *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *buf = read_stream(f, len);
-    fclose(f);
-    return buf;
-}
-
 /* The prompt text from -p, -f or standard input (malloc'd), or NULL after an error line. */
 static char *prompt_text(const RunOptions *o, size_t *len) {
     char *text;
@@ -88,8 +58,9 @@ static char *prompt_text(const RunOptions *o, size_t *len) {
         *len = strlen(o->prompt);
         text = strdup(o->prompt);
     } else if (o->prompt_file) {
-        text = read_file(o->prompt_file, len);
-        if (!text) say("cannot read %s: %s", o->prompt_file, strerror(errno));
+        char err[512];
+        text = read_file(o->prompt_file, len, err, sizeof err);
+        if (!text) say("cannot read %s", err);
         return text;
     } else {
         text = read_stream(stdin, len);
@@ -325,13 +296,13 @@ int run_perplexity(const RunOptions *o) {
     if (load(o, &m, &load_s)) return 1;
     char err[1024];
     size_t len = 0;
-    char *text = read_file(o->ppl_path, &len);
+    char *text = read_file(o->ppl_path, &len, err, sizeof err);
     int rc = 1, n = 0, *ids = NULL;
     State st = {0};
     PplOptions po = {o->ppl_all ? PPL_ALL : PPL_LLAMA, 0, o->ppl_chunks, o->save_logits,
                      o->kl_base, isatty(2)};
     if (!text) {
-        say("cannot read %s: %s", o->ppl_path, strerror(errno));
+        say("cannot read %s", err);
         goto done;
     }
     if ((po.n_ctx = context_size(o, &m, 512)) < 0) goto done;

@@ -413,7 +413,7 @@ Tokenizer *tok_from_hf_dir(const char *dir, char *err, size_t errlen) {
         t = tok_from_hf_json(json, cfg, err, errlen);
     } else if (file_exists(spm)) {
         size_t len;
-        char *data = tok_read_file(spm, &len, err, errlen);
+        char *data = read_file(spm, &len, err, errlen);
         if (data) t = tok_from_spm_model((const uint8_t *)data, len, cfg, err, errlen);
         free(data);
     } else {
@@ -421,7 +421,7 @@ Tokenizer *tok_from_hf_dir(const char *dir, char *err, size_t errlen) {
     }
     if (t && !t->chat_template && file_exists(jinja)) { /* newer HF folders keep it apart */
         size_t len;
-        char *s = tok_read_file(jinja, &len, err, errlen);
+        char *s = read_file(jinja, &len, err, errlen);
         if (!s || tok_set_template(t, s, len, err, errlen)) {
             tok_free(t);
             t = NULL;

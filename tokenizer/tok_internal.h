@@ -6,6 +6,7 @@
 #define PHI_TOK_INTERNAL_H
 
 #include "engine/errmsg.h"
+#include "engine/fileio.h"
 #include "engine/json.h"
 #include "tokenizer/tokenizer.h"
 
@@ -158,8 +159,6 @@ size_t tok_utf8_check(const char *s, size_t len);
 /* Is "<0xHH>" (uppercase hex)? Sets *byte. */
 int tok_parse_byte_piece(const char *s, size_t len, int *byte);
 
-/* Reads a whole file (malloc'd, NUL-terminated). */
-char *tok_read_file(const char *path, size_t *len, char *err, size_t errlen);
 /* Importers. */
 Tokenizer *tok_from_hf_json(const char *json_path, const char *config_path, char *err,
                             size_t errlen);
