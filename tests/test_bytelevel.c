@@ -3,6 +3,7 @@
  * decoding against Hugging Face for a trained test vocabulary (and its ignore_merges variant),
  * streaming decode, the tokenizer.json import checks, the section round trip, hostile section
  * blobs, and the encoding speed. `test_bytelevel --bench [file]` only prints the speed. */
+#include "engine/fileio.h"
 #include "tests/harness.h"
 #include "tokenizer/tok_internal.h"
 
@@ -25,19 +26,6 @@ static void buf_put(Buf *b, const char *s, size_t len) {
     memcpy(b->s + b->len, s, len);
     b->len += len;
     b->s[b->len] = 0;
-}
-
-static char *read_all(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    Buf b = {0};
-    char tmp[65536];
-    size_t n;
-    buf_put(&b, "", 0);
-    while ((n = fread(tmp, 1, sizeof tmp, f)) > 0) buf_put(&b, tmp, n);
-    fclose(f);
-    *len = b.len;
-    return b.s;
 }
 
 static int write_all(const char *path, const char *s, size_t len) {
@@ -95,7 +83,7 @@ typedef struct {
 
 static Case *load_cases(const char *path, int *n_cases) {
     size_t len;
-    char *all = read_all(path, &len);
+    char *all = read_file(path, &len, NULL, 0);
     if (!all) return NULL;
     Case *cs = calloc(len / 8 + 1, sizeof *cs), *cur = NULL;
     int n = 0;
@@ -567,7 +555,7 @@ int main(int argc, char **argv) {
     }
     if (argc > 1 && !strcmp(argv[1], "--bench")) {
         size_t len;
-        char *text = argc > 2 ? read_all(argv[2], &len) : corpus_megabyte(cs, n, 0, &len);
+        char *text = argc > 2 ? read_file(argv[2], &len, NULL, 0) : corpus_megabyte(cs, n, 0, &len);
         if (text) bench(t, text, len, argc > 2 ? argv[2] : "test texts");
         free(text);
     } else {
@@ -580,7 +568,7 @@ int main(int argc, char **argv) {
         test_decoder_details(t);
         test_config(t);
         size_t jlen;
-        char *json = read_all(DATA "/tokenizer.json", &jlen);
+        char *json = read_file(DATA "/tokenizer.json", &jlen, NULL, 0);
         if (json) test_import_rejects(json, jlen);
         free(json);
         test_section(t, cs, n, 0, "bytelevel_section");

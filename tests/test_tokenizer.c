@@ -2,6 +2,7 @@
  * (tests/data/tokenizer_cases.txt, made by scripts/gen_tokenizer_cases.mjs), decoding, the
  * section round trip, hostile section blobs, invalid UTF-8, tokenizer.model, and a speed figure.
  * `test_tokenizer --bench [file]` only prints the encoding speed. */
+#include "engine/fileio.h"
 #include "tests/harness.h"
 #include "tokenizer/tokenizer.h"
 
@@ -23,19 +24,6 @@ static void buf_put(Buf *b, const char *s, size_t len) {
     memcpy(b->s + b->len, s, len);
     b->len += len;
     b->s[b->len] = 0;
-}
-
-static char *read_all(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    Buf b = {0};
-    char tmp[65536];
-    size_t n;
-    buf_put(&b, "", 0);
-    while ((n = fread(tmp, 1, sizeof tmp, f)) > 0) buf_put(&b, tmp, n);
-    fclose(f);
-    *len = b.len;
-    return b.s;
 }
 
 /* Encodes into a malloc'd array; returns the count or -1 (err set). */
@@ -98,9 +86,9 @@ static void test_llamacpp_vectors(const Tokenizer *t, const char *data) {
     char path[512];
     size_t li, lo;
     snprintf(path, sizeof path, "%s/llamacpp-vocab/ggml-vocab-phi-3.gguf.inp", data);
-    char *inp = read_all(path, &li);
+    char *inp = read_file(path, &li, NULL, 0);
     snprintf(path, sizeof path, "%s/llamacpp-vocab/ggml-vocab-phi-3.gguf.out", data);
-    char *out = read_all(path, &lo);
+    char *out = read_file(path, &lo, NULL, 0);
     if (!inp || !out) {
         t_skip("tokenizer_llamacpp_vectors", "%s missing", path);
         free(inp);
@@ -174,7 +162,7 @@ typedef struct {
 
 static int load_corpus(const char *path, Corpus *cp) {
     size_t len;
-    char *all = read_all(path, &len);
+    char *all = read_file(path, &len, NULL, 0);
     if (!all) return -1;
     cp->c = calloc(len / 8 + 1, sizeof *cp->c);
     cp->n = 0;
@@ -687,7 +675,7 @@ int main(int argc, char **argv) {
         size_t len = 0;
         char *text = NULL;
         Corpus cp = {0};
-        if (argc > 2) text = read_all(argv[2], &len);
+        if (argc > 2) text = read_file(argv[2], &len, NULL, 0);
         else if (!load_corpus(corpus_path, &cp)) text = corpus_megabyte(&cp, &len);
         if (phi && text) bench(phi, text, len, argc > 2 ? argv[2] : "corpus text");
         free(text);
@@ -739,7 +727,7 @@ int main(int argc, char **argv) {
         /* tok512.model is not named tokenizer.model: read it directly */
         snprintf(path, sizeof path, "%s/tok512-tinystories/tok512.model", data);
         size_t ml;
-        char *model = read_all(path, &ml);
+        char *model = read_file(path, &ml, NULL, 0);
         spm = model ? tok_from_spm((const uint8_t *)model, ml, err, sizeof err) : NULL;
         if (t_check(spm != NULL, "tokenizer_model512_load", "%s", spm ? "tok512.model (squeezes spaces)" : err))
             test_corpus_spm(spm, &cp, 1, "tokenizer_model512_vs_spm_encode");
