@@ -164,13 +164,16 @@ static int write_tensor(PhiWriter *w, const Plan *t, RowSource src, void *ctx, P
     uint64_t cols = t->ndim == 1 ? t->rows : t->cols, rows = t->ndim == 1 ? 1 : t->rows;
     uint64_t row_bytes = type_row_bytes(t->type, cols), nblocks = cols / QK;
     uint64_t scales_off = type_scales_offset(t->type, rows, cols);
+    int panels = type_traits(t->type)->has_scales; /* quantized: rows go out in whole panels */
     uint64_t chunk = CHUNK_FLOATS / cols ? CHUNK_FLOATS / cols : 1;
-    if (chunk > rows) chunk = rows;
+    if (panels) chunk = (chunk + QR - 1) / QR * QR;
+    if (chunk > rows) chunk = panels ? (rows + QR - 1) / QR * QR : rows;
     float *buf = malloc(chunk * cols * sizeof(float));
     uint8_t *q = malloc(chunk * row_bytes);
     uint16_t *d = malloc(chunk * nblocks * sizeof(uint16_t) + 2);
+    uint8_t *pan = panels ? malloc(type_tensor_bytes(t->type, chunk, cols)) : NULL;
     int rc = 0;
-    if (!buf || !q || !d) rc = errorf(err, errlen, "out of memory");
+    if (!buf || !q || !d || (panels && !pan)) rc = errorf(err, errlen, "out of memory");
     for (uint64_t r0 = 0; r0 < rows && !rc; r0 += chunk) {
         uint64_t n = rows - r0 < chunk ? rows - r0 : chunk;
         if (src(t, t->ndim == 1 ? 0 : r0, t->ndim == 1 ? cols : n, buf, ctx, err, errlen)) {
@@ -186,15 +189,26 @@ static int write_tensor(PhiWriter *w, const Plan *t, RowSource src, void *ctx, P
         if (rc) break;
         QuantJob job = {t, buf, q, d, n, cols, row_bytes, nblocks};
         pool_run(n > 1 ? pool : NULL, quant_job, &job);
-        rc = phi_writer_write_at(w, t->index, r0 * row_bytes, q, n * row_bytes, err, errlen);
-        if (!rc && nblocks && type_traits(t->type)->has_scales)
-            rc = phi_writer_write_at(w, t->index, scales_off + r0 * nblocks * 2, d,
-                                     n * nblocks * 2, err, errlen);
+        if (panels) {
+            /* r0 is a whole number of panels, so this chunk's panels are contiguous in both
+             * areas of the file; padding rows of the last panel are zeros. */
+            uint64_t sr = type_stored_rows(t->type, n);
+            MatView pm = matview(t->type, pan, (int)sr, (int)cols);
+            memset(pan, 0, type_tensor_bytes(t->type, sr, cols));
+            for (uint64_t i = 0; i < n; i++) matview_put_row(&pm, (int)i, q + i * row_bytes, d + i * nblocks);
+            rc = phi_writer_write_at(w, t->index, r0 * row_bytes, pm.q, sr * row_bytes, err, errlen);
+            if (!rc)
+                rc = phi_writer_write_at(w, t->index, scales_off + r0 * nblocks * 2, pm.d,
+                                         sr * nblocks * 2, err, errlen);
+        } else {
+            rc = phi_writer_write_at(w, t->index, r0 * row_bytes, q, n * row_bytes, err, errlen);
+        }
         progress_update(prog, n * cols, t->name);
     }
     free(buf);
     free(q);
     free(d);
+    free(pan);
     return rc;
 }
 

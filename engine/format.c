@@ -155,6 +155,9 @@ int phi_file_parse(const uint8_t *buf, uint64_t size, PhiFile *out, char *err, s
     if (size < PHI_HEADER_SIZE || memcmp(buf, PHI_MAGIC, 8) != 0)
         return errorf(err, errlen, "not a phi model file (bad magic)");
     uint32_t version = rd32(buf + 8);
+    if (version == 1)
+        return errorf(err, errlen, "phi file version 1 (row-major quants) is no longer read: "
+                      "convert the model again with this build's quant");
     if (version != PHI_VERSION)
         return errorf(err, errlen, "unsupported phi file version %u (this build reads %d)", version,
                     PHI_VERSION);

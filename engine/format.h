@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 #define PHI_MAGIC "PHIMODEL"
-#define PHI_VERSION 1
+#define PHI_VERSION 2
 #define PHI_ALIGN 64
 #define PHI_HEADER_SIZE 128
 #define PHI_HPARAMS_SIZE 256

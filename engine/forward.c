@@ -189,8 +189,7 @@ static void forward_token_ref(const Model *m, State *s, int token, int pos, cons
     int n_kv = (int)hp->n_kv_heads, kv_dim = n_kv * hd, q_dim = n_heads * hd;
     int hidden = (int)hp->hidden_dim, group = n_heads / n_kv, start = window_start(hp, pos);
 
-    dequantize_row(m->tok_embd.type, matview_row(&m->tok_embd, token),
-                   matview_row_scales(&m->tok_embd, token), s->x, dim);
+    matview_dequant_row(&m->tok_embd, token, s->x);
     rope_table(hp, factors, pos, s->rope_cs);
 
     for (int l = 0; l < (int)hp->n_layers; l++) {
@@ -264,8 +263,7 @@ static void forward_batch(const Model *m, State *s, const int *tokens, int n, in
     int qkv_dim = q_dim + 2 * kv_dim, hidden = (int)hp->hidden_dim, rd = (int)hp->rope_dims;
 
     for (int i = 0; i < n; i++) {
-        dequantize_row(m->tok_embd.type, matview_row(&m->tok_embd, tokens[i]),
-                       matview_row_scales(&m->tok_embd, tokens[i]), s->x + (size_t)i * dim, dim);
+        matview_dequant_row(&m->tok_embd, tokens[i], s->x + (size_t)i * dim);
         rope_table(hp, factors, pos0 + i, s->rope_cs + (size_t)i * rd);
     }
 

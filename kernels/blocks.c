@@ -29,16 +29,21 @@ uint64_t type_row_bytes(uint32_t type, uint64_t cols) {
 
 static uint64_t align64(uint64_t x) { return (x + 63) & ~(uint64_t)63; }
 
+uint64_t type_stored_rows(uint32_t type, uint64_t rows) {
+    const TypeTraits *t = type_traits(type);
+    return t && t->has_scales ? (rows + QR - 1) / QR * QR : rows;
+}
+
 uint64_t type_scales_offset(uint32_t type, uint64_t rows, uint64_t cols) {
-    return align64(rows * type_row_bytes(type, cols));
+    return align64(type_stored_rows(type, rows) * type_row_bytes(type, cols));
 }
 
 uint64_t type_tensor_bytes(uint32_t type, uint64_t rows, uint64_t cols) {
     uint64_t rb = type_row_bytes(type, cols);
     /* Shapes are bounded (rows, cols < 2^31) so that these products cannot overflow. */
     if (rb == 0 || rows == 0 || rows >= (1ull << 31) || cols >= (1ull << 31)) return 0;
-    uint64_t n = rows * rb;
-    if (traits[type].has_scales) n = align64(n) + rows * (cols / QK) * 2;
+    uint64_t sr = type_stored_rows(type, rows), n = sr * rb;
+    if (traits[type].has_scales) n = align64(n) + sr * (cols / QK) * 2;
     return n;
 }
 
@@ -53,6 +58,52 @@ MatView matview(uint32_t type, const void *data, int rows, int cols) {
     if (traits[type].has_scales)
         m.d = (const uint16_t *)(m.q + type_scales_offset(type, (uint64_t)rows, (uint64_t)cols));
     return m;
+}
+
+/* Byte offset of bytes [4k, 4k + 4) of row r's block b within the quants area. */
+static uint64_t panel_offset(const MatView *m, int r, int b, int k) {
+    return (uint64_t)((const uint8_t *)matview_panel_q(m, r / QR, b) - m->q) + ((uint64_t)k * QR + (uint64_t)(r % QR)) * 4;
+}
+
+void matview_get_row(const MatView *m, int r, void *q, uint16_t *d) {
+    if (!traits[m->type].has_scales) {
+        memcpy(q, matview_row(m, r), type_row_bytes(m->type, (uint64_t)m->cols));
+        return;
+    }
+    int bb = traits[m->type].block_bytes, nb = m->cols / QK;
+    for (int b = 0; b < nb; b++) {
+        for (int k = 0; k < bb / 4; k++)
+            memcpy((uint8_t *)q + (size_t)b * bb + 4 * k, m->q + panel_offset(m, r, b, k), 4);
+        d[b] = matview_panel_d(m, r / QR, b)[r % QR];
+    }
+}
+
+void matview_put_row(const MatView *m, int r, const void *q, const uint16_t *d) {
+    if (!traits[m->type].has_scales) {
+        memcpy((uint8_t *)matview_row(m, r), q, type_row_bytes(m->type, (uint64_t)m->cols));
+        return;
+    }
+    int bb = traits[m->type].block_bytes, nb = m->cols / QK;
+    for (int b = 0; b < nb; b++) {
+        for (int k = 0; k < bb / 4; k++)
+            memcpy((uint8_t *)m->q + panel_offset(m, r, b, k), (const uint8_t *)q + (size_t)b * bb + 4 * k, 4);
+        ((uint16_t *)matview_panel_d(m, r / QR, b))[r % QR] = d[b];
+    }
+}
+
+void matview_dequant_row(const MatView *m, int r, float *y) {
+    if (!traits[m->type].has_scales) {
+        dequantize_row(m->type, matview_row(m, r), NULL, y, m->cols);
+        return;
+    }
+    uint8_t q[QK];
+    uint16_t d;
+    int bb = traits[m->type].block_bytes;
+    for (int b = 0; b < m->cols / QK; b++) {
+        for (int k = 0; k < bb / 4; k++) memcpy(q + 4 * k, m->q + panel_offset(m, r, b, k), 4);
+        d = matview_panel_d(m, r / QR, b)[r % QR];
+        dequantize_row(m->type, q, &d, y + (size_t)b * QK, QK);
+    }
 }
 
 float fp16_to_f32(uint16_t h) {

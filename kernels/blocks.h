@@ -1,15 +1,21 @@
 /* Tensor types and their memory layout: the one place that says how a type is stored.
  *
- * A 2-D tensor [rows][cols] is stored as two areas:
- *   quants: rows * row_bytes(type, cols) bytes, row after row;
- *   scales: (quantized types only) starting at align64(quants size): rows * cols/QK float16
- *           scales, row after row, one per block of QK consecutive elements of a row.
- * Keeping a row's quants contiguous lets SIMD kernels stream them with full-width loads.
+ * Float tensors (F32, F16) [rows][cols] are stored row after row.
  *
+ * Quantized tensors (Q8, Q4) hold blocks of QK consecutive elements of a row, each with an f16
+ * scale, and store their rows in panels of QR rows (the last panel padded with zero rows) so
+ * that one 64-byte load gives the same 4 bytes of 16 rows: a SIMD lane per row, an activation
+ * broadcast to all lanes, and no horizontal sums. Two areas:
+ *   quants: panel p, block b occupies QR * bb bytes (bb = bytes of a block's quants) at
+ *           (p * nb + b) * QR * bb; within it, for k < bb / 4 and lane l < QR, the 4 bytes
+ *           [4k, 4k + 4) of row p * QR + l's block b are at (k * QR + l) * 4;
+ *   scales: at align64(quants size): f16 of row p * QR + l, block b at index (p * nb + b) * QR + l.
+ * A panel's quants and scales are each contiguous, so a thread streams its panels linearly.
+ *
+ * A block's quants ("natural" order, as quantize_row writes one row):
  * Q8: one int8 per element, x = d * q.
- * Q4: 4 bits per element; within a block of 32, byte j (0..15) holds element j in its low nibble
- *     and element j + 16 in its high nibble, each stored as q + 8 (q in -8..7); x = d * q.
- *     4.5 bits per weight with its f16 scale. */
+ * Q4: 4 bits per element; byte j (0..15) holds element j in its low nibble and element j + 16
+ *     in its high nibble, each stored as q + 8 (q in -8..7); x = d * q. 4.5 bits per weight. */
 #ifndef PHI_BLOCKS_H
 #define PHI_BLOCKS_H
 
@@ -17,6 +23,7 @@
 #include <stdint.h>
 
 #define QK 32 /* elements per quantization block */
+#define QR 16 /* rows per panel of a quantized tensor */
 
 typedef enum {
     TENSOR_F32 = 0,
@@ -38,6 +45,8 @@ int type_from_name(const char *name);         /* -1 if unknown */
 
 /* Bytes of one row's quants; 0 if cols is not a multiple of the block. */
 uint64_t type_row_bytes(uint32_t type, uint64_t cols);
+/* Rows as stored: rows rounded up to a whole panel for quantized types. */
+uint64_t type_stored_rows(uint32_t type, uint64_t rows);
 /* Offset of the scales area (quants area rounded up to 64 bytes). */
 uint64_t type_scales_offset(uint32_t type, uint64_t rows, uint64_t cols);
 /* Total bytes of a tensor; 0 when the shape is invalid for the type or overflows. */
@@ -54,12 +63,25 @@ typedef struct {
 } MatView;
 
 MatView matview(uint32_t type, const void *data, int rows, int cols);
+/* Row r of a float matrix (F32, F16), in place. */
 static inline const uint8_t *matview_row(const MatView *m, int r) {
     return m->q + (uint64_t)r * type_row_bytes(m->type, (uint64_t)m->cols);
 }
-static inline const uint16_t *matview_row_scales(const MatView *m, int r) {
-    return m->d ? m->d + (uint64_t)r * (uint64_t)(m->cols / QK) : NULL;
+/* Panel p, block b of a quantized matrix: its QR * block_bytes quants and QR scales. */
+static inline const uint8_t *matview_panel_q(const MatView *m, int p, int b) {
+    int bb = m->type == TENSOR_Q4 ? QK / 2 : QK;
+    return m->q + ((uint64_t)p * (uint64_t)(m->cols / QK) + (uint64_t)b) * (uint64_t)(QR * bb);
 }
+static inline const uint16_t *matview_panel_d(const MatView *m, int p, int b) {
+    return m->d + ((uint64_t)p * (uint64_t)(m->cols / QK) + (uint64_t)b) * QR;
+}
+/* Row r of any matrix in natural order: q gets type_row_bytes bytes, d (quantized types) one
+ * scale per block. */
+void matview_get_row(const MatView *m, int r, void *q, uint16_t *d);
+/* The inverse, into a matrix whose memory is writable (d unused for float types). */
+void matview_put_row(const MatView *m, int r, const void *q, const uint16_t *d);
+/* Row r dequantized to floats (cols of them). */
+void matview_dequant_row(const MatView *m, int r, float *y);
 
 /* Half and bfloat16 conversions (round to nearest even). */
 float fp16_to_f32(uint16_t h);

@@ -172,7 +172,7 @@ void kernels_free_scratch(void) {
 
 /* ---- drivers ---- */
 
-#define ROW_ALIGN 16        /* row chunks are multiples of this (the kernels' row blocks) */
+#define ROW_ALIGN QR        /* row chunks are whole weight panels */
 #define CHUNKS_PER_THREAD 4  /* the largest chunk: this fraction of a thread's share */
 #define MIN_POOL_WORK 32768  /* rows * cols * n_tok below this run on the caller alone */
 
@@ -192,7 +192,7 @@ typedef struct {
 static void pack_job(void *arg, int ith, int nth) {
     MatJob *j = arg;
     int t0, t1;
-    pool_split(j->n_tok, 1, ith, nth, &t0, &t1);
+    pool_split(j->n_tok, j->a.tt, ith, nth, &t0, &t1);
     if (t1 > t0) act_pack(&j->a, j->k, j->w->type, j->x, t0, t1);
 }
 

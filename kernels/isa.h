@@ -1,22 +1,17 @@
 /* Internal to the fast kernels: the per-ISA kernel table and the packed activation buffer that
  * matvec/matmul hand to the int8 kernels.
  *
- * Packed activations, two areas (64-byte aligned):
- *  - natural, one record per token (`stride` bytes apart) at `nat`:
- *      q int8[cols] (quantize_act_q8's order), d f32[nb] block scales, s int32[nb] sums of q;
- *    the scalar and NEON kernels read only this; the x86 kernels use it for the tail blocks
- *    (the nb % gb blocks after the last whole group).
- *  - grouped (x86 SIMD only, gb = 8 or 16 blocks per group), at `base`: group-major, one
- *    `rec`-byte record per (group g, token t) at base + (g * n_tok + t) * rec, so the tokens of a
- *    tile are adjacent and a kernel reaches them with constant displacements:
- *      8 vectors of gb * 4 bytes: vector m holds, as its int32 lane p, values [4m, 4m + 4) of
- *        block order[p] of the group. This is the order in which the kernels' register
- *        transposes leave the weights, so every lane of vpdpbusd sums one block only and the
- *        per-block scaling needs no horizontal reduction;
- *      dxv f32[gb]: lane p = d of block order[p];
- *      cv int32[gb]: lane p = -K * s of block order[p], where K is the offset the kernel adds
- *        to the weights to make them unsigned (8 for Q4, 128 for Q8 with VNNI, 0 if none);
- *        the integer sums start from cv, which removes the offset. */
+ * Packed activations: tokens in tiles of tt = min(n_tok, ACT_TT) (the last tile padded with
+ * zero tokens), and for tile j and block b one record of rec = tt * 40 bytes at
+ * base + (j * nb + b) * rec:
+ *   q int8[tt][32]  token i's quants of block b (quantize_act_q8's values, natural order);
+ *   d f32[tt]       their scales;
+ *   c int32[tt]     -K * (sum of the token's q in block b), where K is the offset the ISA's
+ *                   kernels add to the weights to make them unsigned for their instructions
+ *                   (8 for Q4 nibbles used as stored, 128 for Q8 with x86 VNNI, 0 if none):
+ *                   integer sums start from c, which removes the offset.
+ * A kernel walks a tile's blocks with one pointer and constant offsets, and with the weight
+ * panels (kernels/blocks.h) a lane per row: the activations are broadcast 4 bytes at a time. */
 #ifndef PHI_ISA_H
 #define PHI_ISA_H
 
@@ -25,27 +20,27 @@
 
 #include "kernels/blocks.h"
 
+#define ACT_TT 8 /* tokens per activation tile */
+
 typedef struct {
     int cols, nb, n_tok;
-    int gb, ng, ntail;  /* blocks per group (0: natural only), whole groups, tail blocks */
-    size_t rec;         /* bytes of a grouped record: gb * 32 + gb * 8 */
-    size_t stride;      /* bytes of a natural record */
-    size_t off_d, off_s; /* within a natural record */
-    uint8_t *base, *nat;
+    int tt, ntiles; /* tokens per tile, tiles */
+    size_t rec;     /* bytes of a (tile, block) record: tt * 40 */
+    uint8_t *base;
 } ActBuf;
 
-static inline const int8_t *act_q(const ActBuf *a, int t) {
-    return (const int8_t *)(a->nat + (size_t)t * a->stride);
+static inline const uint8_t *act_rec(const ActBuf *a, int tile, int b) {
+    return a->base + ((size_t)tile * (size_t)a->nb + (size_t)b) * a->rec;
 }
-static inline const float *act_d(const ActBuf *a, int t) {
-    return (const float *)(a->nat + (size_t)t * a->stride + a->off_d);
+/* Token t's quants, scale and offset sum in block b. */
+static inline const int8_t *act_q(const ActBuf *a, int t, int b) {
+    return (const int8_t *)act_rec(a, t / a->tt, b) + (t % a->tt) * QK;
 }
-static inline const int32_t *act_s(const ActBuf *a, int t) {
-    return (const int32_t *)(a->nat + (size_t)t * a->stride + a->off_s);
+static inline float act_d(const ActBuf *a, int t, int b) {
+    return ((const float *)(act_rec(a, t / a->tt, b) + (size_t)a->tt * QK))[t % a->tt];
 }
-/* Grouped record of group g, token t. */
-static inline const uint8_t *act_rec(const ActBuf *a, int g, int t) {
-    return a->base + ((size_t)g * a->n_tok + t) * a->rec;
+static inline int32_t act_c(const ActBuf *a, int t, int b) {
+    return ((const int32_t *)(act_rec(a, t / a->tt, b) + (size_t)a->tt * (QK + 4)))[t % a->tt];
 }
 
 /* Quantizes nblocks blocks of 32: q, d as quantize_act_q8, s[b] = sum of block b's q. */
@@ -59,9 +54,7 @@ typedef void (*FMatFn)(const MatView *w, const float *x, int t0, int nt, float *
 typedef struct {
     const char *name;
     int (*available)(void);
-    int gb;               /* blocks per group of the grouped layout, 0: natural only */
-    const uint8_t *order_q8, *order_q4; /* block order of a group's lanes, per weight type */
-    int k_q8, k_q4;       /* weight offsets K for the cv vectors (see above) */
+    int k_q8, k_q4;       /* weight offsets K for the c sums (see above) */
     QuantBlocksFn quant;
     QMatFn q8, q4;
     FMatFn f32, f16;
@@ -79,21 +72,22 @@ extern const IsaKernels isa_avx2, isa_avxvnni, isa_avx512vnni;
 extern const IsaKernels isa_neon, isa_dotprod;
 #endif
 
-/* One weight row against n <= tt tokens: ys[i] += row (wq, wd) . token t + i over groups
- * [g0, g1) of the grouped layout. tiled_matmul calls it inside its cache-blocked loop nest and
- * adds the tail blocks. */
-typedef void (*TileFn)(const uint8_t *wq, const uint16_t *wd, const ActBuf *a, int t, int n,
-                       int g0, int g1, float *ys);
+/* One weight panel against one activation tile, over nblocks blocks: wq, wd point at the
+ * panel's first block (advancing QR * block bytes and QR scales per block), ar at the tile's
+ * record of that block (advancing rec = tt * 40 bytes). For tokens i < n (n <= tt) and lanes
+ * l < nr (nr <= QR): y[i * ldy + l] = (acc ? y[i * ldy + l] : 0) + lane l . token i. */
+typedef void (*TileFn)(const uint8_t *wq, const uint16_t *wd, const uint8_t *ar, int tt, int n,
+                       int nblocks, float *y, int ldy, int nr, int acc);
 typedef struct {
-    int tt;
     TileFn tile;
 } TileKernel;
-/* Cache budgets of the loop nest (bytes of activations kept in L1 / L2); tests shrink them to
- * run every loop of the nest on small matrices. */
+/* Cache budgets of the loop nest (bytes of activations kept in L1 / of weights and
+ * activations kept in L2); tests shrink them to run every loop of the nest on small matrices. */
 extern size_t tiled_l1_bytes, tiled_l2_bytes;
 /* Sets them from the CPU's cache sizes where the C library reports them (once, at the first
  * kernels_init). */
 void tiled_detect_caches(void);
+/* Rows [r0, r1) (r0 a multiple of QR) for tokens [t0, t0 + nt) (t0 a multiple of a->tt). */
 void tiled_matmul(const MatView *w, const ActBuf *a, int t0, int nt, float *y, int ldy, int r0,
                   int r1, const TileKernel *k);
 
@@ -134,8 +128,6 @@ void quant_blocks_scalar(const float *x, int8_t *q, float *d, int32_t *s, int nb
 /* Integer dot product of one weight block with one activation block (natural order). */
 int32_t dot_block_q8(const int8_t *w, const int8_t *x);
 int32_t dot_block_q4(const uint8_t *w, const int8_t *x);
-/* Adds the tail blocks (natural order, from block a->ng * 8) of weight row r for token t. */
-float tail_dot(const MatView *w, const ActBuf *a, int t, int r);
 
 /* Geometry of the packed activations of n_tok tokens for kernel table k; returns the bytes
  * they need. */
@@ -143,7 +135,8 @@ size_t act_layout(ActBuf *a, const IsaKernels *k, int cols, int n_tok);
 /* Points a at buf (act_layout bytes, 64-byte aligned). */
 void act_attach(ActBuf *a, uint8_t *buf);
 /* Packs tokens [t0, t1) of x ([n_tok][cols]) for table k and weight type wtype (so threads can
- * share the work). */
+ * share the work); t0 and t1 multiples of a->tt (or t1 = n_tok): a tile's padding tokens are
+ * written with the tile's last token. */
 void act_pack(const ActBuf *a, const IsaKernels *k, uint32_t wtype, const float *x, int t0,
               int t1);
 

@@ -56,74 +56,44 @@ int32_t dot_block_q4(const uint8_t *w, const int8_t *x) {
     return s;
 }
 
-float tail_dot(const MatView *w, const ActBuf *a, int t, int r) {
-    const uint8_t *wq = matview_row(w, r);
-    const uint16_t *wd = matview_row_scales(w, r);
-    const int8_t *xq = act_q(a, t);
-    const float *xd = act_d(a, t);
-    float acc = 0;
-    for (int b = a->ng * a->gb; b < a->nb; b++) {
-        int32_t s = w->type == TENSOR_Q8 ? dot_block_q8((const int8_t *)wq + b * QK, xq + b * QK)
-                                         : dot_block_q4(wq + b * (QK / 2), xq + b * QK);
-        acc += half_to_float(wd[b]) * xd[b] * (float)s;
-    }
-    return acc;
-}
-
 static size_t align64(size_t x) { return (x + 63) & ~(size_t)63; }
 
 size_t act_layout(ActBuf *a, const IsaKernels *k, int cols, int n_tok) {
+    (void)k;
     a->cols = cols;
     a->nb = cols / QK;
     a->n_tok = n_tok;
-    a->gb = k->gb;
-    a->ng = a->gb ? a->nb / a->gb : 0;
-    a->ntail = a->nb - a->ng * a->gb;
-    a->rec = (size_t)a->gb * (QK + 8);
-    a->off_d = align64((size_t)cols);
-    a->off_s = a->off_d + align64((size_t)a->nb * 4);
-    a->stride = a->off_s + align64((size_t)a->nb * 4);
-    a->base = a->nat = NULL;
-    return align64((size_t)a->ng * n_tok * a->rec) + a->stride * (size_t)n_tok;
+    a->tt = n_tok < ACT_TT ? n_tok : ACT_TT;
+    if (a->tt < 1) a->tt = 1;
+    a->ntiles = (n_tok + a->tt - 1) / a->tt;
+    a->rec = (size_t)a->tt * (QK + 8);
+    a->base = NULL;
+    return align64((size_t)a->ntiles * (size_t)a->nb * a->rec);
 }
 
-void act_attach(ActBuf *a, uint8_t *buf) {
-    a->base = buf;
-    a->nat = buf + align64((size_t)a->ng * a->n_tok * a->rec);
-}
+void act_attach(ActBuf *a, uint8_t *buf) { a->base = buf; }
 
 void act_pack(const ActBuf *a, const IsaKernels *k, uint32_t wtype, const float *x, int t0,
               int t1) {
     QuantBlocksFn quant = k->quant ? k->quant : quant_blocks_scalar;
-    int kk = wtype == TENSOR_Q4 ? k->k_q4 : k->k_q8;
-    const uint8_t *order = wtype == TENSOR_Q4 ? k->order_q4 : k->order_q8;
-    int gb = a->gb;
-    for (int t = t0; t < t1; t++) {
-        const float *xt = x + (size_t)t * a->cols;
-        uint8_t *nat = a->nat + (size_t)t * a->stride;
-        int8_t *q = (int8_t *)nat;
-        float *d = (float *)(nat + a->off_d);
-        int32_t *s = (int32_t *)(nat + a->off_s);
-        if (!gb) {
-            quant(xt, q, d, s, a->nb);
-            continue;
-        }
-        int8_t tmp[16 * QK];
-        for (int g = 0; g < a->ng; g++) {
-            int b0 = g * gb;
-            quant(xt + b0 * QK, tmp, d + b0, s + b0, gb);
-            uint8_t *rec = (uint8_t *)act_rec(a, g, t);
-            uint32_t *v = (uint32_t *)rec;
-            float *dxv = (float *)(rec + (size_t)gb * QK);
-            int32_t *cv = (int32_t *)(dxv + gb);
-            for (int p = 0; p < gb; p++) {
-                const int8_t *src = tmp + order[p] * QK;
-                for (int m = 0; m < QK / 4; m++) memcpy(v + m * gb + p, src + 4 * m, 4);
-                dxv[p] = d[b0 + order[p]];
-                cv[p] = -kk * s[b0 + order[p]];
+    int kk = wtype == TENSOR_Q4 ? k->k_q4 : k->k_q8, tt = a->tt;
+    enum { CH = 64 }; /* blocks quantized per call */
+    int8_t q[CH * QK];
+    float d[CH];
+    int32_t s[CH];
+    int tend = t1 < a->n_tok ? t1 : a->ntiles * tt; /* the last tile's padding too */
+    for (int t = t0; t < tend; t++) {
+        /* Padding tokens repeat the last real one: finite values, outputs never stored. */
+        const float *xt = x + (size_t)(t < a->n_tok ? t : a->n_tok - 1) * a->cols;
+        for (int b0 = 0; b0 < a->nb; b0 += CH) {
+            int m = a->nb - b0 < CH ? a->nb - b0 : CH;
+            quant(xt + (size_t)b0 * QK, q, d, s, m);
+            for (int b = 0; b < m; b++) {
+                uint8_t *rec = a->base + ((size_t)(t / tt) * (size_t)a->nb + (size_t)(b0 + b)) * a->rec;
+                memcpy(rec + (size_t)(t % tt) * QK, q + b * QK, QK);
+                ((float *)(rec + (size_t)tt * QK))[t % tt] = d[b];
+                ((int32_t *)(rec + (size_t)tt * (QK + 4)))[t % tt] = -kk * s[b];
             }
         }
-        int bt = a->ng * gb;
-        if (a->ntail) quant(xt + bt * QK, q + bt * QK, d + bt, s + bt, a->ntail);
     }
 }

@@ -2,34 +2,44 @@
 #include "kernels/kernels.h"
 
 #include <math.h>
+#include <string.h>
+
+/* Block b of row r of a quantized matrix, gathered from its panel into natural order. */
+static void gather_block(const MatView *w, int r, int b, uint8_t *out, uint16_t *d) {
+    const uint8_t *p = matview_panel_q(w, r / QR, b);
+    int bb = w->type == TENSOR_Q4 ? QK / 2 : QK;
+    for (int k = 0; k < bb / 4; k++) memcpy(out + 4 * k, p + ((size_t)k * QR + (size_t)(r % QR)) * 4, 4);
+    *d = matview_panel_d(w, r / QR, b)[r % QR];
+}
 
 float matrow_dot_ref(const MatView *w, int r, const float *x) {
-    const uint8_t *q = matview_row(w, r);
-    const uint16_t *d = matview_row_scales(w, r);
     int n = w->cols;
     double sum = 0;
+    uint8_t qb[QK];
+    uint16_t d;
     switch (w->type) {
     case TENSOR_F32:
-        for (int i = 0; i < n; i++) sum += (double)((const float *)q)[i] * x[i];
+        for (int i = 0; i < n; i++) sum += (double)((const float *)matview_row(w, r))[i] * x[i];
         break;
     case TENSOR_F16:
-        for (int i = 0; i < n; i++) sum += (double)fp16_to_f32(((const uint16_t *)q)[i]) * x[i];
+        for (int i = 0; i < n; i++) sum += (double)fp16_to_f32(((const uint16_t *)matview_row(w, r))[i]) * x[i];
         break;
     case TENSOR_Q8:
         for (int b = 0; b < n / QK; b++) {
+            gather_block(w, r, b, qb, &d);
             double s = 0;
-            for (int i = 0; i < QK; i++) s += (double)((const int8_t *)q)[b * QK + i] * x[b * QK + i];
-            sum += s * fp16_to_f32(d[b]);
+            for (int i = 0; i < QK; i++) s += (double)(int8_t)qb[i] * x[b * QK + i];
+            sum += s * fp16_to_f32(d);
         }
         break;
     case TENSOR_Q4:
         for (int b = 0; b < n / QK; b++) {
-            const uint8_t *qb = q + b * (QK / 2);
+            gather_block(w, r, b, qb, &d);
             const float *xb = x + b * QK;
             double s = 0;
             for (int i = 0; i < QK / 2; i++)
                 s += (double)((qb[i] & 15) - 8) * xb[i] + (double)((qb[i] >> 4) - 8) * xb[i + QK / 2];
-            sum += s * fp16_to_f32(d[b]);
+            sum += s * fp16_to_f32(d);
         }
         break;
     }

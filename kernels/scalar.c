@@ -1,37 +1,27 @@
 /* Portable C kernels: the fallback on any CPU and the integer oracle the SIMD int8 paths must
  * match (same int32 block sums, only the float summation order differs). */
+#include <string.h>
+
 #include "kernels/isa.h"
 #include "kernels/kernels.h"
 
-static void q8_scalar(const MatView *w, const ActBuf *a, int t0, int nt, float *y, int ldy,
-                      int r0, int r1) {
+/* Panel by panel and block by block: each lane's block is gathered into natural order once
+ * for all tokens. */
+static void qmat_scalar(const MatView *w, const ActBuf *a, int t0, int nt, float *y, int ldy,
+                        int r0, int r1) {
+    int q4 = w->type == TENSOR_Q4, bb = q4 ? QK / 2 : QK;
+    for (int t = t0; t < t0 + nt; t++)
+        for (int r = r0; r < r1; r++) y[(size_t)t * ldy + r] = 0;
     for (int r = r0; r < r1; r++) {
-        const int8_t *wq = (const int8_t *)matview_row(w, r);
-        const uint16_t *wd = matview_row_scales(w, r);
-        for (int t = t0; t < t0 + nt; t++) {
-            const int8_t *xq = act_q(a, t);
-            const float *xd = act_d(a, t);
-            float acc = 0;
-            for (int b = 0; b < a->nb; b++)
-                acc += half_to_float(wd[b]) * xd[b] * (float)dot_block_q8(wq + b * QK, xq + b * QK);
-            y[(size_t)t * ldy + r] = acc;
-        }
-    }
-}
-
-static void q4_scalar(const MatView *w, const ActBuf *a, int t0, int nt, float *y, int ldy,
-                      int r0, int r1) {
-    for (int r = r0; r < r1; r++) {
-        const uint8_t *wq = matview_row(w, r);
-        const uint16_t *wd = matview_row_scales(w, r);
-        for (int t = t0; t < t0 + nt; t++) {
-            const int8_t *xq = act_q(a, t);
-            const float *xd = act_d(a, t);
-            float acc = 0;
-            for (int b = 0; b < a->nb; b++)
-                acc += half_to_float(wd[b]) * xd[b] *
-                       (float)dot_block_q4(wq + b * (QK / 2), xq + b * QK);
-            y[(size_t)t * ldy + r] = acc;
+        for (int b = 0; b < a->nb; b++) {
+            const uint8_t *p = matview_panel_q(w, r / QR, b);
+            uint8_t wb[QK];
+            for (int k = 0; k < bb / 4; k++) memcpy(wb + 4 * k, p + ((size_t)k * QR + (size_t)(r % QR)) * 4, 4);
+            float dw = half_to_float(matview_panel_d(w, r / QR, b)[r % QR]);
+            for (int t = t0; t < t0 + nt; t++) {
+                int32_t s = q4 ? dot_block_q4(wb, act_q(a, t, b)) : dot_block_q8((const int8_t *)wb, act_q(a, t, b));
+                y[(size_t)t * ldy + r] += dw * act_d(a, t, b) * (float)s;
+            }
         }
     }
 }
@@ -78,8 +68,8 @@ const IsaKernels isa_scalar = {
     .name = "scalar",
     .available = always,
     .quant = quant_blocks_scalar,
-    .q8 = q8_scalar,
-    .q4 = q4_scalar,
+    .q8 = qmat_scalar,
+    .q4 = qmat_scalar,
     .f32 = fmat_scalar,
     .f16 = fmat_scalar,
     .rmsnorm = rmsnorm_ref,

@@ -1,28 +1,23 @@
-/* The cache-blocked loop nest shared by the x86 int8 kernels (grouped activation layout).
+/* The cache-blocked loop nest shared by the int8 kernels (weight panels x activation tiles).
  *
- * Outermost first: slabs of TS tokens (the partial-sum buffer); column super-chunks whose
- * activations for the whole slab fit in tiled_l2_bytes, so they stay in L2 while every row streams
- * by; blocks of RB rows; column chunks whose activations for one tile fit in tiled_l1_bytes; tiles of
- * k->tt tokens; rows. Each tile call unpacks one row's weights once per group and reuses them
- * from registers for all its tokens; the RB rows of a block reuse the tile's activations from
- * L1. Partial sums go to a small row-major buffer, written out token-major so every line of y is
- * written whole, once (row order would revisit tn lines 4 KB apart, which alias in L1). */
+ * Outermost first: groups of panels whose weights for one block chunk stay in L2 (with the
+ * activations of every tile for that chunk); block chunks whose activations for one tile fit in
+ * tiled_l1_bytes; activation tiles; panels. Each tile call unpacks a panel's block once and
+ * reuses it from registers for all the tile's tokens; the panels of a group reuse the tile's
+ * activations from L1, and the tiles reuse the group's weights from L2. Partial sums are
+ * accumulated in y itself (one 16-float line per token and panel). */
 #include <unistd.h>
 
 #include "kernels/isa.h"
 
-#ifndef TILED_RB
-#define TILED_RB 16 /* rows per block */
-#endif
-#define TS 128 /* tokens per slab */
 /* Defaults for a 48 KB L1D / 1 MB L2 core; tiled_detect_caches adapts them. */
 size_t tiled_l1_bytes = 20 * 1024, tiled_l2_bytes = 768 * 1024;
 
 void tiled_detect_caches(void) {
 #if defined(_SC_LEVEL1_DCACHE_SIZE) && defined(_SC_LEVEL2_CACHE_SIZE)
     long l1 = sysconf(_SC_LEVEL1_DCACHE_SIZE), l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
-    /* A tile's activations take ~40% of L1 (its weights and partial sums need the rest); a
-     * super-chunk's activations 3/4 of L2 (measured best on a 1 MB L2). */
+    /* A tile's activations take ~40% of L1 (the weights streaming through need the rest); the
+     * group's weights and activations 3/4 of L2. */
     if (l1 >= 16 * 1024 && l1 <= 1024 * 1024) tiled_l1_bytes = (size_t)l1 * 5 / 12;
     if (l2 >= 128 * 1024 && l2 <= 64 * 1024 * 1024) tiled_l2_bytes = (size_t)l2 * 3 / 4;
 #endif
@@ -36,62 +31,28 @@ static int balanced_chunk(int n, int max) {
     return (n + k - 1) / k;
 }
 
-/* Lines [a, b) of the weights of groups [g0, g1) of row r (quants, then scales), into cache
- * ahead of use: row panels are strided, which hardware prefetchers follow poorly, and spreading
- * a panel's prefetches over the tiles of the current one keeps few misses in flight at once. */
-static inline void prefetch_lines(const MatView *w, size_t rbytes, size_t gbytes, int gb, int r,
-                                  int g0, size_t qlines, size_t a, size_t b) {
-    const uint8_t *q = w->q + (size_t)r * rbytes + (size_t)g0 * gbytes;
-    const uint8_t *d = (const uint8_t *)(w->d + (size_t)r * (size_t)(w->cols / QK) + (size_t)g0 * gb);
-    for (size_t i = a; i < b; i++) __builtin_prefetch(i < qlines ? q + 64 * i : d + 64 * (i - qlines), 0, 2);
-}
-
 void tiled_matmul(const MatView *w, const ActBuf *a, int t0, int nt, float *y, int ldy, int r0,
                   int r1, const TileKernel *k) {
-    size_t rbytes = (size_t)type_row_bytes(w->type, (uint64_t)w->cols);
-    size_t gbytes = (size_t)a->gb * (w->type == TENSOR_Q4 ? QK / 2 : QK);
-    int nb = w->cols / QK, ng = a->ng, tt = k->tt;
-    float ybuf[TILED_RB * TS];
-    for (int ts = t0; ts < t0 + nt; ts += TS) {
-        int tn = t0 + nt - ts < TS ? t0 + nt - ts : TS;
-        int sg = balanced_chunk(ng, (int)(tiled_l2_bytes / ((size_t)tn * a->rec)));
-        int gchunk = tn >= tt ? balanced_chunk(sg, (int)(tiled_l1_bytes / ((size_t)tt * a->rec))) : sg;
-        for (int s0 = 0; s0 < ng || s0 == 0; s0 += sg) {
-            int s1 = s0 + sg < ng ? s0 + sg : ng;
-            for (int rb = r0; rb < r1; rb += TILED_RB) {
-                int re = rb + TILED_RB < r1 ? rb + TILED_RB : r1;
-                for (int i = 0; i < (re - rb) * TS; i++) ybuf[i] = 0;
-                for (int g0 = s0; g0 < s1; g0 += gchunk) {
-                    int g1 = g0 + gchunk < s1 ? g0 + gchunk : s1;
-                    /* The panel read next: same rows and the next chunk, or the next rows. */
-                    int pr = g1 < s1 ? rb : re, pg0 = g1 < s1 ? g1 : s0;
-                    int pg1 = pg0 + gchunk < s1 ? pg0 + gchunk : s1;
-                    size_t ntiles = (size_t)(tn + tt - 1) / tt;
-                    size_t qlines = ((size_t)(pg1 - pg0) * gbytes + 63) / 64;
-                    size_t lines = qlines + ((size_t)(pg1 - pg0) * a->gb * 2 + 63) / 64;
-                    for (int t = ts; t < ts + tn; t += tt) {
-                        int n = ts + tn - t < tt ? ts + tn - t : tt;
-                        size_t ti = (size_t)(t - ts) / tt;
-                        size_t la = lines * ti / ntiles, lb = lines * (ti + 1) / ntiles;
-                        for (int r = rb; r < re; r++) {
-                            if (pr + (r - rb) < r1)
-                                prefetch_lines(w, rbytes, gbytes, a->gb, pr + (r - rb), pg0, qlines, la, lb);
-                            k->tile(w->q + (size_t)r * rbytes, w->d + (size_t)r * nb, a, t, n, g0, g1,
-                                    ybuf + (r - rb) * TS + (t - ts));
-                        }
-                    }
-                }
-                if (s1 == ng && a->ntail)
-                    for (int r = rb; r < re; r++)
-                        for (int t = ts; t < ts + tn; t++)
-                            ybuf[(r - rb) * TS + (t - ts)] += tail_dot(w, a, t, r);
-                for (int t = ts; t < ts + tn; t++) {
-                    float *yt = y + (size_t)t * ldy;
-                    for (int r = rb; r < re; r++)
-                        yt[r] = ybuf[(r - rb) * TS + (t - ts)] + (s0 > 0 ? yt[r] : 0.0f);
+    int nb = a->nb, tt = a->tt;
+    size_t pbytes = (size_t)QR * (w->type == TENSOR_Q4 ? QK / 2 : QK) + QR * 2; /* per panel-block */
+    int j0 = t0 / tt, j1 = (t0 + nt + tt - 1) / tt;
+    int bc = balanced_chunk(nb, (int)(tiled_l1_bytes / a->rec));
+    size_t acts = (size_t)(j1 - j0) * (size_t)bc * a->rec, l2 = tiled_l2_bytes;
+    int pg = (int)((l2 > acts + bc * pbytes ? l2 - acts : bc * pbytes) / ((size_t)bc * pbytes));
+    int p0 = r0 / QR, p1 = (r1 + QR - 1) / QR;
+    for (int pb = p0; pb < p1; pb += pg) {
+        int pe = pb + pg < p1 ? pb + pg : p1;
+        for (int b0 = 0; b0 < nb; b0 += bc) {
+            int n = nb - b0 < bc ? nb - b0 : bc;
+            for (int j = j0; j < j1; j++) {
+                int tb = j * tt, nj = t0 + nt - tb < tt ? t0 + nt - tb : tt;
+                const uint8_t *ar = act_rec(a, j, b0);
+                for (int p = pb; p < pe; p++) {
+                    int nr = r1 - p * QR < QR ? r1 - p * QR : QR;
+                    k->tile(matview_panel_q(w, p, b0), matview_panel_d(w, p, b0), ar, tt, nj, n,
+                            y + (size_t)tb * ldy + (size_t)p * QR, ldy, nr, b0 > 0);
                 }
             }
-            if (ng == 0) break;
         }
     }
 }

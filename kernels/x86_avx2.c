@@ -197,38 +197,16 @@ TGT void silu_mul_avx2(float *gate, const float *up, int n) {
     for (; i < n; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
-/* ---- int8 kernels: the ymm template, once per instruction set ---- */
-
-#define YFN(name) name##_avx2
-#define YTGT __attribute__((target("avx2,fma,f16c")))
-#define YVNNI 0
-#include "kernels/x86_ymm_int8.h"
-#undef YFN
-#undef YTGT
-#undef YVNNI
-
-#define YFN(name) name##_avxvnni
-#define YTGT __attribute__((target("avx2,fma,f16c,avxvnni")))
-#define YVNNI 1
-#include "kernels/x86_ymm_int8.h"
-#undef YFN
-#undef YTGT
-#undef YVNNI
-
-static const uint8_t ymm_order_q4[8] = {0, 2, 4, 6, 1, 3, 5, 7};
-static const uint8_t ymm_order_q8[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+/* ---- int8 kernels: TODO panel layout ---- */
 
 const IsaKernels isa_avx2 = {
     .name = "avx2",
     .available = cpu_has_avx2,
-    .gb = 8,
-    .order_q8 = ymm_order_q8,
-    .order_q4 = ymm_order_q4,
     .k_q8 = 0,
     .k_q4 = 8,
     .quant = quant_blocks_avx2,
-    .q8 = q8_avx2,
-    .q4 = q4_avx2,
+    .q8 = NULL,
+    .q4 = NULL,
     .f32 = fmat_avx2,
     .f16 = fmat_avx2,
     .rmsnorm = rmsnorm_avx2,
@@ -239,14 +217,11 @@ const IsaKernels isa_avx2 = {
 const IsaKernels isa_avxvnni = {
     .name = "avxvnni",
     .available = cpu_has_avxvnni,
-    .gb = 8,
-    .order_q8 = ymm_order_q8,
-    .order_q4 = ymm_order_q4,
     .k_q8 = 128,
     .k_q4 = 8,
     .quant = quant_blocks_avx2,
-    .q8 = q8_avxvnni,
-    .q4 = q4_avxvnni,
+    .q8 = NULL,
+    .q4 = NULL,
     .f32 = fmat_avx2,
     .f16 = fmat_avx2,
     .rmsnorm = rmsnorm_avx2,

@@ -101,6 +101,8 @@ static Mats make_mats(uint32_t type, int copies) {
     Mats s = {type, copies, calloc(copies, sizeof(uint8_t *)), calloc(copies, sizeof(MatView)), 0};
     s.bytes = type_tensor_bytes(type, ROWS, COLS);
     float *row = malloc(sizeof(float) * COLS);
+    static uint8_t q[COLS * 4];
+    static uint16_t d[COLS / QK];
     for (int c = 0; c < copies; c++) {
         s.data[c] = aligned_alloc(64, (s.bytes + 63) & ~(size_t)63);
         s.m[c] = matview(type, s.data[c], ROWS, COLS);
@@ -110,8 +112,8 @@ static Mats make_mats(uint32_t type, int copies) {
         }
         for (int r = 0; r < ROWS; r++) {
             for (int i = 0; i < COLS; i++) row[i] = randf();
-            quantize_row(type, row, (uint8_t *)matview_row(&s.m[c], r),
-                         (uint16_t *)matview_row_scales(&s.m[c], r), COLS);
+            quantize_row(type, row, q, d, COLS);
+            matview_put_row(&s.m[c], r, q, d);
         }
     }
     free(row);

@@ -190,14 +190,16 @@ static void test_matvec_ref(uint32_t type) {
     for (int i = 0; i < rows * cols; i++) src[i] = t_randf();
     for (int i = 0; i < cols; i++) x[i] = t_randf();
     MatView m = matview(type, w, rows, cols);
-    uint64_t rb = type_row_bytes(type, (uint64_t)cols);
-    for (int r = 0; r < rows; r++)
-        quantize_row(type, src + r * cols, w + r * rb,
-                     m.d ? (uint16_t *)m.d + r * (cols / QK) : NULL, cols);
+    uint8_t q[96 * 4];
+    uint16_t d[96 / QK];
+    for (int r = 0; r < rows; r++) {
+        quantize_row(type, src + r * cols, q, d, cols);
+        matview_put_row(&m, r, q, d);
+    }
     matvec_ref(&m, x, y);
     double worst = 0;
     for (int r = 0; r < rows; r++) {
-        dequantize_row(type, matview_row(&m, r), matview_row_scales(&m, r), row, cols);
+        matview_dequant_row(&m, r, row);
         double s = 0;
         for (int i = 0; i < cols; i++) s += (double)row[i] * x[i];
         worst = fmax(worst, fabs(s - y[r]));
@@ -210,8 +212,12 @@ static void test_matvec_ref(uint32_t type) {
 }
 
 static void test_sizes(void) {
-    int ok = type_tensor_bytes(TENSOR_Q4, 3, 64) == 128 + 3 * 2 * 2 &&
-             type_tensor_bytes(TENSOR_Q8, 2, 32) == 64 + 2 * 2 &&
+    /* Quantized rows are stored in panels of 16: 3 rows take 16. */
+    int ok = type_tensor_bytes(TENSOR_Q4, 3, 64) == 16 * 2 * 16 + 16 * 2 * 2 &&
+             type_tensor_bytes(TENSOR_Q8, 2, 32) == 16 * 32 + 16 * 2 &&
+             type_tensor_bytes(TENSOR_Q4, 32, 64) == 32 * 32 + 32 * 2 * 2 &&
+             type_tensor_bytes(TENSOR_Q8, 17, 96) == 32 * 96 + 32 * 3 * 2 &&
+             type_stored_rows(TENSOR_F16, 3) == 3 && type_stored_rows(TENSOR_Q8, 17) == 32 &&
              type_tensor_bytes(TENSOR_F16, 3, 5) == 30 && type_tensor_bytes(TENSOR_Q4, 3, 48) == 0 &&
              type_tensor_bytes(TENSOR_F32, 1ull << 40, 8) == 0 && type_bits_per_weight(TENSOR_Q4) == 4.5 &&
              type_bits_per_weight(TENSOR_Q8) == 8.5;
@@ -219,8 +225,47 @@ static void test_sizes(void) {
             (unsigned long long)type_tensor_bytes(TENSOR_Q4, 3, 64));
 }
 
+/* The panel layout, byte by byte as docs/FORMAT.md states it: row r = 16p + l, block b, bytes
+ * [4k, 4k + 4) at quants offset (p * nb + b) * 16 * bb + (k * 16 + l) * 4; scale at index
+ * (p * nb + b) * 16 + l of the area at align64(quants). */
+static void test_panel_layout(uint32_t type) {
+    int rows = 21, cols = 96, nb = cols / QK, bb = type == TENSOR_Q4 ? 16 : 32;
+    uint64_t bytes = type_tensor_bytes(type, (uint64_t)rows, (uint64_t)cols);
+    uint8_t *w = calloc(1, bytes), q[96];
+    uint16_t d[3];
+    MatView m = matview(type, w, rows, cols);
+    int ok = (const uint8_t *)m.d - w == 32 * nb * bb;
+    for (int r = 0; r < rows; r++) {
+        for (int i = 0; i < nb * bb; i++) q[i] = (uint8_t)(r * 7 + i * 13 + 1);
+        for (int b = 0; b < nb; b++) d[b] = (uint16_t)(1000 + r * 10 + b);
+        matview_put_row(&m, r, q, d);
+    }
+    for (int r = 0; r < rows; r++) {
+        int p = r / 16, l = r % 16;
+        for (int b = 0; b < nb; b++) {
+            for (int k = 0; k < bb / 4; k++)
+                for (int j = 0; j < 4; j++)
+                    ok &= w[(size_t)(p * nb + b) * 16 * bb + (size_t)(k * 16 + l) * 4 + j] ==
+                          (uint8_t)(r * 7 + (b * bb + 4 * k + j) * 13 + 1);
+            ok &= m.d[(p * nb + b) * 16 + l] == 1000 + r * 10 + b;
+        }
+        uint8_t back[96];
+        uint16_t db[3];
+        matview_get_row(&m, r, back, db);
+        for (int i = 0; i < nb * bb; i++) ok &= back[i] == (uint8_t)(r * 7 + i * 13 + 1);
+    }
+    for (int b = 0; b < nb; b++)
+        for (int l = rows % 16; l < 16; l++) ok &= m.d[(1 * nb + b) * 16 + l] == 0;
+    char tname[64];
+    snprintf(tname, sizeof tname, "panel_layout_%s", type_traits(type)->name);
+    t_check(ok, tname, "%d x %d: every byte and scale where FORMAT.md puts it, get_row inverts put_row", rows, cols);
+    free(w);
+}
+
 int main(void) {
     test_fp16();
+    test_panel_layout(TENSOR_Q8);
+    test_panel_layout(TENSOR_Q4);
     test_float_types();
     test_quant_bounds(TENSOR_Q8);
     test_quant_bounds(TENSOR_Q4);

@@ -83,12 +83,16 @@ int main(void) {
         snprintf(tmp, sizeof tmp, "%s.tmp", path);
         t_check(stat(path, &st) != 0 && stat(tmp, &st) == 0, "writer_uses_tmp_until_finish", "");
         for (int t = 0; t < 4 && ok; t++) {
-            uint64_t rb = type_row_bytes((uint32_t)t, 64), so = type_scales_offset((uint32_t)t, 3, 64);
-            uint8_t q[3 * 256];
-            uint16_t d[3 * 2];
-            for (int r = 0; r < 3; r++) quantize_row((uint32_t)t, mat + r * 64, q + r * rb, d + r * 2, 64);
-            ok = phi_writer_write_at(w, idx[1 + t], 0, q, 3 * rb, err, sizeof err) == 0;
-            if (ok && t >= TENSOR_Q8) ok = phi_writer_write_at(w, idx[1 + t], so, d, sizeof d, err, sizeof err) == 0;
+            uint64_t bytes = type_tensor_bytes((uint32_t)t, 3, 64);
+            uint8_t *buf = calloc(1, bytes), q[256];
+            uint16_t d[2];
+            MatView pm = matview((uint32_t)t, buf, 3, 64);
+            for (int r = 0; r < 3; r++) {
+                quantize_row((uint32_t)t, mat + r * 64, q, d, 64);
+                matview_put_row(&pm, r, q, d);
+            }
+            ok = buf && phi_writer_write_at(w, idx[1 + t], 0, buf, bytes, err, sizeof err) == 0;
+            free(buf);
         }
         t_check(phi_writer_write_at(w, idx[0], 200, vec, 100, err, sizeof err) != 0,
                 "writer_rejects_write_past_tensor", "%s", err);
@@ -114,7 +118,7 @@ int main(void) {
             const PhiTensorInfo *ti = phi_file_find(&f, name);
             if (!ti) { values = 0; continue; }
             MatView m = matview(ti->type, ti->data, 3, 64);
-            dequantize_row(ti->type, matview_row(&m, 2), matview_row_scales(&m, 2), y, 64);
+            matview_dequant_row(&m, 2, y);
             float tol = t == 0 ? 0 : t == 1 ? 2e-3f : t == 2 ? 2e-2f : 0.3f;
             for (int i = 0; i < 64; i++) values &= fabsf(y[i] - mat[128 + i]) <= tol;
         }

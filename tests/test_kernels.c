@@ -53,15 +53,18 @@ static TestMat make_mat(uint32_t type, int rows, int cols) {
     t.m = matview(type, t.data, rows, cols);
     t.deq = malloc(sizeof(float) * rows * cols);
     float *row = malloc(sizeof(float) * cols);
+    uint8_t *qrow = malloc(sizeof(float) * cols);
+    uint16_t *drow = malloc(sizeof(uint16_t) * (cols / QK + 1));
     for (int r = 0; r < rows; r++) {
         float mag = 0.05f + (float)(r % 7) * 0.3f;
         for (int c = 0; c < cols; c++) row[c] = t_randf() * mag * (c % 64 < 3 ? 4.0f : 1.0f);
-        uint8_t *q = (uint8_t *)matview_row(&t.m, r);
-        uint16_t *d = (uint16_t *)matview_row_scales(&t.m, r);
-        quantize_row(type, row, q, d, cols);
-        dequantize_row(type, q, d, t.deq + (size_t)r * cols, cols);
+        quantize_row(type, row, qrow, drow, cols);
+        matview_put_row(&t.m, r, qrow, drow);
+        dequantize_row(type, qrow, drow, t.deq + (size_t)r * cols, cols);
     }
     free(row);
+    free(qrow);
+    free(drow);
     return t;
 }
 
