@@ -15,7 +15,9 @@
 #include "kernels/fast.h"
 #include "kernels/kernels.h"
 
+#ifndef MAX_BATCH
 #define MAX_BATCH 64 /* tokens per forward_batch step: activations stay in cache */
+#endif
 
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 

@@ -1,145 +1,236 @@
-/* AArch64 NEON kernels: "neon" (baseline ASIMD: int8 products via smull/smlal + sadalp) and
- * "dotprod" (ARMv8.2 sdot), picked at runtime from HWCAP. Activations use the natural packed
- * layout (kernels/isa.h).
+/* AArch64 NEON kernels: "neon" (baseline ASIMD, ARMv8.0) and "dotprod" (ARMv8.2 sdot), picked
+ * at runtime from HWCAP.
  *
- * int8 matrices: a tile is one weight row x NT tokens. Per 4 blocks the row's quants are loaded
- * once (Q4 nibbles widened to q in -8..7) and reused for every token of the tile; each block
- * gives an int32x4 partial that two pairwise adds fold into one lane per block, scaled by
- * d_w * d_x lane by lane. Rows go in blocks of RB that all token tiles sweep, so the block's
- * weights come from cache after the first tile. */
+ * Int8 matrices (weight panels: kernels/blocks.h; activation tiles: kernels/isa.h): the 16
+ * bytes at wq + 64 k + 16 g of a panel block are bytes [4k, 4k + 4) of rows 4g..4g+3, i.e. 4
+ * rows x 4 weights that all meet the same 4 activation bytes (dword k of the token's block).
+ * A tile is one panel x up to 8 tokens (kernels/tiled.c runs the loop nest): per block and
+ * group of 4 rows, the group's 8 weight vectors are loaded (Q4: unpacked) once and reused from
+ * registers for every token; each token gives an int32x4 of the 4 rows' block sums, which the
+ * float sums take times d_w * d_x lane by lane. The products:
+ *   dotprod: sdot by element (weight vector k against dword k of the token), 8 per group;
+ *   neon, one token: smull/smlal of 2 rows x 4 bytes against dword k broadcast;
+ *   neon, more tokens: the group transposed to a vector per row and half block, against the
+ *     token's quants as they are; then pairwise adds fold each row to one lane.
+ *   Without sdot an int16 lane may sum only 2 Q8 products (2 * 127 * 127 < 2^15) before
+ *   sadalp widens them; Q4 nibbles (0..15) allow 8.
+ * Q8 weights are used signed (k_q8 = 0, so c = 0 and is not read); Q4 nibbles as stored, q + 8
+ * (k_q4 = 8: the sums start from c = -8 * sum(x), which removes the offset). */
 #if defined(__aarch64__)
 
 #include <arm_neon.h>
 #include <math.h>
+#include <string.h>
 
 #include "kernels/isa.h"
 #include "kernels/kernels.h"
 
-#define NT 4  /* tokens per tile */
-#define RB 16 /* rows per block */
 #define INL static inline __attribute__((always_inline))
 
-/* The dotprod entry points carry a target attribute (the file builds for baseline ARMv8);
- * sdot itself is written in assembly because some compilers only declare the intrinsic when
- * the whole translation unit targets +dotprod. */
+/* The dotprod tiles carry a target attribute (the file builds for baseline ARMv8); sdot itself
+ * is written in assembly because some compilers only declare the intrinsic when the whole
+ * translation unit targets +dotprod. The lane must be a literal, hence a macro. */
 #if defined(__clang__)
 #define DOTPROD __attribute__((target("dotprod")))
 #else
 #define DOTPROD __attribute__((target("arch=armv8.2-a+dotprod")))
 #endif
-
-INL int32x4_t dot16_sdot(int32x4_t acc, int8x16_t a, int8x16_t b) {
-    __asm__("sdot %0.4s, %1.16b, %2.16b" : "+w"(acc) : "w"(a), "w"(b));
-    return acc;
-}
-
-/* Baseline: 16 products; each int16 lane sums two (|q| <= 128, |x| <= 127: below 2^15). */
-INL int32x4_t dot16_mull(int32x4_t acc, int8x16_t a, int8x16_t b) {
-    int16x8_t p = vmull_s8(vget_low_s8(a), vget_low_s8(b));
-    p = vmlal_high_s8(p, a, b);
-    return vpadalq_s16(acc, p);
-}
-
-INL int32x4_t dot16(int32x4_t acc, int8x16_t a, int8x16_t b, const int dp) {
-    return dp ? dot16_sdot(acc, a, b) : dot16_mull(acc, a, b);
-}
-
-/* The two halves of a block's weights as int8 (Q4: q = nibble - 8). */
-INL void load_block(const uint8_t *wq, int b, int8x16_t *lo, int8x16_t *hi, const int q4) {
-    if (q4) {
-        uint8x16_t v = vld1q_u8(wq + (size_t)b * (QK / 2));
-        const int8x16_t eight = vdupq_n_s8(8);
-        *lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(v, vdupq_n_u8(15))), eight);
-        *hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(v, 4)), eight);
-    } else {
-        const int8_t *p = (const int8_t *)wq + (size_t)b * QK;
-        *lo = vld1q_s8(p);
-        *hi = vld1q_s8(p + 16);
-    }
-}
+#define SDOT(s, w, x, lane) \
+    __asm__ volatile("sdot %0.4s, %1.16b, %2.4b[" #lane "]" : "+w"(s) : "w"(w), "w"(x))
 
 INL float32x4_t load_f16x4(const uint16_t *p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
 
-/* out[i] = row (wq, wd) . token t + i, i < n (a constant). */
-INL void qtile(const uint8_t *wq, const uint16_t *wd, const ActBuf *a, int t, float *out,
-               const int n, const int q4, const int dp) {
-    float32x4_t acc[NT];
-    const int8_t *xq[NT];
-    const float *xd[NT];
-    #pragma GCC unroll 4
-    for (int i = 0; i < n; i++) {
-        acc[i] = vdupq_n_f32(0);
-        xq[i] = act_q(a, t + i);
-        xd[i] = act_d(a, t + i);
-    }
-    int nb = a->nb, b = 0;
-    const int32x4_t zero = vdupq_n_s32(0);
-    for (; b + 4 <= nb; b += 4) {
-        int8x16_t lo[4], hi[4];
-        #pragma GCC unroll 4
-        for (int k = 0; k < 4; k++) load_block(wq, b + k, &lo[k], &hi[k], q4);
-        float32x4_t dw = load_f16x4(wd + b);
-        #pragma GCC unroll 4
-        for (int i = 0; i < n; i++) {
-            int32x4_t s[4];
-            #pragma GCC unroll 4
-            for (int k = 0; k < 4; k++) {
-                const int8_t *x = xq[i] + (size_t)(b + k) * QK;
-                s[k] = dot16(dot16(zero, lo[k], vld1q_s8(x), dp), hi[k], vld1q_s8(x + 16), dp);
-            }
-            int32x4_t sb = vpaddq_s32(vpaddq_s32(s[0], s[1]), vpaddq_s32(s[2], s[3]));
-            acc[i] = vfmaq_f32(acc[i], vcvtq_f32_s32(sb), vmulq_f32(dw, vld1q_f32(xd[i] + b)));
+/* The 8 weight vectors of rows 4g..4g+3 of a panel block; w[j] meets the token's activation
+ * bytes [4j, 4j + 4) (Q4: low nibbles are elements 0..15, high nibbles 16..31). */
+INL void load_group(const uint8_t *wq, int g, int8x16_t w[8], const int q4) {
+    if (q4) {
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) {
+            uint8x16_t v = vld1q_u8(wq + 64 * k + 16 * g);
+            w[k] = vreinterpretq_s8_u8(vandq_u8(v, vdupq_n_u8(15)));
+            w[k + 4] = vreinterpretq_s8_u8(vshrq_n_u8(v, 4));
         }
-    }
-    #pragma GCC unroll 4
-    for (int i = 0; i < n; i++) out[i] = vaddvq_f32(acc[i]);
-    for (; b < nb; b++) {
-        int8x16_t lo, hi;
-        load_block(wq, b, &lo, &hi, q4);
-        float dw = half_to_float(wd[b]);
-        #pragma GCC unroll 4
-        for (int i = 0; i < n; i++) {
-            const int8_t *x = xq[i] + (size_t)b * QK;
-            int32x4_t s = dot16(dot16(zero, lo, vld1q_s8(x), dp), hi, vld1q_s8(x + 16), dp);
-            out[i] += dw * xd[i][b] * (float)vaddvq_s32(s);
-        }
+    } else {
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++) w[j] = vld1q_s8((const int8_t *)wq + 64 * j + 16 * g);
     }
 }
 
-INL void qmat(const MatView *w, const ActBuf *a, int t0, int nt, float *y, int ldy, int r0,
-              int r1, const int q4, const int dp) {
-    size_t rbytes = (size_t)type_row_bytes(w->type, (uint64_t)w->cols);
-    int nb = w->cols / QK;
-    for (int rb = r0; rb < r1; rb += RB) {
-        int re = rb + RB < r1 ? rb + RB : r1;
-        for (int t = t0; t < t0 + nt;) {
-            int n = t0 + nt - t >= NT ? NT : 1;
-            for (int r = rb; r < re; r++) {
-                float out[NT];
-                const uint8_t *wq = w->q + (size_t)r * rbytes;
-                const uint16_t *wd = w->d + (size_t)r * nb;
-                if (n == NT) qtile(wq, wd, a, t, out, NT, q4, dp);
-                else qtile(wq, wd, a, t, out, 1, q4, dp);
-                #pragma GCC unroll 4
-                for (int i = 0; i < n; i++) y[(size_t)(t + i) * ldy + r] = out[i];
-            }
-            t += n;
+/* dotprod: s[i] += block sums of the group's 4 rows with token i of the tile at ar. k outer,
+ * so that the tokens' chains interleave (the asm is volatile to keep that order: the compiler
+ * knows nothing of sdot's latency); a single token alternates two chains. */
+INL void sdot_tile(const int8x16_t w[8], const uint8_t *ar, int32x4_t s[], const int NT) {
+    int32x4_t t[1] = {vdupq_n_s32(0)}, *u = NT == 1 ? t : s;
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; h++) {
+        int8x16_t x[ACT_TT];
+#pragma GCC unroll 8
+        for (int i = 0; i < NT; i++) x[i] = vld1q_s8((const int8_t *)ar + QK * i + 16 * h);
+#pragma GCC unroll 8
+        for (int i = 0; i < NT; i++) SDOT(s[i], w[4 * h], x[i], 0);
+#pragma GCC unroll 8
+        for (int i = 0; i < NT; i++) SDOT(u[i], w[4 * h + 1], x[i], 1);
+#pragma GCC unroll 8
+        for (int i = 0; i < NT; i++) SDOT(s[i], w[4 * h + 2], x[i], 2);
+#pragma GCC unroll 8
+        for (int i = 0; i < NT; i++) SDOT(u[i], w[4 * h + 3], x[i], 3);
+    }
+    if (NT == 1) s[0] = vaddq_s32(s[0], t[0]);
+}
+
+/* The 4 bytes at p in every 32-bit lane. */
+INL int8x16_t bcast4(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return vreinterpretq_s8_s32(vdupq_n_s32(v));
+}
+
+/* Without sdot, one token (generation): lo collects rows 4g, 4g+1 and hi rows 4g+2, 4g+3 (an
+ * int16 lane per row and byte position) against the token's dwords broadcast, which the
+ * compiler keeps in registers for all 4 row groups. Q8 widens every 2 products, Q4 after 8. */
+INL int32x4_t dot_bcast(const int8x16_t w[8], const int8_t *x, int32x4_t s, const int q4) {
+    int32x4_t al = vdupq_n_s32(0), ah = al;
+    int16x8_t lo = vdupq_n_s16(0), hi = lo;
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; j++) {
+        int8x16_t xb = bcast4(x + 4 * j);
+        if (j == 0 || (!q4 && !(j & 1))) {
+            lo = vmull_s8(vget_low_s8(w[j]), vget_low_s8(xb));
+            hi = vmull_high_s8(w[j], xb);
+        } else {
+            lo = vmlal_s8(lo, vget_low_s8(w[j]), vget_low_s8(xb));
+            hi = vmlal_high_s8(hi, w[j], xb);
         }
+        if (q4 ? j == 7 : (j & 1)) {
+            int first = j == (q4 ? 7 : 1);
+            al = first ? vpaddlq_s16(lo) : vpadalq_s16(al, lo);
+            ah = first ? vpaddlq_s16(hi) : vpadalq_s16(ah, hi);
+        }
+    }
+    return vaddq_s32(vpaddq_s32(al, ah), s); /* lanes: rows 4g..4g+3 */
+}
+
+/* Several tokens: broadcasting each token's dwords for every row group would cost as much as
+ * the widening, so the group is transposed once instead (two 4 x 4 transposes of dwords) into
+ * rw[2r + h] = row 4g + r, elements 16h..16h+15, which meet the token's quants as loaded. */
+INL void transpose_group(const int8x16_t w[8], int8x16_t rw[8]) {
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; h++) {
+        int32x4_t a = vreinterpretq_s32_s8(w[4 * h]), b = vreinterpretq_s32_s8(w[4 * h + 1]);
+        int32x4_t c = vreinterpretq_s32_s8(w[4 * h + 2]), d = vreinterpretq_s32_s8(w[4 * h + 3]);
+        /* t0 = rows 0, 2 of vectors a, b; t1 rows 1, 3; t2, t3 the same of c, d */
+        int64x2_t t0 = vreinterpretq_s64_s32(vtrn1q_s32(a, b));
+        int64x2_t t1 = vreinterpretq_s64_s32(vtrn2q_s32(a, b));
+        int64x2_t t2 = vreinterpretq_s64_s32(vtrn1q_s32(c, d));
+        int64x2_t t3 = vreinterpretq_s64_s32(vtrn2q_s32(c, d));
+        rw[h] = vreinterpretq_s8_s64(vtrn1q_s64(t0, t2));
+        rw[2 + h] = vreinterpretq_s8_s64(vtrn1q_s64(t1, t3));
+        rw[4 + h] = vreinterpretq_s8_s64(vtrn2q_s64(t0, t2));
+        rw[6 + h] = vreinterpretq_s8_s64(vtrn2q_s64(t1, t3));
     }
 }
 
-static void q8_neon(const MatView *w, const ActBuf *a, int t0, int nt, float *y, int ldy, int r0, int r1) {
-    qmat(w, a, t0, nt, y, ldy, r0, r1, 0, 0);
+/* Rows (transposed) . token: an int16 lane sums 2 Q8 products or 4 Q4 ones (0..15: 4 * 15 *
+ * 127 < 2^15), then pairwise adds fold each row to one lane. */
+INL int32x4_t dot_rows(const int8x16_t rw[8], const int8_t *x, int32x4_t s, const int q4) {
+    int8x16_t x0 = vld1q_s8(x), x1 = vld1q_s8(x + 16);
+    int32x4_t a[4];
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; r++) {
+        int8x16_t r0 = rw[2 * r], r1 = rw[2 * r + 1];
+        int16x8_t p = vmlal_high_s8(vmull_s8(vget_low_s8(r0), vget_low_s8(x0)), r0, x0);
+        if (q4) {
+            p = vmlal_high_s8(vmlal_s8(p, vget_low_s8(r1), vget_low_s8(x1)), r1, x1);
+            a[r] = vpaddlq_s16(p);
+        } else {
+            int16x8_t p1 = vmlal_high_s8(vmull_s8(vget_low_s8(r1), vget_low_s8(x1)), r1, x1);
+            a[r] = vpadalq_s16(vpaddlq_s16(p), p1);
+        }
+    }
+    return vaddq_s32(vpaddq_s32(vpaddq_s32(a[0], a[1]), vpaddq_s32(a[2], a[3])), s);
 }
-static void q4_neon(const MatView *w, const ActBuf *a, int t0, int nt, float *y, int ldy, int r0, int r1) {
-    qmat(w, a, t0, nt, y, ldy, r0, r1, 1, 0);
+
+/* The panel (wq, wd) against the first NT tokens of a tile of tt (records tt * 40 bytes). The
+ * float sums (4 vectors per token) stay in registers for one token; for more they would crowd
+ * out the weights, so they live in y itself (in a local tile if y has fewer than QR rows),
+ * loaded and stored once per block and row group. Those stores also keep the compiler from
+ * holding every token's activations in registers across the row groups. */
+INL void panel_tile(const uint8_t *wq, const uint16_t *wd, const uint8_t *ar, int tt,
+                    int nblocks, float *y, int ldy, int nr, int acc, const int q4, const int dp,
+                    const int NT) {
+    const int in_regs = NT == 1;
+    const size_t rec = (size_t)tt * (QK + 8), wstep = q4 ? QR * QK / 2 : QR * QK;
+    float tile[ACT_TT * QR], *fa = nr == QR ? y : tile;
+    size_t lda = nr == QR ? (size_t)ldy : QR;
+    float32x4_t f[4] = {vdupq_n_f32(0), vdupq_n_f32(0), vdupq_n_f32(0), vdupq_n_f32(0)};
+    if (!in_regs && (!acc || fa == tile))
+#pragma GCC unroll 8
+        for (int i = 0; i < NT; i++)
+#pragma GCC unroll 4
+            for (int g = 0; g < 4; g++) vst1q_f32(fa + i * lda + 4 * g, f[0]);
+    for (int b = 0; b < nblocks; b++, wq += wstep, wd += QR, ar += rec) {
+        const float *xd = (const float *)(const void *)(ar + (size_t)tt * QK);
+        const int32_t *xc = (const int32_t *)(const void *)(ar + (size_t)tt * (QK + 4));
+#pragma GCC unroll 4
+        for (int g = 0; g < 4; g++) {
+            int8x16_t w[8], rw[8];
+            load_group(wq, g, w, q4);
+            if (!dp && NT > 1) transpose_group(w, rw);
+            float32x4_t dw = load_f16x4(wd + 4 * g);
+            /* Tokens innermost: their sums are independent chains. */
+            int32x4_t s[ACT_TT];
+#pragma GCC unroll 8
+            for (int i = 0; i < NT; i++) s[i] = vdupq_n_s32(q4 ? xc[i] : 0);
+            if (dp) sdot_tile(w, ar, s, NT);
+#pragma GCC unroll 8
+            for (int i = 0; i < NT; i++) {
+                const int8_t *x = (const int8_t *)ar + QK * i;
+                if (!dp) s[i] = NT == 1 ? dot_bcast(w, x, s[i], q4) : dot_rows(rw, x, s[i], q4);
+                float32x4_t sf = vcvtq_f32_s32(s[i]), scale = vmulq_n_f32(dw, xd[i]);
+                if (in_regs) {
+                    f[g] = vfmaq_f32(f[g], sf, scale);
+                } else {
+                    float *p = fa + i * lda + 4 * g;
+                    vst1q_f32(p, vfmaq_f32(vld1q_f32(p), sf, scale));
+                }
+            }
+        }
+    }
+    if (in_regs)
+#pragma GCC unroll 4
+        for (int g = 0; g < 4; g++)
+            vst1q_f32(fa + 4 * g, acc && fa == y ? vaddq_f32(vld1q_f32(fa + 4 * g), f[g]) : f[g]);
+    if (fa == tile)
+        for (int i = 0; i < NT; i++) {
+            float *yi = y + (size_t)i * ldy;
+            for (int l = 0; l < nr; l++) yi[l] = (acc ? yi[l] : 0.0f) + tile[i * QR + l];
+        }
 }
-static DOTPROD void q8_dotprod(const MatView *w, const ActBuf *a, int t0, int nt, float *y, int ldy, int r0, int r1) {
-    qmat(w, a, t0, nt, y, ldy, r0, r1, 0, 1);
-}
-static DOTPROD void q4_dotprod(const MatView *w, const ActBuf *a, int t0, int nt, float *y, int ldy, int r0, int r1) {
-    qmat(w, a, t0, nt, y, ldy, r0, r1, 1, 1);
-}
+
+/* TileFns: a constant token count n (compute only the tile's real tokens). */
+#define QTILE(NAME, Q4, DP, ATTR)                                                              \
+    static ATTR void NAME(const uint8_t *wq, const uint16_t *wd, const uint8_t *ar, int tt,   \
+                          int n, int nblocks, float *y, int ldy, int nr, int acc) {            \
+        switch (n) {                                                                           \
+        case 1: panel_tile(wq, wd, ar, tt, nblocks, y, ldy, nr, acc, Q4, DP, 1); break;        \
+        case 2: panel_tile(wq, wd, ar, tt, nblocks, y, ldy, nr, acc, Q4, DP, 2); break;        \
+        case 3: panel_tile(wq, wd, ar, tt, nblocks, y, ldy, nr, acc, Q4, DP, 3); break;        \
+        case 4: panel_tile(wq, wd, ar, tt, nblocks, y, ldy, nr, acc, Q4, DP, 4); break;        \
+        case 5: panel_tile(wq, wd, ar, tt, nblocks, y, ldy, nr, acc, Q4, DP, 5); break;        \
+        case 6: panel_tile(wq, wd, ar, tt, nblocks, y, ldy, nr, acc, Q4, DP, 6); break;        \
+        case 7: panel_tile(wq, wd, ar, tt, nblocks, y, ldy, nr, acc, Q4, DP, 7); break;        \
+        default: panel_tile(wq, wd, ar, tt, nblocks, y, ldy, nr, acc, Q4, DP, 8); break;       \
+        }                                                                                      \
+    }                                                                                          \
+    static const TileKernel tk_##NAME = {NAME};                                                \
+    static void NAME##_mat(const MatView *w, const ActBuf *a, int t0, int nt, float *y,       \
+                           int ldy, int r0, int r1) {                                          \
+        tiled_matmul(w, a, t0, nt, y, ldy, r0, r1, &tk_##NAME);                                \
+    }
+QTILE(q8_neon, 0, 0, )
+QTILE(q4_neon, 1, 0, )
+QTILE(q8_dotprod, 0, 1, DOTPROD)
+QTILE(q4_dotprod, 1, 1, DOTPROD)
 
 /* ---- activation quantization (bit-identical to quantize_act_q8_ref) ---- */
 
@@ -319,9 +410,11 @@ static int always(void) { return 1; }
 const IsaKernels isa_neon = {
     .name = "neon",
     .available = always,
+    .k_q8 = 0,
+    .k_q4 = 8,
     .quant = quant_blocks_neon,
-    .q8 = q8_neon,
-    .q4 = q4_neon,
+    .q8 = q8_neon_mat,
+    .q4 = q4_neon_mat,
     .f32 = fmat_neon,
     .f16 = fmat_neon,
     .rmsnorm = rmsnorm_neon,
@@ -332,9 +425,11 @@ const IsaKernels isa_neon = {
 const IsaKernels isa_dotprod = {
     .name = "dotprod",
     .available = cpu_has_dotprod,
+    .k_q8 = 0,
+    .k_q4 = 8,
     .quant = quant_blocks_neon,
-    .q8 = q8_dotprod,
-    .q4 = q4_dotprod,
+    .q8 = q8_dotprod_mat,
+    .q4 = q4_dotprod_mat,
     .f32 = fmat_neon,
     .f16 = fmat_neon,
     .rmsnorm = rmsnorm_neon,

@@ -4,6 +4,7 @@
 
 #include <immintrin.h>
 #include <math.h>
+#include <string.h>
 
 #include "kernels/isa.h"
 #include "kernels/kernels.h"
@@ -197,7 +198,23 @@ TGT void silu_mul_avx2(float *gate, const float *up, int n) {
     for (; i < n; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
-/* ---- int8 kernels: TODO panel layout ---- */
+/* ---- int8 kernels: the ymm template, once per instruction set ---- */
+
+#define YFN(name) name##_avx2
+#define YTGT __attribute__((target("avx2,fma,f16c")))
+#define YVNNI 0
+#include "kernels/x86_ymm_int8.h"
+#undef YFN
+#undef YTGT
+#undef YVNNI
+
+#define YFN(name) name##_avxvnni
+#define YTGT __attribute__((target("avx2,fma,f16c,avxvnni")))
+#define YVNNI 1
+#include "kernels/x86_ymm_int8.h"
+#undef YFN
+#undef YTGT
+#undef YVNNI
 
 const IsaKernels isa_avx2 = {
     .name = "avx2",
@@ -205,8 +222,8 @@ const IsaKernels isa_avx2 = {
     .k_q8 = 0,
     .k_q4 = 8,
     .quant = quant_blocks_avx2,
-    .q8 = NULL,
-    .q4 = NULL,
+    .q8 = q8_avx2,
+    .q4 = q4_avx2,
     .f32 = fmat_avx2,
     .f16 = fmat_avx2,
     .rmsnorm = rmsnorm_avx2,
@@ -220,8 +237,8 @@ const IsaKernels isa_avxvnni = {
     .k_q8 = 128,
     .k_q4 = 8,
     .quant = quant_blocks_avx2,
-    .q8 = NULL,
-    .q4 = NULL,
+    .q8 = q8_avxvnni,
+    .q4 = q4_avxvnni,
     .f32 = fmat_avx2,
     .f16 = fmat_avx2,
     .rmsnorm = rmsnorm_avx2,

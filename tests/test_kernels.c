@@ -17,7 +17,7 @@
 #define MAX_ISA 8
 static const int thread_counts[] = {1, 2, 3, 7};
 #define N_THREADS 4
-static const int ntoks[] = {1, 2, 3, 5, 17, 130};
+static const int ntoks[] = {1, 2, 3, 4, 5, 6, 7, 21, 130}; /* every tile width, a partial last tile */
 #define N_NTOK 6
 #define BIG_NTOK_MAX_WORK 100000 /* rows * cols limit for the 130-token (two-slab) runs */
 
