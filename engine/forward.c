@@ -167,18 +167,32 @@ static void attend(const State *s, const PhiHParams *hp, const AttnKernels *ak, 
     int hd = (int)hp->head_dim, slots = s->kv_slots;
     float scale = 1.0f / sqrtf((float)hd);
     int n = pos - start + 1, slot0 = start % slots;
-    for (int t = 0, slot = slot0; t < n; t++, slot = slot + 1 == slots ? 0 : slot + 1) {
-        size_t at = kv_index(s, hp, layer, kvh, slot);
-        att[t] = scale * (s->kv_f32 ? ak->dot_f32((const float *)s->key_cache + at, q, hd)
-                                    : ak->dot_f16((const uint16_t *)s->key_cache + at, q, hd));
+    /* The cached rows of [start, pos] are slots slot0.. (wrapping once in a ring): up to two
+     * runs of consecutive rows. */
+    int run0 = slot0 + n <= slots ? n : slots - slot0;
+    const uint16_t *k16 = (const uint16_t *)s->key_cache, *v16 = (const uint16_t *)s->value_cache;
+    if (!s->kv_f32 && ak->scores_f16) {
+        ak->scores_f16(k16 + kv_index(s, hp, layer, kvh, slot0), run0, hd, q, scale, att);
+        if (run0 < n) ak->scores_f16(k16 + kv_index(s, hp, layer, kvh, 0), n - run0, hd, q, scale, att + run0);
+    } else {
+        for (int t = 0, slot = slot0; t < n; t++, slot = slot + 1 == slots ? 0 : slot + 1) {
+            size_t at = kv_index(s, hp, layer, kvh, slot);
+            att[t] = scale * (s->kv_f32 ? ak->dot_f32((const float *)s->key_cache + at, q, hd)
+                                        : ak->dot_f16(k16 + at, q, hd));
+        }
     }
     if (ref) softmax_ref(att, n);
     else softmax(att, n);
     memset(out, 0, (size_t)hd * sizeof(float));
+    if (!s->kv_f32 && ak->wsum_f16) {
+        ak->wsum_f16(out, att, v16 + kv_index(s, hp, layer, kvh, slot0), run0, hd);
+        if (run0 < n) ak->wsum_f16(out, att + run0, v16 + kv_index(s, hp, layer, kvh, 0), n - run0, hd);
+        return;
+    }
     for (int t = 0, slot = slot0; t < n; t++, slot = slot + 1 == slots ? 0 : slot + 1) {
         size_t at = kv_index(s, hp, layer, kvh, slot);
         if (s->kv_f32) ak->axpy_f32(out, att[t], (const float *)s->value_cache + at, hd);
-        else ak->axpy_f16(out, att[t], (const uint16_t *)s->value_cache + at, hd);
+        else ak->axpy_f16(out, att[t], v16 + at, hd);
     }
 }
 

@@ -34,8 +34,16 @@ void to_f16_ref(const float *x, uint16_t *y, int n) {
     for (int i = 0; i < n; i++) y[i] = f32_to_fp16(x[i]);
 }
 
+void scores_f16_ref(const uint16_t *k, int n, int hd, const float *q, float scale, float *out) {
+    for (int j = 0; j < n; j++) out[j] = scale * dot_f16_ref(k + (size_t)j * hd, q, hd);
+}
+
+void wsum_f16_ref(float *y, const float *a, const uint16_t *v, int n, int hd) {
+    for (int j = 0; j < n; j++) axpy_f16_ref(y, a[j], v + (size_t)j * hd, hd);
+}
+
 static const AttnKernels attn_scalar = {"scalar", dot_f16_ref, axpy_f16_ref, dot_f32_ref,
-                                        axpy_f32_ref, to_f16_ref};
+                                        axpy_f32_ref, to_f16_ref, scores_f16_ref, wsum_f16_ref};
 
 /* ---- x86-64: AVX2 + FMA + F16C (8 lanes) and AVX-512 (16 lanes) ---- */
 #if defined(__x86_64__)
@@ -128,10 +136,64 @@ AVX512 static void axpy_f16_avx512(float *y, float a, const uint16_t *v, int n) 
     for (; i < n; i++) y[i] += a * fp16_to_f32(v[i]);
 }
 
+AVX512 static __m512 zload_h(const uint16_t *p, __mmask16 m) {
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
+}
+
+/* Four keys at a time: each chunk of q is loaded once for the four, and the four sums are
+ * reduced together (a transposing reduction instead of four horizontal ones). */
+AVX512 static void scores_f16_avx512(const uint16_t *k, int n, int hd, const float *q, float scale,
+                                     float *out) {
+    int j = 0;
+    for (; j + 4 <= n; j += 4) {
+        const uint16_t *k0 = k + (size_t)j * hd;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int i = 0; i < hd; i += 16) {
+            __mmask16 m = hd - i >= 16 ? 0xffff : (__mmask16)((1u << (hd - i)) - 1);
+            __m512 qv = _mm512_maskz_loadu_ps(m, q + i);
+            a0 = _mm512_fmadd_ps(zload_h(k0 + i, m), qv, a0);
+            a1 = _mm512_fmadd_ps(zload_h(k0 + hd + i, m), qv, a1);
+            a2 = _mm512_fmadd_ps(zload_h(k0 + 2 * hd + i, m), qv, a2);
+            a3 = _mm512_fmadd_ps(zload_h(k0 + 3 * hd + i, m), qv, a3);
+        }
+        /* 256-bit halves summed: [a0 | a1], [a2 | a3]; then 128-bit quarters: one per key. */
+        __m512 s01 = _mm512_add_ps(_mm512_shuffle_f32x4(a0, a1, 0x44), _mm512_shuffle_f32x4(a0, a1, 0xee));
+        __m512 s23 = _mm512_add_ps(_mm512_shuffle_f32x4(a2, a3, 0x44), _mm512_shuffle_f32x4(a2, a3, 0xee));
+        __m512 u = _mm512_add_ps(_mm512_shuffle_f32x4(s01, s23, 0x88), _mm512_shuffle_f32x4(s01, s23, 0xdd));
+        u = _mm512_add_ps(u, _mm512_permute_ps(u, 0x4e));
+        u = _mm512_add_ps(u, _mm512_permute_ps(u, 0xb1));
+        __m128 r = _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), u));
+        _mm_storeu_ps(out + j, _mm_mul_ps(r, _mm_set1_ps(scale)));
+    }
+    for (; j < n; j++) out[j] = scale * dot_f16_avx512(k + (size_t)j * hd, q, hd);
+}
+
+/* The sums stay in registers over all rows, 128 values (8 vectors) at a time. */
+AVX512 static void wsum_f16_avx512(float *y, const float *a, const uint16_t *v, int n, int hd) {
+    for (int c = 0; c < hd; c += 128) {
+        int w = hd - c < 128 ? hd - c : 128, nv = (w + 15) / 16;
+        __mmask16 mt = w % 16 ? (__mmask16)((1u << (w % 16)) - 1) : 0xffff;
+        __m512 acc[8];
+#pragma GCC unroll 8
+        for (int m = 0; m < 8; m++)
+            acc[m] = m < nv ? _mm512_maskz_loadu_ps(m == nv - 1 ? mt : 0xffff, y + c + 16 * m) : _mm512_setzero_ps();
+        for (int j = 0; j < n; j++) {
+            const uint16_t *vj = v + (size_t)j * hd + c;
+            __m512 aj = _mm512_set1_ps(a[j]);
+#pragma GCC unroll 8
+            for (int m = 0; m < 8; m++)
+                if (m < nv) acc[m] = _mm512_fmadd_ps(aj, zload_h(vj + 16 * m, m == nv - 1 ? mt : 0xffff), acc[m]);
+        }
+#pragma GCC unroll 8
+        for (int m = 0; m < 8; m++)
+            if (m < nv) _mm512_mask_storeu_ps(y + c + 16 * m, m == nv - 1 ? mt : 0xffff, acc[m]);
+    }
+}
+
 static const AttnKernels attn_avx2 = {"avx2", dot_f16_avx2, axpy_f16_avx2, dot_f32_avx2,
-                                      axpy_f32_avx2, to_f16_avx2};
+                                      axpy_f32_avx2, to_f16_avx2, NULL, NULL};
 static const AttnKernels attn_avx512 = {"avx512", dot_f16_avx512, axpy_f16_avx512, dot_f32_avx2,
-                                        axpy_f32_avx2, to_f16_avx2};
+                                        axpy_f32_avx2, to_f16_avx2, scores_f16_avx512, wsum_f16_avx512};
 #endif
 
 /* ---- aarch64: NEON (float16 conversion is part of the base architecture) ---- */
@@ -186,7 +248,7 @@ static void to_f16_neon(const float *x, uint16_t *y, int n) {
 }
 
 static const AttnKernels attn_neon = {"neon", dot_f16_neon, axpy_f16_neon, dot_f32_neon,
-                                      axpy_f32_neon, to_f16_neon};
+                                      axpy_f32_neon, to_f16_neon, NULL, NULL};
 #endif
 
 const AttnKernels *attn_kernels_for(const char *isa) {
