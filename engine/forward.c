@@ -69,6 +69,7 @@ int state_init_ex(State *s, const Model *m, int n_ctx, int n_threads, int flags,
     s->xb2 = calloc(nb * hp->dim, sizeof(float));
     s->qkv = calloc(nb * (q_dim + 2 * kv_dim), sizeof(float));
     s->hb = calloc(nb * 2 * (size_t)hp->hidden_dim, sizeof(float));
+    s->hs = calloc(nb * (size_t)hp->hidden_dim, sizeof(float));
     s->att = calloc((size_t)s->n_threads * (size_t)n_ctx, sizeof(float));
     s->logits = calloc(hp->vocab_size, sizeof(float));
     s->rope_cs = calloc(nb * hp->rope_dims, sizeof(float));
@@ -87,7 +88,7 @@ int state_init_ex(State *s, const Model *m, int n_ctx, int n_threads, int flags,
     s->key_cache = big_zalloc(s->kv_bytes);
     s->value_cache = big_zalloc(s->kv_bytes);
     s->tokens = calloc((size_t)n_ctx, sizeof(int));
-    if (!s->tokens || !s->x || !s->xb || !s->xb2 || !s->qkv || !s->att || !s->hb || !s->logits || !s->rope_cs ||
+    if (!s->tokens || !s->x || !s->xb || !s->xb2 || !s->qkv || !s->att || !s->hb || !s->hs || !s->logits || !s->rope_cs ||
         !s->key_cache || !s->value_cache) {
         state_free(s);
         snprintf(err, errlen, "out of memory for a context of %d tokens (KV cache %.1f MiB)", n_ctx,
@@ -105,6 +106,7 @@ void state_free(State *s) {
     free(s->qkv);
     free(s->att);
     free(s->hb);
+    free(s->hs);
     free(s->logits);
     free(s->rope_cs);
     big_free(s->key_cache, s->kv_bytes);
@@ -269,56 +271,98 @@ static void act_add(double *acc, const float *x, int n, int cols) {
         for (int j = 0; j < cols; j++) acc[j] += (double)x[(size_t)i * cols + j] * x[(size_t)i * cols + j];
 }
 
+/* The per-token work between the matrix products, split across the pool by tokens. */
+enum { ELEM_NORM, ELEM_ROPE_KV, ELEM_RESID_NORM, ELEM_SILU, ELEM_RESID };
+
+typedef struct {
+    const Model *m;
+    State *s;
+    int layer, n, pos0, op;
+    const float *norm; /* ELEM_NORM, ELEM_RESID_NORM */
+} ElemJob;
+
+static void elem_job(void *arg, int ith, int nth) {
+    ElemJob *j = arg;
+    const PhiHParams *hp = &j->m->hp;
+    State *s = j->s;
+    int dim = (int)hp->dim, hd = (int)hp->head_dim, n_heads = (int)hp->n_heads;
+    int n_kv = (int)hp->n_kv_heads, kv_dim = n_kv * hd, q_dim = n_heads * hd;
+    int qkv_dim = q_dim + 2 * kv_dim, hidden = (int)hp->hidden_dim, rd = (int)hp->rope_dims, i0, i1;
+    pool_split(j->n, 1, ith, nth, &i0, &i1);
+    for (int i = i0; i < i1; i++) {
+        float *x = s->x + (size_t)i * dim, *xb = s->xb + (size_t)i * dim;
+        switch (j->op) {
+        case ELEM_RESID:
+        case ELEM_RESID_NORM: {
+            const float *d = s->xb2 + (size_t)i * dim;
+            for (int c = 0; c < dim; c++) x[c] += d[c];
+            if (j->op == ELEM_RESID) break;
+        } /* fall through */
+        case ELEM_NORM: rmsnorm(xb, x, j->norm, dim, hp->rms_eps); break;
+        case ELEM_ROPE_KV: {
+            float *q = s->qkv + (size_t)i * qkv_dim, *k = q + q_dim, *v = k + kv_dim;
+            const float *cs = s->rope_cs + (size_t)i * rd;
+            const AttnKernels *ak = attn_kernels();
+            for (int h = 0; h < n_heads; h++) rope_apply(q + h * hd, cs, rd);
+            for (int h = 0; h < n_kv; h++) rope_apply(k + h * hd, cs, rd);
+            kv_store(s, hp, ak, s->key_cache, j->layer, (j->pos0 + i) % s->kv_slots, k);
+            kv_store(s, hp, ak, s->value_cache, j->layer, (j->pos0 + i) % s->kv_slots, v);
+            break;
+        }
+        case ELEM_SILU: {
+            float *g = s->hb + (size_t)i * 2 * hidden, *o = s->hs + (size_t)i * hidden;
+            memcpy(o, g, (size_t)hidden * sizeof(float));
+            silu_mul(o, g + hidden, hidden);
+            break;
+        }
+        }
+    }
+}
+
+static void elem(const Model *m, State *s, int op, int layer, int n, int pos0, const float *norm) {
+    ElemJob j = {m, s, layer, n, pos0, op, norm};
+    pool_run(n > 1 ? s->pool : NULL, elem_job, &j); /* one token: not worth a dispatch */
+}
+
 static void forward_batch(const Model *m, State *s, const int *tokens, int n, int pos0,
                           const float *factors, float *logits) {
     const PhiHParams *hp = &m->hp;
-    const AttnKernels *ak = attn_kernels();
     Pool *pool = s->pool;
     int dim = (int)hp->dim, hd = (int)hp->head_dim, n_heads = (int)hp->n_heads;
-    int n_kv = (int)hp->n_kv_heads, kv_dim = n_kv * hd, q_dim = n_heads * hd;
-    int qkv_dim = q_dim + 2 * kv_dim, hidden = (int)hp->hidden_dim, rd = (int)hp->rope_dims;
+    int n_kv = (int)hp->n_kv_heads, q_dim = n_heads * hd, hidden = (int)hp->hidden_dim;
+    int rd = (int)hp->rope_dims, n_layers = (int)hp->n_layers;
+    (void)n_kv;
 
     for (int i = 0; i < n; i++) {
         matview_dequant_row(&m->tok_embd, tokens[i], s->x + (size_t)i * dim);
         rope_table(hp, factors, pos0 + i, s->rope_cs + (size_t)i * rd);
     }
+    elem(m, s, ELEM_NORM, 0, n, pos0, m->layers[0].attn_norm);
 
-    for (int l = 0; l < (int)hp->n_layers; l++) {
+    for (int l = 0; l < n_layers; l++) {
         const Layer *L = &m->layers[l];
         double *act = s->act_sq ? s->act_sq + (size_t)l * (2 * dim + q_dim + hidden) : NULL;
 
-        /* attention: qkv for the batch, RoPE, cache writes, then every (token, head) */
-        for (int i = 0; i < n; i++)
-            rmsnorm(s->xb + (size_t)i * dim, s->x + (size_t)i * dim, L->attn_norm, dim, hp->rms_eps);
+        /* attention: qkv for the batch, RoPE and cache writes, then every (token, head); s->xb
+         * holds the normed input (the previous step normed it) */
         if (act) act_add(act, s->xb, n, dim);
         matmul(&L->wqkv, s->xb, n, s->qkv, pool);
-        for (int i = 0; i < n; i++) {
-            float *q = s->qkv + (size_t)i * qkv_dim, *k = q + q_dim, *v = k + kv_dim;
-            const float *cs = s->rope_cs + (size_t)i * rd;
-            for (int h = 0; h < n_heads; h++) rope_apply(q + h * hd, cs, rd);
-            for (int h = 0; h < n_kv; h++) rope_apply(k + h * hd, cs, rd);
-            kv_store(s, hp, ak, s->key_cache, l, (pos0 + i) % s->kv_slots, k);
-            kv_store(s, hp, ak, s->value_cache, l, (pos0 + i) % s->kv_slots, v);
-        }
+        elem(m, s, ELEM_ROPE_KV, l, n, pos0, NULL);
         AttnJob job = {m, s, l, n, pos0};
         pool_run(pool, attn_job, &job);
         if (act) act_add(act + dim, s->xb, n, q_dim);
         matmul(&L->wo, s->xb, n, s->xb2, pool);
-        for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb2[i];
+        elem(m, s, ELEM_RESID_NORM, l, n, pos0, L->ffn_norm);
 
         /* MLP: down(silu(gate) * up) */
-        for (int i = 0; i < n; i++)
-            rmsnorm(s->xb + (size_t)i * dim, s->x + (size_t)i * dim, L->ffn_norm, dim, hp->rms_eps);
         if (act) act_add(act + dim + q_dim, s->xb, n, dim);
         matmul(&L->w_gate_up, s->xb, n, s->hb, pool);
-        for (int i = 0; i < n; i++) {
-            float *g = s->hb + (size_t)i * 2 * hidden;
-            silu_mul(g, g + hidden, hidden);
-            if (i) memmove(s->hb + (size_t)i * hidden, g, hidden * sizeof(float)); /* pack [n][hidden] */
-        }
-        if (act) act_add(act + 2 * dim + q_dim, s->hb, n, hidden);
-        matmul(&L->w_down, s->hb, n, s->xb2, pool);
-        for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb2[i];
+        elem(m, s, ELEM_SILU, l, n, pos0, NULL);
+        if (act) act_add(act + 2 * dim + q_dim, s->hs, n, hidden);
+        matmul(&L->w_down, s->hs, n, s->xb2, pool);
+        /* the residual, and the next layer's attention norm */
+        if (l + 1 < n_layers) elem(m, s, ELEM_RESID_NORM, l, n, pos0, m->layers[l + 1].attn_norm);
+        else elem(m, s, ELEM_RESID, l, n, pos0, NULL);
     }
 
     if (s->act_sq) s->act_rows += n;

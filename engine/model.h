@@ -50,7 +50,7 @@ typedef struct {
     void *pool;    /* Pool * of the fast path (NULL: caller thread only) */
     int n_threads;
     /* per batch: [n_batch][...] */
-    float *x, *xb, *xb2, *qkv, *hb;
+    float *x, *xb, *xb2, *qkv, *hb, *hs; /* hs: [n_batch][hidden_dim], silu(gate) * up */
     float *att;    /* [n_threads][n_ctx] attention scores */
     float *logits; /* [vocab]: the last position's */
     float *rope_cs; /* [n_batch][rope_dims]: cos, then sin, of each pair */
