@@ -136,6 +136,10 @@ AVX512 static void axpy_f16_avx512(float *y, float a, const uint16_t *v, int n) 
     for (; i < n; i++) y[i] += a * fp16_to_f32(v[i]);
 }
 
+#ifndef ATT_PF
+#define ATT_PF 2048 /* bytes of cache rows prefetched ahead */
+#endif
+
 AVX512 static __m512 zload_h(const uint16_t *p, __mmask16 m) {
     return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
 }
@@ -147,6 +151,8 @@ AVX512 static void scores_f16_avx512(const uint16_t *k, int n, int hd, const flo
     int j = 0;
     for (; j + 4 <= n; j += 4) {
         const uint16_t *k0 = k + (size_t)j * hd;
+        /* A long context streams the cache from memory: keep misses in flight ahead. */
+        for (int i = 0; i < 4 * hd * 2; i += 64) _mm_prefetch((const char *)k0 + ATT_PF + i, _MM_HINT_T0);
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         for (int i = 0; i < hd; i += 16) {
             __mmask16 m = hd - i >= 16 ? 0xffff : (__mmask16)((1u << (hd - i)) - 1);
@@ -179,6 +185,8 @@ AVX512 static void wsum_f16_avx512(float *y, const float *a, const uint16_t *v, 
             acc[m] = m < nv ? _mm512_maskz_loadu_ps(m == nv - 1 ? mt : 0xffff, y + c + 16 * m) : _mm512_setzero_ps();
         for (int j = 0; j < n; j++) {
             const uint16_t *vj = v + (size_t)j * hd + c;
+            if (c == 0)
+                for (int i = 0; i < hd * 2; i += 64) _mm_prefetch((const char *)vj + ATT_PF + i, _MM_HINT_T0);
             __m512 aj = _mm512_set1_ps(a[j]);
 #pragma GCC unroll 8
             for (int m = 0; m < 8; m++)
