@@ -48,6 +48,10 @@ head -c 4096 /dev/urandom > "$TMP/random.phi"
 expect_error phi_random_bytes $PHI -m "$TMP/random.phi" -p hi
 { printf 'PHIMODEL\143\000\000\000'; tail -c +13 "$TMP/tiny.phi"; } > "$TMP/version.phi"
 expect_error phi_wrong_version $PHI -m "$TMP/version.phi" -p hi
+{ printf 'PHIMODEL\001\000\000\000'; tail -c +13 "$TMP/tiny.phi"; } > "$TMP/v1.phi"
+expect_error phi_version1_file $PHI -m "$TMP/v1.phi" -p hi
+if grep -q "convert the model again" "$TMP/err"; then pass phi_version1_says_reconvert "$(cat "$TMP/err")"
+else fail phi_version1_says_reconvert "$(cat "$TMP/err")"; fi
 expect_error phi_unknown_flag $PHI -m "$TMP/tiny.phi" -p hi --frobnicate
 expect_error phi_flag_missing_value $PHI -m "$TMP/tiny.phi" -p
 expect_error phi_bad_n $PHI -m "$TMP/tiny.phi" -p hi -n abc
