@@ -334,8 +334,11 @@ static const Shape shapes[] = {
                    .head_dim = 128, .hidden_dim = 8192, .max_seq_len = 131072,
                    .orig_max_seq_len = 4096, .rope_dims = 96, .sliding_window = 262144,
                    .rope_scaling = PHI_ROPE_LONGROPE, .tie_embeddings = 1}},
+    /* hidden_dim 132: the gate/up matrix (264 rows) ends in a partial 16-row panel, and the
+     * down projection (132 columns, not whole blocks) stays f16, so tests on this shape cover
+     * both. */
     {"tiny", {.vocab_size = 512, .dim = 64, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
-              .head_dim = 16, .hidden_dim = 128, .max_seq_len = 256, .orig_max_seq_len = 256,
+              .head_dim = 16, .hidden_dim = 132, .max_seq_len = 256, .orig_max_seq_len = 256,
               .rope_dims = 16}},
 };
 

@@ -3,6 +3,7 @@
  * made there); each SIMD version has the scalar loop below as its reference. */
 #include "kernels/attn.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #include "kernels/blocks.h"
@@ -140,6 +141,12 @@ AVX512 static void axpy_f16_avx512(float *y, float a, const uint16_t *v, int n) 
 #define ATT_PF 2048 /* bytes of cache rows prefetched ahead */
 #endif
 
+/* A hint for p + ahead, possibly past the cache's end: formed as an integer (pointer arithmetic
+ * beyond an object is undefined). */
+static inline void att_prefetch(const void *p, int ahead) {
+    _mm_prefetch((const char *)(uintptr_t)((uintptr_t)p + (uintptr_t)ahead), _MM_HINT_T0);
+}
+
 AVX512 static __m512 zload_h(const uint16_t *p, __mmask16 m) {
     return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
 }
@@ -152,7 +159,7 @@ AVX512 static void scores_f16_avx512(const uint16_t *k, int n, int hd, const flo
     for (; j + 4 <= n; j += 4) {
         const uint16_t *k0 = k + (size_t)j * hd;
         /* A long context streams the cache from memory: keep misses in flight ahead. */
-        for (int i = 0; i < 4 * hd * 2; i += 64) _mm_prefetch((const char *)k0 + ATT_PF + i, _MM_HINT_T0);
+        for (int i = 0; i < 4 * hd * 2; i += 64) att_prefetch(k0, ATT_PF + i);
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         for (int i = 0; i < hd; i += 16) {
             __mmask16 m = hd - i >= 16 ? 0xffff : (__mmask16)((1u << (hd - i)) - 1);
@@ -186,7 +193,7 @@ AVX512 static void wsum_f16_avx512(float *y, const float *a, const uint16_t *v, 
         for (int j = 0; j < n; j++) {
             const uint16_t *vj = v + (size_t)j * hd + c;
             if (c == 0)
-                for (int i = 0; i < hd * 2; i += 64) _mm_prefetch((const char *)vj + ATT_PF + i, _MM_HINT_T0);
+                for (int i = 0; i < hd * 2; i += 64) att_prefetch(vj, ATT_PF + i);
             __m512 aj = _mm512_set1_ps(a[j]);
 #pragma GCC unroll 8
             for (int m = 0; m < 8; m++)

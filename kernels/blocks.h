@@ -54,7 +54,7 @@ uint64_t type_tensor_bytes(uint32_t type, uint64_t rows, uint64_t cols);
 /* Bits per weight including scales. */
 double type_bits_per_weight(uint32_t type);
 
-/* A matrix in place: pointers to the row quants and scales areas. */
+/* A matrix in place: pointers to its quants area (rows or panels, above) and scales area. */
 typedef struct {
     uint32_t type;
     int rows, cols;

@@ -230,7 +230,7 @@ void matmul(const MatView *w, const float *x, int n_tok, float *y, Pool *pool) {
     case TENSOR_Q4: j.q = k->q4 ? k->q4 : isa_scalar.q4; break;
     default: return;
     }
-    if (j.q && !(j.q == k->q8 || j.q == k->q4)) j.k = k = &isa_scalar; /* layout must match */
+    if (j.q && !(j.q == k->q8 || j.q == k->q4)) j.k = k = &isa_scalar; /* K offsets must match */
     long long work = (long long)w->rows * w->cols * n_tok;
     Pool *p = work < MIN_POOL_WORK ? NULL : pool;
     if (j.q) {

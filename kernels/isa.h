@@ -2,7 +2,7 @@
  * matvec/matmul hand to the int8 kernels.
  *
  * Packed activations: tokens in tiles of tt = min(n_tok, ACT_TT) (the last tile padded with
- * zero tokens), and for tile j and block b one record of rec = tt * 40 bytes at
+ * copies of the last token, whose results are never stored), and for tile j and block b one record of rec = tt * 40 bytes at
  * base + (j * nb + b) * rec:
  *   q int8[tt][32]  token i's quants of block b (quantize_act_q8's values, natural order);
  *   d f32[tt]       their scales;

@@ -5,7 +5,7 @@
  * tiled_l1_bytes; activation tiles; panels. Each tile call unpacks a panel's block once and
  * reuses it from registers for all the tile's tokens; the panels of a group reuse the tile's
  * activations from L1, and the tiles reuse the group's weights from L2. Partial sums are
- * accumulated in y itself (one 16-float line per token and panel). */
+ * accumulated in y itself (16 floats per token and panel). */
 #include <unistd.h>
 
 #include "kernels/isa.h"

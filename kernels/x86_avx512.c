@@ -13,6 +13,7 @@
 #if defined(__x86_64__)
 
 #include <immintrin.h>
+#include <string.h>
 
 #include "kernels/isa.h"
 
@@ -22,7 +23,17 @@
 #define PF_AHEAD 2048 /* bytes of quants prefetched ahead in generation (scales: an eighth) */
 #endif
 
-ZINL __m512i bcast32(const uint8_t *p) { return _mm512_set1_epi32(*(const int32_t *)(const void *)p); }
+ZINL __m512i bcast32(const uint8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+
+/* A prefetch hint for the address p + ahead, which may lie past the end of the object: formed
+ * as an integer, since pointer arithmetic beyond an object is undefined. */
+ZINL void prefetch_ahead(const void *p, size_t ahead) {
+    _mm_prefetch((const char *)(uintptr_t)((uintptr_t)p + ahead), _MM_HINT_T0);
+}
 
 /* The panel (wq, wd) against NT tokens of a tile whose records are NT * 40 bytes. */
 ZINL void panel_tile(const uint8_t *wq, const uint16_t *wd, const uint8_t *ar, int n, int nblocks,
@@ -37,8 +48,8 @@ ZINL void panel_tile(const uint8_t *wq, const uint16_t *wd, const uint8_t *ar, i
             /* Generation streams each weight once, from memory: prefetching a few KB ahead keeps
              * more misses in flight than the out-of-order window alone reaches. */
 #pragma GCC unroll 8
-            for (size_t k = 0; k < wstep; k += 64) _mm_prefetch((const char *)(wq + PF_AHEAD + k), _MM_HINT_T0);
-            if (!(b & 1)) _mm_prefetch((const char *)(wd + PF_AHEAD / 8), _MM_HINT_T0);
+            for (size_t k = 0; k < wstep; k += 64) prefetch_ahead(wq, PF_AHEAD + k);
+            if (!(b & 1)) prefetch_ahead(wd, PF_AHEAD / 8);
         }
         __m512i w[8];
         if (q4) {

@@ -17,15 +17,17 @@
 #define MAX_ISA 8
 static const int thread_counts[] = {1, 2, 3, 7};
 #define N_THREADS 4
-static const int ntoks[] = {1, 2, 3, 4, 5, 6, 7, 21, 130}; /* every tile width, a partial last tile */
-#define N_NTOK 6
-#define BIG_NTOK_MAX_WORK 100000 /* rows * cols limit for the 130-token (two-slab) runs */
+/* Every activation tile width (1..7 tokens: one tile), several 8-token tiles with a partial last
+ * one (21), and many tiles (130). */
+static const int ntoks[] = {1, 2, 3, 4, 5, 6, 7, 21, 130};
+#define N_NTOK ((int)(sizeof ntoks / sizeof ntoks[0]))
+#define BIG_NTOK_MAX_WORK 100000 /* rows * cols limit for the 130-token runs */
 
 typedef struct {
     int rows, cols;
 } Shape;
-/* Rows that are not multiples of thread counts, tiles or row blocks; cols below one 256-group,
- * whole groups, and groups plus tail blocks. */
+/* Rows that are not multiples of thread counts or 16-row panels (a partial last panel), and
+ * columns of 1 to 163 blocks. */
 static const Shape shapes[] = {{1, 32},   {7, 96},    {37, 352}, {67, 3072},
                                {130, 256}, {45, 1120}, {21, 5216}};
 #define N_SHAPES ((int)(sizeof(shapes) / sizeof(shapes[0])))
@@ -278,7 +280,7 @@ int main(void) {
     for (int i = 0; i < n_isa; i++) test_quant(isas[i]);
     for (int i = 0; i < n_isa; i++) test_elementwise(isas[i]);
     test_matmul(isas, n_isa, pools, "");
-    /* Tiny cache budgets: column chunks of one group and several column super-chunks, so that
+    /* Tiny cache budgets: block chunks of one block and panel groups of one panel, so that
      * every loop of the blocked nest (kernels/tiled.c) runs on these small matrices. */
     tiled_l1_bytes = 1;
     tiled_l2_bytes = 1;
