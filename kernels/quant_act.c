@@ -92,7 +92,9 @@ void act_pack(const ActBuf *a, const IsaKernels *k, uint32_t wtype, const float 
                 uint8_t *rec = a->base + ((size_t)(t / tt) * (size_t)a->nb + (size_t)(b0 + b)) * a->rec;
                 memcpy(rec + (size_t)(t % tt) * QK, q + b * QK, QK);
                 ((float *)(rec + (size_t)tt * QK))[t % tt] = d[b];
-                ((int32_t *)(rec + (size_t)tt * (QK + 4)))[t % tt] = -kk * s[b];
+                /* -K s, wrapping: non-finite activations leave s unspecified (garbage in,
+                 * garbage out, but no overflow) */
+                ((int32_t *)(rec + (size_t)tt * (QK + 4)))[t % tt] = (int32_t)(0u - (uint32_t)kk * (uint32_t)s[b]);
             }
         }
     }
