@@ -329,9 +329,8 @@ static void forward_batch(const Model *m, State *s, const int *tokens, int n, in
     const PhiHParams *hp = &m->hp;
     Pool *pool = s->pool;
     int dim = (int)hp->dim, hd = (int)hp->head_dim, n_heads = (int)hp->n_heads;
-    int n_kv = (int)hp->n_kv_heads, q_dim = n_heads * hd, hidden = (int)hp->hidden_dim;
+    int q_dim = n_heads * hd, hidden = (int)hp->hidden_dim;
     int rd = (int)hp->rope_dims, n_layers = (int)hp->n_layers;
-    (void)n_kv;
 
     for (int i = 0; i < n; i++) {
         matview_dequant_row(&m->tok_embd, tokens[i], s->x + (size_t)i * dim);
