@@ -65,17 +65,18 @@ static uint64_t panel_offset(const MatView *m, int r, int b, int k) {
     return (uint64_t)((const uint8_t *)matview_panel_q(m, r / QR, b) - m->q) + ((uint64_t)k * QR + (uint64_t)(r % QR)) * 4;
 }
 
+void matview_get_block(const MatView *m, int r, int b, uint8_t *q, uint16_t *d) {
+    for (int k = 0; k < traits[m->type].block_bytes / 4; k++) memcpy(q + 4 * k, m->q + panel_offset(m, r, b, k), 4);
+    *d = matview_panel_d(m, r / QR, b)[r % QR];
+}
+
 void matview_get_row(const MatView *m, int r, void *q, uint16_t *d) {
     if (!traits[m->type].has_scales) {
         memcpy(q, matview_row(m, r), type_row_bytes(m->type, (uint64_t)m->cols));
         return;
     }
-    int bb = traits[m->type].block_bytes, nb = m->cols / QK;
-    for (int b = 0; b < nb; b++) {
-        for (int k = 0; k < bb / 4; k++)
-            memcpy((uint8_t *)q + (size_t)b * bb + 4 * k, m->q + panel_offset(m, r, b, k), 4);
-        d[b] = matview_panel_d(m, r / QR, b)[r % QR];
-    }
+    int bb = traits[m->type].block_bytes;
+    for (int b = 0; b < m->cols / QK; b++) matview_get_block(m, r, b, (uint8_t *)q + (size_t)b * bb, d + b);
 }
 
 void matview_put_row(const MatView *m, int r, const void *q, const uint16_t *d) {
@@ -98,10 +99,8 @@ void matview_dequant_row(const MatView *m, int r, float *y) {
     }
     uint8_t q[QK];
     uint16_t d;
-    int bb = traits[m->type].block_bytes;
     for (int b = 0; b < m->cols / QK; b++) {
-        for (int k = 0; k < bb / 4; k++) memcpy(q + 4 * k, m->q + panel_offset(m, r, b, k), 4);
-        d = matview_panel_d(m, r / QR, b)[r % QR];
+        matview_get_block(m, r, b, q, &d);
         dequantize_row(m->type, q, &d, y + (size_t)b * QK, QK);
     }
 }

@@ -75,6 +75,9 @@ static inline const uint8_t *matview_panel_q(const MatView *m, int p, int b) {
 static inline const uint16_t *matview_panel_d(const MatView *m, int p, int b) {
     return m->d + ((uint64_t)p * (uint64_t)(m->cols / QK) + (uint64_t)b) * QR;
 }
+/* Block b of row r of a quantized matrix, gathered from its panel: q gets the block's quants in
+ * natural order (16 or 32 bytes), d its scale. */
+void matview_get_block(const MatView *m, int r, int b, uint8_t *q, uint16_t *d);
 /* Row r of any matrix in natural order: q gets type_row_bytes bytes, d (quantized types) one
  * scale per block. */
 void matview_get_row(const MatView *m, int r, void *q, uint16_t *d);

@@ -129,9 +129,9 @@ void quant_blocks_scalar(const float *x, int8_t *q, float *d, int32_t *s, int nb
 int32_t dot_block_q8(const int8_t *w, const int8_t *x);
 int32_t dot_block_q4(const uint8_t *w, const int8_t *x);
 
-/* Geometry of the packed activations of n_tok tokens for kernel table k; returns the bytes
- * they need. */
-size_t act_layout(ActBuf *a, const IsaKernels *k, int cols, int n_tok);
+/* Geometry of the packed activations of n_tok tokens (the same for every kernel table; only
+ * act_pack's K differs); returns the bytes they need. */
+size_t act_layout(ActBuf *a, int cols, int n_tok);
 /* Points a at buf (act_layout bytes, 64-byte aligned). */
 void act_attach(ActBuf *a, uint8_t *buf);
 /* Packs tokens [t0, t1) of x ([n_tok][cols]) for table k and weight type wtype (so threads can

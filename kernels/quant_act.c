@@ -58,8 +58,7 @@ int32_t dot_block_q4(const uint8_t *w, const int8_t *x) {
 
 static size_t align64(size_t x) { return (x + 63) & ~(size_t)63; }
 
-size_t act_layout(ActBuf *a, const IsaKernels *k, int cols, int n_tok) {
-    (void)k;
+size_t act_layout(ActBuf *a, int cols, int n_tok) {
     a->cols = cols;
     a->nb = cols / QK;
     a->n_tok = n_tok;

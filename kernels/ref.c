@@ -2,15 +2,6 @@
 #include "kernels/kernels.h"
 
 #include <math.h>
-#include <string.h>
-
-/* Block b of row r of a quantized matrix, gathered from its panel into natural order. */
-static void gather_block(const MatView *w, int r, int b, uint8_t *out, uint16_t *d) {
-    const uint8_t *p = matview_panel_q(w, r / QR, b);
-    int bb = w->type == TENSOR_Q4 ? QK / 2 : QK;
-    for (int k = 0; k < bb / 4; k++) memcpy(out + 4 * k, p + ((size_t)k * QR + (size_t)(r % QR)) * 4, 4);
-    *d = matview_panel_d(w, r / QR, b)[r % QR];
-}
 
 float matrow_dot_ref(const MatView *w, int r, const float *x) {
     int n = w->cols;
@@ -26,7 +17,7 @@ float matrow_dot_ref(const MatView *w, int r, const float *x) {
         break;
     case TENSOR_Q8:
         for (int b = 0; b < n / QK; b++) {
-            gather_block(w, r, b, qb, &d);
+            matview_get_block(w, r, b, qb, &d);
             double s = 0;
             for (int i = 0; i < QK; i++) s += (double)(int8_t)qb[i] * x[b * QK + i];
             sum += s * fp16_to_f32(d);
@@ -34,7 +25,7 @@ float matrow_dot_ref(const MatView *w, int r, const float *x) {
         break;
     case TENSOR_Q4:
         for (int b = 0; b < n / QK; b++) {
-            gather_block(w, r, b, qb, &d);
+            matview_get_block(w, r, b, qb, &d);
             const float *xb = x + b * QK;
             double s = 0;
             for (int i = 0; i < QK / 2; i++)

@@ -1,7 +1,5 @@
 /* Portable C kernels: the fallback on any CPU and the integer oracle the SIMD int8 paths must
  * match (same int32 block sums, only the float summation order differs). */
-#include <string.h>
-
 #include "kernels/isa.h"
 #include "kernels/kernels.h"
 
@@ -9,15 +7,15 @@
  * for all tokens. */
 static void qmat_scalar(const MatView *w, const ActBuf *a, int t0, int nt, float *y, int ldy,
                         int r0, int r1) {
-    int q4 = w->type == TENSOR_Q4, bb = q4 ? QK / 2 : QK;
+    int q4 = w->type == TENSOR_Q4;
     for (int t = t0; t < t0 + nt; t++)
         for (int r = r0; r < r1; r++) y[(size_t)t * ldy + r] = 0;
     for (int r = r0; r < r1; r++) {
         for (int b = 0; b < a->nb; b++) {
-            const uint8_t *p = matview_panel_q(w, r / QR, b);
             uint8_t wb[QK];
-            for (int k = 0; k < bb / 4; k++) memcpy(wb + 4 * k, p + ((size_t)k * QR + (size_t)(r % QR)) * 4, 4);
-            float dw = half_to_float(matview_panel_d(w, r / QR, b)[r % QR]);
+            uint16_t d;
+            matview_get_block(w, r, b, wb, &d);
+            float dw = half_to_float(d);
             for (int t = t0; t < t0 + nt; t++) {
                 int32_t s = q4 ? dot_block_q4(wb, act_q(a, t, b)) : dot_block_q8((const int8_t *)wb, act_q(a, t, b));
                 y[(size_t)t * ldy + r] += dw * act_d(a, t, b) * (float)s;
