@@ -20,7 +20,7 @@ CFLAGS  += -DPHI_BLAS
 LDLIBS  += -lopenblas
 endif
 
-LIB_SRC  := $(sort $(wildcard engine/*.c kernels/*.c tokenizer/*.c))
+LIB_SRC  := $(sort $(wildcard base/*.c kernels/*.c tokenizer/*.c model/*.c convert/*.c app/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)

@@ -1,4 +1,4 @@
-/* phi: runs a Phi-3 model from a phi file. Flags -> options -> one mode (engine/run.c). */
+/* phi: runs a Phi-3 model from a phi file. Flags -> options -> one mode (app/run.c). */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -6,8 +6,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "engine/cpu.h"
-#include "engine/run.h"
+#include "base/cpu.h"
+#include "app/run.h"
 
 static void usage(FILE *f) {
     fprintf(f,

@@ -5,8 +5,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "engine/calib.h"
-#include "engine/convert.h"
+#include "convert/calib.h"
+#include "convert/convert.h"
 #include "kernels/blocks.h"
 
 static void usage(FILE *f) {

@@ -1,7 +1,7 @@
 /* libFuzzer harness: json_parse on arbitrary bytes, then a walk over the whole tree so every
  * accessor runs on whatever was accepted.
- * clang -g -O1 -fsanitize=fuzzer,address,undefined -I. fuzz/fuzz_json.c engine/json.c -lm */
-#include "engine/json.h"
+ * clang -g -O1 -fsanitize=fuzzer,address,undefined -I. fuzz/fuzz_json.c base/json.c -lm */
+#include "base/json.h"
 
 #include <stdint.h>
 #include <string.h>

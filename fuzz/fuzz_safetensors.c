@@ -1,8 +1,8 @@
 /* libFuzzer harness: st_parse_header on arbitrary bytes taken as a whole file, then checks
  * that every accepted tensor lies inside the file with a size matching its shape.
  * clang -g -O1 -fsanitize=fuzzer,address,undefined -I. fuzz/fuzz_safetensors.c \
- *     engine/safetensors.c engine/json.c -lm */
-#include "engine/safetensors.h"
+ *     convert/safetensors.c base/json.c -lm */
+#include "convert/safetensors.h"
 
 #include <string.h>
 

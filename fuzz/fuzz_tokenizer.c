@@ -8,7 +8,7 @@
  *      repository root; mode 1 is used when it cannot be read).
  * Whatever loads must encode text (fixed strings and the input's tail), decode the ids, and
  * survive a serialize/load round trip.
- * clang -g -O1 -fsanitize=fuzzer,address,undefined -I. fuzz/fuzz_tokenizer.c tokenizer/ *.c engine/json.c -lm */
+ * clang -g -O1 -fsanitize=fuzzer,address,undefined -I. fuzz/fuzz_tokenizer.c tokenizer/ *.c base/json.c -lm */
 #include "tokenizer/tok_internal.h"
 
 #include <stdlib.h>

@@ -13,7 +13,7 @@
 
 #include <stdint.h>
 
-#include "engine/pool.h"
+#include "base/pool.h"
 #include "kernels/blocks.h"
 
 /* Selects the kernels: isa is "scalar", "avx2", "avxvnni", "avx512vnni", "neon" or "dotprod";

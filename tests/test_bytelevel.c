@@ -3,7 +3,7 @@
  * decoding against Hugging Face for a trained test vocabulary (and its ignore_merges variant),
  * streaming decode, the tokenizer.json import checks, the section round trip, hostile section
  * blobs, and the encoding speed. `test_bytelevel --bench [file]` only prints the speed. */
-#include "engine/fileio.h"
+#include "base/fileio.h"
 #include "tests/harness.h"
 #include "tokenizer/tok_internal.h"
 

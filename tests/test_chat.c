@@ -2,9 +2,9 @@
  * that reuse the KV cache, checked against evaluating the whole conversation from scratch. */
 #include <string.h>
 
-#include "engine/chat.h"
-#include "engine/convert.h"
-#include "engine/json.h"
+#include "app/chat.h"
+#include "convert/convert.h"
+#include "base/json.h"
 #include "tests/harness.h"
 
 /* One line for the PASS/FAIL protocol: newlines shown as \n. */

@@ -3,9 +3,9 @@
 #include <math.h>
 #include <string.h>
 
-#include "engine/convert.h"
-#include "engine/json.h"
-#include "engine/model.h"
+#include "convert/convert.h"
+#include "base/json.h"
+#include "model/model.h"
 #include "tests/harness.h"
 
 static double max_rel(const float *a, const float *b, int n) {

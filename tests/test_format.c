@@ -5,7 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine/format.h"
+#include "model/format.h"
 #include "kernels/blocks.h"
 #include "tests/harness.h"
 

@@ -1,6 +1,6 @@
 /* Hugging Face folder reader: config.json -> hyperparameters on the data's configs and on
  * hand-written good and bad ones; opening single-file and sharded checkpoints. */
-#include "engine/hf.h"
+#include "convert/hf.h"
 #include "tests/harness.h"
 
 #include <math.h>

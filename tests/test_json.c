@@ -1,5 +1,5 @@
 /* JSON reader: valid documents of every kind, malformed input, and the real tokenizer.json. */
-#include "engine/json.h"
+#include "base/json.h"
 #include "tests/harness.h"
 
 #include <math.h>

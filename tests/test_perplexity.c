@@ -1,4 +1,4 @@
-/* Perplexity and KL divergence (engine/perplexity.c).
+/* Perplexity and KL divergence (app/perplexity.c).
  *  - without data: on a random tiny model, perplexity_run's windows and NLL equal a direct
  *    computation from one full-logits forward call per window (both methods, windows longer
  *    than a batch so the prefix / piece splitting is exercised);
@@ -9,9 +9,9 @@
 #include <math.h>
 #include <string.h>
 
-#include "engine/calib.h"
-#include "engine/convert.h"
-#include "engine/perplexity.h"
+#include "convert/calib.h"
+#include "convert/convert.h"
+#include "app/perplexity.h"
 #include "tests/harness.h"
 
 /* NLL of every scored position computed directly: one forward call per window, all logits. */

@@ -5,7 +5,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "engine/pool.h"
+#include "base/pool.h"
 #include "tests/harness.h"
 
 #define MAXT 16

@@ -5,10 +5,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "engine/convert.h"
-#include "engine/json.h"
-#include "engine/model.h"
-#include "engine/sampler.h"
+#include "convert/convert.h"
+#include "base/json.h"
+#include "model/model.h"
+#include "model/sampler.h"
 #include "tests/harness.h"
 
 /* Bounds per weight type, set from measurement (ref and fast paths, all five variants, on

@@ -1,5 +1,5 @@
 /* Safetensors reader: exact BF16/F16/F32 conversion, header validation, real checkpoint. */
-#include "engine/safetensors.h"
+#include "convert/safetensors.h"
 #include "tests/harness.h"
 
 #include <math.h>

@@ -2,7 +2,7 @@
  * (tests/data/tokenizer_cases.txt, made by scripts/gen_tokenizer_cases.mjs), decoding, the
  * section round trip, hostile section blobs, invalid UTF-8, tokenizer.model, and a speed figure.
  * `test_tokenizer --bench [file]` only prints the encoding speed. */
-#include "engine/fileio.h"
+#include "base/fileio.h"
 #include "tests/harness.h"
 #include "tokenizer/tokenizer.h"
 

@@ -4,7 +4,7 @@
  * (add_bos/add_eos, bos/eos/pad tokens, chat template). Anything the encoder cannot reproduce
  * exactly is rejected with a message instead of being approximated. Falls back to a
  * SentencePiece tokenizer.model when the folder has no tokenizer.json. */
-#include "engine/json.h"
+#include "base/json.h"
 #include "tokenizer/tok_internal.h"
 
 #include <stdio.h>

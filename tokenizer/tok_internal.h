@@ -5,9 +5,9 @@
 #ifndef PHI_TOK_INTERNAL_H
 #define PHI_TOK_INTERNAL_H
 
-#include "engine/errmsg.h"
-#include "engine/fileio.h"
-#include "engine/json.h"
+#include "base/errmsg.h"
+#include "base/fileio.h"
+#include "base/json.h"
 #include "tokenizer/tokenizer.h"
 
 #include <stdarg.h>

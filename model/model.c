@@ -1,6 +1,6 @@
 /* Loading a phi file: mmap, validate, and bind the tensors the forward pass reads. */
-#include "engine/errmsg.h"
-#include "engine/model.h"
+#include "base/errmsg.h"
+#include "model/model.h"
 
 #include <errno.h>
 #include <fcntl.h>

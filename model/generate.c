@@ -1,4 +1,4 @@
-#include "engine/generate.h"
+#include "model/generate.h"
 
 #include <errno.h>
 #include <stdlib.h>

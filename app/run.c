@@ -1,4 +1,4 @@
-#include "engine/run.h"
+#include "app/run.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -9,14 +9,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine/bench.h"
-#include "engine/chat.h"
-#include "engine/cpu.h"
-#include "engine/fileio.h"
-#include "engine/generate.h"
-#include "engine/model.h"
-#include "engine/perplexity.h"
-#include "engine/sampler.h"
+#include "app/bench.h"
+#include "app/chat.h"
+#include "base/cpu.h"
+#include "base/fileio.h"
+#include "model/generate.h"
+#include "model/model.h"
+#include "app/perplexity.h"
+#include "model/sampler.h"
 #include "kernels/fast.h"
 
 static int say(const char *fmt, ...) {

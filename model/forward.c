@@ -8,9 +8,9 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "engine/cpu.h"
-#include "engine/model.h"
-#include "engine/pool.h"
+#include "base/cpu.h"
+#include "model/model.h"
+#include "base/pool.h"
 #include "kernels/attn.h"
 #include "kernels/fast.h"
 #include "kernels/kernels.h"

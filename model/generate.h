@@ -4,8 +4,8 @@
 
 #include <stdio.h>
 
-#include "engine/model.h"
-#include "engine/sampler.h"
+#include "model/model.h"
+#include "model/sampler.h"
 
 typedef struct {
     int n_predict;       /* tokens to generate (< 0: until a stop id or the context is full) */

@@ -1,7 +1,7 @@
 /* Hugging Face Phi-3 folder reader: config.json -> PhiHParams (+ LongRoPE factors), and the
  * safetensors file(s) holding the weights. */
-#include "engine/errmsg.h"
-#include "engine/hf.h"
+#include "base/errmsg.h"
+#include "convert/hf.h"
 
 #include <errno.h>
 #include <math.h>

@@ -3,7 +3,7 @@
  * growable scratch stack while their container is open and copied into the arena when it
  * closes. All decoded strings share one buffer the size of the input: a decoded string plus
  * its NUL never needs more bytes than its quoted source. */
-#include "engine/json.h"
+#include "base/json.h"
 
 #include <errno.h>
 #include <fcntl.h>

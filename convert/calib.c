@@ -1,16 +1,16 @@
 /* quant --calib: activation statistics over a calibration text, used as per-column importance by
  * the Q4 scale search. */
-#include "engine/fileio.h"
-#include "engine/calib.h"
+#include "base/fileio.h"
+#include "convert/calib.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/cpu.h"
-#include "engine/generate.h"
-#include "engine/model.h"
+#include "base/cpu.h"
+#include "model/generate.h"
+#include "model/model.h"
 
 /* Every column keeps at least this share of its matrix's mean importance: a column the text
  * never exercised still matters a little on other inputs. */

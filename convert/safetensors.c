@@ -1,10 +1,10 @@
 /* Safetensors reader. The header is validated in full against the file size before anything
  * is read; tensors are kept sorted by name so lookups are a binary search and duplicate
  * names show up as neighbours. */
-#include "engine/errmsg.h"
-#include "engine/safetensors.h"
+#include "base/errmsg.h"
+#include "convert/safetensors.h"
 
-#include "engine/json.h"
+#include "base/json.h"
 
 #include <errno.h>
 #include <fcntl.h>

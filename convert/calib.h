@@ -10,8 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine/convert.h"
-#include "engine/format.h"
+#include "convert/convert.h"
+#include "model/format.h"
 
 typedef struct {
     PhiHParams hp;

@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine/format.h"
+#include "model/format.h"
 #include "kernels/blocks.h"
 #include "tokenizer/tokenizer.h"
 

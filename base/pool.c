@@ -5,7 +5,7 @@
  * sleep on a condition variable. Completion is a countdown the caller spins on the same way.
  * Sleeping is announced through counters read after the publishing store (both seq_cst), so a
  * waker only takes the mutex when somebody may actually be asleep. */
-#include "engine/pool.h"
+#include "base/pool.h"
 
 #include <pthread.h>
 #include <sched.h>

@@ -1,7 +1,7 @@
 /* Perplexity over windows of a text, and KL divergence against saved base logits. The methods
  * and the logits file are described in perplexity.h. */
-#include "engine/errmsg.h"
-#include "engine/perplexity.h"
+#include "base/errmsg.h"
+#include "app/perplexity.h"
 
 #include <errno.h>
 #include <math.h>
@@ -10,7 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "engine/generate.h"
+#include "model/generate.h"
 
 static const char LOGITS_MAGIC[8] = {'P', 'H', 'I', 'L', 'O', 'G', 'I', 'T'};
 

@@ -4,7 +4,7 @@
 
 #include <stdio.h>
 
-#include "engine/model.h"
+#include "model/model.h"
 
 typedef struct {
     int n_prompt;  /* pp test: tokens processed in one batch (0: skip) */

@@ -11,7 +11,7 @@ typedef struct {
     uint64_t seed;     /* random models */
     int n_layers;      /* random models: override the shape's layer count when > 0 */
     /* Optional importance of each input column of a matrix for the Q4 scale search (quant
-     * --calib, engine/calib.h): cols weights for the named tensor, or NULL for none. */
+     * --calib, convert/calib.h): cols weights for the named tensor, or NULL for none. */
     const float *(*importance)(void *ctx, const char *name, uint64_t cols);
     void *importance_ctx;
 } ConvertOptions;

@@ -3,9 +3,9 @@
 #ifndef PHI_HF_H
 #define PHI_HF_H
 
-#include "engine/format.h"
-#include "engine/json.h"
-#include "engine/safetensors.h"
+#include "model/format.h"
+#include "base/json.h"
+#include "convert/safetensors.h"
 
 typedef struct {
     PhiHParams hp;

@@ -1,10 +1,10 @@
-#include "engine/fileio.h"
+#include "base/fileio.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/errmsg.h"
+#include "base/errmsg.h"
 
 char *read_stream(FILE *f, size_t *len) {
     size_t cap = 1 << 16, n = 0;

@@ -1,11 +1,11 @@
-#include "engine/bench.h"
+#include "app/bench.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/generate.h"
-#include "engine/pool.h"
+#include "model/generate.h"
+#include "base/pool.h"
 #include "kernels/fast.h"
 
 static double matrix_bytes(const MatView *w) {

@@ -1,6 +1,6 @@
 /* phi file format: the validating reader and the writer. Layout in docs/FORMAT.md. */
-#include "engine/errmsg.h"
-#include "engine/format.h"
+#include "base/errmsg.h"
+#include "model/format.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -25,7 +25,7 @@
 
 #include <stdio.h>
 
-#include "engine/model.h"
+#include "model/model.h"
 
 typedef enum { PPL_LLAMA = 0, PPL_ALL = 1 } PplMethod;
 

@@ -1,4 +1,4 @@
-#include "engine/chat.h"
+#include "app/chat.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,7 +1,7 @@
 /* Converter: Hugging Face Phi-3 folder (or random weights) -> phi file, one tensor at a time,
  * a bounded chunk of rows at a time, so memory stays small whatever the model size. */
-#include "engine/errmsg.h"
-#include "engine/convert.h"
+#include "base/errmsg.h"
+#include "convert/convert.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -10,10 +10,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "engine/cpu.h"
-#include "engine/format.h"
-#include "engine/pool.h"
-#include "engine/hf.h"
+#include "base/cpu.h"
+#include "model/format.h"
+#include "base/pool.h"
+#include "convert/hf.h"
 #include "kernels/blocks.h"
 #include "tokenizer/tokenizer.h"
 

@@ -4,9 +4,9 @@
 
 #include <stdio.h>
 
-#include "engine/generate.h"
-#include "engine/model.h"
-#include "engine/sampler.h"
+#include "model/generate.h"
+#include "model/model.h"
+#include "model/sampler.h"
 
 typedef enum {
     CHAT_PHI3,      /* <|role|>\n content <|end|>\n ... <|assistant|>\n  (Phi-3-mini, Phi-3.5) */
