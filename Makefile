@@ -7,7 +7,7 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter -
 LDLIBS  += -lm -lpthread
 
 # Cross builds for ARM boards: static binaries (copy one file to the board), own build folder.
-ifneq (,$(findstring aarch64,$(CC))$(findstring arm-linux,$(CC)))
+ifneq (,$(findstring aarch64,$(CC))$(findstring arm-linux,$(CC))$(findstring riscv64,$(CC)))
 LDFLAGS += -static
 BUILD   ?= build-$(shell $(CC) -dumpmachine)
 BIN     ?= $(BUILD)

@@ -1,6 +1,8 @@
 #!/bin/sh
 # Runs every test program ($BUILD/tests/test_*) and shell test (tests/*.sh but this one), counts the
 # PASS/FAIL/SKIP lines they print and ends with 'N passed, N failed, N skipped'.
+# PHI_EXEC prefixes every test program (a cross build runs them under qemu-user: PHI_EXEC=qemu-arm).
+# PHI_SKIP names tests not to run, with PHI_SKIP_WHY saying why (each prints a SKIP line).
 BUILD=${BUILD:-build}
 export PHI=${PHI:-./phi} QUANT=${QUANT:-./quant} BUILD
 export PHI_TMP=${PHI_TMP:-$BUILD/tmp}
@@ -12,10 +14,13 @@ for t in "$BUILD"/tests/test_* tests/*.sh; do
     case "$t" in *.o|*.d|tests/run.sh) continue ;; esac
     [ -f "$t" ] || continue
     name=$(basename "$t")
+    case " ${PHI_SKIP:-} " in *" $name "*)
+        echo "SKIP $name: ${PHI_SKIP_WHY:-listed in PHI_SKIP}" | tee -a "$log"; continue ;;
+    esac
     echo "== $name"
     case "$t" in
         *.sh) sh "$t" > "$PHI_TMP/$name.out" 2>&1 ;;
-        *) "$t" > "$PHI_TMP/$name.out" 2>&1 ;;
+        *) $PHI_EXEC "$t" > "$PHI_TMP/$name.out" 2>&1 ;;
     esac
     rc=$?
     cat "$PHI_TMP/$name.out"
