@@ -275,7 +275,7 @@ INL float32x4_t load_w4(const uint8_t *row, int i, const int f16) {
     return f16 ? load_f16x4((const uint16_t *)row + i) : vld1q_f32((const float *)row + i);
 }
 INL float load_w1(const uint8_t *row, int i, const int f16) {
-    return f16 ? half_to_float(((const uint16_t *)row)[i]) : ((const float *)row)[i];
+    return f16 ? fp16_to_f32(((const uint16_t *)row)[i]) : ((const float *)row)[i];
 }
 
 INL void ftile(const uint8_t *w0, size_t rs, const float *x, size_t xs, int n, float *y, int ldy,

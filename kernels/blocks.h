@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/half.h" /* scales are IEEE half */
+
 #define QK 32 /* elements per quantization block */
 #define QR 16 /* rows per panel of a quantized tensor */
 
@@ -85,14 +87,6 @@ void matview_get_row(const MatView *m, int r, void *q, uint16_t *d);
 void matview_put_row(const MatView *m, int r, const void *q, const uint16_t *d);
 /* Row r dequantized to floats (cols of them). */
 void matview_dequant_row(const MatView *m, int r, float *y);
-
-/* Half and bfloat16 conversions (round to nearest even). */
-float fp16_to_f32(uint16_t h);
-uint16_t f32_to_fp16(float f);
-static inline float bf16_to_f32(uint16_t h) {
-    union { uint32_t u; float f; } v = { (uint32_t)h << 16 };
-    return v.f;
-}
 
 /* Quantize one row of n floats (n a multiple of the block for Q types) into quants q and
  * scales d (d unused for float types). */

@@ -140,6 +140,4 @@ void act_attach(ActBuf *a, uint8_t *buf);
 void act_pack(const ActBuf *a, const IsaKernels *k, uint32_t wtype, const float *x, int t0,
               int t1);
 
-static inline float half_to_float(uint16_t h) { return fp16_to_f32(h); }
-
 #endif

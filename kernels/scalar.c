@@ -15,7 +15,7 @@ static void qmat_scalar(const MatView *w, const ActBuf *a, int t0, int nt, float
             uint8_t wb[QK];
             uint16_t d;
             matview_get_block(w, r, b, wb, &d);
-            float dw = half_to_float(d);
+            float dw = fp16_to_f32(d);
             for (int t = t0; t < t0 + nt; t++) {
                 int32_t s = q4 ? dot_block_q4(wb, act_q(a, t, b)) : dot_block_q8((const int8_t *)wb, act_q(a, t, b));
                 y[(size_t)t * ldy + r] += dw * act_d(a, t, b) * (float)s;
@@ -40,7 +40,7 @@ static void fmat_scalar(const MatView *w, const float *x, int t0, int nt, float 
                 wr = (const float *)matview_row(w, r) + c0;
             } else {
                 const uint16_t *h = (const uint16_t *)matview_row(w, r) + c0;
-                for (int i = 0; i < m; i++) buf[i] = half_to_float(h[i]);
+                for (int i = 0; i < m; i++) buf[i] = fp16_to_f32(h[i]);
                 wr = buf;
             }
             for (int t = t0; t < t0 + nt; t++) {
