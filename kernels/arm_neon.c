@@ -23,7 +23,7 @@
 #include <string.h>
 
 #include "kernels/isa.h"
-#include "kernels/kernels.h"
+#include "kernels/ref.h"
 
 #define INL static inline __attribute__((always_inline))
 

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "kernels/blocks.h"
-#include "kernels/fast.h"
+#include "kernels/kernels.h"
 
 /* ---- scalar (the reference) ---- */
 

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels/fast.h"
-#include "kernels/isa.h"
 #include "kernels/kernels.h"
+#include "kernels/isa.h"
+#include "kernels/ref.h"
 
 #if defined(__x86_64__)
 #include <cpuid.h>

@@ -3,8 +3,8 @@
 #include <math.h>
 #include <string.h>
 
-#include "kernels/fast.h"
 #include "kernels/isa.h"
+#include "kernels/ref.h"
 
 /* Round half to even without libm: adding 1.5 * 2^23 leaves the rounded integer in the low
  * mantissa bits for |v| < 2^22 (here |v| <= 127), in the default rounding mode, the same as

@@ -1,5 +1,5 @@
 /* Scalar reference kernels: the oracle that every fast kernel is tested against. */
-#include "kernels/kernels.h"
+#include "kernels/ref.h"
 
 #include <math.h>
 

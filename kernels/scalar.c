@@ -1,7 +1,7 @@
 /* Portable C kernels: the fallback on any CPU and the integer oracle the SIMD int8 paths must
  * match (same int32 block sums, only the float summation order differs). */
 #include "kernels/isa.h"
-#include "kernels/kernels.h"
+#include "kernels/ref.h"
 
 /* Panel by panel and block by block: each lane's block is gathered into natural order once
  * for all tokens. */

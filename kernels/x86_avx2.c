@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "kernels/isa.h"
-#include "kernels/kernels.h"
+#include "kernels/ref.h"
 
 #define TGT __attribute__((target("avx2,fma,f16c")))
 #define INL static inline __attribute__((always_inline)) TGT

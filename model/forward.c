@@ -12,8 +12,8 @@
 #include "model/model.h"
 #include "base/pool.h"
 #include "kernels/attn.h"
-#include "kernels/fast.h"
 #include "kernels/kernels.h"
+#include "kernels/ref.h"
 
 #ifndef MAX_BATCH
 #define MAX_BATCH 64 /* tokens per forward_batch step: activations stay in cache */

@@ -6,7 +6,7 @@
 
 #include "kernels/attn.h"
 #include "kernels/blocks.h"
-#include "kernels/fast.h"
+#include "kernels/kernels.h"
 #include "tests/harness.h"
 
 int main(void) {

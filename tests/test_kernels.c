@@ -9,9 +9,9 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "kernels/fast.h"
-#include "kernels/isa.h"
 #include "kernels/kernels.h"
+#include "kernels/isa.h"
+#include "kernels/ref.h"
 #include "tests/harness.h"
 
 #define MAX_ISA 8
