@@ -222,10 +222,9 @@ INL void panel_tile(const uint8_t *wq, const uint16_t *wd, const uint8_t *ar, in
         default: panel_tile(wq, wd, ar, tt, nblocks, y, ldy, nr, acc, Q4, DP, 8); break;       \
         }                                                                                      \
     }                                                                                          \
-    static const TileKernel tk_##NAME = {NAME};                                                \
-    static void NAME##_mat(const MatView *w, const ActBuf *a, int t0, int nt, float *y,       \
+    static void NAME##_mat(const MatView *w, const void *a, int t0, int nt, float *y,        \
                            int ldy, int r0, int r1) {                                          \
-        tiled_matmul(w, a, t0, nt, y, ldy, r0, r1, &tk_##NAME);                                \
+        tiled_matmul(w, a, t0, nt, y, ldy, r0, r1, NAME);                                      \
     }
 QTILE(q8_neon, 0, 0, )
 QTILE(q4_neon, 1, 0, )
@@ -327,9 +326,14 @@ FTILE_NEON(ftile_f32_neon, 0)
 static const FTileKernel ftk_f16_neon = {4, 4, ftile_f16_neon};
 static const FTileKernel ftk_f32_neon = {4, 4, ftile_f32_neon};
 
-static void fmat_neon(const MatView *w, const float *x, int t0, int nt, float *y, int ldy, int r0,
-                      int r1) {
-    tiled_fmat(w, x, t0, nt, y, ldy, r0, r1, w->type == TENSOR_F16 ? &ftk_f16_neon : &ftk_f32_neon);
+static void fmat_f32_neon(const MatView *w, const void *x, int t0, int nt, float *y, int ldy,
+                          int r0, int r1) {
+    tiled_fmat(w, x, t0, nt, y, ldy, r0, r1, &ftk_f32_neon);
+}
+
+static void fmat_f16_neon(const MatView *w, const void *x, int t0, int nt, float *y, int ldy,
+                          int r0, int r1) {
+    tiled_fmat(w, x, t0, nt, y, ldy, r0, r1, &ftk_f16_neon);
 }
 
 /* ---- elementwise ---- */
@@ -410,13 +414,10 @@ static int always(void) { return 1; }
 const IsaKernels isa_neon = {
     .name = "neon",
     .available = always,
-    .k_q8 = 0,
-    .k_q4 = 8,
     .quant = quant_blocks_neon,
-    .q8 = q8_neon_mat,
-    .q4 = q4_neon_mat,
-    .f32 = fmat_neon,
-    .f16 = fmat_neon,
+    .mat = {[TENSOR_F32] = fmat_f32_neon, [TENSOR_F16] = fmat_f16_neon, [TENSOR_Q8] = q8_neon_mat,
+            [TENSOR_Q4] = q4_neon_mat},
+    .k_off = {[TENSOR_Q8] = 0, [TENSOR_Q4] = 8},
     .rmsnorm = rmsnorm_neon,
     .softmax = softmax_neon,
     .silu_mul = silu_mul_neon,
@@ -425,13 +426,10 @@ const IsaKernels isa_neon = {
 const IsaKernels isa_dotprod = {
     .name = "dotprod",
     .available = cpu_has_dotprod,
-    .k_q8 = 0,
-    .k_q4 = 8,
     .quant = quant_blocks_neon,
-    .q8 = q8_dotprod_mat,
-    .q4 = q4_dotprod_mat,
-    .f32 = fmat_neon,
-    .f16 = fmat_neon,
+    .mat = {[TENSOR_F32] = fmat_f32_neon, [TENSOR_F16] = fmat_f16_neon,
+            [TENSOR_Q8] = q8_dotprod_mat, [TENSOR_Q4] = q4_dotprod_mat},
+    .k_off = {[TENSOR_Q8] = 0, [TENSOR_Q4] = 8},
     .rmsnorm = rmsnorm_neon,
     .softmax = softmax_neon,
     .silu_mul = silu_mul_neon,

@@ -7,10 +7,6 @@
 
 /* y[rows] = W x for a matrix of any tensor type (rows dequantized, double accumulation). */
 void matvec_ref(const MatView *w, const float *x, float *y);
-/* Rows [r0, r1) only (for splitting work between threads). */
-void matvec_rows_ref(const MatView *w, const float *x, float *y, int r0, int r1);
-/* Dot product of row r of W with x. */
-float matrow_dot_ref(const MatView *w, int r, const float *x);
 
 /* out = x / rms(x) * weight */
 void rmsnorm_ref(float *out, const float *x, const float *weight, int n, float eps);

@@ -118,9 +118,14 @@ FTILE_AVX2(ftile_f32_avx2, 0)
 static const FTileKernel ftk_f16_avx2 = {4, 2, ftile_f16_avx2};
 static const FTileKernel ftk_f32_avx2 = {4, 2, ftile_f32_avx2};
 
-void fmat_avx2(const MatView *w, const float *x, int t0, int nt, float *y, int ldy, int r0,
-               int r1) {
-    tiled_fmat(w, x, t0, nt, y, ldy, r0, r1, w->type == TENSOR_F16 ? &ftk_f16_avx2 : &ftk_f32_avx2);
+void fmat_f32_avx2(const MatView *w, const void *x, int t0, int nt, float *y, int ldy, int r0,
+                   int r1) {
+    tiled_fmat(w, x, t0, nt, y, ldy, r0, r1, &ftk_f32_avx2);
+}
+
+void fmat_f16_avx2(const MatView *w, const void *x, int t0, int nt, float *y, int ldy, int r0,
+                   int r1) {
+    tiled_fmat(w, x, t0, nt, y, ldy, r0, r1, &ftk_f16_avx2);
 }
 
 /* ---- elementwise ---- */
@@ -219,13 +224,10 @@ TGT void silu_mul_avx2(float *gate, const float *up, int n) {
 const IsaKernels isa_avx2 = {
     .name = "avx2",
     .available = cpu_has_avx2,
-    .k_q8 = 0,
-    .k_q4 = 8,
     .quant = quant_blocks_avx2,
-    .q8 = q8_avx2,
-    .q4 = q4_avx2,
-    .f32 = fmat_avx2,
-    .f16 = fmat_avx2,
+    .mat = {[TENSOR_F32] = fmat_f32_avx2, [TENSOR_F16] = fmat_f16_avx2, [TENSOR_Q8] = q8_avx2,
+            [TENSOR_Q4] = q4_avx2},
+    .k_off = {[TENSOR_Q8] = 0, [TENSOR_Q4] = 8},
     .rmsnorm = rmsnorm_avx2,
     .softmax = softmax_avx2,
     .silu_mul = silu_mul_avx2,
@@ -234,13 +236,10 @@ const IsaKernels isa_avx2 = {
 const IsaKernels isa_avxvnni = {
     .name = "avxvnni",
     .available = cpu_has_avxvnni,
-    .k_q8 = 128,
-    .k_q4 = 8,
     .quant = quant_blocks_avx2,
-    .q8 = q8_avxvnni,
-    .q4 = q4_avxvnni,
-    .f32 = fmat_avx2,
-    .f16 = fmat_avx2,
+    .mat = {[TENSOR_F32] = fmat_f32_avx2, [TENSOR_F16] = fmat_f16_avx2, [TENSOR_Q8] = q8_avxvnni,
+            [TENSOR_Q4] = q4_avxvnni},
+    .k_off = {[TENSOR_Q8] = 128, [TENSOR_Q4] = 8},
     .rmsnorm = rmsnorm_avx2,
     .softmax = softmax_avx2,
     .silu_mul = silu_mul_avx2,

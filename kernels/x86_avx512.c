@@ -108,10 +108,9 @@ ZINL void panel_tile(const uint8_t *wq, const uint16_t *wd, const uint8_t *ar, i
         default: panel_tile(wq, wd, ar, n, nblocks, y, ldy, nr, acc, Q4, 8); break;            \
         }                                                                                      \
     }                                                                                          \
-    static const TileKernel tk_##KIND = {tile_##KIND};                                         \
-    static void KIND##_zmm(const MatView *w, const ActBuf *a, int t0, int nt, float *y,        \
+    static void KIND##_zmm(const MatView *w, const void *a, int t0, int nt, float *y,         \
                            int ldy, int r0, int r1) {                                          \
-        tiled_matmul(w, a, t0, nt, y, ldy, r0, r1, &tk_##KIND);                                \
+        tiled_matmul(w, a, t0, nt, y, ldy, r0, r1, tile_##KIND);                               \
     }
 ZTILE(q4, 1)
 ZTILE(q8, 0)
@@ -183,21 +182,23 @@ FTILE_ZMM(ftile_f32_zmm, 0)
 static const FTileKernel ftk_f16_zmm = {4, 4, ftile_f16_zmm};
 static const FTileKernel ftk_f32_zmm = {4, 4, ftile_f32_zmm};
 
-static void fmat_zmm(const MatView *w, const float *x, int t0, int nt, float *y, int ldy, int r0,
-                     int r1) {
-    tiled_fmat(w, x, t0, nt, y, ldy, r0, r1, w->type == TENSOR_F16 ? &ftk_f16_zmm : &ftk_f32_zmm);
+static void fmat_f32_zmm(const MatView *w, const void *x, int t0, int nt, float *y, int ldy,
+                         int r0, int r1) {
+    tiled_fmat(w, x, t0, nt, y, ldy, r0, r1, &ftk_f32_zmm);
+}
+
+static void fmat_f16_zmm(const MatView *w, const void *x, int t0, int nt, float *y, int ldy,
+                         int r0, int r1) {
+    tiled_fmat(w, x, t0, nt, y, ldy, r0, r1, &ftk_f16_zmm);
 }
 
 const IsaKernels isa_avx512vnni = {
     .name = "avx512vnni",
     .available = cpu_has_avx512vnni,
-    .k_q8 = 128,
-    .k_q4 = 8,
     .quant = quant_blocks_avx2,
-    .q8 = q8_zmm,
-    .q4 = q4_zmm,
-    .f32 = fmat_zmm,
-    .f16 = fmat_zmm,
+    .mat = {[TENSOR_F32] = fmat_f32_zmm, [TENSOR_F16] = fmat_f16_zmm, [TENSOR_Q8] = q8_zmm,
+            [TENSOR_Q4] = q4_zmm},
+    .k_off = {[TENSOR_Q8] = 128, [TENSOR_Q4] = 8},
     .rmsnorm = rmsnorm_avx2,
     .softmax = softmax_avx2,
     .silu_mul = silu_mul_avx2,
