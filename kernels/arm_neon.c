@@ -409,6 +409,55 @@ static void silu_mul_neon(float *gate, const float *up, int n) {
     for (; i < n; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
+/* ---- attention (AttnKernels; float16 conversion is part of the base architecture) ---- */
+
+static float dot_f16_neon(const uint16_t *k, const float *q, int n) {
+    float32x4_t acc0 = vdupq_n_f32(0), acc1 = vdupq_n_f32(0);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        float16x8_t h = vreinterpretq_f16_u16(vld1q_u16(k + i));
+        acc0 = vfmaq_f32(acc0, vcvt_f32_f16(vget_low_f16(h)), vld1q_f32(q + i));
+        acc1 = vfmaq_f32(acc1, vcvt_high_f32_f16(h), vld1q_f32(q + i + 4));
+    }
+    float s = vaddvq_f32(vaddq_f32(acc0, acc1));
+    for (; i < n; i++) s += fp16_to_f32(k[i]) * q[i];
+    return s;
+}
+
+static void axpy_f16_neon(float *y, float a, const uint16_t *v, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        float16x8_t h = vreinterpretq_f16_u16(vld1q_u16(v + i));
+        vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), vcvt_f32_f16(vget_low_f16(h)), a));
+        vst1q_f32(y + i + 4, vfmaq_n_f32(vld1q_f32(y + i + 4), vcvt_high_f32_f16(h), a));
+    }
+    for (; i < n; i++) y[i] += a * fp16_to_f32(v[i]);
+}
+
+static float dot_f32_neon(const float *k, const float *q, int n) {
+    float32x4_t acc0 = vdupq_n_f32(0), acc1 = vdupq_n_f32(0);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        acc0 = vfmaq_f32(acc0, vld1q_f32(k + i), vld1q_f32(q + i));
+        acc1 = vfmaq_f32(acc1, vld1q_f32(k + i + 4), vld1q_f32(q + i + 4));
+    }
+    float s = vaddvq_f32(vaddq_f32(acc0, acc1));
+    for (; i < n; i++) s += k[i] * q[i];
+    return s;
+}
+
+static void axpy_f32_neon(float *y, float a, const float *v, int n) {
+    int i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), vld1q_f32(v + i), a));
+    for (; i < n; i++) y[i] += a * v[i];
+}
+
+static void to_f16_neon(const float *x, uint16_t *y, int n) {
+    int i = 0;
+    for (; i + 4 <= n; i += 4) vst1_u16(y + i, vreinterpret_u16_f16(vcvt_f16_f32(vld1q_f32(x + i))));
+    for (; i < n; i++) y[i] = f32_to_fp16(x[i]);
+}
+
 static int always(void) { return 1; }
 
 const IsaKernels isa_neon = {
@@ -421,6 +470,7 @@ const IsaKernels isa_neon = {
     .rmsnorm = rmsnorm_neon,
     .softmax = softmax_neon,
     .silu_mul = silu_mul_neon,
+    .attn = {dot_f16_neon, axpy_f16_neon, dot_f32_neon, axpy_f32_neon, to_f16_neon, NULL, NULL},
 };
 
 const IsaKernels isa_dotprod = {
@@ -433,6 +483,7 @@ const IsaKernels isa_dotprod = {
     .rmsnorm = rmsnorm_neon,
     .softmax = softmax_neon,
     .silu_mul = silu_mul_neon,
+    .attn = {dot_f16_neon, axpy_f16_neon, dot_f32_neon, axpy_f32_neon, to_f16_neon, NULL, NULL},
 };
 
 #endif

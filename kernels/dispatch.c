@@ -79,16 +79,28 @@ static const IsaKernels *const isa_tables[] = {
 /* The selection; atomic so that a first use racing on several threads (lazy init) is safe. */
 static const IsaKernels *_Atomic cur;
 
-/* The tables' names, NULL-terminated. */
+/* Derived from the tables, once: their names (NULL-terminated), and their attention kernels
+ * with NULL dot / axpy / to_f16 entries filled in from the scalar table. */
 static const char *isa_names[N_ISA + 1];
-static pthread_once_t names_once = PTHREAD_ONCE_INIT;
+static AttnKernels isa_attn[N_ISA];
+static pthread_once_t derived_once = PTHREAD_ONCE_INIT;
 
-static void names_init(void) {
-    for (int i = 0; i < N_ISA; i++) isa_names[i] = isa_tables[i]->name;
+static void derived_init(void) {
+    const AttnKernels *s = &isa_scalar.attn;
+    for (int i = 0; i < N_ISA; i++) {
+        AttnKernels a = isa_tables[i]->attn;
+        if (!a.dot_f16) a.dot_f16 = s->dot_f16;
+        if (!a.axpy_f16) a.axpy_f16 = s->axpy_f16;
+        if (!a.dot_f32) a.dot_f32 = s->dot_f32;
+        if (!a.axpy_f32) a.axpy_f32 = s->axpy_f32;
+        if (!a.to_f16) a.to_f16 = s->to_f16;
+        isa_names[i] = isa_tables[i]->name;
+        isa_attn[i] = a;
+    }
 }
 
 const char *const *kernels_isa_list(void) {
-    pthread_once(&names_once, names_init);
+    pthread_once(&derived_once, derived_init);
     return isa_names;
 }
 
@@ -145,6 +157,16 @@ static const IsaKernels *isa(void) {
 }
 
 const char *kernels_isa_name(void) { return isa()->name; }
+
+const AttnKernels *attn_kernels(void) {
+    const IsaKernels *k = isa();
+    pthread_once(&derived_once, derived_init);
+    for (int i = 0; i < N_ISA; i++)
+        if (isa_tables[i] == k) return &isa_attn[i];
+    return &isa_scalar.attn;
+}
+
+const AttnKernels *attn_kernels_ref(void) { return &isa_scalar.attn; }
 
 /* ---- scratch ---- */
 

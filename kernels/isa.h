@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "kernels/blocks.h"
+#include "kernels/kernels.h"
 
 #define ACT_TT 8 /* tokens per activation tile */
 
@@ -61,6 +62,7 @@ typedef struct {
     void (*rmsnorm)(float *out, const float *x, const float *weight, int n, float eps);
     void (*softmax)(float *x, int n);
     void (*silu_mul)(float *gate, const float *up, int n);
+    AttnKernels attn; /* dot, axpy, to_f16 NULL: scalar's; scores, wsum NULL: see AttnKernels */
 } IsaKernels;
 
 /* The tables (defined by the architecture's files; NULL entries fall back to scalar). */
@@ -122,6 +124,9 @@ void fmat_f16_avx2(const MatView *w, const void *x, int t0, int nt, float *y, in
 void rmsnorm_avx2(float *out, const float *x, const float *weight, int n, float eps);
 void softmax_avx2(float *x, int n);
 void silu_mul_avx2(float *gate, const float *up, int n);
+float dot_f32_avx2(const float *k, const float *q, int n);
+void axpy_f32_avx2(float *y, float a, const float *v, int n);
+void to_f16_avx2(const float *x, uint16_t *y, int n);
 #endif
 
 /* Scalar pieces shared by the SIMD files. */

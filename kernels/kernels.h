@@ -35,6 +35,25 @@ void matvec(const MatView *w, const float *x, float *y, Pool *pool);
  * is [n_tok][rows], both contiguous. */
 void matmul(const MatView *w, const float *x, int n_tok, float *y, Pool *pool);
 
+/* Attention over the KV cache: dot products of a query with cached key rows and weighted sums
+ * of value rows, for F16 and F32 rows. Part of each ISA's kernel table (kernels/isa.h). */
+typedef struct {
+    float (*dot_f16)(const uint16_t *k, const float *q, int n);   /* sum k[i] q[i] */
+    void (*axpy_f16)(float *y, float a, const uint16_t *v, int n); /* y += a v */
+    float (*dot_f32)(const float *k, const float *q, int n);
+    void (*axpy_f32)(float *y, float a, const float *v, int n);
+    void (*to_f16)(const float *x, uint16_t *y, int n); /* round to nearest even */
+    /* Whole-row forms over n F16 rows of hd values stored back to back (NULL: the caller loops
+     * over dot_f16 / axpy_f16): out[j] = scale * (row j . q); y[0..hd) += sum_j a[j] row j. */
+    void (*scores_f16)(const uint16_t *k, int n, int hd, const float *q, float scale, float *out);
+    void (*wsum_f16)(float *y, const float *a, const uint16_t *v, int n, int hd);
+} AttnKernels;
+
+/* The attention kernels of the selected ISA, and the scalar ones (the reference forward pass;
+ * the *_ref functions of kernels/ref.h). */
+const AttnKernels *attn_kernels(void);
+const AttnKernels *attn_kernels_ref(void);
+
 /* matvec/matmul keep their quantized activations in a per-calling-thread scratch buffer that
  * grows to the largest call; this frees the calling thread's buffer (optional, e.g. at exit). */
 void kernels_free_scratch(void);

@@ -47,3 +47,37 @@ void silu_mul_ref(float *gate, const float *up, int n) {
         gate[i] = g / (1.0f + expf(-g)) * up[i];
     }
 }
+
+/* ---- attention ---- */
+
+float dot_f16_ref(const uint16_t *k, const float *q, int n) {
+    float s = 0;
+    for (int i = 0; i < n; i++) s += fp16_to_f32(k[i]) * q[i];
+    return s;
+}
+
+void axpy_f16_ref(float *y, float a, const uint16_t *v, int n) {
+    for (int i = 0; i < n; i++) y[i] += a * fp16_to_f32(v[i]);
+}
+
+float dot_f32_ref(const float *k, const float *q, int n) {
+    float s = 0;
+    for (int i = 0; i < n; i++) s += k[i] * q[i];
+    return s;
+}
+
+void axpy_f32_ref(float *y, float a, const float *v, int n) {
+    for (int i = 0; i < n; i++) y[i] += a * v[i];
+}
+
+void to_f16_ref(const float *x, uint16_t *y, int n) {
+    for (int i = 0; i < n; i++) y[i] = f32_to_fp16(x[i]);
+}
+
+void scores_f16_ref(const uint16_t *k, int n, int hd, const float *q, float scale, float *out) {
+    for (int j = 0; j < n; j++) out[j] = scale * dot_f16_ref(k + (size_t)j * hd, q, hd);
+}
+
+void wsum_f16_ref(float *y, const float *a, const uint16_t *v, int n, int hd) {
+    for (int j = 0; j < n; j++) axpy_f16_ref(y, a[j], v + (size_t)j * hd, hd);
+}

@@ -70,4 +70,6 @@ const IsaKernels isa_scalar = {
     .rmsnorm = rmsnorm_ref,
     .softmax = softmax_ref,
     .silu_mul = silu_mul_ref,
+    .attn = {dot_f16_ref, axpy_f16_ref, dot_f32_ref, axpy_f32_ref, to_f16_ref, scores_f16_ref,
+             wsum_f16_ref},
 };

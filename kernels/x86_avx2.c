@@ -203,6 +203,62 @@ TGT void silu_mul_avx2(float *gate, const float *up, int n) {
     for (; i < n; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
+/* ---- attention (AttnKernels) ---- */
+
+static TGT float dot_f16_avx2(const uint16_t *k, const float *q, int n) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        acc0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + i))),
+                               _mm256_loadu_ps(q + i), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + i + 8))),
+                               _mm256_loadu_ps(q + i + 8), acc1);
+    }
+    for (; i + 8 <= n; i += 8)
+        acc0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + i))),
+                               _mm256_loadu_ps(q + i), acc0);
+    float s = hsum8(_mm256_add_ps(acc0, acc1));
+    for (; i < n; i++) s += fp16_to_f32(k[i]) * q[i];
+    return s;
+}
+
+static TGT void axpy_f16_avx2(float *y, float a, const uint16_t *v, int n) {
+    __m256 va = _mm256_set1_ps(a);
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + i))),
+                                                _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] += a * fp16_to_f32(v[i]);
+}
+
+TGT float dot_f32_avx2(const float *k, const float *q, int n) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(k + i), _mm256_loadu_ps(q + i), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(k + i + 8), _mm256_loadu_ps(q + i + 8), acc1);
+    }
+    for (; i + 8 <= n; i += 8) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(k + i), _mm256_loadu_ps(q + i), acc0);
+    float s = hsum8(_mm256_add_ps(acc0, acc1));
+    for (; i < n; i++) s += k[i] * q[i];
+    return s;
+}
+
+TGT void axpy_f32_avx2(float *y, float a, const float *v, int n) {
+    __m256 va = _mm256_set1_ps(a);
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(v + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] += a * v[i];
+}
+
+TGT void to_f16_avx2(const float *x, uint16_t *y, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) y[i] = f32_to_fp16(x[i]);
+}
+
 /* ---- int8 kernels: the ymm template, once per instruction set ---- */
 
 #define YFN(name) name##_avx2
@@ -231,6 +287,7 @@ const IsaKernels isa_avx2 = {
     .rmsnorm = rmsnorm_avx2,
     .softmax = softmax_avx2,
     .silu_mul = silu_mul_avx2,
+    .attn = {dot_f16_avx2, axpy_f16_avx2, dot_f32_avx2, axpy_f32_avx2, to_f16_avx2, NULL, NULL},
 };
 
 const IsaKernels isa_avxvnni = {
@@ -243,6 +300,7 @@ const IsaKernels isa_avxvnni = {
     .rmsnorm = rmsnorm_avx2,
     .softmax = softmax_avx2,
     .silu_mul = silu_mul_avx2,
+    .attn = {dot_f16_avx2, axpy_f16_avx2, dot_f32_avx2, axpy_f32_avx2, to_f16_avx2, NULL, NULL},
 };
 
 #endif
