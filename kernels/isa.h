@@ -117,10 +117,6 @@ int cpu_has_dotprod(void);
 #if defined(__x86_64__)
 /* AVX2 pieces the other x86 tables reuse (x86_avx2.c). */
 void quant_blocks_avx2(const float *x, int8_t *q, float *d, int32_t *s, int nblocks);
-void fmat_f32_avx2(const MatView *w, const void *x, int t0, int nt, float *y, int ldy, int r0,
-                   int r1);
-void fmat_f16_avx2(const MatView *w, const void *x, int t0, int nt, float *y, int ldy, int r0,
-                   int r1);
 void rmsnorm_avx2(float *out, const float *x, const float *weight, int n, float eps);
 void softmax_avx2(float *x, int n);
 void silu_mul_avx2(float *gate, const float *up, int n);

@@ -118,13 +118,13 @@ FTILE_AVX2(ftile_f32_avx2, 0)
 static const FTileKernel ftk_f16_avx2 = {4, 2, ftile_f16_avx2};
 static const FTileKernel ftk_f32_avx2 = {4, 2, ftile_f32_avx2};
 
-void fmat_f32_avx2(const MatView *w, const void *x, int t0, int nt, float *y, int ldy, int r0,
-                   int r1) {
+static void fmat_f32_avx2(const MatView *w, const void *x, int t0, int nt, float *y, int ldy,
+                          int r0, int r1) {
     tiled_fmat(w, x, t0, nt, y, ldy, r0, r1, &ftk_f32_avx2);
 }
 
-void fmat_f16_avx2(const MatView *w, const void *x, int t0, int nt, float *y, int ldy, int r0,
-                   int r1) {
+static void fmat_f16_avx2(const MatView *w, const void *x, int t0, int nt, float *y, int ldy,
+                          int r0, int r1) {
     tiled_fmat(w, x, t0, nt, y, ldy, r0, r1, &ftk_f16_avx2);
 }
 
