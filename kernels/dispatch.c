@@ -1,5 +1,6 @@
-/* Runtime ISA selection (CPUID / HWCAP), the per-thread activation scratch, and the matvec /
- * matmul drivers that quantize activations once and split weight rows between threads. */
+/* Runtime ISA selection (CPUID / HWCAP) among the IsaKernels tables, the per-thread activation
+ * scratch, the matvec / matmul drivers that quantize activations once and split weight rows
+ * between threads, and the elementwise and attention entry points of the selection. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>

@@ -17,8 +17,8 @@
 #include "base/pool.h"
 #include "kernels/blocks.h"
 
-/* Selects the kernels: isa is "scalar", "avx2", "avxvnni", "avx512vnni", "neon" or "dotprod";
- * NULL (or "") takes $PHI_ISA when set, else the best the CPU supports. Returns 0 on success,
+/* Selects the kernels: isa is one of kernels_isa_list() (below); NULL (or "") takes $PHI_ISA
+ * when set, else the best the CPU supports. Returns 0 on success,
  * -1 (with a message on stderr, the selection unchanged) for an unknown name or one this CPU or
  * build cannot run. Not thread-safe: call before kernels run on other threads. */
 int kernels_init(const char *isa);
@@ -26,7 +26,8 @@ int kernels_init(const char *isa);
 const char *kernels_isa_name(void);
 /* 1 if this build and CPU can run the named ISA, else 0. */
 int kernels_isa_available(const char *isa);
-/* The ISA names of this build's architecture, NULL-terminated, worst to best. */
+/* The ISA names of this build's architecture (its tables' names), NULL-terminated, worst to
+ * best. */
 const char *const *kernels_isa_list(void);
 
 /* y[rows] = W x (generation). x has w->cols floats. The pool may be NULL (caller only). */

@@ -1,5 +1,5 @@
-/* x86-64 AVX-512 VNNI kernels (zmm): int8 and float matrices; the elementwise kernels and the
- * activation quantizer reuse AVX2.
+/* x86-64 AVX-512 VNNI kernels (zmm): int8 and float matrices, F16 attention rows; the
+ * elementwise kernels, the activation quantizer and F32 attention rows reuse AVX2.
  *
  * Int8: a zmm lane per row of a 16-row weight panel (kernels/blocks.h). A block of the panel is
  * 4 (Q4) or 8 (Q8) 64-byte loads; vector k holds bytes [4k, 4k + 4) of the block of all 16
