@@ -86,7 +86,7 @@ int main(int argc, char **argv) {
                 random_shape ? "an OUTPUT file" : "MODEL_DIR and OUTPUT");
         return 1;
     }
-    if (calib_text && (random_shape || opt.type != TENSOR_Q4)) {
+    if (calib_text && (random_shape || !type_traits((uint32_t)opt.type)->from_float_w)) {
         fprintf(stderr, "quant: --calib goes with -q q4 and a model folder\n");
         return 1;
     }

@@ -6,7 +6,7 @@
 
 #include "model/generate.h"
 #include "base/pool.h"
-#include "kernels/fast.h"
+#include "kernels/kernels.h"
 
 static double matrix_bytes(const MatView *w) {
     return (double)type_tensor_bytes(w->type, (uint64_t)w->rows, (uint64_t)w->cols);

@@ -17,7 +17,7 @@
 #include "model/model.h"
 #include "app/perplexity.h"
 #include "model/sampler.h"
-#include "kernels/fast.h"
+#include "kernels/kernels.h"
 
 static int say(const char *fmt, ...) {
     va_list ap;

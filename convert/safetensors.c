@@ -2,6 +2,7 @@
  * is read; tensors are kept sorted by name so lookups are a binary search and duplicate
  * names show up as neighbours. */
 #include "base/errmsg.h"
+#include "base/half.h"
 #include "convert/safetensors.h"
 
 #include "base/json.h"
@@ -312,27 +313,6 @@ uint64_t st_numel(const StTensor *t) {
     return n;
 }
 
-static float bits_to_f32(uint32_t u) {
-    float x;
-    memcpy(&x, &u, 4);
-    return x;
-}
-
-static float f16_to_f32(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = h >> 10 & 0x1F, mant = h & 0x3FF;
-    if (exp == 0x1F) return bits_to_f32(sign | 0x7F800000u | mant << 13); /* inf, nan */
-    if (exp == 0) {
-        if (!mant) return bits_to_f32(sign);
-        int e = 1; /* subnormal: normalise the mantissa */
-        while (!(mant & 0x400)) {
-            mant <<= 1;
-            e--;
-        }
-        return bits_to_f32(sign | (uint32_t)(e + 112) << 23 | (mant & 0x3FF) << 13);
-    }
-    return bits_to_f32(sign | (exp + 112) << 23 | mant << 13);
-}
-
 /* Converts n elements of esize bytes at the start of out to float32 in place; runs from the
  * last element down so that no source bytes are overwritten before they are read. */
 static void convert_in_place(float *out, size_t n, StDtype dt) {
@@ -341,12 +321,12 @@ static void convert_in_place(float *out, size_t n, StDtype dt) {
         float x;
         if (dt == ST_F32) {
             const unsigned char *s = b + 4 * i;
-            x = bits_to_f32((uint32_t)s[0] | (uint32_t)s[1] << 8 | (uint32_t)s[2] << 16 |
+            x = phi_bits_to_f32((uint32_t)s[0] | (uint32_t)s[1] << 8 | (uint32_t)s[2] << 16 |
                             (uint32_t)s[3] << 24);
         } else {
             const unsigned char *s = b + 2 * i;
             uint16_t h = (uint16_t)(s[0] | s[1] << 8);
-            x = dt == ST_BF16 ? bits_to_f32((uint32_t)h << 16) : f16_to_f32(h);
+            x = dt == ST_BF16 ? bf16_to_f32(h) : fp16_to_f32(h);
         }
         memcpy(b + 4 * i, &x, 4);
     }

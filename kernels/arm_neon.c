@@ -23,7 +23,7 @@
 #include <string.h>
 
 #include "kernels/isa.h"
-#include "kernels/kernels.h"
+#include "kernels/ref.h"
 
 #define INL static inline __attribute__((always_inline))
 
@@ -222,10 +222,9 @@ INL void panel_tile(const uint8_t *wq, const uint16_t *wd, const uint8_t *ar, in
         default: panel_tile(wq, wd, ar, tt, nblocks, y, ldy, nr, acc, Q4, DP, 8); break;       \
         }                                                                                      \
     }                                                                                          \
-    static const TileKernel tk_##NAME = {NAME};                                                \
-    static void NAME##_mat(const MatView *w, const ActBuf *a, int t0, int nt, float *y,       \
+    static void NAME##_mat(const MatView *w, const void *a, int t0, int nt, float *y,        \
                            int ldy, int r0, int r1) {                                          \
-        tiled_matmul(w, a, t0, nt, y, ldy, r0, r1, &tk_##NAME);                                \
+        tiled_matmul(w, a, t0, nt, y, ldy, r0, r1, NAME);                                      \
     }
 QTILE(q8_neon, 0, 0, )
 QTILE(q4_neon, 1, 0, )
@@ -275,7 +274,7 @@ INL float32x4_t load_w4(const uint8_t *row, int i, const int f16) {
     return f16 ? load_f16x4((const uint16_t *)row + i) : vld1q_f32((const float *)row + i);
 }
 INL float load_w1(const uint8_t *row, int i, const int f16) {
-    return f16 ? half_to_float(((const uint16_t *)row)[i]) : ((const float *)row)[i];
+    return f16 ? fp16_to_f32(((const uint16_t *)row)[i]) : ((const float *)row)[i];
 }
 
 INL void ftile(const uint8_t *w0, size_t rs, const float *x, size_t xs, int n, float *y, int ldy,
@@ -327,9 +326,14 @@ FTILE_NEON(ftile_f32_neon, 0)
 static const FTileKernel ftk_f16_neon = {4, 4, ftile_f16_neon};
 static const FTileKernel ftk_f32_neon = {4, 4, ftile_f32_neon};
 
-static void fmat_neon(const MatView *w, const float *x, int t0, int nt, float *y, int ldy, int r0,
-                      int r1) {
-    tiled_fmat(w, x, t0, nt, y, ldy, r0, r1, w->type == TENSOR_F16 ? &ftk_f16_neon : &ftk_f32_neon);
+static void fmat_f32_neon(const MatView *w, const void *x, int t0, int nt, float *y, int ldy,
+                          int r0, int r1) {
+    tiled_fmat(w, x, t0, nt, y, ldy, r0, r1, &ftk_f32_neon);
+}
+
+static void fmat_f16_neon(const MatView *w, const void *x, int t0, int nt, float *y, int ldy,
+                          int r0, int r1) {
+    tiled_fmat(w, x, t0, nt, y, ldy, r0, r1, &ftk_f16_neon);
 }
 
 /* ---- elementwise ---- */
@@ -405,36 +409,81 @@ static void silu_mul_neon(float *gate, const float *up, int n) {
     for (; i < n; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
+/* ---- attention (AttnKernels; float16 conversion is part of the base architecture) ---- */
+
+static float dot_f16_neon(const uint16_t *k, const float *q, int n) {
+    float32x4_t acc0 = vdupq_n_f32(0), acc1 = vdupq_n_f32(0);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        float16x8_t h = vreinterpretq_f16_u16(vld1q_u16(k + i));
+        acc0 = vfmaq_f32(acc0, vcvt_f32_f16(vget_low_f16(h)), vld1q_f32(q + i));
+        acc1 = vfmaq_f32(acc1, vcvt_high_f32_f16(h), vld1q_f32(q + i + 4));
+    }
+    float s = vaddvq_f32(vaddq_f32(acc0, acc1));
+    for (; i < n; i++) s += fp16_to_f32(k[i]) * q[i];
+    return s;
+}
+
+static void axpy_f16_neon(float *y, float a, const uint16_t *v, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        float16x8_t h = vreinterpretq_f16_u16(vld1q_u16(v + i));
+        vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), vcvt_f32_f16(vget_low_f16(h)), a));
+        vst1q_f32(y + i + 4, vfmaq_n_f32(vld1q_f32(y + i + 4), vcvt_high_f32_f16(h), a));
+    }
+    for (; i < n; i++) y[i] += a * fp16_to_f32(v[i]);
+}
+
+static float dot_f32_neon(const float *k, const float *q, int n) {
+    float32x4_t acc0 = vdupq_n_f32(0), acc1 = vdupq_n_f32(0);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        acc0 = vfmaq_f32(acc0, vld1q_f32(k + i), vld1q_f32(q + i));
+        acc1 = vfmaq_f32(acc1, vld1q_f32(k + i + 4), vld1q_f32(q + i + 4));
+    }
+    float s = vaddvq_f32(vaddq_f32(acc0, acc1));
+    for (; i < n; i++) s += k[i] * q[i];
+    return s;
+}
+
+static void axpy_f32_neon(float *y, float a, const float *v, int n) {
+    int i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), vld1q_f32(v + i), a));
+    for (; i < n; i++) y[i] += a * v[i];
+}
+
+static void to_f16_neon(const float *x, uint16_t *y, int n) {
+    int i = 0;
+    for (; i + 4 <= n; i += 4) vst1_u16(y + i, vreinterpret_u16_f16(vcvt_f16_f32(vld1q_f32(x + i))));
+    for (; i < n; i++) y[i] = f32_to_fp16(x[i]);
+}
+
 static int always(void) { return 1; }
 
 const IsaKernels isa_neon = {
     .name = "neon",
     .available = always,
-    .k_q8 = 0,
-    .k_q4 = 8,
     .quant = quant_blocks_neon,
-    .q8 = q8_neon_mat,
-    .q4 = q4_neon_mat,
-    .f32 = fmat_neon,
-    .f16 = fmat_neon,
+    .mat = {[TENSOR_F32] = fmat_f32_neon, [TENSOR_F16] = fmat_f16_neon, [TENSOR_Q8] = q8_neon_mat,
+            [TENSOR_Q4] = q4_neon_mat},
+    .k_off = {[TENSOR_Q8] = 0, [TENSOR_Q4] = 8},
     .rmsnorm = rmsnorm_neon,
     .softmax = softmax_neon,
     .silu_mul = silu_mul_neon,
+    .attn = {dot_f16_neon, axpy_f16_neon, dot_f32_neon, axpy_f32_neon, to_f16_neon, NULL, NULL},
 };
 
 const IsaKernels isa_dotprod = {
     .name = "dotprod",
     .available = cpu_has_dotprod,
-    .k_q8 = 0,
-    .k_q4 = 8,
     .quant = quant_blocks_neon,
-    .q8 = q8_dotprod_mat,
-    .q4 = q4_dotprod_mat,
-    .f32 = fmat_neon,
-    .f16 = fmat_neon,
+    .mat = {[TENSOR_F32] = fmat_f32_neon, [TENSOR_F16] = fmat_f16_neon,
+            [TENSOR_Q8] = q8_dotprod_mat, [TENSOR_Q4] = q4_dotprod_mat},
+    .k_off = {[TENSOR_Q8] = 0, [TENSOR_Q4] = 8},
     .rmsnorm = rmsnorm_neon,
     .softmax = softmax_neon,
     .silu_mul = silu_mul_neon,
+    .attn = {dot_f16_neon, axpy_f16_neon, dot_f32_neon, axpy_f32_neon, to_f16_neon, NULL, NULL},
 };
 
 #endif

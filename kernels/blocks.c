@@ -1,23 +1,16 @@
-/* Tensor type traits, float16 conversion and the reference (de)quantizers. */
+/* Tensor type traits and the reference (de)quantizers. */
 #include "kernels/blocks.h"
 
 #include <math.h>
 #include <string.h>
 
-static const TypeTraits traits[TENSOR_TYPE_COUNT] = {
-    [TENSOR_F32] = {"f32", 1, 4, 0},
-    [TENSOR_F16] = {"f16", 1, 2, 0},
-    [TENSOR_Q8] = {"q8", QK, QK, 1},
-    [TENSOR_Q4] = {"q4", QK, QK / 2, 1},
-};
-
 const TypeTraits *type_traits(uint32_t type) {
-    return type < TENSOR_TYPE_COUNT ? &traits[type] : NULL;
+    return type < TENSOR_TYPE_COUNT ? &type_table[type] : NULL;
 }
 
 int type_from_name(const char *name) {
     for (int i = 0; i < TENSOR_TYPE_COUNT; i++)
-        if (strcmp(name, traits[i].name) == 0) return i;
+        if (strcmp(name, type_table[i].name) == 0) return i;
     return -1;
 }
 
@@ -26,8 +19,6 @@ uint64_t type_row_bytes(uint32_t type, uint64_t cols) {
     if (!t || cols == 0 || cols % (uint64_t)t->block) return 0;
     return cols / (uint64_t)t->block * (uint64_t)t->block_bytes;
 }
-
-static uint64_t align64(uint64_t x) { return (x + 63) & ~(uint64_t)63; }
 
 uint64_t type_stored_rows(uint32_t type, uint64_t rows) {
     const TypeTraits *t = type_traits(type);
@@ -43,7 +34,7 @@ uint64_t type_tensor_bytes(uint32_t type, uint64_t rows, uint64_t cols) {
     /* Shapes are bounded (rows, cols < 2^31) so that these products cannot overflow. */
     if (rb == 0 || rows == 0 || rows >= (1ull << 31) || cols >= (1ull << 31)) return 0;
     uint64_t sr = type_stored_rows(type, rows), n = sr * rb;
-    if (traits[type].has_scales) n = align64(n) + sr * (cols / QK) * 2;
+    if (type_table[type].has_scales) n = align64(n) + sr * (cols / QK) * 2;
     return n;
 }
 
@@ -55,7 +46,7 @@ double type_bits_per_weight(uint32_t type) {
 
 MatView matview(uint32_t type, const void *data, int rows, int cols) {
     MatView m = {type, rows, cols, (const uint8_t *)data, NULL};
-    if (traits[type].has_scales)
+    if (type_table[type].has_scales)
         m.d = (const uint16_t *)(m.q + type_scales_offset(type, (uint64_t)rows, (uint64_t)cols));
     return m;
 }
@@ -66,25 +57,25 @@ static uint64_t panel_offset(const MatView *m, int r, int b, int k) {
 }
 
 void matview_get_block(const MatView *m, int r, int b, uint8_t *q, uint16_t *d) {
-    for (int k = 0; k < traits[m->type].block_bytes / 4; k++) memcpy(q + 4 * k, m->q + panel_offset(m, r, b, k), 4);
+    for (int k = 0; k < type_table[m->type].block_bytes / 4; k++) memcpy(q + 4 * k, m->q + panel_offset(m, r, b, k), 4);
     *d = matview_panel_d(m, r / QR, b)[r % QR];
 }
 
 void matview_get_row(const MatView *m, int r, void *q, uint16_t *d) {
-    if (!traits[m->type].has_scales) {
+    if (!type_table[m->type].has_scales) {
         memcpy(q, matview_row(m, r), type_row_bytes(m->type, (uint64_t)m->cols));
         return;
     }
-    int bb = traits[m->type].block_bytes;
+    int bb = type_table[m->type].block_bytes;
     for (int b = 0; b < m->cols / QK; b++) matview_get_block(m, r, b, (uint8_t *)q + (size_t)b * bb, d + b);
 }
 
 void matview_put_row(const MatView *m, int r, const void *q, const uint16_t *d) {
-    if (!traits[m->type].has_scales) {
+    if (!type_table[m->type].has_scales) {
         memcpy((uint8_t *)matview_row(m, r), q, type_row_bytes(m->type, (uint64_t)m->cols));
         return;
     }
-    int bb = traits[m->type].block_bytes, nb = m->cols / QK;
+    int bb = type_table[m->type].block_bytes, nb = m->cols / QK;
     for (int b = 0; b < nb; b++) {
         for (int k = 0; k < bb / 4; k++)
             memcpy((uint8_t *)m->q + panel_offset(m, r, b, k), (const uint8_t *)q + (size_t)b * bb + 4 * k, 4);
@@ -93,54 +84,16 @@ void matview_put_row(const MatView *m, int r, const void *q, const uint16_t *d) 
 }
 
 void matview_dequant_row(const MatView *m, int r, float *y) {
-    if (!traits[m->type].has_scales) {
+    if (!type_table[m->type].has_scales) {
         dequantize_row(m->type, matview_row(m, r), NULL, y, m->cols);
         return;
     }
-    uint8_t q[QK];
+    uint8_t q[BLOCK_BYTES_MAX];
     uint16_t d;
     for (int b = 0; b < m->cols / QK; b++) {
         matview_get_block(m, r, b, q, &d);
-        dequantize_row(m->type, q, &d, y + (size_t)b * QK, QK);
+        type_table[m->type].to_float(q, &d, y + (size_t)b * QK, QK);
     }
-}
-
-float fp16_to_f32(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-    uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
-    if (exp == 0x1f) {
-        bits = sign | 0x7f800000u | (man << 13); /* inf / nan */
-    } else if (exp != 0) {
-        bits = sign | ((exp + 112) << 23) | (man << 13);
-    } else if (man == 0) {
-        bits = sign;
-    } else { /* subnormal: normalize */
-        int e = -1;
-        do { man <<= 1; e++; } while (!(man & 0x400));
-        bits = sign | ((uint32_t)(112 - e) << 23) | ((man & 0x3ff) << 13);
-    }
-    union { uint32_t u; float f; } v = {bits};
-    return v.f;
-}
-
-uint16_t f32_to_fp16(float f) {
-    union { float f; uint32_t u; } v = {f};
-    uint32_t u = v.u, sign = (u >> 16) & 0x8000;
-    uint32_t abs = u & 0x7fffffffu;
-    if (abs >= 0x7f800000u) /* inf or nan (keep nan quiet) */
-        return (uint16_t)(sign | 0x7c00 | (abs > 0x7f800000u ? 0x200 : 0));
-    if (abs >= 0x477ff000u) return (uint16_t)(sign | 0x7c00); /* rounds to >= 65520: inf */
-    if (abs < 0x38800000u) { /* result is subnormal or zero */
-        if (abs < 0x33000000u) return (uint16_t)sign; /* below half the smallest subnormal */
-        uint32_t e = abs >> 23, man = (abs & 0x7fffff) | 0x800000;
-        uint32_t shift = 126 - e; /* 14..24 */
-        uint32_t q = man >> shift, rem = man & ((1u << shift) - 1), half = 1u << (shift - 1);
-        if (rem > half || (rem == half && (q & 1))) q++;
-        return (uint16_t)(sign | q);
-    }
-    uint32_t q = ((abs - 0x38000000u) >> 13), rem = abs & 0x1fff;
-    if (rem > 0x1000 || (rem == 0x1000 && (q & 1))) q++;
-    return (uint16_t)(sign | q);
 }
 
 static void quantize_row_q8(const float *x, int8_t *q, uint16_t *d, int n) {
@@ -305,42 +258,123 @@ static void quantize_row_q4(const float *x, uint8_t *q, uint16_t *d, int n, cons
 }
 
 void quantize_row(uint32_t type, const float *x, void *q, uint16_t *d, int n) {
-    quantize_row_weighted(type, x, q, d, n, NULL);
+    type_table[type].from_float(x, q, d, n);
 }
 
 void quantize_row_weighted(uint32_t type, const float *x, void *q, uint16_t *d, int n,
                            const float *w) {
-    switch (type) {
-    case TENSOR_F32: memcpy(q, x, (size_t)n * sizeof(float)); break;
-    case TENSOR_F16:
-        for (int i = 0; i < n; i++) ((uint16_t *)q)[i] = f32_to_fp16(x[i]);
-        break;
-    case TENSOR_Q8: quantize_row_q8(x, (int8_t *)q, d, n); break;
-    case TENSOR_Q4: quantize_row_q4(x, (uint8_t *)q, d, n, w); break;
-    }
+    const TypeTraits *t = &type_table[type];
+    if (t->from_float_w) t->from_float_w(x, q, d, n, w);
+    else t->from_float(x, q, d, n);
 }
 
 void dequantize_row(uint32_t type, const void *q, const uint16_t *d, float *y, int n) {
-    switch (type) {
-    case TENSOR_F32: memcpy(y, q, (size_t)n * sizeof(float)); break;
-    case TENSOR_F16:
-        for (int i = 0; i < n; i++) y[i] = fp16_to_f32(((const uint16_t *)q)[i]);
-        break;
-    case TENSOR_Q8:
-        for (int b = 0; b < n / QK; b++) {
-            float s = fp16_to_f32(d[b]);
-            for (int i = 0; i < QK; i++) y[b * QK + i] = s * ((const int8_t *)q)[b * QK + i];
-        }
-        break;
-    case TENSOR_Q4:
-        for (int b = 0; b < n / QK; b++) {
-            float s = fp16_to_f32(d[b]);
-            const uint8_t *qb = (const uint8_t *)q + b * (QK / 2);
-            for (int i = 0; i < QK / 2; i++) {
-                y[b * QK + i] = s * (float)((qb[i] & 15) - 8);
-                y[b * QK + i + QK / 2] = s * (float)((qb[i] >> 4) - 8);
-            }
-        }
-        break;
+    type_table[type].to_float(q, d, y, n);
+}
+
+/* ---- F32 ---- */
+
+static void to_float_f32(const void *q, const uint16_t *d, float *y, int n) {
+    (void)d;
+    memcpy(y, q, (size_t)n * sizeof(float));
+}
+
+static void from_float_f32(const float *x, void *q, uint16_t *d, int n) {
+    (void)d;
+    memcpy(q, x, (size_t)n * sizeof(float));
+}
+
+static double dot_ref_f32(const void *q, const float *x, int n) {
+    double sum = 0;
+    for (int i = 0; i < n; i++) sum += (double)((const float *)q)[i] * x[i];
+    return sum;
+}
+
+/* ---- F16 ---- */
+
+static void to_float_f16(const void *q, const uint16_t *d, float *y, int n) {
+    (void)d;
+    for (int i = 0; i < n; i++) y[i] = fp16_to_f32(((const uint16_t *)q)[i]);
+}
+
+static void from_float_f16(const float *x, void *q, uint16_t *d, int n) {
+    (void)d;
+    for (int i = 0; i < n; i++) ((uint16_t *)q)[i] = f32_to_fp16(x[i]);
+}
+
+static double dot_ref_f16(const void *q, const float *x, int n) {
+    double sum = 0;
+    for (int i = 0; i < n; i++) sum += (double)fp16_to_f32(((const uint16_t *)q)[i]) * x[i];
+    return sum;
+}
+
+/* ---- Q8 ---- */
+
+static void to_float_q8(const void *q, const uint16_t *d, float *y, int n) {
+    for (int b = 0; b < n / QK; b++) {
+        float s = fp16_to_f32(d[b]);
+        for (int i = 0; i < QK; i++) y[b * QK + i] = s * ((const int8_t *)q)[b * QK + i];
     }
 }
+
+static void from_float_q8(const float *x, void *q, uint16_t *d, int n) {
+    quantize_row_q8(x, (int8_t *)q, d, n);
+}
+
+static double dot_ref_q8(const void *q, const float *x, int n) {
+    double s = 0;
+    for (int i = 0; i < n; i++) s += (double)((const int8_t *)q)[i] * x[i];
+    return s;
+}
+
+static int32_t dot_q8_q8(const uint8_t *w, const int8_t *x) {
+    int32_t s = 0;
+    for (int i = 0; i < QK; i++) s += (int32_t)(int8_t)w[i] * x[i];
+    return s;
+}
+
+/* ---- Q4 ---- */
+
+static void to_float_q4(const void *q, const uint16_t *d, float *y, int n) {
+    for (int b = 0; b < n / QK; b++) {
+        float s = fp16_to_f32(d[b]);
+        const uint8_t *qb = (const uint8_t *)q + b * (QK / 2);
+        for (int i = 0; i < QK / 2; i++) {
+            y[b * QK + i] = s * (float)((qb[i] & 15) - 8);
+            y[b * QK + i + QK / 2] = s * (float)((qb[i] >> 4) - 8);
+        }
+    }
+}
+
+static void from_float_q4_w(const float *x, void *q, uint16_t *d, int n, const float *w) {
+    quantize_row_q4(x, (uint8_t *)q, d, n, w);
+}
+
+static void from_float_q4(const float *x, void *q, uint16_t *d, int n) {
+    quantize_row_q4(x, (uint8_t *)q, d, n, NULL);
+}
+
+static double dot_ref_q4(const void *q, const float *x, int n) {
+    const uint8_t *qb = q;
+    double s = 0;
+    for (int i = 0; i < n / 2; i++)
+        s += (double)((qb[i] & 15) - 8) * x[i] + (double)((qb[i] >> 4) - 8) * x[i + n / 2];
+    return s;
+}
+
+static int32_t dot_q8_q4(const uint8_t *w, const int8_t *x) {
+    int32_t s = 0;
+    for (int i = 0; i < QK / 2; i++)
+        s += ((w[i] & 15) - 8) * (int32_t)x[i] + ((w[i] >> 4) - 8) * (int32_t)x[i + QK / 2];
+    return s;
+}
+
+/* ---- the table ---- */
+
+const TypeTraits type_table[TENSOR_TYPE_COUNT] = {
+    [TENSOR_F32] = {"f32", 1, 4, 0, ACT_F32, to_float_f32, from_float_f32, NULL, dot_ref_f32, NULL},
+    [TENSOR_F16] = {"f16", 1, 2, 0, ACT_F32, to_float_f16, from_float_f16, NULL, dot_ref_f16, NULL},
+    [TENSOR_Q8] = {"q8", QK, QK, 1, ACT_Q8, to_float_q8, from_float_q8, NULL, dot_ref_q8, dot_q8_q8},
+    [TENSOR_Q4] = {"q4", QK, QK / 2, 1, ACT_Q8, to_float_q4, from_float_q4, from_float_q4_w,
+                   dot_ref_q4, dot_q8_q4},
+};

@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/half.h" /* scales are IEEE half */
+
 #define QK 32 /* elements per quantization block */
 #define QR 16 /* rows per panel of a quantized tensor */
 
@@ -33,15 +35,44 @@ typedef enum {
     TENSOR_TYPE_COUNT
 } TensorType;
 
+/* What a type's matrices are multiplied with (kernels/kernels.h: matvec, matmul). */
+typedef enum {
+    ACT_F32 = 0, /* the float activations, float FMA */
+    ACT_Q8 = 1,  /* activations quantized to int8 per block of QK (quantize_act_q8), integer
+                  * block dots (the type's block must be QK) */
+} ActFormat;
+
+/* Everything the code asks about a tensor type: one row per type in type_table (blocks.c).
+ * Adding a type is a row here plus its kernels (docs/HACKING.md). */
 typedef struct {
-    const char *name;      /* "f32", "f16", "q8", "q4" */
-    int block;             /* elements per block (1 for float types) */
-    int block_bytes;       /* bytes of quants per block */
-    int has_scales;        /* f16 scale per block in the scales area */
+    const char *name;   /* "f32", "f16", "q8", "q4": file format and command lines */
+    int block;          /* elements per block (1 for float types) */
+    int block_bytes;    /* bytes of quants per block */
+    int has_scales;     /* an f16 scale per block, rows stored in panels of QR (see above) */
+    ActFormat act;      /* the activations its matrices take */
+    /* One row of n elements (n a multiple of block) to and from floats; d: one scale per block
+     * (unused without scales). */
+    void (*to_float)(const void *q, const uint16_t *d, float *y, int n);
+    void (*from_float)(const float *x, void *q, uint16_t *d, int n);
+    /* The same with an importance w[i] >= 0 per element (NULL: all equal); NULL for a type
+     * whose quantization has no use for importances (from_float stands in). */
+    void (*from_float_w)(const float *x, void *q, uint16_t *d, int n, const float *w);
+    /* Reference dot product with floats, in double: a float type's row of n elements, or a
+     * quantized block (n = block) without its scale. The oracle (matvec_ref). */
+    double (*dot_ref)(const void *q, const float *x, int n);
+    /* ACT_Q8 types: integer dot of one block (natural order) with one block of int8
+     * activations; the scalar kernel, and what the SIMD kernels' int32 sums must equal. */
+    int32_t (*dot_q8)(const uint8_t *w, const int8_t *x);
 } TypeTraits;
+
+/* Indexed by TensorType; check a type read from a file with type_traits first. */
+extern const TypeTraits type_table[TENSOR_TYPE_COUNT];
+#define BLOCK_BYTES_MAX (4 * QK) /* the most bytes a quantized block's quants may take */
 
 const TypeTraits *type_traits(uint32_t type); /* NULL for an unknown type */
 int type_from_name(const char *name);         /* -1 if unknown */
+
+static inline uint64_t align64(uint64_t x) { return (x + 63) & ~(uint64_t)63; }
 
 /* Bytes of one row's quants; 0 if cols is not a multiple of the block. */
 uint64_t type_row_bytes(uint32_t type, uint64_t cols);
@@ -51,7 +82,7 @@ uint64_t type_stored_rows(uint32_t type, uint64_t rows);
 uint64_t type_scales_offset(uint32_t type, uint64_t rows, uint64_t cols);
 /* Total bytes of a tensor; 0 when the shape is invalid for the type or overflows. */
 uint64_t type_tensor_bytes(uint32_t type, uint64_t rows, uint64_t cols);
-/* Bits per weight including scales. */
+/* Bits per weight including scales (from the type's row). */
 double type_bits_per_weight(uint32_t type);
 
 /* A matrix in place: pointers to its quants area (rows or panels, above) and scales area. */
@@ -69,14 +100,14 @@ static inline const uint8_t *matview_row(const MatView *m, int r) {
 }
 /* Panel p, block b of a quantized matrix: its QR * block_bytes quants and QR scales. */
 static inline const uint8_t *matview_panel_q(const MatView *m, int p, int b) {
-    int bb = m->type == TENSOR_Q4 ? QK / 2 : QK;
-    return m->q + ((uint64_t)p * (uint64_t)(m->cols / QK) + (uint64_t)b) * (uint64_t)(QR * bb);
+    uint64_t bb = (uint64_t)type_table[m->type].block_bytes;
+    return m->q + ((uint64_t)p * (uint64_t)(m->cols / QK) + (uint64_t)b) * (QR * bb);
 }
 static inline const uint16_t *matview_panel_d(const MatView *m, int p, int b) {
     return m->d + ((uint64_t)p * (uint64_t)(m->cols / QK) + (uint64_t)b) * QR;
 }
 /* Block b of row r of a quantized matrix, gathered from its panel: q gets the block's quants in
- * natural order (16 or 32 bytes), d its scale. */
+ * natural order (block_bytes of them), d its scale. */
 void matview_get_block(const MatView *m, int r, int b, uint8_t *q, uint16_t *d);
 /* Row r of any matrix in natural order: q gets type_row_bytes bytes, d (quantized types) one
  * scale per block. */
@@ -85,14 +116,6 @@ void matview_get_row(const MatView *m, int r, void *q, uint16_t *d);
 void matview_put_row(const MatView *m, int r, const void *q, const uint16_t *d);
 /* Row r dequantized to floats (cols of them). */
 void matview_dequant_row(const MatView *m, int r, float *y);
-
-/* Half and bfloat16 conversions (round to nearest even). */
-float fp16_to_f32(uint16_t h);
-uint16_t f32_to_fp16(float f);
-static inline float bf16_to_f32(uint16_t h) {
-    union { uint32_t u; float f; } v = { (uint32_t)h << 16 };
-    return v.f;
-}
 
 /* Quantize one row of n floats (n a multiple of the block for Q types) into quants q and
  * scales d (d unused for float types). */

@@ -1,14 +1,15 @@
-/* Runtime ISA selection (CPUID / HWCAP), the per-thread activation scratch, and the matvec /
- * matmul drivers that quantize activations once and split weight rows between threads. */
+/* Runtime ISA selection (CPUID / HWCAP) among the IsaKernels tables, the per-thread activation
+ * scratch, the matvec / matmul drivers that quantize activations once and split weight rows
+ * between threads, and the elementwise and attention entry points of the selection. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels/fast.h"
-#include "kernels/isa.h"
 #include "kernels/kernels.h"
+#include "kernels/isa.h"
+#include "kernels/ref.h"
 
 #if defined(__x86_64__)
 #include <cpuid.h>
@@ -76,19 +77,33 @@ static const IsaKernels *const isa_tables[] = {
 };
 #define N_ISA ((int)(sizeof(isa_tables) / sizeof(isa_tables[0])))
 
-static const char *const isa_names[] = {
-    "scalar",
-#if defined(__x86_64__)
-    "avx2", "avxvnni", "avx512vnni",
-#elif defined(__aarch64__)
-    "neon", "dotprod",
-#endif
-    NULL};
-
 /* The selection; atomic so that a first use racing on several threads (lazy init) is safe. */
 static const IsaKernels *_Atomic cur;
 
-const char *const *kernels_isa_list(void) { return isa_names; }
+/* Derived from the tables, once: their names (NULL-terminated), and their attention kernels
+ * with NULL dot / axpy / to_f16 entries filled in from the scalar table. */
+static const char *isa_names[N_ISA + 1];
+static AttnKernels isa_attn[N_ISA];
+static pthread_once_t derived_once = PTHREAD_ONCE_INIT;
+
+static void derived_init(void) {
+    const AttnKernels *s = &isa_scalar.attn;
+    for (int i = 0; i < N_ISA; i++) {
+        AttnKernels a = isa_tables[i]->attn;
+        if (!a.dot_f16) a.dot_f16 = s->dot_f16;
+        if (!a.axpy_f16) a.axpy_f16 = s->axpy_f16;
+        if (!a.dot_f32) a.dot_f32 = s->dot_f32;
+        if (!a.axpy_f32) a.axpy_f32 = s->axpy_f32;
+        if (!a.to_f16) a.to_f16 = s->to_f16;
+        isa_names[i] = isa_tables[i]->name;
+        isa_attn[i] = a;
+    }
+}
+
+const char *const *kernels_isa_list(void) {
+    pthread_once(&derived_once, derived_init);
+    return isa_names;
+}
 
 static const IsaKernels *find_isa(const char *name) {
     for (int i = 0; i < N_ISA; i++)
@@ -144,6 +159,16 @@ static const IsaKernels *isa(void) {
 
 const char *kernels_isa_name(void) { return isa()->name; }
 
+const AttnKernels *attn_kernels(void) {
+    const IsaKernels *k = isa();
+    pthread_once(&derived_once, derived_init);
+    for (int i = 0; i < N_ISA; i++)
+        if (isa_tables[i] == k) return &isa_attn[i];
+    return &isa_scalar.attn;
+}
+
+const AttnKernels *attn_kernels_ref(void) { return &isa_scalar.attn; }
+
 /* ---- scratch ---- */
 
 static _Thread_local uint8_t *scratch;
@@ -183,8 +208,8 @@ typedef struct {
     const float *x;
     int n_tok;
     float *y;
-    QMatFn q;
-    FMatFn f;
+    MatFn mat;
+    const void *act;    /* what mat takes: &a or x */
     int chunk;          /* rows per chunk at most */
     atomic_int next;    /* first row of the next unclaimed chunk */
 } MatJob;
@@ -214,26 +239,25 @@ static void mat_job(void *arg, int ith, int nth) {
         } while (!atomic_compare_exchange_weak_explicit(&j->next, &r0, r0 + n, memory_order_relaxed,
                                                         memory_order_relaxed));
         int r1 = r0 + n < rows ? r0 + n : rows;
-        if (j->q) j->q(j->w, &j->a, 0, j->n_tok, j->y, rows, r0, r1);
-        else j->f(j->w, j->x, 0, j->n_tok, j->y, rows, r0, r1);
+        j->mat(j->w, j->act, 0, j->n_tok, j->y, rows, r0, r1);
     }
 }
 
 void matmul(const MatView *w, const float *x, int n_tok, float *y, Pool *pool) {
     if (n_tok <= 0 || w->rows <= 0) return;
+    const TypeTraits *t = type_traits(w->type);
+    if (!t) return;
     MatJob j = {.w = w, .k = isa(), .x = x, .n_tok = n_tok, .y = y, .chunk = ROW_ALIGN};
-    const IsaKernels *k = j.k;
-    switch (w->type) {
-    case TENSOR_F32: j.f = k->f32 ? k->f32 : isa_scalar.f32; break;
-    case TENSOR_F16: j.f = k->f16 ? k->f16 : isa_scalar.f16; break;
-    case TENSOR_Q8: j.q = k->q8 ? k->q8 : isa_scalar.q8; break;
-    case TENSOR_Q4: j.q = k->q4 ? k->q4 : isa_scalar.q4; break;
-    default: return;
+    j.mat = j.k->mat[w->type];
+    if (!j.mat) { /* the scalar kernel, with the scalar table's K offsets */
+        j.k = &isa_scalar;
+        j.mat = scalar_mat[t->act];
     }
-    if (j.q && !(j.q == k->q8 || j.q == k->q4)) j.k = k = &isa_scalar; /* K offsets must match */
+    const IsaKernels *k = j.k;
+    j.act = t->act == ACT_Q8 ? (const void *)&j.a : (const void *)x;
     long long work = (long long)w->rows * w->cols * n_tok;
     Pool *p = work < MIN_POOL_WORK ? NULL : pool;
-    if (j.q) {
+    if (t->act == ACT_Q8) {
         act_attach(&j.a, scratch_get(act_layout(&j.a, w->cols, n_tok)));
         if (n_tok >= 4) pool_run(p, pack_job, &j);
         else act_pack(&j.a, k, w->type, x, 0, n_tok);

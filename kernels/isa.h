@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "kernels/blocks.h"
+#include "kernels/kernels.h"
 
 #define ACT_TT 8 /* tokens per activation tile */
 
@@ -45,26 +46,29 @@ static inline int32_t act_c(const ActBuf *a, int t, int b) {
 
 /* Quantizes nblocks blocks of 32: q, d as quantize_act_q8, s[b] = sum of block b's q. */
 typedef void (*QuantBlocksFn)(const float *x, int8_t *q, float *d, int32_t *s, int nblocks);
-/* y[t * ldy + r] = row r of W . token t, for t in [t0, t0 + nt), r in [r0, r1). */
-typedef void (*QMatFn)(const MatView *w, const ActBuf *a, int t0, int nt, float *y, int ldy,
-                       int r0, int r1);
-typedef void (*FMatFn)(const MatView *w, const float *x, int t0, int nt, float *y, int ldy,
-                       int r0, int r1);
+/* y[t * ldy + r] = row r of W . token t, for t in [t0, t0 + nt), r in [r0, r1). act is what the
+ * weight type's act format says (kernels/blocks.h): for ACT_Q8 the packed activations (const
+ * ActBuf *), for ACT_F32 the float activations x[n_tok][cols] (const float *). */
+typedef void (*MatFn)(const MatView *w, const void *act, int t0, int nt, float *y, int ldy,
+                      int r0, int r1);
 
+/* One ISA's kernels. NULL entries fall back to isa_scalar's. */
 typedef struct {
     const char *name;
     int (*available)(void);
-    int k_q8, k_q4;       /* weight offsets K for the c sums (see above) */
     QuantBlocksFn quant;
-    QMatFn q8, q4;
-    FMatFn f32, f16;
+    MatFn mat[TENSOR_TYPE_COUNT];    /* by weight type */
+    int k_off[TENSOR_TYPE_COUNT];    /* ACT_Q8 types: weight offset K for the c sums (above) */
     void (*rmsnorm)(float *out, const float *x, const float *weight, int n, float eps);
     void (*softmax)(float *x, int n);
     void (*silu_mul)(float *gate, const float *up, int n);
+    AttnKernels attn; /* dot, axpy, to_f16 NULL: scalar's; scores, wsum NULL: see AttnKernels */
 } IsaKernels;
 
 /* The tables (defined by the architecture's files; NULL entries fall back to scalar). */
 extern const IsaKernels isa_scalar;
+/* The scalar matrix kernels, by activation format: every type, through its type_table row. */
+extern const MatFn scalar_mat[2];
 #if defined(__x86_64__)
 extern const IsaKernels isa_avx2, isa_avxvnni, isa_avx512vnni;
 #endif
@@ -78,9 +82,6 @@ extern const IsaKernels isa_neon, isa_dotprod;
  * l < nr (nr <= QR): y[i * ldy + l] = (acc ? y[i * ldy + l] : 0) + lane l . token i. */
 typedef void (*TileFn)(const uint8_t *wq, const uint16_t *wd, const uint8_t *ar, int tt, int n,
                        int nblocks, float *y, int ldy, int nr, int acc);
-typedef struct {
-    TileFn tile;
-} TileKernel;
 /* Cache budgets of the loop nest (bytes of activations kept in L1 / of weights and
  * activations kept in L2); tests shrink them to run every loop of the nest on small matrices. */
 extern size_t tiled_l1_bytes, tiled_l2_bytes;
@@ -89,7 +90,7 @@ extern size_t tiled_l1_bytes, tiled_l2_bytes;
 void tiled_detect_caches(void);
 /* Rows [r0, r1) (r0 a multiple of QR) for tokens [t0, t0 + nt) (t0 a multiple of a->tt). */
 void tiled_matmul(const MatView *w, const ActBuf *a, int t0, int nt, float *y, int ldy, int r0,
-                  int r1, const TileKernel *k);
+                  int r1, TileFn tile);
 
 /* Float weights: y[t * ldy + i] (+)= row i . token t for i < nr <= rows, t < nt <= toks, rows
  * starting at w0 (rs bytes apart), tokens at x (xs floats apart), over n columns; adds to y
@@ -116,18 +117,16 @@ int cpu_has_dotprod(void);
 #if defined(__x86_64__)
 /* AVX2 pieces the other x86 tables reuse (x86_avx2.c). */
 void quant_blocks_avx2(const float *x, int8_t *q, float *d, int32_t *s, int nblocks);
-void fmat_avx2(const MatView *w, const float *x, int t0, int nt, float *y, int ldy, int r0,
-               int r1);
 void rmsnorm_avx2(float *out, const float *x, const float *weight, int n, float eps);
 void softmax_avx2(float *x, int n);
 void silu_mul_avx2(float *gate, const float *up, int n);
+float dot_f32_avx2(const float *k, const float *q, int n);
+void axpy_f32_avx2(float *y, float a, const float *v, int n);
+void to_f16_avx2(const float *x, uint16_t *y, int n);
 #endif
 
 /* Scalar pieces shared by the SIMD files. */
 void quant_blocks_scalar(const float *x, int8_t *q, float *d, int32_t *s, int nblocks);
-/* Integer dot product of one weight block with one activation block (natural order). */
-int32_t dot_block_q8(const int8_t *w, const int8_t *x);
-int32_t dot_block_q4(const uint8_t *w, const int8_t *x);
 
 /* Geometry of the packed activations of n_tok tokens (the same for every kernel table; only
  * act_pack's K differs); returns the bytes they need. */
@@ -139,7 +138,5 @@ void act_attach(ActBuf *a, uint8_t *buf);
  * written with the tile's last token. */
 void act_pack(const ActBuf *a, const IsaKernels *k, uint32_t wtype, const float *x, int t0,
               int t1);
-
-static inline float half_to_float(uint16_t h) { return fp16_to_f32(h); }
 
 #endif

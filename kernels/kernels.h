@@ -1,22 +1,75 @@
-/* Compute kernels. Every kernel has a plain scalar reference (*_ref) that stays as the oracle
- * for the SIMD variants; tests compare them on random inputs. */
+/* The kernels the model calls: matrices, elementwise operations and attention, with runtime ISA
+ * dispatch. (Their scalar oracles are in kernels/ref.h; the per-ISA tables in kernels/isa.h.)
+ *
+ * One binary holds every variant for its architecture (x86-64: scalar, avx2, avxvnni,
+ * avx512vnni; aarch64: scalar, neon, dotprod); kernels_init picks one. Every function here
+ * initializes lazily (as kernels_init(NULL)) when it has not been called.
+ *
+ * Quantized weights (Q8, Q4) are multiplied with activations quantized on the fly to int8 with
+ * one f32 scale per 32 (quantize_act_q8), using integer dot products; float weights (F16, F32)
+ * use float FMA. Results therefore differ from the *_ref oracles of kernels/ref.h by the activation
+ * quantization error (at most half a step, amax/254, per element of x). */
 #ifndef PHI_KERNELS_H
 #define PHI_KERNELS_H
 
+#include <stdint.h>
+
+#include "base/pool.h"
 #include "kernels/blocks.h"
 
-/* y[rows] = W x for a matrix of any tensor type (rows dequantized, double accumulation). */
-void matvec_ref(const MatView *w, const float *x, float *y);
-/* Rows [r0, r1) only (for splitting work between threads). */
-void matvec_rows_ref(const MatView *w, const float *x, float *y, int r0, int r1);
-/* Dot product of row r of W with x. */
-float matrow_dot_ref(const MatView *w, int r, const float *x);
+/* Selects the kernels: isa is one of kernels_isa_list() (below); NULL (or "") takes $PHI_ISA
+ * when set, else the best the CPU supports. Returns 0 on success,
+ * -1 (with a message on stderr, the selection unchanged) for an unknown name or one this CPU or
+ * build cannot run. Not thread-safe: call before kernels run on other threads. */
+int kernels_init(const char *isa);
+/* Name of the selected ISA. */
+const char *kernels_isa_name(void);
+/* 1 if this build and CPU can run the named ISA, else 0. */
+int kernels_isa_available(const char *isa);
+/* The ISA names of this build's architecture (its tables' names), NULL-terminated, worst to
+ * best. */
+const char *const *kernels_isa_list(void);
 
-/* out = x / rms(x) * weight */
-void rmsnorm_ref(float *out, const float *x, const float *weight, int n, float eps);
+/* y[rows] = W x (generation). x has w->cols floats. The pool may be NULL (caller only). */
+void matvec(const MatView *w, const float *x, float *y, Pool *pool);
+/* y[t][r] = sum_c W[r][c] x[t][c] for t < n_tok (prompt processing): x is [n_tok][cols] and y
+ * is [n_tok][rows], both contiguous. */
+void matmul(const MatView *w, const float *x, int n_tok, float *y, Pool *pool);
+
+/* Attention over the KV cache: dot products of a query with cached key rows and weighted sums
+ * of value rows, for F16 and F32 rows. Part of each ISA's kernel table (kernels/isa.h). */
+typedef struct {
+    float (*dot_f16)(const uint16_t *k, const float *q, int n);   /* sum k[i] q[i] */
+    void (*axpy_f16)(float *y, float a, const uint16_t *v, int n); /* y += a v */
+    float (*dot_f32)(const float *k, const float *q, int n);
+    void (*axpy_f32)(float *y, float a, const float *v, int n);
+    void (*to_f16)(const float *x, uint16_t *y, int n); /* round to nearest even */
+    /* Whole-row forms over n F16 rows of hd values stored back to back (NULL: the caller loops
+     * over dot_f16 / axpy_f16): out[j] = scale * (row j . q); y[0..hd) += sum_j a[j] row j. */
+    void (*scores_f16)(const uint16_t *k, int n, int hd, const float *q, float scale, float *out);
+    void (*wsum_f16)(float *y, const float *a, const uint16_t *v, int n, int hd);
+} AttnKernels;
+
+/* The attention kernels of the selected ISA, and the scalar ones (the reference forward pass;
+ * the *_ref functions of kernels/ref.h). */
+const AttnKernels *attn_kernels(void);
+const AttnKernels *attn_kernels_ref(void);
+
+/* matvec/matmul keep their quantized activations in a per-calling-thread scratch buffer that
+ * grows to the largest call; this frees the calling thread's buffer (optional, e.g. at exit). */
+void kernels_free_scratch(void);
+
+/* out = x / rms(x) * weight (out may alias x). */
+void rmsnorm(float *out, const float *x, const float *weight, int n, float eps);
 /* In place, numerically stable. */
-void softmax_ref(float *x, int n);
+void softmax(float *x, int n);
 /* gate[i] = silu(gate[i]) * up[i] */
-void silu_mul_ref(float *gate, const float *up, int n);
+void silu_mul(float *gate, const float *up, int n);
+
+/* Activation quantizer: per block of 32 (n a multiple of 32), d[b] = amax / 127 and
+ * q[i] = round-half-even(x[i] * (127 / amax)), so |x - d q| <= d / 2; an all-zero block gets
+ * d = 0, q = 0. The fast version (selected ISA) and the scalar reference agree bit for bit
+ * (for finite x; non-finite activations give unspecified quants). */
+void quantize_act_q8(const float *x, int8_t *q, float *d, int n);
 
 #endif

@@ -3,8 +3,8 @@
 #include <math.h>
 #include <string.h>
 
-#include "kernels/fast.h"
 #include "kernels/isa.h"
+#include "kernels/ref.h"
 
 /* Round half to even without libm: adding 1.5 * 2^23 leaves the rounded integer in the low
  * mantissa bits for |v| < 2^22 (here |v| <= 127), in the default rounding mode, the same as
@@ -43,21 +43,6 @@ void quant_blocks_scalar(const float *x, int8_t *q, float *d, int32_t *s, int nb
     for (int b = 0; b < nblocks; b++) quant_block(x + b * QK, q + b * QK, d + b, s + b);
 }
 
-int32_t dot_block_q8(const int8_t *w, const int8_t *x) {
-    int32_t s = 0;
-    for (int i = 0; i < QK; i++) s += (int32_t)w[i] * x[i];
-    return s;
-}
-
-int32_t dot_block_q4(const uint8_t *w, const int8_t *x) {
-    int32_t s = 0;
-    for (int i = 0; i < QK / 2; i++)
-        s += ((w[i] & 15) - 8) * (int32_t)x[i] + ((w[i] >> 4) - 8) * (int32_t)x[i + QK / 2];
-    return s;
-}
-
-static size_t align64(size_t x) { return (x + 63) & ~(size_t)63; }
-
 size_t act_layout(ActBuf *a, int cols, int n_tok) {
     a->cols = cols;
     a->nb = cols / QK;
@@ -67,7 +52,7 @@ size_t act_layout(ActBuf *a, int cols, int n_tok) {
     a->ntiles = (n_tok + a->tt - 1) / a->tt;
     a->rec = (size_t)a->tt * (QK + 8);
     a->base = NULL;
-    return align64((size_t)a->ntiles * (size_t)a->nb * a->rec);
+    return (size_t)align64((uint64_t)a->ntiles * (uint64_t)a->nb * a->rec);
 }
 
 void act_attach(ActBuf *a, uint8_t *buf) { a->base = buf; }
@@ -75,7 +60,7 @@ void act_attach(ActBuf *a, uint8_t *buf) { a->base = buf; }
 void act_pack(const ActBuf *a, const IsaKernels *k, uint32_t wtype, const float *x, int t0,
               int t1) {
     QuantBlocksFn quant = k->quant ? k->quant : quant_blocks_scalar;
-    int kk = wtype == TENSOR_Q4 ? k->k_q4 : k->k_q8, tt = a->tt;
+    int kk = k->k_off[wtype], tt = a->tt;
     enum { CH = 64 }; /* blocks quantized per call */
     int8_t q[CH * QK];
     float d[CH];

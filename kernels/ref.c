@@ -1,48 +1,25 @@
 /* Scalar reference kernels: the oracle that every fast kernel is tested against. */
-#include "kernels/kernels.h"
+#include "kernels/ref.h"
 
 #include <math.h>
 
-float matrow_dot_ref(const MatView *w, int r, const float *x) {
-    int n = w->cols;
+/* Row r of W . x in double: a float row at once, a quantized one block by block (each block's
+ * sum times its scale). */
+static float matrow_dot(const MatView *w, int r, const float *x) {
+    const TypeTraits *t = &type_table[w->type];
+    if (!t->has_scales) return (float)t->dot_ref(matview_row(w, r), x, w->cols);
     double sum = 0;
-    uint8_t qb[QK];
+    uint8_t qb[BLOCK_BYTES_MAX];
     uint16_t d;
-    switch (w->type) {
-    case TENSOR_F32:
-        for (int i = 0; i < n; i++) sum += (double)((const float *)matview_row(w, r))[i] * x[i];
-        break;
-    case TENSOR_F16:
-        for (int i = 0; i < n; i++) sum += (double)fp16_to_f32(((const uint16_t *)matview_row(w, r))[i]) * x[i];
-        break;
-    case TENSOR_Q8:
-        for (int b = 0; b < n / QK; b++) {
-            matview_get_block(w, r, b, qb, &d);
-            double s = 0;
-            for (int i = 0; i < QK; i++) s += (double)(int8_t)qb[i] * x[b * QK + i];
-            sum += s * fp16_to_f32(d);
-        }
-        break;
-    case TENSOR_Q4:
-        for (int b = 0; b < n / QK; b++) {
-            matview_get_block(w, r, b, qb, &d);
-            const float *xb = x + b * QK;
-            double s = 0;
-            for (int i = 0; i < QK / 2; i++)
-                s += (double)((qb[i] & 15) - 8) * xb[i] + (double)((qb[i] >> 4) - 8) * xb[i + QK / 2];
-            sum += s * fp16_to_f32(d);
-        }
-        break;
+    for (int b = 0; b < w->cols / t->block; b++) {
+        matview_get_block(w, r, b, qb, &d);
+        sum += t->dot_ref(qb, x + (size_t)b * t->block, t->block) * fp16_to_f32(d);
     }
     return (float)sum;
 }
 
-void matvec_rows_ref(const MatView *w, const float *x, float *y, int r0, int r1) {
-    for (int r = r0; r < r1; r++) y[r] = matrow_dot_ref(w, r, x);
-}
-
 void matvec_ref(const MatView *w, const float *x, float *y) {
-    matvec_rows_ref(w, x, y, 0, w->rows);
+    for (int r = 0; r < w->rows; r++) y[r] = matrow_dot(w, r, x);
 }
 
 void rmsnorm_ref(float *out, const float *x, const float *weight, int n, float eps) {
@@ -69,4 +46,38 @@ void silu_mul_ref(float *gate, const float *up, int n) {
         float g = gate[i];
         gate[i] = g / (1.0f + expf(-g)) * up[i];
     }
+}
+
+/* ---- attention ---- */
+
+float dot_f16_ref(const uint16_t *k, const float *q, int n) {
+    float s = 0;
+    for (int i = 0; i < n; i++) s += fp16_to_f32(k[i]) * q[i];
+    return s;
+}
+
+void axpy_f16_ref(float *y, float a, const uint16_t *v, int n) {
+    for (int i = 0; i < n; i++) y[i] += a * fp16_to_f32(v[i]);
+}
+
+float dot_f32_ref(const float *k, const float *q, int n) {
+    float s = 0;
+    for (int i = 0; i < n; i++) s += k[i] * q[i];
+    return s;
+}
+
+void axpy_f32_ref(float *y, float a, const float *v, int n) {
+    for (int i = 0; i < n; i++) y[i] += a * v[i];
+}
+
+void to_f16_ref(const float *x, uint16_t *y, int n) {
+    for (int i = 0; i < n; i++) y[i] = f32_to_fp16(x[i]);
+}
+
+void scores_f16_ref(const uint16_t *k, int n, int hd, const float *q, float scale, float *out) {
+    for (int j = 0; j < n; j++) out[j] = scale * dot_f16_ref(k + (size_t)j * hd, q, hd);
+}
+
+void wsum_f16_ref(float *y, const float *a, const uint16_t *v, int n, int hd) {
+    for (int j = 0; j < n; j++) axpy_f16_ref(y, a[j], v + (size_t)j * hd, hd);
 }

@@ -32,9 +32,9 @@ static int balanced_chunk(int n, int max) {
 }
 
 void tiled_matmul(const MatView *w, const ActBuf *a, int t0, int nt, float *y, int ldy, int r0,
-                  int r1, const TileKernel *k) {
+                  int r1, TileFn tile) {
     int nb = a->nb, tt = a->tt;
-    size_t pbytes = (size_t)QR * (w->type == TENSOR_Q4 ? QK / 2 : QK) + QR * 2; /* per panel-block */
+    size_t pbytes = (size_t)QR * (size_t)type_table[w->type].block_bytes + QR * 2; /* per panel-block */
     int j0 = t0 / tt, j1 = (t0 + nt + tt - 1) / tt;
     int bc = balanced_chunk(nb, (int)(tiled_l1_bytes / a->rec));
     size_t acts = (size_t)(j1 - j0) * (size_t)bc * a->rec, l2 = tiled_l2_bytes;
@@ -49,7 +49,7 @@ void tiled_matmul(const MatView *w, const ActBuf *a, int t0, int nt, float *y, i
                 const uint8_t *ar = act_rec(a, j, b0);
                 for (int p = pb; p < pe; p++) {
                     int nr = r1 - p * QR < QR ? r1 - p * QR : QR;
-                    k->tile(matview_panel_q(w, p, b0), matview_panel_d(w, p, b0), ar, tt, nj, n,
+                    tile(matview_panel_q(w, p, b0), matview_panel_d(w, p, b0), ar, tt, nj, n,
                             y + (size_t)tb * ldy + (size_t)p * QR, ldy, nr, b0 > 0);
                 }
             }
@@ -62,8 +62,8 @@ void tiled_matmul(const MatView *w, const ActBuf *a, int t0, int nt, float *y, i
  * L1 (reused by every token tile), token tiles of k->toks. */
 void tiled_fmat(const MatView *w, const float *x, int t0, int nt, float *y, int ldy, int r0,
                 int r1, const FTileKernel *k) {
-    int f16 = w->type == TENSOR_F16, cols = w->cols;
-    size_t xs = (size_t)cols, es = f16 ? 2 : 4, rs = xs * es;
+    int cols = w->cols;
+    size_t xs = (size_t)cols, es = (size_t)type_table[w->type].block_bytes, rs = xs * es; /* block 1 */
     int slab = (int)(tiled_l2_bytes * 3 / 4 / (xs * sizeof(float)));
     slab = slab < k->toks ? k->toks : slab - slab % k->toks;
     int kc = (int)(tiled_l1_bytes / ((size_t)k->rows * es + (size_t)k->toks * sizeof(float)));

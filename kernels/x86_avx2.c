@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "kernels/isa.h"
-#include "kernels/kernels.h"
+#include "kernels/ref.h"
 
 #define TGT __attribute__((target("avx2,fma,f16c")))
 #define INL static inline __attribute__((always_inline)) TGT
@@ -118,9 +118,14 @@ FTILE_AVX2(ftile_f32_avx2, 0)
 static const FTileKernel ftk_f16_avx2 = {4, 2, ftile_f16_avx2};
 static const FTileKernel ftk_f32_avx2 = {4, 2, ftile_f32_avx2};
 
-void fmat_avx2(const MatView *w, const float *x, int t0, int nt, float *y, int ldy, int r0,
-               int r1) {
-    tiled_fmat(w, x, t0, nt, y, ldy, r0, r1, w->type == TENSOR_F16 ? &ftk_f16_avx2 : &ftk_f32_avx2);
+static void fmat_f32_avx2(const MatView *w, const void *x, int t0, int nt, float *y, int ldy,
+                          int r0, int r1) {
+    tiled_fmat(w, x, t0, nt, y, ldy, r0, r1, &ftk_f32_avx2);
+}
+
+static void fmat_f16_avx2(const MatView *w, const void *x, int t0, int nt, float *y, int ldy,
+                          int r0, int r1) {
+    tiled_fmat(w, x, t0, nt, y, ldy, r0, r1, &ftk_f16_avx2);
 }
 
 /* ---- elementwise ---- */
@@ -198,6 +203,62 @@ TGT void silu_mul_avx2(float *gate, const float *up, int n) {
     for (; i < n; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
+/* ---- attention (AttnKernels) ---- */
+
+static TGT float dot_f16_avx2(const uint16_t *k, const float *q, int n) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        acc0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + i))),
+                               _mm256_loadu_ps(q + i), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + i + 8))),
+                               _mm256_loadu_ps(q + i + 8), acc1);
+    }
+    for (; i + 8 <= n; i += 8)
+        acc0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + i))),
+                               _mm256_loadu_ps(q + i), acc0);
+    float s = hsum8(_mm256_add_ps(acc0, acc1));
+    for (; i < n; i++) s += fp16_to_f32(k[i]) * q[i];
+    return s;
+}
+
+static TGT void axpy_f16_avx2(float *y, float a, const uint16_t *v, int n) {
+    __m256 va = _mm256_set1_ps(a);
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + i))),
+                                                _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] += a * fp16_to_f32(v[i]);
+}
+
+TGT float dot_f32_avx2(const float *k, const float *q, int n) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(k + i), _mm256_loadu_ps(q + i), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(k + i + 8), _mm256_loadu_ps(q + i + 8), acc1);
+    }
+    for (; i + 8 <= n; i += 8) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(k + i), _mm256_loadu_ps(q + i), acc0);
+    float s = hsum8(_mm256_add_ps(acc0, acc1));
+    for (; i < n; i++) s += k[i] * q[i];
+    return s;
+}
+
+TGT void axpy_f32_avx2(float *y, float a, const float *v, int n) {
+    __m256 va = _mm256_set1_ps(a);
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(v + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] += a * v[i];
+}
+
+TGT void to_f16_avx2(const float *x, uint16_t *y, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) y[i] = f32_to_fp16(x[i]);
+}
+
 /* ---- int8 kernels: the ymm template, once per instruction set ---- */
 
 #define YFN(name) name##_avx2
@@ -219,31 +280,27 @@ TGT void silu_mul_avx2(float *gate, const float *up, int n) {
 const IsaKernels isa_avx2 = {
     .name = "avx2",
     .available = cpu_has_avx2,
-    .k_q8 = 0,
-    .k_q4 = 8,
     .quant = quant_blocks_avx2,
-    .q8 = q8_avx2,
-    .q4 = q4_avx2,
-    .f32 = fmat_avx2,
-    .f16 = fmat_avx2,
+    .mat = {[TENSOR_F32] = fmat_f32_avx2, [TENSOR_F16] = fmat_f16_avx2, [TENSOR_Q8] = q8_avx2,
+            [TENSOR_Q4] = q4_avx2},
+    .k_off = {[TENSOR_Q8] = 0, [TENSOR_Q4] = 8},
     .rmsnorm = rmsnorm_avx2,
     .softmax = softmax_avx2,
     .silu_mul = silu_mul_avx2,
+    .attn = {dot_f16_avx2, axpy_f16_avx2, dot_f32_avx2, axpy_f32_avx2, to_f16_avx2, NULL, NULL},
 };
 
 const IsaKernels isa_avxvnni = {
     .name = "avxvnni",
     .available = cpu_has_avxvnni,
-    .k_q8 = 128,
-    .k_q4 = 8,
     .quant = quant_blocks_avx2,
-    .q8 = q8_avxvnni,
-    .q4 = q4_avxvnni,
-    .f32 = fmat_avx2,
-    .f16 = fmat_avx2,
+    .mat = {[TENSOR_F32] = fmat_f32_avx2, [TENSOR_F16] = fmat_f16_avx2, [TENSOR_Q8] = q8_avxvnni,
+            [TENSOR_Q4] = q4_avxvnni},
+    .k_off = {[TENSOR_Q8] = 128, [TENSOR_Q4] = 8},
     .rmsnorm = rmsnorm_avx2,
     .softmax = softmax_avx2,
     .silu_mul = silu_mul_avx2,
+    .attn = {dot_f16_avx2, axpy_f16_avx2, dot_f32_avx2, axpy_f32_avx2, to_f16_avx2, NULL, NULL},
 };
 
 #endif

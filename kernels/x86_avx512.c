@@ -1,5 +1,5 @@
-/* x86-64 AVX-512 VNNI kernels (zmm): int8 and float matrices; the elementwise kernels and the
- * activation quantizer reuse AVX2.
+/* x86-64 AVX-512 VNNI kernels (zmm): int8 and float matrices, F16 attention rows; the
+ * elementwise kernels, the activation quantizer and F32 attention rows reuse AVX2.
  *
  * Int8: a zmm lane per row of a 16-row weight panel (kernels/blocks.h). A block of the panel is
  * 4 (Q4) or 8 (Q8) 64-byte loads; vector k holds bytes [4k, 4k + 4) of the block of all 16
@@ -108,10 +108,9 @@ ZINL void panel_tile(const uint8_t *wq, const uint16_t *wd, const uint8_t *ar, i
         default: panel_tile(wq, wd, ar, n, nblocks, y, ldy, nr, acc, Q4, 8); break;            \
         }                                                                                      \
     }                                                                                          \
-    static const TileKernel tk_##KIND = {tile_##KIND};                                         \
-    static void KIND##_zmm(const MatView *w, const ActBuf *a, int t0, int nt, float *y,        \
+    static void KIND##_zmm(const MatView *w, const void *a, int t0, int nt, float *y,         \
                            int ldy, int r0, int r1) {                                          \
-        tiled_matmul(w, a, t0, nt, y, ldy, r0, r1, &tk_##KIND);                                \
+        tiled_matmul(w, a, t0, nt, y, ldy, r0, r1, tile_##KIND);                               \
     }
 ZTILE(q4, 1)
 ZTILE(q8, 0)
@@ -183,24 +182,115 @@ FTILE_ZMM(ftile_f32_zmm, 0)
 static const FTileKernel ftk_f16_zmm = {4, 4, ftile_f16_zmm};
 static const FTileKernel ftk_f32_zmm = {4, 4, ftile_f32_zmm};
 
-static void fmat_zmm(const MatView *w, const float *x, int t0, int nt, float *y, int ldy, int r0,
-                     int r1) {
-    tiled_fmat(w, x, t0, nt, y, ldy, r0, r1, w->type == TENSOR_F16 ? &ftk_f16_zmm : &ftk_f32_zmm);
+static void fmat_f32_zmm(const MatView *w, const void *x, int t0, int nt, float *y, int ldy,
+                         int r0, int r1) {
+    tiled_fmat(w, x, t0, nt, y, ldy, r0, r1, &ftk_f32_zmm);
+}
+
+static void fmat_f16_zmm(const MatView *w, const void *x, int t0, int nt, float *y, int ldy,
+                         int r0, int r1) {
+    tiled_fmat(w, x, t0, nt, y, ldy, r0, r1, &ftk_f16_zmm);
+}
+
+/* ---- attention (AttnKernels; the F32 rows and f16 rounding reuse AVX2's) ---- */
+
+static ZTGT float dot_f16_avx512(const uint16_t *k, const float *q, int n) {
+    __m512 acc = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        acc = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k + i))),
+                              _mm512_loadu_ps(q + i), acc);
+    if (i < n) { /* tail with a mask: head_dim 96 = 6 x 16, 80 = 5 x 16, ... */
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        __m512 kv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, k + i));
+        acc = _mm512_fmadd_ps(kv, _mm512_maskz_loadu_ps(m, q + i), acc);
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+
+static ZTGT void axpy_f16_avx512(float *y, float a, const uint16_t *v, int n) {
+    __m512 va = _mm512_set1_ps(a);
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(y + i, _mm512_fmadd_ps(va, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(v + i))),
+                                                _mm512_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] += a * fp16_to_f32(v[i]);
+}
+
+#ifndef ATT_PF
+#define ATT_PF 2048 /* bytes of cache rows prefetched ahead */
+#endif
+
+static ZTGT __m512 zload_h(const uint16_t *p, __mmask16 m) {
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
+}
+
+/* Four keys at a time: each chunk of q is loaded once for the four, and the four sums are
+ * reduced together (a transposing reduction instead of four horizontal ones). */
+static ZTGT void scores_f16_avx512(const uint16_t *k, int n, int hd, const float *q, float scale,
+                                     float *out) {
+    int j = 0;
+    for (; j + 4 <= n; j += 4) {
+        const uint16_t *k0 = k + (size_t)j * hd;
+        /* A long context streams the cache from memory: keep misses in flight ahead. */
+        for (int i = 0; i < 4 * hd * 2; i += 64) prefetch_ahead(k0, ATT_PF + (size_t)i);
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int i = 0; i < hd; i += 16) {
+            __mmask16 m = hd - i >= 16 ? 0xffff : (__mmask16)((1u << (hd - i)) - 1);
+            __m512 qv = _mm512_maskz_loadu_ps(m, q + i);
+            a0 = _mm512_fmadd_ps(zload_h(k0 + i, m), qv, a0);
+            a1 = _mm512_fmadd_ps(zload_h(k0 + hd + i, m), qv, a1);
+            a2 = _mm512_fmadd_ps(zload_h(k0 + 2 * hd + i, m), qv, a2);
+            a3 = _mm512_fmadd_ps(zload_h(k0 + 3 * hd + i, m), qv, a3);
+        }
+        /* 256-bit halves summed: [a0 | a1], [a2 | a3]; then 128-bit quarters: one per key. */
+        __m512 s01 = _mm512_add_ps(_mm512_shuffle_f32x4(a0, a1, 0x44), _mm512_shuffle_f32x4(a0, a1, 0xee));
+        __m512 s23 = _mm512_add_ps(_mm512_shuffle_f32x4(a2, a3, 0x44), _mm512_shuffle_f32x4(a2, a3, 0xee));
+        __m512 u = _mm512_add_ps(_mm512_shuffle_f32x4(s01, s23, 0x88), _mm512_shuffle_f32x4(s01, s23, 0xdd));
+        u = _mm512_add_ps(u, _mm512_permute_ps(u, 0x4e));
+        u = _mm512_add_ps(u, _mm512_permute_ps(u, 0xb1));
+        __m128 r = _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), u));
+        _mm_storeu_ps(out + j, _mm_mul_ps(r, _mm_set1_ps(scale)));
+    }
+    for (; j < n; j++) out[j] = scale * dot_f16_avx512(k + (size_t)j * hd, q, hd);
+}
+
+/* The sums stay in registers over all rows, 128 values (8 vectors) at a time. */
+static ZTGT void wsum_f16_avx512(float *y, const float *a, const uint16_t *v, int n, int hd) {
+    for (int c = 0; c < hd; c += 128) {
+        int w = hd - c < 128 ? hd - c : 128, nv = (w + 15) / 16;
+        __mmask16 mt = w % 16 ? (__mmask16)((1u << (w % 16)) - 1) : 0xffff;
+        __m512 acc[8];
+#pragma GCC unroll 8
+        for (int m = 0; m < 8; m++)
+            acc[m] = m < nv ? _mm512_maskz_loadu_ps(m == nv - 1 ? mt : 0xffff, y + c + 16 * m) : _mm512_setzero_ps();
+        for (int j = 0; j < n; j++) {
+            const uint16_t *vj = v + (size_t)j * hd + c;
+            if (c == 0)
+                for (int i = 0; i < hd * 2; i += 64) prefetch_ahead(vj, ATT_PF + (size_t)i);
+            __m512 aj = _mm512_set1_ps(a[j]);
+#pragma GCC unroll 8
+            for (int m = 0; m < 8; m++)
+                if (m < nv) acc[m] = _mm512_fmadd_ps(aj, zload_h(vj + 16 * m, m == nv - 1 ? mt : 0xffff), acc[m]);
+        }
+#pragma GCC unroll 8
+        for (int m = 0; m < 8; m++)
+            if (m < nv) _mm512_mask_storeu_ps(y + c + 16 * m, m == nv - 1 ? mt : 0xffff, acc[m]);
+    }
 }
 
 const IsaKernels isa_avx512vnni = {
     .name = "avx512vnni",
     .available = cpu_has_avx512vnni,
-    .k_q8 = 128,
-    .k_q4 = 8,
     .quant = quant_blocks_avx2,
-    .q8 = q8_zmm,
-    .q4 = q4_zmm,
-    .f32 = fmat_zmm,
-    .f16 = fmat_zmm,
+    .mat = {[TENSOR_F32] = fmat_f32_zmm, [TENSOR_F16] = fmat_f16_zmm, [TENSOR_Q8] = q8_zmm,
+            [TENSOR_Q4] = q4_zmm},
+    .k_off = {[TENSOR_Q8] = 128, [TENSOR_Q4] = 8},
     .rmsnorm = rmsnorm_avx2,
     .softmax = softmax_avx2,
     .silu_mul = silu_mul_avx2,
+    .attn = {dot_f16_avx512, axpy_f16_avx512, dot_f32_avx2, axpy_f32_avx2, to_f16_avx2,
+             scores_f16_avx512, wsum_f16_avx512},
 };
 
 #endif

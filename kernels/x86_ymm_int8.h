@@ -180,10 +180,9 @@ YINL void YFN(panel_tile)(const uint8_t *wq, const uint16_t *wd, const uint8_t *
         else if (n == 2) YFN(panel_tile)(wq, wd, ar, tt, n, nblocks, y, ldy, nr, acc, Q4, 2); \
         else YFN(panel_tile)(wq, wd, ar, tt, n, nblocks, y, ldy, nr, acc, Q4, 0);             \
     }                                                                                         \
-    static const TileKernel YFN(tk_##KIND) = {YFN(tile_##KIND)};                              \
-    static void YFN(KIND)(const MatView *w, const ActBuf *a, int t0, int nt, float *y, int ldy, \
+    static void YFN(KIND)(const MatView *w, const void *a, int t0, int nt, float *y, int ldy, \
                           int r0, int r1) {                                                   \
-        tiled_matmul(w, a, t0, nt, y, ldy, r0, r1, &YFN(tk_##KIND));                          \
+        tiled_matmul(w, a, t0, nt, y, ldy, r0, r1, YFN(tile_##KIND));                         \
     }
 YTILE(q4, 1)
 YTILE(q8, 0)

@@ -11,9 +11,8 @@
 #include "base/cpu.h"
 #include "model/model.h"
 #include "base/pool.h"
-#include "kernels/attn.h"
-#include "kernels/fast.h"
 #include "kernels/kernels.h"
+#include "kernels/ref.h"
 
 #ifndef MAX_BATCH
 #define MAX_BATCH 64 /* tokens per forward_batch step: activations stay in cache */
@@ -202,7 +201,7 @@ static void attend(const State *s, const PhiHParams *hp, const AttnKernels *ak, 
 
 static void forward_token_ref(const Model *m, State *s, int token, int pos, const float *factors) {
     const PhiHParams *hp = &m->hp;
-    const AttnKernels *ak = attn_kernels_for("scalar");
+    const AttnKernels *ak = attn_kernels_ref();
     int dim = (int)hp->dim, hd = (int)hp->head_dim, n_heads = (int)hp->n_heads;
     int n_kv = (int)hp->n_kv_heads, kv_dim = n_kv * hd, q_dim = n_heads * hd;
     int hidden = (int)hp->hidden_dim, group = n_heads / n_kv, start = window_start(hp, pos);

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "kernels/fast.h"
+#include "kernels/kernels.h"
 
 #define ROWS 3072
 #define COLS 8192

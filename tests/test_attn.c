@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels/attn.h"
 #include "kernels/blocks.h"
-#include "kernels/fast.h"
+#include "kernels/kernels.h"
+#include "kernels/ref.h"
 #include "tests/harness.h"
 
 int main(void) {
@@ -17,7 +17,11 @@ int main(void) {
             t_skip(isas[k], "this CPU does not support it");
             continue;
         }
-        const AttnKernels *a = attn_kernels_for(isas[k]);
+        if (kernels_init(isas[k]) != 0) {
+            t_check(0, isas[k], "available but kernels_init refuses it");
+            continue;
+        }
+        const AttnKernels *a = attn_kernels();
         double worst_dot = 0, worst_axpy = 0;
         int f16_exact = 1;
         t_seed(1234 + k);
@@ -56,7 +60,8 @@ int main(void) {
     static const int hds[] = {16, 24, 80, 96, 128, 200};
     static const int nks[] = {1, 3, 4, 5, 9, 37};
     for (int k = 0; isas[k]; k++) {
-        const AttnKernels *a = attn_kernels_for(isas[k]);
+        if (!kernels_isa_available(isas[k]) || kernels_init(isas[k]) != 0) continue;
+        const AttnKernels *a = attn_kernels();
         if (!a->scores_f16 || a->scores_f16 == scores_f16_ref) continue; /* none, or the reference itself */
         double worst_s = 0, worst_w = 0;
         t_seed(777 + k);
@@ -88,5 +93,6 @@ int main(void) {
                 "scores max err %.1e of sum|kq|, weighted sum %.1e of scale (bounds 1e-6), head_dim 16..200, 1..37 rows",
                 worst_s, worst_w);
     }
+    kernels_init(NULL);
     return t_done();
 }

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "kernels/blocks.h"
-#include "kernels/kernels.h"
+#include "kernels/ref.h"
 #include "tests/harness.h"
 
 #if defined(__x86_64__)

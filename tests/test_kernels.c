@@ -9,9 +9,9 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "kernels/fast.h"
-#include "kernels/isa.h"
 #include "kernels/kernels.h"
+#include "kernels/isa.h"
+#include "kernels/ref.h"
 #include "tests/harness.h"
 
 #define MAX_ISA 8
@@ -96,7 +96,7 @@ static void check_one(int ii, int ti, Pool *pool, const TestMat *W, const float 
     if (n_tok == 1) matvec(&W->m, x, y, pool);
     else matmul(&W->m, x, n_tok, y, pool);
     Stats *s = &stats[ii][ti][W->m.type];
-    int quant = W->m.type == TENSOR_Q8 || W->m.type == TENSOR_Q4;
+    int quant = type_table[W->m.type].act == ACT_Q8;
     for (size_t i = 0; i < n; i++) {
         if (isnan(y[i])) {
             s->unwritten++;
@@ -122,7 +122,7 @@ static void check_one(int ii, int ti, Pool *pool, const TestMat *W, const float 
 static void test_matmul(const char *const *isas, int n_isa, Pool **pools, const char *label) {
     memset(stats, 0, sizeof stats);
     for (uint32_t type = 0; type < TENSOR_TYPE_COUNT; type++) {
-        int nsh = N_SHAPES + (type == TENSOR_F32 || type == TENSOR_F16 ? 2 : 0);
+        int nsh = N_SHAPES + (type_table[type].block == 1 ? 2 : 0); /* float types: any cols */
         for (int si = 0; si < nsh; si++) {
             Shape sh = si < N_SHAPES ? shapes[si] : fshapes[si - N_SHAPES];
             TestMat W = make_mat(type, sh.rows, sh.cols);
@@ -153,7 +153,7 @@ static void test_matmul(const char *const *isas, int n_isa, Pool **pools, const 
                         qb[(size_t)t * rows + r] = b;
                     }
                 }
-                int quant = type == TENSOR_Q8 || type == TENSOR_Q4;
+                int quant = type_table[type].act == ACT_Q8;
                 for (int ii = 0; ii < n_isa; ii++) {
                     kernels_init(isas[ii]);
                     for (int ti = 0; ti < N_THREADS; ti++) {
@@ -184,7 +184,7 @@ static void test_matmul(const char *const *isas, int n_isa, Pool **pools, const 
                 t_check(s->fails == 0 && s->unwritten == 0 && s->count > 0, name,
                         "%d outputs, max err %.3g of tolerance, max rel err %.3g of sum|w||x|%s",
                         s->count, s->max_ratio, s->max_rel, s->unwritten ? " (outputs unwritten or overrun)" : "");
-                if ((type == TENSOR_Q8 || type == TENSOR_Q4) && ii > 0) {
+                if (type_table[type].act == ACT_Q8 && ii > 0) {
                     snprintf(name, sizeof name, "matmul%s %s %s threads=%d vs scalar int8", label,
                              isas[ii], type_traits(type)->name, thread_counts[ti]);
                     t_check(s->sc_fails == 0, name, "max diff %.3g of sum|w||x| (limit 4e-6)",
