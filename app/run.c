@@ -351,7 +351,7 @@ int run_bench(const RunOptions *o) {
     char err[512];
     BenchOptions bo = {o->bench_pp, o->bench_tg, o->bench_depth, o->bench_reps, o->n_threads,
                        o->use_ref};
-    int rc = bench_run(o->model_path, &m, &bo, stdout, err, sizeof err);
+    int rc = bench_run(&m, &bo, stdout, err, sizeof err);
     model_free(&m);
     return rc ? say("%s", err) : 0;
 }

@@ -7,12 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "base/cpu.h"
 #include "model/format.h"
 #include "base/pool.h"
+#include "base/rng.h"
 #include "convert/hf.h"
 #include "kernels/blocks.h"
 #include "tokenizer/tokenizer.h"
@@ -98,12 +98,6 @@ typedef struct {
     int last_pct;
 } Progress;
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static void progress_update(Progress *p, uint64_t add, const char *what) {
     p->done += add;
     if (!p->on || !p->total) return;
@@ -114,7 +108,7 @@ static void progress_update(Progress *p, uint64_t add, const char *what) {
     int fill = pct * 30 / 100;
     for (int i = 0; i < 30; i++) bar[i] = i < fill ? '#' : '.';
     bar[30] = 0;
-    fprintf(stderr, "\r[%s] %3d%% %6.1fs %-44.44s", bar, pct, now_s() - p->t0, what);
+    fprintf(stderr, "\r[%s] %3d%% %6.1fs %-44.44s", bar, pct, now_seconds() - p->t0, what);
     if (p->done >= p->total) fputc('\n', stderr);
     fflush(stderr);
 }
@@ -127,12 +121,7 @@ static uint64_t hash_name(const char *s, uint64_t seed) {
     return h ? h : 1;
 }
 
-static float rand_uniform(uint64_t *st) { /* [-1, 1) */
-    *st ^= *st >> 12;
-    *st ^= *st << 25;
-    *st ^= *st >> 27;
-    return (float)((*st * 0x2545F4914F6CDD1Dull) >> 40) * (2.0f / 16777216.0f) - 1.0f;
-}
+static float rand_uniform(uint64_t *st) { return 2.0f * rng_float01(st) - 1.0f; } /* [-1, 1), exact */
 
 /* ---- writing one tensor ---- */
 
@@ -221,7 +210,7 @@ static int write_all_tensors(const char *out_path, const PhiHParams *hp, const T
     PhiWriter *w = phi_writer_open(out_path, hp, blob, blob_size, err, errlen);
     free(blob);
     if (!w) return -1;
-    Progress prog = {show, 0, 0, now_s(), -1};
+    Progress prog = {show, 0, 0, now_seconds(), -1};
     Pool *pool = NULL;
     for (int i = 0; i < l->n; i++) {
         Plan *t = &l->p[i];

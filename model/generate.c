@@ -3,13 +3,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+#include "base/cpu.h"
 
 int is_stop_id(const PhiHParams *hp, int id) {
     for (uint32_t i = 0; i < hp->n_stop_ids; i++)

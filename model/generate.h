@@ -33,6 +33,5 @@ int generate_tokens(const Model *m, State *s, Sampler *smp, int pos, const GenOp
                     GenStats *stats, int *ids, int cap);
 
 int is_stop_id(const PhiHParams *hp, int id);
-double now_seconds(void);
 
 #endif

@@ -1,4 +1,7 @@
-/* A Phi-3 model used in place from its mmapped phi file, and the forward pass. */
+/* A Phi-3 model and the forward pass. The weights are used in place, never converted: either
+ * from a read-only mapping of the phi file (model_load, model_load_ex without flags) or from a
+ * copy of the whole file in huge-page-backed memory (MODEL_LOAD_COPY), which is what phi does
+ * by default when the file fits in available memory (app/run.c, --mmap / --no-mmap). */
 #ifndef PHI_MODEL_H
 #define PHI_MODEL_H
 
