@@ -8,17 +8,19 @@
 #include "model/generate.h"
 #include "base/pool.h"
 #include "kernels/fast.h"
+#include "model/schema.h"
 
-static double matrix_bytes(const MatView *w) {
-    return (double)type_tensor_bytes(w->type, (uint64_t)w->rows, (uint64_t)w->cols);
-}
-
+/* Every tensor of the schema once (a tied LM head is the whole embedding), except that the
+ * embedding itself is one row. */
 double bench_weight_bytes_per_token(const Model *m) {
-    double b = matrix_bytes(&m->output) + matrix_bytes(&m->tok_embd) / m->hp.vocab_size;
-    for (uint32_t l = 0; l < m->hp.n_layers; l++) {
-        const Layer *L = &m->layers[l];
-        b += matrix_bytes(&L->wqkv) + matrix_bytes(&L->wo) + matrix_bytes(&L->w_gate_up) +
-             matrix_bytes(&L->w_down) + 2.0 * m->hp.dim * sizeof(float);
+    double b = 0;
+    SchemaIter it = schema_iter(&m->hp);
+    it.with_absent = 1;
+    while (schema_next(&it)) {
+        const SchemaTensor *t = it.item.t;
+        const char *name = schema_present(&m->hp, t) ? it.item.name : t->absent_alias;
+        const PhiTensorInfo *ti = name ? phi_file_find(&m->file, name) : NULL;
+        if (ti) b += t->role == ROLE_EMBED ? (double)ti->size / (double)ti->ne[0] : (double)ti->size;
     }
     return b;
 }

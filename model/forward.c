@@ -10,6 +10,7 @@
 
 #include "base/cpu.h"
 #include "model/model.h"
+#include "model/schema.h"
 #include "base/pool.h"
 #include "kernels/attn.h"
 #include "kernels/fast.h"
@@ -340,24 +341,24 @@ static void forward_batch(const Model *m, State *s, const int *tokens, int n, in
 
     for (int l = 0; l < n_layers; l++) {
         const Layer *L = &m->layers[l];
-        double *act = s->act_sq ? s->act_sq + (size_t)l * (2 * dim + q_dim + hidden) : NULL;
+        double *act = s->act_sq ? s->act_sq + (size_t)l * schema_act_stride(hp) : NULL;
 
         /* attention: qkv for the batch, RoPE and cache writes, then every (token, head); s->xb
          * holds the normed input (the previous step normed it) */
-        if (act) act_add(act, s->xb, n, dim);
+        if (act) act_add(act + schema_act_offset(hp, ROLE_QKV), s->xb, n, dim);
         matmul(&L->wqkv, s->xb, n, s->qkv, pool);
         elem(m, s, ELEM_ROPE_KV, l, n, pos0, NULL);
         AttnJob job = {m, s, l, n, pos0};
         pool_run(pool, attn_job, &job);
-        if (act) act_add(act + dim, s->xb, n, q_dim);
+        if (act) act_add(act + schema_act_offset(hp, ROLE_O), s->xb, n, q_dim);
         matmul(&L->wo, s->xb, n, s->xb2, pool);
         elem(m, s, ELEM_RESID_NORM, l, n, pos0, L->ffn_norm);
 
         /* MLP: down(silu(gate) * up) */
-        if (act) act_add(act + dim + q_dim, s->xb, n, dim);
+        if (act) act_add(act + schema_act_offset(hp, ROLE_GATE_UP), s->xb, n, dim);
         matmul(&L->w_gate_up, s->xb, n, s->hb, pool);
         elem(m, s, ELEM_SILU, l, n, pos0, NULL);
-        if (act) act_add(act + 2 * dim + q_dim, s->hs, n, hidden);
+        if (act) act_add(act + schema_act_offset(hp, ROLE_DOWN), s->hs, n, hidden);
         matmul(&L->w_down, s->hs, n, s->xb2, pool);
         /* the residual, and the next layer's attention norm */
         if (l + 1 < n_layers) elem(m, s, ELEM_RESID_NORM, l, n, pos0, m->layers[l + 1].attn_norm);

@@ -68,9 +68,9 @@ typedef struct {
     int n_cached;  /* positions 0..n_cached-1 have been evaluated (the last call's end) */
     int rope_set;  /* LongRoPE factor set the cached keys were rotated with: 0 short, 1 long */
     /* Activation statistics for quant --calib (NULL: off; the caller owns the array). The fast
-     * path adds the square of every input column of each layer's matrices, layer after layer:
-     * [dim] into wqkv, [n_heads head_dim] into wo, [dim] into w_gate_up, [hidden_dim] into
-     * w_down; act_rows counts the positions added. */
+     * path adds the square of every input column of each layer's matrices, layer after layer,
+     * in the layout of model/schema.h (schema_act_stride per layer, schema_act_offset per
+     * matrix: wqkv, wo, w_gate_up, w_down); act_rows counts the positions added. */
     double *act_sq;
     long act_rows;
 } State;
