@@ -155,9 +155,7 @@ int chat_run(const Model *m, State *s, Sampler *smp, const ChatOptions *o, FILE 
         int n_ids = 0, *ids = encode(m->tok, text, bos, &n_ids, err, errlen);
         free(text);
         if (!ids) { rc = -1; break; }
-        if (n_ids >= s->n_ctx) {
-            snprintf(err, errlen, "the conversation has %d tokens but the context holds %d (raise -c)",
-                     n_ids, s->n_ctx);
+        if (check_fits_context("the conversation", n_ids, 1, s->n_ctx, err, errlen)) { /* room to answer */
             free(ids);
             rc = -1;
             break;
