@@ -2,9 +2,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "base/cpu.h"
 #include "convert/calib.h"
 #include "convert/convert.h"
 #include "kernels/blocks.h"
@@ -91,8 +91,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     char err[1024];
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double t0 = now_seconds();
     const char *out = pos[want - 1];
     int rc = random_shape ? convert_random(random_shape, out, &opt, err, sizeof err)
                  : calib_text ? convert_hf_calibrated(pos[0], out, &opt, calib_text, err, sizeof err)
@@ -101,8 +100,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "quant: %s\n", err);
         return 1;
     }
-    clock_gettime(CLOCK_MONOTONIC, &t1);
     fprintf(stderr, "quant: wrote %s (%s) in %.2f s\n", out, type_traits((uint32_t)opt.type)->name,
-            (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9);
+            now_seconds() - t0);
     return 0;
 }

@@ -4,20 +4,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/cpu.h"
 #include "model/generate.h"
 #include "base/pool.h"
 #include "kernels/kernels.h"
+#include "model/schema.h"
 
-static double matrix_bytes(const MatView *w) {
-    return (double)type_tensor_bytes(w->type, (uint64_t)w->rows, (uint64_t)w->cols);
-}
-
+/* Every tensor of the schema once (a tied LM head is the whole embedding), except that the
+ * embedding itself is one row. */
 double bench_weight_bytes_per_token(const Model *m) {
-    double b = matrix_bytes(&m->output) + matrix_bytes(&m->tok_embd) / m->hp.vocab_size;
-    for (uint32_t l = 0; l < m->hp.n_layers; l++) {
-        const Layer *L = &m->layers[l];
-        b += matrix_bytes(&L->wqkv) + matrix_bytes(&L->wo) + matrix_bytes(&L->w_gate_up) +
-             matrix_bytes(&L->w_down) + 2.0 * m->hp.dim * sizeof(float);
+    double b = 0;
+    SchemaIter it = schema_iter(&m->hp);
+    it.with_absent = 1;
+    while (schema_next(&it)) {
+        const SchemaTensor *t = it.item.t;
+        const char *name = schema_present(&m->hp, t) ? it.item.name : t->absent_alias;
+        const PhiTensorInfo *ti = name ? phi_file_find(&m->file, name) : NULL;
+        if (ti) b += t->role == ROLE_EMBED ? (double)ti->size / (double)ti->ne[0] : (double)ti->size;
     }
     return b;
 }
@@ -77,8 +80,7 @@ static void row(FILE *out, const char *model, double gib, const char *type, int 
     fflush(out);
 }
 
-int bench_run(const char *model_path, const Model *m, const BenchOptions *o, FILE *out, char *err,
-              size_t errlen) {
+int bench_run(const Model *m, const BenchOptions *o, FILE *out, char *err, size_t errlen) {
     const PhiHParams *hp = &m->hp;
     int n_ctx = o->n_prompt > o->depth + o->n_gen ? o->n_prompt : o->depth + o->n_gen;
     if (n_ctx < 1) n_ctx = 1;
@@ -92,6 +94,13 @@ int bench_run(const char *model_path, const Model *m, const BenchOptions *o, FIL
     s.use_ref = o->use_ref;
     int *toks = malloc((size_t)n_ctx * sizeof *toks);
     double *tps = malloc((size_t)(o->reps > 0 ? o->reps : 1) * sizeof *tps);
+    if (!toks || !tps) {
+        free(toks);
+        free(tps);
+        state_free(&s);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     uint64_t rng = 12345;
     for (int i = 0; i < n_ctx; i++) {
         rng = rng * 6364136223846793005ull + 1442695040888963407ull;
@@ -101,7 +110,6 @@ int bench_run(const char *model_path, const Model *m, const BenchOptions *o, FIL
     for (uint32_t i = 0; i < m->file.n_tensors; i++)
         params += (double)m->file.tensors[i].ne[0] * m->file.tensors[i].ne[1];
     char model[64];
-    (void)model_path;
     snprintf(model, sizeof model, "phi3 %.2fB", params / 1e9);
     double gib = m->map_size / (double)(1 << 30);
     const char *type = type_traits(hp->file_type)->name;

@@ -15,8 +15,8 @@ typedef struct {
     int use_ref;
 } BenchOptions;
 
-int bench_run(const char *model_path, const Model *m, const BenchOptions *opt, FILE *out,
-              char *err, size_t errlen);
+/* 0, or -1 with a one-line message in err. */
+int bench_run(const Model *m, const BenchOptions *opt, FILE *out, char *err, size_t errlen);
 /* Read bandwidth of this machine in GB/s with n_threads streaming a buffer larger than caches. */
 double bench_memory_bandwidth(int n_threads);
 /* Bytes of weights one generated token reads (every matrix once, one embedding row). */

@@ -1,5 +1,7 @@
 #include "app/chat.h"
 
+#include "base/errmsg.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -126,13 +128,15 @@ int chat_run(const Model *m, State *s, Sampler *smp, const ChatOptions *o, FILE 
     if (o->system && *o->system) {
         if (kind == CHAT_PHI3_USER)
             fprintf(stderr, "phi: this model's chat template has no system role; --system is ignored\n");
+        else if (!(msgs[n_msgs].content = strdup(o->system)))
+            rc = errorf(err, errlen, "out of memory");
         else
-            msgs[n_msgs++] = (ChatMessage){"system", strdup(o->system)};
+            msgs[n_msgs++].role = "system";
     }
-    for (int turn = 0;; turn++) {
+    for (int turn = 0; rc == 0; turn++) {
         char *user = NULL;
         if (turn == 0 && o->prompt) {
-            user = strdup(o->prompt);
+            if (!(user = strdup(o->prompt))) { rc = errorf(err, errlen, "out of memory"); break; }
         } else if (o->interactive || (turn == 0 && !o->prompt)) {
             if (o->interactive) fputs("\n> ", stderr);
             user = read_line(in);
@@ -151,9 +155,7 @@ int chat_run(const Model *m, State *s, Sampler *smp, const ChatOptions *o, FILE 
         int n_ids = 0, *ids = encode(m->tok, text, bos, &n_ids, err, errlen);
         free(text);
         if (!ids) { rc = -1; break; }
-        if (n_ids >= s->n_ctx) {
-            snprintf(err, errlen, "the conversation has %d tokens but the context holds %d (raise -c)",
-                     n_ids, s->n_ctx);
+        if (check_fits_context("the conversation", n_ids, 1, s->n_ctx, err, errlen)) { /* room to answer */
             free(ids);
             rc = -1;
             break;
@@ -173,6 +175,7 @@ int chat_run(const Model *m, State *s, Sampler *smp, const ChatOptions *o, FILE 
         if (g.n_predict < 0 || g.n_predict > room) g.n_predict = room;
         GenStats st;
         int *reply = malloc((size_t)(room > 0 ? room : 1) * sizeof *reply);
+        if (!reply) { rc = errorf(err, errlen, "out of memory"); break; }
         n_past = generate_tokens(m, s, smp, n_past, &g, &st, reply, room);
         /* The cache now holds the reply except its last token (sampled, not yet evaluated). */
         int n_rep = st.n_gen < room ? st.n_gen : room;

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/cpu.h"
 #include "model/generate.h"
 
 static const char LOGITS_MAGIC[8] = {'P', 'H', 'I', 'L', 'O', 'G', 'I', 'T'};

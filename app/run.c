@@ -39,18 +39,6 @@ static int load_flags(const RunOptions *o) {
     return avail > (unsigned long long)st.st_size + (512ull << 20) ? MODEL_LOAD_COPY : 0;
 }
 
-static int load(const RunOptions *o, Model *m, double *load_s) {
-    char err[1024];
-    if (!o->use_ref && kernels_init(NULL)) return -1; /* $PHI_ISA names kernels the CPU lacks */
-    double t0 = now_seconds();
-    if (model_load_ex(o->model_path, m, load_flags(o), err, sizeof err)) {
-        say("%s", err);
-        return -1;
-    }
-    if (load_s) *load_s = now_seconds() - t0;
-    return 0;
-}
-
 /* The prompt text from -p, -f or standard input (malloc'd), or NULL after an error line. */
 static char *prompt_text(const RunOptions *o, size_t *len) {
     char *text;
@@ -118,7 +106,38 @@ static int *encode(const Tokenizer *t, const char *text, size_t len, int bos, in
     return ids;
 }
 
-/* -c: the model's maximum, 4096 at most, unless given; never above the model's maximum. */
+/* What a mode works with; everything in it is released by session_close. */
+typedef struct {
+    Model m;
+    State st;       /* modes that evaluate: session_state */
+    Sampler smp;    /* modes that sample: session_sampler */
+    char *text;     /* the prompt or input text */
+    int *ids, n_ids;
+    double load_s;  /* seconds the model took to load */
+} Session;
+
+/* A mode: 0, or 1 after printing its error line. */
+typedef int (*Mode)(const RunOptions *o, Session *S);
+
+/* Load the model, run the mode, release everything: the process exit status. */
+static int with_model(const RunOptions *o, Mode mode) {
+    if (!o->use_ref && kernels_init(NULL)) return 1; /* $PHI_ISA names kernels the CPU lacks */
+    Session S;
+    memset(&S, 0, sizeof S);
+    char err[1024];
+    double t0 = now_seconds();
+    if (model_load_ex(o->model_path, &S.m, load_flags(o), err, sizeof err)) return say("%s", err);
+    S.load_s = now_seconds() - t0;
+    int rc = mode(o, &S);
+    sampler_free(&S.smp);
+    state_free(&S.st);
+    free(S.ids);
+    free(S.text);
+    model_free(&S.m);
+    return rc;
+}
+
+/* -c: the model's maximum, dflt at most, unless given; never above the model's maximum. */
 static int context_size(const RunOptions *o, const Model *m, int dflt) {
     long max = m->hp.max_seq_len;
     if (o->n_ctx > max) {
@@ -129,25 +148,20 @@ static int context_size(const RunOptions *o, const Model *m, int dflt) {
     return max < dflt ? (int)max : dflt;
 }
 
-static int make_state(const RunOptions *o, const Model *m, int n_ctx, State *s) {
+static int session_state(const RunOptions *o, Session *S, int n_ctx) {
     char err[256];
     int flags = o->use_ref || o->kv_f32 ? STATE_KV_F32 : 0; /* the reference path is F32 throughout */
-    if (state_init_ex(s, m, n_ctx, o->use_ref ? 1 : o->n_threads, flags, err, sizeof err)) {
-        say("%s", err);
-        return -1;
-    }
-    s->use_ref = o->use_ref;
+    if (state_init_ex(&S->st, &S->m, n_ctx, o->use_ref ? 1 : o->n_threads, flags, err, sizeof err))
+        return say("%s", err);
+    S->st.use_ref = o->use_ref;
     return 0;
 }
 
 /* Ids the vocabulary does not name (padding rows of the embedding) are never sampled. */
-static int make_sampler(const RunOptions *o, const Model *m, Sampler *smp) {
-    int n_valid = tok_vocab_size(m->tok);
-    if (n_valid < 1 || n_valid > (int)m->hp.vocab_size) n_valid = (int)m->hp.vocab_size;
-    if (sampler_init(smp, n_valid, o->temp, o->top_k, o->top_p, o->seed)) {
-        say("out of memory");
-        return -1;
-    }
+static int session_sampler(const RunOptions *o, Session *S) {
+    int n_valid = tok_vocab_size(S->m.tok);
+    if (n_valid < 1 || n_valid > (int)S->m.hp.vocab_size) n_valid = (int)S->m.hp.vocab_size;
+    if (sampler_init(&S->smp, n_valid, o->temp, o->top_k, o->top_p, o->seed)) return say("out of memory");
     return 0;
 }
 
@@ -155,203 +169,117 @@ static const char *kernels_label(const RunOptions *o) {
     return o->use_ref ? "reference" : kernels_isa_name();
 }
 
-int run_generate(const RunOptions *o) {
-    Model m;
-    double load_s;
-    if (load(o, &m, &load_s)) return 1;
-    int *ids = NULL, n_ids = 0, rc = 1;
-    char *text = NULL;
-    State st = {0};
-    Sampler smp = {0};
+static int generate_mode(const RunOptions *o, Session *S) {
+    const Model *m = &S->m;
     if (o->ids) {
-        if (parse_ids(o->ids, &ids, &n_ids)) {
-            say("--ids wants comma-separated non-negative integers, got '%s'", o->ids);
-            goto done;
-        }
+        if (parse_ids(o->ids, &S->ids, &S->n_ids))
+            return say("--ids wants comma-separated non-negative integers, got '%s'", o->ids);
     } else {
         size_t len = 0;
-        if (!(text = prompt_text(o, &len))) goto done;
-        if (len == 0) {
-            say("the prompt is empty");
-            goto done;
-        }
-        int bos = o->add_bos >= 0 ? o->add_bos : tok_add_bos(m.tok);
-        if (!(ids = encode(m.tok, text, len, bos, &n_ids))) goto done;
+        if (!(S->text = prompt_text(o, &len))) return 1;
+        if (len == 0) return say("the prompt is empty");
+        int bos = o->add_bos >= 0 ? o->add_bos : tok_add_bos(m->tok);
+        if (!(S->ids = encode(m->tok, S->text, len, bos, &S->n_ids))) return 1;
     }
-    for (int i = 0; i < n_ids; i++)
-        if (ids[i] >= (int)m.hp.vocab_size) {
-            say("token id %d is outside the vocabulary (0..%u)", ids[i], m.hp.vocab_size - 1);
-            goto done;
-        }
-    int n_ctx = context_size(o, &m, 4096);
-    if (n_ctx < 0) goto done;
-    if (n_ids > n_ctx) {
-        say("the prompt has %d tokens but the context holds %d (raise -c)", n_ids, n_ctx);
-        goto done;
-    }
-    /* The KV cache only needs room for the positions this run can reach. */
-    long need = o->n_predict < 0 ? n_ctx : (long)n_ids + o->n_predict;
-    if (make_state(o, &m, need < n_ctx ? (int)need : n_ctx, &st) || make_sampler(o, &m, &smp))
-        goto done;
+    for (int i = 0; i < S->n_ids; i++)
+        if (S->ids[i] >= (int)m->hp.vocab_size)
+            return say("token id %d is outside the vocabulary (0..%u)", S->ids[i], m->hp.vocab_size - 1);
+    int n_ctx = context_size(o, m, 4096);
+    if (n_ctx < 0) return 1;
+    /* The KV cache only needs room for the positions this run can reach (generate() says when
+     * the prompt does not fit). */
+    long need = o->n_predict < 0 ? n_ctx : (long)S->n_ids + o->n_predict;
+    if (session_state(o, S, need < n_ctx ? (int)need : n_ctx) || session_sampler(o, S)) return 1;
     GenOptions go = {o->n_predict, o->ignore_eos, o->ids != NULL, stdout, o->logits_path};
     GenStats gs;
     char err[1024];
-    if (generate(&m, &st, &smp, ids, n_ids, &go, &gs, err, sizeof err)) {
-        say("%s", err);
-        goto done;
-    }
+    if (generate(m, &S->st, &S->smp, S->ids, S->n_ids, &go, &gs, err, sizeof err)) return say("%s", err);
     fprintf(stderr, "phi: %s x%d | load %.0f ms | prompt %d tok, %.2f tok/s | gen %d tok, %.2f tok/s%s\n",
-            kernels_label(o), st.n_threads, load_s * 1e3, gs.n_prompt,
+            kernels_label(o), S->st.n_threads, S->load_s * 1e3, gs.n_prompt,
             gs.prompt_s > 0 ? gs.n_prompt / gs.prompt_s : 0, gs.n_gen,
             gs.gen_s > 0 ? gs.n_gen / gs.gen_s : 0, gs.stopped_by == 2 ? " | stopped: context full" : "");
-    rc = 0;
-done:
-    sampler_free(&smp);
-    state_free(&st);
-    free(ids);
-    free(text);
-    model_free(&m);
-    return rc;
+    return 0;
 }
 
-int run_chat(const RunOptions *o) {
-    Model m;
-    if (load(o, &m, NULL)) return 1;
-    int rc = 1;
-    char *first = NULL;
-    State st = {0};
-    Sampler smp = {0};
-    if (o->prompt || o->prompt_file) {
-        size_t len;
-        if (!(first = prompt_text(o, &len))) goto done;
-    }
-    int n_ctx = context_size(o, &m, 4096);
-    if (n_ctx < 0 || make_state(o, &m, n_ctx, &st) || make_sampler(o, &m, &smp)) goto done;
-    ChatOptions co = {o->system, first, o->interactive, {o->n_predict, 0, 0, stdout, NULL}, NULL};
+static int chat_mode(const RunOptions *o, Session *S) {
+    size_t len;
+    if ((o->prompt || o->prompt_file) && !(S->text = prompt_text(o, &len))) return 1;
+    int n_ctx = context_size(o, &S->m, 4096);
+    if (n_ctx < 0 || session_state(o, S, n_ctx) || session_sampler(o, S)) return 1;
+    ChatOptions co = {o->system, S->text, o->interactive, {o->n_predict, 0, 0, stdout, NULL}, NULL};
     char err[1024];
-    if (chat_run(&m, &st, &smp, &co, stdin, err, sizeof err)) {
-        say("%s", err);
-        goto done;
-    }
-    rc = 0;
-done:
-    sampler_free(&smp);
-    state_free(&st);
-    free(first);
-    model_free(&m);
-    return rc;
+    if (chat_run(&S->m, &S->st, &S->smp, &co, stdin, err, sizeof err)) return say("%s", err);
+    return 0;
 }
 
-int run_tokenize(const RunOptions *o) {
-    Model m;
-    if (load(o, &m, NULL)) return 1;
+static int tokenize_mode(const RunOptions *o, Session *S) {
     size_t len = 0;
-    int n = 0, *ids = NULL, rc = 1;
-    char *text = prompt_text(o, &len);
-    if (text && (ids = encode(m.tok, text, len, o->add_bos > 0, &n))) {
-        for (int i = 0; i < n; i++) printf(i ? ",%d" : "%d", ids[i]);
-        printf("\n");
-        rc = 0;
-    }
-    free(ids);
-    free(text);
-    model_free(&m);
-    return rc;
+    if (!(S->text = prompt_text(o, &len)) ||
+        !(S->ids = encode(S->m.tok, S->text, len, o->add_bos > 0, &S->n_ids)))
+        return 1;
+    for (int i = 0; i < S->n_ids; i++) printf(i ? ",%d" : "%d", S->ids[i]);
+    printf("\n");
+    return 0;
 }
 
-int run_detokenize(const RunOptions *o) {
-    Model m;
-    if (load(o, &m, NULL)) return 1;
+static int detokenize_mode(const RunOptions *o, Session *S) {
     size_t len = 0;
-    int n = 0, *ids = NULL, rc = 1;
-    char *text = prompt_text(o, &len);
-    if (text && parse_ids(text, &ids, &n)) {
-        say("--detokenize wants comma-separated token ids");
-    } else if (text) {
-        int bad = -1;
-        for (int i = 0; i < n && bad < 0; i++)
-            if (!tok_piece(m.tok, ids[i])) bad = ids[i];
-        if (bad >= 0) {
-            say("token id %d is not in the vocabulary (0..%d)", bad, tok_vocab_size(m.tok) - 1);
-        } else {
-            TokDecoder d;
-            char piece[256];
-            tok_decoder_init(&d, m.tok);
-            for (int i = 0; i < n; i++)
-                if (tok_decoder_push(&d, ids[i], piece, sizeof piece)) fputs(piece, stdout);
-            if (tok_decoder_flush(&d, piece, sizeof piece)) fputs(piece, stdout);
-            printf("\n");
-            rc = 0;
-        }
-    }
-    free(ids);
-    free(text);
-    model_free(&m);
-    return rc;
+    const Tokenizer *tok = S->m.tok;
+    if (!(S->text = prompt_text(o, &len))) return 1;
+    if (parse_ids(S->text, &S->ids, &S->n_ids)) return say("--detokenize wants comma-separated token ids");
+    for (int i = 0; i < S->n_ids; i++)
+        if (!tok_piece(tok, S->ids[i]))
+            return say("token id %d is not in the vocabulary (0..%d)", S->ids[i], tok_vocab_size(tok) - 1);
+    TokDecoder d;
+    char piece[256];
+    tok_decoder_init(&d, tok);
+    for (int i = 0; i < S->n_ids; i++)
+        if (tok_decoder_push(&d, S->ids[i], piece, sizeof piece)) fputs(piece, stdout);
+    if (tok_decoder_flush(&d, piece, sizeof piece)) fputs(piece, stdout);
+    printf("\n");
+    return 0;
 }
 
-int run_perplexity(const RunOptions *o) {
-    Model m;
-    double load_s;
-    if (load(o, &m, &load_s)) return 1;
+static int perplexity_mode(const RunOptions *o, Session *S) {
+    const Model *m = &S->m;
     char err[1024];
     size_t len = 0;
-    char *text = read_file(o->ppl_path, &len, err, sizeof err);
-    int rc = 1, n = 0, *ids = NULL;
-    State st = {0};
+    int n = 0;
     PplOptions po = {o->ppl_all ? PPL_ALL : PPL_LLAMA, 0, o->ppl_chunks, o->save_logits,
                      o->kl_base, isatty(2)};
-    if (!text) {
-        say("cannot read %s", err);
-        goto done;
-    }
-    if ((po.n_ctx = context_size(o, &m, 512)) < 0) goto done;
-    if (len > 0) n = tok_encode(m.tok, text, len, 0, NULL, 0, err, sizeof err);
-    if (n < 0) {
-        say("%s: %s", o->ppl_path, err);
-        goto done;
-    }
-    if (n == 0) {
-        say("%s: the text is empty", o->ppl_path);
-        goto done;
-    }
-    if (!(ids = malloc((size_t)n * sizeof *ids))) {
-        say("out of memory");
-        goto done;
-    }
-    tok_encode(m.tok, text, len, 0, ids, n, err, sizeof err);
-    if (make_state(o, &m, po.n_ctx, &st)) goto done;
+    if (!(S->text = read_file(o->ppl_path, &len, err, sizeof err))) return say("cannot read %s", err);
+    if ((po.n_ctx = context_size(o, m, 512)) < 0) return 1;
+    if (len > 0) n = tok_encode(m->tok, S->text, len, 0, NULL, 0, err, sizeof err);
+    if (n < 0) return say("%s: %s", o->ppl_path, err);
+    if (n == 0) return say("%s: the text is empty", o->ppl_path);
+    if (!(S->ids = malloc((size_t)n * sizeof *S->ids))) return say("out of memory");
+    tok_encode(m->tok, S->text, len, 0, S->ids, n, err, sizeof err);
+    if (session_state(o, S, po.n_ctx)) return 1;
     PplResult r;
-    if (perplexity_run(&m, &st, ids, n, &po, &r, err, sizeof err)) {
-        say("%s", err);
-        goto done;
-    }
+    if (perplexity_run(m, &S->st, S->ids, n, &po, &r, err, sizeof err)) return say("%s", err);
     uint64_t n_weights = 0;
-    for (uint32_t i = 0; i < m.file.n_tensors; i++)
-        n_weights += m.file.tensors[i].ne[0] * (m.file.tensors[i].ndim == 2 ? m.file.tensors[i].ne[1] : 1);
+    for (uint32_t i = 0; i < m->file.n_tensors; i++)
+        n_weights += m->file.tensors[i].ne[0] * (m->file.tensors[i].ndim == 2 ? m->file.tensors[i].ne[1] : 1);
     printf("model: %llu weights, %llu bytes, %.3f bits per weight (whole file)\n",
-           (unsigned long long)n_weights, (unsigned long long)m.map_size,
-           n_weights ? 8.0 * (double)m.map_size / (double)n_weights : 0.0);
+           (unsigned long long)n_weights, (unsigned long long)m->map_size,
+           n_weights ? 8.0 * (double)m->map_size / (double)n_weights : 0.0);
     perplexity_print(stdout, &po, &r);
     fprintf(stderr, "phi: %s x%d | load %.0f ms | perplexity %ld tok in %.2f s, %.2f tok/s\n",
-            kernels_label(o), st.n_threads, load_s * 1e3, r.n_evaluated, r.seconds,
+            kernels_label(o), S->st.n_threads, S->load_s * 1e3, r.n_evaluated, r.seconds,
             r.seconds > 0 ? r.n_evaluated / r.seconds : 0);
-    rc = 0;
-done:
-    state_free(&st);
-    free(ids);
-    free(text);
-    model_free(&m);
-    return rc;
+    return 0;
 }
 
-int run_bench(const RunOptions *o) {
-    Model m;
-    if (load(o, &m, NULL)) return 1;
+static int bench_mode(const RunOptions *o, Session *S) {
     char err[512];
     BenchOptions bo = {o->bench_pp, o->bench_tg, o->bench_depth, o->bench_reps, o->n_threads,
                        o->use_ref};
-    int rc = bench_run(o->model_path, &m, &bo, stdout, err, sizeof err);
-    model_free(&m);
-    return rc ? say("%s", err) : 0;
+    return bench_run(&S->m, &bo, stdout, err, sizeof err) ? say("%s", err) : 0;
 }
+
+int run_generate(const RunOptions *o) { return with_model(o, generate_mode); }
+int run_chat(const RunOptions *o) { return with_model(o, chat_mode); }
+int run_tokenize(const RunOptions *o) { return with_model(o, tokenize_mode); }
+int run_detokenize(const RunOptions *o) { return with_model(o, detokenize_mode); }
+int run_perplexity(const RunOptions *o) { return with_model(o, perplexity_mode); }
+int run_bench(const RunOptions *o) { return with_model(o, bench_mode); }

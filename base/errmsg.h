@@ -1,4 +1,8 @@
-/* Errors are values returned upward with a one-line message; only main prints them. */
+/* Errors are values returned upward (-1) with a one-line message in a caller's buffer. The
+ * layers below app/ do not print errors: phi.c, quant.c and app/run.c (the modes phi.c
+ * dispatches to) print them, one line each. What else writes to stderr: progress lines
+ * (convert, calib, perplexity), chat's notices (app/chat.c), and kernels_init's line about an
+ * unknown or unsupported $PHI_ISA (kernels/dispatch.c). */
 #ifndef PHI_ERRMSG_H
 #define PHI_ERRMSG_H
 

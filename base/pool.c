@@ -7,12 +7,13 @@
  * waker only takes the mutex when somebody may actually be asleep. */
 #include "base/pool.h"
 
+#include "base/cpu.h"
+
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <time.h>
 #include <unistd.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -23,7 +24,7 @@
 #define cpu_relax() ((void)0)
 #endif
 
-#define SPIN_NS 200000 /* spin this long before sleeping (a token's matrices come closer) */
+#define SPIN_S 200e-6 /* spin this long before sleeping (a token's matrices come closer) */
 
 struct Pool {
     int n;
@@ -45,30 +46,24 @@ typedef struct {
     int ith;
 } WorkerArg;
 
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* One step of a wait loop: pause, and after the first few hundred steps also yield the CPU
  * (when there are more threads than cores, the thread being waited for may need this one);
- * returns 1 once SPIN_NS have passed. */
-static int spin_step(unsigned i, uint64_t *t0) {
+ * returns 1 once SPIN_S seconds have passed. */
+static int spin_step(unsigned i, double *t0) {
     cpu_relax();
     if (i < 256) return 0;
     if ((i & 15) == 0) sched_yield();
     if ((i & 63) == 0) {
-        uint64_t t = now_ns();
+        double t = now_seconds();
         if (!*t0) *t0 = t;
-        else if (t - *t0 > SPIN_NS) return 1;
+        else if (t - *t0 > SPIN_S) return 1;
     }
     return 0;
 }
 
-/* Spins until the generation differs from old (or stop), up to SPIN_NS; 1 if it changed. */
+/* Spins until the generation differs from old (or stop), up to SPIN_S; 1 if it changed. */
 static int spin_gen(Pool *p, unsigned old) {
-    uint64_t t0 = 0;
+    double t0 = 0;
     for (unsigned i = 1;; i++) {
         if (atomic_load_explicit(&p->gen, memory_order_acquire) != old || atomic_load(&p->stop))
             return 1;
@@ -162,7 +157,7 @@ void pool_run(Pool *p, PoolFn fn, void *arg) {
         pthread_mutex_unlock(&p->mu);
     }
     fn(arg, 0, p->n);
-    uint64_t t0 = 0;
+    double t0 = 0;
     for (unsigned i = 1; atomic_load_explicit(&p->pending, memory_order_acquire) != 0; i++) {
         if (spin_step(i, &t0)) {
             pthread_mutex_lock(&p->mu);

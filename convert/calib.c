@@ -11,29 +11,31 @@
 #include "base/cpu.h"
 #include "model/generate.h"
 #include "model/model.h"
+#include "model/schema.h"
 
 /* Every column keeps at least this share of its matrix's mean importance: a column the text
  * never exercised still matters a little on other inputs. */
 #define CALIB_FLOOR 0.01
 
-static size_t layer_stride(const PhiHParams *hp) {
-    return 2 * (size_t)hp->dim + (size_t)hp->n_heads * hp->head_dim + hp->hidden_dim;
+/* Where the statistics of a per-layer matrix start in the sums (model/schema.h), or -1. */
+static long act_slice(const PhiHParams *hp, const SchemaItem *e) {
+    if (e->layer < 0 || e->t->ndim != 2) return -1;
+    long off = schema_act_offset(hp, e->t->role);
+    return off < 0 ? -1 : (long)(e->layer * schema_act_stride(hp)) + off;
 }
 
 /* Mean square per column, then the floor, separately for each matrix's input slice. */
 static void finish_importance(Calib *c, const double *sums) {
-    const PhiHParams *hp = &c->hp;
-    size_t stride = layer_stride(hp), q_dim = (size_t)hp->n_heads * hp->head_dim;
-    size_t width[4] = {hp->dim, q_dim, hp->dim, hp->hidden_dim};
-    for (uint32_t l = 0; l < hp->n_layers; l++) {
-        size_t off = l * stride;
-        for (int k = 0; k < 4; off += width[k], k++) {
-            double mean = 0;
-            for (size_t j = 0; j < width[k]; j++) mean += sums[off + j] / (double)c->rows;
-            mean /= (double)width[k];
-            for (size_t j = 0; j < width[k]; j++)
-                c->imp[off + j] = (float)(sums[off + j] / (double)c->rows + CALIB_FLOOR * mean);
-        }
+    SchemaIter it = schema_iter(&c->hp);
+    while (schema_next(&it)) {
+        long off = act_slice(&c->hp, &it.item);
+        size_t width = it.item.cols;
+        if (off < 0) continue;
+        double mean = 0;
+        for (size_t j = 0; j < width; j++) mean += sums[off + j] / (double)c->rows;
+        mean /= (double)width;
+        for (size_t j = 0; j < width; j++)
+            c->imp[off + j] = (float)(sums[off + j] / (double)c->rows + CALIB_FLOOR * mean);
     }
 }
 
@@ -57,7 +59,7 @@ int calib_collect(const char *model_path, const char *text_path, int n_ctx, int 
     if (n_ctx <= 0) n_ctx = m.hp.max_seq_len < 512 ? (int)m.hp.max_seq_len : 512;
     if (n_ctx < 2) n_ctx = 2;
     c->hp = m.hp;
-    size_t n_sums = (size_t)m.hp.n_layers * layer_stride(&m.hp);
+    size_t n_sums = (size_t)m.hp.n_layers * schema_act_stride(&m.hp);
     ids = malloc((size_t)n * sizeof *ids);
     toks = malloc((size_t)n_ctx * sizeof *toks);
     sums = calloc(n_sums, sizeof *sums);
@@ -109,17 +111,10 @@ void calib_free(Calib *c) {
 
 const float *calib_importance(void *calib, const char *name, uint64_t cols) {
     const Calib *c = calib;
-    const PhiHParams *hp = &c->hp;
-    unsigned l;
-    char rest[64];
-    if (!c->imp || sscanf(name, "model.layers.%u.%63s", &l, rest) != 2 || l >= hp->n_layers) return NULL;
-    size_t q_dim = (size_t)hp->n_heads * hp->head_dim, off = l * layer_stride(hp), width;
-    if (!strcmp(rest, "self_attn.qkv_proj.weight")) width = hp->dim;
-    else if (!strcmp(rest, "self_attn.o_proj.weight")) off += hp->dim, width = q_dim;
-    else if (!strcmp(rest, "mlp.gate_up_proj.weight")) off += hp->dim + q_dim, width = hp->dim;
-    else if (!strcmp(rest, "mlp.down_proj.weight")) off += 2 * hp->dim + q_dim, width = hp->hidden_dim;
-    else return NULL;
-    return cols == width ? c->imp + off : NULL;
+    SchemaItem e = {0};
+    if (!c->imp || !(e.t = schema_lookup(&c->hp, name, &e.layer))) return NULL;
+    long off = act_slice(&c->hp, &e);
+    return off >= 0 && cols == schema_dim(&c->hp, e.t->cols) ? c->imp + off : NULL;
 }
 
 int convert_hf_calibrated(const char *dir, const char *out_path, const ConvertOptions *opt,

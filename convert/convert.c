@@ -7,12 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "base/cpu.h"
 #include "model/format.h"
+#include "model/schema.h"
 #include "base/pool.h"
+#include "base/rng.h"
 #include "convert/hf.h"
 #include "kernels/blocks.h"
 #include "tokenizer/tokenizer.h"
@@ -29,6 +30,7 @@ typedef struct {
     const float *values; /* rope factors */
     int index;           /* in the writer */
     const float *imp;    /* importance of each column for the Q4 scale search, or NULL */
+    SchemaRole role;
 } Plan;
 
 typedef struct {
@@ -57,35 +59,22 @@ static Plan *plan_add(PlanList *l, const char *name, uint32_t type, uint32_t ndi
     return t;
 }
 
-/* The tensors of a Phi-3 model, in file order. */
+/* The tensors of the model (model/schema.c), in file order. */
 static int plan_model(PlanList *l, const PhiHParams *hp, uint32_t type) {
-    uint64_t dim = hp->dim, hd = hp->head_dim;
-    char name[PHI_NAME_MAX];
     /* With 4-bit matrices the embedding and the LM head stay at 8 bits. The LM head's errors go
      * straight into the logits (phi3-trained-tiny: max logit error 2.2 -> 0.6), and the q4
      * embedding caused 28 % of the q4 file's KL divergence; a token reads only one embedding row,
      * so the larger embedding costs file size, not speed. */
     uint32_t outer_type = type == TENSOR_Q4 ? TENSOR_Q8 : type;
-    if (!plan_add(l, "model.embed_tokens.weight", outer_type, 2, hp->vocab_size, dim)) return -1;
-    for (uint32_t i = 0; i < hp->n_layers; i++) {
-#define NAME(s) (snprintf(name, sizeof name, "model.layers.%u.%s", i, s), name)
-        if (!plan_add(l, NAME("input_layernorm.weight"), type, 1, dim, 1) ||
-            !plan_add(l, NAME("self_attn.qkv_proj.weight"), type, 2,
-                      hd * (hp->n_heads + 2ull * hp->n_kv_heads), dim) ||
-            !plan_add(l, NAME("self_attn.o_proj.weight"), type, 2, dim, hd * hp->n_heads) ||
-            !plan_add(l, NAME("post_attention_layernorm.weight"), type, 1, dim, 1) ||
-            !plan_add(l, NAME("mlp.gate_up_proj.weight"), type, 2, 2ull * hp->hidden_dim, dim) ||
-            !plan_add(l, NAME("mlp.down_proj.weight"), type, 2, dim, hp->hidden_dim))
-            return -1;
-#undef NAME
+    SchemaIter it = schema_iter(hp);
+    while (schema_next(&it)) {
+        const SchemaItem *e = &it.item;
+        int outer = e->t->role == ROLE_EMBED || e->t->role == ROLE_LM_HEAD;
+        Plan *t = plan_add(l, e->name, outer ? outer_type : type, (uint32_t)e->t->ndim, e->rows,
+                           e->t->ndim == 2 ? e->cols : 1);
+        if (!t) return -1;
+        t->role = e->t->role;
     }
-    if (!plan_add(l, "model.norm.weight", type, 1, dim, 1)) return -1;
-    if (!hp->tie_embeddings && !plan_add(l, "lm_head.weight", outer_type, 2, hp->vocab_size, dim))
-        return -1;
-    if (hp->rope_scaling == PHI_ROPE_LONGROPE &&
-        (!plan_add(l, "rope.short_factor", type, 1, hp->rope_dims / 2, 1) ||
-         !plan_add(l, "rope.long_factor", type, 1, hp->rope_dims / 2, 1)))
-        return -1;
     return 0;
 }
 
@@ -98,12 +87,6 @@ typedef struct {
     int last_pct;
 } Progress;
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static void progress_update(Progress *p, uint64_t add, const char *what) {
     p->done += add;
     if (!p->on || !p->total) return;
@@ -114,7 +97,7 @@ static void progress_update(Progress *p, uint64_t add, const char *what) {
     int fill = pct * 30 / 100;
     for (int i = 0; i < 30; i++) bar[i] = i < fill ? '#' : '.';
     bar[30] = 0;
-    fprintf(stderr, "\r[%s] %3d%% %6.1fs %-44.44s", bar, pct, now_s() - p->t0, what);
+    fprintf(stderr, "\r[%s] %3d%% %6.1fs %-44.44s", bar, pct, now_seconds() - p->t0, what);
     if (p->done >= p->total) fputc('\n', stderr);
     fflush(stderr);
 }
@@ -127,12 +110,7 @@ static uint64_t hash_name(const char *s, uint64_t seed) {
     return h ? h : 1;
 }
 
-static float rand_uniform(uint64_t *st) { /* [-1, 1) */
-    *st ^= *st >> 12;
-    *st ^= *st << 25;
-    *st ^= *st >> 27;
-    return (float)((*st * 0x2545F4914F6CDD1Dull) >> 40) * (2.0f / 16777216.0f) - 1.0f;
-}
+static float rand_uniform(uint64_t *st) { return 2.0f * rng_float01(st) - 1.0f; } /* [-1, 1), exact */
 
 /* ---- writing one tensor ---- */
 
@@ -221,7 +199,7 @@ static int write_all_tensors(const char *out_path, const PhiHParams *hp, const T
     PhiWriter *w = phi_writer_open(out_path, hp, blob, blob_size, err, errlen);
     free(blob);
     if (!w) return -1;
-    Progress prog = {show, 0, 0, now_s(), -1};
+    Progress prog = {show, 0, 0, now_seconds(), -1};
     Pool *pool = NULL;
     for (int i = 0; i < l->n; i++) {
         Plan *t = &l->p[i];
@@ -269,8 +247,8 @@ int convert_hf(const char *dir, const char *out_path, const ConvertOptions *opt,
     /* Check every source tensor before writing anything. */
     for (int i = 0; i < l.n; i++) {
         Plan *t = &l.p[i];
-        if (strcmp(t->name, "rope.short_factor") == 0) { t->values = hf.short_factor; continue; }
-        if (strcmp(t->name, "rope.long_factor") == 0) { t->values = hf.long_factor; continue; }
+        if (t->role == ROLE_ROPE_SHORT) { t->values = hf.short_factor; continue; }
+        if (t->role == ROLE_ROPE_LONG) { t->values = hf.long_factor; continue; }
         if (opt->importance && t->ndim == 2) t->imp = opt->importance(opt->importance_ctx, t->name, t->cols);
         t->src = hf_find(&hf, t->name, &t->src_file);
         if (!t->src) {
@@ -411,8 +389,8 @@ int convert_random(const char *shape, const char *out_path, const ConvertOptions
                 ctx.factors[k][i] = k == 0 ? 1.0f + 0.05f * i / nf : 1.0f + 39.0f * powf((float)i / nf, 2);
         }
         for (int i = 0; i < l.n; i++) {
-            if (strcmp(l.p[i].name, "rope.short_factor") == 0) l.p[i].values = ctx.factors[0];
-            if (strcmp(l.p[i].name, "rope.long_factor") == 0) l.p[i].values = ctx.factors[1];
+            if (l.p[i].role == ROLE_ROPE_SHORT) l.p[i].values = ctx.factors[0];
+            if (l.p[i].role == ROLE_ROPE_LONG) l.p[i].values = ctx.factors[1];
         }
     }
     rc = write_all_tensors(out_path, &hp, tok, &l, random_rows, &ctx, opt->progress, err, errlen);

@@ -354,8 +354,6 @@ int phi_writer_write_at(PhiWriter *w, int tensor, uint64_t offset, const void *d
     return 0;
 }
 
-uint64_t phi_writer_total_size(const PhiWriter *w) { return w->total; }
-
 static void writer_free(PhiWriter *w) {
     free(w->path);
     free(w->tmp_path);

@@ -96,6 +96,5 @@ int phi_writer_write_at(PhiWriter *w, int tensor, uint64_t offset, const void *d
                         char *err, size_t errlen);
 int phi_writer_finish(PhiWriter *w, char *err, size_t errlen);
 void phi_writer_abort(PhiWriter *w);
-uint64_t phi_writer_total_size(const PhiWriter *w); /* valid after begin_data */
 
 #endif

@@ -1,7 +1,7 @@
-/* The Phi-3 forward pass, top to bottom. Two paths:
- *  - forward_token_ref: one token, scalar reference kernels, F32 everything: the oracle;
- *  - forward_batch: a batch of tokens through the SIMD kernels (matmul reuses each weight
- *    block for every token of the batch) and the thread pool. */
+/* The Phi-3 forward pass, top to bottom: forward() is the recipe of a layer, written once. Two
+ * paths run it with different kernels (Path): the reference, one token at a time through the
+ * scalar kernels in F32 (the oracle), and the fast path, batches of tokens through the SIMD
+ * kernels (matmul reuses each weight block for every token of the batch) and the thread pool. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,12 +10,13 @@
 
 #include "base/cpu.h"
 #include "model/model.h"
+#include "model/schema.h"
 #include "base/pool.h"
-#include "kernels/kernels.h"
 #include "kernels/ref.h"
+#include "kernels/kernels.h"
 
 #ifndef MAX_BATCH
-#define MAX_BATCH 64 /* tokens per forward_batch step: activations stay in cache */
+#define MAX_BATCH 64 /* tokens per fast-path forward() call: activations stay in cache */
 #endif
 
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
@@ -163,8 +164,9 @@ static void kv_store(const State *s, const PhiHParams *hp, const AttnKernels *ak
 
 /* One head of causal attention for the query at pos over keys start..pos, which live in ring
  * slots t % kv_slots of layer `layer`, kv head kvh: out = softmax(q.K / sqrt(d)) V. */
-static void attend(const State *s, const PhiHParams *hp, const AttnKernels *ak, int layer,
-                   int kvh, const float *q, int start, int pos, float *att, float *out, int ref) {
+static void attend(const State *s, const PhiHParams *hp, const AttnKernels *ak,
+                   void (*softmax_fn)(float *, int), int layer, int kvh, const float *q, int start,
+                   int pos, float *att, float *out) {
     int hd = (int)hp->head_dim, slots = s->kv_slots;
     float scale = 1.0f / sqrtf((float)hd);
     int n = pos - start + 1, slot0 = start % slots;
@@ -182,8 +184,7 @@ static void attend(const State *s, const PhiHParams *hp, const AttnKernels *ak, 
                                         : ak->dot_f16(k16 + at, q, hd));
         }
     }
-    if (ref) softmax_ref(att, n);
-    else softmax(att, n);
+    softmax_fn(att, n);
     memset(out, 0, (size_t)hd * sizeof(float));
     if (!s->kv_f32 && ak->wsum_f16) {
         ak->wsum_f16(out, att, v16 + kv_index(s, hp, layer, kvh, slot0), run0, hd);
@@ -197,56 +198,50 @@ static void attend(const State *s, const PhiHParams *hp, const AttnKernels *ak, 
     }
 }
 
-/* ---- the reference path ---- */
+/* ---- the two paths: the kernels they differ in ---- */
 
-static void forward_token_ref(const Model *m, State *s, int token, int pos, const float *factors) {
-    const PhiHParams *hp = &m->hp;
-    const AttnKernels *ak = attn_kernels_ref();
-    int dim = (int)hp->dim, hd = (int)hp->head_dim, n_heads = (int)hp->n_heads;
-    int n_kv = (int)hp->n_kv_heads, kv_dim = n_kv * hd, q_dim = n_heads * hd;
-    int hidden = (int)hp->hidden_dim, group = n_heads / n_kv, start = window_start(hp, pos);
+/* The reference path (the oracle: scalar kernels, F32 arithmetic, one token at a time, no
+ * threads) and the fast path (SIMD kernels of the selected ISA, batches of up to n_batch tokens,
+ * the thread pool) run the same recipe, forward() below; only these differ. */
+typedef struct {
+    void (*matmul)(const MatView *w, const float *x, int n, float *y, Pool *pool); /* [n] rows */
+    void (*matvec)(const MatView *w, const float *x, float *y, Pool *pool);
+    void (*rmsnorm)(float *out, const float *x, const float *weight, int n, float eps);
+    void (*silu_mul)(float *gate, const float *up, int n);
+    void (*softmax)(float *x, int n);
+    const AttnKernels *attn;
+    Pool *pool; /* NULL: everything on the calling thread */
+    int batch;  /* tokens per forward() call */
+} Path;
 
-    matview_dequant_row(&m->tok_embd, token, s->x);
-    rope_table(hp, factors, pos, s->rope_cs);
-
-    for (int l = 0; l < (int)hp->n_layers; l++) {
-        const Layer *L = &m->layers[l];
-        int slot = pos % s->kv_slots;
-
-        /* attention */
-        rmsnorm_ref(s->xb, s->x, L->attn_norm, dim, hp->rms_eps);
-        matvec_ref(&L->wqkv, s->xb, s->qkv);
-        float *q = s->qkv, *k = s->qkv + q_dim, *v = s->qkv + q_dim + kv_dim;
-        for (int h = 0; h < n_heads; h++) rope_apply(q + h * hd, s->rope_cs, (int)hp->rope_dims);
-        for (int h = 0; h < n_kv; h++) rope_apply(k + h * hd, s->rope_cs, (int)hp->rope_dims);
-        kv_store(s, hp, ak, s->key_cache, l, slot, k);
-        kv_store(s, hp, ak, s->value_cache, l, slot, v);
-        for (int h = 0; h < n_heads; h++)
-            attend(s, hp, ak, l, h / group, q + h * hd, start, pos, s->att, s->xb + h * hd, 1);
-        matvec_ref(&L->wo, s->xb, s->xb2);
-        for (int i = 0; i < dim; i++) s->x[i] += s->xb2[i];
-
-        /* MLP: down(silu(gate) * up) */
-        rmsnorm_ref(s->xb, s->x, L->ffn_norm, dim, hp->rms_eps);
-        matvec_ref(&L->w_gate_up, s->xb, s->hb);
-        silu_mul_ref(s->hb, s->hb + hidden, hidden);
-        matvec_ref(&L->w_down, s->hb, s->xb2);
-        for (int i = 0; i < dim; i++) s->x[i] += s->xb2[i];
-    }
-
-    rmsnorm_ref(s->xb, s->x, m->output_norm, dim, hp->rms_eps);
-    matvec_ref(&m->output, s->xb, s->logits);
+static void matmul_ref(const MatView *w, const float *x, int n, float *y, Pool *pool) {
+    (void)pool;
+    for (int i = 0; i < n; i++) matvec_ref(w, x + (size_t)i * w->cols, y + (size_t)i * w->rows);
 }
 
-/* ---- the fast path ---- */
+static void matvec_ref_path(const MatView *w, const float *x, float *y, Pool *pool) {
+    (void)pool;
+    matvec_ref(w, x, y);
+}
+
+static Path path_for(const State *s) {
+    if (s->use_ref)
+        return (Path){matmul_ref, matvec_ref_path, rmsnorm_ref, silu_mul_ref, softmax_ref,
+                      attn_kernels_ref(), NULL, 1};
+    return (Path){matmul, matvec, rmsnorm, silu_mul, softmax, attn_kernels(), s->pool, s->n_batch};
+}
+
+/* ---- the steps between the matrix products ---- */
 
 typedef struct {
     const Model *m;
     State *s;
+    const Path *P;
     int layer, n, pos0;
 } AttnJob;
 
-/* Attention for every (token, head) of the batch, split across threads. */
+/* Attention for every (token, head) of the batch, split across threads: s->xb[i] receives the
+ * heads of token i. */
 static void attn_job(void *arg, int ith, int nth) {
     AttnJob *j = arg;
     const PhiHParams *hp = &j->m->hp;
@@ -254,28 +249,32 @@ static void attn_job(void *arg, int ith, int nth) {
     int hd = (int)hp->head_dim, n_heads = (int)hp->n_heads, n_kv = (int)hp->n_kv_heads;
     int kv_dim = n_kv * hd, q_dim = n_heads * hd, qkv_dim = q_dim + 2 * kv_dim;
     int group = n_heads / n_kv, t0, t1;
-    const AttnKernels *ak = attn_kernels();
     pool_split(j->n * n_heads, 1, ith, nth, &t0, &t1);
     for (int task = t0; task < t1; task++) {
         int i = task / n_heads, h = task % n_heads, pos = j->pos0 + i;
-        attend(s, hp, ak, j->layer, h / group, s->qkv + (size_t)i * qkv_dim + h * hd,
-               window_start(hp, pos), pos, s->att + (size_t)ith * s->n_ctx,
-               s->xb + (size_t)i * q_dim + h * hd, 0);
+        attend(s, hp, j->P->attn, j->P->softmax, j->layer, h / group,
+               s->qkv + (size_t)i * qkv_dim + h * hd, window_start(hp, pos), pos,
+               s->att + (size_t)ith * s->n_ctx, s->xb + (size_t)i * q_dim + h * hd);
     }
 }
 
-/* quant --calib: add the square of each column of x[n][cols] to acc[cols]. */
-static void act_add(double *acc, const float *x, int n, int cols) {
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j < cols; j++) acc[j] += (double)x[(size_t)i * cols + j] * x[(size_t)i * cols + j];
+static void attention(const Model *m, State *s, const Path *P, int layer, int n, int pos0) {
+    AttnJob j = {m, s, P, layer, n, pos0};
+    pool_run(P->pool, attn_job, &j);
 }
 
 /* The per-token work between the matrix products, split across the pool by tokens. */
-enum { ELEM_NORM, ELEM_ROPE_KV, ELEM_RESID_NORM, ELEM_SILU, ELEM_RESID };
+enum {
+    ELEM_NORM,       /* xb = norm(x) */
+    ELEM_ROPE_KV,    /* rotate q and k in qkv, store k and v in the cache */
+    ELEM_RESID_NORM, /* x += xb2, then xb = norm(x) */
+    ELEM_SILU,       /* hs = silu(gate) * up, from hb = [gate, up] */
+};
 
 typedef struct {
     const Model *m;
     State *s;
+    const Path *P;
     int layer, n, pos0, op;
     const float *norm; /* ELEM_NORM, ELEM_RESID_NORM */
 } ElemJob;
@@ -283,6 +282,7 @@ typedef struct {
 static void elem_job(void *arg, int ith, int nth) {
     ElemJob *j = arg;
     const PhiHParams *hp = &j->m->hp;
+    const Path *P = j->P;
     State *s = j->s;
     int dim = (int)hp->dim, hd = (int)hp->head_dim, n_heads = (int)hp->n_heads;
     int n_kv = (int)hp->n_kv_heads, kv_dim = n_kv * hd, q_dim = n_heads * hd;
@@ -291,107 +291,104 @@ static void elem_job(void *arg, int ith, int nth) {
     for (int i = i0; i < i1; i++) {
         float *x = s->x + (size_t)i * dim, *xb = s->xb + (size_t)i * dim;
         switch (j->op) {
-        case ELEM_RESID:
         case ELEM_RESID_NORM: {
             const float *d = s->xb2 + (size_t)i * dim;
             for (int c = 0; c < dim; c++) x[c] += d[c];
-            if (j->op == ELEM_RESID) break;
         } /* fall through */
-        case ELEM_NORM: rmsnorm(xb, x, j->norm, dim, hp->rms_eps); break;
+        case ELEM_NORM: P->rmsnorm(xb, x, j->norm, dim, hp->rms_eps); break;
         case ELEM_ROPE_KV: {
             float *q = s->qkv + (size_t)i * qkv_dim, *k = q + q_dim, *v = k + kv_dim;
             const float *cs = s->rope_cs + (size_t)i * rd;
-            const AttnKernels *ak = attn_kernels();
             for (int h = 0; h < n_heads; h++) rope_apply(q + h * hd, cs, rd);
             for (int h = 0; h < n_kv; h++) rope_apply(k + h * hd, cs, rd);
-            kv_store(s, hp, ak, s->key_cache, j->layer, (j->pos0 + i) % s->kv_slots, k);
-            kv_store(s, hp, ak, s->value_cache, j->layer, (j->pos0 + i) % s->kv_slots, v);
+            kv_store(s, hp, P->attn, s->key_cache, j->layer, (j->pos0 + i) % s->kv_slots, k);
+            kv_store(s, hp, P->attn, s->value_cache, j->layer, (j->pos0 + i) % s->kv_slots, v);
             break;
         }
         case ELEM_SILU: {
             float *g = s->hb + (size_t)i * 2 * hidden, *o = s->hs + (size_t)i * hidden;
             memcpy(o, g, (size_t)hidden * sizeof(float));
-            silu_mul(o, g + hidden, hidden);
+            P->silu_mul(o, g + hidden, hidden);
             break;
         }
         }
     }
 }
 
-static void elem(const Model *m, State *s, int op, int layer, int n, int pos0, const float *norm) {
-    ElemJob j = {m, s, layer, n, pos0, op, norm};
-    pool_run(n > 1 ? s->pool : NULL, elem_job, &j); /* one token: not worth a dispatch */
+static void elem(const Model *m, State *s, const Path *P, int op, int layer, int n, int pos0,
+                 const float *norm) {
+    ElemJob j = {m, s, P, layer, n, pos0, op, norm};
+    pool_run(n > 1 ? P->pool : NULL, elem_job, &j); /* one token: not worth a dispatch */
 }
 
-static void forward_batch(const Model *m, State *s, const int *tokens, int n, int pos0,
-                          const float *factors, float *logits) {
+/* quant --calib: add the square of each column of x[n][cols] to acc[cols]. */
+static void act_add(double *acc, const float *x, int n, int cols) {
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < cols; j++) acc[j] += (double)x[(size_t)i * cols + j] * x[(size_t)i * cols + j];
+}
+
+/* y[n][rows] = x[n][cols] W^T for the layer's matrix of the given role, and its input
+ * statistics when quant --calib collects them (State.act_sq, layout in model/schema.h). */
+static void layer_matmul(const Model *m, State *s, const Path *P, int layer, SchemaRole role,
+                         const MatView *w, const float *x, int n, float *y) {
+    if (s->act_sq)
+        act_add(s->act_sq + (size_t)layer * schema_act_stride(&m->hp) + schema_act_offset(&m->hp, role),
+                x, n, w->cols);
+    P->matmul(w, x, n, y, P->pool);
+}
+
+/* ---- the recipe ---- */
+
+/* Tokens tokens[0..n) at positions pos0.. through every layer, on either path. */
+static void forward(const Model *m, State *s, const Path *P, const int *tokens, int n, int pos0,
+                    const float *factors, float *logits) {
     const PhiHParams *hp = &m->hp;
-    Pool *pool = s->pool;
-    int dim = (int)hp->dim, hd = (int)hp->head_dim, n_heads = (int)hp->n_heads;
-    int q_dim = n_heads * hd, hidden = (int)hp->hidden_dim;
-    int rd = (int)hp->rope_dims, n_layers = (int)hp->n_layers;
+    int dim = (int)hp->dim, rd = (int)hp->rope_dims, n_layers = (int)hp->n_layers;
 
     for (int i = 0; i < n; i++) {
         matview_dequant_row(&m->tok_embd, tokens[i], s->x + (size_t)i * dim);
         rope_table(hp, factors, pos0 + i, s->rope_cs + (size_t)i * rd);
     }
-    elem(m, s, ELEM_NORM, 0, n, pos0, m->layers[0].attn_norm);
+    elem(m, s, P, ELEM_NORM, 0, n, pos0, m->layers[0].attn_norm);
 
     for (int l = 0; l < n_layers; l++) {
         const Layer *L = &m->layers[l];
-        double *act = s->act_sq ? s->act_sq + (size_t)l * (2 * dim + q_dim + hidden) : NULL;
 
-        /* attention: qkv for the batch, RoPE and cache writes, then every (token, head); s->xb
-         * holds the normed input (the previous step normed it) */
-        if (act) act_add(act, s->xb, n, dim);
-        matmul(&L->wqkv, s->xb, n, s->qkv, pool);
-        elem(m, s, ELEM_ROPE_KV, l, n, pos0, NULL);
-        AttnJob job = {m, s, l, n, pos0};
-        pool_run(pool, attn_job, &job);
-        if (act) act_add(act + dim, s->xb, n, q_dim);
-        matmul(&L->wo, s->xb, n, s->xb2, pool);
-        elem(m, s, ELEM_RESID_NORM, l, n, pos0, L->ffn_norm);
+        /* attention (s->xb holds the normed input): qkv, RoPE and the cache writes, every
+         * (token, head), the output projection, the residual and the MLP's norm */
+        layer_matmul(m, s, P, l, ROLE_QKV, &L->wqkv, s->xb, n, s->qkv);
+        elem(m, s, P, ELEM_ROPE_KV, l, n, pos0, NULL);
+        attention(m, s, P, l, n, pos0);
+        layer_matmul(m, s, P, l, ROLE_O, &L->wo, s->xb, n, s->xb2);
+        elem(m, s, P, ELEM_RESID_NORM, l, n, pos0, L->ffn_norm);
 
-        /* MLP: down(silu(gate) * up) */
-        if (act) act_add(act + dim + q_dim, s->xb, n, dim);
-        matmul(&L->w_gate_up, s->xb, n, s->hb, pool);
-        elem(m, s, ELEM_SILU, l, n, pos0, NULL);
-        if (act) act_add(act + 2 * dim + q_dim, s->hs, n, hidden);
-        matmul(&L->w_down, s->hs, n, s->xb2, pool);
-        /* the residual, and the next layer's attention norm */
-        if (l + 1 < n_layers) elem(m, s, ELEM_RESID_NORM, l, n, pos0, m->layers[l + 1].attn_norm);
-        else elem(m, s, ELEM_RESID, l, n, pos0, NULL);
+        /* MLP: down(silu(gate) * up), the residual, and the next layer's attention norm (the
+         * output norm after the last layer) */
+        layer_matmul(m, s, P, l, ROLE_GATE_UP, &L->w_gate_up, s->xb, n, s->hb);
+        elem(m, s, P, ELEM_SILU, l, n, pos0, NULL);
+        layer_matmul(m, s, P, l, ROLE_DOWN, &L->w_down, s->hs, n, s->xb2);
+        elem(m, s, P, ELEM_RESID_NORM, l, n, pos0,
+             l + 1 < n_layers ? m->layers[l + 1].attn_norm : m->output_norm);
     }
-
     if (s->act_sq) s->act_rows += n;
 
     /* LM head: every position when asked for, else only the last. */
-    int first = logits ? 0 : n - 1;
-    for (int i = first; i < n; i++)
-        rmsnorm(s->xb + (size_t)i * dim, s->x + (size_t)i * dim, m->output_norm, dim, hp->rms_eps);
     if (logits) {
-        matmul(&m->output, s->xb, n, logits, pool);
+        P->matmul(&m->output, s->xb, n, logits, P->pool);
         memcpy(s->logits, logits + (size_t)(n - 1) * hp->vocab_size, hp->vocab_size * sizeof(float));
     } else {
-        matvec(&m->output, s->xb + (size_t)(n - 1) * dim, s->logits, pool);
+        P->matvec(&m->output, s->xb + (size_t)(n - 1) * dim, s->logits, P->pool);
     }
 }
 
-/* Evaluate tokens at pos0.. with the given factor set, on the selected path. */
+/* Evaluate tokens at pos0.. with the given factor set, on the state's path. */
 static void run(const Model *m, State *s, const int *tokens, int n, int pos0, const float *factors,
                 float *logits) {
-    const PhiHParams *hp = &m->hp;
-    if (s->use_ref) {
-        for (int i = 0; i < n; i++) {
-            forward_token_ref(m, s, tokens[i], pos0 + i, factors);
-            if (logits) memcpy(logits + (size_t)i * hp->vocab_size, s->logits, hp->vocab_size * sizeof(float));
-        }
-        return;
-    }
-    for (int i = 0; i < n; i += s->n_batch) {
-        int nb = n - i < s->n_batch ? n - i : s->n_batch;
-        forward_batch(m, s, tokens + i, nb, pos0 + i, factors,
-                      logits ? logits + (size_t)i * hp->vocab_size : NULL);
+    Path P = path_for(s);
+    for (int i = 0; i < n; i += P.batch) {
+        int nb = n - i < P.batch ? n - i : P.batch;
+        forward(m, s, &P, tokens + i, nb, pos0 + i, factors,
+                logits ? logits + (size_t)i * m->hp.vocab_size : NULL);
     }
 }
 

@@ -3,13 +3,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+#include "base/cpu.h"
+#include "base/errmsg.h"
 
 int is_stop_id(const PhiHParams *hp, int id) {
     for (uint32_t i = 0; i < hp->n_stop_ids; i++)
@@ -30,6 +26,11 @@ static int write_logits(const char *path, const float *logits, size_t n, char *e
         return -1;
     }
     return 0;
+}
+
+int check_fits_context(const char *what, int n, int reserve, int n_ctx, char *err, size_t errlen) {
+    if ((long)n + reserve <= n_ctx) return 0;
+    return errorf(err, errlen, "%s has %d tokens but the context holds %d (raise -c)", what, n, n_ctx);
 }
 
 int generate_tokens(const Model *m, State *s, Sampler *smp, int pos, const GenOptions *opt,
@@ -72,11 +73,7 @@ int generate(const Model *m, State *s, Sampler *smp, const int *prompt, int n_pr
         snprintf(err, errlen, "the prompt is empty");
         return -1;
     }
-    if (n_prompt > s->n_ctx) {
-        snprintf(err, errlen, "the prompt has %d tokens but the context holds %d (raise -c)",
-                 n_prompt, s->n_ctx);
-        return -1;
-    }
+    if (check_fits_context("the prompt", n_prompt, 0, s->n_ctx, err, errlen)) return -1;
     float *all = NULL;
     if (opt->logits_path) {
         all = malloc((size_t)n_prompt * hp->vocab_size * sizeof(float));

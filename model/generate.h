@@ -32,7 +32,10 @@ int generate(const Model *m, State *s, Sampler *smp, const int *prompt, int n_pr
 int generate_tokens(const Model *m, State *s, Sampler *smp, int pos, const GenOptions *opt,
                     GenStats *stats, int *ids, int cap);
 
+/* The one prompt-length check: 0 when n tokens (of `what`: "the prompt", "the conversation")
+ * leave room for `reserve` more in a context of n_ctx positions, else -1 with the message. */
+int check_fits_context(const char *what, int n, int reserve, int n_ctx, char *err, size_t errlen);
+
 int is_stop_id(const PhiHParams *hp, int id);
-double now_seconds(void);
 
 #endif

@@ -1,6 +1,7 @@
 /* Loading a phi file: mmap, validate, and bind the tensors the forward pass reads. */
 #include "base/errmsg.h"
 #include "model/model.h"
+#include "model/schema.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -31,53 +32,25 @@ static const PhiTensorInfo *need(const PhiFile *f, const char *name, uint64_t ro
     return t;
 }
 
-static int bind_matrix(const PhiFile *f, const char *name, uint64_t rows, uint64_t cols, MatView *out,
-                       char *err, size_t errlen) {
-    const PhiTensorInfo *t = need(f, name, rows, cols, err, errlen);
-    if (!t) return -1;
-    *out = matview(t->type, t->data, (int)rows, (int)cols);
-    return 0;
-}
-
-static int bind_vector(const PhiFile *f, const char *name, uint64_t n, const float **out, char *err,
-                       size_t errlen) {
-    const PhiTensorInfo *t = need(f, name, n, 0, err, errlen);
-    if (!t) return -1;
-    *out = t->data;
-    return 0;
-}
-
+/* Every tensor of the schema, present or not: a present one must be in the file with its shape;
+ * an absent one binds its alias (tied embeddings) or stays NULL. */
 static int bind(Model *m, char *err, size_t errlen) {
     const PhiFile *f = &m->file;
-    const PhiHParams *hp = &m->hp;
-    uint64_t dim = hp->dim, hd = hp->head_dim, q_dim = hd * hp->n_heads;
-    uint64_t qkv_rows = hd * (hp->n_heads + 2ull * hp->n_kv_heads);
-    if (bind_matrix(f, "model.embed_tokens.weight", hp->vocab_size, dim, &m->tok_embd, err, errlen) ||
-        bind_vector(f, "model.norm.weight", dim, &m->output_norm, err, errlen))
-        return -1;
-    if (hp->tie_embeddings)
-        m->output = m->tok_embd;
-    else if (bind_matrix(f, "lm_head.weight", hp->vocab_size, dim, &m->output, err, errlen))
-        return -1;
-    if (hp->rope_scaling == PHI_ROPE_LONGROPE &&
-        (bind_vector(f, "rope.short_factor", hp->rope_dims / 2, &m->rope_short, err, errlen) ||
-         bind_vector(f, "rope.long_factor", hp->rope_dims / 2, &m->rope_long, err, errlen)))
-        return -1;
-    m->layers = calloc(hp->n_layers, sizeof *m->layers);
+    m->layers = calloc(m->hp.n_layers ? m->hp.n_layers : 1, sizeof *m->layers);
     if (!m->layers) return errorf(err, errlen, "out of memory");
-    for (uint32_t l = 0; l < hp->n_layers; l++) {
-        Layer *L = &m->layers[l];
-        char name[PHI_NAME_MAX];
-#define NAME(suffix) (snprintf(name, sizeof name, "model.layers.%u.%s", l, suffix), name)
-        if (bind_vector(f, NAME("input_layernorm.weight"), dim, &L->attn_norm, err, errlen) ||
-            bind_vector(f, NAME("post_attention_layernorm.weight"), dim, &L->ffn_norm, err, errlen) ||
-            bind_matrix(f, NAME("self_attn.qkv_proj.weight"), qkv_rows, dim, &L->wqkv, err, errlen) ||
-            bind_matrix(f, NAME("self_attn.o_proj.weight"), dim, q_dim, &L->wo, err, errlen) ||
-            bind_matrix(f, NAME("mlp.gate_up_proj.weight"), 2ull * hp->hidden_dim, dim, &L->w_gate_up,
-                        err, errlen) ||
-            bind_matrix(f, NAME("mlp.down_proj.weight"), dim, hp->hidden_dim, &L->w_down, err, errlen))
-            return -1;
-#undef NAME
+    SchemaIter it = schema_iter(&m->hp);
+    it.with_absent = 1;
+    while (schema_next(&it)) {
+        const SchemaItem *e = &it.item;
+        const SchemaTensor *t = e->t;
+        char *base = t->per_layer ? (char *)&m->layers[e->layer] : (char *)m;
+        const PhiTensorInfo *ti;
+        if (schema_present(&m->hp, t)) ti = need(f, e->name, e->rows, e->cols, err, errlen);
+        else if (t->absent_alias) ti = need(f, t->absent_alias, e->rows, e->cols, err, errlen);
+        else continue;
+        if (!ti) return -1;
+        if (t->ndim == 2) *(MatView *)(base + t->bind) = matview(ti->type, ti->data, (int)e->rows, (int)e->cols);
+        else *(const float **)(base + t->bind) = ti->data;
     }
     return 0;
 }

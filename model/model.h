@@ -1,4 +1,7 @@
-/* A Phi-3 model used in place from its mmapped phi file, and the forward pass. */
+/* A Phi-3 model and the forward pass. The weights are used in place, never converted: either
+ * from a read-only mapping of the phi file (model_load, model_load_ex without flags) or from a
+ * copy of the whole file in huge-page-backed memory (MODEL_LOAD_COPY), which is what phi does
+ * by default when the file fits in available memory (app/run.c, --mmap / --no-mmap). */
 #ifndef PHI_MODEL_H
 #define PHI_MODEL_H
 
@@ -42,8 +45,9 @@ int model_from_buffer(const uint8_t *buf, uint64_t size, Model *m, char *err, si
 void model_free(Model *m);
 
 /* Inference state: activations and the KV cache for up to n_ctx positions.
- * Two paths share it: the scalar reference (use_ref, one token at a time, the oracle) and the
- * fast path (SIMD kernels, batches of up to n_batch tokens, a thread pool). */
+ * Two paths share it and one layer recipe (model/forward.c): the scalar reference (use_ref, one
+ * token at a time, the oracle) and the fast path (SIMD kernels, batches of up to n_batch tokens,
+ * a thread pool). */
 typedef struct {
     int n_ctx, n_batch;
     int use_ref;   /* 1: scalar reference kernels */
@@ -64,10 +68,10 @@ typedef struct {
     int *tokens;   /* [n_ctx]: the token at each position in the cache */
     int n_cached;  /* positions 0..n_cached-1 have been evaluated (the last call's end) */
     int rope_set;  /* LongRoPE factor set the cached keys were rotated with: 0 short, 1 long */
-    /* Activation statistics for quant --calib (NULL: off; the caller owns the array). The fast
-     * path adds the square of every input column of each layer's matrices, layer after layer:
-     * [dim] into wqkv, [n_heads head_dim] into wo, [dim] into w_gate_up, [hidden_dim] into
-     * w_down; act_rows counts the positions added. */
+    /* Activation statistics for quant --calib (NULL: off; the caller owns the array). Either
+     * path adds the square of every input column of each layer's matrices, layer after layer,
+     * in the layout of model/schema.h (schema_act_stride per layer, schema_act_offset per
+     * matrix: wqkv, wo, w_gate_up, w_down); act_rows counts the positions added. */
     double *act_sq;
     long act_rows;
 } State;

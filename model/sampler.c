@@ -3,6 +3,8 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "base/rng.h"
+
 int sampler_init(Sampler *s, int n_valid, float temp, int top_k, float top_p, uint64_t seed) {
     s->temp = temp;
     s->top_k = top_k;
@@ -23,13 +25,6 @@ int sampler_argmax(const float *logits, int n) {
     for (int i = 1; i < n; i++)
         if (logits[i] > logits[best]) best = i;
     return best;
-}
-
-static float rand01(uint64_t *st) { /* [0, 1) */
-    *st ^= *st >> 12;
-    *st ^= *st << 25;
-    *st ^= *st >> 27;
-    return (float)((*st * 0x2545F4914F6CDD1Dull) >> 40) / 16777216.0f;
 }
 
 static int by_logit_desc(const void *a, const void *b) {
@@ -75,7 +70,7 @@ int sampler_sample(Sampler *s, const float *logits) {
         sum = 0;
         for (int i = 0; i < keep; i++) sum += c[i].logit;
     }
-    double r = rand01(&s->rng) * sum, acc = 0;
+    double r = rng_float01(&s->rng) * sum, acc = 0;
     for (int i = 0; i < keep; i++) {
         acc += c[i].logit;
         if (r < acc) return c[i].id;
