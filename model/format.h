@@ -16,6 +16,17 @@
 #define PHI_MAX_STOP_IDS 8
 #define PHI_MAX_TENSORS 100000
 
+/* Hyperparameter bounds (docs/FORMAT.md, "Hyperparameters"). They keep every size and position
+ * the forward pass forms in int below 2^31: see phi_hparams_check. */
+#define PHI_MAX_VOCAB (1u << 22)
+#define PHI_MAX_DIM (1u << 17)       /* dim, and n_heads x head_dim */
+#define PHI_MAX_LAYERS 1024u
+#define PHI_MAX_HEADS 4096u
+#define PHI_MAX_HEAD_DIM 4096u
+#define PHI_MAX_HIDDEN (1u << 20)
+#define PHI_MAX_POSITIONS (1u << 24) /* max_seq_len, orig_max_seq_len */
+#define PHI_MAX_WINDOW (1u << 30)    /* sliding_window as stored; >= max_seq_len reads as 0 */
+
 enum { PHI_ARCH_PHI3 = 1 };
 enum { PHI_ROPE_NONE = 0, PHI_ROPE_LONGROPE = 1 };
 
@@ -76,7 +87,9 @@ int phi_file_parse(const uint8_t *buf, uint64_t size, PhiFile *out, char *err, s
 void phi_file_free(PhiFile *f);
 const PhiTensorInfo *phi_file_find(const PhiFile *f, const char *name);
 
-/* Check hyperparameters for consistency and sane ranges. 0 or -1 with err. */
+/* Check hyperparameters for consistency and the ranges of docs/FORMAT.md. 0 or -1 with err.
+ * phi_file_parse then reads a sliding_window >= max_seq_len as 0 (none): no position the model
+ * accepts is that far back, so the two mean the same. */
 int phi_hparams_check(const PhiHParams *hp, char *err, size_t errlen);
 
 /* Writer. Usage: phi_writer_open; phi_writer_add_tensor for every tensor (this fixes the
