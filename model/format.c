@@ -4,10 +4,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "kernels/blocks.h"
@@ -259,26 +262,104 @@ struct PhiWriter {
     int started;
 };
 
+/* ---- output paths ---- */
+
+int phi_output_check(const char *path, char *err, size_t errlen) {
+    size_t n = strlen(path);
+    if (n == 0) return errorf(err, errlen, "the output path is empty");
+    if (n >= PATH_MAX) return errorf(err, errlen, "the output path is too long");
+    if (path[n - 1] == '/') return errorf(err, errlen, "output %s names a folder, not a file", path);
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        if (S_ISLNK(st.st_mode))
+            return errorf(err, errlen, "output %s is a symbolic link; name the file itself (the "
+                          "output is replaced, never written through a link)", path);
+        if (S_ISDIR(st.st_mode)) return errorf(err, errlen, "output %s is a folder", path);
+        if (!S_ISREG(st.st_mode))
+            return errorf(err, errlen, "output %s exists and is not a regular file (a device, FIFO "
+                          "or socket); only a regular file is replaced", path);
+    } else if (errno != ENOENT) {
+        return errorf(err, errlen, "output %s: %s", path, strerror(errno));
+    }
+    /* its folder: everything up to the last '/', "/" for a file in the root, else "." */
+    char dir[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == path) snprintf(dir, sizeof dir, "/");
+    else snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    if (stat(dir, &st) != 0)
+        return errorf(err, errlen, "output folder %s: %s", dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode)) return errorf(err, errlen, "output folder %s is not a folder", dir);
+    if (access(dir, W_OK | X_OK) != 0)
+        return errorf(err, errlen, "cannot write in the output folder %s: %s", dir, strerror(errno));
+    return 0;
+}
+
+/* Files removed when SIGINT, SIGTERM or SIGHUP ends the process: slot 0 is the writer's
+ * temporary file, slot 1 the caller's (phi_cleanup_also). The handler only reads these. */
+#define CLEANUP_PATH (PATH_MAX + 64)
+static char cleanup_path[2][CLEANUP_PATH];
+static volatile sig_atomic_t cleanup_on[2];
+
+static void cleanup_set(int slot, const char *path) {
+    cleanup_on[slot] = 0;
+    if (!path || strlen(path) >= CLEANUP_PATH) return;
+    memcpy(cleanup_path[slot], path, strlen(path) + 1);
+    cleanup_on[slot] = 1;
+}
+
+static void cleanup_handler(int sig) {
+    int saved = errno;
+    for (int i = 0; i < 2; i++)
+        if (cleanup_on[i]) unlink(cleanup_path[i]); /* async-signal-safe */
+    errno = saved;
+    raise(sig); /* SA_RESETHAND: the default action, once this handler returns */
+}
+
+void phi_cleanup_also(const char *path) { cleanup_set(1, path); }
+
+int phi_cleanup_on_signals(void) {
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        struct sigaction old, sa;
+        if (sigaction(sigs[i], NULL, &old) != 0) return -1;
+        if (old.sa_handler == SIG_IGN) continue; /* ignored by whoever started us (nohup, &) */
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = cleanup_handler;
+        sigemptyset(&sa.sa_mask);
+        for (size_t k = 0; k < sizeof sigs / sizeof sigs[0]; k++) sigaddset(&sa.sa_mask, sigs[k]);
+        sa.sa_flags = SA_RESETHAND;
+        if (sigaction(sigs[i], &sa, NULL) != 0) return -1;
+    }
+    return 0;
+}
+
 PhiWriter *phi_writer_open(const char *path, const PhiHParams *hp, const void *tokenizer,
                            uint64_t tokenizer_size, char *err, size_t errlen) {
-    if (phi_hparams_check(hp, err, errlen)) return NULL;
+    if (phi_hparams_check(hp, err, errlen) || phi_output_check(path, err, errlen)) return NULL;
     PhiWriter *w = calloc(1, sizeof *w);
-    size_t plen = strlen(path);
-    if (!w || !(w->path = strdup(path)) || !(w->tmp_path = malloc(plen + 5)) ||
+    size_t plen = strlen(path), tlen = plen + 48;
+    if (!w || !(w->path = strdup(path)) || !(w->tmp_path = malloc(tlen)) ||
         !(w->tok = malloc(tokenizer_size ? tokenizer_size : 1))) {
         errorf(err, errlen, "out of memory");
         goto bad;
     }
-    memcpy(w->tmp_path, path, plen);
-    memcpy(w->tmp_path + plen, ".tmp", 5);
+    w->fd = -1;
     w->hp = *hp;
     if (tokenizer_size) memcpy(w->tok, tokenizer, tokenizer_size);
     w->tok_size = tokenizer_size;
-    w->fd = open(w->tmp_path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    /* A new file next to the output, created exclusively: never an existing file (nor the
+     * target of a link) is opened, so nothing but our own file is ever written. */
+    for (unsigned k = 0; k < 1000 && w->fd < 0; k++) {
+        snprintf(w->tmp_path, tlen, "%s.tmp.%ld.%u", path, (long)getpid(), k);
+        w->fd = open(w->tmp_path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (w->fd < 0 && errno != EEXIST) break;
+    }
     if (w->fd < 0) {
         errorf(err, errlen, "cannot create %s: %s", w->tmp_path, strerror(errno));
         goto bad;
     }
+    cleanup_set(0, w->tmp_path);
     return w;
 bad:
     if (w) {
@@ -322,6 +403,7 @@ static int write_all(int fd, const void *buf, uint64_t n, uint64_t off) {
     while (n) {
         ssize_t k = pwrite(fd, p, n > (1u << 30) ? (1u << 30) : (size_t)n, (off_t)off);
         if (k < 0 && errno == EINTR) continue;
+        if (k == 0) errno = EIO; /* no progress and no error: do not loop */
         if (k <= 0) return -1;
         p += k;
         n -= (uint64_t)k;
@@ -403,9 +485,12 @@ int phi_writer_finish(PhiWriter *w, char *err, size_t errlen) {
     if (!rc && fsync(w->fd)) rc = errorf(err, errlen, "cannot write %s: %s", w->tmp_path, strerror(errno));
     if (close(w->fd) && !rc) rc = errorf(err, errlen, "cannot write %s: %s", w->tmp_path, strerror(errno));
     w->fd = -1;
+    /* The output may have changed since open (a link, a FIFO put there): check it again. */
+    if (!rc) rc = phi_output_check(w->path, err, errlen);
     if (!rc && rename(w->tmp_path, w->path))
         rc = errorf(err, errlen, "cannot rename %s to %s: %s", w->tmp_path, w->path, strerror(errno));
     if (rc) unlink(w->tmp_path);
+    cleanup_set(0, NULL);
     writer_free(w);
     return rc;
 }
@@ -414,5 +499,6 @@ void phi_writer_abort(PhiWriter *w) {
     if (!w) return;
     if (w->fd >= 0) close(w->fd);
     unlink(w->tmp_path);
+    cleanup_set(0, NULL);
     writer_free(w);
 }

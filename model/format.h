@@ -96,8 +96,12 @@ int phi_hparams_check(const PhiHParams *hp, char *err, size_t errlen);
  * directory and every offset); phi_writer_begin_data (writes header, hyperparameters, tokenizer
  * and directory, and sizes the file); phi_writer_write_at any number of times, in any order, to
  * fill tensor bytes; phi_writer_finish. Unwritten bytes (padding) are zero, so output is
- * deterministic. On any error call phi_writer_abort. Output goes to PATH.tmp and is renamed to
- * PATH by finish, so a failed conversion never leaves a file behind. */
+ * deterministic. On any error call phi_writer_abort.
+ * The output PATH must pass phi_output_check (at open, and again before the rename). Data go to a
+ * new file PATH.tmp.PID.N created exclusively (O_EXCL: an existing file of that name is never
+ * touched), renamed to PATH by finish; abort and failures remove it, and so does SIGINT, SIGTERM
+ * or SIGHUP after phi_cleanup_on_signals. A failed conversion never leaves a file behind, and no
+ * file but PATH is ever replaced. Every write, ftruncate, fsync and close is checked. */
 typedef struct PhiWriter PhiWriter;
 PhiWriter *phi_writer_open(const char *path, const PhiHParams *hp, const void *tokenizer,
                            uint64_t tokenizer_size, char *err, size_t errlen);
@@ -110,5 +114,17 @@ int phi_writer_write_at(PhiWriter *w, int tensor, uint64_t offset, const void *d
 int phi_writer_finish(PhiWriter *w, char *err, size_t errlen);
 void phi_writer_abort(PhiWriter *w);
 uint64_t phi_writer_total_size(const PhiWriter *w); /* valid after begin_data */
+
+/* Whether PATH can be the output of a writer, checked before any work: not empty, not ending in
+ * '/', and if it exists a regular file (not a symbolic link, even to a regular file: links are
+ * refused rather than replaced or written through; not a folder, device, FIFO or socket); its
+ * folder exists and is writable. 0 or -1 with err. */
+int phi_output_check(const char *path, char *err, size_t errlen);
+/* Install handlers for SIGINT, SIGTERM and SIGHUP (those not ignored at startup) that remove the
+ * temporary file of the writer in progress and the file given to phi_cleanup_also, then end the
+ * process by the same signal. 0 or -1. */
+int phi_cleanup_on_signals(void);
+/* One more file (or NULL: none) for the handlers above to remove; the caller's own temporary. */
+void phi_cleanup_also(const char *path);
 
 #endif
