@@ -1,13 +1,19 @@
 /* quant: converts a Hugging Face Phi-3 folder to a phi file, or writes a random-weight model. */
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/cpu.h"
+#include "base/errmsg.h"
 #include "convert/calib.h"
 #include "convert/convert.h"
 #include "kernels/blocks.h"
+#include "model/format.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -29,8 +35,41 @@ static void usage(FILE *f) {
             "MODEL_DIR holds config.json, model.safetensors (or model-*-of-*.safetensors with\n"
             "model.safetensors.index.json), tokenizer.json and optionally tokenizer_config.json and\n"
             "generation_config.json, as downloaded from Hugging Face. Tensors may be BF16, F16 or F32.\n"
-            "OUTPUT is written whole or not at all.\n",
+            "OUTPUT is written whole or not at all: to a new temporary file next to it, renamed to\n"
+            "OUTPUT at the end. An existing OUTPUT is replaced only when it is a regular file that\n"
+            "is none of the inputs; a symbolic link, folder, device or FIFO is refused, never\n"
+            "written through.\n",
             convert_shape_names());
+}
+
+/* 0 when out (checked by phi_output_check: absent or a regular file) is none of the input files:
+ * the files of the model folder (config, tokenizer, safetensors shards, through links too) and
+ * the calibration text. Hard links and other names of an input are caught by the inode. */
+static int output_is_not_an_input(const char *out, const char *dir, const char *calib, char *err,
+                                  size_t errlen) {
+    struct stat so, si;
+    if (stat(out, &so) != 0) return 0; /* a new file */
+    if (calib && stat(calib, &si) == 0 && si.st_dev == so.st_dev && si.st_ino == so.st_ino)
+        return errorf(err, errlen, "output %s is the calibration text %s", out, calib);
+    if (!dir) return 0;
+    DIR *d = opendir(dir);
+    if (!d) return 0; /* reading the model reports it */
+    int rc = 0;
+    size_t dl = strlen(dir);
+    for (struct dirent *e; !rc && (e = readdir(d));) {
+        size_t n = dl + strlen(e->d_name) + 2;
+        char *p = malloc(n);
+        if (!p) {
+            rc = errorf(err, errlen, "out of memory");
+            break;
+        }
+        snprintf(p, n, "%s/%s", dir, e->d_name);
+        if (stat(p, &si) == 0 && S_ISREG(si.st_mode) && si.st_dev == so.st_dev && si.st_ino == so.st_ino)
+            rc = errorf(err, errlen, "output %s is the input file %s", out, p);
+        free(p);
+    }
+    closedir(d);
+    return rc;
 }
 
 int main(int argc, char **argv) {
@@ -42,6 +81,10 @@ int main(int argc, char **argv) {
         int has_value = i + 1 < argc;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
+            if (fflush(stdout) || ferror(stdout)) {
+                fprintf(stderr, "quant: cannot write the help text: %s\n", strerror(errno));
+                return 1;
+            }
             return 0;
         } else if ((!strcmp(a, "-q") || !strcmp(a, "--type")) && has_value) {
             opt.type = type_from_name(argv[++i]);
@@ -93,6 +136,29 @@ int main(int argc, char **argv) {
     char err[1024];
     double t0 = now_seconds();
     const char *out = pos[want - 1];
+    /* The output is checked before any work (the writer checks it again). */
+    if (phi_output_check(out, err, sizeof err) ||
+        output_is_not_an_input(out, random_shape ? NULL : pos[0], calib_text, err, sizeof err)) {
+        fprintf(stderr, "quant: %s\n", err);
+        return 1;
+    }
+    /* --calib first writes a q8 model to OUT.calib-q8.tmp (convert/calib.c), and would replace a
+     * file of that name: refuse one that exists, and remove ours if a signal ends the run. */
+    char calib_tmp[4200];
+    if (calib_text) {
+        struct stat st;
+        snprintf(calib_tmp, sizeof calib_tmp, "%s.calib-q8.tmp", out);
+        if (lstat(calib_tmp, &st) == 0) {
+            fprintf(stderr, "quant: %s exists (left by an interrupted --calib run?); remove it first\n",
+                    calib_tmp);
+            return 1;
+        }
+        phi_cleanup_also(calib_tmp);
+    }
+    /* A signal removes the temporary output; past a file size limit, writes fail with EFBIG (an
+     * error message) instead of SIGXFSZ killing us with the partial file left behind. */
+    phi_cleanup_on_signals();
+    signal(SIGXFSZ, SIG_IGN);
     int rc = random_shape ? convert_random(random_shape, out, &opt, err, sizeof err)
                  : calib_text ? convert_hf_calibrated(pos[0], out, &opt, calib_text, err, sizeof err)
                               : convert_hf(pos[0], out, &opt, err, sizeof err);

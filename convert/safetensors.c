@@ -142,6 +142,34 @@ static int parse_entry(const char *name, const JsonValue *e, uint64_t data_start
     return 0;
 }
 
+static int cmp_begin(const void *a, const void *b) {
+    const StTensor *x = *(const StTensor *const *)a, *y = *(const StTensor *const *)b;
+    return x->begin < y->begin ? -1 : x->begin > y->begin;
+}
+
+/* No two tensors share a byte of data (empty ones take none): the format says so, and a tensor
+ * read through another's bytes would convert to garbage. ts: n parsed tensors, names set. */
+static int check_overlap(const StTensor *ts, int n, uint64_t data_start, char *err, size_t errlen) {
+    const StTensor **v = malloc((n ? (size_t)n : 1) * sizeof *v);
+    if (!v) return errorf(err, errlen, "out of memory");
+    int m = 0, rc = 0;
+    for (int i = 0; i < n; i++)
+        if (ts[i].end > ts[i].begin) v[m++] = &ts[i];
+    qsort(v, (size_t)m, sizeof *v, cmp_begin);
+    for (int i = 1; i < m && !rc; i++) {
+        const StTensor *a = v[i - 1], *b = v[i];
+        if (a->end <= b->begin) continue;
+        char pa[96], pb[96];
+        rc = errorf(err, errlen, "tensors '%s' [%llu, %llu) and '%s' [%llu, %llu) overlap in data_offsets",
+                    err_printable(a->name, strlen(a->name), pa, sizeof pa),
+                    (unsigned long long)(a->begin - data_start), (unsigned long long)(a->end - data_start),
+                    err_printable(b->name, strlen(b->name), pb, sizeof pb),
+                    (unsigned long long)(b->begin - data_start), (unsigned long long)(b->end - data_start));
+    }
+    free(v);
+    return rc;
+}
+
 int st_parse_header(const uint8_t *buf, size_t buflen, uint64_t file_size, StFile *f,
                     char *err, size_t errlen) {
     f->n = 0;
@@ -221,6 +249,7 @@ int st_parse_header(const uint8_t *buf, size_t buflen, uint64_t file_size, StFil
                     err_printable(ts[i].name, strlen(ts[i].name), pn, sizeof pn));
             goto fail;
         }
+    if (check_overlap(ts, n, data_start, err, errlen)) goto fail;
     f->file_size = file_size;
     f->data_start = data_start;
     return 0;

@@ -4,10 +4,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "kernels/blocks.h"
@@ -30,6 +33,11 @@ static int in_file(uint64_t off, uint64_t len, uint64_t total) {
     return off <= total && len <= total - off;
 }
 
+/* True when [a, a + alen) and [b, b + blen) do not overlap (both inside the file). */
+static int disjoint(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen) {
+    return !alen || !blen || a + alen <= b || b + blen <= a;
+}
+
 /* Hyperparameters are a record of little-endian 32-bit words, read word by word so that
  * hosts of either byte order get the same values. */
 static void hparams_decode(const uint8_t *p, PhiHParams *hp) {
@@ -41,46 +49,63 @@ static void hparams_encode(const PhiHParams *hp, uint8_t *p) {
     for (size_t i = 0; i < sizeof *hp / 4; i++) wr32(p + 4 * i, w[i]);
 }
 
-static int finite_pos(float f) { return isfinite(f) && f > 0; }
-
+/* Ranges: docs/FORMAT.md, "Hyperparameters". The forward pass (model/forward.c) forms its sizes
+ * and positions in int: n_heads x head_dim, n_kv_heads x head_dim, the qkv width (n_heads +
+ * 2 n_kv_heads) head_dim, 2 hidden_dim, 2 dim + n_heads head_dim + hidden_dim, batch x n_heads,
+ * positions and window starts. The bounds below keep each of them under 2^23 (positions and the
+ * window under 2^24 + 64), so even times a batch of 64 they stay below 2^31. */
 int phi_hparams_check(const PhiHParams *hp, char *err, size_t errlen) {
     if (hp->arch != PHI_ARCH_PHI3) return errorf(err, errlen, "unknown architecture %u", hp->arch);
-    struct { const char *name; uint32_t v, max; } r[] = {
-        {"vocab_size", hp->vocab_size, 1u << 22},   {"dim", hp->dim, 1u << 17},
-        {"n_layers", hp->n_layers, 1024},           {"n_heads", hp->n_heads, 4096},
-        {"n_kv_heads", hp->n_kv_heads, 4096},       {"head_dim", hp->head_dim, 4096},
-        {"hidden_dim", hp->hidden_dim, 1u << 20},   {"max_seq_len", hp->max_seq_len, 1u << 24},
-        {"orig_max_seq_len", hp->orig_max_seq_len, 1u << 24},
-        {"rope_dims", hp->rope_dims, 4096},
+    struct { const char *name; uint32_t v, lo, hi; } r[] = {
+        {"vocab_size", hp->vocab_size, 1, PHI_MAX_VOCAB},
+        {"dim", hp->dim, 1, PHI_MAX_DIM},
+        {"n_layers", hp->n_layers, 1, PHI_MAX_LAYERS},
+        {"n_heads", hp->n_heads, 1, PHI_MAX_HEADS},
+        {"n_kv_heads", hp->n_kv_heads, 1, hp->n_heads},
+        {"head_dim", hp->head_dim, 2, PHI_MAX_HEAD_DIM},
+        {"hidden_dim", hp->hidden_dim, 1, PHI_MAX_HIDDEN},
+        {"max_seq_len", hp->max_seq_len, 1, PHI_MAX_POSITIONS},
+        {"orig_max_seq_len", hp->orig_max_seq_len, 1, PHI_MAX_POSITIONS},
+        {"rope_dims", hp->rope_dims, 2, hp->head_dim},
+        {"sliding_window", hp->sliding_window, 0, PHI_MAX_WINDOW},
+        {"rope_scaling", hp->rope_scaling, 0, PHI_ROPE_LONGROPE},
+        {"tie_embeddings", hp->tie_embeddings, 0, 1},
+        {"n_stop_ids", hp->n_stop_ids, 0, PHI_MAX_STOP_IDS},
+        {"bos_id", hp->bos_id, 0, hp->vocab_size - 1},
+        {"eos_id", hp->eos_id, 0, hp->vocab_size - 1},
+        {"pad_id", hp->pad_id, 0, hp->vocab_size - 1},
+        {"file_type", hp->file_type, 0, TENSOR_TYPE_COUNT - 1},
     };
     for (size_t i = 0; i < sizeof r / sizeof r[0]; i++)
-        if (r[i].v == 0 || r[i].v > r[i].max)
-            return errorf(err, errlen, "hyperparameter %s = %u is out of range (1..%u)", r[i].name,
-                        r[i].v, r[i].max);
+        if (r[i].v < r[i].lo || r[i].v > r[i].hi)
+            return errorf(err, errlen, "hyperparameter %s = %u is out of range (%u ... %u)", r[i].name,
+                          r[i].v, r[i].lo, r[i].hi);
     if (hp->n_heads % hp->n_kv_heads)
         return errorf(err, errlen, "n_kv_heads %u does not divide n_heads %u", hp->n_kv_heads,
-                    hp->n_heads);
-    if ((uint64_t)hp->n_heads * hp->head_dim > (1u << 17))
-        return errorf(err, errlen, "n_heads * head_dim = %llu is too large",
-                    (unsigned long long)hp->n_heads * hp->head_dim);
-    if (hp->rope_dims > hp->head_dim || hp->rope_dims % 2)
-        return errorf(err, errlen, "rope_dims %u must be even and at most head_dim %u",
-                    hp->rope_dims, hp->head_dim);
-    if (hp->rope_scaling > PHI_ROPE_LONGROPE)
-        return errorf(err, errlen, "unknown rope scaling %u", hp->rope_scaling);
-    if (hp->tie_embeddings > 1) return errorf(err, errlen, "tie_embeddings must be 0 or 1");
-    if (!finite_pos(hp->rope_theta)) return errorf(err, errlen, "rope_theta must be positive");
-    if (!finite_pos(hp->rms_eps) || hp->rms_eps >= 1)
-        return errorf(err, errlen, "rms_eps must be in (0, 1)");
-    if (!finite_pos(hp->rope_attn_factor))
-        return errorf(err, errlen, "rope_attn_factor must be positive");
-    if (hp->n_stop_ids > PHI_MAX_STOP_IDS)
-        return errorf(err, errlen, "%u stop ids (at most %d)", hp->n_stop_ids, PHI_MAX_STOP_IDS);
+                      hp->n_heads);
+    if ((uint64_t)hp->n_heads * hp->head_dim > PHI_MAX_DIM)
+        return errorf(err, errlen, "n_heads x head_dim = %llu is more than %u",
+                      (unsigned long long)hp->n_heads * hp->head_dim, PHI_MAX_DIM);
+    if (hp->head_dim % 2 || hp->rope_dims % 2)
+        return errorf(err, errlen, "head_dim %u and rope_dims %u must be even", hp->head_dim,
+                      hp->rope_dims);
     for (uint32_t i = 0; i < hp->n_stop_ids; i++)
         if (hp->stop_ids[i] >= hp->vocab_size)
-            return errorf(err, errlen, "stop id %u is outside the vocabulary", hp->stop_ids[i]);
-    if (hp->bos_id >= hp->vocab_size || hp->eos_id >= hp->vocab_size)
-        return errorf(err, errlen, "bos/eos id outside the vocabulary");
+            return errorf(err, errlen, "stop id %u is outside the vocabulary (%u)", hp->stop_ids[i],
+                          hp->vocab_size);
+    /* Floats: finite, and (lo, hi] or [lo, hi] */
+    struct { const char *name; float v; double lo, hi; int open_lo; const char *range; } f[] = {
+        {"rope_theta", hp->rope_theta, 1, 1e12, 0, "1 ... 1e12"},
+        {"rms_eps", hp->rms_eps, 1e-12, 0.1, 0, "1e-12 ... 0.1"},
+        {"rope_attn_factor", hp->rope_attn_factor, 1e-3, 100, 0, "0.001 ... 100"},
+        {"partial_rotary_factor", hp->partial_rotary_factor, 0, 1, 1, "greater than 0, at most 1"},
+    };
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+        float v = f[i].v, lo = (float)f[i].lo, hi = (float)f[i].hi;
+        if (!isfinite(v) || v < lo || (f[i].open_lo && v == lo) || v > hi)
+            return errorf(err, errlen, "hyperparameter %s = %g is out of range (%s)", f[i].name,
+                          (double)v, f[i].range);
+    }
     return 0;
 }
 
@@ -145,8 +170,9 @@ static int parse_entry(const uint8_t *e, uint64_t size, uint64_t data_offset, Ph
         return errorf(err, errlen, "tensor '%s': size %llu, expected %llu", t->name,
                     (unsigned long long)t->size, (unsigned long long)want);
     if (t->offset % PHI_ALIGN || t->offset < data_offset || !in_file(t->offset, t->size, size))
-        return errorf(err, errlen, "tensor '%s': data at %llu+%llu is misaligned or outside the file",
-                    t->name, (unsigned long long)t->offset, (unsigned long long)t->size);
+        return errorf(err, errlen, "tensor '%s': data at %llu+%llu is misaligned, before the data "
+                      "section or outside the file", t->name, (unsigned long long)t->offset,
+                      (unsigned long long)t->size);
     return 0;
 }
 
@@ -176,11 +202,21 @@ int phi_file_parse(const uint8_t *buf, uint64_t size, PhiFile *out, char *err, s
         return errorf(err, errlen, "corrupt header (tokenizer section outside the file)");
     if (n == 0 || n > PHI_MAX_TENSORS || !in_file(dir_off, n * PHI_TENSOR_ENTRY_SIZE, size))
         return errorf(err, errlen, "corrupt header (tensor directory)");
-    if (data_off % PHI_ALIGN || data_off > size)
-        return errorf(err, errlen, "corrupt header (data offset)");
+    /* The metadata sections lie after the header, apart from each other, and before the data
+     * (so no tensor can overlap them). */
+    uint64_t dir_size = n * PHI_TENSOR_ENTRY_SIZE;
+    if (hp_off < PHI_HEADER_SIZE || tok_off < PHI_HEADER_SIZE || dir_off < PHI_HEADER_SIZE ||
+        !disjoint(hp_off, hp_size, tok_off, tok_size) || !disjoint(hp_off, hp_size, dir_off, dir_size) ||
+        !disjoint(tok_off, tok_size, dir_off, dir_size))
+        return errorf(err, errlen, "corrupt header (sections overlap)");
+    if (data_off % PHI_ALIGN || data_off > size || data_off < hp_off + hp_size ||
+        data_off < tok_off + tok_size || data_off < dir_off + dir_size)
+        return errorf(err, errlen, "corrupt header (data offset %llu is misaligned, outside the file "
+                      "or before the end of the metadata)", (unsigned long long)data_off);
 
     hparams_decode(buf + hp_off, &out->hp);
     if (phi_hparams_check(&out->hp, err, errlen)) return -1;
+    if (out->hp.sliding_window >= out->hp.max_seq_len) out->hp.sliding_window = 0; /* see format.h */
     out->tokenizer = buf + tok_off;
     out->tokenizer_size = tok_size;
     out->n_tensors = (uint32_t)n;
@@ -226,26 +262,104 @@ struct PhiWriter {
     int started;
 };
 
+/* ---- output paths ---- */
+
+int phi_output_check(const char *path, char *err, size_t errlen) {
+    size_t n = strlen(path);
+    if (n == 0) return errorf(err, errlen, "the output path is empty");
+    if (n >= PATH_MAX) return errorf(err, errlen, "the output path is too long");
+    if (path[n - 1] == '/') return errorf(err, errlen, "output %s names a folder, not a file", path);
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        if (S_ISLNK(st.st_mode))
+            return errorf(err, errlen, "output %s is a symbolic link; name the file itself (the "
+                          "output is replaced, never written through a link)", path);
+        if (S_ISDIR(st.st_mode)) return errorf(err, errlen, "output %s is a folder", path);
+        if (!S_ISREG(st.st_mode))
+            return errorf(err, errlen, "output %s exists and is not a regular file (a device, FIFO "
+                          "or socket); only a regular file is replaced", path);
+    } else if (errno != ENOENT) {
+        return errorf(err, errlen, "output %s: %s", path, strerror(errno));
+    }
+    /* its folder: everything up to the last '/', "/" for a file in the root, else "." */
+    char dir[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == path) snprintf(dir, sizeof dir, "/");
+    else snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    if (stat(dir, &st) != 0)
+        return errorf(err, errlen, "output folder %s: %s", dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode)) return errorf(err, errlen, "output folder %s is not a folder", dir);
+    if (access(dir, W_OK | X_OK) != 0)
+        return errorf(err, errlen, "cannot write in the output folder %s: %s", dir, strerror(errno));
+    return 0;
+}
+
+/* Files removed when SIGINT, SIGTERM or SIGHUP ends the process: slot 0 is the writer's
+ * temporary file, slot 1 the caller's (phi_cleanup_also). The handler only reads these. */
+#define CLEANUP_PATH (PATH_MAX + 64)
+static char cleanup_path[2][CLEANUP_PATH];
+static volatile sig_atomic_t cleanup_on[2];
+
+static void cleanup_set(int slot, const char *path) {
+    cleanup_on[slot] = 0;
+    if (!path || strlen(path) >= CLEANUP_PATH) return;
+    memcpy(cleanup_path[slot], path, strlen(path) + 1);
+    cleanup_on[slot] = 1;
+}
+
+static void cleanup_handler(int sig) {
+    int saved = errno;
+    for (int i = 0; i < 2; i++)
+        if (cleanup_on[i]) unlink(cleanup_path[i]); /* async-signal-safe */
+    errno = saved;
+    raise(sig); /* SA_RESETHAND: the default action, once this handler returns */
+}
+
+void phi_cleanup_also(const char *path) { cleanup_set(1, path); }
+
+int phi_cleanup_on_signals(void) {
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        struct sigaction old, sa;
+        if (sigaction(sigs[i], NULL, &old) != 0) return -1;
+        if (old.sa_handler == SIG_IGN) continue; /* ignored by whoever started us (nohup, &) */
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = cleanup_handler;
+        sigemptyset(&sa.sa_mask);
+        for (size_t k = 0; k < sizeof sigs / sizeof sigs[0]; k++) sigaddset(&sa.sa_mask, sigs[k]);
+        sa.sa_flags = SA_RESETHAND;
+        if (sigaction(sigs[i], &sa, NULL) != 0) return -1;
+    }
+    return 0;
+}
+
 PhiWriter *phi_writer_open(const char *path, const PhiHParams *hp, const void *tokenizer,
                            uint64_t tokenizer_size, char *err, size_t errlen) {
-    if (phi_hparams_check(hp, err, errlen)) return NULL;
+    if (phi_hparams_check(hp, err, errlen) || phi_output_check(path, err, errlen)) return NULL;
     PhiWriter *w = calloc(1, sizeof *w);
-    size_t plen = strlen(path);
-    if (!w || !(w->path = strdup(path)) || !(w->tmp_path = malloc(plen + 5)) ||
+    size_t plen = strlen(path), tlen = plen + 48;
+    if (!w || !(w->path = strdup(path)) || !(w->tmp_path = malloc(tlen)) ||
         !(w->tok = malloc(tokenizer_size ? tokenizer_size : 1))) {
         errorf(err, errlen, "out of memory");
         goto bad;
     }
-    memcpy(w->tmp_path, path, plen);
-    memcpy(w->tmp_path + plen, ".tmp", 5);
+    w->fd = -1;
     w->hp = *hp;
     if (tokenizer_size) memcpy(w->tok, tokenizer, tokenizer_size);
     w->tok_size = tokenizer_size;
-    w->fd = open(w->tmp_path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    /* A new file next to the output, created exclusively: never an existing file (nor the
+     * target of a link) is opened, so nothing but our own file is ever written. */
+    for (unsigned k = 0; k < 1000 && w->fd < 0; k++) {
+        snprintf(w->tmp_path, tlen, "%s.tmp.%ld.%u", path, (long)getpid(), k);
+        w->fd = open(w->tmp_path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (w->fd < 0 && errno != EEXIST) break;
+    }
     if (w->fd < 0) {
         errorf(err, errlen, "cannot create %s: %s", w->tmp_path, strerror(errno));
         goto bad;
     }
+    cleanup_set(0, w->tmp_path);
     return w;
 bad:
     if (w) {
@@ -289,6 +403,7 @@ static int write_all(int fd, const void *buf, uint64_t n, uint64_t off) {
     while (n) {
         ssize_t k = pwrite(fd, p, n > (1u << 30) ? (1u << 30) : (size_t)n, (off_t)off);
         if (k < 0 && errno == EINTR) continue;
+        if (k == 0) errno = EIO; /* no progress and no error: do not loop */
         if (k <= 0) return -1;
         p += k;
         n -= (uint64_t)k;
@@ -368,9 +483,12 @@ int phi_writer_finish(PhiWriter *w, char *err, size_t errlen) {
     if (!rc && fsync(w->fd)) rc = errorf(err, errlen, "cannot write %s: %s", w->tmp_path, strerror(errno));
     if (close(w->fd) && !rc) rc = errorf(err, errlen, "cannot write %s: %s", w->tmp_path, strerror(errno));
     w->fd = -1;
+    /* The output may have changed since open (a link, a FIFO put there): check it again. */
+    if (!rc) rc = phi_output_check(w->path, err, errlen);
     if (!rc && rename(w->tmp_path, w->path))
         rc = errorf(err, errlen, "cannot rename %s to %s: %s", w->tmp_path, w->path, strerror(errno));
     if (rc) unlink(w->tmp_path);
+    cleanup_set(0, NULL);
     writer_free(w);
     return rc;
 }
@@ -379,5 +497,6 @@ void phi_writer_abort(PhiWriter *w) {
     if (!w) return;
     if (w->fd >= 0) close(w->fd);
     unlink(w->tmp_path);
+    cleanup_set(0, NULL);
     writer_free(w);
 }

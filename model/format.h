@@ -16,6 +16,17 @@
 #define PHI_MAX_STOP_IDS 8
 #define PHI_MAX_TENSORS 100000
 
+/* Hyperparameter bounds (docs/FORMAT.md, "Hyperparameters"). They keep every size and position
+ * the forward pass forms in int below 2^31: see phi_hparams_check. */
+#define PHI_MAX_VOCAB (1u << 22)
+#define PHI_MAX_DIM (1u << 17)       /* dim, and n_heads x head_dim */
+#define PHI_MAX_LAYERS 1024u
+#define PHI_MAX_HEADS 4096u
+#define PHI_MAX_HEAD_DIM 4096u
+#define PHI_MAX_HIDDEN (1u << 20)
+#define PHI_MAX_POSITIONS (1u << 24) /* max_seq_len, orig_max_seq_len */
+#define PHI_MAX_WINDOW (1u << 30)    /* sliding_window as stored; >= max_seq_len reads as 0 */
+
 enum { PHI_ARCH_PHI3 = 1 };
 enum { PHI_ROPE_NONE = 0, PHI_ROPE_LONGROPE = 1 };
 
@@ -76,15 +87,21 @@ int phi_file_parse(const uint8_t *buf, uint64_t size, PhiFile *out, char *err, s
 void phi_file_free(PhiFile *f);
 const PhiTensorInfo *phi_file_find(const PhiFile *f, const char *name);
 
-/* Check hyperparameters for consistency and sane ranges. 0 or -1 with err. */
+/* Check hyperparameters for consistency and the ranges of docs/FORMAT.md. 0 or -1 with err.
+ * phi_file_parse then reads a sliding_window >= max_seq_len as 0 (none): no position the model
+ * accepts is that far back, so the two mean the same. */
 int phi_hparams_check(const PhiHParams *hp, char *err, size_t errlen);
 
 /* Writer. Usage: phi_writer_open; phi_writer_add_tensor for every tensor (this fixes the
  * directory and every offset); phi_writer_begin_data (writes header, hyperparameters, tokenizer
  * and directory, and sizes the file); phi_writer_write_at any number of times, in any order, to
  * fill tensor bytes; phi_writer_finish. Unwritten bytes (padding) are zero, so output is
- * deterministic. On any error call phi_writer_abort. Output goes to PATH.tmp and is renamed to
- * PATH by finish, so a failed conversion never leaves a file behind. */
+ * deterministic. On any error call phi_writer_abort.
+ * The output PATH must pass phi_output_check (at open, and again before the rename). Data go to a
+ * new file PATH.tmp.PID.N created exclusively (O_EXCL: an existing file of that name is never
+ * touched), renamed to PATH by finish; abort and failures remove it, and so does SIGINT, SIGTERM
+ * or SIGHUP after phi_cleanup_on_signals. A failed conversion never leaves a file behind, and no
+ * file but PATH is ever replaced. Every write, ftruncate, fsync and close is checked. */
 typedef struct PhiWriter PhiWriter;
 PhiWriter *phi_writer_open(const char *path, const PhiHParams *hp, const void *tokenizer,
                            uint64_t tokenizer_size, char *err, size_t errlen);
@@ -96,5 +113,17 @@ int phi_writer_write_at(PhiWriter *w, int tensor, uint64_t offset, const void *d
                         char *err, size_t errlen);
 int phi_writer_finish(PhiWriter *w, char *err, size_t errlen);
 void phi_writer_abort(PhiWriter *w);
+
+/* Whether PATH can be the output of a writer, checked before any work: not empty, not ending in
+ * '/', and if it exists a regular file (not a symbolic link, even to a regular file: links are
+ * refused rather than replaced or written through; not a folder, device, FIFO or socket); its
+ * folder exists and is writable. 0 or -1 with err. */
+int phi_output_check(const char *path, char *err, size_t errlen);
+/* Install handlers for SIGINT, SIGTERM and SIGHUP (those not ignored at startup) that remove the
+ * temporary file of the writer in progress and the file given to phi_cleanup_also, then end the
+ * process by the same signal. 0 or -1. */
+int phi_cleanup_on_signals(void);
+/* One more file (or NULL: none) for the handlers above to remove; the caller's own temporary. */
+void phi_cleanup_also(const char *path);
 
 #endif

@@ -81,7 +81,7 @@ if [ -d "$HF" ]; then
     if $QUANT -q q4 --calib "$TMP/text.txt" "$HF" "$TMP/c1.phi" 2> "$TMP/err" &&
         $QUANT -q q4 --calib "$TMP/text.txt" "$HF" "$TMP/c2.phi" 2>> "$TMP/err" &&
         $QUANT -q q4 "$HF" "$TMP/plain.phi" 2>> "$TMP/err" && cmp -s "$TMP/c1.phi" "$TMP/c2.phi" &&
-        ! cmp -s "$TMP/c1.phi" "$TMP/plain.phi" && ! ls "$TMP"/*.tmp > /dev/null 2>&1; then
+        ! cmp -s "$TMP/c1.phi" "$TMP/plain.phi" && [ -z "$(ls -d "$TMP"/*.tmp "$TMP"/*.tmp.* 2> /dev/null)" ]; then
         pass quant_calib_deterministic "same bytes twice, differs from plain q4, no temporary left"
     else
         fail quant_calib_deterministic "$(cat "$TMP/err")"
