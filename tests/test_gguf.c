@@ -231,6 +231,11 @@ static void test_small_corpus(void) {
 #undef C
     /* "kv count + 1", "empty key" etc. only need a rejection: want "" matches any message */
 
+    /* version 2 has the same layout as 3 */
+    b.b[4] = 2;
+    t_check(try_parse(b.b, b.n, &st, err, sizeof err) == 0, "gguf version 2", "parses like version 3%s%s", err[0] ? ": " : "", err);
+    b.b[4] = 3;
+
     /* nesting depth: GGUF_MAX_DEPTH parses, one more does not */
     GwBuf nb = {0};
     gw_nested(&nb, GGUF_MAX_DEPTH);
