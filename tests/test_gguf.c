@@ -69,7 +69,7 @@ static int try_parse(const uint8_t *b, size_t n, Stats *st, char *err, size_t er
         gguf_free(&g);
     } else {
         st->rejected++;
-        if (!one_line(err) && !st->bad_msg++) snprintf(st->first_bad, sizeof st->first_bad, "%s", err);
+        if (!one_line(err) && !st->bad_msg++) snprintf(st->first_bad, sizeof st->first_bad, "%.280s", err);
     }
     free(c);
     return rc;
@@ -494,7 +494,7 @@ static void test_real_corpus(const char *dir) {
             st.cases++, nflip++;
             if (rc == 0) st.accepted++, walk(&h), gguf_free(&h);
             else if (st.rejected++, !one_line(err) && !st.bad_msg++)
-                snprintf(st.first_bad, sizeof st.first_bad, "%s", err);
+                snprintf(st.first_bad, sizeof st.first_bad, "%.280s", err);
             c[at] = old;
         }
         free(c);
