@@ -147,6 +147,22 @@ static void test_small(void) {
     ok = ggml_dequantize_row(GGML_TYPE_IQ2_XXS, b.b, row, 256, err, sizeof err) == -1 && !strcmp(err, "unsupported type IQ2_XXS");
     ok &= ggml_dequantize_row(77, b.b, row, 256, err, sizeof err) == -1 && strstr(err, "unknown type 77");
     ok &= ggml_dequantize_row(GGML_TYPE_Q4_0, b.b, row, 31, err, sizeof err) == -1;
+    /* Q8_1 and Q8_K (no fixture has them): hand-made blocks */
+    {
+        uint8_t q81[36], q8k[292];
+        float y[256];
+        q81[0] = 0x00, q81[1] = 0x3C, q81[2] = 0x55, q81[3] = 0x55; /* d = 1, s ignored */
+        for (int j = 0; j < 32; j++) q81[4 + j] = (uint8_t)(int8_t)(j - 16);
+        float half = 0.5f;
+        memcpy(q8k, &half, 4);
+        for (int j = 0; j < 256; j++) q8k[4 + j] = (uint8_t)(int8_t)(j - 128);
+        memset(q8k + 260, 0x7F, 32);
+        int k8 = ggml_dequantize_row(GGML_TYPE_Q8_1, q81, y, 32, err, sizeof err) == 0;
+        for (int j = 0; j < 32; j++) k8 &= y[j] == (float)(j - 16);
+        k8 &= ggml_dequantize_row(GGML_TYPE_Q8_K, q8k, y, 256, err, sizeof err) == 0;
+        for (int j = 0; j < 256; j++) k8 &= y[j] == 0.5f * (float)(j - 128);
+        t_check(k8, "ggml Q8_1 Q8_K", "hand-made blocks dequantize to d * q");
+    }
     t_check(ok, "ggml unsupported types", "IQ2_XXS: '%s'", "unsupported type IQ2_XXS");
     free(b.b);
 }
