@@ -69,11 +69,14 @@ fuzz: quant
 	@mkdir -p build-fuzz/corpus-model
 	./quant --random tiny -q q4 build-fuzz/corpus-model/tiny-q4.phi 2>/dev/null
 	./quant --random tiny -q f16 build-fuzz/corpus-model/tiny-f16.phi 2>/dev/null
+	@mkdir -p build-fuzz/corpus-gguf-seed
+	$(CC) $(CFLAGS) -o build-fuzz/gguf_seeds fuzz/gguf_seeds.c && build-fuzz/gguf_seeds build-fuzz/corpus-gguf-seed
 	@set -e; for f in $(FUZZ_SRC); do \
 	    n=$$(basename $$f .c); \
 	    $(FUZZ_CC) $(FUZZ_FLAGS) $$f $(LIB_SRC) -o build-fuzz/$$n -lm -lpthread; \
 	    mkdir -p build-fuzz/corpus-$$n; \
 	    seeds=; [ $$n = fuzz_model ] && seeds=build-fuzz/corpus-model; \
+	    [ $$n = fuzz_gguf ] && seeds="build-fuzz/corpus-gguf-seed $$(ls -d ../shared/data/llamacpp-vocab 2>/dev/null)"; \
 	    echo "== $$n ($(FUZZ_SECONDS) s)"; \
 	    if ! build-fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -max_len=300000 -print_final_stats=1 \
 	        build-fuzz/corpus-$$n $$seeds > build-fuzz/$$n.log 2>&1; then \

@@ -1,0 +1,63 @@
+/* libFuzzer harness: a whole GGUF image through gguf_parse; whatever is accepted is then used
+ * the way a loader would: every key through the getter of its type, every array element, and
+ * the first rows of every tensor of a type phi dequantizes — all without touching memory
+ * outside the image.
+ * Seed corpus: small GGUFs written by fuzz/gguf_seeds.c (every value type, every dequantizable
+ * block type), plus the fixture GGUFs of ../shared/data when present (see `make fuzz`). */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/ggml_types.h"
+#include "model/gguf.h"
+
+static float row[1 << 16];
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    /* an exact-size copy: any read past the image is a heap overflow */
+    uint8_t *buf = malloc(size ? size : 1);
+    if (!buf) return 0;
+    memcpy(buf, data, size);
+    Gguf g;
+    char err[512];
+    if (gguf_parse(buf, size, &g, err, sizeof err) == 0) {
+        volatile uint64_t sink = 0;
+        for (uint64_t i = 0; i < g.n_kv; i++) {
+            const GgufKV *kv = &g.kv[i];
+            const char *k = kv->key, *s;
+            uint32_t u32;
+            int32_t i32;
+            uint64_t u64, len, cnt;
+            float f;
+            int b;
+            const GgufKV *a;
+            if (gguf_find_key(&g, k) != kv) abort(); /* keys are unique */
+            if (gguf_get_u32(&g, k, &u32, err, sizeof err) == 0) sink += u32;
+            if (gguf_get_i32(&g, k, &i32, err, sizeof err) == 0) sink += (uint64_t)i32;
+            if (gguf_get_u64(&g, k, &u64, err, sizeof err) == 0) sink += u64;
+            if (gguf_get_f32(&g, k, &f, err, sizeof err) == 0) sink += (uint64_t)(f == f);
+            if (gguf_get_bool(&g, k, &b, err, sizeof err) == 0) sink += (uint64_t)b;
+            if (gguf_get_str(&g, k, &s, &len, err, sizeof err) == 0 && len) sink += (uint8_t)s[len - 1];
+            if (gguf_get_arr(&g, k, GGUF_TYPE_COUNT, &a, &cnt, err, sizeof err) == 0)
+                for (uint64_t j = 0; j < cnt; j++) {
+                    int64_t v;
+                    if (gguf_arr_int(a, j, &v) == 0) sink += (uint64_t)v;
+                    if (gguf_arr_f32(a, j, &f) == 0) sink += (uint64_t)(f == f);
+                    if (gguf_arr_str(a, j, &s, &len) == 0 && len) sink += (uint8_t)s[len - 1];
+                }
+        }
+        for (uint64_t i = 0; i < g.n_tensors; i++) {
+            const GgufTensor *t = &g.tensors[i];
+            if (gguf_find_tensor(&g, t->name) != t) abort(); /* names are unique */
+            if (t->data < buf || t->n_bytes > size || t->data + t->n_bytes > buf + size) abort();
+            if (t->ne[0] > (1 << 16)) continue;
+            for (uint64_t r = 0; r < t->n_rows && r < 4; r++)
+                if (ggml_dequantize_row(t->type, t->data + r * t->row_bytes, row, (int64_t)t->ne[0], err, sizeof err) == 0)
+                    sink += (uint64_t)(row[0] == row[0]);
+        }
+        (void)sink;
+        gguf_free(&g);
+    }
+    free(buf);
+    return 0;
+}
