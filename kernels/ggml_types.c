@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "base/errmsg.h"
-#include "kernels/blocks.h"
+#include "base/half.h"
 
 typedef uint16_t ggml_half;
 
