@@ -3,7 +3,7 @@
 CC      ?= cc
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter -I.
+CFLAGS  += -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Wall -Wextra -Wshadow -Wno-unused-parameter -I.
 LDLIBS  += -lm -lpthread
 
 # Cross builds for ARM boards: static binaries (copy one file to the board), own build folder.
@@ -88,6 +88,10 @@ fuzz: quant
 arm-test: quant
 	sh scripts/arm-test.sh
 
+# The board legs: static cross builds running the suite under qemu-user (scripts/cross-test.sh).
+armv7-test riscv64-test: quant
+	sh scripts/cross-test.sh $(@:-test=)
+
 bench: all
 	sh scripts/bench.sh
 
@@ -101,5 +105,5 @@ bench-kernels: $(BUILD)/libphi.a
 clean:
 	rm -rf build build-* phi quant
 
-.PHONY: all test tests asan all-asan bench fuzz arm-test clean
+.PHONY: all test tests asan all-asan bench fuzz arm-test armv7-test riscv64-test clean
 -include $(LIB_OBJ:.o=.d) $(BUILD)/phi.d $(BUILD)/quant.d

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +116,12 @@ int model_load_ex(const char *path, Model *m, int flags, char *err, size_t errle
         close(fd);
         return errorf(err, errlen, "%s: not a phi model file (only %lld bytes)", path,
                     (long long)st.st_size);
+    }
+    /* A 32-bit build addresses less than the file (off_t is 64-bit, see the Makefile). */
+    if ((uint64_t)st.st_size > (uint64_t)SIZE_MAX / 2) {
+        close(fd);
+        return errorf(err, errlen, "%s: %.2f GiB does not fit this %d-bit build's address space",
+                      path, (double)st.st_size / (1u << 30), (int)sizeof(void *) * 8);
     }
     void *map;
     if (flags & MODEL_LOAD_COPY) {
