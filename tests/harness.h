@@ -8,7 +8,11 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <sys/stat.h>
+
+#include "base/fileio.h"
+#include "base/rng.h"
 
 static int t_failed_count;
 
@@ -57,15 +61,20 @@ static __attribute__((unused)) const char *t_tmp_dir(void) {
 
 static __attribute__((unused)) int t_done(void) { return t_failed_count ? 1 : 0; }
 
-/* Deterministic random numbers for test inputs (xorshift64*). */
-static unsigned long long t_rng_state = 0x9E3779B97F4A7C15ull;
+/* Deterministic random numbers for test inputs (base/rng.h's xorshift64*). */
+static uint64_t t_rng_state = 0x9E3779B97F4A7C15ull;
 static __attribute__((unused)) void t_seed(unsigned long long s) { t_rng_state = s ? s : 1; }
 static __attribute__((unused)) float t_randf(void) { /* uniform in [-1, 1) */
-    t_rng_state ^= t_rng_state >> 12;
-    t_rng_state ^= t_rng_state << 25;
-    t_rng_state ^= t_rng_state >> 27;
-    unsigned long long r = t_rng_state * 0x2545F4914F6CDD1Dull;
-    return (float)((r >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
+    return (float)((rng_next(&t_rng_state) >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
+}
+
+/* The whole file (base/fileio.c's read_file), NULL when it cannot be read. */
+static __attribute__((unused)) uint8_t *t_read_all(const char *path, uint64_t *size) {
+    size_t n = 0;
+    char e[256];
+    uint8_t *b = (uint8_t *)read_file(path, &n, e, sizeof e);
+    *size = b ? (uint64_t)n : 0;
+    return b;
 }
 
 #endif

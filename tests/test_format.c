@@ -35,19 +35,6 @@ static PhiHParams small_hparams(void) {
     return hp;
 }
 
-static uint8_t *read_all(const char *path, uint64_t *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc((size_t)n + 1);
-    if (fread(b, 1, (size_t)n, f) != (size_t)n) n = 0;
-    fclose(f);
-    *size = (uint64_t)n;
-    return b;
-}
-
 static int parses(const uint8_t *b, uint64_t n, char *err, size_t errlen) {
     PhiFile f;
     int rc = phi_file_parse(b, n, &f, err, errlen);
@@ -234,7 +221,7 @@ int main(void) {
     t_check(ok, "writer_writes_file", "%s", ok ? "" : err);
 
     uint64_t n = 0;
-    uint8_t *b = read_all(path, &n);
+    uint8_t *b = t_read_all(path, &n);
     PhiFile f;
     int rc = b ? phi_file_parse(b, n, &f, err, sizeof err) : -1;
     if (t_check(rc == 0, "reader_parses_written_file", "%s", rc ? err : "")) {
@@ -373,7 +360,7 @@ int main(void) {
         w = phi_writer_open(path2, &h, tok, sizeof tok, err, sizeof err);
         if (w && phi_writer_add_tensor(w, "vec", TENSOR_F32, 1, 64, 1, err, sizeof err) == 0 &&
             phi_writer_begin_data(w, err, sizeof err) == 0 && phi_writer_finish(w, err, sizeof err) == 0 &&
-            (b3 = read_all(path2, &n3)))
+            (b3 = t_read_all(path2, &n3)))
             rc3 = phi_file_parse(b3, n3, &pf, err, sizeof err);
         else if (w)
             phi_writer_abort(w);

@@ -12,19 +12,6 @@
 #include "tests/harness.h"
 #include "tests/sha256.h"
 
-static uint8_t *read_all(const char *path, uint64_t *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc((size_t)n + 1);
-    if (fread(b, 1, (size_t)n, f) != (size_t)n) n = 0;
-    fclose(f);
-    *size = (uint64_t)n;
-    return b;
-}
-
 static int one_line(const char *s) { return s[0] && !strchr(s, '\n'); }
 
 typedef struct {
@@ -282,7 +269,7 @@ static void test_types(const char *dir) {
     char path[600], err[512];
     snprintf(path, sizeof path, "%s/phi3-gguf/gguf-types.gguf", dir);
     uint64_t size;
-    uint8_t *buf = read_all(path, &size);
+    uint8_t *buf = t_read_all(path, &size);
     snprintf(path, sizeof path, "%s/phi3-gguf/gguf-types.json", dir);
     Json *js = json_parse_file(path, err, sizeof err);
     if (!buf || !js) {
@@ -373,7 +360,7 @@ static void test_facts(const char *dir) {
     for (size_t i = 0; i < sizeof F / sizeof F[0]; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, F[i].file);
         uint64_t size;
-        uint8_t *buf = read_all(path, &size);
+        uint8_t *buf = t_read_all(path, &size);
         if (!buf) {
             t_check(0, "gguf facts", "%s: cannot read", F[i].file);
             continue;
@@ -460,7 +447,7 @@ static void test_real_corpus(const char *dir) {
     for (int fi = 0; fi < 2; fi++) {
         snprintf(path, sizeof path, "%s/%s", dir, files[fi]);
         uint64_t size;
-        uint8_t *buf = read_all(path, &size);
+        uint8_t *buf = t_read_all(path, &size);
         Gguf g;
         if (!buf || gguf_parse(buf, size, &g, err, sizeof err)) {
             t_check(0, "gguf real corpus", "%s: cannot read or parse", files[fi]);
