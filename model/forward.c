@@ -417,3 +417,18 @@ int model_forward(const Model *m, State *s, const int *tokens, int n, int pos0, 
     s->n_cached = pos0 + n;
     return 0;
 }
+
+/* For now one model_forward per sequence (correct, not yet one read of the weights per step). */
+int model_forward_multi(const Model *m, State *const *states, const int *tokens, int n, float *logits) {
+    if (n < 1) return -1;
+    for (int i = 0; i < n; i++) {
+        if (states[i]->n_cached >= states[i]->n_ctx) return -1;
+        if (tokens[i] < 0 || (uint32_t)tokens[i] >= m->hp.vocab_size) return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        State *s = states[i];
+        if (model_forward(m, s, tokens + i, 1, s->n_cached, NULL)) return -1;
+        if (logits) memcpy(logits + (size_t)i * m->hp.vocab_size, s->logits, m->hp.vocab_size * sizeof *logits);
+    }
+    return 0;
+}

@@ -97,4 +97,13 @@ void state_free(State *s);
  * outside the vocabulary. */
 int model_forward(const Model *m, State *s, const int *tokens, int n, int pos0, float *logits);
 
+
+/* One decoding step for several sequences at once (the server's slots): tokens[i] is evaluated
+ * at position states[i]->n_cached of states[i] (its own KV cache, sampler-independent), and
+ * states[i]->logits receives its logits (also logits[i][vocab] when logits is non-NULL). The
+ * result equals n separate model_forward calls. States must be distinct, made for the same
+ * model. Returns 0, or -1 (n < 1, a full context or an id outside the vocabulary; nothing is
+ * evaluated then). */
+int model_forward_multi(const Model *m, State *const *states, const int *tokens, int n, float *logits);
+
 #endif
