@@ -40,9 +40,10 @@ int state_init(State *s, const Model *m, int n_ctx, int n_threads, char *err, si
     return state_init_ex(s, m, n_ctx, n_threads, 0, err, errlen);
 }
 
+static int state_setup(State *s, const Model *m, int n_ctx, int flags, char *err, size_t errlen);
+
 int state_init_ex(State *s, const Model *m, int n_ctx, int n_threads, int flags, char *err,
                   size_t errlen) {
-    const PhiHParams *hp = &m->hp;
     memset(s, 0, sizeof *s);
     if (n_ctx < 1) {
         snprintf(err, errlen, "context size must be at least 1");
@@ -54,8 +55,25 @@ int state_init_ex(State *s, const Model *m, int n_ctx, int n_threads, int flags,
             snprintf(err, errlen, "cannot start %d threads", n_threads);
             return -1;
         }
+        s->owns_pool = 1;
     }
     s->n_threads = n_threads > 1 ? n_threads : 1;
+    return state_setup(s, m, n_ctx, flags, err, errlen);
+}
+
+int state_init_pool(State *s, const Model *m, int n_ctx, void *pool, int flags, char *err, size_t errlen) {
+    memset(s, 0, sizeof *s);
+    if (n_ctx < 1) {
+        snprintf(err, errlen, "context size must be at least 1");
+        return -1;
+    }
+    s->pool = pool;
+    s->n_threads = pool_size(pool);
+    return state_setup(s, m, n_ctx, flags, err, errlen);
+}
+
+static int state_setup(State *s, const Model *m, int n_ctx, int flags, char *err, size_t errlen) {
+    const PhiHParams *hp = &m->hp;
     size_t q_dim = (size_t)hp->n_heads * hp->head_dim, kv_dim = (size_t)hp->n_kv_heads * hp->head_dim;
     size_t nb = (size_t)(n_ctx < MAX_BATCH ? n_ctx : MAX_BATCH);
     s->n_ctx = n_ctx;
@@ -99,7 +117,7 @@ int state_init_ex(State *s, const Model *m, int n_ctx, int n_threads, int flags,
 }
 
 void state_free(State *s) {
-    if (s->pool) pool_destroy(s->pool);
+    if (s->pool && s->owns_pool) pool_destroy(s->pool);
     free(s->x);
     free(s->xb);
     free(s->xb2);

@@ -52,6 +52,7 @@ typedef struct {
     int n_ctx, n_batch;
     int use_ref;   /* 1: scalar reference kernels */
     void *pool;    /* Pool * of the fast path (NULL: caller thread only) */
+    int owns_pool; /* 0: borrowed (state_init_pool), not destroyed by state_free */
     int n_threads;
     /* per batch: [n_batch][...] */
     float *x, *xb, *xb2, *qkv, *hb, *hs; /* hs: [n_batch][hidden_dim], silu(gate) * up */
@@ -84,6 +85,9 @@ int state_init(State *s, const Model *m, int n_ctx, int n_threads, char *err, si
 enum { STATE_FULL_CACHE = 1, STATE_KV_F32 = 2 };
 int state_init_ex(State *s, const Model *m, int n_ctx, int n_threads, int flags, char *err,
                   size_t errlen);
+/* A state that runs on a pool the caller owns and shares (several sequences, one set of threads;
+ * never two calls at once on states sharing a pool). pool may be NULL (the calling thread). */
+int state_init_pool(State *s, const Model *m, int n_ctx, void *pool, int flags, char *err, size_t errlen);
 void state_free(State *s);
 
 /* Run tokens[0..n) at positions pos0.. and fill the KV cache (positions >= pos0 + n that were
