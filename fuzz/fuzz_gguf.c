@@ -1,15 +1,18 @@
 /* libFuzzer harness: a whole GGUF image through gguf_parse; whatever is accepted is then used
  * the way a loader would: every key through the getter of its type, every array element, and
  * the first rows of every tensor of a type phi dequantizes — all without touching memory
- * outside the image.
+ * outside the image; then the tokenizer is built from its metadata (gguf_tokenizer) and, when that
+ * succeeds, it encodes, decodes and round-trips through its phi section.
  * Seed corpus: small GGUFs written by fuzz/gguf_seeds.c (every value type, every dequantizable
- * block type), plus the fixture GGUFs of ../shared/data when present (see `make fuzz`). */
+ * block type, tiny llama and gpt2 vocabularies), plus the fixture GGUFs of ../shared/data when
+ * present (see `make fuzz`). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernels/ggml_types.h"
 #include "model/gguf.h"
+#include "model/gguf_vocab.h"
 
 static float row[1 << 16];
 
@@ -54,6 +57,34 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             for (uint64_t r = 0; r < t->n_rows && r < 4; r++)
                 if (ggml_dequantize_row(t->type, t->data + r * t->row_bytes, row, (int64_t)t->ne[0], err, sizeof err) == 0)
                     sink += (uint64_t)(row[0] == row[0]);
+        }
+        Tokenizer *t = gguf_tokenizer(&g, err, sizeof err);
+        if (!t && (!err[0] || strchr(err, '\n'))) abort(); /* a refusal is one line */
+        if (t) {
+            static const char text[] = "Hello world <|end|>\n<s> \xC3\xA9t\xC3\xA9 12345 ab abc";
+            int ids[256];
+            int n = tok_encode(t, text, sizeof text - 1, 1, ids, 256, err, sizeof err);
+            if (n < 0 || n > 256) abort(); /* valid UTF-8 always encodes; at most one id per byte + BOS */
+            TokDecoder d;
+            char out[4096];
+            tok_decoder_init(&d, t);
+            for (int i = 0; i < n; i++) {
+                if (ids[i] < 0 || ids[i] >= tok_vocab_size(t)) abort();
+                tok_decoder_push(&d, ids[i], out, sizeof out);
+            }
+            tok_decoder_flush(&d, out, sizeof out);
+            uint8_t *blob;
+            uint64_t blen;
+            if (tok_serialize(t, &blob, &blen, err, sizeof err)) abort();
+            Tokenizer *l = tok_load(blob, blen, err, sizeof err);
+            if (!l) abort(); /* what was built must reload */
+            int ids2[256];
+            if (tok_encode(l, text, sizeof text - 1, 1, ids2, 256, err, sizeof err) != n ||
+                memcmp(ids, ids2, sizeof(int) * (size_t)n))
+                abort();
+            tok_free(l);
+            free(blob);
+            tok_free(t);
         }
         (void)sink;
         gguf_free(&g);

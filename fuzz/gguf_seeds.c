@@ -1,9 +1,9 @@
 /* Writes the seed corpus of fuzz_gguf into the folder given: small valid GGUFs from
  * tests/gguf_write.h (every value type, nested arrays, tensors of every block type phi
- * dequantizes) and a deeply nested array. */
+ * dequantizes), a deeply nested array, and tiny llama / gpt2 tokenizer vocabularies. */
 #include <stdio.h>
 
-#include "tests/gguf_write.h"
+#include "tests/gguf_vocab_write.h"
 
 static int put(const char *dir, const char *name, const GwBuf *b) {
     char path[1024];
@@ -30,6 +30,10 @@ int main(int argc, char **argv) {
     rc |= put(argv[1], "all-types.gguf", &b);
     gw_nested(&b, 4);
     rc |= put(argv[1], "nested.gguf", &b);
+    gv_tiny_llama(&b, GV_OK);
+    rc |= put(argv[1], "vocab-llama.gguf", &b);
+    gv_tiny_gpt2(&b, GV_OK);
+    rc |= put(argv[1], "vocab-gpt2.gguf", &b);
     free(b.b);
     return rc;
 }

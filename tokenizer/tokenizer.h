@@ -20,6 +20,45 @@ Tokenizer *tok_from_spm(const uint8_t *data, size_t len, char *err, size_t errle
  * <unk>, <s>, </s> and the 256 byte tokens, and the rest are distinct printable pieces. */
 Tokenizer *tok_synthetic(int n_vocab, char *err, size_t errlen);
 
+/* A vocabulary given as plain arrays, as GGUF files carry it (llama.cpp's tokenizer.ggml.* keys;
+ * model/gguf_vocab.c reads them). Everything is validated: the arrays may come from an
+ * untrusted file. See docs/GGUF.md, "Tokenizer", for how each field is used. */
+enum { TOK_VOCAB_SPM = 1, TOK_VOCAB_BPE = 2 }; /* ggml "llama" (SentencePiece BPE, scores), "gpt2" (byte-level, merges) */
+/* ggml token types (tokenizer.ggml.token_type). */
+enum { TOK_TT_NORMAL = 1, TOK_TT_UNKNOWN = 2, TOK_TT_CONTROL = 3, TOK_TT_USER = 4, TOK_TT_UNUSED = 5, TOK_TT_BYTE = 6 };
+/* Per-token strip flags (tok_vocab.strip): the token absorbs whitespace on its left / right. */
+#define TOK_VOCAB_LSTRIP 1u
+#define TOK_VOCAB_RSTRIP 2u
+
+typedef struct {
+    const char *s; /* not NUL-terminated */
+    size_t len;
+} TokStr;
+
+typedef struct {
+    int kind;                 /* TOK_VOCAB_SPM or TOK_VOCAB_BPE */
+    int n_tokens;
+    const TokStr *tokens;     /* n_tokens texts; BPE: byte-level spelling (GPT-2's stand-ins) */
+    const float *scores;      /* SPM: required (merge priority); BPE: ignored, may be NULL */
+    const int32_t *types;     /* TOK_TT_* per token; NULL: all normal */
+    const uint8_t *strip;     /* TOK_VOCAB_*STRIP per token (only on tokens matched in text); may be NULL */
+    int n_merges;
+    const TokStr *merges;     /* BPE: "left right", rank order; SPM: must be 0 (derived from scores) */
+    const char *pre;          /* BPE pre-tokenizer name (tokenizer.ggml.pre): "gpt-4o"; SPM: ignored */
+    size_t pre_len;
+    int bos_id, eos_id, unk_id, pad_id; /* -1: none */
+    int add_bos, add_eos;
+    int add_space_prefix;     /* SPM: U+2581 before each text segment (llama.cpp's default 1) */
+    const char *chat_template; /* NULL: none */
+    size_t chat_template_len;
+} TokVocab;
+
+/* Builds the tokenizer (NULL with one line in err for anything malformed). SentencePiece
+ * vocabularies get the merges Hugging Face's converter derives from the scores, so they encode
+ * exactly as the model's tokenizer.json; a trailing run of "[PADn]" padding tokens (unknown or
+ * unused type) is not part of the vocabulary. */
+Tokenizer *tok_from_vocab(const TokVocab *v, char *err, size_t errlen);
+
 /* The phi file's tokenizer section. tok_serialize returns a malloc'd blob. tok_load validates
  * everything (it parses untrusted bytes) and copies what it needs. */
 int tok_serialize(const Tokenizer *t, uint8_t **blob, uint64_t *size, char *err, size_t errlen);
