@@ -97,7 +97,7 @@ static const char *const GV_NAMES[GV_COUNT] __attribute__((unused)) = {
 
 /* A tiny SentencePiece vocabulary: <unk> <s> </s>, the 256 byte tokens, a few pieces whose
  * scores make merges ("▁a", "ab", "▁ab"), <|end|> (control), [PAD...] padding at the end. */
-static void gv_tiny_llama(GwBuf *g, int bad) {
+static void gv_tiny_llama_as(GwBuf *g, int bad, const char *arch, const char *name) {
     static char bytes[256][8];
     const char *tok[280];
     float sc[280];
@@ -129,8 +129,8 @@ static void gv_tiny_llama(GwBuf *g, int bad) {
     }
     GvFile f;
     gv_begin(&f, g);
-    gv_str(&f, "general.architecture", "phi3");
-    gv_str(&f, "general.name", "tiny");
+    gv_str(&f, "general.architecture", arch);
+    gv_str(&f, "general.name", name);
     if (bad == GV_MODEL_INT) gv_u32(&f, "tokenizer.ggml.model", 1);
     else if (bad != GV_NO_MODEL) gv_str(&f, "tokenizer.ggml.model", bad == GV_MODEL_BERT ? "bert" : "llama");
     gv_str(&f, "tokenizer.ggml.pre", "default");
@@ -154,6 +154,8 @@ static void gv_tiny_llama(GwBuf *g, int bad) {
     gv_end(&f);
     free(huge);
 }
+
+static void gv_tiny_llama(GwBuf *g, int bad) { gv_tiny_llama_as(g, bad, "phi3", "tiny"); }
 
 /* A tiny byte-level vocabulary: the 256 byte stand-ins (GPT-2's mapping), "Ġa" "ab" "Ġab" made by
  * merges, <|endoftext|> and <|end|> (control), pre-tokenizer gpt-4o. */

@@ -622,8 +622,23 @@ static void test_corrupt(void) {
         free(ids);
         tok_free(t);
     }
+    /* the Phi whitespace rule: by architecture phi3 (above), by name as llama.cpp, else none */
+    static const struct { const char *arch, *name; int strip; } rule[] = {
+        {"llama", "Phi-3 mini", 1}, {"llama", "my PHI3 finetune", 1}, {"llama", "Phi 3.5", 0}, {"llama", "tiny", 0}};
+    for (size_t r = 0; r < sizeof rule / sizeof *rule; r++) {
+        gv_tiny_llama_as(&b, GV_OK, rule[r].arch, rule[r].name);
+        Tokenizer *t = gguf_tok_mem(b.b, b.n, err, sizeof err, &parsed);
+        int n;
+        int *ids = t ? encode(t, "<|end|>\nab", 10, &n) : NULL;
+        static const int strip[] = {267, 265}, keep[] = {267, 259, 13, 264}; /* ▁ab / ▁ <0x0A> ab */
+        int good = t && (rule[r].strip ? same_ids(ids, n, strip, 2) : same_ids(ids, n, keep, 4));
+        if (!good) printf("  rule: arch %s, name %s: wrong ids\n", rule[r].arch, rule[r].name);
+        ok &= good;
+        free(ids);
+        tok_free(t);
+    }
     t_check(ok, "gguf_vocab_tiny", "tiny llama and gpt2 vocabularies: merges from scores / strings, rstrip after "
-            "<|end|>, [PAD] tail dropped");
+            "<|end|> (arch phi3, or a name with phi-3/phi3; not for others), [PAD] tail dropped");
 
     /* every truncation and random byte flips of the tiny files: refused or accepted, never a crash */
     long n_trunc = 0, n_flip = 0, accepted = 0;

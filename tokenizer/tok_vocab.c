@@ -23,6 +23,10 @@
 
 #define MAX_MERGES (1 << 24)
 #define MAX_TEMPLATE (1u << 24)
+/* Pieces longer than this are not split into merges: each split costs a lookup of both halves,
+ * so a hostile file of long pieces would cost len^2 per piece. Real SentencePiece pieces are far
+ * shorter (Phi-3's longest: 48 bytes). */
+#define MAX_MERGED_LEN 256
 
 static int is_pad_text(const TokStr *s, int id) {
     char want[24];
@@ -133,6 +137,7 @@ static int derive_spm_merges(Tokenizer *t, const float *scores, char *err, size_
         }
         const TokPiece *p = &t->pieces[r];
         const char *s = t->text + p->off;
+        if (p->len > MAX_MERGED_LEN) continue;
         for (uint32_t k = 1; k < p->len; k++) {
             if (((unsigned char)s[k] & 0xC0) == 0x80) continue; /* split at character boundaries */
             int a = tok_lookup_bpe(t, s, k), b = tok_lookup_bpe(t, s + k, p->len - k);
