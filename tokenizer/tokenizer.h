@@ -1,6 +1,7 @@
 /* The Phi tokenizers: SentencePiece-style BPE with byte fallback (Phi-3) or GPT-2 style
  * byte-level BPE with the o200k pre-tokenizer (Phi-4-mini), with added/special tokens, built
- * from a Hugging Face tokenizer.json (+ tokenizer_config.json), stored in the phi file as one
+ * from a Hugging Face tokenizer.json (+ tokenizer_config.json) or from a GGUF file's vocabulary
+ * arrays (tok_from_vocab, model/gguf_vocab.c), stored in the phi file as one
  * opaque section (layout in docs/FORMAT.md, "Tokenizer section"), and loaded from it with full validation. */
 #ifndef PHI_TOKENIZER_H
 #define PHI_TOKENIZER_H
