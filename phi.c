@@ -54,6 +54,9 @@ static void usage(FILE *f) {
             "                     (default 32) after --depth N tokens of context (default 0),\n"
             "                     --reps N times (default 3); prints a table and the weight bytes/s\n"
             "                     against this machine's measured memory bandwidth\n"
+            "  --parallel, -np N  with --bench: also decode with N streams at once (one batched\n"
+            "                     forward pass per step, as llama.cpp's -np slots), e.g. 1,2,4,8\n"
+            "                     (up to 8 values of at most 64); prints aggregate tok/s\n"
             "\n"
             "Perplexity (instead of generating):\n"
             "  --perplexity FILE  perplexity of the model over the text in FILE, in windows of -c\n"
@@ -90,6 +93,21 @@ static int parse_int(const char *s, long lo, long hi, int *out) {
     long v = strtol(s, &end, 10);
     if (errno || end == s || *end || v < lo || v > hi) return -1;
     *out = (int)v;
+    return 0;
+}
+
+/* A comma-separated list of 1..max_n integers in [lo, hi]. */
+static int parse_list(const char *s, long lo, long hi, int *out, int max_n, int *n) {
+    char buf[128];
+    if (strlen(s) >= sizeof buf) return -1;
+    strcpy(buf, s);
+    *n = 0;
+    for (char *p = buf, *comma; p; p = comma ? comma + 1 : NULL) {
+        comma = strchr(p, ',');
+        if (comma) *comma = 0;
+        if (*n == max_n || parse_int(p, lo, hi, &out[*n])) return -1;
+        (*n)++;
+    }
     return 0;
 }
 
@@ -145,6 +163,7 @@ int main(int argc, char **argv) {
         else if (IS("--tg")) bad = parse_int(v, 0, 1 << 20, &o.bench_tg);
         else if (IS("--depth")) bad = parse_int(v, 0, 1 << 24, &o.bench_depth);
         else if (IS("--reps")) bad = parse_int(v, 1, 1000, &o.bench_reps);
+        else if (IS("--parallel") || IS("-np")) bad = parse_list(v, 1, 64, o.bench_np, 8, &o.bench_n_np);
         else if (IS("--temp")) bad = parse_float(v, 0, 100, &o.temp);
         else if (IS("--top-p")) bad = parse_float(v, 0, 1, &o.top_p);
         else if (IS("--seed")) {
@@ -170,6 +189,7 @@ int main(int argc, char **argv) {
         return die("%s", "--ppl-all, --chunks, --save-logits and --kl-base go with --perplexity FILE");
     if (o.ids && (modes || o.add_bos >= 0))
         return die("%s", "--ids is a prompt of token ids for plain generation");
+    if (o.bench_n_np && !bench) return die("%s", "--parallel goes with --bench");
     if (bench) return run_bench(&o);
     if (o.ppl_path) {
         if (o.prompt || o.prompt_file) return die("%s", "--perplexity reads its text from FILE, not -p/-f");

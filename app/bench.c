@@ -80,6 +80,44 @@ static void row(FILE *out, const char *model, double gib, const char *type, int 
     fflush(out);
 }
 
+
+/* np streams decoding together: each state holds depth tokens, then n_gen steps of one
+ * model_forward_multi over all of them. Returns the aggregate tok/s of each rep in tps. */
+static int bench_parallel(const Model *m, const BenchOptions *o, int np, Pool *pool, const int *toks,
+                          double *tps, char *err, size_t errlen) {
+    int n_ctx = o->depth + o->n_gen;
+    State *s = calloc((size_t)np, sizeof *s);
+    State **sp = calloc((size_t)np, sizeof *sp);
+    int *step = calloc((size_t)np, sizeof *step), made = 0, rc = 0;
+    if (!s || !sp || !step) {
+        snprintf(err, errlen, "out of memory");
+        rc = -1;
+    }
+    for (; !rc && made < np; made++) {
+        if (state_init_pool(&s[made], m, n_ctx, pool, 0, err, errlen)) rc = -1;
+        else s[made].use_ref = o->use_ref;
+        sp[made] = &s[made];
+    }
+    for (int r = 0; !rc && r < o->reps; r++) {
+        for (int k = 0; k < np; k++) {
+            s[k].n_cached = 0;
+            if (o->depth > 0) model_forward(m, &s[k], toks, o->depth, 0, NULL);
+        }
+        double t0 = now_seconds();
+        for (int i = 0; i < o->n_gen && !rc; i++) {
+            for (int k = 0; k < np; k++) step[k] = toks[(o->depth + i + 7 * k) % n_ctx];
+            rc = model_forward_multi(m, sp, step, np, NULL);
+        }
+        tps[r] = (double)np * o->n_gen / (now_seconds() - t0);
+        if (rc) snprintf(err, errlen, "model_forward_multi failed");
+    }
+    for (int k = 0; k < made; k++) state_free(&s[k]);
+    free(s);
+    free(sp);
+    free(step);
+    return rc;
+}
+
 int bench_run(const Model *m, const BenchOptions *o, FILE *out, char *err, size_t errlen) {
     const PhiHParams *hp = &m->hp;
     int n_ctx = o->n_prompt > o->depth + o->n_gen ? o->n_prompt : o->depth + o->n_gen;
@@ -119,6 +157,7 @@ int bench_run(const Model *m, const BenchOptions *o, FILE *out, char *err, size_
     /* warm-up: map the weights in, grow scratch buffers */
     model_forward(m, &s, toks, 1, 0, NULL);
     char test[32];
+    double tg_mean = 0, sd;
     if (o->n_prompt > 0) {
         for (int r = 0; r < o->reps; r++) {
             double t0 = now_seconds();
@@ -138,14 +177,37 @@ int bench_run(const Model *m, const BenchOptions *o, FILE *out, char *err, size_
         if (o->depth > 0) snprintf(test, sizeof test, "tg%d@d%d", o->n_gen, o->depth);
         else snprintf(test, sizeof test, "tg%d", o->n_gen);
         row(out, model, gib, type, threads, test, tps, o->reps);
-        double mean, sd;
-        mean_sd(tps, o->reps, &mean, &sd);
+        mean_sd(tps, o->reps, &tg_mean, &sd);
+    }
+    if (o->n_gen > 0 && o->n_np > 0) {
+        /* the streams share the single state's pool (as a server's slots do) */
+        double np_mean[BENCH_MAX_NP] = {0};
+        for (int k = 0; k < o->n_np; k++) {
+            int np = o->np[k];
+            if (bench_parallel(m, o, np, s.pool, toks, tps, err, errlen)) {
+                free(toks);
+                free(tps);
+                state_free(&s);
+                return -1;
+            }
+            if (o->depth > 0) snprintf(test, sizeof test, "tg%d@d%d np%d", o->n_gen, o->depth, np);
+            else snprintf(test, sizeof test, "tg%d np%d", o->n_gen, np);
+            row(out, model, gib, type, threads, test, tps, o->reps);
+            mean_sd(tps, o->reps, &np_mean[k], &sd);
+        }
+        for (int k = 0, first = 1; k < o->n_np; k++)
+            if (o->np[k] > 1 && tg_mean > 0)
+                fprintf(out, "%s%d streams: %.2f tok/s in all, %.2f each, %.2fx the single-stream tg\n",
+                        first ? (first = 0, "\n") : "", o->np[k], np_mean[k], np_mean[k] / o->np[k],
+                        np_mean[k] / tg_mean);
+    }
+    if (o->n_gen > 0) {
         double wb = bench_weight_bytes_per_token(m);
         double bw = bench_memory_bandwidth(threads);
         fprintf(out, "\n%s kernels; generation streams %.2f GB of weights per token: %.1f GB/s at %.2f tok/s; "
                 "this machine reads %.1f GB/s with %d threads (%.0f%% of it)\n",
-                o->use_ref ? "reference" : kernels_isa_name(), wb / 1e9, wb * mean / 1e9, mean, bw,
-                threads, bw > 0 ? 100 * wb * mean / 1e9 / bw : 0);
+                o->use_ref ? "reference" : kernels_isa_name(), wb / 1e9, wb * tg_mean / 1e9, tg_mean, bw,
+                threads, bw > 0 ? 100 * wb * tg_mean / 1e9 / bw : 0);
     }
     free(toks);
     free(tps);

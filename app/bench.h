@@ -6,6 +6,8 @@
 
 #include "model/model.h"
 
+#define BENCH_MAX_NP 8
+
 typedef struct {
     int n_prompt;  /* pp test: tokens processed in one batch (0: skip) */
     int n_gen;     /* tg test: tokens generated one at a time (0: skip) */
@@ -13,6 +15,10 @@ typedef struct {
     int reps;      /* repetitions; mean and standard deviation are reported */
     int n_threads;
     int use_ref;
+    /* parallel decoding: for each np[k] (k < n_np), np[k] streams step together (one
+     * model_forward_multi per step) for n_gen steps after depth tokens each; the row is the
+     * aggregate tok/s of all streams */
+    int n_np, np[BENCH_MAX_NP];
 } BenchOptions;
 
 /* 0, or -1 with a one-line message in err. */

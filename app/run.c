@@ -273,7 +273,8 @@ static int perplexity_mode(const RunOptions *o, Session *S) {
 static int bench_mode(const RunOptions *o, Session *S) {
     char err[512];
     BenchOptions bo = {o->bench_pp, o->bench_tg, o->bench_depth, o->bench_reps, o->n_threads,
-                       o->use_ref};
+                       o->use_ref, o->bench_n_np, {0}};
+    for (int k = 0; k < o->bench_n_np && k < BENCH_MAX_NP; k++) bo.np[k] = o->bench_np[k];
     return bench_run(&S->m, &bo, stdout, err, sizeof err) ? say("%s", err) : 0;
 }
 

@@ -23,6 +23,7 @@ typedef struct {
     int ppl_all, ppl_chunks;
     /* bench */
     int bench_pp, bench_tg, bench_depth, bench_reps;
+    int bench_n_np, bench_np[8]; /* --parallel 1,2,4,8 */
 } RunOptions;
 
 int run_generate(const RunOptions *o);   /* prompt -> streamed continuation (or ids) */

@@ -1,7 +1,12 @@
 /* The Phi-3 forward pass, top to bottom: forward() is the recipe of a layer, written once. Two
  * paths run it with different kernels (Path): the reference, one token at a time through the
  * scalar kernels in F32 (the oracle), and the fast path, batches of tokens through the SIMD
- * kernels (matmul reuses each weight block for every token of the batch) and the thread pool. */
+ * kernels (matmul reuses each weight block for every token of the batch) and the thread pool.
+ * A batch row carries its sequence (Batch: the State whose KV cache, ring and LongRoPE factor set
+ * it uses, and its position), so one pass can hold the tokens of several sequences: a decoding
+ * step for the server's slots (model_forward_multi) reads every weight once for all of them.
+ * Decoding is bound by that read (2.1 GB per step for a q4 Phi-3-mini), so a step of 4 sequences
+ * costs little more than a step of one. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -223,7 +228,6 @@ static void attend(const State *s, const PhiHParams *hp, const AttnKernels *ak,
  * the thread pool) run the same recipe, forward() below; only these differ. */
 typedef struct {
     void (*matmul)(const MatView *w, const float *x, int n, float *y, Pool *pool); /* [n] rows */
-    void (*matvec)(const MatView *w, const float *x, float *y, Pool *pool);
     void (*rmsnorm)(float *out, const float *x, const float *weight, int n, float eps);
     void (*silu_mul)(float *gate, const float *up, int n);
     void (*softmax)(float *x, int n);
@@ -237,63 +241,85 @@ static void matmul_ref(const MatView *w, const float *x, int n, float *y, Pool *
     for (int i = 0; i < n; i++) matvec_ref(w, x + (size_t)i * w->cols, y + (size_t)i * w->rows);
 }
 
-static void matvec_ref_path(const MatView *w, const float *x, float *y, Pool *pool) {
-    (void)pool;
-    matvec_ref(w, x, y);
-}
-
 static Path path_for(const State *s) {
     if (s->use_ref)
-        return (Path){matmul_ref, matvec_ref_path, rmsnorm_ref, silu_mul_ref, softmax_ref,
+        return (Path){matmul_ref, rmsnorm_ref, silu_mul_ref, softmax_ref,
                       attn_kernels_ref(), NULL, 1};
-    return (Path){matmul, matvec, rmsnorm, silu_mul, softmax, attn_kernels(), s->pool, s->n_batch};
+    return (Path){matmul, rmsnorm, silu_mul, softmax, attn_kernels(), s->pool, s->n_batch};
+}
+
+/* ---- a batch: its rows and whose they are ---- */
+
+/* The rows of one forward() call. Row i is token tok[i] at position pos[i] of the sequence whose
+ * State is seq[i]: that state's KV cache (ring included), its LongRoPE factor set (rope_set) and
+ * its attention scratch. The rows' activations live in the scratch state sc (the sequence itself
+ * for model_forward; one of them for a multi-sequence step), so the matrix products run once over
+ * all rows whoever they belong to. A sequence's rows are consecutive, in position order, and at
+ * most its n_batch (a ring holds n_batch positions beyond the window). */
+typedef struct {
+    State *sc;
+    int n;
+    const int *tok, *pos;
+    State *const *seq;
+    /* The LM head: rows out[0..n_out) (ascending; out NULL: rows 0..n_out-1) into
+     * logits[n_out][vocab]. */
+    int n_out;
+    const int *out;
+    float *logits;
+} Batch;
+
+static const float *rope_factors(const Model *m, const State *s) {
+    if (m->hp.rope_scaling != PHI_ROPE_LONGROPE) return NULL;
+    return s->rope_set ? m->rope_long : m->rope_short;
 }
 
 /* ---- the steps between the matrix products ---- */
 
 typedef struct {
     const Model *m;
-    State *s;
+    const Batch *B;
     const Path *P;
-    int layer, n, pos0;
+    int layer;
 } AttnJob;
 
-/* Attention for every (token, head) of the batch, split across threads: s->xb[i] receives the
- * heads of token i. */
+/* Attention for every (row, head) of the batch, split across threads: sc->xb[i] receives the
+ * heads of row i, each from its own sequence's cache (and that sequence's per-thread scores). */
 static void attn_job(void *arg, int ith, int nth) {
     AttnJob *j = arg;
     const PhiHParams *hp = &j->m->hp;
-    State *s = j->s;
+    const Batch *B = j->B;
+    State *sc = B->sc;
     int hd = (int)hp->head_dim, n_heads = (int)hp->n_heads, n_kv = (int)hp->n_kv_heads;
     int kv_dim = n_kv * hd, q_dim = n_heads * hd, qkv_dim = q_dim + 2 * kv_dim;
     int group = n_heads / n_kv, t0, t1;
-    pool_split(j->n * n_heads, 1, ith, nth, &t0, &t1);
+    pool_split(B->n * n_heads, 1, ith, nth, &t0, &t1);
     for (int task = t0; task < t1; task++) {
-        int i = task / n_heads, h = task % n_heads, pos = j->pos0 + i;
+        int i = task / n_heads, h = task % n_heads, pos = B->pos[i];
+        const State *s = B->seq[i];
         attend(s, hp, j->P->attn, j->P->softmax, j->layer, h / group,
-               s->qkv + (size_t)i * qkv_dim + h * hd, window_start(hp, pos), pos,
-               s->att + (size_t)ith * s->n_ctx, s->xb + (size_t)i * q_dim + h * hd);
+               sc->qkv + (size_t)i * qkv_dim + h * hd, window_start(hp, pos), pos,
+               s->att + (size_t)ith * s->n_ctx, sc->xb + (size_t)i * q_dim + h * hd);
     }
 }
 
-static void attention(const Model *m, State *s, const Path *P, int layer, int n, int pos0) {
-    AttnJob j = {m, s, P, layer, n, pos0};
+static void attention(const Model *m, const Batch *B, const Path *P, int layer) {
+    AttnJob j = {m, B, P, layer};
     pool_run(P->pool, attn_job, &j);
 }
 
 /* The per-token work between the matrix products, split across the pool by tokens. */
 enum {
     ELEM_NORM,       /* xb = norm(x) */
-    ELEM_ROPE_KV,    /* rotate q and k in qkv, store k and v in the cache */
+    ELEM_ROPE_KV,    /* rotate q and k in qkv, store k and v in the row's sequence's cache */
     ELEM_RESID_NORM, /* x += xb2, then xb = norm(x) */
     ELEM_SILU,       /* hs = silu(gate) * up, from hb = [gate, up] */
 };
 
 typedef struct {
     const Model *m;
-    State *s;
+    const Batch *B;
     const Path *P;
-    int layer, n, pos0, op;
+    int layer, op;
     const float *norm; /* ELEM_NORM, ELEM_RESID_NORM */
 } ElemJob;
 
@@ -301,11 +327,12 @@ static void elem_job(void *arg, int ith, int nth) {
     ElemJob *j = arg;
     const PhiHParams *hp = &j->m->hp;
     const Path *P = j->P;
-    State *s = j->s;
+    const Batch *B = j->B;
+    State *s = B->sc;
     int dim = (int)hp->dim, hd = (int)hp->head_dim, n_heads = (int)hp->n_heads;
     int n_kv = (int)hp->n_kv_heads, kv_dim = n_kv * hd, q_dim = n_heads * hd;
     int qkv_dim = q_dim + 2 * kv_dim, hidden = (int)hp->hidden_dim, rd = (int)hp->rope_dims, i0, i1;
-    pool_split(j->n, 1, ith, nth, &i0, &i1);
+    pool_split(B->n, 1, ith, nth, &i0, &i1);
     for (int i = i0; i < i1; i++) {
         float *x = s->x + (size_t)i * dim, *xb = s->xb + (size_t)i * dim;
         switch (j->op) {
@@ -317,10 +344,12 @@ static void elem_job(void *arg, int ith, int nth) {
         case ELEM_ROPE_KV: {
             float *q = s->qkv + (size_t)i * qkv_dim, *k = q + q_dim, *v = k + kv_dim;
             const float *cs = s->rope_cs + (size_t)i * rd;
+            const State *seq = B->seq[i];
+            int slot = B->pos[i] % seq->kv_slots;
             for (int h = 0; h < n_heads; h++) rope_apply(q + h * hd, cs, rd);
             for (int h = 0; h < n_kv; h++) rope_apply(k + h * hd, cs, rd);
-            kv_store(s, hp, P->attn, s->key_cache, j->layer, (j->pos0 + i) % s->kv_slots, k);
-            kv_store(s, hp, P->attn, s->value_cache, j->layer, (j->pos0 + i) % s->kv_slots, v);
+            kv_store(seq, hp, P->attn, seq->key_cache, j->layer, slot, k);
+            kv_store(seq, hp, P->attn, seq->value_cache, j->layer, slot, v);
             break;
         }
         case ELEM_SILU: {
@@ -333,10 +362,9 @@ static void elem_job(void *arg, int ith, int nth) {
     }
 }
 
-static void elem(const Model *m, State *s, const Path *P, int op, int layer, int n, int pos0,
-                 const float *norm) {
-    ElemJob j = {m, s, P, layer, n, pos0, op, norm};
-    pool_run(n > 1 ? P->pool : NULL, elem_job, &j); /* one token: not worth a dispatch */
+static void elem(const Model *m, const Batch *B, const Path *P, int op, int layer, const float *norm) {
+    ElemJob j = {m, B, P, layer, op, norm};
+    pool_run(B->n > 1 ? P->pool : NULL, elem_job, &j); /* one token: not worth a dispatch */
 }
 
 /* quant --calib: add the square of each column of x[n][cols] to acc[cols]. */
@@ -357,17 +385,17 @@ static void layer_matmul(const Model *m, State *s, const Path *P, int layer, Sch
 
 /* ---- the recipe ---- */
 
-/* Tokens tokens[0..n) at positions pos0.. through every layer, on either path. */
-static void forward(const Model *m, State *s, const Path *P, const int *tokens, int n, int pos0,
-                    const float *factors, float *logits) {
+/* The rows of B through every layer and the LM head, on either path. */
+static void forward(const Model *m, const Path *P, const Batch *B) {
     const PhiHParams *hp = &m->hp;
-    int dim = (int)hp->dim, rd = (int)hp->rope_dims, n_layers = (int)hp->n_layers;
+    State *s = B->sc;
+    int dim = (int)hp->dim, rd = (int)hp->rope_dims, n_layers = (int)hp->n_layers, n = B->n;
 
     for (int i = 0; i < n; i++) {
-        matview_dequant_row(&m->tok_embd, tokens[i], s->x + (size_t)i * dim);
-        rope_table(hp, factors, pos0 + i, s->rope_cs + (size_t)i * rd);
+        matview_dequant_row(&m->tok_embd, B->tok[i], s->x + (size_t)i * dim);
+        rope_table(hp, rope_factors(m, B->seq[i]), B->pos[i], s->rope_cs + (size_t)i * rd);
     }
-    elem(m, s, P, ELEM_NORM, 0, n, pos0, m->layers[0].attn_norm);
+    elem(m, B, P, ELEM_NORM, 0, m->layers[0].attn_norm);
 
     for (int l = 0; l < n_layers; l++) {
         const Layer *L = &m->layers[l];
@@ -375,78 +403,176 @@ static void forward(const Model *m, State *s, const Path *P, const int *tokens, 
         /* attention (s->xb holds the normed input): qkv, RoPE and the cache writes, every
          * (token, head), the output projection, the residual and the MLP's norm */
         layer_matmul(m, s, P, l, ROLE_QKV, &L->wqkv, s->xb, n, s->qkv);
-        elem(m, s, P, ELEM_ROPE_KV, l, n, pos0, NULL);
-        attention(m, s, P, l, n, pos0);
+        elem(m, B, P, ELEM_ROPE_KV, l, NULL);
+        attention(m, B, P, l);
         layer_matmul(m, s, P, l, ROLE_O, &L->wo, s->xb, n, s->xb2);
-        elem(m, s, P, ELEM_RESID_NORM, l, n, pos0, L->ffn_norm);
+        elem(m, B, P, ELEM_RESID_NORM, l, L->ffn_norm);
 
         /* MLP: down(silu(gate) * up), the residual, and the next layer's attention norm (the
          * output norm after the last layer) */
         layer_matmul(m, s, P, l, ROLE_GATE_UP, &L->w_gate_up, s->xb, n, s->hb);
-        elem(m, s, P, ELEM_SILU, l, n, pos0, NULL);
+        elem(m, B, P, ELEM_SILU, l, NULL);
         layer_matmul(m, s, P, l, ROLE_DOWN, &L->w_down, s->hs, n, s->xb2);
-        elem(m, s, P, ELEM_RESID_NORM, l, n, pos0,
-             l + 1 < n_layers ? m->layers[l + 1].attn_norm : m->output_norm);
+        elem(m, B, P, ELEM_RESID_NORM, l, l + 1 < n_layers ? m->layers[l + 1].attn_norm : m->output_norm);
     }
     if (s->act_sq) s->act_rows += n;
 
-    /* LM head: every position when asked for, else only the last. */
-    if (logits) {
-        P->matmul(&m->output, s->xb, n, logits, P->pool);
-        memcpy(s->logits, logits + (size_t)(n - 1) * hp->vocab_size, hp->vocab_size * sizeof(float));
-    } else {
-        P->matvec(&m->output, s->xb + (size_t)(n - 1) * dim, s->logits, P->pool);
+    /* LM head: the rows asked for, gathered into xb2 unless they are consecutive already. */
+    if (B->n_out > 0) {
+        const float *src = s->xb + (size_t)(B->out ? B->out[0] : 0) * dim;
+        int gather = 0;
+        for (int k = 1; B->out && k < B->n_out; k++) gather |= B->out[k] != B->out[0] + k;
+        if (gather) {
+            for (int k = 0; k < B->n_out; k++)
+                memcpy(s->xb2 + (size_t)k * dim, s->xb + (size_t)B->out[k] * dim, (size_t)dim * sizeof(float));
+            src = s->xb2;
+        }
+        P->matmul(&m->output, src, B->n_out, B->logits, P->pool);
     }
 }
 
-/* Evaluate tokens at pos0.. with the given factor set, on the state's path. */
-static void run(const Model *m, State *s, const int *tokens, int n, int pos0, const float *factors,
-                float *logits) {
+/* Evaluate tokens at pos0.. of one sequence with its factor set (s->rope_set), on its path. */
+static void run(const Model *m, State *s, const int *tokens, int n, int pos0, float *logits) {
     Path P = path_for(s);
+    State *seq[MAX_BATCH];
+    int pos[MAX_BATCH];
+    for (int i = 0; i < P.batch; i++) seq[i] = s;
     for (int i = 0; i < n; i += P.batch) {
-        int nb = n - i < P.batch ? n - i : P.batch;
-        forward(m, s, &P, tokens + i, nb, pos0 + i, factors,
-                logits ? logits + (size_t)i * m->hp.vocab_size : NULL);
+        int nb = n - i < P.batch ? n - i : P.batch, last = nb - 1;
+        for (int k = 0; k < nb; k++) pos[k] = pos0 + i + k;
+        /* the logits of every position when asked for, else only the very last one's */
+        Batch B = {s, nb, tokens + i, pos, seq, 0, NULL, NULL};
+        if (logits) B.n_out = nb, B.logits = logits + (size_t)i * m->hp.vocab_size;
+        else if (i + nb == n) B.n_out = 1, B.out = &last, B.logits = s->logits;
+        forward(m, &P, &B);
     }
+    if (logits)
+        memcpy(s->logits, logits + (size_t)(n - 1) * m->hp.vocab_size, m->hp.vocab_size * sizeof(float));
 }
 
-int model_forward(const Model *m, State *s, const int *tokens, int n, int pos0, float *logits) {
+/* Before evaluating n tokens at pos0 (validated): choose the sequence's LongRoPE factor set and,
+ * when its cached positions were rotated with the other set or a ring no longer holds what a
+ * rewind to pos0 needs, evaluate positions 0..pos0-1 again, this sequence alone; then record
+ * the tokens. */
+static void prepare(const Model *m, State *s, const int *tokens, int n, int pos0) {
     const PhiHParams *hp = &m->hp;
-    if (n < 1 || pos0 < 0 || pos0 + n > s->n_ctx) return -1;
-    for (int i = 0; i < n; i++)
-        if (tokens[i] < 0 || (uint32_t)tokens[i] >= hp->vocab_size) return -1;
-    const float *factors = NULL;
-    int again = 0; /* evaluate positions 0..pos0-1 again before this call */
+    int again = 0;
     if (hp->rope_scaling == PHI_ROPE_LONGROPE) {
         /* Hugging Face picks the factor set from the sequence length. A sequence that grows past
          * original_max_position_embeddings switches to the long set for every position, so the
          * cached keys are rotated again (by evaluating those positions again) to stay equal to
          * a full evaluation; the same when a shorter sequence replaces a long one. */
         int set = (uint32_t)(pos0 + n) > hp->orig_max_seq_len;
-        factors = set ? m->rope_long : m->rope_short;
         again = set != s->rope_set;
         s->rope_set = set;
     }
     /* A rewind further back than one batch finds ring slots already reused. */
     if (s->kv_slots < s->n_ctx && s->n_cached - pos0 > s->n_batch) again = 1;
-    if (pos0 > 0 && again) run(m, s, s->tokens, pos0, 0, factors, NULL);
+    if (pos0 > 0 && again) run(m, s, s->tokens, pos0, 0, NULL);
     memcpy(s->tokens + pos0, tokens, (size_t)n * sizeof *tokens);
-    run(m, s, tokens, n, pos0, factors, logits);
+}
+
+static int tokens_ok(const Model *m, const int *tokens, int n) {
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || (uint32_t)tokens[i] >= m->hp.vocab_size) return 0;
+    return 1;
+}
+
+int model_forward(const Model *m, State *s, const int *tokens, int n, int pos0, float *logits) {
+    if (n < 1 || pos0 < 0 || pos0 + n > s->n_ctx || !tokens_ok(m, tokens, n)) return -1;
+    prepare(m, s, tokens, n, pos0);
+    run(m, s, tokens, n, pos0, logits);
     s->n_cached = pos0 + n;
     return 0;
 }
 
-/* For now one model_forward per sequence (correct, not yet one read of the weights per step). */
+/* ---- several sequences in one pass ---- */
+
+int model_forward_spans(const Model *m, const SeqSpan *sp, int n_spans) {
+    const PhiHParams *hp = &m->hp;
+    size_t vocab = hp->vocab_size;
+    if (n_spans < 1) return -1;
+    for (int i = 0; i < n_spans; i++) {
+        const State *s = sp[i].s;
+        if (!s || !sp[i].tokens || sp[i].n < 1 || sp[i].pos0 < 0 || sp[i].pos0 > s->n_cached ||
+            sp[i].pos0 + sp[i].n > s->n_ctx || !tokens_ok(m, sp[i].tokens, sp[i].n))
+            return -1;
+        for (int k = 0; k < i; k++)
+            if (sp[k].s == s) return -1;
+    }
+    /* One pass needs one path and one pool (its thread count sizes every state's attention
+     * scratch); otherwise the spans run one after another. The scratch is the state with the
+     * most batch rows. */
+    State *sc = sp[0].s;
+    int together = 1;
+    for (int i = 1; i < n_spans; i++) {
+        const State *s = sp[i].s;
+        together &= s->use_ref == sc->use_ref && s->pool == sc->pool && s->n_threads == sc->n_threads;
+        if (s->n_batch > sc->n_batch) sc = sp[i].s;
+    }
+    if (!together) {
+        for (int i = 0; i < n_spans; i++)
+            model_forward(m, sp[i].s, sp[i].tokens, sp[i].n, sp[i].pos0, sp[i].logits);
+        return 0;
+    }
+    Path P = path_for(sc);
+    int g = P.batch; /* rows per pass */
+    float *lbuf = malloc((size_t)g * vocab * sizeof(float));
+    int *done = calloc((size_t)n_spans, sizeof(int));
+    if (!lbuf || !done) {
+        free(lbuf);
+        free(done);
+        return -1;
+    }
+    for (int i = 0; i < n_spans; i++) prepare(m, sp[i].s, sp[i].tokens, sp[i].n, sp[i].pos0);
+
+    State *seq[MAX_BATCH];
+    int tok[MAX_BATCH], pos[MAX_BATCH], out[MAX_BATCH], span_of[MAX_BATCH];
+    for (int left = 1; left;) {
+        /* One pass: the next piece of every unfinished span, in the order given, up to g rows;
+         * a piece is at most its state's n_batch. */
+        int n = 0, n_out = 0;
+        left = 0;
+        for (int i = 0; i < n_spans; i++) {
+            State *s = sp[i].s;
+            int rem = sp[i].n - done[i], take = rem < g - n ? rem : g - n;
+            if (take > s->n_batch) take = s->n_batch;
+            for (int k = 0; k < take; k++, n++) {
+                int t = done[i] + k;
+                seq[n] = s;
+                tok[n] = sp[i].tokens[t];
+                pos[n] = sp[i].pos0 + t;
+                span_of[n] = i;
+                if (sp[i].logits || t == sp[i].n - 1) out[n_out++] = n;
+            }
+            done[i] += take;
+            left |= done[i] < sp[i].n;
+        }
+        Batch B = {sc, n, tok, pos, seq, n_out, out, lbuf};
+        forward(m, &P, &B);
+        for (int k = 0; k < n_out; k++) {
+            int r = out[k], i = span_of[r], t = pos[r] - sp[i].pos0;
+            const float *l = lbuf + (size_t)k * vocab;
+            if (sp[i].logits) memcpy(sp[i].logits + (size_t)t * vocab, l, vocab * sizeof(float));
+            if (t == sp[i].n - 1) memcpy(sp[i].s->logits, l, vocab * sizeof(float));
+        }
+    }
+    for (int i = 0; i < n_spans; i++) sp[i].s->n_cached = sp[i].pos0 + sp[i].n;
+    free(lbuf);
+    free(done);
+    return 0;
+}
+
 int model_forward_multi(const Model *m, State *const *states, const int *tokens, int n, float *logits) {
     if (n < 1) return -1;
-    for (int i = 0; i < n; i++) {
-        if (states[i]->n_cached >= states[i]->n_ctx) return -1;
-        if (tokens[i] < 0 || (uint32_t)tokens[i] >= m->hp.vocab_size) return -1;
-    }
+    SeqSpan one[16], *sp = n <= 16 ? one : malloc((size_t)n * sizeof *sp);
+    if (!sp) return -1;
     for (int i = 0; i < n; i++) {
         State *s = states[i];
-        if (model_forward(m, s, tokens + i, 1, s->n_cached, NULL)) return -1;
-        if (logits) memcpy(logits + (size_t)i * m->hp.vocab_size, s->logits, m->hp.vocab_size * sizeof *logits);
+        sp[i] = (SeqSpan){s, tokens + i, 1, s ? s->n_cached : 0,
+                          logits ? logits + (size_t)i * m->hp.vocab_size : NULL};
     }
-    return 0;
+    int rc = model_forward_spans(m, sp, n);
+    if (sp != one) free(sp);
+    return rc;
 }

@@ -47,7 +47,9 @@ void model_free(Model *m);
 /* Inference state: activations and the KV cache for up to n_ctx positions.
  * Two paths share it and one layer recipe (model/forward.c): the scalar reference (use_ref, one
  * token at a time, the oracle) and the fast path (SIMD kernels, batches of up to n_batch tokens,
- * a thread pool). */
+ * a thread pool). A state is one sequence; model_forward_multi / model_forward_spans run the
+ * tokens of several in one pass, each row with its own state's cache, position and factor set,
+ * their activations in one of the states (the one with the largest n_batch). */
 typedef struct {
     int n_ctx, n_batch;
     int use_ref;   /* 1: scalar reference kernels */
@@ -105,9 +107,30 @@ int model_forward(const Model *m, State *s, const int *tokens, int n, int pos0, 
 /* One decoding step for several sequences at once (the server's slots): tokens[i] is evaluated
  * at position states[i]->n_cached of states[i] (its own KV cache, sampler-independent), and
  * states[i]->logits receives its logits (also logits[i][vocab] when logits is non-NULL). The
- * result equals n separate model_forward calls. States must be distinct, made for the same
- * model. Returns 0, or -1 (n < 1, a full context or an id outside the vocabulary; nothing is
- * evaluated then). */
+ * result equals n separate model_forward calls, but the matrix products (every weight matrix and
+ * the LM head) run once over all n tokens: decoding reads the weights from memory once per step
+ * instead of once per sequence. States must be distinct and made for the same model; they are
+ * batched when they share one pool (state_init_pool) and path (use_ref), in groups of the largest
+ * n_batch among them, else evaluated one after another. Returns 0, or -1 (n < 1, a full context,
+ * an id outside the vocabulary, a NULL or repeated state, out of memory; nothing is evaluated and
+ * no state changes then). */
 int model_forward_multi(const Model *m, State *const *states, const int *tokens, int n, float *logits);
+
+/* The general step: per sequence a span of tokens, e.g. one sequence's next prompt chunk beside
+ * the others' decode tokens, so prefill shares the weight reads of the decode step. Span i runs
+ * tokens[0..n) at positions pos0.. of s (pos0 <= s->n_cached; what was cached from pos0 on is
+ * forgotten), with model_forward's semantics (LongRoPE factor choice and re-evaluation, done for
+ * that sequence alone before the shared pass). s->logits receives the span's last position's
+ * logits, and logits (if non-NULL) [n][vocab] all of them. Spans are packed into passes of up to
+ * the largest n_batch rows in the order given (put decode tokens first so they ride in the
+ * first pass). Returns 0, or -1 with no state changed (the errors of model_forward_multi, or a
+ * span with n < 1 or pos0 out of range). */
+typedef struct {
+    State *s;
+    const int *tokens;
+    int n, pos0;
+    float *logits;
+} SeqSpan;
+int model_forward_spans(const Model *m, const SeqSpan *spans, int n_spans);
 
 #endif

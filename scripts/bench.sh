@@ -1,12 +1,14 @@
 #!/bin/sh
 # make bench: speed of phi on synthetic full-size Phi-3-mini models (random weights, no download).
 # Writes the models once into build/bench/ (q4: 2.2 GB, q8: 4.1 GB). Environment:
-#   SHAPE (phi3-mini), TYPES ("q4 q8"), THREADS (physical cores), REPS (3), DEPTH (1024)
+#   SHAPE (phi3-mini), TYPES ("q4 q8"), THREADS (physical cores), REPS (3), DEPTH (1024),
+#   PARALLEL (1,2,4,8: streams decoding together, aggregate tok/s; empty: skip)
 set -e
 SHAPE=${SHAPE:-phi3-mini}
 TYPES=${TYPES:-q4 q8}
 REPS=${REPS:-3}
 DEPTH=${DEPTH:-1024}
+PARALLEL=${PARALLEL-1,2,4,8}
 dir=build/bench
 mkdir -p "$dir"
 for t in $TYPES; do
@@ -15,4 +17,5 @@ for t in $TYPES; do
     echo "== $SHAPE $t"
     ./phi -m "$model" --bench --pp 128 --tg 32 --reps "$REPS" ${THREADS:+-t $THREADS}
     ./phi -m "$model" --bench --pp 0 --tg 32 --depth "$DEPTH" --reps 1 ${THREADS:+-t $THREADS} | grep -v '^| -\|^| model'
+    [ -z "$PARALLEL" ] || ./phi -m "$model" --bench --pp 0 --tg 32 --parallel "$PARALLEL" --reps "$REPS" ${THREADS:+-t $THREADS}
 done

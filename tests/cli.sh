@@ -67,6 +67,9 @@ expect_error phi_tiny_file $PHI -m "$TMP/short.phi" -p hi
 expect_error phi_empty_file $PHI -m "$TMP/empty.phi" -p hi
 head -c 4096 /dev/urandom > "$TMP/random.phi"
 expect_error phi_random_bytes $PHI -m "$TMP/random.phi" -p hi
+expect_error phi_parallel_without_bench $PHI -m "$TMP/tiny.phi" -np 2
+expect_error phi_parallel_zero $PHI -m "$TMP/tiny.phi" --bench --parallel 1,0
+expect_error phi_parallel_too_many $PHI -m "$TMP/tiny.phi" --bench --parallel 1,2,3,4,5,6,7,8,9
 { printf 'PHIMODEL\143\000\000\000'; tail -c +13 "$TMP/tiny.phi"; } > "$TMP/version.phi"
 expect_error phi_wrong_version $PHI -m "$TMP/version.phi" -p hi
 { printf 'PHIMODEL\001\000\000\000'; tail -c +13 "$TMP/tiny.phi"; } > "$TMP/v1.phi"
