@@ -20,12 +20,12 @@ CFLAGS  += -DPHI_BLAS
 LDLIBS  += -lopenblas
 endif
 
-LIB_SRC  := $(sort $(wildcard base/*.c kernels/*.c tokenizer/*.c model/*.c convert/*.c app/*.c))
+LIB_SRC  := $(sort $(wildcard base/*.c kernels/*.c tokenizer/*.c model/*.c convert/*.c app/*.c api/*.c server/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-all: $(BIN)/phi $(BIN)/quant
+all: $(BIN)/phi $(BIN)/quant $(BIN)/phi-server examples
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -40,6 +40,16 @@ $(BIN)/phi: $(BUILD)/phi.o $(BUILD)/libphi.a
 
 $(BIN)/quant: $(BUILD)/quant.o $(BUILD)/libphi.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BIN)/phi-server: $(BUILD)/phi-server.o $(BUILD)/libphi.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The library's examples (phi.h + libphi.a only).
+EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
+$(BUILD)/examples/%: examples/%.c phi.h $(BUILD)/libphi.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libphi.a $(LDLIBS)
+examples: $(EXAMPLES)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libphi.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -103,7 +113,7 @@ bench-kernels: $(BUILD)/libphi.a
 .PHONY: bench-kernels
 
 clean:
-	rm -rf build build-* phi quant
+	rm -rf build build-* phi quant phi-server
 
-.PHONY: all test tests asan all-asan bench fuzz arm-test armv7-test riscv64-test clean
--include $(LIB_OBJ:.o=.d) $(BUILD)/phi.d $(BUILD)/quant.d
+.PHONY: all examples test tests asan all-asan bench fuzz arm-test armv7-test riscv64-test clean
+-include $(LIB_OBJ:.o=.d) $(BUILD)/phi.d $(BUILD)/quant.d $(BUILD)/phi-server.d
