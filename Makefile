@@ -65,9 +65,10 @@ asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	    PHI_EXE_SUFFIX=-asan all-asan
 
-all-asan: $(BUILD)/phi.o $(BUILD)/quant.o $(BUILD)/libphi.a tests
+all-asan: $(BUILD)/phi.o $(BUILD)/quant.o $(BUILD)/phi-server.o $(BUILD)/libphi.a tests examples
 	$(CC) $(CFLAGS) -o $(BUILD)/phi $(BUILD)/phi.o $(BUILD)/libphi.a $(LDLIBS)
 	$(CC) $(CFLAGS) -o $(BUILD)/quant $(BUILD)/quant.o $(BUILD)/libphi.a $(LDLIBS)
+	$(CC) $(CFLAGS) -o $(BUILD)/phi-server $(BUILD)/phi-server.o $(BUILD)/libphi.a $(LDLIBS)
 	@BUILD=$(BUILD) PHI=$(BUILD)/phi QUANT=$(BUILD)/quant ASAN_OPTIONS=detect_leaks=1 sh tests/run.sh
 
 # libFuzzer + ASan + UBSan on every parser of untrusted bytes, FUZZ_SECONDS each (clang).
@@ -87,6 +88,7 @@ fuzz: quant
 	    mkdir -p build-fuzz/corpus-$$n; \
 	    seeds=; [ $$n = fuzz_model ] && seeds=build-fuzz/corpus-model; \
 	    [ $$n = fuzz_gguf ] && seeds="build-fuzz/corpus-gguf-seed $$(ls -d ../shared/data/llamacpp-vocab 2>/dev/null)"; \
+	    [ $$n = fuzz_http ] && seeds=fuzz/http_seeds; \
 	    echo "== $$n ($(FUZZ_SECONDS) s)"; \
 	    if ! build-fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -max_len=300000 -print_final_stats=1 \
 	        build-fuzz/corpus-$$n $$seeds > build-fuzz/$$n.log 2>&1; then \

@@ -23,8 +23,7 @@ int main(int argc, char **argv) {
     char *text = NULL;
     int *ids = NULL, bos = 0, rc = 1;
     if (phi_model_open(argv[1], 0, &m)) goto out;
-    phi_session_params p = phi_session_default_params(); /* greedy */
-    p.n_ctx = 512;
+    phi_session_params p = phi_session_default_params(); /* greedy, the model's context */
     if (phi_session_new(m, &p, &s)) goto out;
     phi_message msg = {"user", argv[2]};
     if (phi_chat_render(m, &msg, 1, &text, &bos)) goto out;

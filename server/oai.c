@@ -263,13 +263,13 @@ static void head(Sb *b, const OaiMeta *m, const char *object) {
     sb_puts(b, ",\"system_fingerprint\":\"phi\"");
 }
 
-static void usage(Sb *b, int n_prompt, int n_gen) {
-    sb_printf(b, "\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,\"total_tokens\":%d}", n_prompt,
-              n_gen, n_prompt + n_gen);
+static void usage(Sb *b, int n_prompt, int n_gen, int n_cached) {
+    sb_printf(b, "\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,\"total_tokens\":%d,"
+              "\"prompt_tokens_details\":{\"cached_tokens\":%d}}", n_prompt, n_gen, n_prompt + n_gen, n_cached);
 }
 
 void oai_response(Sb *b, const OaiMeta *m, const char *text, size_t len, const char *finish, int n_prompt,
-                  int n_gen) {
+                  int n_gen, int n_cached) {
     head(b, m, m->chat ? "chat.completion" : "text_completion");
     sb_puts(b, ",\"choices\":[{\"index\":0,");
     if (m->chat) {
@@ -281,7 +281,7 @@ void oai_response(Sb *b, const OaiMeta *m, const char *text, size_t len, const c
         sb_json_str(b, text, len);
     }
     sb_printf(b, ",\"logprobs\":null,\"finish_reason\":\"%s\"}],", finish);
-    usage(b, n_prompt, n_gen);
+    usage(b, n_prompt, n_gen, n_cached);
     sb_puts(b, "}");
 }
 
@@ -311,10 +311,10 @@ void oai_chunk(Sb *b, const OaiMeta *m, int role_chunk, const char *text, size_t
     sb_puts(b, "}\n\n");
 }
 
-void oai_usage_chunk(Sb *b, const OaiMeta *m, int n_prompt, int n_gen) {
+void oai_usage_chunk(Sb *b, const OaiMeta *m, int n_prompt, int n_gen, int n_cached) {
     sb_puts(b, "data: ");
     head(b, m, m->chat ? "chat.completion.chunk" : "text_completion");
     sb_puts(b, ",\"choices\":[],");
-    usage(b, n_prompt, n_gen);
+    usage(b, n_prompt, n_gen, n_cached);
     sb_puts(b, "}\n\n");
 }

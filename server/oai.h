@@ -47,14 +47,15 @@ typedef struct {
     int chat;
 } OaiMeta;
 
-/* The whole non-streamed response. finish: "stop" or "length". */
+/* The whole non-streamed response. finish: "stop" or "length". n_cached: prompt tokens found in the
+ * slot's KV cache (usage.prompt_tokens_details.cached_tokens). */
 void oai_response(Sb *b, const OaiMeta *m, const char *text, size_t len, const char *finish, int n_prompt,
-                  int n_gen);
+                  int n_gen, int n_cached);
 /* One SSE event "data: {chunk}\n\n". role_chunk: the chat's first chunk (delta.role). text may be
  * NULL (no content); finish may be NULL; with_usage: 1 adds "usage": null (include_usage). */
 void oai_chunk(Sb *b, const OaiMeta *m, int role_chunk, const char *text, size_t len, const char *finish,
                int with_usage);
 /* The final usage chunk of include_usage (choices []). */
-void oai_usage_chunk(Sb *b, const OaiMeta *m, int n_prompt, int n_gen);
+void oai_usage_chunk(Sb *b, const OaiMeta *m, int n_prompt, int n_gen, int n_cached);
 
 #endif

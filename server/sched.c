@@ -8,6 +8,7 @@
 #include "base/cpu.h"
 #include "base/errmsg.h"
 #include "base/pool.h"
+#include "kernels/kernels.h"
 #include "model/generate.h"
 #include "model/sampler.h"
 
@@ -340,6 +341,7 @@ static void *sched_main(void *arg) {
     free(states);
     free(tokens);
     free(dec);
+    kernels_free_scratch(); /* this thread's activation scratch (kernels/dispatch.c) */
     return NULL;
 }
 

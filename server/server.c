@@ -1,7 +1,7 @@
 #include "server/server.h"
 
 #include <errno.h>
-#include <netdb.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -244,12 +244,12 @@ static void completion(Server *S, int fd, const char *body, size_t len, int chat
         if (r.stream) {
             ev.n = 0;
             oai_chunk(&ev, &meta, 0, chat ? NULL : "", 0, fin, r.include_usage);
-            if (r.include_usage) oai_usage_chunk(&ev, &meta, n, t.n_gen);
+            if (r.include_usage) oai_usage_chunk(&ev, &meta, n, t.n_gen, t.n_reused);
             sb_puts(&ev, "data: [DONE]\n\n");
             send_all(fd, ev.p, ev.n);
         } else {
             Sb b = {0};
-            oai_response(&b, &meta, all.p ? all.p : "", all.n, fin, n, t.n_gen);
+            oai_response(&b, &meta, all.p ? all.p : "", all.n, fin, n, t.n_gen, t.n_reused);
             if (b.oom) bad_request(fd, oc, 500, "out of memory", NULL, NULL);
             else send_response(fd, 200, "application/json", b.p, b.n, oc->keep_alive, NULL);
             sb_free(&b);
@@ -443,34 +443,38 @@ static void *conn_main(void *arg) {
     return NULL;
 }
 
+/* --host is a numeric IPv4 or IPv6 address (or "localhost"): no name lookup, so static builds need no
+ * NSS libraries at run time. */
 static int listen_on(const char *host, int port, int *actual, char *err, size_t errlen) {
-    struct addrinfo hints = {0}, *ai = NULL;
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    char ps[16];
-    snprintf(ps, sizeof ps, "%d", port);
-    int g = getaddrinfo(host, ps, &hints, &ai);
-    if (g) return snprintf(err, errlen, "--host %s: %s", host, gai_strerror(g)), -1;
-    int fd = -1;
-    for (struct addrinfo *a = ai; a; a = a->ai_next) {
-        fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
-        if (fd < 0) continue;
-        int one = 1;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (bind(fd, a->ai_addr, a->ai_addrlen) == 0 && listen(fd, 64) == 0) break;
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
+    socklen_t len;
+    const char *h = strcmp(host, "localhost") ? host : "127.0.0.1";
+    if (inet_pton(AF_INET, h, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+        len = sizeof *v4;
+    } else if (inet_pton(AF_INET6, h, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)port);
+        len = sizeof *v6;
+    } else {
+        return snprintf(err, errlen, "--host %s: not an IPv4 or IPv6 address", host), -1;
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+    if (fd < 0) return snprintf(err, errlen, "socket: %s", strerror(errno)), -1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&ss, len) || listen(fd, 64)) {
         snprintf(err, errlen, "cannot listen on %s:%d: %s", host, port, strerror(errno));
         close(fd);
-        fd = -1;
+        return -1;
     }
-    freeaddrinfo(ai);
-    if (fd < 0) return -1;
-    struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     *actual = port;
     if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
-        *actual = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                                 : ((struct sockaddr_in *)&ss)->sin_port);
+        *actual = ntohs(ss.ss_family == AF_INET6 ? v6->sin6_port : v4->sin_port);
     return fd;
 }
 
@@ -531,8 +535,9 @@ int server_run(const ServerOptions *o) {
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    logf_("%s | %d slots x %d positions | %d threads | listening on http://%s:%d", S.model_id, o->n_parallel,
-          per_slot, o->n_threads, o->host, port);
+    int v6 = strchr(o->host, ':') != NULL;
+    logf_("%s | %d slots x %d positions | %d threads | listening on http://%s%s%s:%d", S.model_id, o->n_parallel,
+          per_slot, o->n_threads, v6 ? "[" : "", o->host, v6 ? "]" : "", port);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);

@@ -64,7 +64,10 @@ rendered=$(printf '<|system|>\nBe brief.<|end|>\n<|user|>\nWho is the LORD?<|end
 WANT_CHAT_PROMPT_TOKENS=$(printf '%s\n' "$rendered" | $PHI -m "$M" --tokenize 2> /dev/null | tr ',' '\n' | grep -c .)
 WANT_COMPL=$($PHI -m "$M" -p "And God said" -n 10 --temp 0 --ignore-eos 2> /dev/null)
 COMPL_IDS=$($PHI -m "$M" --tokenize -p "And God said" 2> /dev/null) # phi -p adds BOS as the tokenizer says: not for Phi-3
-export WANT_CHAT WANT_CHAT_PROMPT_TOKENS WANT_COMPL COMPL_IDS
+two=$(printf 'Who is the LORD?\nAnd Moses?\n' | $PHI -m "$M" -i -n 8 --temp 0 2> /dev/null)
+WANT_TURN1=$(printf '%s\n' "$two" | sed -n 1p)
+WANT_TURN2=$(printf '%s\n' "$two" | sed -n 2p)
+export WANT_CHAT WANT_CHAT_PROMPT_TOKENS WANT_COMPL COMPL_IDS WANT_TURN1 WANT_TURN2
 
 if start_server "$TMP/main.log" -np 4 -c 2048; then
     pass server_starts "port $PORT"

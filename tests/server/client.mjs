@@ -139,6 +139,18 @@ async function main() {
   const bad = par.map((x, i) => (x.text === seq[i % 4] ? null : `${i}: ${show(x.text)} vs ${show(seq[i % 4])}`)).filter(Boolean);
   check(bad.length === 0, "concurrent_8_streams_equal_sequential", bad.length ? bad.join("; ") : `8 streams in ${Date.now() - t0} ms`);
 
+  // prompt cache: the next turn of a conversation evaluates only its new tokens, and its reply is
+  // the CLI's second reply in `phi -i` (which re-renders the conversation the same way)
+  const [turn1, turn2] = [process.env.WANT_TURN1, process.env.WANT_TURN2];
+  const conv = [{ role: "user", content: "Who is the LORD?" }];
+  const a1 = await client.chat.completions.create({ model: "x", messages: conv, max_tokens: 8, temperature: 0 });
+  const a2 = await client.chat.completions.create({ model: "x", max_tokens: 8, temperature: 0,
+    messages: [...conv, { role: "assistant", content: a1.choices[0].message.content }, { role: "user", content: "And Moses?" }] });
+  const cached = a2.usage.prompt_tokens_details?.cached_tokens;
+  check(a1.choices[0].message.content === turn1 && a2.choices[0].message.content === turn2 && cached > 0 &&
+    cached < a2.usage.prompt_tokens, "prompt_cache_next_turn",
+    `turn 2 ${show(a2.choices[0].message.content)}: ${cached} of ${a2.usage.prompt_tokens} prompt tokens from the cache`);
+
   // a client that aborts mid-stream; the server goes on serving (its slot is freed: see server.sh)
   const ac = new AbortController();
   let got = 0, aborted = false;
