@@ -34,7 +34,7 @@ struct Sched {
     Slot *slots;
     int n_slots, n_ctx;
     Task **queue;
-    int q_cap, q_head, q_len;
+    int q_cap, q_size, q_head, q_len; /* q_cap waiting at most; the ring holds q_cap + n_slots */
     int quit, rr;
     pthread_mutex_t mu;
     pthread_cond_t work; /* the scheduler waits here for tasks */
@@ -90,11 +90,14 @@ int sched_drain(Sched *s, double seconds) {
 
 int sched_submit(Sched *s, Task *t) {
     pthread_mutex_lock(&s->mu);
-    int ok = !s->quit && s->q_len < s->q_cap;
+    /* queued tasks that free slots will take at the next step are not waiting */
+    int free_slots = 0;
+    for (int i = 0; i < s->n_slots; i++) free_slots += !s->slots[i].task;
+    int ok = !s->quit && s->q_len < s->q_cap + free_slots;
     if (ok) {
         t->queued = 1;
         t->released = 0;
-        s->queue[(s->q_head + s->q_len++) % s->q_cap] = t;
+        s->queue[(s->q_head + s->q_len++) % s->q_size] = t;
         pthread_cond_signal(&s->work);
     }
     pthread_mutex_unlock(&s->mu);
@@ -112,10 +115,10 @@ void sched_cancel(Sched *s, Task *t) {
     pthread_mutex_lock(&s->mu);
     if (t->queued) {
         for (int i = 0; i < s->q_len; i++) {
-            int k = (s->q_head + i) % s->q_cap;
+            int k = (s->q_head + i) % s->q_size;
             if (s->queue[k] != t) continue;
             for (int j = i; j < s->q_len - 1; j++)
-                s->queue[(s->q_head + j) % s->q_cap] = s->queue[(s->q_head + j + 1) % s->q_cap];
+                s->queue[(s->q_head + j) % s->q_size] = s->queue[(s->q_head + j + 1) % s->q_size];
             s->q_len--;
             break;
         }
@@ -268,7 +271,7 @@ static void *sched_main(void *arg) {
             Slot *sl = pick_slot(s, s->queue[s->q_head]);
             if (!sl) break;
             Task *t = s->queue[s->q_head];
-            s->q_head = (s->q_head + 1) % s->q_cap;
+            s->q_head = (s->q_head + 1) % s->q_size;
             s->q_len--;
             t->queued = 0;
             slot_start(s, sl, t);
@@ -330,7 +333,7 @@ static void *sched_main(void *arg) {
     }
     while (s->q_len) {
         Task *t = s->queue[s->q_head];
-        s->q_head = (s->q_head + 1) % s->q_cap;
+        s->q_head = (s->q_head + 1) % s->q_size;
         s->q_len--;
         t->queued = 0;
         t->finish = FINISH_ABORT;
@@ -356,7 +359,8 @@ Sched *sched_create(const Model *m, int n_slots, int n_ctx, int n_threads, int q
     pthread_cond_init(&s->work, NULL);
     pthread_cond_init(&s->idle, NULL);
     s->slots = calloc((size_t)n_slots, sizeof *s->slots);
-    s->queue = calloc((size_t)s->q_cap, sizeof *s->queue);
+    s->q_size = s->q_cap + n_slots;
+    s->queue = calloc((size_t)s->q_size, sizeof *s->queue);
     if (!s->slots || !s->queue) {
         errorf(err, errlen, "out of memory");
         goto fail;

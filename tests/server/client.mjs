@@ -225,7 +225,7 @@ async function auth() {
 
 async function busy() {
   // one slot, a queue of one: of four long requests at once, at least one gets 503
-  const reqs = [0, 1, 2, 3].map(() => client.completions.create({ model: "x", prompt: "And", max_tokens: 60,
+  const reqs = [0, 1, 2, 3].map(() => client.completions.create({ model: "x", prompt: "And", max_tokens: 400,
     temperature: 0, ignore_eos: true }).then(() => 200, (e) => e.status));
   const st = await Promise.all(reqs);
   check(st.filter((s) => s === 503).length >= 1 && st.filter((s) => s === 200).length >= 2, "queue_full_503", st.join(","));
