@@ -1,7 +1,8 @@
 #!/bin/sh
 # phi-server throughput: aggregate generated tokens/s with 1, 2, 4, 8 concurrent streams (each
 # server started with --parallel N), and the time to first token of a new request while 3
-# streams run (--parallel 4). Not a timed test: figures for README.
+# streams run (--parallel 4; TTFT=0 skips it). STREAMS="1 4" picks the stream counts. Not a
+# timed test: figures for README.
 #   scripts/bench-server.sh MODEL [THREADS] [TOKENS]
 #   e.g. ./quant --random phi3-mini -q q4 /tmp/m-q4.phi && scripts/bench-server.sh /tmp/m-q4.phi 2 64
 M=${1:?usage: scripts/bench-server.sh MODEL [THREADS] [TOKENS]}
@@ -23,4 +24,4 @@ run() { # run NP MODE
     wait $pid
 }
 for np in ${STREAMS:-1 2 4 8}; do run "$np" "$np"; done
-run 4 ttft
+[ "${TTFT:-1}" = 0 ] || run 4 ttft
