@@ -69,6 +69,7 @@ static char *dup_str(const JsonValue *v, size_t *len_out) {
 /* A message's content: a string, or an array of {"type":"text","text":...} parts (joined). */
 static char *content_text(const JsonValue *c, int *bad) {
     *bad = 0;
+    if (json_type(c) == JSON_NULL) return strdup(""); /* e.g. an assistant turn that only called tools */
     if (json_type(c) == JSON_STRING) {
         size_t len;
         char *s = dup_str(c, &len);

@@ -284,7 +284,9 @@ static void *sched_main(void *arg) {
         }
         pthread_mutex_unlock(&s->mu);
 
-        /* one prompt chunk for one prefilling slot (round robin) */
+        /* one prompt chunk for one prefilling slot (round robin); it runs as a pass of its own:
+         * once model_forward_spans (the batched multi-sequence pass) is on main, the chunk can
+         * ride in the decode step's pass and share its read of the weights */
         for (int k = 0; k < s->n_slots; k++) {
             Slot *sl = &s->slots[(s->rr + k) % s->n_slots];
             if (!sl->task || sl->phase != SLOT_PREFILL) continue;

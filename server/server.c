@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -162,8 +163,7 @@ static void completion(Server *S, int fd, const char *body, size_t len, int chat
         snprintf(err, sizeof err, "This model's context per slot is %d tokens; the prompt has %d and "
                  "max_tokens asks for %d more (raise -c or lower --parallel)", n_ctx, n, r.max_tokens > 0 ? r.max_tokens : 1);
         if (n < 1) snprintf(err, sizeof err, "the prompt is empty");
-        bad_request(fd, oc, 400, err, n < 1 ? (chat ? "messages" : "prompt") : "max_tokens",
-                    n < 1 ? NULL : "context_length_exceeded");
+        bad_request(fd, oc, 400, err, chat ? "messages" : "prompt", n < 1 ? NULL : "context_length_exceeded");
         free(ids);
         oai_free(&r);
         return;
@@ -408,6 +408,10 @@ static void *conn_main(void *arg) {
                 rq.headers[i].value = buf + vo[i];
             }
         }
+        /* curl and others wait for this before sending a body of more than 1 KiB */
+        const char *expect = http_header(&rq, "expect");
+        if (expect && !strcasecmp(expect, "100-continue") && have < need)
+            send_all(fd, "HTTP/1.1 100 Continue\r\n\r\n", 25);
         deadline = t0 + o->timeout_s;
         while (have < need && (rc = recv_more(fd, buf, &have, need, deadline)) > 0) {}
         if (have < need) {

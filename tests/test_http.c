@@ -96,6 +96,10 @@ static void test_requests(void) {
                 !strcmp(r.msgs[0].role, "system"),
             "oai_defaults_openai", "developer -> %s", rc ? err : r.msgs[0].role);
     oai_free(&r);
+    const char *nul = "{\"messages\":[{\"role\":\"assistant\",\"content\":null},{\"role\":\"user\",\"content\":\"x\"}]}";
+    rc = oai_parse(nul, strlen(nul), 1, &r, &param, err, sizeof err);
+    t_check(rc == 0 && r.n_msgs == 2 && !strcmp(r.msgs[0].content, ""), "oai_null_content_is_empty", "%s", rc ? err : "");
+    oai_free(&r);
     const char *ids = "{\"prompt\":[1,2,3],\"stop\":\"s\"}";
     rc = oai_parse(ids, strlen(ids), 0, &r, &param, err, sizeof err);
     t_check(rc == 0 && r.n_prompt_ids == 3 && r.prompt_ids[2] == 3 && r.n_stop == 1, "oai_completion_token_ids", NULL);
