@@ -20,12 +20,12 @@ CFLAGS  += -DPHI_BLAS
 LDLIBS  += -lopenblas
 endif
 
-LIB_SRC  := $(sort $(wildcard base/*.c kernels/*.c tokenizer/*.c model/*.c convert/*.c app/*.c))
+LIB_SRC  := $(sort $(wildcard base/*.c kernels/*.c tokenizer/*.c model/*.c convert/*.c app/*.c api/*.c server/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-all: $(BIN)/phi $(BIN)/quant
+all: $(BIN)/phi $(BIN)/quant $(BIN)/phi-server examples
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -41,6 +41,16 @@ $(BIN)/phi: $(BUILD)/phi.o $(BUILD)/libphi.a
 $(BIN)/quant: $(BUILD)/quant.o $(BUILD)/libphi.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(BIN)/phi-server: $(BUILD)/phi-server.o $(BUILD)/libphi.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The library's examples (phi.h + libphi.a only).
+EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
+$(BUILD)/examples/%: examples/%.c phi.h $(BUILD)/libphi.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libphi.a $(LDLIBS)
+examples: $(EXAMPLES)
+
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libphi.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -55,9 +65,10 @@ asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	    PHI_EXE_SUFFIX=-asan all-asan
 
-all-asan: $(BUILD)/phi.o $(BUILD)/quant.o $(BUILD)/libphi.a tests
+all-asan: $(BUILD)/phi.o $(BUILD)/quant.o $(BUILD)/phi-server.o $(BUILD)/libphi.a tests examples
 	$(CC) $(CFLAGS) -o $(BUILD)/phi $(BUILD)/phi.o $(BUILD)/libphi.a $(LDLIBS)
 	$(CC) $(CFLAGS) -o $(BUILD)/quant $(BUILD)/quant.o $(BUILD)/libphi.a $(LDLIBS)
+	$(CC) $(CFLAGS) -o $(BUILD)/phi-server $(BUILD)/phi-server.o $(BUILD)/libphi.a $(LDLIBS)
 	@BUILD=$(BUILD) PHI=$(BUILD)/phi QUANT=$(BUILD)/quant ASAN_OPTIONS=detect_leaks=1 sh tests/run.sh
 
 # libFuzzer + ASan + UBSan on every parser of untrusted bytes, FUZZ_SECONDS each (clang).
@@ -77,6 +88,7 @@ fuzz: quant
 	    mkdir -p build-fuzz/corpus-$$n; \
 	    seeds=; [ $$n = fuzz_model ] && seeds=build-fuzz/corpus-model; \
 	    [ $$n = fuzz_gguf ] && seeds="build-fuzz/corpus-gguf-seed $$(ls -d ../shared/data/llamacpp-vocab 2>/dev/null)"; \
+	    [ $$n = fuzz_http ] && seeds=fuzz/http_seeds; \
 	    echo "== $$n ($(FUZZ_SECONDS) s)"; \
 	    if ! build-fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -max_len=300000 -print_final_stats=1 \
 	        build-fuzz/corpus-$$n $$seeds > build-fuzz/$$n.log 2>&1; then \
@@ -103,7 +115,7 @@ bench-kernels: $(BUILD)/libphi.a
 .PHONY: bench-kernels
 
 clean:
-	rm -rf build build-* phi quant
+	rm -rf build build-* phi quant phi-server
 
-.PHONY: all test tests asan all-asan bench fuzz arm-test armv7-test riscv64-test clean
--include $(LIB_OBJ:.o=.d) $(BUILD)/phi.d $(BUILD)/quant.d
+.PHONY: all examples test tests asan all-asan bench fuzz arm-test armv7-test riscv64-test clean
+-include $(LIB_OBJ:.o=.d) $(BUILD)/phi.d $(BUILD)/quant.d $(BUILD)/phi-server.d

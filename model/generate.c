@@ -33,36 +33,95 @@ int check_fits_context(const char *what, int n, int reserve, int n_ctx, char *er
     return errorf(err, errlen, "%s has %d tokens but the context holds %d (raise -c)", what, n, n_ctx);
 }
 
-int generate_tokens(const Model *m, State *s, Sampler *smp, int pos, const GenOptions *opt,
-                    GenStats *st, int *ids, int cap) {
-    TokDecoder dec;
-    tok_decoder_init(&dec, m->tok);
-    char text[256];
-    double t0 = now_seconds();
-    st->n_gen = 0;
-    st->stopped_by = 0;
-    while (opt->n_predict < 0 || st->n_gen < opt->n_predict) {
-        int next = sampler_sample(smp, s->logits);
-        if (!opt->ignore_stop && is_stop_id(&m->hp, next)) {
-            st->stopped_by = 1;
-            break;
-        }
-        if (ids && st->n_gen < cap) ids[st->n_gen] = next;
-        st->n_gen++;
-        if (opt->print_ids) fprintf(opt->out, st->n_gen > 1 ? ",%d" : "%d", next);
-        else if (tok_decoder_push(&dec, next, text, sizeof text)) fputs(text, opt->out);
-        fflush(opt->out);
-        if (opt->n_predict >= 0 && st->n_gen >= opt->n_predict) break;
-        if (pos >= s->n_ctx) {
-            st->stopped_by = 2;
-            break;
-        }
-        model_forward(m, s, &next, 1, pos++, NULL);
+void gen_stream_init(GenStream *g, const Model *m, Sampler *smp, int n_predict, int ignore_stop) {
+    memset(g, 0, sizeof *g);
+    g->m = m;
+    g->smp = smp;
+    g->n_predict = n_predict;
+    g->ignore_stop = ignore_stop;
+    tok_decoder_init(&g->dec, m->tok);
+}
+
+int gen_next(GenStream *g, const float *logits, int *id, char *piece, size_t cap, size_t *len) {
+    *len = 0;
+    piece[0] = 0;
+    if (g->n_predict >= 0 && g->n_gen >= g->n_predict) {
+        g->stopped_by = GEN_COUNT;
+        return 0;
     }
-    if (!opt->print_ids && tok_decoder_flush(&dec, text, sizeof text)) fputs(text, opt->out);
-    fflush(opt->out);
+    int next = sampler_sample(g->smp, logits);
+    if (!g->ignore_stop && is_stop_id(&g->m->hp, next)) {
+        g->stopped_by = GEN_STOP_ID;
+        return 0;
+    }
+    g->n_gen++;
+    *id = next;
+    *len = tok_decoder_push(&g->dec, next, piece, cap);
+    return 1;
+}
+
+int gen_more(GenStream *g, int pos, int n_ctx) {
+    if (g->n_predict >= 0 && g->n_gen >= g->n_predict) {
+        g->stopped_by = GEN_COUNT;
+        return 0;
+    }
+    if (pos >= n_ctx) {
+        g->stopped_by = GEN_CONTEXT_FULL;
+        return 0;
+    }
+    return 1;
+}
+
+size_t gen_finish(GenStream *g, char *piece, size_t cap) { return tok_decoder_flush(&g->dec, piece, cap); }
+
+int gen_loop(const Model *m, State *s, Sampler *smp, int pos, int n_predict, int ignore_stop,
+             GenTokenFn cb, void *user, GenStats *st) {
+    GenStream g;
+    gen_stream_init(&g, m, smp, n_predict, ignore_stop);
+    char text[256];
+    size_t len;
+    int id;
+    double t0 = now_seconds();
+    while (gen_next(&g, s->logits, &id, text, sizeof text, &len)) {
+        if (cb && cb(user, id, text, len)) {
+            g.stopped_by = GEN_CALLER;
+            break;
+        }
+        if (!gen_more(&g, pos, s->n_ctx)) break;
+        model_forward(m, s, &id, 1, pos++, NULL);
+    }
+    if ((len = gen_finish(&g, text, sizeof text)) && cb) cb(user, -1, text, len);
+    st->n_gen = g.n_gen;
+    st->stopped_by = g.stopped_by;
     st->gen_s = now_seconds() - t0;
     return pos;
+}
+
+/* What the CLI's loop does with each token: print its text (or its id) and keep the ids. */
+typedef struct {
+    const GenOptions *opt;
+    int *ids, cap, n;
+} PrintSink;
+
+static int print_token(void *user, int id, const char *piece, size_t len) {
+    PrintSink *p = user;
+    if (id >= 0) {
+        if (p->ids && p->n < p->cap) p->ids[p->n] = id;
+        p->n++;
+    }
+    if (p->opt->print_ids) {
+        if (id >= 0) fprintf(p->opt->out, p->n > 1 ? ",%d" : "%d", id);
+    } else {
+        fwrite(piece, 1, len, p->opt->out);
+    }
+    fflush(p->opt->out);
+    return 0;
+}
+
+int generate_tokens(const Model *m, State *s, Sampler *smp, int pos, const GenOptions *opt,
+                    GenStats *st, int *ids, int cap) {
+    PrintSink sink = {opt, ids, cap, 0};
+    return gen_loop(m, s, smp, pos, opt->n_predict, opt->ignore_stop, print_token, &sink, st);
 }
 
 int generate(const Model *m, State *s, Sampler *smp, const int *prompt, int n_prompt,

@@ -25,6 +25,41 @@ typedef struct {
 int generate(const Model *m, State *s, Sampler *smp, const int *prompt, int n_prompt,
              const GenOptions *opt, GenStats *stats, char *err, size_t errlen);
 
+/* The one per-token step of generation, shared by the loop below (the CLI, chat, the library's
+ * phi_generate) and the server's scheduler, which advances many streams one step at a time:
+ * sample from the logits, apply the stop ids and the token budget, and decode the kept token's
+ * text (complete UTF-8 characters; special tokens give no text). */
+enum { GEN_COUNT = 0, GEN_STOP_ID = 1, GEN_CONTEXT_FULL = 2, GEN_CALLER = 3 };
+typedef struct {
+    const Model *m;
+    Sampler *smp;
+    int n_predict, ignore_stop;
+    int n_gen;      /* tokens kept so far */
+    int stopped_by; /* GEN_*: why the stream ended (valid once gen_next or gen_more said so) */
+    TokDecoder dec;
+} GenStream;
+
+void gen_stream_init(GenStream *g, const Model *m, Sampler *smp, int n_predict, int ignore_stop);
+/* Sample the next token from logits. 1: the token is kept: *id is set, its text (possibly empty)
+ * is in piece[0..*len) (NUL-terminated; cap >= 16). 0: the stream ended (stop id or budget
+ * spent; stopped_by says which) and nothing was produced. */
+int gen_next(GenStream *g, const float *logits, int *id, char *piece, size_t cap, size_t *len);
+/* After a kept token: 1 if another one is wanted and there is room to evaluate the kept one at
+ * position pos (< n_ctx); 0 with stopped_by set otherwise. */
+int gen_more(GenStream *g, int pos, int n_ctx);
+/* The bytes of an incomplete trailing character (as U+FFFD) when the stream ends; 0 if none. */
+size_t gen_finish(GenStream *g, char *piece, size_t cap);
+
+/* The generation loop: after the first pos positions are in the KV cache and s->logits holds the
+ * logits of position pos - 1, generate up to n_predict tokens (< 0: until a stop id or a full
+ * context), calling cb for every kept token with its text (id -1: the trailing bytes
+ * gen_finish gives). cb returning non-zero stops generation after that token (stopped_by
+ * GEN_CALLER). Fills the n_gen, gen_s and stopped_by fields of stats. Returns the number of
+ * positions now in the cache (the last kept token is not evaluated). */
+typedef int (*GenTokenFn)(void *user, int id, const char *piece, size_t len);
+int gen_loop(const Model *m, State *s, Sampler *smp, int pos, int n_predict, int ignore_stop,
+             GenTokenFn cb, void *user, GenStats *stats);
+
 /* Generate after the first pos positions are in the KV cache and s->logits holds the logits of
  * position pos - 1: samples, streams to opt->out, forwards each kept token. The generated ids
  * (stop id excluded) go to ids[0..cap) when ids is non-NULL. Fills the n_gen, gen_s and

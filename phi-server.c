@@ -1,0 +1,87 @@
+/* phi-server: an OpenAI-compatible HTTP server for phi models (argument parsing only; the server
+ * is server/). Flags follow llama-server's spelling and meaning. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/cpu.h"
+#include "server/server.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+        "usage: phi-server -m MODEL [options]\n"
+        "An OpenAI-compatible HTTP server: POST /v1/chat/completions, POST /v1/completions,\n"
+        "GET /v1/models, GET /health. Flags follow llama-server's.\n"
+        "  -m, --model FILE       the phi model file (required)\n"
+        "  --host HOST            address to listen on (default 127.0.0.1: this machine only)\n"
+        "  --port N               TCP port (default 8080; 0: any free port, printed at start)\n"
+        "  -np, --parallel N      slots: requests generated at the same time, decoded together\n"
+        "                         in one batched step (default 4)\n"
+        "  -c, --ctx-size N       total context, split evenly among the slots as llama-server does\n"
+        "                         (default: the model's maximum, at most 4096)\n"
+        "  -t, --threads N        threads of the one shared thread pool (default: physical cores)\n"
+        "  --api-key KEY          require 'Authorization: Bearer KEY' (not for /health)\n"
+        "  -a, --alias NAME       the model id in responses and /v1/models (default: file name)\n"
+        "  -to, --timeout N       seconds to read one request and for each write (default 60;\n"
+        "                         llama-server's is 600)\n"
+        "  --queue N              requests waiting for a slot before 503 (default 64)\n"
+        "  --conn N               open connections before 503 (default 256)\n"
+        "  --body-limit BYTES     largest request body (default 8388608; larger: 413)\n"
+        "  --mmap                 map the model file instead of copying it into memory\n"
+        "  -h, --help             this text\n"
+        "SIGINT/SIGTERM: requests in flight get up to 10 s to finish, then the server exits 0.\n");
+}
+
+static int parse_num(const char *flag, const char *s, long long lo, long long hi, long long *out) {
+    char *end;
+    errno = 0;
+    long long v = s ? strtoll(s, &end, 10) : 0;
+    if (!s || end == s || *end || errno || v < lo || v > hi) {
+        fprintf(stderr, "phi-server: %s wants an integer in %lld..%lld, got '%s'\n", flag, lo, hi, s ? s : "");
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    ServerOptions o = {.host = "127.0.0.1", .port = 8080, .n_parallel = 4, .timeout_s = 60, .queue = 64,
+                       .max_conn = 256, .max_body = 8 << 20};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        long long x;
+#define IS(s) (!strcmp(a, s))
+#define NUM(lo, hi, field) do { if (parse_num(a, v, lo, hi, &x)) return 1; field = x; i++; } while (0)
+#define STR(field) do { if (!v) { fprintf(stderr, "phi-server: %s wants a value\n", a); return 1; } field = v; i++; } while (0)
+        if (IS("-h") || IS("--help")) { usage(stdout); return 0; }
+        else if (IS("-m") || IS("--model")) STR(o.model_path);
+        else if (IS("--host")) STR(o.host);
+        else if (IS("-a") || IS("--alias")) STR(o.alias);
+        else if (IS("--api-key")) STR(o.api_key);
+        else if (IS("--port")) NUM(0, 65535, o.port);
+        else if (IS("-np") || IS("--parallel")) NUM(1, 256, o.n_parallel);
+        else if (IS("-c") || IS("--ctx-size")) NUM(0, INT_MAX, o.n_ctx);
+        else if (IS("-t") || IS("--threads")) NUM(1, 1024, o.n_threads);
+        else if (IS("-to") || IS("--timeout")) NUM(1, 86400, o.timeout_s);
+        else if (IS("--queue")) NUM(1, 65536, o.queue);
+        else if (IS("--conn")) NUM(1, 65536, o.max_conn);
+        else if (IS("--body-limit")) NUM(1024, 1LL << 32, o.max_body);
+        else if (IS("--mmap")) o.mmap = 1;
+        else {
+            fprintf(stderr, "phi-server: unknown option '%s' (see --help)\n", a);
+            return 1;
+        }
+    }
+    if (!o.model_path) {
+        fprintf(stderr, "phi-server: -m MODEL is required (see --help)\n");
+        return 1;
+    }
+    if (o.api_key && !*o.api_key) {
+        fprintf(stderr, "phi-server: --api-key is empty\n");
+        return 1;
+    }
+    if (!o.n_threads) o.n_threads = cpu_physical_cores();
+    return server_run(&o);
+}

@@ -1,0 +1,23 @@
+/* phi-server: the OpenAI-compatible HTTP server (POSIX sockets, pthreads). One thread accepts,
+ * one thread per connection reads, validates and answers (bounded: --conn), and the scheduler
+ * (server/sched.h) runs every generation. */
+#ifndef PHI_SERVER_SERVER_H
+#define PHI_SERVER_SERVER_H
+
+typedef struct {
+    const char *model_path, *host, *api_key, *alias;
+    int port;        /* 0: any free port (the listening line says which) */
+    int n_parallel;  /* slots */
+    int n_ctx;       /* total positions, split evenly among the slots; 0: the model's, at most 4096 */
+    int n_threads;   /* 0: one per CPU */
+    int timeout_s;   /* reading one request (head and body) and each write */
+    int queue;       /* requests waiting for a slot before 503 */
+    int max_conn;    /* open connections before 503 */
+    long long max_body;
+    int mmap;        /* map the model file instead of copying it */
+} ServerOptions;
+
+/* Runs until SIGINT/SIGTERM; returns the process exit status (having printed one line on error). */
+int server_run(const ServerOptions *o);
+
+#endif

@@ -1,0 +1,240 @@
+// Drives a running phi-server with the official OpenAI client (and raw sockets for malformed
+// requests); prints PASS/FAIL lines for tests/run.sh. Run by tests/server.sh, which starts the
+// server and computes the expected texts with the phi CLI:
+//   node tests/server/client.mjs MODE   (MODE: main | auth | busy)
+// Env: PHI_BASE (http://127.0.0.1:PORT/v1), PHI_MODEL_ID, and for main: WANT_CHAT (greedy
+// `phi --chat --system "Be brief." -p "Who is the LORD?" -n 12`), WANT_CHAT_PROMPT_TOKENS,
+// WANT_COMPL (greedy `phi -p "And God said" -n 10`), COMPL_IDS (the ids phi -p evaluates for it).
+import OpenAI from "openai";
+import net from "net";
+
+const base = process.env.PHI_BASE;
+const url = new URL(base);
+let failed = 0;
+const pass = (n, d = "") => console.log(`PASS ${n}${d ? ": " + d : ""}`);
+const fail = (n, d = "") => { failed++; console.log(`FAIL ${n}${d ? ": " + d : ""}`); };
+const check = (c, n, d) => (c ? pass(n, d) : fail(n, d));
+const show = (s) => JSON.stringify(s).slice(0, 160);
+
+const client = new OpenAI({ baseURL: base, apiKey: process.env.PHI_KEY || "none", maxRetries: 0, timeout: 60000 });
+const chatMsgs = [{ role: "system", content: "Be brief." }, { role: "user", content: "Who is the LORD?" }];
+
+async function streamText(params, onChunk) {
+  const s = await client.chat.completions.create({ ...params, stream: true });
+  let text = "", finish = null, usage = null, first = null, n = 0;
+  for await (const ch of s) {
+    if (!first) first = ch;
+    if (ch.usage) usage = ch.usage;
+    const c = ch.choices[0];
+    if (c) {
+      if (c.delta?.content) text += c.delta.content;
+      if (c.finish_reason) finish = c.finish_reason;
+    }
+    if (onChunk) onChunk(ch, n++);
+  }
+  return { text, finish, usage, first };
+}
+
+// Raw HTTP over a socket: resolves {status, body} (status 0 if the server closed without a reply).
+function raw(bytes, { closeAfterWrite = false, timeoutMs = 10000, keepReading = false } = {}) {
+  return new Promise((resolve) => {
+    const sock = net.connect(Number(url.port), url.hostname);
+    let data = Buffer.alloc(0), resolved = false;
+    const done = () => {
+      const s = data.toString("latin1");
+      const m = /^HTTP\/1\.1 (\d{3})/.exec(s);
+      const body = s.split("\r\n\r\n").slice(1).join("\r\n\r\n");
+      resolve({ status: m ? Number(m[1]) : 0, body, head: s.split("\r\n\r\n")[0] });
+    };
+    sock.setTimeout(timeoutMs, () => { sock.destroy(); });
+    let finished = false;
+    sock.on("data", (d) => {
+      data = Buffer.concat([data, d]);
+      // a complete response with a Content-Length: done (the connection may stay open)
+      const s = data.toString("latin1"), e = s.indexOf("\r\n\r\n"), m = /content-length: *(\d+)/i.exec(s.slice(0, e));
+      if (!keepReading && !finished && e >= 0 && m && data.length >= e + 4 + Number(m[1])) {
+        finished = true;
+        sock.destroy();
+      }
+    });
+    sock.on("close", () => { if (!resolved) { resolved = true; done(); } });
+    sock.on("error", () => {});
+    sock.on("connect", () => {
+      sock.write(bytes);
+      if (closeAfterWrite) sock.end();
+    });
+  });
+}
+
+function isJsonError(body) {
+  try { const j = JSON.parse(body); return typeof j.error?.message === "string" && typeof j.error?.type === "string"; }
+  catch { return false; }
+}
+
+async function main() {
+  const wantChat = process.env.WANT_CHAT, wantCompl = process.env.WANT_COMPL;
+  const complIds = process.env.COMPL_IDS.split(",").map(Number);
+
+  const models = await client.models.list();
+  check(models.data.length === 1 && models.data[0].id === process.env.PHI_MODEL_ID && models.data[0].object === "model",
+    "models_list", show(models.data));
+
+  // non-streaming chat at temperature 0 = phi --chat's greedy text
+  const r = await client.chat.completions.create({ model: "x", messages: chatMsgs, max_tokens: 12, temperature: 0 });
+  const m0 = r.choices[0];
+  check(m0.message.content === wantChat && m0.message.role === "assistant", "chat_greedy_equals_cli",
+    `${show(m0.message.content)} vs ${show(wantChat)}`);
+  check(r.object === "chat.completion" && /^chatcmpl-/.test(r.id) && Number.isInteger(r.created) && m0.index === 0 &&
+    m0.finish_reason === "length", "chat_schema", `object ${r.object} id ${r.id} finish ${m0.finish_reason}`);
+  check(r.usage.completion_tokens === 12 && r.usage.prompt_tokens === Number(process.env.WANT_CHAT_PROMPT_TOKENS) &&
+    r.usage.total_tokens === r.usage.prompt_tokens + 12, "chat_usage", show(r.usage));
+
+  // streaming: the same text in chunks, role first, finish_reason last, usage chunk
+  const st = await streamText({ model: "x", messages: chatMsgs, max_tokens: 12, temperature: 0,
+    stream_options: { include_usage: true } });
+  check(st.text === wantChat && st.finish === "length" && st.first.choices[0].delta.role === "assistant" &&
+    st.first.object === "chat.completion.chunk", "chat_stream_equals_cli", `${show(st.text)} finish ${st.finish}`);
+  check(st.usage && st.usage.completion_tokens === 12 && st.usage.prompt_tokens === r.usage.prompt_tokens,
+    "chat_stream_usage", show(st.usage));
+
+  // completions: prompt text and the same prompt as token ids
+  const c1 = await client.completions.create({ model: "x", prompt: "And God said", max_tokens: 10, temperature: 0 });
+  check(c1.choices[0].text === wantCompl && c1.object === "text_completion" && c1.choices[0].finish_reason === "length" &&
+    c1.usage.prompt_tokens === complIds.length && c1.usage.completion_tokens === 10, "completion_text_equals_cli",
+    `${show(c1.choices[0].text)} vs ${show(wantCompl)} usage ${show(c1.usage)}`);
+  const c2 = await client.completions.create({ model: "x", prompt: complIds, max_tokens: 10, temperature: 0 });
+  check(c2.choices[0].text === wantCompl && c2.usage.prompt_tokens === complIds.length, "completion_token_ids",
+    show(c2.choices[0].text));
+  let ctext = "";
+  const cs = await client.completions.create({ model: "x", prompt: "And God said", max_tokens: 10, temperature: 0, stream: true });
+  let cfin = null;
+  for await (const ch of cs) { ctext += ch.choices[0]?.text || ""; cfin = ch.choices[0]?.finish_reason || cfin; }
+  check(ctext === wantCompl && cfin === "length", "completion_stream", show(ctext));
+
+  // stop strings: the text ends before the first occurrence, finish_reason stop
+  const words = wantChat.trim().split(/\s+/);
+  const stopWord = words.length > 1 ? words[1] : words[0];
+  const cut = wantChat.indexOf(stopWord);
+  const rs = await client.chat.completions.create({ model: "x", messages: chatMsgs, max_tokens: 12, temperature: 0,
+    stop: [stopWord, "\u2603never"] });
+  check(rs.choices[0].message.content === wantChat.slice(0, cut) && rs.choices[0].finish_reason === "stop",
+    "stop_string", `stop ${show(stopWord)} -> ${show(rs.choices[0].message.content)}`);
+  const ss = await streamText({ model: "x", messages: chatMsgs, max_tokens: 12, temperature: 0, stop: stopWord });
+  check(ss.text === wantChat.slice(0, cut) && ss.finish === "stop", "stop_string_stream", show(ss.text));
+
+  // seeded sampling repeats itself
+  const p = { model: "x", prompt: "And God said", max_tokens: 12, temperature: 1, top_k: 40, top_p: 0.9, seed: 42 };
+  const [s1, s2] = [await client.completions.create(p), await client.completions.create(p)];
+  check(s1.choices[0].text === s2.choices[0].text, "seed_repeats", show(s1.choices[0].text));
+
+  // 8 concurrent streams (4 prompts twice) give the texts of sequential runs
+  const prompts = ["Who is the LORD?", "What is love?", "Tell me of Moses.", "Where is Egypt?"];
+  const seq = [];
+  for (const q of prompts)
+    seq.push((await client.chat.completions.create({ model: "x", messages: [{ role: "user", content: q }], max_tokens: 16,
+      temperature: 0 })).choices[0].message.content);
+  const t0 = Date.now();
+  const par = await Promise.all([...prompts, ...prompts].map((q) =>
+    streamText({ model: "x", messages: [{ role: "user", content: q }], max_tokens: 16, temperature: 0 })));
+  const bad = par.map((x, i) => (x.text === seq[i % 4] ? null : `${i}: ${show(x.text)} vs ${show(seq[i % 4])}`)).filter(Boolean);
+  check(bad.length === 0, "concurrent_8_streams_equal_sequential", bad.length ? bad.join("; ") : `8 streams in ${Date.now() - t0} ms`);
+
+  // prompt cache: the next turn of a conversation evaluates only its new tokens, and its reply is
+  // the CLI's second reply in `phi -i` (which re-renders the conversation the same way)
+  const [turn1, turn2] = [process.env.WANT_TURN1, process.env.WANT_TURN2];
+  const conv = [{ role: "user", content: "Who is the LORD?" }];
+  const a1 = await client.chat.completions.create({ model: "x", messages: conv, max_tokens: 8, temperature: 0 });
+  const a2 = await client.chat.completions.create({ model: "x", max_tokens: 8, temperature: 0,
+    messages: [...conv, { role: "assistant", content: a1.choices[0].message.content }, { role: "user", content: "And Moses?" }] });
+  const cached = a2.usage.prompt_tokens_details?.cached_tokens;
+  check(a1.choices[0].message.content === turn1 && a2.choices[0].message.content === turn2 && cached > 0 &&
+    cached < a2.usage.prompt_tokens, "prompt_cache_next_turn",
+    `turn 2 ${show(a2.choices[0].message.content)}: ${cached} of ${a2.usage.prompt_tokens} prompt tokens from the cache`);
+
+  // a client that aborts mid-stream; the server goes on serving (its slot is freed: see server.sh)
+  const ac = new AbortController();
+  let got = 0, aborted = false;
+  try {
+    const s = await client.chat.completions.create({ model: "x", messages: chatMsgs, max_tokens: 100, temperature: 0,
+      stream: true, ignore_eos: true }, { signal: ac.signal });
+    for await (const ch of s) { if (++got === 3) ac.abort(); }
+  } catch (e) { aborted = true; }
+  aborted = aborted || (ac.signal.aborted && got < 100);
+  const after = await client.chat.completions.create({ model: "x", messages: chatMsgs, max_tokens: 12, temperature: 0 });
+  check(aborted && after.choices[0].message.content === wantChat, "abort_mid_stream", `aborted after ${got} chunks, next request ok`);
+
+  // malformed requests over raw sockets get a 4xx JSON error while a stream continues
+  const running = streamText({ model: "x", messages: chatMsgs, max_tokens: 12, temperature: 0 });
+  const post = (path, body, extra = "") =>
+    `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n${extra}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+  // invalid UTF-8 inside a JSON string
+  const ub = Buffer.concat([Buffer.from('{"prompt":"'), Buffer.from([0xff, 0xfe]), Buffer.from('"}')]);
+  const cases = [
+    ["garbage_request_line", "HELLO\r\n\r\n", 400],
+    ["bad_version", "GET /health HTTP/9.9\r\n\r\n", 505],
+    ["bad_json", post("/v1/chat/completions", "{\"messages\": [", ""), 400],
+    ["not_object", post("/v1/chat/completions", "[1,2]"), 400],
+    ["wrong_type", post("/v1/chat/completions", JSON.stringify({ messages: chatMsgs, max_tokens: "ten" })), 400],
+    ["unknown_role", post("/v1/chat/completions", JSON.stringify({ messages: [{ role: "wizard", content: "hi" }] })), 400],
+    ["bad_temperature", post("/v1/chat/completions", JSON.stringify({ messages: chatMsgs, temperature: 7 })), 400],
+    ["n_2", post("/v1/chat/completions", JSON.stringify({ messages: chatMsgs, n: 2 })), 400],
+    ["invalid_utf8", Buffer.concat([Buffer.from(`POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: ${ub.length}\r\n\r\n`), ub]), 400],
+    ["token_id_out_of_vocab", post("/v1/completions", JSON.stringify({ prompt: [1, 99999999] })), 400],
+    ["context_exceeded", post("/v1/completions", JSON.stringify({ prompt: "And God said", max_tokens: 100000 })), 400],
+    ["unknown_endpoint", "GET /v2/nothing HTTP/1.1\r\nHost: x\r\n\r\n", 404],
+    ["wrong_method", "GET /v1/chat/completions HTTP/1.1\r\nHost: x\r\n\r\n", 405],
+    ["chunked_body", "POST /v1/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 411],
+    ["body_too_large", "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n", 413],
+    ["too_many_headers", "GET /health HTTP/1.1\r\n" + "X-A: 1\r\n".repeat(100) + "\r\n", 431],
+    ["header_line_too_long", "GET /health HTTP/1.1\r\nX-A: " + "a".repeat(20000) + "\r\n\r\n", 431],
+    ["bad_content_length", "POST /v1/completions HTTP/1.1\r\nContent-Length: 12x\r\n\r\n", 400],
+  ];
+  for (const [name, bytes, want] of cases) {
+    const res = await raw(bytes);
+    check(res.status === want && isJsonError(res.body), `malformed_${name}`, `${res.status} ${res.body.slice(0, 120)}`);
+  }
+  const trunc = await raw("POST /v1/completions HTTP/1.1\r\nContent-Length: 100\r\n\r\n{\"prompt\":", { closeAfterWrite: true });
+  check(trunc.status === 0 || trunc.status === 400 || trunc.status === 408, "malformed_truncated_body", `status ${trunc.status}`);
+  const st2 = await running;
+  check(st2.text === wantChat, "stream_survives_malformed", show(st2.text));
+  const h = await raw("GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+  check(h.status === 200 && JSON.parse(h.body).status === "ok", "health_after_malformed", h.body);
+
+  // keep-alive: two requests on one connection
+  const two = await raw("GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    { keepReading: true });
+  check((two.body.match(/"ok"/g) || []).length === 2, "keep_alive_pipelined", two.body.replace(/\r\n/g, " ").slice(0, 120));
+}
+
+async function auth() {
+  const good = new OpenAI({ baseURL: base, apiKey: "sekret", maxRetries: 0 });
+  const bad = new OpenAI({ baseURL: base, apiKey: "wrong", maxRetries: 0 });
+  const r = await good.completions.create({ model: "x", prompt: "And", max_tokens: 2, temperature: 0 });
+  check(r.choices.length === 1, "api_key_accepted", show(r.choices[0].text));
+  try {
+    await bad.completions.create({ model: "x", prompt: "And", max_tokens: 2 });
+    fail("api_key_wrong_401", "accepted");
+  } catch (e) {
+    check(e.status === 401 && e.error?.type === "authentication_error", "api_key_wrong_401", `${e.status} ${e.message}`);
+  }
+  const none = await raw("GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n");
+  check(none.status === 401 && isJsonError(none.body), "api_key_missing_401", none.body);
+  const h = await raw("GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+  check(h.status === 200, "api_key_health_open", h.body);
+}
+
+async function busy() {
+  // one slot, a queue of one: of four long requests at once, at least one gets 503
+  const reqs = [0, 1, 2, 3].map(() => client.completions.create({ model: "x", prompt: "And", max_tokens: 400,
+    temperature: 0, ignore_eos: true }).then(() => 200, (e) => e.status));
+  const st = await Promise.all(reqs);
+  check(st.filter((s) => s === 503).length >= 1 && st.filter((s) => s === 200).length >= 2, "queue_full_503", st.join(","));
+}
+
+const mode = process.argv[2] || "main";
+try {
+  await { main, auth, busy }[mode]();
+} catch (e) {
+  fail(`client_${mode}`, `${e.status || ""} ${e.message}`);
+}
+process.exit(failed ? 1 : 0);
