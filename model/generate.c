@@ -28,6 +28,31 @@ static int write_logits(const char *path, const float *logits, size_t n, char *e
     return 0;
 }
 
+int logits_finite(const float *l, long n) {
+    /* x - x is 0 for a finite x and NaN for NaN or an infinity: one sum, no branch per element */
+    float acc = 0;
+    for (long i = 0; i < n; i++) acc += l[i] - l[i];
+    return acc == 0;
+}
+
+int gen_stop_error(const GenStats *st, char *err, size_t errlen) {
+    if (st->stopped_by == GEN_STOP_WRITE)
+        return errorf(err, errlen, "cannot write the output: %s", strerror(st->write_errno));
+    if (st->stopped_by == GEN_STOP_NONFINITE)
+        return errorf(err, errlen, "the model produced NaN or infinite logits: its weights are corrupt");
+    return 0;
+}
+
+/* Flush the output; when it failed (a full disk; a closed pipe while SIGPIPE is ignored) record
+ * why, so that generation stops at once. */
+static int output_failed(FILE *out, GenStats *st) {
+    errno = 0;
+    if (fflush(out) == 0 && !ferror(out)) return 0;
+    st->write_errno = errno ? errno : EIO;
+    st->stopped_by = GEN_STOP_WRITE;
+    return 1;
+}
+
 int check_fits_context(const char *what, int n, int reserve, int n_ctx, char *err, size_t errlen) {
     if ((long)n + reserve <= n_ctx) return 0;
     return errorf(err, errlen, "%s has %d tokens but the context holds %d (raise -c)", what, n, n_ctx);
@@ -42,6 +67,10 @@ int generate_tokens(const Model *m, State *s, Sampler *smp, int pos, const GenOp
     st->n_gen = 0;
     st->stopped_by = 0;
     while (opt->n_predict < 0 || st->n_gen < opt->n_predict) {
+        if (!logits_finite(s->logits, m->hp.vocab_size)) {
+            st->stopped_by = GEN_STOP_NONFINITE;
+            break;
+        }
         int next = sampler_sample(smp, s->logits);
         if (!opt->ignore_stop && is_stop_id(&m->hp, next)) {
             st->stopped_by = 1;
@@ -51,7 +80,7 @@ int generate_tokens(const Model *m, State *s, Sampler *smp, int pos, const GenOp
         st->n_gen++;
         if (opt->print_ids) fprintf(opt->out, st->n_gen > 1 ? ",%d" : "%d", next);
         else if (tok_decoder_push(&dec, next, text, sizeof text)) fputs(text, opt->out);
-        fflush(opt->out);
+        if (output_failed(opt->out, st)) break;
         if (opt->n_predict >= 0 && st->n_gen >= opt->n_predict) break;
         if (pos >= s->n_ctx) {
             st->stopped_by = 2;
@@ -60,7 +89,7 @@ int generate_tokens(const Model *m, State *s, Sampler *smp, int pos, const GenOp
         model_forward(m, s, &next, 1, pos++, NULL);
     }
     if (!opt->print_ids && tok_decoder_flush(&dec, text, sizeof text)) fputs(text, opt->out);
-    fflush(opt->out);
+    if (st->stopped_by < GEN_STOP_WRITE) output_failed(opt->out, st);
     st->gen_s = now_seconds() - t0;
     return pos;
 }
@@ -96,7 +125,9 @@ int generate(const Model *m, State *s, Sampler *smp, const int *prompt, int n_pr
         if (rc) return -1;
     }
     generate_tokens(m, s, smp, n_prompt, opt, st, NULL, 0);
-    fputc('\n', opt->out);
-    fflush(opt->out);
-    return 0;
+    if (st->stopped_by < GEN_STOP_WRITE) {
+        fputc('\n', opt->out);
+        output_failed(opt->out, st);
+    }
+    return gen_stop_error(st, err, errlen);
 }

@@ -18,8 +18,19 @@ typedef struct {
 typedef struct {
     int n_prompt, n_gen;
     double prompt_s, gen_s;
-    int stopped_by; /* 0: count reached, 1: stop id, 2: context full */
+    int stopped_by; /* GEN_STOP_*: why generation ended */
+    int write_errno; /* GEN_STOP_WRITE: errno of the failed write */
 } GenStats;
+
+enum { GEN_STOP_COUNT, GEN_STOP_ID, GEN_STOP_CONTEXT, GEN_STOP_WRITE, GEN_STOP_NONFINITE };
+
+/* -1 with a one-line message when stats end in an error (GEN_STOP_WRITE: the output could not be
+ * written; GEN_STOP_NONFINITE: the model produced NaN or infinite logits), else 0. */
+int gen_stop_error(const GenStats *stats, char *err, size_t errlen);
+
+/* 1 when all n logits are finite. A NaN or infinite logit means corrupt weights (or an overflow):
+ * sampling or scoring it would print nothing or a meaningless number. */
+int logits_finite(const float *logits, long n);
 
 /* Process the prompt at position 0, then generate. */
 int generate(const Model *m, State *s, Sampler *smp, const int *prompt, int n_prompt,
