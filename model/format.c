@@ -185,8 +185,19 @@ static int parse_entry(const uint8_t *e, uint64_t size, uint64_t data_offset, Ph
  * there reaches the logits, which generation and perplexity check (model/generate.h).
  * Cost: the scales are 1/9 of a q4 file; measured on a Phi-3-mini-shaped q4 file (docs/FORMAT.md). */
 static int halves_nonfinite(const uint8_t *p, uint64_t n) {
-    unsigned bad = 0;
-    for (uint64_t i = 0; i < n; i++) bad |= ((p[2 * i] | (unsigned)p[2 * i + 1] << 8) & 0x7c00u) == 0x7c00u;
+    /* Four halves per 64-bit word (little-endian host, as everywhere phi runs): y's 16-bit lane
+     * is 0 exactly when that half's exponent is all ones, and (y - 1) & ~y sets a lane's top bit
+     * only for a zero lane (the others are at least 0x400; a borrow out of a zero lane can only
+     * add to a lane already found). About 8x faster than a byte loop. */
+    const uint64_t M = 0x7c007c007c007c00ull;
+    uint64_t bad = 0, i = 0;
+    for (; i + 4 <= n; i += 4) {
+        uint64_t w, y;
+        memcpy(&w, p + 2 * i, 8);
+        y = (w & M) ^ M;
+        bad |= (y - 0x0001000100010001ull) & ~y & 0x8000800080008000ull;
+    }
+    for (; i < n; i++) bad |= ((p[2 * i] | (unsigned)p[2 * i + 1] << 8) & 0x7c00u) == 0x7c00u;
     return bad != 0;
 }
 

@@ -112,3 +112,12 @@ if $PHI -m "$M" -p hello -n 2147483647 -c 64 > /dev/null 2> "$TMP/err" && grep -
 else
     fail huge_n_stops_at_context "$(cat "$TMP/err")"
 fi
+
+# --- a --kl-base file with a NaN logit: refused, not a NaN divergence ---
+if $PHI -m "$M" --perplexity "$TMP/text.txt" -c 16 --chunks 2 --save-logits "$TMP/base.logits" > /dev/null 2>&1; then
+    printf '\377\377\377\177' | dd of="$TMP/base.logits" bs=1 seek=100 conv=notrunc 2> /dev/null
+    expect_error kl_base_nan_refused $PHI -m "$M" --perplexity "$TMP/text.txt" -c 16 --chunks 2 --kl-base "$TMP/base.logits"
+    grep -q "NaN" "$TMP/err" || fail kl_base_nan_message "$(cat "$TMP/err")"
+else
+    fail kl_base_nan_refused "--save-logits failed"
+fi

@@ -7,6 +7,8 @@
  * Formats and fixtures (those from ../shared/data are skipped when absent):
  *   phi file          `quant --random tiny` q8 and f16 images, made here
  *   safetensors       phi3-tiny-ref/mha/model.safetensors (the header; the data are not read)
+ *   the shard index   phi3-tiny-ref/gqa-sharded/model.safetensors.index.json, through hf_open on a
+ *                     folder of links to the real shards (also: shard names that leave the folder)
  *   config.json       phi3-tiny-ref/{mha,longrope}/config.json, with generation_config.json
  *   tokenizer.json    tests/data/bytelevel/tokenizer.json (all cases), phi3-tiny-ref/mha's (a
  *                     sample: it is 1.8 MB); tokenizer_config.json (tests/data/bytelevel)
@@ -23,6 +25,7 @@
  *
  * `test_corrupt --write DIR` writes the phi-file corpus as files for tests/corrupt.sh, which runs
  * ./phi on each (one error line or a legitimate run, never a crash or hang). */
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -497,6 +500,36 @@ static int copy_file(const char *from, const char *to) {
     return rc ? -1 : 0;
 }
 
+/* ---- model.safetensors.index.json: a sharded folder (links to the real shards) ---- */
+
+static char g_idx_dir[512];
+
+static int parse_index(const uint8_t *buf, size_t n, char *err, size_t errlen) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", g_idx_dir);
+    FILE *o = fopen(path, "wb");
+    if (!o || fwrite(buf, 1, n, o) != n || fclose(o)) abort();
+    HfModel m;
+    memset(&m, 0, sizeof m);
+    int rc = hf_open(g_idx_dir, &m, err, errlen);
+    if (rc == 0) hf_close(&m);
+    return rc ? -1 : 0;
+}
+
+/* The index with each shard name replaced by names that must not open anything else. */
+static void index_names(Format *f, const char *t, size_t len) {
+    static const char *names[] = {"../gqa-sharded/model-00001-of-00002.safetensors", "/etc/passwd",
+                                  "model-00003-of-00002.safetensors", ".", "config.json", "a\\b"};
+    const char *key = "model-00001-of-00002.safetensors";
+    const char *at = strstr(t, key);
+    char what[160];
+    for (size_t k = 0; at && k < sizeof names / sizeof *names; k++) {
+        size_t a = (size_t)(at - t);
+        snprintf(what, sizeof what, "shard name -> %s", names[k]);
+        json_splice(f, wrap_plain, NULL, t, len, a, a + strlen(key), names[k], strlen(names[k]), what);
+    }
+}
+
 /* ---- tokenizer.model (SentencePiece protobuf) ---- */
 
 static int parse_spm(const uint8_t *buf, size_t n, char *err, size_t errlen) {
@@ -751,6 +784,28 @@ int main(int argc, char **argv) {
         report(&fst);
     } else {
         t_skip("corrupt_safetensors", "../shared/data/phi3-tiny-ref is absent");
+    }
+
+    Format fi = {"corrupt_safetensors_index_json", parse_index, 0, 0, 0, 0};
+    const char *dd = t_data_dir();
+    if ((s = read_data("phi3-tiny-ref/gqa-sharded/model.safetensors.index.json", &n))) {
+        snprintf(g_idx_dir, sizeof g_idx_dir, "%s/corrupt-index", t_tmp_dir());
+        mkdir(g_idx_dir, 0755);
+        static const char *links[] = {"config.json", "generation_config.json", "model-00001-of-00002.safetensors",
+                                      "model-00002-of-00002.safetensors"};
+        for (int k = 0; k < 4; k++) {
+            char from[600], to[600], abs_from[PATH_MAX];
+            snprintf(from, sizeof from, "%s/phi3-tiny-ref/gqa-sharded/%s", dd, links[k]);
+            snprintf(to, sizeof to, "%s/%s", g_idx_dir, links[k]);
+            unlink(to);
+            if (!realpath(from, abs_from) || symlink(abs_from, to)) t_check(0, "corrupt_index_fixture", "%s", to);
+        }
+        json_mutations(&fi, wrap_plain, NULL, s, n, 300);
+        index_names(&fi, s, n);
+        free(s);
+        report(&fi);
+    } else {
+        t_skip("corrupt_safetensors_index_json", "../shared/data/phi3-tiny-ref is absent");
     }
 
     Format fc = {"corrupt_config_json", parse_config, 0, 0, 0, 0};
