@@ -75,8 +75,8 @@ fuzz: quant
 	    n=$$(basename $$f .c); \
 	    $(FUZZ_CC) $(FUZZ_FLAGS) $$f $(LIB_SRC) -o build-fuzz/$$n -lm -lpthread; \
 	    mkdir -p build-fuzz/corpus-$$n; \
-	    seeds=$$(ls -d fuzz/seeds/$$n 2>/dev/null); [ $$n = fuzz_model ] && seeds="$$seeds build-fuzz/corpus-model"; \
-	    [ $$n = fuzz_gguf ] && seeds="build-fuzz/corpus-gguf-seed $$(ls -d ../shared/data/llamacpp-vocab 2>/dev/null)"; \
+	    seeds=$$(ls -d fuzz/seeds/$$n 2>/dev/null || true); [ $$n = fuzz_model ] && seeds="$$seeds build-fuzz/corpus-model"; \
+	    [ $$n = fuzz_gguf ] && seeds="build-fuzz/corpus-gguf-seed $$(ls -d ../shared/data/llamacpp-vocab 2>/dev/null || true)"; \
 	    echo "== $$n ($(FUZZ_SECONDS) s)"; \
 	    if ! build-fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -max_len=300000 -print_final_stats=1 \
 	        build-fuzz/corpus-$$n $$seeds > build-fuzz/$$n.log 2>&1; then \
