@@ -86,8 +86,8 @@ fuzz: quant
 	    n=$$(basename $$f .c); \
 	    $(FUZZ_CC) $(FUZZ_FLAGS) $$f $(LIB_SRC) -o build-fuzz/$$n -lm -lpthread; \
 	    mkdir -p build-fuzz/corpus-$$n; \
-	    seeds=; [ $$n = fuzz_model ] && seeds=build-fuzz/corpus-model; \
-	    [ $$n = fuzz_gguf ] && seeds="build-fuzz/corpus-gguf-seed $$(ls -d ../shared/data/llamacpp-vocab 2>/dev/null)"; \
+	    seeds=$$(ls -d fuzz/seeds/$$n 2>/dev/null || true); [ $$n = fuzz_model ] && seeds="$$seeds build-fuzz/corpus-model"; \
+	    [ $$n = fuzz_gguf ] && seeds="build-fuzz/corpus-gguf-seed $$(ls -d ../shared/data/llamacpp-vocab 2>/dev/null || true)"; \
 	    [ $$n = fuzz_http ] && seeds=fuzz/http_seeds; \
 	    echo "== $$n ($(FUZZ_SECONDS) s)"; \
 	    if ! build-fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -max_len=300000 -print_final_stats=1 \
@@ -95,6 +95,12 @@ fuzz: quant
 	        tail -40 build-fuzz/$$n.log; echo "fuzz: $$n found a failure"; exit 1; fi; \
 	    grep -E '^Done' build-fuzz/$$n.log; \
 	done
+
+# The standing fuzz campaign (not run in CI): every target for FUZZ_LONG_SECONDS (default 1 h),
+# resuming from its corpus in build-fuzz/; the log of each run is build-fuzz/<target>.log.
+FUZZ_LONG_SECONDS ?= 3600
+fuzz-long:
+	$(MAKE) fuzz FUZZ_SECONDS=$(FUZZ_LONG_SECONDS)
 
 # The ARM leg (aarch64 cross build run under qemu-user, with and without dotprod).
 arm-test: quant
@@ -117,5 +123,5 @@ bench-kernels: $(BUILD)/libphi.a
 clean:
 	rm -rf build build-* phi quant phi-server
 
-.PHONY: all examples test tests asan all-asan bench fuzz arm-test armv7-test riscv64-test clean
+.PHONY: all examples test tests asan all-asan bench fuzz fuzz-long arm-test armv7-test riscv64-test clean
 -include $(LIB_OBJ:.o=.d) $(BUILD)/phi.d $(BUILD)/quant.d $(BUILD)/phi-server.d

@@ -142,19 +142,6 @@ int main(int argc, char **argv) {
         fprintf(stderr, "quant: %s\n", err);
         return 1;
     }
-    /* --calib first writes a q8 model to OUT.calib-q8.tmp (convert/calib.c), and would replace a
-     * file of that name: refuse one that exists, and remove ours if a signal ends the run. */
-    char calib_tmp[4200];
-    if (calib_text) {
-        struct stat st;
-        snprintf(calib_tmp, sizeof calib_tmp, "%s.calib-q8.tmp", out);
-        if (lstat(calib_tmp, &st) == 0) {
-            fprintf(stderr, "quant: %s exists (left by an interrupted --calib run?); remove it first\n",
-                    calib_tmp);
-            return 1;
-        }
-        phi_cleanup_also(calib_tmp);
-    }
     /* A signal removes the temporary output; past a file size limit, writes fail with EFBIG (an
      * error message) instead of SIGXFSZ killing us with the partial file left behind. */
     phi_cleanup_on_signals();

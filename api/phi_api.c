@@ -236,7 +236,7 @@ int phi_generate(phi_session *s, int max_tokens, phi_token_fn fn, void *user, ph
     if (res) {
         res->n_tokens = st.n_gen;
         res->finish = st.stopped_by == GEN_STOP_ID ? PHI_FINISH_STOP
-                      : st.stopped_by == GEN_CALLER ? PHI_FINISH_CALLBACK : PHI_FINISH_LENGTH;
+                      : st.stopped_by == GEN_STOP_CALLER ? PHI_FINISH_CALLBACK : PHI_FINISH_LENGTH;
         res->seconds = st.gen_s;
     }
     return PHI_OK;

@@ -177,6 +177,7 @@ int chat_run(const Model *m, State *s, Sampler *smp, const ChatOptions *o, FILE 
         int *reply = malloc((size_t)(room > 0 ? room : 1) * sizeof *reply);
         if (!reply) { rc = errorf(err, errlen, "out of memory"); break; }
         n_past = generate_tokens(m, s, smp, n_past, &g, &st, reply, room);
+        if (gen_stop_error(&st, err, errlen)) { free(reply); rc = -1; break; } /* NaN, write error */
         /* The cache now holds the reply except its last token (sampled, not yet evaluated). */
         int n_rep = st.n_gen < room ? st.n_gen : room;
         memcpy(past + n_ids, reply, (size_t)(n_past - n_ids) * sizeof *reply);

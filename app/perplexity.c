@@ -301,9 +301,17 @@ int perplexity_run(const Model *m, State *s, const int *ids, int n_ids, const Pp
                 int j = j0 + i;
                 if (j < p.first || j >= run_end) continue;
                 const float *l = logits + (size_t)i * vocab;
+                if (!logits_finite(l, vocab)) { /* a NaN would print as a perplexity of vocab */
+                    errorf(err, errlen, "the model produced NaN or infinite logits: its weights are corrupt");
+                    goto done;
+                }
                 if (fs && fwrite(l, sizeof(float), (size_t)vocab, fs) != (size_t)vocab) goto write_error;
                 if (fb && fread(base, sizeof(float), (size_t)vocab, fb) != (size_t)vocab) {
                     errorf(err, errlen, "--kl-base %s: read error", o->kl_base);
+                    goto done;
+                }
+                if (fb && !logits_finite(base, vocab)) {
+                    errorf(err, errlen, "--kl-base %s holds NaN or infinite logits", o->kl_base);
                     goto done;
                 }
                 score_position(&a, l, fb ? base : NULL, vocab, targets[j]);

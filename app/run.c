@@ -52,7 +52,8 @@ static char *prompt_text(const RunOptions *o, size_t *len) {
         return text;
     } else {
         text = read_stream(stdin, len);
-        if (!text) say("cannot read standard input");
+        if (!text) say("cannot read standard input: %s", errno == EFBIG ? "too large (at most 1 GiB or a "
+                       "quarter of the available memory)" : strerror(errno));
         return text;
     }
     if (!text) say("out of memory");
@@ -119,6 +120,15 @@ typedef struct {
 /* A mode: 0, or 1 after printing its error line. */
 typedef int (*Mode)(const RunOptions *o, Session *S);
 
+/* Every mode's standard output is checked at its end: a full disk (> /dev/full), a closed pipe
+ * while SIGPIPE is ignored. (With SIGPIPE at its default a closed pipe ends phi at its next write,
+ * quietly, as it ends cat or grep; generation flushes every token, so that is at once.) */
+static int flush_stdout(void) {
+    errno = 0;
+    if (fflush(stdout) == 0 && !ferror(stdout)) return 0;
+    return say("cannot write the output: %s", strerror(errno ? errno : EIO));
+}
+
 /* Load the model, run the mode, release everything: the process exit status. */
 static int with_model(const RunOptions *o, Mode mode) {
     if (!o->use_ref && kernels_init(NULL)) return 1; /* $PHI_ISA names kernels the CPU lacks */
@@ -129,6 +139,7 @@ static int with_model(const RunOptions *o, Mode mode) {
     if (model_load_ex(o->model_path, &S.m, load_flags(o), err, sizeof err)) return say("%s", err);
     S.load_s = now_seconds() - t0;
     int rc = mode(o, &S);
+    if (rc == 0) rc = flush_stdout();
     sampler_free(&S.smp);
     state_free(&S.st);
     free(S.ids);
@@ -157,11 +168,23 @@ static int session_state(const RunOptions *o, Session *S, int n_ctx) {
     return 0;
 }
 
-/* Ids the vocabulary does not name (padding rows of the embedding) are never sampled. */
+/* The one vocabulary rule: the ids 0 .. named_ids() - 1 are the ones the tokenizer names. The
+ * rows of the embedding past them (Phi-3's padding rows 32011..32063) are never sampled, and a
+ * user's ids (--ids, --detokenize) are refused there by check_ids: a model never saw them. */
+static int named_ids(const Model *m) {
+    int n = tok_vocab_size(m->tok);
+    return n < 1 || n > (int)m->hp.vocab_size ? (int)m->hp.vocab_size : n;
+}
+
+static int check_ids(const Model *m, const int *ids, int n) {
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= named_ids(m))
+            return say("token id %d is not in the vocabulary (0..%d)", ids[i], named_ids(m) - 1);
+    return 0;
+}
+
 static int session_sampler(const RunOptions *o, Session *S) {
-    int n_valid = tok_vocab_size(S->m.tok);
-    if (n_valid < 1 || n_valid > (int)S->m.hp.vocab_size) n_valid = (int)S->m.hp.vocab_size;
-    if (sampler_init(&S->smp, n_valid, o->temp, o->top_k, o->top_p, o->seed)) return say("out of memory");
+    if (sampler_init(&S->smp, named_ids(&S->m), o->temp, o->top_k, o->top_p, o->seed)) return say("out of memory");
     return 0;
 }
 
@@ -181,9 +204,7 @@ static int generate_mode(const RunOptions *o, Session *S) {
         int bos = o->add_bos >= 0 ? o->add_bos : tok_add_bos(m->tok);
         if (!(S->ids = encode(m->tok, S->text, len, bos, &S->n_ids))) return 1;
     }
-    for (int i = 0; i < S->n_ids; i++)
-        if (S->ids[i] >= (int)m->hp.vocab_size)
-            return say("token id %d is outside the vocabulary (0..%u)", S->ids[i], m->hp.vocab_size - 1);
+    if (check_ids(m, S->ids, S->n_ids)) return 1;
     int n_ctx = context_size(o, m, 4096);
     if (n_ctx < 0) return 1;
     /* The KV cache only needs room for the positions this run can reach (generate() says when
@@ -227,9 +248,7 @@ static int detokenize_mode(const RunOptions *o, Session *S) {
     const Tokenizer *tok = S->m.tok;
     if (!(S->text = prompt_text(o, &len))) return 1;
     if (parse_ids(S->text, &S->ids, &S->n_ids)) return say("--detokenize wants comma-separated token ids");
-    for (int i = 0; i < S->n_ids; i++)
-        if (!tok_piece(tok, S->ids[i]))
-            return say("token id %d is not in the vocabulary (0..%d)", S->ids[i], tok_vocab_size(tok) - 1);
+    if (check_ids(&S->m, S->ids, S->n_ids)) return 1;
     TokDecoder d;
     char piece[256];
     tok_decoder_init(&d, tok);
@@ -264,6 +283,7 @@ static int perplexity_mode(const RunOptions *o, Session *S) {
            (unsigned long long)n_weights, (unsigned long long)m->map_size,
            n_weights ? 8.0 * (double)m->map_size / (double)n_weights : 0.0);
     perplexity_print(stdout, &po, &r);
+    if (flush_stdout()) return 1;
     fprintf(stderr, "phi: %s x%d | load %.0f ms | perplexity %ld tok in %.2f s, %.2f tok/s\n",
             kernels_label(o), S->st.n_threads, S->load_s * 1e3, r.n_evaluated, r.seconds,
             r.seconds > 0 ? r.n_evaluated / r.seconds : 0);

@@ -4,11 +4,14 @@
 #include "convert/calib.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/cpu.h"
+#include "base/errmsg.h"
 #include "model/generate.h"
 #include "model/model.h"
 #include "model/schema.h"
@@ -125,15 +128,28 @@ int convert_hf_calibrated(const char *dir, const char *out_path, const ConvertOp
         return -1;
     }
     fclose(f);
+    /* The q8 model goes to a new file next to the output, OUT.calib-q8.PID.N, created here with
+     * O_EXCL (so no existing file is ever replaced, whatever its name) and removed on every way
+     * out: each return below, and SIGINT/SIGTERM/SIGHUP through phi_cleanup_also. The writer then
+     * replaces this empty regular file of ours by rename. */
     char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.calib-q8.tmp", out_path);
+    int fd = -1;
+    for (unsigned k = 0; k < 1000 && fd < 0; k++) {
+        snprintf(tmp, sizeof tmp, "%s.calib-q8.%ld.%u", out_path, (long)getpid(), k);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd < 0 && errno != EEXIST) break;
+    }
+    if (fd < 0) return errorf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+    close(fd);
+    phi_cleanup_also(tmp);
     ConvertOptions o = *opt;
     o.type = TENSOR_Q8; /* activations of a q8 model are as good as f32's for statistics */
     o.importance = NULL;
-    if (convert_hf(dir, tmp, &o, err, errlen)) return -1;
     Calib c;
-    int rc = calib_collect(tmp, text_path, 0, 0, opt->progress, &c, err, errlen);
-    remove(tmp);
+    int rc = convert_hf(dir, tmp, &o, err, errlen);
+    if (!rc) rc = calib_collect(tmp, text_path, 0, 0, opt->progress, &c, err, errlen);
+    unlink(tmp);
+    phi_cleanup_also(NULL);
     if (rc) return -1;
     o = *opt;
     o.importance = calib_importance;

@@ -86,7 +86,17 @@ static int state_setup(State *s, const Model *m, int n_ctx, int flags, char *err
     s->kv_slots = n_ctx;
     if (!(flags & STATE_FULL_CACHE) && hp->sliding_window && (size_t)hp->sliding_window + nb < (size_t)n_ctx)
         s->kv_slots = (int)(hp->sliding_window + nb);
-    size_t cache = (size_t)hp->n_layers * (size_t)s->kv_slots * kv_dim;
+    /* Sizes in 64 bits first: on a 32-bit build a long context overflows size_t (Phi-3-mini at
+     * 128k positions: 12.9 G cache elements). */
+    uint64_t cache64 = (uint64_t)hp->n_layers * (uint64_t)s->kv_slots * kv_dim;
+    uint64_t kv64 = cache64 * (flags & STATE_KV_F32 ? 4 : 2);
+    if (kv64 > SIZE_MAX / 4 || (uint64_t)s->n_threads * (uint64_t)n_ctx > SIZE_MAX / 8) {
+        snprintf(err, errlen, "a context of %d tokens needs a %.2f GiB KV cache, more than this %d-bit "
+                 "build can address (lower -c)", n_ctx, 2.0 * (double)kv64 / (1u << 30), (int)sizeof(void *) * 8);
+        state_free(s);
+        return -1;
+    }
+    size_t cache = (size_t)cache64;
     s->x = calloc(nb * hp->dim, sizeof(float));
     s->xb = calloc(nb * max_sz(q_dim, hp->dim), sizeof(float));
     s->xb2 = calloc(nb * hp->dim, sizeof(float));

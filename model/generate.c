@@ -28,6 +28,31 @@ static int write_logits(const char *path, const float *logits, size_t n, char *e
     return 0;
 }
 
+int logits_finite(const float *l, long n) {
+    /* x - x is 0 for a finite x and NaN for NaN or an infinity: one sum, no branch per element */
+    float acc = 0;
+    for (long i = 0; i < n; i++) acc += l[i] - l[i];
+    return acc == 0;
+}
+
+int gen_stop_error(const GenStats *st, char *err, size_t errlen) {
+    if (st->stopped_by == GEN_STOP_WRITE)
+        return errorf(err, errlen, "cannot write the output: %s", strerror(st->write_errno));
+    if (st->stopped_by == GEN_STOP_NONFINITE)
+        return errorf(err, errlen, "the model produced NaN or infinite logits: its weights are corrupt");
+    return 0;
+}
+
+/* Flush the output; when it failed (a full disk; a closed pipe while SIGPIPE is ignored) record
+ * why, so that generation stops at once. */
+static int output_failed(FILE *out, GenStats *st) {
+    errno = 0;
+    if (fflush(out) == 0 && !ferror(out)) return 0;
+    st->write_errno = errno ? errno : EIO;
+    st->stopped_by = GEN_STOP_WRITE;
+    return 1;
+}
+
 int check_fits_context(const char *what, int n, int reserve, int n_ctx, char *err, size_t errlen) {
     if ((long)n + reserve <= n_ctx) return 0;
     return errorf(err, errlen, "%s has %d tokens but the context holds %d (raise -c)", what, n, n_ctx);
@@ -46,7 +71,11 @@ int gen_next(GenStream *g, const float *logits, int *id, char *piece, size_t cap
     *len = 0;
     piece[0] = 0;
     if (g->n_predict >= 0 && g->n_gen >= g->n_predict) {
-        g->stopped_by = GEN_COUNT;
+        g->stopped_by = GEN_STOP_COUNT;
+        return 0;
+    }
+    if (!logits_finite(logits, g->m->hp.vocab_size)) {
+        g->stopped_by = GEN_STOP_NONFINITE;
         return 0;
     }
     int next = sampler_sample(g->smp, logits);
@@ -62,11 +91,11 @@ int gen_next(GenStream *g, const float *logits, int *id, char *piece, size_t cap
 
 int gen_more(GenStream *g, int pos, int n_ctx) {
     if (g->n_predict >= 0 && g->n_gen >= g->n_predict) {
-        g->stopped_by = GEN_COUNT;
+        g->stopped_by = GEN_STOP_COUNT;
         return 0;
     }
     if (pos >= n_ctx) {
-        g->stopped_by = GEN_CONTEXT_FULL;
+        g->stopped_by = GEN_STOP_CONTEXT;
         return 0;
     }
     return 1;
@@ -84,7 +113,7 @@ int gen_loop(const Model *m, State *s, Sampler *smp, int pos, int n_predict, int
     double t0 = now_seconds();
     while (gen_next(&g, s->logits, &id, text, sizeof text, &len)) {
         if (cb && cb(user, id, text, len)) {
-            g.stopped_by = GEN_CALLER;
+            g.stopped_by = GEN_STOP_CALLER;
             break;
         }
         if (!gen_more(&g, pos, s->n_ctx)) break;
@@ -101,6 +130,7 @@ int gen_loop(const Model *m, State *s, Sampler *smp, int pos, int n_predict, int
 typedef struct {
     const GenOptions *opt;
     int *ids, cap, n;
+    GenStats wst; /* a failed write: stopped_by GEN_STOP_WRITE and its errno */
 } PrintSink;
 
 static int print_token(void *user, int id, const char *piece, size_t len) {
@@ -114,14 +144,19 @@ static int print_token(void *user, int id, const char *piece, size_t len) {
     } else {
         fwrite(piece, 1, len, p->opt->out);
     }
-    fflush(p->opt->out);
-    return 0;
+    return output_failed(p->opt->out, &p->wst); /* stop at the first failed write */
 }
 
 int generate_tokens(const Model *m, State *s, Sampler *smp, int pos, const GenOptions *opt,
                     GenStats *st, int *ids, int cap) {
-    PrintSink sink = {opt, ids, cap, 0};
-    return gen_loop(m, s, smp, pos, opt->n_predict, opt->ignore_stop, print_token, &sink, st);
+    PrintSink sink = {opt, ids, cap, 0, {0}};
+    int r = gen_loop(m, s, smp, pos, opt->n_predict, opt->ignore_stop, print_token, &sink, st);
+    if (sink.wst.stopped_by != GEN_STOP_WRITE) output_failed(opt->out, &sink.wst);
+    if (sink.wst.stopped_by == GEN_STOP_WRITE) {
+        st->stopped_by = GEN_STOP_WRITE;
+        st->write_errno = sink.wst.write_errno;
+    }
+    return r;
 }
 
 int generate(const Model *m, State *s, Sampler *smp, const int *prompt, int n_prompt,
@@ -155,7 +190,9 @@ int generate(const Model *m, State *s, Sampler *smp, const int *prompt, int n_pr
         if (rc) return -1;
     }
     generate_tokens(m, s, smp, n_prompt, opt, st, NULL, 0);
-    fputc('\n', opt->out);
-    fflush(opt->out);
-    return 0;
+    if (st->stopped_by < GEN_STOP_WRITE) {
+        fputc('\n', opt->out);
+        output_failed(opt->out, st);
+    }
+    return gen_stop_error(st, err, errlen);
 }

@@ -18,8 +18,20 @@ typedef struct {
 typedef struct {
     int n_prompt, n_gen;
     double prompt_s, gen_s;
-    int stopped_by; /* 0: count reached, 1: stop id, 2: context full */
+    int stopped_by; /* GEN_STOP_*: why generation ended */
+    int write_errno; /* GEN_STOP_WRITE: errno of the failed write */
 } GenStats;
+
+/* Why generation ended (GenStats.stopped_by, GenStream.stopped_by). */
+enum { GEN_STOP_COUNT, GEN_STOP_ID, GEN_STOP_CONTEXT, GEN_STOP_WRITE, GEN_STOP_NONFINITE, GEN_STOP_CALLER };
+
+/* -1 with a one-line message when stats end in an error (GEN_STOP_WRITE: the output could not be
+ * written; GEN_STOP_NONFINITE: the model produced NaN or infinite logits), else 0. */
+int gen_stop_error(const GenStats *stats, char *err, size_t errlen);
+
+/* 1 when all n logits are finite. A NaN or infinite logit means corrupt weights (or an overflow):
+ * sampling or scoring it would print nothing or a meaningless number. */
+int logits_finite(const float *logits, long n);
 
 /* Process the prompt at position 0, then generate. */
 int generate(const Model *m, State *s, Sampler *smp, const int *prompt, int n_prompt,
@@ -29,7 +41,6 @@ int generate(const Model *m, State *s, Sampler *smp, const int *prompt, int n_pr
  * phi_generate) and the server's scheduler, which advances many streams one step at a time:
  * sample from the logits, apply the stop ids and the token budget, and decode the kept token's
  * text (complete UTF-8 characters; special tokens give no text). */
-enum { GEN_COUNT = 0, GEN_STOP_ID = 1, GEN_CONTEXT_FULL = 2, GEN_CALLER = 3 };
 typedef struct {
     const Model *m;
     Sampler *smp;
@@ -42,7 +53,8 @@ typedef struct {
 void gen_stream_init(GenStream *g, const Model *m, Sampler *smp, int n_predict, int ignore_stop);
 /* Sample the next token from logits. 1: the token is kept: *id is set, its text (possibly empty)
  * is in piece[0..*len) (NUL-terminated; cap >= 16). 0: the stream ended (stop id or budget
- * spent; stopped_by says which) and nothing was produced. */
+ * spent, or non-finite logits: GEN_STOP_NONFINITE; stopped_by says which) and nothing was
+ * produced. */
 int gen_next(GenStream *g, const float *logits, int *id, char *piece, size_t cap, size_t *len);
 /* After a kept token: 1 if another one is wanted and there is room to evaluate the kept one at
  * position pos (< n_ctx); 0 with stopped_by set otherwise. */
@@ -54,7 +66,7 @@ size_t gen_finish(GenStream *g, char *piece, size_t cap);
  * logits of position pos - 1, generate up to n_predict tokens (< 0: until a stop id or a full
  * context), calling cb for every kept token with its text (id -1: the trailing bytes
  * gen_finish gives). cb returning non-zero stops generation after that token (stopped_by
- * GEN_CALLER). Fills the n_gen, gen_s and stopped_by fields of stats. Returns the number of
+ * GEN_STOP_CALLER). Fills the n_gen, gen_s and stopped_by fields of stats. Returns the number of
  * positions now in the cache (the last kept token is not evaluated). */
 typedef int (*GenTokenFn)(void *user, int id, const char *piece, size_t len);
 int gen_loop(const Model *m, State *s, Sampler *smp, int pos, int n_predict, int ignore_stop,

@@ -108,9 +108,19 @@ if [ -d "$HF" ]; then
     echo "The quick brown fox jumps over the lazy dog." > "$TMP/calib.txt"
     untouched quant_output_is_calib_text "$TMP/calib.txt" \
         $QUANT -q q4 --calib "$TMP/calib.txt" "$TMP/m" "$TMP/calib.txt"
+    # --calib's temporary q8 model has a unique name, created exclusively, and is removed on
+    # success and on failure; a file with the old fixed name (or any other) is not touched
     echo "someone's" > "$TMP/c.phi.calib-q8.tmp"
-    untouched quant_calib_keeps_existing_tmp "$TMP/c.phi.calib-q8.tmp" \
-        $QUANT -q q4 --calib "$TMP/calib.txt" "$TMP/m" "$TMP/c.phi"
+    before=$(id "$TMP/c.phi.calib-q8.tmp")
+    if $QUANT -q q4 --calib "$TMP/calib.txt" "$TMP/m" "$TMP/c.phi" 2> "$TMP/err" &&
+        [ "$before" = "$(id "$TMP/c.phi.calib-q8.tmp")" ]; then pass quant_calib_keeps_existing_tmp
+    else fail quant_calib_keeps_existing_tmp "$(cat "$TMP/err")"; fi
+    left=$(ls -d "$TMP"/c.phi.calib-q8.[0-9]* "$TMP"/c.phi.tmp.* 2> /dev/null)
+    [ -z "$left" ] && pass quant_calib_tmp_removed || fail quant_calib_tmp_removed "left: $left"
+    : > "$TMP/empty.txt"
+    expect_error quant_calib_fails_cleanly $QUANT -q q4 --calib "$TMP/empty.txt" "$TMP/m" "$TMP/c2.phi"
+    left=$(ls -d "$TMP"/c2.phi* 2> /dev/null)
+    [ -z "$left" ] && pass quant_calib_failure_leaves_nothing || fail quant_calib_failure_leaves_nothing "left: $left"
     # a folder as OUTPUT is refused at once, not after converting the whole model
     untouched quant_output_folder_before_converting "$TMP/dir.phi" $QUANT -q q8 "$TMP/m" "$TMP/dir.phi"
     grep -q "is a folder" "$TMP/err" && pass quant_output_folder_message || fail quant_output_folder_message "$(cat "$TMP/err")"
