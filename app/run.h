@@ -23,6 +23,11 @@ typedef struct {
     int ppl_all, ppl_chunks;
     /* bench */
     int bench_pp, bench_tg, bench_depth, bench_reps;
+    /* LoRA adapters (--lora DIR, --lora-scaled DIR S), attached in this order; they add up */
+#define RUN_MAX_LORA 16
+    const char *lora_path[RUN_MAX_LORA];
+    float lora_scale[RUN_MAX_LORA];
+    int n_lora;
 } RunOptions;
 
 int run_generate(const RunOptions *o);   /* prompt -> streamed continuation (or ids) */

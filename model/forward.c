@@ -10,6 +10,7 @@
 
 #include "base/cpu.h"
 #include "model/model.h"
+#include "model/lora.h"
 #include "model/schema.h"
 #include "base/pool.h"
 #include "kernels/ref.h"
@@ -353,6 +354,8 @@ static void layer_matmul(const Model *m, State *s, const Path *P, int layer, Sch
         act_add(s->act_sq + (size_t)layer * schema_act_stride(&m->hp) + schema_act_offset(&m->hp, role),
                 x, n, w->cols);
     P->matmul(w, x, n, y, P->pool);
+    const LoraSet *lora = s->lora ? s->lora : m->lora; /* LoRA: y += S c B (A x) */
+    if (lora) lora_apply(lora, layer, role, x, n, y, P->matmul, P->pool);
 }
 
 /* ---- the recipe ---- */
