@@ -65,6 +65,13 @@ static int node(Parser *ps, int type) {
 static void set_add(uint8_t *set, int c) { set[c >> 3] |= (uint8_t)(1u << (c & 7)); }
 static int set_has(const uint8_t *set, int c) { return set[c >> 3] >> (c & 7) & 1; }
 
+/* A character for a message: itself when printable, else \xNN. */
+static const char *shown(int c, char *b) {
+    if (c >= 0x20 && c < 0x7f) snprintf(b, 8, "%c", c);
+    else snprintf(b, 8, "\\x%02x", c & 0xff);
+    return b;
+}
+
 static int is_word(int c) {
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
 }
@@ -88,6 +95,7 @@ static int literal_escape(int c) { return c >= 0x20 && c < 0x7f && !is_word(c); 
 static int parse_alt(Parser *ps);
 
 static int parse_class(Parser *ps, uint8_t *set) { /* after '[' */
+    char sb[16];
     int neg = 0, first = 1;
     if (ps->p < ps->end && *ps->p == '^') { neg = 1; ps->p++; }
     uint8_t s[32] = {0};
@@ -100,7 +108,7 @@ static int parse_class(Parser *ps, uint8_t *set) { /* after '[' */
             if (ps->p >= ps->end) return fail(ps, "regular expression ends with a backslash");
             int e = (unsigned char)*ps->p++;
             if (class_escape(e, s) == 0) continue;
-            if (!literal_escape(e)) return fail(ps, "regular expression: unsupported escape \\%c", e);
+            if (!literal_escape(e)) return fail(ps, "regular expression: unsupported escape \\%s", shown(e, sb));
             c = e;
         } else if (c == '[' && ps->p < ps->end && (*ps->p == ':' || *ps->p == '=' || *ps->p == '.')) {
             return fail(ps, "regular expression: unsupported [%c class", *ps->p);
@@ -112,9 +120,9 @@ static int parse_class(Parser *ps, uint8_t *set) { /* after '[' */
             if (hi == '\\') {
                 if (ps->p >= ps->end) return fail(ps, "regular expression ends with a backslash");
                 hi = (unsigned char)*ps->p++;
-                if (!literal_escape(hi)) return fail(ps, "regular expression: unsupported range end \\%c", hi);
+                if (!literal_escape(hi)) return fail(ps, "regular expression: unsupported range end \\%s", shown(hi, sb));
             }
-            if (hi < c) return fail(ps, "regular expression: bad range %c-%c", c, hi);
+            if (hi < c) return fail(ps, "regular expression: bad range %s-%s", shown(c, sb), shown(hi, sb + 8));
         }
         for (int b = c; b <= hi; b++) set_add(s, b);
     }
@@ -123,13 +131,14 @@ static int parse_class(Parser *ps, uint8_t *set) { /* after '[' */
 }
 
 static int parse_atom(Parser *ps) {
+    char sb[16];
     int c = (unsigned char)*ps->p++, k;
     switch (c) {
     case '(': {
         if (ps->p < ps->end && *ps->p == '?') {
             if (ps->p + 1 < ps->end && ps->p[1] == ':') ps->p += 2;
-            else return fail(ps, "regular expression: (?%c... (lookaround, flags, named groups) is not supported",
-                             ps->p + 1 < ps->end ? ps->p[1] : ' ');
+            else return fail(ps, "regular expression: (?%s... (lookaround, flags, named groups) is not supported",
+                             shown(ps->p + 1 < ps->end ? (unsigned char)ps->p[1] : ' ', sb));
         }
         if (++ps->depth > MAX_DEPTH) return fail(ps, "regular expression nests too deeply");
         k = parse_alt(ps);
@@ -156,7 +165,7 @@ static int parse_atom(Parser *ps) {
         if (ps->p >= ps->end) return fail(ps, "regular expression ends with a backslash");
         int e = (unsigned char)*ps->p++;
         if (class_escape(e, set) != 0) {
-            if (!literal_escape(e)) return fail(ps, "regular expression: unsupported escape \\%c", e);
+            if (!literal_escape(e)) return fail(ps, "regular expression: unsupported escape \\%s", shown(e, sb));
             set_add(set, e);
         }
     } else {
@@ -194,7 +203,8 @@ static int parse_repeat(Parser *ps) {
             if (ps->p < ps->end && *ps->p == ',') {
                 ps->p++;
                 max = -1;
-                if (ps->p < ps->end && *ps->p != '}' && parse_number(ps, &max)) return -1;
+                if (ps->p < ps->end && *ps->p != '}' && parse_number(ps, &max))
+                    return ps->failed ? -1 : fail(ps, "regular expression: bad {m,n}");
             }
             if (ps->p >= ps->end || *ps->p != '}') return fail(ps, "regular expression: bad {m,n}");
             if (max >= 0 && max < min) return fail(ps, "regular expression: {%d,%d} has max < min", min, max);
