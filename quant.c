@@ -30,8 +30,9 @@ static void usage(FILE *f) {
             "                    activations each column sees when a q8 copy of the model runs over\n"
             "                    TEXT (a temporary file next to OUTPUT; every token of TEXT is run)\n"
             "  --lora DIR        merge a LoRA adapter (a PEFT folder: adapter_config.json and\n"
-            "                    adapter_model.safetensors) into the weights before quantizing:\n"
-            "                    W + (alpha / r) B A, in F32; repeatable, the adapters add up\n"
+            "                    adapter_model.safetensors, or a GGUF adapter file) into the weights\n"
+            "                    before quantizing: W + (alpha / r) B A, in F32; repeatable, the\n"
+            "                    adapters add up\n"
             "  --lora-scaled DIR S  the same with user scale S: W + S (alpha / r) B A (llama.cpp's\n"
             "                    flags; phi applies the same adapters unmerged with phi --lora)\n"
             "  --no-progress     no progress bar (it is drawn only on a terminal anyway)\n"
@@ -169,11 +170,17 @@ int main(int argc, char **argv) {
         fprintf(stderr, "quant: %s\n", err);
         return 1;
     }
-    for (int i = 0; i < opt.n_lora; i++) /* nor a file of an adapter folder */
+    for (int i = 0; i < opt.n_lora; i++) { /* nor an adapter file or a file of an adapter folder */
+        struct stat sa, so;
+        if (stat(opt.lora_path[i], &sa) == 0 && stat(out, &so) == 0 && sa.st_dev == so.st_dev && sa.st_ino == so.st_ino) {
+            fprintf(stderr, "quant: output %s is the LoRA adapter %s\n", out, opt.lora_path[i]);
+            return 1;
+        }
         if (output_is_not_an_input(out, opt.lora_path[i], NULL, err, sizeof err)) {
             fprintf(stderr, "quant: %s\n", err);
             return 1;
         }
+    }
     /* --calib first writes a q8 model to OUT.calib-q8.tmp (convert/calib.c), and would replace a
      * file of that name: refuse one that exists, and remove ours if a signal ends the run. */
     char calib_tmp[4200];

@@ -384,9 +384,9 @@ LoraAdapter *lora_load(const char *path, const PhiHParams *hp, char *err, size_t
         errorf(err, errlen, "LoRA adapter %s: no such file or folder", path);
         return NULL;
     }
+    if (S_ISREG(sb.st_mode)) return lora_load_gguf(path, hp, err, errlen);
     if (!S_ISDIR(sb.st_mode)) {
-        errorf(err, errlen, "LoRA adapter %s: not a folder (a PEFT adapter folder holds adapter_config.json "
-               "and adapter_model.safetensors)", path);
+        errorf(err, errlen, "LoRA adapter %s: neither a PEFT folder nor a GGUF file", path);
         return NULL;
     }
     size_t n = strlen(path) + 64, len;

@@ -13,13 +13,22 @@
 #define PHI_LORA_LOAD_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "convert/safetensors.h"
 #include "model/format.h"
 #include "model/lora.h"
 
-/* An adapter for a model with hyperparameters hp, from a PEFT folder. NULL with one line. */
+/* An adapter for a model with hyperparameters hp, from a PEFT folder, or a GGUF adapter file
+ * (lora_load_gguf). NULL with one line. */
 LoraAdapter *lora_load(const char *path, const PhiHParams *hp, char *err, size_t errlen);
+
+/* GGUF LoRA adapters as llama.cpp's convert_lora_to_gguf.py writes them (convert/lora_gguf.c):
+ * general.type "adapter", adapter.lora.alpha, tensors blk.N.<name>.weight.lora_a / .lora_b with
+ * Phi-3's llama.cpp names (attn_qkv, attn_output, ffn_up, ffn_down; attn_q/k/v, ffn_gate). */
+LoraAdapter *lora_load_gguf(const char *path, const PhiHParams *hp, char *err, size_t errlen);
+LoraAdapter *lora_from_gguf(const char *name, const uint8_t *buf, uint64_t size, const PhiHParams *hp,
+                            char *err, size_t errlen);
 
 /* The same from a config text and an open safetensors file (the fuzz target's entry). */
 LoraAdapter *lora_from_peft(const char *name, const char *config, size_t config_len, const StFile *st,

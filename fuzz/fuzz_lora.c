@@ -1,7 +1,7 @@
 /* libFuzzer harness for LoRA adapter reading (convert/lora_load.c, base/regex.c): the input is
  * [u16 config length][adapter_config.json text][adapter_model.safetensors bytes] for a tiny
  * model's hyperparameters, or with a first byte of 0xff a regular expression and a name to match
- * (NUL between them). An accepted adapter must fit the model and hold finite values; a refused
+ * (NUL between them), or with a first byte of 0xfe a GGUF adapter file. An accepted adapter must fit the model and hold finite values; a refused
  * one leaves one line. */
 
 #include <math.h>
@@ -23,6 +23,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (!re && (!err[0] || strchr(err, '\n'))) __builtin_trap();
         if (re && nul) regex_fullmatch(re, (const char *)nul + 1, size - plen - 2);
         regex_free(re);
+        return 0;
+    }
+    if (size >= 1 && data[0] == 0xfe) { /* a GGUF adapter */
+        PhiHParams h2 = {.vocab_size = 512, .dim = 64, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
+                         .head_dim = 16, .hidden_dim = 132};
+        LoraAdapter *ad = lora_from_gguf("fuzz", data + 1, size - 1, &h2, err, sizeof err);
+        if (ad && lora_adapter_check(ad, &h2, err, sizeof err)) __builtin_trap();
+        if (!ad && (!err[0] || strchr(err, '\n'))) __builtin_trap();
+        lora_adapter_free(ad);
         return 0;
     }
     if (size < 2) return 0;

@@ -13,3 +13,8 @@ for d in ${PHI_TMP:-build/tmp}/lora_*/; do
 done
 printf '\377.*\\.(qkv_proj|o_proj)\000model.layers.1.self_attn.qkv_proj' > "$out/re1"
 printf '\377model\\.layers\\.\\d{1,2}\\.mlp\\.[a-z_]+\000model.layers.12.mlp.down_proj' > "$out/re2"
+for g in ${PHI_TMP:-build/tmp}/lora_adapter*.gguf; do
+    [ -f "$g" ] || continue
+    printf '\376' > "$out/$(basename "$g")"
+    cat "$g" >> "$out/$(basename "$g")"
+done

@@ -74,3 +74,13 @@ fi
 # an adapter for another model: the tiny random shape has 2 layers of 64
 $QUANT --random tiny -q f32 "$TMP/tiny.phi" 2> /dev/null
 expect_error lora_cli_wrong_model $PHI -m "$TMP/tiny.phi" --lora "$A" -p hi -n 1
+# a GGUF adapter file (written by tests/test_lora.c when it ran first) as input and as a refused output
+G=${PHI_TMP:-build/tmp}/lora_adapter.gguf
+if [ -f "$G" ]; then
+    cp "$G" "$TMP/a.gguf"
+    check_ids lora_cli_gguf "$want1" "$($PHI -m "$TMP/base.phi" --lora "$TMP/a.gguf" --ids "$ids" -n 16 --temp 0 --ignore-eos 2> /dev/null)"
+    expect_error lora_cli_quant_output_is_gguf_adapter $QUANT -q f32 --lora "$TMP/a.gguf" "$BASE" "$TMP/a.gguf"
+    if cmp -s "$G" "$TMP/a.gguf"; then pass lora_cli_gguf_untouched; else fail lora_cli_gguf_untouched; fi
+else
+    echo "SKIP lora_cli_gguf: $G not written (run build/tests/test_lora first)"
+fi

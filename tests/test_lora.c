@@ -19,6 +19,7 @@
 #include "model/model.h"
 #include "model/sampler.h"
 #include "tests/harness.h"
+#include "tests/gguf_write.h"
 
 #define VOCAB 32064
 
@@ -225,6 +226,8 @@ static int convert_with(const char *dir, const char *out, int type, const char *
 
 static int same_bits(const float *a, const float *b, size_t n) { return !memcmp(a, b, n * sizeof *a); }
 
+static void test_gguf(const Model *m, const LoraAdapter *ad, const char *ref1);
+
 static void test_trained(const char *data) {
     char base_dir[400], ad_dir[500], ref1[600], ref05[600], path[1024], err[1024];
     snprintf(base_dir, sizeof base_dir, "%s/phi3-trained-tiny", data);
@@ -334,9 +337,108 @@ static void test_trained(const char *data) {
             model_free(&mq);
         }
     }
+    test_gguf(&m, ad, ref1);
     free(base_fast), free(base_ref), free(ids0);
     lora_adapter_free(ad);
     model_free(&m);
+}
+
+/* ---- GGUF adapters (llama.cpp's convert_lora_to_gguf.py layout) ---- */
+
+/* The pieces of ad as a GGUF adapter: blk.N.<name>.weight.lora_a (ne [in, r]) and .lora_b
+ * (ne [r, out]), F32 or F16, with general.type and adapter.lora.alpha. */
+static void write_gguf_adapter(const char *path, const LoraAdapter *ad, float alpha, const char *gtype, int f16) {
+    GwBuf g = {0};
+    gw_bytes(&g, "GGUF", 4);
+    gw_u32(&g, 3);
+    gw_u64(&g, (uint64_t)ad->n * 2);
+    gw_u64(&g, 4);
+    gw_str(&g, "general.architecture"), gw_u32(&g, 8), gw_str(&g, "phi3");
+    gw_str(&g, "general.type"), gw_u32(&g, 8), gw_str(&g, gtype);
+    gw_str(&g, "adapter.type"), gw_u32(&g, 8), gw_str(&g, "lora");
+    gw_str(&g, "adapter.lora.alpha"), gw_u32(&g, 6), gw_f32(&g, alpha);
+    const char *names[4] = {"attn_qkv", "attn_output", "ffn_up", "ffn_down"};
+    uint64_t off = 0;
+    for (int i = 0; i < ad->n; i++)
+        for (int half = 0; half < 2; half++) {
+            const LoraPiece *p = &ad->p[i];
+            int k = p->role == ROLE_QKV ? 0 : p->role == ROLE_O ? 1 : p->role == ROLE_GATE_UP ? 2 : 3;
+            char name[96];
+            snprintf(name, sizeof name, "blk.%d.%s.weight.lora_%c", p->layer, names[k], half ? 'b' : 'a');
+            gw_str(&g, name);
+            gw_u32(&g, 2);
+            gw_u64(&g, (uint64_t)(half ? p->rank : p->cols));
+            gw_u64(&g, (uint64_t)(half ? p->rows : p->rank));
+            gw_u32(&g, f16 ? 1 : 0);
+            gw_u64(&g, off);
+            off += ((uint64_t)p->rank * (half ? p->rows : p->cols) * (f16 ? 2 : 4) + 31) / 32 * 32;
+        }
+    while (g.n % 32) gw_bytes(&g, "", 1);
+    for (int i = 0; i < ad->n; i++)
+        for (int half = 0; half < 2; half++) {
+            const LoraPiece *p = &ad->p[i];
+            size_t n = (size_t)p->rank * (half ? p->rows : p->cols);
+            const float *v = half ? p->b : p->a;
+            for (size_t k = 0; k < n; k++) {
+                if (f16) {
+                    uint16_t u = f32_to_fp16(v[k]);
+                    gw_bytes(&g, &u, 2);
+                } else {
+                    gw_f32(&g, v[k]);
+                }
+            }
+            while (g.n % 32) gw_bytes(&g, "", 1);
+        }
+    FILE *f = fopen(path, "wb");
+    if (f) {
+        fwrite(g.b, 1, g.n, f);
+        fclose(f);
+    }
+    free(g.b);
+}
+
+static void test_gguf(const Model *m, const LoraAdapter *ad, const char *ref1) {
+    (void)gw_small, (void)gw_nested; /* the writer's other helpers */
+    char path[700], err[1024];
+    snprintf(path, sizeof path, "%s/lora_adapter.gguf", t_tmp_dir());
+    write_gguf_adapter(path, ad, 16.0f, "adapter", 0);
+    LoraAdapter *ga = lora_load(path, &m->hp, err, sizeof err);
+    if (t_check(ga && ga->n == ad->n, "lora_gguf_read", "%s", ga ? "16 pairs, F32" : err)) {
+        Model *mm = (Model *)m;
+        lora_attach(mm, ga, 1.0f, err, sizeof err);
+        check_reference("lora_gguf_runtime_s1", mm, ref1, 0, 1e-3, 1);
+        lora_detach_all(mm);
+    }
+    lora_adapter_free(ga);
+    snprintf(path, sizeof path, "%s/lora_adapter_f16.gguf", t_tmp_dir());
+    write_gguf_adapter(path, ad, 16.0f, "adapter", 1);
+    ga = lora_load(path, &m->hp, err, sizeof err);
+    double worst = 0;
+    for (int i = 0; ga && i < ga->n; i++)
+        for (int j = 0; j < ad->n; j++) /* the same (layer, matrix) */
+            if (ad->p[j].layer == ga->p[i].layer && ad->p[j].role == ga->p[i].role)
+                for (int k = 0; k < ga->p[i].rank * ga->p[i].cols; k++)
+                    worst = fmax(worst, fabs(ga->p[i].a[k] - ad->p[j].a[k]));
+    t_check(ga && worst < 1e-3 && ga->p[0].scale == 2.0f, "lora_gguf_f16", "%s max |A f16 - A| %.1e, c %g",
+            ga ? "" : err, worst, ga ? (double)ga->p[0].scale : 0.0);
+    lora_adapter_free(ga);
+    snprintf(path, sizeof path, "%s/lora_model.gguf", t_tmp_dir());
+    write_gguf_adapter(path, ad, 16.0f, "model", 0);
+    ga = lora_load(path, &m->hp, err, sizeof err);
+    t_check(!ga && strstr(err, "not a GGUF adapter") && !strchr(err, '\n'), "lora_gguf_not_adapter", "%s", ga ? "accepted" : err);
+    lora_adapter_free(ga);
+    /* truncated */
+    size_t len;
+    snprintf(path, sizeof path, "%s/lora_adapter.gguf", t_tmp_dir());
+    char *b = read_file(path, &len, err, sizeof err);
+    snprintf(path, sizeof path, "%s/lora_trunc.gguf", t_tmp_dir());
+    FILE *f = fopen(path, "wb");
+    if (b && f) fwrite(b, 1, len - 64, f);
+    if (f) fclose(f);
+    free(b);
+    ga = lora_load(path, &m->hp, err, sizeof err);
+    t_check(!ga && !strchr(err, '\n'), "lora_gguf_truncated", "%s", ga ? "accepted" : err);
+    lora_adapter_free(ga);
 }
 
 /* ---- unfused names on a tiny random model, with known A and B ---- */
