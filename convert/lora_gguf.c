@@ -169,7 +169,7 @@ LoraAdapter *lora_from_gguf(const char *name, const uint8_t *buf, uint64_t size,
                 goto fail;
             }
             int r = (int)ta->ne[1];
-            LoraPiece p = {l, role, row0, rows, cols, r, NULL, NULL, alpha != 0 ? alpha / (float)r : 1.0f};
+            LoraPiece p = {l, role, row0, rows, cols, r, NULL, NULL, alpha != 0 ? alpha / (float)r : 1.0f, NULL};
             if (!(p.a = gguf_rows(ta, e, sizeof e)) || !(p.b = gguf_rows(tb, e, sizeof e))) {
                 free(p.a);
                 errorf(err, errlen, "%s: %s", name, e);

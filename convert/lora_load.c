@@ -346,7 +346,7 @@ LoraAdapter *lora_from_peft(const char *name, const char *config, size_t config_
                 goto fail;
             }
             LoraPiece p = {l, modules[m].role, row0, rows, cols, (int)c.r, NULL, NULL,
-                           (float)(c.alpha / (c.rslora ? sqrt((double)c.r) : (double)c.r))};
+                           (float)(c.alpha / (c.rslora ? sqrt((double)c.r) : (double)c.r)), NULL};
             char tn[128];
             snprintf(tn, sizeof tn, "%s.lora_A", mod);
             if (!(p.a = read_tensor(st, ta, tn, e, sizeof e))) {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "base/errmsg.h"
+#include "kernels/kernels.h"
 
 /* The four adapted matrices of a layer, in LoraSet's index order. */
 static const SchemaRole roles[4] = {ROLE_QKV, ROLE_O, ROLE_GATE_UP, ROLE_DOWN};
@@ -56,18 +57,30 @@ LoraAdapter *lora_adapter_new(const char *name) {
 }
 
 int lora_adapter_add(LoraAdapter *ad, const LoraPiece *piece, char *err, size_t errlen) {
+    float *bt = piece->b && piece->rank > 0 && piece->rows > 0 ? malloc((size_t)piece->rank * piece->rows * sizeof *bt) : NULL;
+    if (!bt) {
+        free(piece->a);
+        free(piece->b);
+        return errorf(err, errlen, piece->b ? "out of memory" : "LoRA piece without B");
+    }
+    for (int r = 0; r < piece->rows; r++)
+        for (int j = 0; j < piece->rank; j++) bt[(size_t)j * piece->rows + r] = piece->b[(size_t)r * piece->rank + j];
     if (ad->n == ad->cap) {
         int cap = ad->cap ? 2 * ad->cap : 16;
         LoraPiece *p = realloc(ad->p, (size_t)cap * sizeof *p);
         if (!p) {
             free(piece->a);
             free(piece->b);
+            free(bt);
             return errorf(err, errlen, "out of memory");
         }
         ad->p = p;
         ad->cap = cap;
     }
-    ad->p[ad->n++] = *piece;
+    free(piece->b);
+    ad->p[ad->n] = *piece;
+    ad->p[ad->n].b = NULL;
+    ad->p[ad->n++].bt = bt;
     return 0;
 }
 
@@ -75,7 +88,7 @@ void lora_adapter_free(LoraAdapter *ad) {
     if (!ad) return;
     for (int i = 0; i < ad->n; i++) {
         free(ad->p[i].a);
-        free(ad->p[i].b);
+        free(ad->p[i].bt);
     }
     free(ad->p);
     free(ad);
@@ -95,7 +108,7 @@ int lora_adapter_check(const LoraAdapter *ad, const PhiHParams *hp, char *err, s
         if (p->layer < 0 || (uint32_t)p->layer >= hp->n_layers)
             return errorf(err, errlen, "%s: layer %d, but the model has %u layers", ad->name, p->layer,
                           hp->n_layers);
-        if (!rows || p->rank < 1 || !p->a || !p->b)
+        if (!rows || p->rank < 1 || !p->a || !p->bt)
             return errorf(err, errlen, "%s: layer %d: not a LoRA update of a layer matrix", ad->name, p->layer);
         if (p->cols != cols || p->row0 < 0 || p->rows < 1 || p->row0 > rows - p->rows)
             return errorf(err, errlen,
@@ -214,27 +227,46 @@ static float *scratch_get(size_t n) {
     return scratch;
 }
 
+/* y[i][r] += sum_k t[i][k] bt[k][r] for the rows [r0, r1) of a thread: rank axpys per token over
+ * contiguous rows, with the attention kernels' axpy (SIMD on the fast path). */
+typedef struct {
+    const float *bt, *t;
+    float *y;
+    int n, rank, rows, ldy;
+    void (*axpy)(float *y, float a, const float *v, int n); /* the path's: SIMD or scalar */
+} BJob;
+
+static void b_job(void *arg, int ith, int nth) {
+    const BJob *j = arg;
+    int r0, r1;
+    pool_split(j->rows, 16, ith, nth, &r0, &r1);
+    for (int i = 0; i < j->n; i++) {
+        float *yi = j->y + (size_t)i * j->ldy;
+        const float *ti = j->t + (size_t)i * j->rank;
+        for (int k = 0; k < j->rank; k++) {
+            if (r1 > r0) j->axpy(yi + r0, ti[k], j->bt + (size_t)k * j->rows + r0, r1 - r0);
+        }
+    }
+}
+
 void lora_apply(const LoraSet *set, int layer, SchemaRole role, const float *x, int n, float *y,
                 LoraMatmulFn mm, Pool *pool) {
     int slot = role_slot(role);
     if (!set || slot < 0 || layer < 0 || (uint32_t)layer >= set->hp.n_layers) return;
+    /* the fast path's matmul gets the selected ISA's axpy, the reference path the scalar one */
+    void (*axpy)(float *, float, const float *, int) = (mm == matmul ? attn_kernels() : attn_kernels_ref())->axpy_f32;
     int k = layer * 4 + slot, rows = lora_role_rows(&set->hp, role);
     for (int u = set->start[k]; u < set->start[k + 1]; u++) {
         const LoraPiece *p = set->use[u].p;
         float s = set->use[u].s;
-        float *t = scratch_get((size_t)n * ((size_t)p->rank + (size_t)p->rows));
+        float *t = scratch_get((size_t)n * (size_t)p->rank);
         if (!t) abort(); /* a few MB at most; the forward pass has no error path */
-        float *d = t + (size_t)n * p->rank;
         MatView a = matview(TENSOR_F32, p->a, p->rank, p->cols);
-        MatView b = matview(TENSOR_F32, p->b, p->rows, p->rank);
         mm(&a, x, n, t, pool); /* t[n][rank] = x A^T: A streamed once for the n tokens */
         for (size_t i = 0; i < (size_t)n * p->rank; i++) t[i] *= s;
-        mm(&b, t, n, d, pool); /* d[n][rows] = t B^T */
-        for (int i = 0; i < n; i++) {
-            float *yi = y + (size_t)i * rows + p->row0;
-            const float *di = d + (size_t)i * p->rows;
-            for (int r = 0; r < p->rows; r++) yi[r] += di[r];
-        }
+        BJob bj = {p->bt, t, y + p->row0, n, p->rank, p->rows, rows, axpy};
+        /* y += t B^T, straight into y; small updates (decode of a narrow matrix) stay on the caller */
+        pool_run((long long)n * p->rows * p->rank >= 65536 ? pool : NULL, b_job, &bj);
     }
 }
 
@@ -252,7 +284,7 @@ void lora_merge_rows(const LoraSet *set, int layer, SchemaRole role, int r0, int
             if (r < 0 || r >= p->rows) continue;
             memset(acc, 0, (size_t)cols * sizeof *acc);
             for (int j = 0; j < p->rank; j++) {
-                double bj = p->b[(size_t)r * p->rank + j];
+                double bj = p->bt[(size_t)j * p->rows + r];
                 const float *aj = p->a + (size_t)j * cols;
                 for (int c = 0; c < cols; c++) acc[c] += bj * aj[c];
             }

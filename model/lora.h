@@ -31,19 +31,22 @@ typedef struct {
     int row0, rows;    /* the row block of the matrix it updates */
     int cols, rank;
     float *a;          /* [rank][cols] */
-    float *b;          /* [rows][rank] */
+    float *b;          /* [rows][rank] as given to lora_adapter_add, which stores it as bt */
     float scale;       /* c: alpha / rank (alpha / sqrt(rank) with rsLoRA) */
+    float *bt;         /* B transposed, [rank][rows]: the update of a token is rank axpys over
+                        * contiguous rows (no horizontal sums), so it runs at memory speed */
 } LoraPiece;
 
 typedef struct {
     char name[256];    /* where it came from, for messages */
     int n, cap;
-    LoraPiece *p;      /* owns a and b */
+    LoraPiece *p;      /* owns a and bt */
 } LoraAdapter;
 
 /* A new empty adapter (NULL: out of memory). */
 LoraAdapter *lora_adapter_new(const char *name);
-/* Adds a piece taking ownership of a and b (freed by lora_adapter_free, also on failure). */
+/* Adds a piece taking ownership of a and b (b is replaced by its transpose bt; all freed by
+ * lora_adapter_free, also on failure). */
 int lora_adapter_add(LoraAdapter *ad, const LoraPiece *piece, char *err, size_t errlen);
 void lora_adapter_free(LoraAdapter *ad);
 /* Rows of the matrix with this role (0: not a layer matrix) and its columns. */
@@ -69,9 +72,9 @@ void lora_set_free(LoraSet *set);
 typedef void (*LoraMatmulFn)(const MatView *w, const float *x, int n, float *y, Pool *pool);
 
 /* Adds the set's updates of (layer, role) to y[n][rows] for inputs x[n][cols]: per piece
- * t = A x for the n tokens at once, then y[row block] += S c B t, in F32 through mm (the
- * path's matmul: the scalar reference or the SIMD kernels on the pool). Scratch is per calling thread
- * (grown to the largest call; lora_free_scratch releases the calling thread's). */
+ * t = S c A x for the n tokens at once through mm (the path's matmul: the scalar reference or
+ * the SIMD kernels on the pool), then y[row block] += B t as rank axpys per token over B's
+ * transposed rows, in F32, on the pool by rows. Scratch is per calling thread (grown to the largest call; lora_free_scratch releases the calling thread's). */
 void lora_apply(const LoraSet *set, int layer, SchemaRole role, const float *x, int n, float *y,
                 LoraMatmulFn mm, Pool *pool);
 

@@ -378,13 +378,14 @@ static void write_gguf_adapter(const char *path, const LoraAdapter *ad, float al
         for (int half = 0; half < 2; half++) {
             const LoraPiece *p = &ad->p[i];
             size_t n = (size_t)p->rank * (half ? p->rows : p->cols);
-            const float *v = half ? p->b : p->a;
             for (size_t k = 0; k < n; k++) {
+                /* B goes out as [rows][rank] (ggml ne [r, out]); the adapter keeps it transposed */
+                float vk = half ? p->bt[(k % (size_t)p->rank) * (size_t)p->rows + k / (size_t)p->rank] : p->a[k];
                 if (f16) {
-                    uint16_t u = f32_to_fp16(v[k]);
+                    uint16_t u = f32_to_fp16(vk);
                     gw_bytes(&g, &u, 2);
                 } else {
-                    gw_f32(&g, v[k]);
+                    gw_f32(&g, vk);
                 }
             }
             while (g.n % 32) gw_bytes(&g, "", 1);
