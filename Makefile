@@ -89,6 +89,7 @@ fuzz: quant
 	    seeds=$$(ls -d fuzz/seeds/$$n 2>/dev/null || true); [ $$n = fuzz_model ] && seeds="$$seeds build-fuzz/corpus-model"; \
 	    [ $$n = fuzz_gguf ] && seeds="build-fuzz/corpus-gguf-seed $$(ls -d ../shared/data/llamacpp-vocab 2>/dev/null || true)"; \
 	    [ $$n = fuzz_http ] && seeds=fuzz/http_seeds; \
+	    [ $$n = fuzz_lora ] && sh scripts/lora_fuzz_seeds.sh build-fuzz/corpus-lora-seed && seeds=build-fuzz/corpus-lora-seed; \
 	    echo "== $$n ($(FUZZ_SECONDS) s)"; \
 	    if ! build-fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -max_len=300000 -print_final_stats=1 \
 	        build-fuzz/corpus-$$n $$seeds > build-fuzz/$$n.log 2>&1; then \

@@ -33,6 +33,12 @@ static void usage(FILE *f) {
             "  --ref              use the scalar reference kernels and an F32 KV cache (the\n"
             "                     correctness oracle)\n"
             "  --kv-f32           keep keys and values in F32 (default F16: half the memory)\n"
+            "  --lora DIR         apply a LoRA adapter (a PEFT folder: adapter_config.json and\n"
+            "                     adapter_model.safetensors; or a llama.cpp GGUF adapter file) at run\n"
+            "                     time, unmerged; repeatable, the adapters add up (llama.cpp's flag)\n"
+            "  --lora-scaled DIR S  the same with user scale S (llama.cpp's flag): each adapted\n"
+            "                     matrix computes W x + S (alpha / r) B A x. In -i chat, /lora DIR [S]\n"
+            "                     attaches another adapter and /lora off detaches them all\n"
             "  --no-mmap, --mmap  read the weights into (huge-page) memory, or map the file in\n"
             "                     place; default: read when the model fits in available memory\n"
             "                     (streams the weights faster), map otherwise\n"
@@ -166,7 +172,18 @@ int main(int argc, char **argv) {
         else if (IS("--parallel") || IS("-np")) bad = parse_list(v, 1, 64, o.bench_np, 8, &o.bench_n_np);
         else if (IS("--temp")) bad = parse_float(v, 0, 100, &o.temp);
         else if (IS("--top-p")) bad = parse_float(v, 0, 1, &o.top_p);
-        else if (IS("--seed")) {
+        else if (IS("--lora") || IS("--lora-scaled")) {
+            if (o.n_lora == RUN_MAX_LORA) return die("at most %s LoRA adapters", "16");
+            o.lora_path[o.n_lora] = v;
+            o.lora_scale[o.n_lora] = 1.0f;
+            if (IS("--lora-scaled")) {
+                if (i + 2 >= argc) return die("%s", "--lora-scaled wants a folder and a scale (--lora-scaled DIR S)");
+                if (parse_float(argv[i + 2], -1e6f, 1e6f, &o.lora_scale[o.n_lora]))
+                    return die("invalid scale '%s' for --lora-scaled", argv[i + 2]);
+                i++;
+            }
+            o.n_lora++;
+        } else if (IS("--seed")) {
             char *end;
             errno = 0;
             o.seed = strtoull(v, &end, 10);

@@ -29,6 +29,12 @@ static void usage(FILE *f) {
             "  --calib TEXT      q4: weight each block's scale search by the mean square of the\n"
             "                    activations each column sees when a q8 copy of the model runs over\n"
             "                    TEXT (a temporary file next to OUTPUT; every token of TEXT is run)\n"
+            "  --lora DIR        merge a LoRA adapter (a PEFT folder: adapter_config.json and\n"
+            "                    adapter_model.safetensors, or a GGUF adapter file) into the weights\n"
+            "                    before quantizing: W + (alpha / r) B A, in F32; repeatable, the\n"
+            "                    adapters add up\n"
+            "  --lora-scaled DIR S  the same with user scale S: W + S (alpha / r) B A (llama.cpp's\n"
+            "                    flags; phi applies the same adapters unmerged with phi --lora)\n"
             "  --no-progress     no progress bar (it is drawn only on a terminal anyway)\n"
             "  -h, --help        this text\n"
             "\n"
@@ -111,6 +117,24 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "quant: --seed wants a number\n");
                 return 1;
             }
+        } else if ((!strcmp(a, "--lora") || !strcmp(a, "--lora-scaled")) && has_value) {
+            if (opt.n_lora == CONVERT_MAX_LORA) {
+                fprintf(stderr, "quant: at most %d LoRA adapters\n", CONVERT_MAX_LORA);
+                return 1;
+            }
+            opt.lora_scale[opt.n_lora] = 1.0f;
+            opt.lora_path[opt.n_lora] = argv[++i];
+            if (!strcmp(a, "--lora-scaled")) {
+                char *end;
+                float s = i + 1 < argc ? strtof(argv[i + 1], &end) : 0;
+                if (i + 1 >= argc || end == argv[i + 1] || *end || !(s > -1e6f && s < 1e6f)) {
+                    fprintf(stderr, "quant: --lora-scaled wants a folder and a scale (--lora-scaled DIR S)\n");
+                    return 1;
+                }
+                opt.lora_scale[opt.n_lora] = s;
+                i++;
+            }
+            opt.n_lora++;
         } else if (!strcmp(a, "--no-progress")) {
             opt.progress = 0;
         } else if (a[0] == '-' && a[1]) {
@@ -129,6 +153,10 @@ int main(int argc, char **argv) {
                 random_shape ? "an OUTPUT file" : "MODEL_DIR and OUTPUT");
         return 1;
     }
+    if (opt.n_lora && random_shape) {
+        fprintf(stderr, "quant: --lora goes with a model folder, not --random\n");
+        return 1;
+    }
     if (calib_text && (random_shape || !type_traits((uint32_t)opt.type)->from_float_w)) {
         fprintf(stderr, "quant: --calib goes with -q q4 and a model folder\n");
         return 1;
@@ -141,6 +169,17 @@ int main(int argc, char **argv) {
         output_is_not_an_input(out, random_shape ? NULL : pos[0], calib_text, err, sizeof err)) {
         fprintf(stderr, "quant: %s\n", err);
         return 1;
+    }
+    for (int i = 0; i < opt.n_lora; i++) { /* nor an adapter file or a file of an adapter folder */
+        struct stat sa, so;
+        if (stat(opt.lora_path[i], &sa) == 0 && stat(out, &so) == 0 && sa.st_dev == so.st_dev && sa.st_ino == so.st_ino) {
+            fprintf(stderr, "quant: output %s is the LoRA adapter %s\n", out, opt.lora_path[i]);
+            return 1;
+        }
+        if (output_is_not_an_input(out, opt.lora_path[i], NULL, err, sizeof err)) {
+            fprintf(stderr, "quant: %s\n", err);
+            return 1;
+        }
     }
     /* A signal removes the temporary output; past a file size limit, writes fail with EFBIG (an
      * error message) instead of SIGXFSZ killing us with the partial file left behind. */

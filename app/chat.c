@@ -141,6 +141,11 @@ int chat_run(const Model *m, State *s, Sampler *smp, const ChatOptions *o, FILE 
             if (o->interactive) fputs("\n> ", stderr);
             user = read_line(in);
             if (!user) break; /* end of input */
+            if (user[0] == '/' && o->command && o->command(o->command_ctx, user)) {
+                free(user);
+                n_past = 0; /* the model changed: nothing in the cache is reused */
+                continue;
+            }
         } else {
             break;
         }

@@ -33,6 +33,11 @@ typedef struct {
     int interactive;       /* keep reading user messages from `in` until EOF */
     GenOptions gen;        /* n_predict per reply, out */
     long *n_prompt_evaluated; /* if not NULL: receives the prompt positions evaluated in all turns */
+    /* Optional: lines starting with '/' are offered to command first (e.g. /lora); it returns 1
+     * when it handled the line (the conversation is then evaluated again from the start at the
+     * next turn, as the model may have changed), 0 to treat the line as a message. */
+    int (*command)(void *ctx, const char *line);
+    void *command_ctx;
 } ChatOptions;
 
 /* Runs the conversation. Each turn re-renders the whole conversation, tokenizes it, and

@@ -15,6 +15,8 @@
 #include "base/fileio.h"
 #include "model/generate.h"
 #include "model/model.h"
+#include "model/lora.h"
+#include "convert/lora_load.h"
 #include "app/perplexity.h"
 #include "model/sampler.h"
 #include "kernels/kernels.h"
@@ -115,6 +117,8 @@ typedef struct {
     char *text;     /* the prompt or input text */
     int *ids, n_ids;
     double load_s;  /* seconds the model took to load */
+    LoraAdapter **adapters; /* loaded LoRA adapters (attached to m unless detached) */
+    int n_adapters;
 } Session;
 
 /* A mode: 0, or 1 after printing its error line. */
@@ -129,6 +133,31 @@ static int flush_stdout(void) {
     return say("cannot write the output: %s", strerror(errno ? errno : EIO));
 }
 
+/* Load a LoRA adapter and attach it to the model with user scale s: 0, or 1 after its line. */
+static int session_lora(Session *S, const char *path, float s) {
+    char err[1024];
+    LoraAdapter **a = realloc(S->adapters, (size_t)(S->n_adapters + 1) * sizeof *a);
+    if (!a) return say("out of memory");
+    S->adapters = a;
+    LoraAdapter *ad = lora_load(path, &S->m.hp, err, sizeof err);
+    if (!ad) return say("%s", err);
+    if (lora_attach(&S->m, ad, s, err, sizeof err)) {
+        lora_adapter_free(ad);
+        return say("%s", err);
+    }
+    S->adapters[S->n_adapters++] = ad;
+    return 0;
+}
+
+/* Detach and free every adapter. */
+static void session_lora_off(Session *S) {
+    lora_detach_all(&S->m);
+    for (int i = 0; i < S->n_adapters; i++) lora_adapter_free(S->adapters[i]);
+    free(S->adapters);
+    S->adapters = NULL;
+    S->n_adapters = 0;
+}
+
 /* Load the model, run the mode, release everything: the process exit status. */
 static int with_model(const RunOptions *o, Mode mode) {
     if (!o->use_ref && kernels_init(NULL)) return 1; /* $PHI_ISA names kernels the CPU lacks */
@@ -138,8 +167,11 @@ static int with_model(const RunOptions *o, Mode mode) {
     double t0 = now_seconds();
     if (model_load_ex(o->model_path, &S.m, load_flags(o), err, sizeof err)) return say("%s", err);
     S.load_s = now_seconds() - t0;
-    int rc = mode(o, &S);
+    int rc = 0;
+    for (int i = 0; i < o->n_lora && !rc; i++) rc = session_lora(&S, o->lora_path[i], o->lora_scale[i]);
+    if (!rc) rc = mode(o, &S);
     if (rc == 0) rc = flush_stdout();
+    session_lora_off(&S);
     sampler_free(&S.smp);
     state_free(&S.st);
     free(S.ids);
@@ -222,12 +254,46 @@ static int generate_mode(const RunOptions *o, Session *S) {
     return 0;
 }
 
+/* Interactive chat's /lora DIR [S] (attach another adapter, scale S, default 1) and /lora off
+ * (detach them all): 1 when the line was one of them (a failure prints its line and the chat goes
+ * on), 0 otherwise. */
+static int chat_command(void *ctx, const char *line) {
+    Session *S = ctx;
+    if (strncmp(line, "/lora", 5) || (line[5] && line[5] != ' ')) return 0;
+    const char *p = line + 5;
+    while (*p == ' ') p++;
+    size_t n = strlen(p);
+    while (n && (p[n - 1] == ' ' || p[n - 1] == '\r')) n--;
+    if (n == 0) {
+        say("/lora DIR [SCALE] attaches an adapter, /lora off detaches all (%d attached)", lora_set_count(S->m.lora));
+        return 1;
+    }
+    if (n == 3 && !strncmp(p, "off", 3)) {
+        session_lora_off(S);
+        fprintf(stderr, "phi: LoRA adapters detached\n");
+        return 1;
+    }
+    char *dir = strndup(p, n), *sp = strrchr(dir, ' '), *end;
+    if (!dir) return say("out of memory"), 1;
+    float s = 1.0f;
+    if (sp) {
+        s = strtof(sp + 1, &end);
+        if (end == sp + 1 || *end || !(s > -1e6f && s < 1e6f)) s = 1.0f; /* part of the folder name */
+        else *sp = 0;
+    }
+    if (session_lora(S, dir, s) == 0)
+        fprintf(stderr, "phi: attached LoRA adapter %s with scale %g (%d attached)\n", dir, (double)s,
+                lora_set_count(S->m.lora));
+    free(dir);
+    return 1;
+}
+
 static int chat_mode(const RunOptions *o, Session *S) {
     size_t len;
     if ((o->prompt || o->prompt_file) && !(S->text = prompt_text(o, &len))) return 1;
     int n_ctx = context_size(o, &S->m, 4096);
     if (n_ctx < 0 || session_state(o, S, n_ctx) || session_sampler(o, S)) return 1;
-    ChatOptions co = {o->system, S->text, o->interactive, {o->n_predict, 0, 0, stdout, NULL}, NULL};
+    ChatOptions co = {o->system, S->text, o->interactive, {o->n_predict, 0, 0, stdout, NULL}, NULL, chat_command, S};
     char err[1024];
     if (chat_run(&S->m, &S->st, &S->smp, &co, stdin, err, sizeof err)) return say("%s", err);
     return 0;

@@ -24,6 +24,11 @@ typedef struct {
     /* bench */
     int bench_pp, bench_tg, bench_depth, bench_reps;
     int bench_n_np, bench_np[8]; /* --parallel 1,2,4,8 */
+    /* LoRA adapters (--lora DIR, --lora-scaled DIR S), attached in this order; they add up */
+#define RUN_MAX_LORA 16
+    const char *lora_path[RUN_MAX_LORA];
+    float lora_scale[RUN_MAX_LORA];
+    int n_lora;
 } RunOptions;
 
 int run_generate(const RunOptions *o);   /* prompt -> streamed continuation (or ids) */

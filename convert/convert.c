@@ -15,6 +15,7 @@
 #include "base/pool.h"
 #include "base/rng.h"
 #include "convert/hf.h"
+#include "convert/lora_load.h"
 #include "kernels/blocks.h"
 #include "tokenizer/tokenizer.h"
 
@@ -31,6 +32,8 @@ typedef struct {
     int index;           /* in the writer */
     const float *imp;    /* importance of each column for the Q4 scale search, or NULL */
     SchemaRole role;
+    int layer;           /* -1 for global tensors */
+    const LoraSet *lora; /* adapters to merge into this matrix, or NULL */
 } Plan;
 
 typedef struct {
@@ -74,6 +77,7 @@ static int plan_model(PlanList *l, const PhiHParams *hp, uint32_t type) {
                            e->t->ndim == 2 ? e->cols : 1);
         if (!t) return -1;
         t->role = e->t->role;
+        t->layer = e->layer;
     }
     return 0;
 }
@@ -158,6 +162,7 @@ static int write_tensor(PhiWriter *w, const Plan *t, RowSource src, void *ctx, P
             rc = -1;
             break;
         }
+        if (t->lora) lora_merge_rows(t->lora, t->layer, t->role, (int)r0, (int)n, buf);
         for (uint64_t i = 0; i < n * cols; i++)
             if (!isfinite(buf[i])) {
                 rc = errorf(err, errlen, "tensor '%s' has a non-finite value at row %llu", t->name,
@@ -239,6 +244,19 @@ int convert_hf(const char *dir, const char *out_path, const ConvertOptions *opt,
     Tokenizer *tok = NULL;
     int rc = -1;
     if (hf_open(dir, &hf, err, errlen)) return -1;
+    LoraAdapter *ads[CONVERT_MAX_LORA] = {0};
+    LoraSet *lora = NULL;
+    int n_ads = 0;
+    if (opt->n_lora > 0) { /* read and check the adapters before writing anything */
+        if (!(lora = lora_set_new(&hf.hp))) {
+            errorf(err, errlen, "out of memory");
+            goto done;
+        }
+        for (; n_ads < opt->n_lora && n_ads < CONVERT_MAX_LORA; n_ads++)
+            if (!(ads[n_ads] = lora_load(opt->lora_path[n_ads], &hf.hp, err, errlen)) ||
+                lora_set_add(lora, ads[n_ads], opt->lora_scale[n_ads], err, errlen))
+                goto done;
+    }
     hf.hp.file_type = (uint32_t)opt->type;
     if (plan_model(&l, &hf.hp, (uint32_t)opt->type)) {
         errorf(err, errlen, "out of memory");
@@ -249,6 +267,7 @@ int convert_hf(const char *dir, const char *out_path, const ConvertOptions *opt,
         Plan *t = &l.p[i];
         if (t->role == ROLE_ROPE_SHORT) { t->values = hf.short_factor; continue; }
         if (t->role == ROLE_ROPE_LONG) { t->values = hf.long_factor; continue; }
+        if (t->ndim == 2) t->lora = lora;
         if (opt->importance && t->ndim == 2) t->imp = opt->importance(opt->importance_ctx, t->name, t->cols);
         t->src = hf_find(&hf, t->name, &t->src_file);
         if (!t->src) {
@@ -284,6 +303,8 @@ int convert_hf(const char *dir, const char *out_path, const ConvertOptions *opt,
     }
     rc = write_all_tensors(out_path, &hf.hp, tok, &l, hf_rows, NULL, opt->progress, err, errlen);
 done:
+    lora_set_free(lora);
+    for (int i = 0; i < CONVERT_MAX_LORA; i++) lora_adapter_free(ads[i]);
     free(l.p);
     if (tok) tok_free(tok);
     hf_close(&hf);

@@ -14,6 +14,12 @@ typedef struct {
      * --calib, convert/calib.h): cols weights for the named tensor, or NULL for none. */
     const float *(*importance)(void *ctx, const char *name, uint64_t cols);
     void *importance_ctx;
+    /* LoRA adapters merged into the weights before quantizing (quant --lora, --lora-scaled):
+     * W + S c B A in F32 (convert/lora_load.h reads them, model/lora.h merges). */
+#define CONVERT_MAX_LORA 16
+    const char *lora_path[CONVERT_MAX_LORA];
+    float lora_scale[CONVERT_MAX_LORA];
+    int n_lora;
 } ConvertOptions;
 
 int convert_hf(const char *dir, const char *out_path, const ConvertOptions *opt, char *err,

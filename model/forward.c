@@ -15,6 +15,7 @@
 
 #include "base/cpu.h"
 #include "model/model.h"
+#include "model/lora.h"
 #include "model/schema.h"
 #include "base/pool.h"
 #include "kernels/ref.h"
@@ -391,6 +392,8 @@ static void layer_matmul(const Model *m, State *s, const Path *P, int layer, Sch
         act_add(s->act_sq + (size_t)layer * schema_act_stride(&m->hp) + schema_act_offset(&m->hp, role),
                 x, n, w->cols);
     P->matmul(w, x, n, y, P->pool);
+    const LoraSet *lora = s->lora ? s->lora : m->lora; /* LoRA: y += S c B (A x) */
+    if (lora) lora_apply(lora, layer, role, x, n, y, P->matmul, P->pool);
 }
 
 /* ---- the recipe ---- */
@@ -517,7 +520,8 @@ int model_forward_spans(const Model *m, const SeqSpan *sp, int n_spans) {
     int together = 1;
     for (int i = 1; i < n_spans; i++) {
         const State *s = sp[i].s;
-        together &= s->use_ref == sc->use_ref && s->pool == sc->pool && s->n_threads == sc->n_threads;
+        together &= s->use_ref == sc->use_ref && s->pool == sc->pool && s->n_threads == sc->n_threads &&
+                    s->lora == sc->lora; /* one adapter set per pass (layer_matmul applies the scratch state's) */
         if (s->n_batch > sc->n_batch) sc = sp[i].s;
     }
     if (!together) {

@@ -1,6 +1,7 @@
 /* Loading a phi file: mmap, validate, and bind the tensors the forward pass reads. */
 #include "base/errmsg.h"
 #include "model/model.h"
+#include "model/lora.h"
 #include "model/schema.h"
 
 #include <errno.h>
@@ -150,6 +151,7 @@ int model_load(const char *path, Model *m, char *err, size_t errlen) {
 }
 
 void model_free(Model *m) {
+    lora_detach_all(m);
     phi_file_free(&m->file);
     free(m->layers);
     if (m->tok) tok_free(m->tok);

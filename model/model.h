@@ -31,6 +31,7 @@ typedef struct {
     Layer *layers;
     void *map;
     size_t map_size;
+    struct LoraSet *lora;      /* attached LoRA adapters (model/lora.h), or NULL */
 } Model;
 
 /* mmap and validate a phi file completely (header, directory, tensor shapes, tokenizer).
@@ -77,6 +78,8 @@ typedef struct {
      * matrix: wqkv, wo, w_gate_up, w_down); act_rows counts the positions added. */
     double *act_sq;
     long act_rows;
+    /* LoRA adapters for this sequence instead of the model's (model/lora.h; NULL: m->lora) */
+    const struct LoraSet *lora;
 } State;
 
 /* n_threads <= 0: one per CPU. */

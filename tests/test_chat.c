@@ -100,7 +100,7 @@ static char *converse(const Model *m, int n_ctx, const char *system, const char 
     size_t out_len = 0;
     FILE *fo = open_memstream(&out, &out_len);
     FILE *fi = fmemopen((void *)lines, strlen(lines), "r");
-    ChatOptions co = {system, first, 1, {24, 0, 0, fo, NULL}, evaluated};
+    ChatOptions co = {system, first, 1, {24, 0, 0, fo, NULL}, evaluated, NULL, NULL};
     int rc = chat_run(m, &s, &smp, &co, fi, err, errlen);
     fclose(fi);
     fclose(fo);
