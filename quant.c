@@ -27,11 +27,11 @@ static void usage(FILE *f) {
             "                    third between, the rest q4_k). Norms stay f32; with q4 the embedding\n"
             "                    and LM head are q8, with q4_k, q5_k, q4_k_m q6_k (their errors weigh\n"
             "                    most). A matrix whose rows are not whole blocks (32; 256 for the\n"
-            "                    K-quants, which then fall back to q8) is stored f16.\n"
+            "                    K-quants) is stored q8 (K-quants, rows of whole 32-blocks) or f16.\n"
             "  --random SHAPE    %s\n"
             "  --layers N        with --random: use N layers instead of the shape's\n"
             "  --seed N          with --random: seed of the weights (default 1)\n"
-            "  --calib TEXT      q4: weight each block's scale search by the mean square of the\n"
+            "  --calib TEXT      q4, K-quants: weight each block's scale search by the mean square of the\n"
             "                    activations each column sees when a q8 copy of the model runs over\n"
             "                    TEXT (a temporary file next to OUTPUT; every token of TEXT is run)\n"
             "  --no-progress     no progress bar (it is drawn only on a terminal anyway)\n"
@@ -137,7 +137,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     if (calib_text && (random_shape || !type_traits((uint32_t)opt.type)->from_float_w)) {
-        fprintf(stderr, "quant: --calib goes with -q q4 and a model folder\n");
+        fprintf(stderr, "quant: --calib goes with -q q4 (or a K-quant) and a model folder\n");
         return 1;
     }
     char err[1024];

@@ -7,6 +7,7 @@
  * vectors per block of 32, KPANEL_BYTES); then every activation tile runs against every panel
  * of the group from that buffer. The unpacking is paid once per call and row, whatever the
  * number of tokens. The activations' side records (kernels/kquant.h) are made once per call. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,9 +47,14 @@ void kmat_scalar(const MatView *w, const void *act, int t0, int nt, float *y, in
     }
 }
 
-/* Per-thread buffers of the loop nest. */
+/* Per-thread buffers of the loop nest. Pool workers that end free theirs through the key's
+ * destructor; a thread's own buffer also goes with kernels_free_scratch (kmat_free_scratch). */
 static _Thread_local uint8_t *kbuf;
 static _Thread_local size_t kcap;
+static pthread_key_t kbuf_key;
+static pthread_once_t kbuf_once = PTHREAD_ONCE_INIT;
+
+static void kbuf_key_init(void) { pthread_key_create(&kbuf_key, free); }
 
 static uint8_t *kbuf_get(size_t n) {
     if (n > kcap) {
@@ -58,11 +64,21 @@ static uint8_t *kbuf_get(size_t n) {
             fprintf(stderr, "phi: out of memory (%zu bytes of kernel scratch)\n", cap);
             abort();
         }
+        pthread_once(&kbuf_once, kbuf_key_init);
         free(kbuf);
         kbuf = p;
         kcap = cap;
+        pthread_setspecific(kbuf_key, p);
     }
     return kbuf;
+}
+
+void kmat_free_scratch(void) {
+    if (!kbuf) return;
+    pthread_setspecific(kbuf_key, NULL);
+    free(kbuf);
+    kbuf = NULL;
+    kcap = 0;
 }
 
 /* Super-blocks [sb0, sb0 + n) of rows [16 p, 16 p + 16) into n * 8 panel records at out;
@@ -89,22 +105,9 @@ static void unpack_panel(const MatView *w, int p, int sb0, int n, uint8_t *out) 
     }
 }
 
-void kmat_tiled(const MatView *w, const ActBuf *a, int t0, int nt, float *y, int ldy, int r0,
-                int r1, KTileFn tile, KUnpackFn unpack) {
-    int nb = a->nb, tt = a->tt, nsb = nb / 8, mode = type_table[w->type].kmode;
-    int j0 = t0 / tt, j1 = (t0 + nt + tt - 1) / tt, ntl = j1 - j0;
-    /* A chunk's activations for one tile in L1; a group's unpacked chunk in half of L2 (one
-     * panel when there is only one tile to reuse it: the buffer then stays in L1). */
-    int bc = (int)(tiled_l1_bytes / (8 * a->rec));
-    bc = bc < 1 ? 1 : bc > nsb ? nsb : bc;
-    if (ntl == 1 && bc > 2) bc = 2;
-    size_t pbytes = (size_t)bc * 8 * KPANEL_BYTES;
-    int g = ntl == 1 ? 1 : (int)(tiled_l2_bytes / 2 / pbytes);
-    g = g < 1 ? 1 : g;
-    int p0 = r0 / QR, p1 = (r1 + QR - 1) / QR;
-    if (g > p1 - p0) g = p1 - p0;
-    size_t side_bytes = (size_t)ntl * (size_t)nb * (size_t)tt * 8;
-    uint8_t *side = kbuf_get(side_bytes + (size_t)g * pbytes), *buf = side + side_bytes;
+/* The side records of tiles [j0, j1) (kernels/kquant.h): per tile, block and token 8 bytes. */
+static void fill_side(const ActBuf *a, int mode, int j0, int j1, uint8_t *side) {
+    int nb = a->nb, tt = a->tt;
     for (int j = j0; j < j1; j++)
         for (int b = 0; b < nb; b++) {
             uint8_t *sr = side + ((size_t)(j - j0) * nb + b) * tt * 8;
@@ -122,6 +125,31 @@ void kmat_tiled(const MatView *w, const ActBuf *a, int t0, int nt, float *y, int
                 }
             }
         }
+}
+
+const uint8_t *kact_side(const ActBuf *a, int kmode, int j0, int j1) {
+    uint8_t *side = kbuf_get((size_t)(j1 - j0) * (size_t)a->nb * (size_t)a->tt * 8);
+    fill_side(a, kmode, j0, j1, side);
+    return side;
+}
+
+void kmat_tiled(const MatView *w, const ActBuf *a, int t0, int nt, float *y, int ldy, int r0,
+                int r1, KTileFn tile, KUnpackFn unpack) {
+    int nb = a->nb, tt = a->tt, nsb = nb / 8, mode = type_table[w->type].kmode;
+    int j0 = t0 / tt, j1 = (t0 + nt + tt - 1) / tt, ntl = j1 - j0;
+    /* A chunk's activations for one tile in L1; a group's unpacked chunk in half of L2 (one
+     * panel when there is only one tile to reuse it: the buffer then stays in L1). */
+    int bc = (int)(tiled_l1_bytes / (8 * a->rec));
+    bc = bc < 1 ? 1 : bc > nsb ? nsb : bc;
+    if (ntl == 1 && bc > 2) bc = 2;
+    size_t pbytes = (size_t)bc * 8 * KPANEL_BYTES;
+    int g = ntl == 1 ? 1 : (int)(tiled_l2_bytes / 2 / pbytes);
+    g = g < 1 ? 1 : g;
+    int p0 = r0 / QR, p1 = (r1 + QR - 1) / QR;
+    if (g > p1 - p0) g = p1 - p0;
+    size_t side_bytes = (size_t)ntl * (size_t)nb * (size_t)tt * 8;
+    uint8_t *side = kbuf_get(side_bytes + (size_t)g * pbytes), *buf = side + side_bytes;
+    fill_side(a, mode, j0, j1, side);
     for (int pg = p0; pg < p1; pg += g) {
         int pe = pg + g < p1 ? pg + g : p1;
         for (int sb0 = 0; sb0 < nsb; sb0 += bc) {

@@ -57,6 +57,11 @@ typedef void (*KTileFn)(const uint8_t *pk, const uint8_t *ar, const uint8_t *sid
 /* The loop nest of a super-block type's matrix (a MatFn with the ISA's tile). */
 void kmat_tiled(const MatView *w, const ActBuf *a, int t0, int nt, float *y, int ldy, int r0,
                 int r1, KTileFn tile, KUnpackFn unpack);
+/* The side records of activation tiles [j0, j1) for kmode, in a per-thread buffer that the
+ * next kmat_tiled call reuses. */
+const uint8_t *kact_side(const ActBuf *a, int kmode, int j0, int j1);
+/* Frees the calling thread's buffers of kmat_tiled (kernels_free_scratch calls it). */
+void kmat_free_scratch(void);
 /* The portable kernel: row by row, block by block from the type's unpack (the scalar table's
  * kernel and the integer oracle of the tiles). */
 void kmat_scalar(const MatView *w, const void *act, int t0, int nt, float *y, int ldy, int r0,

@@ -228,7 +228,7 @@ ZINL __m512 kgather_f16(const uint8_t *p, __m512i idx, const int high) {
     return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(v));
 }
 
-ZINL void kscales_zmm(uint32_t type, const uint8_t *blk, size_t rs, uint8_t *rec) {
+ZINL void kscales_zmm(uint32_t type, const uint8_t *blk, size_t rs, __m512 *F1, __m512 *F2) {
     const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                                            _mm512_set1_epi32((int)rs));
     if (type == TENSOR_Q6_K) {
@@ -239,8 +239,7 @@ ZINL void kscales_zmm(uint32_t type, const uint8_t *blk, size_t rs, uint8_t *rec
 #pragma GCC unroll 4
             for (int b = 0; b < 4; b++) { /* scale 4g + b: block 2g + b / 2, first or second 16 */
                 __m512i sc = _mm512_srai_epi32(_mm512_slli_epi32(v, 24 - 8 * b), 24);
-                float *f = (float *)(void *)(rec + (size_t)(2 * g + b / 2) * KPANEL_BYTES + QR * QK) + QR * (b & 1);
-                _mm512_store_ps(f, _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc)));
+                (b & 1 ? F2 : F1)[2 * g + b / 2] = _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc));
             }
         }
         return;
@@ -261,67 +260,133 @@ ZINL void kscales_zmm(uint32_t type, const uint8_t *blk, size_t rs, uint8_t *rec
             sc = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(C, s), m15), _mm512_and_si512(_mm512_srli_epi32(A, s + 2), m48));
             mn = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(C, s + 4), m15), _mm512_and_si512(_mm512_srli_epi32(B, s + 2), m48));
         }
-        float *f = (float *)(void *)(rec + (size_t)j * KPANEL_BYTES + QR * QK);
-        _mm512_store_ps(f, _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc)));
-        _mm512_store_ps(f + QR, _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(mn)));
+        F1[j] = _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc));
+        F2[j] = _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(mn));
     }
 }
 
-static ZTGT void kunpack_zmm(const MatView *w, int p, int sb0, int n, uint8_t *out) {
-    const TypeTraits *ty = &type_table[w->type];
-    size_t rs = type_row_bytes(w->type, (uint64_t)w->cols), bb = (size_t)ty->block_bytes;
-    const uint8_t *base = matview_row(w, p * QR);
+/* Block j's 8 unpacked vectors W either stored as its panel record (with its scales), or, in
+ * generation (one token, tt = 1: records of 40 bytes), multiplied at once with the token's block
+ * (as ktile_z with NT = 1) into f: nothing goes through memory. */
+ZINL void ksink(int j, const __m512i *W, const __m512 *F1, const __m512 *F2, uint8_t *rec, __m512 *f,
+                const uint8_t *ar, const uint8_t *sd, const int off32, const int fused) {
+    if (!fused) {
+        uint8_t *r = rec + (size_t)j * KPANEL_BYTES;
+        kstore(r, W);
+        _mm512_store_ps((void *)(r + QR * QK), F1[j]);
+        _mm512_store_ps((void *)(r + QR * QK + 64), F2[j]);
+        return;
+    }
+    const uint8_t *x = ar + (size_t)j * (QK + 8);
+    const int32_t *c = (const int32_t *)(const void *)(sd + 8 * j);
+    __m512i s0 = off32 ? _mm512_set1_epi32(c[0]) : _mm512_setzero_si512();
+    __m512i s1 = off32 ? _mm512_set1_epi32(c[1]) : _mm512_setzero_si512();
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+        s0 = _mm512_dpbusd_epi32(s0, W[k], bcast32(x + 4 * k));
+        s1 = _mm512_dpbusd_epi32(s1, W[k + 4], bcast32(x + 16 + 4 * k));
+    }
+    float dx = *(const float *)(const void *)(x + QK);
+    if (off32) {
+        __m512 t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), F2[j], _mm512_mul_ps(_mm512_cvtepi32_ps(s0), F1[j]));
+        *f = _mm512_fmadd_ps(t, _mm512_set1_ps(dx), *f);
+    } else {
+        float xs = *(const float *)(const void *)(sd + 8 * j);
+        __m512 t = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)), F1[j]);
+        *f = _mm512_fmadd_ps(t, _mm512_set1_ps(dx), *f);
+        *f = _mm512_fnmadd_ps(F2[j], _mm512_set1_ps(xs), *f);
+    }
+}
+
+/* One super-block of 16 rows (blk: row 0's block, rows rs bytes apart) to ksink, block by block. */
+ZINL void kunpack_sb(uint32_t type, const uint8_t *blk, size_t rs, uint8_t *rec, __m512 *f,
+                     const uint8_t *ar, const uint8_t *sd, const int fused) {
     const __m512i m4 = _mm512_set1_epi8(15), m10 = _mm512_set1_epi8(0x10), m30 = _mm512_set1_epi8(0x30);
-    for (int sb = 0; sb < n; sb++) {
-        const uint8_t *blk = base + (size_t)(sb0 + sb) * bb;
-        uint8_t *rec = out + (size_t)sb * 8 * KPANEL_BYTES;
-        __m512i v[8], h[8] = {0}, a[8], c[8], o[8];
-        if (w->type == TENSOR_Q6_K) {
-            for (int half = 0; half < 2; half++) {
-                transpose16x32(blk + 64 * half, rs, a);
-                transpose16x32(blk + 64 * half + 32, rs, v);
-                transpose16x32(blk + 128 + 32 * half, rs, c);
-                uint8_t *r = rec + (size_t)4 * half * KPANEL_BYTES;
+    __m512 F1[8], F2[8];
+    kscales_zmm(type, blk, rs, F1, F2);
+    __m512i v[8], h[8], a[8], c[8], o[8];
+    if (type == TENSOR_Q6_K) {
+        for (int half = 0; half < 2; half++) {
+            transpose16x32(blk + 64 * half, rs, a);
+            transpose16x32(blk + 64 * half + 32, rs, v);
+            transpose16x32(blk + 128 + 32 * half, rs, c);
 #pragma GCC unroll 8
-                for (int k = 0; k < 8; k++) {
-                    o[k] = _mm512_or_si512(_mm512_and_si512(a[k], m4), _mm512_and_si512(_mm512_slli_epi16(c[k], 4), m30));
-                    h[k] = _mm512_or_si512(_mm512_and_si512(v[k], m4), _mm512_and_si512(_mm512_slli_epi16(c[k], 2), m30));
-                }
-                kstore(r, o), kstore(r + KPANEL_BYTES, h);
-#pragma GCC unroll 8
-                for (int k = 0; k < 8; k++) {
-                    o[k] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(a[k], 4), m4), _mm512_and_si512(c[k], m30));
-                    h[k] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(v[k], 4), m4), _mm512_and_si512(_mm512_srli_epi16(c[k], 2), m30));
-                }
-                kstore(r + 2 * KPANEL_BYTES, o), kstore(r + 3 * KPANEL_BYTES, h);
+            for (int k = 0; k < 8; k++) {
+                o[k] = _mm512_or_si512(_mm512_and_si512(a[k], m4), _mm512_and_si512(_mm512_slli_epi16(c[k], 4), m30));
+                h[k] = _mm512_or_si512(_mm512_and_si512(v[k], m4), _mm512_and_si512(_mm512_slli_epi16(c[k], 2), m30));
             }
-        } else {
-            int q5 = w->type == TENSOR_Q5_K;
-            if (q5) transpose16x32(blk + 16, rs, h);
-            for (int cc = 0; cc < 4; cc++) {
-                transpose16x32(blk + (q5 ? 48 : 16) + 32 * cc, rs, v);
+            ksink(4 * half, o, F1, F2, rec, f, ar, sd, 1, fused);
+            ksink(4 * half + 1, h, F1, F2, rec, f, ar, sd, 1, fused);
 #pragma GCC unroll 8
-                for (int k = 0; k < 8; k++) {
-                    o[k] = _mm512_and_si512(v[k], m4);
-                    a[k] = _mm512_and_si512(_mm512_srli_epi16(v[k], 4), m4);
-                    if (q5) {
-                        /* bit 2cc (then 2cc + 1) of each qh byte to bit 4 */
-                        __m512i b0 = 2 * cc <= 4 ? _mm512_slli_epi16(h[k], 4 - 2 * cc) : _mm512_srli_epi16(h[k], 2 * cc - 4);
-                        __m512i b1 = 2 * cc + 1 <= 4 ? _mm512_slli_epi16(h[k], 3 - 2 * cc) : _mm512_srli_epi16(h[k], 2 * cc - 3);
-                        o[k] = _mm512_or_si512(o[k], _mm512_and_si512(b0, m10));
-                        a[k] = _mm512_or_si512(a[k], _mm512_and_si512(b1, m10));
-                    }
-                }
-                kstore(rec + (size_t)(2 * cc) * KPANEL_BYTES, o);
-                kstore(rec + (size_t)(2 * cc + 1) * KPANEL_BYTES, a);
+            for (int k = 0; k < 8; k++) {
+                o[k] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(a[k], 4), m4), _mm512_and_si512(c[k], m30));
+                h[k] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(v[k], 4), m4), _mm512_and_si512(_mm512_srli_epi16(c[k], 2), m30));
+            }
+            ksink(4 * half + 2, o, F1, F2, rec, f, ar, sd, 1, fused);
+            ksink(4 * half + 3, h, F1, F2, rec, f, ar, sd, 1, fused);
+        }
+        return;
+    }
+    int q5 = type == TENSOR_Q5_K;
+    if (q5) transpose16x32(blk + 16, rs, h);
+    for (int cc = 0; cc < 4; cc++) {
+        transpose16x32(blk + (q5 ? 48 : 16) + 32 * cc, rs, v);
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; k++) {
+            o[k] = _mm512_and_si512(v[k], m4);
+            a[k] = _mm512_and_si512(_mm512_srli_epi16(v[k], 4), m4);
+            if (q5) {
+                /* bit 2cc (then 2cc + 1) of each qh byte to bit 4 */
+                __m512i b0 = 2 * cc <= 4 ? _mm512_slli_epi16(h[k], 4 - 2 * cc) : _mm512_srli_epi16(h[k], 2 * cc - 4);
+                __m512i b1 = 2 * cc + 1 <= 4 ? _mm512_slli_epi16(h[k], 3 - 2 * cc) : _mm512_srli_epi16(h[k], 2 * cc - 3);
+                o[k] = _mm512_or_si512(o[k], _mm512_and_si512(b0, m10));
+                a[k] = _mm512_or_si512(a[k], _mm512_and_si512(b1, m10));
             }
         }
-        kscales_zmm(w->type, blk, rs, rec);
+        ksink(2 * cc, o, F1, F2, rec, f, ar, sd, 0, fused);
+        ksink(2 * cc + 1, a, F1, F2, rec, f, ar, sd, 0, fused);
     }
 }
 
-static void kq_zmm(const MatView *w, const void *a, int t0, int nt, float *y, int ldy, int r0, int r1) {
-    kmat_tiled(w, a, t0, nt, y, ldy, r0, r1, ktile_zmm, kunpack_zmm);
+#define KTYPE_SWITCH(type, CALL)                                                                \
+    switch (type) {                                                                            \
+    case TENSOR_Q4_K: { const uint32_t T_ = TENSOR_Q4_K; CALL; } break;                        \
+    case TENSOR_Q5_K: { const uint32_t T_ = TENSOR_Q5_K; CALL; } break;                        \
+    default: { const uint32_t T_ = TENSOR_Q6_K; CALL; } break;                                 \
+    }
+
+static ZTGT void kunpack_zmm(const MatView *w, int p, int sb0, int n, uint8_t *out) {
+    size_t rs = type_row_bytes(w->type, (uint64_t)w->cols), bb = (size_t)type_table[w->type].block_bytes;
+    const uint8_t *base = matview_row(w, p * QR);
+    KTYPE_SWITCH(w->type, for (int sb = 0; sb < n; sb++)
+                 kunpack_sb(T_, base + (size_t)(sb0 + sb) * bb, rs, out + (size_t)sb * 8 * KPANEL_BYTES, NULL, NULL, NULL, 0))
+}
+
+/* Generation: whole panels unpacked and multiplied in registers, a super-block at a time. */
+static ZTGT void kdecode_zmm(const MatView *w, const ActBuf *a, const uint8_t *side, float *y, int r0, int r1) {
+    size_t rs = type_row_bytes(w->type, (uint64_t)w->cols), bb = (size_t)type_table[w->type].block_bytes;
+    int nsb = w->cols / QK_K;
+    for (int p = r0 / QR; p < r1 / QR; p++) {
+        const uint8_t *base = matview_row(w, p * QR);
+        __m512 f = _mm512_setzero_ps();
+        KTYPE_SWITCH(w->type, for (int sb = 0; sb < nsb; sb++) {
+            const uint8_t *blk = base + (size_t)sb * bb;
+            /* 16 row streams: prefetch each a few blocks ahead (prefetch_ahead: no bound check) */
+            for (int l = 0; l < QR; l++) prefetch_ahead(blk + (size_t)l * rs, 4 * bb);
+            kunpack_sb(T_, blk, rs, NULL, &f, act_rec(a, 0, sb * 8), side + (size_t)sb * 64, 1);
+        })
+        _mm512_storeu_ps(y + (size_t)p * QR, f);
+    }
+}
+
+static void kq_zmm(const MatView *w, const void *act, int t0, int nt, float *y, int ldy, int r0, int r1) {
+    const ActBuf *a = act;
+    int full = (r1 < w->rows ? r1 : w->rows) / QR * QR; /* rows of whole panels inside the matrix */
+    if (a->n_tok == 1 && full > r0) {
+        kdecode_zmm(w, a, kact_side(a, type_table[w->type].kmode, 0, 1), y, r0, full);
+        r0 = full;
+    }
+    if (r0 < r1) kmat_tiled(w, act, t0, nt, y, ldy, r0, r1, ktile_zmm, kunpack_zmm);
 }
 
 /* ---- float weights: 4 rows x 4 tokens per tile, 16 columns per step, masked tail ---- */
