@@ -371,8 +371,10 @@ static ZTGT void kdecode_zmm(const MatView *w, const ActBuf *a, const uint8_t *s
         __m512 f = _mm512_setzero_ps();
         KTYPE_SWITCH(w->type, for (int sb = 0; sb < nsb; sb++) {
             const uint8_t *blk = base + (size_t)sb * bb;
-            /* 16 row streams: prefetch each a few blocks ahead (prefetch_ahead: no bound check) */
-            for (int l = 0; l < QR; l++) prefetch_ahead(blk + (size_t)l * rs, 4 * bb);
+            /* The panel's 16 rows are one contiguous run of 16 rs bytes and the next panel's follow:
+             * per block, prefetch the next panel linearly, 16 bb bytes a step (the rows are too short
+             * for the hardware prefetchers to follow 16 streams; prefetch_ahead: no bound check). */
+            for (size_t o = 0; o < QR * bb; o += 64) prefetch_ahead(base, QR * rs + (size_t)sb * QR * bb + o);
             kunpack_sb(T_, blk, rs, NULL, &f, act_rec(a, 0, sb * 8), side + (size_t)sb * 64, 1);
         })
         _mm512_storeu_ps(y + (size_t)p * QR, f);
