@@ -20,13 +20,18 @@ static void usage(FILE *f) {
             "usage: quant [-q TYPE] MODEL_DIR OUTPUT      convert a Hugging Face Phi-3 folder\n"
             "       quant [-q TYPE] --random SHAPE OUTPUT  write a model with random weights\n"
             "\n"
-            "  -q, --type TYPE   weight type of the matrices: f32, f16, q8, q4 (default q8)\n"
-            "                    (norms stay f32; a matrix whose rows are not whole 32-element\n"
-            "                    blocks is stored f16)\n"
+            "  -q, --type TYPE   weight type of the matrices (default q8): f32, f16, q8, q4 (4.5 bits\n"
+            "                    per weight), or llama.cpp's K-quants q4_k (4.5), q5_k (5.5), q6_k\n"
+            "                    (6.5625), or the mix q4_k_m (llama.cpp's Q4_K_M: the fused qkv q5_k,\n"
+            "                    ffn_down q6_k in the first and last eighth of the layers and every\n"
+            "                    third between, the rest q4_k). Norms stay f32; with q4 the embedding\n"
+            "                    and LM head are q8, with q4_k, q5_k, q4_k_m q6_k (their errors weigh\n"
+            "                    most). A matrix whose rows are not whole blocks (32; 256 for the\n"
+            "                    K-quants) is stored q8 (K-quants, rows of whole 32-blocks) or f16.\n"
             "  --random SHAPE    %s\n"
             "  --layers N        with --random: use N layers instead of the shape's\n"
             "  --seed N          with --random: seed of the weights (default 1)\n"
-            "  --calib TEXT      q4: weight each block's scale search by the mean square of the\n"
+            "  --calib TEXT      q4, K-quants: weight each block's scale search by the mean square of the\n"
             "                    activations each column sees when a q8 copy of the model runs over\n"
             "                    TEXT (a temporary file next to OUTPUT; every token of TEXT is run)\n"
             "  --lora DIR        merge a LoRA adapter (a PEFT folder: adapter_config.json and\n"
@@ -93,9 +98,11 @@ int main(int argc, char **argv) {
             }
             return 0;
         } else if ((!strcmp(a, "-q") || !strcmp(a, "--type")) && has_value) {
-            opt.type = type_from_name(argv[++i]);
+            const char *tn = argv[++i];
+            opt.mix = !strcmp(tn, "q4_k_m") ? CONVERT_MIX_Q4_K_M : CONVERT_MIX_NONE;
+            opt.type = opt.mix ? TENSOR_Q4_K : type_from_name(tn);
             if (opt.type < 0) {
-                fprintf(stderr, "quant: unknown type '%s' (f32, f16, q8, q4)\n", argv[i]);
+                fprintf(stderr, "quant: unknown type '%s' (f32, f16, q8, q4, q4_k, q5_k, q6_k, q4_k_m)\n", tn);
                 return 1;
             }
         } else if (!strcmp(a, "--calib") && has_value) {
@@ -158,7 +165,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     if (calib_text && (random_shape || !type_traits((uint32_t)opt.type)->from_float_w)) {
-        fprintf(stderr, "quant: --calib goes with -q q4 and a model folder\n");
+        fprintf(stderr, "quant: --calib goes with -q q4 (or a K-quant) and a model folder\n");
         return 1;
     }
     char err[1024];

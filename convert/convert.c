@@ -54,7 +54,9 @@ static Plan *plan_add(PlanList *l, const char *name, uint32_t type, uint32_t ndi
     memset(t, 0, sizeof *t);
     snprintf(t->name, sizeof t->name, "%s", name);
     t->type = ndim == 1 ? TENSOR_F32 : type;
-    /* Quantized types need whole blocks per row; other shapes keep F16 precision. */
+    /* Quantized types need whole blocks per row: a super-block type falls back to q8 (blocks of
+     * 32), other shapes keep F16 precision. */
+    if (ndim == 2 && !type_row_bytes(t->type, cols) && type_table[t->type].unpack) t->type = TENSOR_Q8;
     if (ndim == 2 && !type_row_bytes(t->type, cols)) t->type = TENSOR_F16;
     t->ndim = ndim;
     t->rows = rows;
@@ -62,18 +64,35 @@ static Plan *plan_add(PlanList *l, const char *name, uint32_t type, uint32_t ndi
     return t;
 }
 
+/* llama.cpp's Q4_K_M gives more bits to the first and last eighth of the layers' ffn_down and
+ * to every third layer between them (its use_more_bits rule). */
+static int more_bits_layer(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
+
+/* The type of one matrix under -q TYPE (and the q4_k_m mix). With 4-bit matrices the embedding
+ * and the LM head stay at higher precision: q8 for q4, q6_k for q4_k / q5_k. The LM head's
+ * errors go straight into the logits (phi3-trained-tiny: max logit error 2.2 -> 0.6), and the
+ * q4 embedding caused 28 % of the q4 file's KL divergence; a token reads only one embedding row,
+ * so the larger embedding costs file size, not speed. The q4_k_m mix (llama.cpp's Q4_K_M as it
+ * comes out for Phi-3, whose q, k and v are one fused matrix): qkv q5_k (llama.cpp gives the
+ * value projection 6 bits; the fused matrix cannot split, so all of it takes the middle step),
+ * ffn_down q6_k on the layers of more_bits_layer, the other matrices q4_k. */
+static uint32_t plan_type(const SchemaItem *e, const PhiHParams *hp, uint32_t type, int mix) {
+    int role = e->t->role, outer = role == ROLE_EMBED || role == ROLE_LM_HEAD;
+    if (type == TENSOR_Q4) return outer ? TENSOR_Q8 : type;
+    if (type != TENSOR_Q4_K && type != TENSOR_Q5_K) return type;
+    if (outer) return TENSOR_Q6_K;
+    if (mix == CONVERT_MIX_Q4_K_M && role == ROLE_QKV) return TENSOR_Q5_K;
+    if (mix == CONVERT_MIX_Q4_K_M && role == ROLE_DOWN && more_bits_layer(e->layer, (int)hp->n_layers))
+        return TENSOR_Q6_K;
+    return type;
+}
+
 /* The tensors of the model (model/schema.c), in file order. */
-static int plan_model(PlanList *l, const PhiHParams *hp, uint32_t type) {
-    /* With 4-bit matrices the embedding and the LM head stay at 8 bits. The LM head's errors go
-     * straight into the logits (phi3-trained-tiny: max logit error 2.2 -> 0.6), and the q4
-     * embedding caused 28 % of the q4 file's KL divergence; a token reads only one embedding row,
-     * so the larger embedding costs file size, not speed. */
-    uint32_t outer_type = type == TENSOR_Q4 ? TENSOR_Q8 : type;
+static int plan_model(PlanList *l, const PhiHParams *hp, uint32_t type, int mix) {
     SchemaIter it = schema_iter(hp);
     while (schema_next(&it)) {
         const SchemaItem *e = &it.item;
-        int outer = e->t->role == ROLE_EMBED || e->t->role == ROLE_LM_HEAD;
-        Plan *t = plan_add(l, e->name, outer ? outer_type : type, (uint32_t)e->t->ndim, e->rows,
+        Plan *t = plan_add(l, e->name, plan_type(e, hp, type, mix), (uint32_t)e->t->ndim, e->rows,
                            e->t->ndim == 2 ? e->cols : 1);
         if (!t) return -1;
         t->role = e->t->role;
@@ -258,7 +277,7 @@ int convert_hf(const char *dir, const char *out_path, const ConvertOptions *opt,
                 goto done;
     }
     hf.hp.file_type = (uint32_t)opt->type;
-    if (plan_model(&l, &hf.hp, (uint32_t)opt->type)) {
+    if (plan_model(&l, &hf.hp, (uint32_t)opt->type, opt->mix)) {
         errorf(err, errlen, "out of memory");
         goto done;
     }
@@ -396,7 +415,7 @@ int convert_random(const char *shape, const char *out_path, const ConvertOptions
     int rc = -1;
     Tokenizer *tok = tok_synthetic(hp.vocab_size < 32000 ? (int)hp.vocab_size : 32000, err, errlen);
     if (!tok) return -1;
-    if (plan_model(&l, &hp, (uint32_t)opt->type)) {
+    if (plan_model(&l, &hp, (uint32_t)opt->type, opt->mix)) {
         errorf(err, errlen, "out of memory");
         goto done;
     }

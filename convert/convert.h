@@ -5,11 +5,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Mixes: CONVERT_MIX_Q4_K_M, llama.cpp's Q4_K_M (convert.c: plan_type), with type q4_k. */
+enum { CONVERT_MIX_NONE = 0, CONVERT_MIX_Q4_K_M = 1 };
+
 typedef struct {
     int type;          /* TensorType of the 2-D weight matrices */
     int progress;      /* draw a progress bar on stderr */
     uint64_t seed;     /* random models */
     int n_layers;      /* random models: override the shape's layer count when > 0 */
+    int mix;           /* CONVERT_MIX_*: per-matrix types instead of `type` for all */
     /* Optional importance of each input column of a matrix for the Q4 scale search (quant
      * --calib, convert/calib.h): cols weights for the named tensor, or NULL for none. */
     const float *(*importance)(void *ctx, const char *name, uint64_t cols);

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "kernels/isa.h"
+#include "kernels/kquant.h"
 #include "kernels/ref.h"
 
 #define INL static inline __attribute__((always_inline))
@@ -458,6 +459,94 @@ static void to_f16_neon(const float *x, uint16_t *y, int n) {
     for (; i < n; i++) y[i] = f32_to_fp16(x[i]);
 }
 
+/* ---- super-block types (kernels/kquant.h): unpacked panels, 4 rows per int32x4 ---- */
+
+/* The 16 bytes at w + 64 k + 16 g are bytes [4k, 4k + 4) of rows 4g..4g+3 (the Q8 panel order);
+ * u <= 63 fits a signed byte, so sdot and smull take it as it is. */
+#define KSTEP_DP(s, w, x, k) SDOT(s, w[k], x, k)
+DOTPROD static void kgroup_dp(const int8x16_t *w, const int8_t *xq, int32x4_t *s0, int32x4_t *s1) {
+    int8x16_t x0 = vld1q_s8(xq), x1 = vld1q_s8(xq + 16);
+    int32x4_t a = *s0, b = *s1;
+    const int8x16_t *v = w + 4;
+    KSTEP_DP(a, w, x0, 0);
+    KSTEP_DP(a, w, x0, 1);
+    KSTEP_DP(a, w, x0, 2);
+    KSTEP_DP(a, w, x0, 3);
+    KSTEP_DP(b, v, x1, 0);
+    KSTEP_DP(b, v, x1, 1);
+    KSTEP_DP(b, v, x1, 2);
+    KSTEP_DP(b, v, x1, 3);
+    *s0 = a, *s1 = b;
+}
+
+/* Baseline: per step, 2 rows x 4 bytes against the dword broadcast (smull, products <= 8001),
+ * pairwise-added into int32; the pairs are folded to one lane per row at the end. */
+INL void kgroup_neon(const int8x16_t *w, const int8_t *xq, int32x4_t *s0, int32x4_t *s1) {
+    int32x4_t lo[2] = {vdupq_n_s32(0), vdupq_n_s32(0)}, hi[2] = {lo[0], lo[0]};
+    for (int k = 0; k < 8; k++) {
+        int32_t d;
+        memcpy(&d, xq + 4 * k, 4);
+        int8x8_t x = vreinterpret_s8_s32(vdup_n_s32(d));
+        lo[k / 4] = vpadalq_s16(lo[k / 4], vmull_s8(vget_low_s8(w[k]), x));
+        hi[k / 4] = vpadalq_s16(hi[k / 4], vmull_s8(vget_high_s8(w[k]), x));
+    }
+    *s0 = vaddq_s32(*s0, vpaddq_s32(lo[0], hi[0]));
+    *s1 = vaddq_s32(*s1, vpaddq_s32(lo[1], hi[1]));
+}
+
+INL void ktile_neon_any(const uint8_t *pk, const uint8_t *ar, const uint8_t *side, int tt, int n,
+                        int nblocks, float *y, int ldy, int nr, int acc, int kmode, const int dp) {
+    const size_t rec = (size_t)tt * (QK + 8);
+    for (int i = 0; i < n; i++) {
+        float32x4_t f[4] = {vdupq_n_f32(0), vdupq_n_f32(0), vdupq_n_f32(0), vdupq_n_f32(0)};
+        const uint8_t *p = pk, *a = ar, *sd = side;
+        for (int b = 0; b < nblocks; b++, p += KPANEL_BYTES, a += rec, sd += (size_t)tt * 8) {
+            const int8_t *xq = (const int8_t *)(a + QK * i);
+            float dx = ((const float *)(const void *)(a + (size_t)tt * QK))[i], xs;
+            int32_t c[2];
+            memcpy(c, sd + 8 * i, 8);
+            memcpy(&xs, sd + 8 * i, 4);
+            for (int g = 0; g < 4; g++) {
+                int8x16_t w[8];
+                for (int k = 0; k < 8; k++) w[k] = vld1q_s8((const int8_t *)(p + 64 * k + 16 * g));
+                int32x4_t s0 = vdupq_n_s32(kmode ? c[0] : 0), s1 = vdupq_n_s32(kmode ? c[1] : 0);
+                if (dp) kgroup_dp(w, xq, &s0, &s1);
+                else kgroup_neon(w, xq, &s0, &s1);
+                float32x4_t f1 = vld1q_f32((const float *)(const void *)(p + QR * QK) + 4 * g);
+                float32x4_t f2 = vld1q_f32((const float *)(const void *)(p + QR * QK + 64) + 4 * g);
+                float32x4_t t;
+                if (kmode) {
+                    t = vfmaq_f32(vmulq_f32(vcvtq_f32_s32(s0), f1), vcvtq_f32_s32(s1), f2);
+                    f[g] = vfmaq_n_f32(f[g], t, dx);
+                } else {
+                    t = vmulq_f32(vcvtq_f32_s32(vaddq_s32(s0, s1)), f1);
+                    f[g] = vfmaq_n_f32(f[g], t, dx);
+                    f[g] = vfmsq_n_f32(f[g], f2, xs);
+                }
+            }
+        }
+        float out[16];
+        for (int g = 0; g < 4; g++) vst1q_f32(out + 4 * g, f[g]);
+        float *yi = y + (size_t)i * ldy;
+        for (int l = 0; l < nr; l++) yi[l] = acc ? yi[l] + out[l] : out[l];
+    }
+}
+
+static void ktile_neon(const uint8_t *pk, const uint8_t *ar, const uint8_t *side, int tt, int n,
+                       int nblocks, float *y, int ldy, int nr, int acc, int kmode) {
+    ktile_neon_any(pk, ar, side, tt, n, nblocks, y, ldy, nr, acc, kmode, 0);
+}
+DOTPROD static void ktile_dotprod(const uint8_t *pk, const uint8_t *ar, const uint8_t *side, int tt, int n,
+                                  int nblocks, float *y, int ldy, int nr, int acc, int kmode) {
+    ktile_neon_any(pk, ar, side, tt, n, nblocks, y, ldy, nr, acc, kmode, 1);
+}
+static void kq_neon(const MatView *w, const void *a, int t0, int nt, float *y, int ldy, int r0, int r1) {
+    kmat_tiled(w, a, t0, nt, y, ldy, r0, r1, ktile_neon, NULL);
+}
+static void kq_dotprod(const MatView *w, const void *a, int t0, int nt, float *y, int ldy, int r0, int r1) {
+    kmat_tiled(w, a, t0, nt, y, ldy, r0, r1, ktile_dotprod, NULL);
+}
+
 static int always(void) { return 1; }
 
 const IsaKernels isa_neon = {
@@ -465,7 +554,8 @@ const IsaKernels isa_neon = {
     .available = always,
     .quant = quant_blocks_neon,
     .mat = {[TENSOR_F32] = fmat_f32_neon, [TENSOR_F16] = fmat_f16_neon, [TENSOR_Q8] = q8_neon_mat,
-            [TENSOR_Q4] = q4_neon_mat},
+            [TENSOR_Q4] = q4_neon_mat, [TENSOR_Q4_K] = kq_neon, [TENSOR_Q5_K] = kq_neon,
+            [TENSOR_Q6_K] = kq_neon},
     .k_off = {[TENSOR_Q8] = 0, [TENSOR_Q4] = 8},
     .rmsnorm = rmsnorm_neon,
     .softmax = softmax_neon,
@@ -478,7 +568,8 @@ const IsaKernels isa_dotprod = {
     .available = cpu_has_dotprod,
     .quant = quant_blocks_neon,
     .mat = {[TENSOR_F32] = fmat_f32_neon, [TENSOR_F16] = fmat_f16_neon,
-            [TENSOR_Q8] = q8_dotprod_mat, [TENSOR_Q4] = q4_dotprod_mat},
+            [TENSOR_Q8] = q8_dotprod_mat, [TENSOR_Q4] = q4_dotprod_mat,
+            [TENSOR_Q4_K] = kq_dotprod, [TENSOR_Q5_K] = kq_dotprod, [TENSOR_Q6_K] = kq_dotprod},
     .k_off = {[TENSOR_Q8] = 0, [TENSOR_Q4] = 8},
     .rmsnorm = rmsnorm_neon,
     .softmax = softmax_neon,

@@ -1,5 +1,6 @@
 /* Tensor type traits and the reference (de)quantizers. */
 #include "kernels/blocks.h"
+#include "kernels/kquant.h" /* the K-quant rows' functions */
 
 #include <math.h>
 #include <string.h>
@@ -377,4 +378,10 @@ const TypeTraits type_table[TENSOR_TYPE_COUNT] = {
     [TENSOR_Q8] = {"q8", QK, QK, 1, ACT_Q8, to_float_q8, from_float_q8, NULL, dot_ref_q8, dot_q8_q8},
     [TENSOR_Q4] = {"q4", QK, QK / 2, 1, ACT_Q8, to_float_q4, from_float_q4, from_float_q4_w,
                    dot_ref_q4, dot_q8_q4},
+    [TENSOR_Q4_K] = {"q4_k", QK_K, 144, 0, ACT_Q8, kq_to_float_q4_k, kq_from_float_q4_k,
+                     kq_from_float_q4_k_w, kq_dot_ref_q4_k, NULL, kq_unpack_q4_k, KMODE_MIN},
+    [TENSOR_Q5_K] = {"q5_k", QK_K, 176, 0, ACT_Q8, kq_to_float_q5_k, kq_from_float_q5_k,
+                     kq_from_float_q5_k_w, kq_dot_ref_q5_k, NULL, kq_unpack_q5_k, KMODE_MIN},
+    [TENSOR_Q6_K] = {"q6_k", QK_K, 210, 0, ACT_Q8, kq_to_float_q6_k, kq_from_float_q6_k,
+                     kq_from_float_q6_k_w, kq_dot_ref_q6_k, NULL, kq_unpack_q6_k, KMODE_OFF32},
 };

@@ -15,7 +15,13 @@
  * A block's quants ("natural" order, as quantize_row writes one row):
  * Q8: one int8 per element, x = d * q.
  * Q4: 4 bits per element; byte j (0..15) holds element j in its low nibble and element j + 16
- *     in its high nibble, each stored as q + 8 (q in -8..7); x = d * q. 4.5 bits per weight. */
+ *     in its high nibble, each stored as q + 8 (q in -8..7); x = d * q. 4.5 bits per weight.
+ *
+ * Super-block types (llama.cpp's K-quants Q4_K, Q5_K, Q6_K; TypeTraits.unpack set): blocks of 256
+ * elements that hold their own scales, stored exactly as ggml stores them (144, 176, 210 bytes;
+ * docs/FORMAT.md gives every byte), one row's blocks after another, rows consecutive: no panels
+ * and no scales area (has_scales 0). Their kernels take the int8 activations (ACT_Q8, blocks of
+ * QK) and unpack 16-row panels on the fly (kernels/kquant.h). */
 #ifndef PHI_BLOCKS_H
 #define PHI_BLOCKS_H
 
@@ -32,6 +38,9 @@ typedef enum {
     TENSOR_F16 = 1,
     TENSOR_Q8 = 2,
     TENSOR_Q4 = 3,
+    TENSOR_Q4_K = 4, /* ggml's K-quants: super-blocks of 256, stored verbatim (below) */
+    TENSOR_Q5_K = 5,
+    TENSOR_Q6_K = 6,
     TENSOR_TYPE_COUNT
 } TensorType;
 
@@ -63,6 +72,12 @@ typedef struct {
     /* ACT_Q8 types: integer dot of one block (natural order) with one block of int8
      * activations; the scalar kernel, and what the SIMD kernels' int32 sums must equal. */
     int32_t (*dot_q8)(const uint8_t *w, const int8_t *x);
+    /* Super-block types (NULL otherwise): one block of `block` = 256 elements as unsigned
+     * integers u and a scale s and offset m per 16 elements, x_i = s[i/16] * u_i - m[i/16]
+     * (kernels/kquant.h); kmode says which structure the kernels exploit. dot_q8 is NULL and
+     * dot_ref takes a whole row. */
+    void (*unpack)(const uint8_t *blk, uint8_t *u, float *s, float *m);
+    int kmode; /* KMODE_MIN or KMODE_OFF32 (kernels/kquant.h) */
 } TypeTraits;
 
 /* Indexed by TensorType; check a type read from a file with type_traits first. */

@@ -9,6 +9,7 @@
 
 #include "kernels/kernels.h"
 #include "kernels/isa.h"
+#include "kernels/kquant.h"
 #include "kernels/ref.h"
 
 #if defined(__x86_64__)
@@ -193,6 +194,7 @@ void kernels_free_scratch(void) {
     free(scratch);
     scratch = NULL;
     scratch_cap = 0;
+    kmat_free_scratch();
 }
 
 /* ---- drivers ---- */

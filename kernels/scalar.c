@@ -2,12 +2,17 @@
  * match (same int32 block sums, only the float summation order differs). Both matrix kernels
  * serve every type through its row of type_table (to_float, dot_q8). */
 #include "kernels/isa.h"
+#include "kernels/kquant.h"
 #include "kernels/ref.h"
 
 /* Panel by panel and block by block: each lane's block is gathered into natural order once
  * for all tokens. */
 static void qmat_scalar(const MatView *w, const void *act, int t0, int nt, float *y, int ldy,
                         int r0, int r1) {
+    if (type_table[w->type].unpack) { /* super-block types: their own kernel */
+        kmat_scalar(w, act, t0, nt, y, ldy, r0, r1);
+        return;
+    }
     const ActBuf *a = act;
     int32_t (*dot)(const uint8_t *, const int8_t *) = type_table[w->type].dot_q8;
     for (int t = t0; t < t0 + nt; t++)

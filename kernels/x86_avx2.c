@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "kernels/isa.h"
+#include "kernels/kquant.h"
 #include "kernels/ref.h"
 
 #define TGT __attribute__((target("avx2,fma,f16c")))
@@ -259,6 +260,65 @@ TGT void to_f16_avx2(const float *x, uint16_t *y, int n) {
     for (; i < n; i++) y[i] = f32_to_fp16(x[i]);
 }
 
+/* ---- super-block types (kernels/kquant.h): unpacked panels, two ymm halves of 8 rows ---- */
+
+/* acc + the int32 sums of two steps (4 activation bytes each) per lane: vpmaddubsw pairs
+ * (u <= 63, |x| <= 127: <= 16002 each, two steps <= 32004 fit int16), widened once. */
+INL __m256i kdot2(__m256i acc, const uint8_t *w, const uint8_t *x) {
+    __m256i x0 = _mm256_set1_epi32((int32_t)((uint32_t)x[0] | (uint32_t)x[1] << 8 | (uint32_t)x[2] << 16 | (uint32_t)x[3] << 24));
+    __m256i x1 = _mm256_set1_epi32((int32_t)((uint32_t)x[4] | (uint32_t)x[5] << 8 | (uint32_t)x[6] << 16 | (uint32_t)x[7] << 24));
+    __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_load_si256((const __m256i *)(const void *)w), x0),
+                                 _mm256_maddubs_epi16(_mm256_load_si256((const __m256i *)(const void *)(w + 64)), x1));
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+}
+
+/* Token by token (the panel's blocks are read from L1 again for each): per block and half,
+ * chains over the block's bytes 0-15 and 16-31, then the KMODE_MIN or KMODE_OFF32 scaling. */
+static TGT void ktile_avx2(const uint8_t *pk, const uint8_t *ar, const uint8_t *side, int tt, int n,
+                           int nblocks, float *y, int ldy, int nr, int acc, int kmode) {
+    const size_t rec = (size_t)tt * (QK + 8);
+    for (int i = 0; i < n; i++) {
+        __m256 f[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+        const uint8_t *p = pk, *a = ar, *sd = side;
+        for (int b = 0; b < nblocks; b++, p += KPANEL_BYTES, a += rec, sd += (size_t)tt * 8) {
+            const uint8_t *xq = a + QK * i;
+            float dx = ((const float *)(const void *)(a + (size_t)tt * QK))[i];
+            int32_t c[2];
+            float xs;
+            memcpy(c, sd + 8 * i, 8);
+            memcpy(&xs, sd + 8 * i, 4);
+            for (int h = 0; h < 2; h++) {
+                const uint8_t *w = p + 32 * h;
+                __m256i s0 = kmode ? _mm256_set1_epi32(c[0]) : _mm256_setzero_si256();
+                __m256i s1 = kmode ? _mm256_set1_epi32(c[1]) : _mm256_setzero_si256();
+                s0 = kdot2(s0, w, xq);
+                s0 = kdot2(s0, w + 128, xq + 8);
+                s1 = kdot2(s1, w + 256, xq + 16);
+                s1 = kdot2(s1, w + 384, xq + 24);
+                __m256 f1 = _mm256_load_ps((const float *)(const void *)(p + QR * QK) + 8 * h);
+                __m256 f2 = _mm256_load_ps((const float *)(const void *)(p + QR * QK + 64) + 8 * h);
+                if (kmode) {
+                    __m256 t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s1), f2, _mm256_mul_ps(_mm256_cvtepi32_ps(s0), f1));
+                    f[h] = _mm256_fmadd_ps(t, _mm256_set1_ps(dx), f[h]);
+                } else {
+                    __m256 t = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1)), f1);
+                    f[h] = _mm256_fmadd_ps(t, _mm256_set1_ps(dx), f[h]);
+                    f[h] = _mm256_fnmadd_ps(f2, _mm256_set1_ps(xs), f[h]);
+                }
+            }
+        }
+        float out[16];
+        _mm256_storeu_ps(out, f[0]);
+        _mm256_storeu_ps(out + 8, f[1]);
+        float *yi = y + (size_t)i * ldy;
+        for (int l = 0; l < nr; l++) yi[l] = acc ? yi[l] + out[l] : out[l];
+    }
+}
+
+static void kq_avx2(const MatView *w, const void *a, int t0, int nt, float *y, int ldy, int r0, int r1) {
+    kmat_tiled(w, a, t0, nt, y, ldy, r0, r1, ktile_avx2, NULL);
+}
+
 /* ---- int8 kernels: the ymm template, once per instruction set ---- */
 
 #define YFN(name) name##_avx2
@@ -282,7 +342,8 @@ const IsaKernels isa_avx2 = {
     .available = cpu_has_avx2,
     .quant = quant_blocks_avx2,
     .mat = {[TENSOR_F32] = fmat_f32_avx2, [TENSOR_F16] = fmat_f16_avx2, [TENSOR_Q8] = q8_avx2,
-            [TENSOR_Q4] = q4_avx2},
+            [TENSOR_Q4] = q4_avx2, [TENSOR_Q4_K] = kq_avx2, [TENSOR_Q5_K] = kq_avx2,
+            [TENSOR_Q6_K] = kq_avx2},
     .k_off = {[TENSOR_Q8] = 0, [TENSOR_Q4] = 8},
     .rmsnorm = rmsnorm_avx2,
     .softmax = softmax_avx2,
@@ -295,7 +356,8 @@ const IsaKernels isa_avxvnni = {
     .available = cpu_has_avxvnni,
     .quant = quant_blocks_avx2,
     .mat = {[TENSOR_F32] = fmat_f32_avx2, [TENSOR_F16] = fmat_f16_avx2, [TENSOR_Q8] = q8_avxvnni,
-            [TENSOR_Q4] = q4_avxvnni},
+            [TENSOR_Q4] = q4_avxvnni, [TENSOR_Q4_K] = kq_avx2, [TENSOR_Q5_K] = kq_avx2,
+            [TENSOR_Q6_K] = kq_avx2},
     .k_off = {[TENSOR_Q8] = 128, [TENSOR_Q4] = 8},
     .rmsnorm = rmsnorm_avx2,
     .softmax = softmax_avx2,

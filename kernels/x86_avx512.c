@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "kernels/isa.h"
+#include "kernels/kquant.h"
 
 #define ZTGT __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
 #define ZINL static inline __attribute__((always_inline)) ZTGT
@@ -114,6 +115,281 @@ ZINL void panel_tile(const uint8_t *wq, const uint16_t *wd, const uint8_t *ar, i
     }
 ZTILE(q4, 1)
 ZTILE(q8, 0)
+
+/* ---- super-block types (kernels/kquant.h): unpacked panels, a zmm lane per row ---- */
+
+/* The unpacked panel pk against NT tokens: per block of 32, 8 vpdpbusd per token in two chains
+ * (bytes 0-15 and 16-31 of the block), then KMODE_MIN: f += dx (s . sum) - (dx sum q) m;
+ * KMODE_OFF32: chains started from -32 sum_h q, f += dx (s0 . sum0 + s1 . sum1). */
+ZINL void ktile_z(const uint8_t *pk, const uint8_t *ar, const uint8_t *side, int n, int nblocks,
+                  float *y, int ldy, int nr, int acc, const int off32, const int NT) {
+    const size_t rec = (size_t)NT * (QK + 8);
+    __m512 f[ACT_TT];
+#pragma GCC unroll 8
+    for (int i = 0; i < NT; i++) f[i] = _mm512_setzero_ps();
+    for (int b = 0; b < nblocks; b++, pk += KPANEL_BYTES, ar += rec, side += (size_t)NT * 8) {
+        __m512i w[8];
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; k++) w[k] = _mm512_load_si512((const void *)(pk + 64 * k));
+        __m512 f1 = _mm512_load_ps((const void *)(pk + QR * QK)), f2 = _mm512_load_ps((const void *)(pk + QR * QK + 64));
+        __m512i s0[ACT_TT], s1[ACT_TT];
+        const int32_t *sd = (const int32_t *)(const void *)side;
+#pragma GCC unroll 8
+        for (int i = 0; i < NT; i++) {
+            s0[i] = off32 ? _mm512_set1_epi32(sd[2 * i]) : _mm512_setzero_si512();
+            s1[i] = off32 ? _mm512_set1_epi32(sd[2 * i + 1]) : _mm512_setzero_si512();
+        }
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++)
+#pragma GCC unroll 8
+            for (int i = 0; i < NT; i++) {
+                s0[i] = _mm512_dpbusd_epi32(s0[i], w[k], bcast32(ar + QK * i + 4 * k));
+                s1[i] = _mm512_dpbusd_epi32(s1[i], w[k + 4], bcast32(ar + QK * i + 16 + 4 * k));
+            }
+        const float *xd = (const float *)(const void *)(ar + (size_t)NT * QK), *xs = (const float *)(const void *)side;
+#pragma GCC unroll 8
+        for (int i = 0; i < NT; i++) {
+            if (off32) {
+                __m512 t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1[i]), f2, _mm512_mul_ps(_mm512_cvtepi32_ps(s0[i]), f1));
+                f[i] = _mm512_fmadd_ps(t, _mm512_set1_ps(xd[i]), f[i]);
+            } else {
+                __m512 t = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s0[i], s1[i])), f1);
+                f[i] = _mm512_fmadd_ps(t, _mm512_set1_ps(xd[i]), f[i]);
+                f[i] = _mm512_fnmadd_ps(f2, _mm512_set1_ps(xs[2 * i]), f[i]);
+            }
+        }
+    }
+    __mmask16 m = (__mmask16)((1u << nr) - 1);
+#pragma GCC unroll 8
+    for (int i = 0; i < NT; i++) {
+        if (i >= n) break;
+        float *yi = y + (size_t)i * ldy;
+        __m512 v = acc ? _mm512_add_ps(f[i], _mm512_maskz_loadu_ps(m, yi)) : f[i];
+        _mm512_mask_storeu_ps(yi, m, v);
+    }
+}
+
+#define KTILE_CASE(NT) \
+    case NT: kmode ? ktile_z(pk, ar, side, n, nblocks, y, ldy, nr, acc, 1, NT) : ktile_z(pk, ar, side, n, nblocks, y, ldy, nr, acc, 0, NT); break;
+static ZTGT void ktile_zmm(const uint8_t *pk, const uint8_t *ar, const uint8_t *side, int tt, int n,
+                           int nblocks, float *y, int ldy, int nr, int acc, int kmode) {
+    switch (tt) {
+        KTILE_CASE(1) KTILE_CASE(2) KTILE_CASE(3) KTILE_CASE(4)
+        KTILE_CASE(5) KTILE_CASE(6) KTILE_CASE(7)
+    default:
+        kmode ? ktile_z(pk, ar, side, n, nblocks, y, ldy, nr, acc, 1, 8) : ktile_z(pk, ar, side, n, nblocks, y, ldy, nr, acc, 0, 8);
+    }
+}
+#undef KTILE_CASE
+
+/* Panel unpacking: 16 rows' 32 bytes (at src + l rs) transposed to 8 vectors, vector k holding
+ * bytes [4k, 4k + 4) of row l in lane l: rows i and i + 8 share a vector, an 8 x 8 dword
+ * transpose runs in both 256-bit halves (unpack 32, unpack 64), and vpermt2d interleaves the
+ * halves. The K-quants' bit fields are then cut out of the transposed bytes (a byte's bits stay
+ * in its lane), so one transpose serves both nibbles (Q4_K), the fifth bits (Q5_K) or the two
+ * high bits of four groups (Q6_K). */
+ZINL void transpose16x32(const uint8_t *src, size_t rs, __m512i *o) {
+    __m512i z[8], t[8], s[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++)
+        z[i] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(const void *)(src + i * rs))),
+                                  _mm256_loadu_si256((const __m256i *)(const void *)(src + (i + 8) * rs)), 1);
+#pragma GCC unroll 4
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm512_unpacklo_epi32(z[i], z[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(z[i], z[i + 1]);
+    }
+#pragma GCC unroll 2
+    for (int g = 0; g < 8; g += 4) {
+        s[g] = _mm512_unpacklo_epi64(t[g], t[g + 2]);
+        s[g + 1] = _mm512_unpackhi_epi64(t[g], t[g + 2]);
+        s[g + 2] = _mm512_unpacklo_epi64(t[g + 1], t[g + 3]);
+        s[g + 3] = _mm512_unpackhi_epi64(t[g + 1], t[g + 3]);
+    }
+    const __m512i lo = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+    const __m512i hi = _mm512_setr_epi32(4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+        o[k] = _mm512_permutex2var_epi32(s[k], lo, s[k + 4]);
+        o[k + 4] = _mm512_permutex2var_epi32(s[k], hi, s[k + 4]);
+    }
+}
+
+ZINL void kstore(uint8_t *rec, const __m512i *v) {
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; k++) _mm512_store_si512((void *)(rec + 64 * k), v[k]);
+}
+
+/* The scales of super-block blk for the 16 rows (rs bytes apart), a lane per row, gathered and
+ * decoded in vectors (as kq_block_scales does per row). */
+ZINL __m512 kgather_f16(const uint8_t *p, __m512i idx, const int high) {
+    __m512i v = _mm512_i32gather_epi32(idx, (const void *)p, 1);
+    v = high ? _mm512_srli_epi32(v, 16) : _mm512_and_si512(v, _mm512_set1_epi32(0xffff));
+    return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(v));
+}
+
+ZINL void kscales_zmm(uint32_t type, const uint8_t *blk, size_t rs, __m512 *F1, __m512 *F2) {
+    const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                           _mm512_set1_epi32((int)rs));
+    if (type == TENSOR_Q6_K) {
+        __m512 d = kgather_f16(blk + 206, idx, 1);
+#pragma GCC unroll 4
+        for (int g = 0; g < 4; g++) {
+            __m512i v = _mm512_i32gather_epi32(idx, (const void *)(blk + 192 + 4 * g), 1);
+#pragma GCC unroll 4
+            for (int b = 0; b < 4; b++) { /* scale 4g + b: block 2g + b / 2, first or second 16 */
+                __m512i sc = _mm512_srai_epi32(_mm512_slli_epi32(v, 24 - 8 * b), 24);
+                (b & 1 ? F2 : F1)[2 * g + b / 2] = _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc));
+            }
+        }
+        return;
+    }
+    __m512 d = kgather_f16(blk, idx, 0), dmin = kgather_f16(blk, idx, 1);
+    __m512i A = _mm512_i32gather_epi32(idx, (const void *)(blk + 4), 1);
+    __m512i B = _mm512_i32gather_epi32(idx, (const void *)(blk + 8), 1);
+    __m512i C = _mm512_i32gather_epi32(idx, (const void *)(blk + 12), 1);
+    const __m512i m63 = _mm512_set1_epi32(63), m15 = _mm512_set1_epi32(15), m48 = _mm512_set1_epi32(48);
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; j++) {
+        __m512i sc, mn;
+        if (j < 4) {
+            sc = _mm512_and_si512(_mm512_srli_epi32(A, 8 * j), m63);
+            mn = _mm512_and_si512(_mm512_srli_epi32(B, 8 * j), m63);
+        } else { /* low 4 bits from C, high 2 from the top of A's (B's) byte j - 4 */
+            int s = 8 * (j - 4);
+            sc = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(C, s), m15), _mm512_and_si512(_mm512_srli_epi32(A, s + 2), m48));
+            mn = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(C, s + 4), m15), _mm512_and_si512(_mm512_srli_epi32(B, s + 2), m48));
+        }
+        F1[j] = _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc));
+        F2[j] = _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(mn));
+    }
+}
+
+/* Block j's 8 unpacked vectors W either stored as its panel record (with its scales), or, in
+ * generation (one token, tt = 1: records of 40 bytes), multiplied at once with the token's block
+ * (as ktile_z with NT = 1) into f: nothing goes through memory. */
+ZINL void ksink(int j, const __m512i *W, const __m512 *F1, const __m512 *F2, uint8_t *rec, __m512 *f,
+                const uint8_t *ar, const uint8_t *sd, const int off32, const int fused) {
+    if (!fused) {
+        uint8_t *r = rec + (size_t)j * KPANEL_BYTES;
+        kstore(r, W);
+        _mm512_store_ps((void *)(r + QR * QK), F1[j]);
+        _mm512_store_ps((void *)(r + QR * QK + 64), F2[j]);
+        return;
+    }
+    const uint8_t *x = ar + (size_t)j * (QK + 8);
+    const int32_t *c = (const int32_t *)(const void *)(sd + 8 * j);
+    __m512i s0 = off32 ? _mm512_set1_epi32(c[0]) : _mm512_setzero_si512();
+    __m512i s1 = off32 ? _mm512_set1_epi32(c[1]) : _mm512_setzero_si512();
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+        s0 = _mm512_dpbusd_epi32(s0, W[k], bcast32(x + 4 * k));
+        s1 = _mm512_dpbusd_epi32(s1, W[k + 4], bcast32(x + 16 + 4 * k));
+    }
+    float dx = *(const float *)(const void *)(x + QK);
+    if (off32) {
+        __m512 t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), F2[j], _mm512_mul_ps(_mm512_cvtepi32_ps(s0), F1[j]));
+        *f = _mm512_fmadd_ps(t, _mm512_set1_ps(dx), *f);
+    } else {
+        float xs = *(const float *)(const void *)(sd + 8 * j);
+        __m512 t = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)), F1[j]);
+        *f = _mm512_fmadd_ps(t, _mm512_set1_ps(dx), *f);
+        *f = _mm512_fnmadd_ps(F2[j], _mm512_set1_ps(xs), *f);
+    }
+}
+
+/* One super-block of 16 rows (blk: row 0's block, rows rs bytes apart) to ksink, block by block. */
+ZINL void kunpack_sb(uint32_t type, const uint8_t *blk, size_t rs, uint8_t *rec, __m512 *f,
+                     const uint8_t *ar, const uint8_t *sd, const int fused) {
+    const __m512i m4 = _mm512_set1_epi8(15), m10 = _mm512_set1_epi8(0x10), m30 = _mm512_set1_epi8(0x30);
+    __m512 F1[8], F2[8];
+    kscales_zmm(type, blk, rs, F1, F2);
+    __m512i v[8], h[8], a[8], c[8], o[8];
+    if (type == TENSOR_Q6_K) {
+        for (int half = 0; half < 2; half++) {
+            transpose16x32(blk + 64 * half, rs, a);
+            transpose16x32(blk + 64 * half + 32, rs, v);
+            transpose16x32(blk + 128 + 32 * half, rs, c);
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; k++) {
+                o[k] = _mm512_or_si512(_mm512_and_si512(a[k], m4), _mm512_and_si512(_mm512_slli_epi16(c[k], 4), m30));
+                h[k] = _mm512_or_si512(_mm512_and_si512(v[k], m4), _mm512_and_si512(_mm512_slli_epi16(c[k], 2), m30));
+            }
+            ksink(4 * half, o, F1, F2, rec, f, ar, sd, 1, fused);
+            ksink(4 * half + 1, h, F1, F2, rec, f, ar, sd, 1, fused);
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; k++) {
+                o[k] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(a[k], 4), m4), _mm512_and_si512(c[k], m30));
+                h[k] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(v[k], 4), m4), _mm512_and_si512(_mm512_srli_epi16(c[k], 2), m30));
+            }
+            ksink(4 * half + 2, o, F1, F2, rec, f, ar, sd, 1, fused);
+            ksink(4 * half + 3, h, F1, F2, rec, f, ar, sd, 1, fused);
+        }
+        return;
+    }
+    int q5 = type == TENSOR_Q5_K;
+    if (q5) transpose16x32(blk + 16, rs, h);
+    for (int cc = 0; cc < 4; cc++) {
+        transpose16x32(blk + (q5 ? 48 : 16) + 32 * cc, rs, v);
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; k++) {
+            o[k] = _mm512_and_si512(v[k], m4);
+            a[k] = _mm512_and_si512(_mm512_srli_epi16(v[k], 4), m4);
+            if (q5) {
+                /* bit 2cc (then 2cc + 1) of each qh byte to bit 4 */
+                __m512i b0 = 2 * cc <= 4 ? _mm512_slli_epi16(h[k], 4 - 2 * cc) : _mm512_srli_epi16(h[k], 2 * cc - 4);
+                __m512i b1 = 2 * cc + 1 <= 4 ? _mm512_slli_epi16(h[k], 3 - 2 * cc) : _mm512_srli_epi16(h[k], 2 * cc - 3);
+                o[k] = _mm512_or_si512(o[k], _mm512_and_si512(b0, m10));
+                a[k] = _mm512_or_si512(a[k], _mm512_and_si512(b1, m10));
+            }
+        }
+        ksink(2 * cc, o, F1, F2, rec, f, ar, sd, 0, fused);
+        ksink(2 * cc + 1, a, F1, F2, rec, f, ar, sd, 0, fused);
+    }
+}
+
+#define KTYPE_SWITCH(type, CALL)                                                                \
+    switch (type) {                                                                            \
+    case TENSOR_Q4_K: { const uint32_t T_ = TENSOR_Q4_K; CALL; } break;                        \
+    case TENSOR_Q5_K: { const uint32_t T_ = TENSOR_Q5_K; CALL; } break;                        \
+    default: { const uint32_t T_ = TENSOR_Q6_K; CALL; } break;                                 \
+    }
+
+static ZTGT void kunpack_zmm(const MatView *w, int p, int sb0, int n, uint8_t *out) {
+    size_t rs = type_row_bytes(w->type, (uint64_t)w->cols), bb = (size_t)type_table[w->type].block_bytes;
+    const uint8_t *base = matview_row(w, p * QR);
+    KTYPE_SWITCH(w->type, for (int sb = 0; sb < n; sb++)
+                 kunpack_sb(T_, base + (size_t)(sb0 + sb) * bb, rs, out + (size_t)sb * 8 * KPANEL_BYTES, NULL, NULL, NULL, 0))
+}
+
+/* Generation: whole panels unpacked and multiplied in registers, a super-block at a time. */
+static ZTGT void kdecode_zmm(const MatView *w, const ActBuf *a, const uint8_t *side, float *y, int r0, int r1) {
+    size_t rs = type_row_bytes(w->type, (uint64_t)w->cols), bb = (size_t)type_table[w->type].block_bytes;
+    int nsb = w->cols / QK_K;
+    for (int p = r0 / QR; p < r1 / QR; p++) {
+        const uint8_t *base = matview_row(w, p * QR);
+        __m512 f = _mm512_setzero_ps();
+        KTYPE_SWITCH(w->type, for (int sb = 0; sb < nsb; sb++) {
+            const uint8_t *blk = base + (size_t)sb * bb;
+            /* The panel's 16 rows are one contiguous run of 16 rs bytes and the next panel's follow:
+             * per block, prefetch the next panel linearly, 16 bb bytes a step (the rows are too short
+             * for the hardware prefetchers to follow 16 streams; prefetch_ahead: no bound check). */
+            for (size_t o = 0; o < QR * bb; o += 64) prefetch_ahead(base, QR * rs + (size_t)sb * QR * bb + o);
+            kunpack_sb(T_, blk, rs, NULL, &f, act_rec(a, 0, sb * 8), side + (size_t)sb * 64, 1);
+        })
+        _mm512_storeu_ps(y + (size_t)p * QR, f);
+    }
+}
+
+static void kq_zmm(const MatView *w, const void *act, int t0, int nt, float *y, int ldy, int r0, int r1) {
+    const ActBuf *a = act;
+    int full = (r1 < w->rows ? r1 : w->rows) / QR * QR; /* rows of whole panels inside the matrix */
+    if (a->n_tok == 1 && full > r0) {
+        kdecode_zmm(w, a, kact_side(a, type_table[w->type].kmode, 0, 1), y, r0, full);
+        r0 = full;
+    }
+    if (r0 < r1) kmat_tiled(w, act, t0, nt, y, ldy, r0, r1, ktile_zmm, kunpack_zmm);
+}
 
 /* ---- float weights: 4 rows x 4 tokens per tile, 16 columns per step, masked tail ---- */
 
@@ -284,7 +560,8 @@ const IsaKernels isa_avx512vnni = {
     .available = cpu_has_avx512vnni,
     .quant = quant_blocks_avx2,
     .mat = {[TENSOR_F32] = fmat_f32_zmm, [TENSOR_F16] = fmat_f16_zmm, [TENSOR_Q8] = q8_zmm,
-            [TENSOR_Q4] = q4_zmm},
+            [TENSOR_Q4] = q4_zmm, [TENSOR_Q4_K] = kq_zmm, [TENSOR_Q5_K] = kq_zmm,
+            [TENSOR_Q6_K] = kq_zmm},
     .k_off = {[TENSOR_Q8] = 128, [TENSOR_Q4] = 8},
     .rmsnorm = rmsnorm_avx2,
     .softmax = softmax_avx2,

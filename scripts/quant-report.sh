@@ -1,7 +1,8 @@
 #!/bin/sh
 # quant-report.sh [-c N] [--chunks N] [--ppl-all] [-t N] [--calib FILE] MODEL_DIR TEXT
 #
-# Converts a Hugging Face Phi-3 folder to f32, f16, q8 and q4 and prints one table row per type:
+# Converts a Hugging Face Phi-3 folder to f32 and each of $TYPES (default f16 q8 q4 q4_k q4_k_m
+# q5_k q6_k) and prints one table row per type:
 # file size, bits per weight (whole file over all weights), perplexity over TEXT (phi
 # --perplexity, llama.cpp's method unless --ppl-all), KL divergence against the f32 model's
 # logits (mean and 99th percentile per position), top-1 agreement with f32, and prompt and
@@ -27,7 +28,7 @@ while [ $# -gt 0 ]; do
             [ $# -ge 2 ] || { echo "quant-report: --calib needs a file" >&2; exit 1; }
             [ -r "$2" ] || { echo "quant-report: cannot read $2" >&2; exit 1; }
             calib=$2; shift 2 ;;
-        -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         -*) echo "quant-report: unknown option $1" >&2; exit 1 ;;
         *) break ;;
     esac
@@ -49,7 +50,7 @@ field() { v=$(sed -n "$2" "$1" | head -1); echo "${v:-?}"; }
 
 echo "| type | file size | bits/weight | perplexity | KL vs f32: mean | KL p99 | top-1 vs f32 | prompt tok/s | gen tok/s |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
-for t in f32 f16 q8 q4 ${calib:+q4-calib}; do
+for t in f32 ${TYPES:-f16 q8 q4 q4_k q4_k_m q5_k q6_k} ${calib:+q4-calib}; do
     m="$tmp/$t.phi"
     if [ $t = q4-calib ]; then set -- -q q4 --calib "$calib"; else set -- -q $t; fi
     if ! $QUANT --no-progress "$@" "$dir" "$m" 2> "$tmp/err"; then

@@ -182,16 +182,16 @@ static void test_float_types(void) {
 
 /* matvec_ref equals a double dot product of the dequantized rows. */
 static void test_matvec_ref(uint32_t type) {
-    int rows = 37, cols = 96;
+    int rows = 37, cols = 256; /* whole blocks of every type (the K-quants' are 256 wide) */
     uint64_t bytes = type_tensor_bytes(type, (uint64_t)rows, (uint64_t)cols);
     uint8_t *w = calloc(1, bytes);
-    float *src = malloc(sizeof(float) * rows * cols), x[96], y[37], row[96];
+    float *src = malloc(sizeof(float) * rows * cols), x[256], y[37], row[256];
     t_seed(11 + type);
     for (int i = 0; i < rows * cols; i++) src[i] = t_randf();
     for (int i = 0; i < cols; i++) x[i] = t_randf();
     MatView m = matview(type, w, rows, cols);
-    uint8_t q[96 * 4];
-    uint16_t d[96 / QK];
+    uint8_t q[256 * 4];
+    uint16_t d[256 / QK];
     for (int r = 0; r < rows; r++) {
         quantize_row(type, src + r * cols, q, d, cols);
         matview_put_row(&m, r, q, d);

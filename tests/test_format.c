@@ -132,7 +132,7 @@ static void test_hparams_ranges(void) {
     BAD(pad_id, 0xFFFFFFFFu, "pad_id");
     BAD(n_stop_ids, 9, "n_stop_ids");
     BAD(stop_ids[1], 100, "stop id");
-    BAD(file_type, 4, "file_type");
+    BAD(file_type, TENSOR_TYPE_COUNT, "file_type");
     BAD(rope_theta, 0, "rope_theta");
     BAD(rope_theta, -1, "rope_theta");
     BAD(rope_theta, 0.5f, "rope_theta");
@@ -165,7 +165,7 @@ static void test_hparams_ranges(void) {
     GOOD(rms_eps, 0.1f);
     GOOD(rope_attn_factor, 100);
     GOOD(partial_rotary_factor, 0.25f);
-    GOOD(file_type, 3);
+    GOOD(file_type, TENSOR_TYPE_COUNT - 1);
 #undef BAD
 #undef GOOD
     PhiHParams h = base;

@@ -27,9 +27,10 @@ typedef struct {
     int rows, cols;
 } Shape;
 /* Rows that are not multiples of thread counts or 16-row panels (a partial last panel), and
- * columns of 1 to 163 blocks. */
-static const Shape shapes[] = {{1, 32},   {7, 96},    {37, 352}, {67, 3072},
-                               {130, 256}, {45, 1120}, {21, 5216}};
+* columns of 1 to 163 blocks (the super-block types, whose blocks are 256 wide, take the shapes
+ * whose columns are multiples of 256). */
+static const Shape shapes[] = {{1, 32},   {7, 96},    {37, 352}, {67, 3072}, {130, 256},
+                               {45, 1120}, {21, 5216}, {3, 512},  {37, 768}};
 #define N_SHAPES ((int)(sizeof(shapes) / sizeof(shapes[0])))
 /* Float weights also get odd column counts. */
 static const Shape fshapes[] = {{5, 37}, {19, 1001}};
@@ -125,6 +126,7 @@ static void test_matmul(const char *const *isas, int n_isa, Pool **pools, const 
         int nsh = N_SHAPES + (type_table[type].block == 1 ? 2 : 0); /* float types: any cols */
         for (int si = 0; si < nsh; si++) {
             Shape sh = si < N_SHAPES ? shapes[si] : fshapes[si - N_SHAPES];
+            if (sh.cols % type_table[type].block) continue;
             TestMat W = make_mat(type, sh.rows, sh.cols);
             for (int ni = 0; ni < N_NTOK; ni++) {
                 int n_tok = ntoks[ni], rows = sh.rows, cols = sh.cols;

@@ -1,0 +1,174 @@
+/* Matrices of the super-block types (kernels/kquant.h): the portable kernel and the loop nest
+ * that unpacks 16-row panels for the SIMD tiles.
+ *
+ * The loop nest is kernels/tiled.c's with one step added: outermost, groups of panels; then
+ * chunks of super-blocks whose activations for one tile stay in L1; the group's panels are
+ * unpacked for the chunk into a per-thread buffer (u bytes in panel order plus two float
+ * vectors per block of 32, KPANEL_BYTES); then every activation tile runs against every panel
+ * of the group from that buffer. The unpacking is paid once per call and row, whatever the
+ * number of tokens. The activations' side records (kernels/kquant.h) are made once per call. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/kquant.h"
+
+void kmat_scalar(const MatView *w, const void *act, int t0, int nt, float *y, int ldy, int r0,
+                 int r1) {
+    const ActBuf *a = act;
+    const TypeTraits *ty = &type_table[w->type];
+    int nsb = w->cols / QK_K;
+    for (int t = t0; t < t0 + nt; t++)
+        for (int r = r0; r < r1; r++) y[(size_t)t * ldy + r] = 0;
+    for (int r = r0; r < r1; r++) {
+        const uint8_t *row = matview_row(w, r);
+        for (int sb = 0; sb < nsb; sb++) {
+            uint8_t u[QK_K];
+            float s[16], m[16];
+            ty->unpack(row + (size_t)sb * ty->block_bytes, u, s, m);
+            for (int t = t0; t < t0 + nt; t++) {
+                float acc = 0;
+                for (int j = 0; j < 8; j++) {
+                    const int8_t *q = act_q(a, t, sb * 8 + j);
+                    const uint8_t *uj = u + 32 * j;
+                    int32_t i0 = 0, i1 = 0, h0 = 0, h1 = 0;
+                    for (int i = 0; i < 16; i++) {
+                        i0 += uj[i] * q[i], h0 += q[i];
+                        i1 += uj[i + 16] * q[i + 16], h1 += q[i + 16];
+                    }
+                    float v = (s[2 * j] * (float)i0 - m[2 * j] * (float)h0) +
+                              (s[2 * j + 1] * (float)i1 - m[2 * j + 1] * (float)h1);
+                    acc += act_d(a, t, sb * 8 + j) * v;
+                }
+                y[(size_t)t * ldy + r] += acc;
+            }
+        }
+    }
+}
+
+/* Per-thread buffers of the loop nest. Pool workers that end free theirs through the key's
+ * destructor; a thread's own buffer also goes with kernels_free_scratch (kmat_free_scratch). */
+static _Thread_local uint8_t *kbuf;
+static _Thread_local size_t kcap;
+static pthread_key_t kbuf_key;
+static pthread_once_t kbuf_once = PTHREAD_ONCE_INIT;
+
+static void kbuf_key_init(void) { pthread_key_create(&kbuf_key, free); }
+
+static uint8_t *kbuf_get(size_t n) {
+    if (n > kcap) {
+        size_t cap = (n + n / 4 + 63) & ~(size_t)63;
+        uint8_t *p = aligned_alloc(64, cap);
+        if (!p) {
+            fprintf(stderr, "phi: out of memory (%zu bytes of kernel scratch)\n", cap);
+            abort();
+        }
+        pthread_once(&kbuf_once, kbuf_key_init);
+        free(kbuf);
+        kbuf = p;
+        kcap = cap;
+        pthread_setspecific(kbuf_key, p);
+    }
+    return kbuf;
+}
+
+void kmat_free_scratch(void) {
+    if (!kbuf) return;
+    pthread_setspecific(kbuf_key, NULL);
+    free(kbuf);
+    kbuf = NULL;
+    kcap = 0;
+}
+
+/* Super-blocks [sb0, sb0 + n) of rows [16 p, 16 p + 16) into n * 8 panel records at out;
+ * rows past the matrix are zeros. */
+static void unpack_panel(const MatView *w, int p, int sb0, int n, uint8_t *out) {
+    const TypeTraits *ty = &type_table[w->type];
+    int mode = ty->kmode;
+    for (int l = 0; l < QR; l++) {
+        int r = p * QR + l;
+        const uint8_t *row = r < w->rows ? matview_row(w, r) : NULL;
+        for (int sb = 0; sb < n; sb++) {
+            uint8_t u[QK_K];
+            float s[16], m[16];
+            if (row) ty->unpack(row + (size_t)(sb0 + sb) * ty->block_bytes, u, s, m);
+            else memset(u, 0, sizeof u), memset(s, 0, sizeof s), memset(m, 0, sizeof m);
+            for (int j = 0; j < 8; j++) {
+                uint8_t *rec = out + (size_t)(sb * 8 + j) * KPANEL_BYTES;
+                for (int k = 0; k < QK / 4; k++) memcpy(rec + (k * QR + l) * 4, u + 32 * j + 4 * k, 4);
+                float f2 = mode == KMODE_MIN ? m[2 * j] : s[2 * j + 1];
+                memcpy(rec + QR * QK + 4 * l, &s[2 * j], 4);
+                memcpy(rec + QR * QK + 4 * QR + 4 * l, &f2, 4);
+            }
+        }
+    }
+}
+
+/* The side records of tiles [j0, j1) (kernels/kquant.h): per tile, block and token 8 bytes. */
+static void fill_side(const ActBuf *a, int mode, int j0, int j1, uint8_t *side) {
+    int nb = a->nb, tt = a->tt;
+    for (int j = j0; j < j1; j++)
+        for (int b = 0; b < nb; b++) {
+            uint8_t *sr = side + ((size_t)(j - j0) * nb + b) * tt * 8;
+            for (int i = 0; i < tt; i++) {
+                const int8_t *q = act_q(a, j * tt + i, b);
+                int32_t h0 = 0, h1 = 0;
+                for (int k = 0; k < 16; k++) h0 += q[k], h1 += q[k + 16];
+                if (mode == KMODE_MIN) {
+                    float v = act_d(a, j * tt + i, b) * (float)(h0 + h1);
+                    memcpy(sr + 8 * i, &v, 4);
+                    memset(sr + 8 * i + 4, 0, 4);
+                } else {
+                    int32_t c[2] = {-32 * h0, -32 * h1};
+                    memcpy(sr + 8 * i, c, 8);
+                }
+            }
+        }
+}
+
+const uint8_t *kact_side(const ActBuf *a, int kmode, int j0, int j1) {
+    uint8_t *side = kbuf_get((size_t)(j1 - j0) * (size_t)a->nb * (size_t)a->tt * 8);
+    fill_side(a, kmode, j0, j1, side);
+    return side;
+}
+
+void kmat_tiled(const MatView *w, const ActBuf *a, int t0, int nt, float *y, int ldy, int r0,
+                int r1, KTileFn tile, KUnpackFn unpack) {
+    int nb = a->nb, tt = a->tt, nsb = nb / 8, mode = type_table[w->type].kmode;
+    int j0 = t0 / tt, j1 = (t0 + nt + tt - 1) / tt, ntl = j1 - j0;
+    /* A chunk's activations for one tile in L1; a group's unpacked chunk in half of L2 (one
+     * panel when there is only one tile to reuse it: the buffer then stays in L1). */
+    int bc = (int)(tiled_l1_bytes / (8 * a->rec));
+    bc = bc < 1 ? 1 : bc > nsb ? nsb : bc;
+    if (ntl == 1 && bc > 2) bc = 2;
+    size_t pbytes = (size_t)bc * 8 * KPANEL_BYTES;
+    int g = ntl == 1 ? 1 : (int)(tiled_l2_bytes / 2 / pbytes);
+    g = g < 1 ? 1 : g;
+    int p0 = r0 / QR, p1 = (r1 + QR - 1) / QR;
+    if (g > p1 - p0) g = p1 - p0;
+    size_t side_bytes = (size_t)ntl * (size_t)nb * (size_t)tt * 8;
+    uint8_t *side = kbuf_get(side_bytes + (size_t)g * pbytes), *buf = side + side_bytes;
+    fill_side(a, mode, j0, j1, side);
+    for (int pg = p0; pg < p1; pg += g) {
+        int pe = pg + g < p1 ? pg + g : p1;
+        for (int sb0 = 0; sb0 < nsb; sb0 += bc) {
+            int n = nsb - sb0 < bc ? nsb - sb0 : bc;
+            for (int p = pg; p < pe; p++) {
+                uint8_t *o = buf + (size_t)(p - pg) * pbytes;
+                if (unpack && (p + 1) * QR <= w->rows) unpack(w, p, sb0, n, o);
+                else unpack_panel(w, p, sb0, n, o);
+            }
+            for (int j = j0; j < j1; j++) {
+                int tb = j * tt, nj = t0 + nt - tb < tt ? t0 + nt - tb : tt;
+                const uint8_t *ar = act_rec(a, j, sb0 * 8);
+                const uint8_t *sr = side + ((size_t)(j - j0) * nb + (size_t)sb0 * 8) * tt * 8;
+                for (int p = pg; p < pe; p++) {
+                    int nr = r1 - p * QR < QR ? r1 - p * QR : QR;
+                    tile(buf + (size_t)(p - pg) * pbytes, ar, sr, tt, nj, n * 8,
+                         y + (size_t)tb * ldy + (size_t)p * QR, ldy, nr, sb0 > 0, mode);
+                }
+            }
+        }
+    }
+}

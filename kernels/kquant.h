@@ -1,0 +1,70 @@
+/* Super-block tensor types: llama.cpp's K-quants Q4_K, Q5_K, Q6_K as phi types (their bytes are
+ * ggml's, verbatim: kernels/blocks.h, docs/FORMAT.md), their quantizers, and the machinery their
+ * int8 kernels share.
+ *
+ * Every such type unpacks a block of 256 weights to one form, x_i = s[i/16] * u_i - m[i/16] with
+ * u_i unsigned (Q4_K 0..15, Q5_K 0..31, Q6_K 0..63), which is all the kernels need:
+ *   KMODE_MIN   (Q4_K, Q5_K): one scale and one min per 32 (s, m equal on both 16-halves);
+ *               against an activation block (dx, q[32]): dx * (s * sum u q - m * sum q);
+ *   KMODE_OFF32 (Q6_K): a scale per 16 and m = 32 s, i.e. x = s * (u - 32):
+ *               dx * (s0 * (sum_h0 u q - 32 sum_h0 q) + s1 * (sum_h1 u q - 32 sum_h1 q)).
+ *
+ * The fast kernels unpack 16 rows at a time into a panel (KPANEL_BYTES per block of 32: the u
+ * bytes in the Q8 panel order of kernels/blocks.h, lane l = row l, then 16 floats f1 and 16
+ * floats f2: KMODE_MIN s and m, KMODE_OFF32 s of the first and of the second 16) and run an
+ * ISA's KTileFn over panels x activation tiles; the activations get a side record per token and
+ * block (KMODE_MIN: float dx * sum q; KMODE_OFF32: int32 -32 sum_h0 q, -32 sum_h1 q). */
+#ifndef PHI_KQUANT_H
+#define PHI_KQUANT_H
+
+#include <stdint.h>
+
+#include "kernels/isa.h"
+
+#define QK_K 256
+enum { KMODE_MIN = 0, KMODE_OFF32 = 1 };
+#define KPANEL_BYTES (QR * QK + 2 * QR * 4) /* 640: u bytes, f1[16], f2[16] */
+
+/* The type rows' functions (kernels/blocks.c's type_table). */
+void kq_to_float_q4_k(const void *q, const uint16_t *d, float *y, int n);
+void kq_to_float_q5_k(const void *q, const uint16_t *d, float *y, int n);
+void kq_to_float_q6_k(const void *q, const uint16_t *d, float *y, int n);
+void kq_from_float_q4_k(const float *x, void *q, uint16_t *d, int n);
+void kq_from_float_q5_k(const float *x, void *q, uint16_t *d, int n);
+void kq_from_float_q6_k(const float *x, void *q, uint16_t *d, int n);
+void kq_from_float_q4_k_w(const float *x, void *q, uint16_t *d, int n, const float *w);
+void kq_from_float_q5_k_w(const float *x, void *q, uint16_t *d, int n, const float *w);
+void kq_from_float_q6_k_w(const float *x, void *q, uint16_t *d, int n, const float *w);
+double kq_dot_ref_q4_k(const void *q, const float *x, int n);
+double kq_dot_ref_q5_k(const void *q, const float *x, int n);
+double kq_dot_ref_q6_k(const void *q, const float *x, int n);
+void kq_unpack_q4_k(const uint8_t *blk, uint8_t *u, float *s, float *m);
+void kq_unpack_q5_k(const uint8_t *blk, uint8_t *u, float *s, float *m);
+void kq_unpack_q6_k(const uint8_t *blk, uint8_t *u, float *s, float *m);
+
+/* The scales s and offsets m of one block (as unpack gives them), without its weights. */
+void kq_block_scales(uint32_t type, const uint8_t *blk, float *s, float *m);
+/* Writes the unpacked panel records of super-blocks [sb0, sb0 + n) of panel p (rows 16p ..
+ * 16p + 15, all inside the matrix) to out: an ISA's faster equivalent of the portable
+ * unpacking, or NULL. */
+typedef void (*KUnpackFn)(const MatView *w, int p, int sb0, int n, uint8_t *out);
+
+/* One unpacked panel (pk: nblocks records of KPANEL_BYTES) against one activation tile (ar: its
+ * records, as TileFn; side: tt side records of 8 bytes per block), over nblocks blocks of 32:
+ * y[i * ldy + l] = (acc ? y[i * ldy + l] : 0) + lane l . token i for i < n, l < nr. */
+typedef void (*KTileFn)(const uint8_t *pk, const uint8_t *ar, const uint8_t *side, int tt, int n,
+                        int nblocks, float *y, int ldy, int nr, int acc, int kmode);
+/* The loop nest of a super-block type's matrix (a MatFn with the ISA's tile). */
+void kmat_tiled(const MatView *w, const ActBuf *a, int t0, int nt, float *y, int ldy, int r0,
+                int r1, KTileFn tile, KUnpackFn unpack);
+/* The side records of activation tiles [j0, j1) for kmode, in a per-thread buffer that the
+ * next kmat_tiled call reuses. */
+const uint8_t *kact_side(const ActBuf *a, int kmode, int j0, int j1);
+/* Frees the calling thread's buffers of kmat_tiled (kernels_free_scratch calls it). */
+void kmat_free_scratch(void);
+/* The portable kernel: row by row, block by block from the type's unpack (the scalar table's
+ * kernel and the integer oracle of the tiles). */
+void kmat_scalar(const MatView *w, const void *act, int t0, int nt, float *y, int ldy, int r0,
+                 int r1);
+
+#endif
