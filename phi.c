@@ -8,12 +8,14 @@
 
 #include "base/cpu.h"
 #include "app/run.h"
+#include "model/model.h"
 
 static void usage(FILE *f) {
     fprintf(f,
             "usage: phi -m MODEL [options]\n"
             "\n"
-            "  -m, --model FILE   phi model file (made by quant)\n"
+            "  -m, --model FILE   phi model file (made by quant), or a GGUF file of a Phi-3 model\n"
+            "                     (llama.cpp's phi3 architecture), converted in memory at load\n"
             "  -p, --prompt TEXT  prompt text\n"
             "  -f, --file FILE    read the prompt from FILE\n"
             "  --ids LIST         prompt as comma-separated token ids (no BOS added); the generated\n"
@@ -77,6 +79,7 @@ static void usage(FILE *f) {
             "  --kl-base FILE     compare with logits saved by --save-logits on the same text, -c and\n"
             "                     method: KL(base || this model) per position (mean, median, 99th\n"
             "                     percentile, max), top-1 agreement, mean and max |logit difference|\n"
+            "  -v, --verbose      more notes on stderr (a GGUF's defaults for missing keys)\n"
             "  -h, --help         this text\n"
             "\n"
             "Text prompts get BOS when the model's tokenizer_config.json asks for it. A stats line\n"
@@ -84,6 +87,12 @@ static void usage(FILE *f) {
             "stops at the model's stop tokens (generation_config.json), which are never printed.\n"
             "Perplexity prints 'perplexity: P +/- E' (E: standard error from the per-token NLL\n"
             "variance), 'mean NLL: ...' and the KL lines to stdout; NLL = -ln softmax (in double).\n");
+}
+
+/* Notes of the model loader (a GGUF file converted in memory), on stderr. */
+static void print_note(void *ctx, const char *line) {
+    (void)ctx;
+    fprintf(stderr, "phi: %s\n", line);
 }
 
 static int die(const char *fmt, const char *arg) {
@@ -129,7 +138,7 @@ static int parse_float(const char *s, float lo, float hi, float *out) {
 int main(int argc, char **argv) {
     RunOptions o = {.n_predict = 256, .temp = 0.8f, .top_p = 0.95f, .top_k = 40, .add_bos = -1, .no_mmap = -1,
                     .seed = (uint64_t)time(NULL), .bench_pp = 128, .bench_tg = 32, .bench_reps = 3};
-    int bench = 0, tokenize = 0, detokenize = 0;
+    int bench = 0, tokenize = 0, detokenize = 0, verbose = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0;
@@ -149,6 +158,7 @@ int main(int argc, char **argv) {
         else if (IS("--no-mmap")) { o.no_mmap = 1; continue; }
         else if (IS("--mmap")) { o.no_mmap = 0; continue; }
         else if (IS("--kv-f32")) { o.kv_f32 = 1; continue; }
+        else if (IS("-v") || IS("--verbose")) { verbose = 1; continue; }
         /* options with a value */
         else if (!v) return die("option '%s' is unknown or needs a value (see --help)", a);
         else if (IS("-m") || IS("--model")) o.model_path = v;
@@ -197,6 +207,7 @@ int main(int argc, char **argv) {
         i++;
     }
     if (!o.model_path) return die("%s", "no model given (-m FILE; see --help)");
+    model_set_notes(print_note, NULL, verbose);
     if (o.n_threads == 0) o.n_threads = cpu_physical_cores();
     int modes = bench + tokenize + detokenize + o.chat + !!o.ppl_path;
     if (modes > 1)

@@ -14,10 +14,12 @@
 #include "convert/convert.h"
 #include "kernels/blocks.h"
 #include "model/format.h"
+#include "model/gguf_model.h"
 
 static void usage(FILE *f) {
     fprintf(f,
             "usage: quant [-q TYPE] MODEL_DIR OUTPUT      convert a Hugging Face Phi-3 folder\n"
+            "       quant FILE.gguf OUTPUT                 convert a GGUF file (no value changes)\n"
             "       quant [-q TYPE] --random SHAPE OUTPUT  write a model with random weights\n"
             "\n"
             "  -q, --type TYPE   weight type of the matrices (default q8): f32, f16, q8, q4 (4.5 bits\n"
@@ -41,6 +43,7 @@ static void usage(FILE *f) {
             "  --lora-scaled DIR S  the same with user scale S: W + S (alpha / r) B A (llama.cpp's\n"
             "                    flags; phi applies the same adapters unmerged with phi --lora)\n"
             "  --no-progress     no progress bar (it is drawn only on a terminal anyway)\n"
+            "  -v, --verbose     with a GGUF: also note the defaults taken for missing keys\n"
             "  -h, --help        this text\n"
             "\n"
             "MODEL_DIR holds config.json, model.safetensors (or model-*-of-*.safetensors with\n"
@@ -49,17 +52,30 @@ static void usage(FILE *f) {
             "OUTPUT is written whole or not at all: to a new temporary file next to it, renamed to\n"
             "OUTPUT at the end. An existing OUTPUT is replaced only when it is a regular file that\n"
             "is none of the inputs; a symbolic link, folder, device or FIFO is refused, never\n"
-            "written through.\n",
+            "written through.\n"
+            "\n"
+            "A GGUF input (llama.cpp's phi3 architecture) keeps every weight value: F32, F16, Q8_0\n"
+            "and Q4_0 tensors keep their type (q8, q4: the same blocks in phi's layout), Q5_0 becomes\n"
+            "q8 with the same scales, K-quants stay K-quants where phi has the type, and the rest\n"
+            "(BF16, Q4_1, Q5_1, ...) become f32, each noted on stderr. -q is refused with a GGUF\n"
+            "input (requantizing would change the values; convert the Hugging Face folder instead).\n",
             convert_shape_names());
 }
 
 /* 0 when out (checked by phi_output_check: absent or a regular file) is none of the input files:
  * the files of the model folder (config, tokenizer, safetensors shards, through links too) and
  * the calibration text. Hard links and other names of an input are caught by the inode. */
+static void print_note(void *ctx, const char *line) {
+    (void)ctx;
+    fprintf(stderr, "quant: %s\n", line);
+}
+
 static int output_is_not_an_input(const char *out, const char *dir, const char *calib, char *err,
                                   size_t errlen) {
     struct stat so, si;
     if (stat(out, &so) != 0) return 0; /* a new file */
+    if (dir && stat(dir, &si) == 0 && S_ISREG(si.st_mode) && si.st_dev == so.st_dev && si.st_ino == so.st_ino)
+        return errorf(err, errlen, "output %s is the input file %s", out, dir); /* a GGUF */
     if (calib && stat(calib, &si) == 0 && si.st_dev == so.st_dev && si.st_ino == so.st_ino)
         return errorf(err, errlen, "output %s is the calibration text %s", out, calib);
     if (!dir) return 0;
@@ -86,7 +102,7 @@ static int output_is_not_an_input(const char *out, const char *dir, const char *
 int main(int argc, char **argv) {
     ConvertOptions opt = {.type = TENSOR_Q8, .progress = isatty(2), .seed = 1};
     const char *random_shape = NULL, *calib_text = NULL, *pos[2];
-    int npos = 0;
+    int npos = 0, type_given = 0, verbose = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int has_value = i + 1 < argc;
@@ -101,6 +117,7 @@ int main(int argc, char **argv) {
             const char *tn = argv[++i];
             opt.mix = !strcmp(tn, "q4_k_m") ? CONVERT_MIX_Q4_K_M : CONVERT_MIX_NONE;
             opt.type = opt.mix ? TENSOR_Q4_K : type_from_name(tn);
+            type_given = 1;
             if (opt.type < 0) {
                 fprintf(stderr, "quant: unknown type '%s' (f32, f16, q8, q4, q4_k, q5_k, q6_k, q4_k_m)\n", tn);
                 return 1;
@@ -142,6 +159,8 @@ int main(int argc, char **argv) {
                 i++;
             }
             opt.n_lora++;
+        } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
+            verbose = 1;
         } else if (!strcmp(a, "--no-progress")) {
             opt.progress = 0;
         } else if (a[0] == '-' && a[1]) {
@@ -162,6 +181,12 @@ int main(int argc, char **argv) {
     }
     if (opt.n_lora && random_shape) {
         fprintf(stderr, "quant: --lora goes with a model folder, not --random\n");
+        return 1;
+    }
+    int gguf = !random_shape && gguf_path_is_gguf(pos[0]);
+    if (gguf && (type_given || calib_text || opt.n_lora)) {
+        fprintf(stderr, "quant: %s is GGUF: it is converted without changing any value, so -q, "
+                "--calib and --lora do not apply (see --help)\n", pos[0]);
         return 1;
     }
     if (calib_text && (random_shape || !type_traits((uint32_t)opt.type)->from_float_w)) {
@@ -192,14 +217,16 @@ int main(int argc, char **argv) {
      * error message) instead of SIGXFSZ killing us with the partial file left behind. */
     phi_cleanup_on_signals();
     signal(SIGXFSZ, SIG_IGN);
-    int rc = random_shape ? convert_random(random_shape, out, &opt, err, sizeof err)
+    GgufModelOptions gopt = {print_note, NULL, verbose};
+    int rc = gguf ? gguf_model_convert(pos[0], out, &gopt, err, sizeof err)
+             : random_shape ? convert_random(random_shape, out, &opt, err, sizeof err)
                  : calib_text ? convert_hf_calibrated(pos[0], out, &opt, calib_text, err, sizeof err)
                               : convert_hf(pos[0], out, &opt, err, sizeof err);
     if (rc) {
         fprintf(stderr, "quant: %s\n", err);
         return 1;
     }
-    fprintf(stderr, "quant: wrote %s (%s) in %.2f s\n", out, type_traits((uint32_t)opt.type)->name,
+    fprintf(stderr, "quant: wrote %s (%s) in %.2f s\n", out, gguf ? "from GGUF" : type_traits((uint32_t)opt.type)->name,
             now_seconds() - t0);
     return 0;
 }

@@ -2,7 +2,8 @@
  * the way a loader would: every key through the getter of its type, every array element, and
  * the first rows of every tensor of a type phi dequantizes — all without touching memory
  * outside the image; then the tokenizer is built from its metadata (gguf_tokenizer) and, when that
- * succeeds, it encodes, decodes and round-trips through its phi section.
+ * succeeds, it encodes, decodes and round-trips through its phi section. Last the phi model image
+ * (model/gguf_model.c) is built and loaded: a refusal is one line; what is built must load.
  * Seed corpus: small GGUFs written by fuzz/gguf_seeds.c (every value type, every dequantizable
  * block type, tiny llama and gpt2 vocabularies), plus the fixture GGUFs of ../shared/data when
  * present (see `make fuzz`). */
@@ -12,7 +13,10 @@
 
 #include "kernels/ggml_types.h"
 #include "model/gguf.h"
+#include "model/gguf_model.h"
 #include "model/gguf_vocab.h"
+#include "model/model.h"
+#include <sys/mman.h>
 
 static float row[1 << 16];
 
@@ -85,6 +89,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             tok_free(l);
             free(blob);
             tok_free(t);
+        }
+        uint8_t *img;
+        uint64_t isz;
+        if (gguf_model_image(&g, NULL, &img, &isz, err, sizeof err) == 0) {
+            Model m;
+            if (model_from_buffer(img, isz, &m, err, sizeof err)) abort(); /* what was built must load */
+            model_free(&m);
+            munmap(img, (size_t)isz);
+        } else if (!err[0] || strchr(err, '\n')) {
+            abort();
         }
         (void)sink;
         gguf_free(&g);

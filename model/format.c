@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -304,6 +305,8 @@ struct PhiWriter {
     uint32_t n, cap;
     uint64_t data_offset, total;
     int started;
+    int in_memory; /* phi_writer_open_mem: the image is built in mem, no file */
+    uint8_t *mem;
 };
 
 /* ---- output paths ---- */
@@ -493,6 +496,26 @@ int phi_writer_begin_data(PhiWriter *w, char *err, size_t errlen) {
         wr64(e + 96, w->t[i].size);
     }
     if (w->tok_size) memcpy(m + tok_off, w->tok, w->tok_size);
+    if (w->in_memory) {
+        /* Anonymous memory is zero-filled (the padding), backed by 2 MiB pages where the kernel
+         * allows, as model.c's copy of a file. */
+        void *p = w->total <= (uint64_t)SIZE_MAX / 2
+                      ? mmap(NULL, (size_t)w->total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+                      : MAP_FAILED;
+        if (p == MAP_FAILED) {
+            free(m);
+            return errorf(err, errlen, "cannot allocate %.2f GiB for the model image",
+                          (double)w->total / (1u << 30));
+        }
+#ifdef MADV_HUGEPAGE
+        madvise(p, (size_t)w->total, MADV_HUGEPAGE);
+#endif
+        w->mem = p;
+        memcpy(w->mem, m, meta);
+        free(m);
+        w->started = 1;
+        return 0;
+    }
     int rc = write_all(w->fd, m, meta, 0);
     free(m);
     if (rc || ftruncate(w->fd, (off_t)w->total))
@@ -508,6 +531,10 @@ int phi_writer_write_at(PhiWriter *w, int tensor, uint64_t offset, const void *d
     const PhiTensorInfo *t = &w->t[tensor];
     if (offset > t->size || n > t->size - offset)
         return errorf(err, errlen, "write past the end of tensor '%s'", t->name);
+    if (w->in_memory) {
+        memcpy(w->mem + t->offset + offset, data, (size_t)n);
+        return 0;
+    }
     if (write_all(w->fd, data, n, t->offset + offset))
         return errorf(err, errlen, "cannot write %s: %s", w->tmp_path, strerror(errno));
     return 0;
@@ -521,7 +548,40 @@ static void writer_free(PhiWriter *w) {
     free(w);
 }
 
+PhiWriter *phi_writer_open_mem(const PhiHParams *hp, const void *tokenizer, uint64_t tokenizer_size,
+                               char *err, size_t errlen) {
+    if (phi_hparams_check(hp, err, errlen)) return NULL;
+    PhiWriter *w = calloc(1, sizeof *w);
+    if (!w || !(w->tok = malloc(tokenizer_size ? tokenizer_size : 1))) {
+        free(w);
+        errorf(err, errlen, "out of memory");
+        return NULL;
+    }
+    w->fd = -1;
+    w->in_memory = 1;
+    w->hp = *hp;
+    if (tokenizer_size) memcpy(w->tok, tokenizer, tokenizer_size);
+    w->tok_size = tokenizer_size;
+    return w;
+}
+
+int phi_writer_finish_mem(PhiWriter *w, uint8_t **image, uint64_t *size, char *err, size_t errlen) {
+    if (!w->in_memory || !w->started) {
+        phi_writer_abort(w);
+        return errorf(err, errlen, "no data was written");
+    }
+    mprotect(w->mem, (size_t)w->total, PROT_READ);
+    *image = w->mem;
+    *size = w->total;
+    writer_free(w);
+    return 0;
+}
+
 int phi_writer_finish(PhiWriter *w, char *err, size_t errlen) {
+    if (w->in_memory) {
+        phi_writer_abort(w);
+        return errorf(err, errlen, "an image in memory ends with phi_writer_finish_mem");
+    }
     int rc = 0;
     if (!w->started) rc = errorf(err, errlen, "no data was written");
     if (!rc && fsync(w->fd)) rc = errorf(err, errlen, "cannot write %s: %s", w->tmp_path, strerror(errno));
@@ -539,6 +599,11 @@ int phi_writer_finish(PhiWriter *w, char *err, size_t errlen) {
 
 void phi_writer_abort(PhiWriter *w) {
     if (!w) return;
+    if (w->in_memory) {
+        if (w->mem) munmap(w->mem, (size_t)w->total);
+        writer_free(w);
+        return;
+    }
     if (w->fd >= 0) close(w->fd);
     unlink(w->tmp_path);
     cleanup_set(0, NULL);

@@ -113,6 +113,12 @@ int phi_writer_write_at(PhiWriter *w, int tensor, uint64_t offset, const void *d
                         char *err, size_t errlen);
 int phi_writer_finish(PhiWriter *w, char *err, size_t errlen);
 void phi_writer_abort(PhiWriter *w);
+/* The same writer building the image in memory instead of a file (a GGUF run directly,
+ * model/gguf_model.c): open_mem, add tensors, begin_data, write_at, then finish_mem hands over
+ * the read-only image (anonymous memory of *size bytes: release it with munmap), or abort. */
+PhiWriter *phi_writer_open_mem(const PhiHParams *hp, const void *tokenizer, uint64_t tokenizer_size,
+                               char *err, size_t errlen);
+int phi_writer_finish_mem(PhiWriter *w, uint8_t **image, uint64_t *size, char *err, size_t errlen);
 
 /* Whether PATH can be the output of a writer, checked before any work: not empty, not ending in
  * '/', and if it exists a regular file (not a symbolic link, even to a regular file: links are

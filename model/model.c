@@ -2,6 +2,8 @@
 #include "base/errmsg.h"
 #include "model/model.h"
 #include "model/lora.h"
+#include "model/gguf.h"
+#include "model/gguf_model.h"
 #include "model/schema.h"
 
 #include <errno.h>
@@ -104,6 +106,50 @@ static void *read_to_huge_pages(int fd, size_t size) {
     return p;
 }
 
+static struct {
+    ModelNoteFn fn;
+    void *ctx;
+    int verbose;
+} notes;
+
+void model_set_notes(ModelNoteFn fn, void *ctx, int verbose) {
+    notes.fn = fn;
+    notes.ctx = ctx;
+    notes.verbose = verbose;
+}
+
+/* A GGUF file: its phi image built once in anonymous memory (model/gguf_model.c), the file's
+ * mapping released after. The weights are the GGUF's values; only the layout changes. */
+static int load_gguf(int fd, size_t size, const char *path, Model *m, char *err, size_t errlen) {
+    void *src = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (src == MAP_FAILED) return errorf(err, errlen, "cannot mmap %s: %s", path, strerror(errno));
+    Gguf g;
+    char e[512];
+    uint8_t *img = NULL;
+    uint64_t img_size = 0;
+    GgufModelOptions o = {notes.fn, notes.ctx, notes.verbose};
+    int rc = gguf_parse(src, size, &g, e, sizeof e);
+    if (!rc) {
+        rc = gguf_model_image(&g, &o, &img, &img_size, e, sizeof e);
+        gguf_free(&g);
+    }
+    munmap(src, size);
+    if (rc) return errorf(err, errlen, "%s: %s", path, e);
+    if (model_from_buffer(img, img_size, m, e, sizeof e)) {
+        munmap(img, (size_t)img_size);
+        return errorf(err, errlen, "%s: %s", path, e);
+    }
+    m->map = img;
+    m->map_size = (size_t)img_size;
+    if (notes.fn) {
+        char line[600];
+        snprintf(line, sizeof line, "%s is GGUF: converted in memory; 'quant %s OUT.bin' writes it as a "
+                 "phi file that loads in place (mmap)", path, path);
+        notes.fn(notes.ctx, line);
+    }
+    return 0;
+}
+
 int model_load_ex(const char *path, Model *m, int flags, char *err, size_t errlen) {
     memset(m, 0, sizeof *m);
     int fd = open(path, O_RDONLY);
@@ -112,6 +158,13 @@ int model_load_ex(const char *path, Model *m, int flags, char *err, size_t errle
     if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
         close(fd);
         return errorf(err, errlen, "%s is not a regular file", path);
+    }
+    char magic[4];
+    if (st.st_size >= 4 && pread(fd, magic, 4, 0) == 4 && gguf_is_gguf(magic, 4) &&
+        (uint64_t)st.st_size <= (uint64_t)SIZE_MAX / 2) {
+        int rc = load_gguf(fd, (size_t)st.st_size, path, m, err, errlen);
+        close(fd);
+        return rc;
     }
     if (st.st_size < PHI_HEADER_SIZE) {
         close(fd);

@@ -44,6 +44,12 @@ int model_load_ex(const char *path, Model *m, int flags, char *err, size_t errle
 /* The same checks on an image already in memory (the model then points into buf). */
 int model_from_buffer(const uint8_t *buf, uint64_t size, Model *m, char *err, size_t errlen);
 void model_free(Model *m);
+/* A GGUF file (by its magic) is converted to a phi image in memory by model_load_ex
+ * (model/gguf_model.h: same values, phi's layout). Its notes (one line each: types converted,
+ * with verbose the defaults taken for missing keys, and that quant makes an mmap-ready file) go
+ * to fn; none before a call (the default). */
+typedef void (*ModelNoteFn)(void *ctx, const char *line);
+void model_set_notes(ModelNoteFn fn, void *ctx, int verbose);
 
 /* Inference state: activations and the KV cache for up to n_ctx positions.
  * Two paths share it and one layer recipe (model/forward.c): the scalar reference (use_ref, one
