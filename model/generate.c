@@ -47,6 +47,7 @@ int generate_tokens(const Model *m, State *s, Sampler *smp, int pos, const GenOp
             st->stopped_by = 1;
             break;
         }
+        sampler_accept(smp, next); /* the penalties' history */
         if (ids && st->n_gen < cap) ids[st->n_gen] = next;
         st->n_gen++;
         if (opt->print_ids) fprintf(opt->out, st->n_gen > 1 ? ",%d" : "%d", next);
