@@ -2,8 +2,11 @@
 
 #include "base/errmsg.h"
 
+#include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 ChatKind chat_kind(const char *tpl) {
     if (!tpl) return CHAT_PHI3;
@@ -101,13 +104,37 @@ static char *decode(const Tokenizer *t, const int *ids, int n) {
  * 16k tokens, four times Phi-3-mini-4k's whole context. */
 #define CHAT_LINE_MAX 65536
 
+/* Ctrl-C in -i mode: during a reply it stops the reply (generation checks the flag before each
+ * token); at the prompt it interrupts the read, and a second one at an empty prompt ends the
+ * chat. The handler only sets flags; no SA_RESTART, so a blocked read returns EINTR. */
+static volatile int interrupted;
+static volatile sig_atomic_t sigint_count;
+
+static void on_sigint(int sig) {
+    interrupted = 1;
+    sigint_count++;
+}
+
 /* One line without its newline (malloc'd), or NULL at end of input; *too_long set (and the line
  * discarded) when it has more than CHAT_LINE_MAX bytes. */
 static char *read_line(FILE *in, int *too_long) {
     Buf b = {0};
     char chunk[4096];
     *too_long = 0;
-    while (fgets(chunk, sizeof chunk, in)) {
+    for (;;) {
+        if (!fgets(chunk, sizeof chunk, in)) {
+            if (ferror(in) && errno == EINTR && interrupted) {
+                /* Ctrl-C at the prompt: the line so far is dropped; twice in a row ends the chat */
+                clearerr(in);
+                interrupted = 0;
+                b.n = 0;
+                if (sigint_count >= 2) break;
+                fputs("\n(Ctrl-C again to exit)\n> ", stderr);
+                continue;
+            }
+            break;
+        }
+        sigint_count = 0;
         size_t k = strlen(chunk);
         int end = k && chunk[k - 1] == '\n';
         if (!*too_long) put(&b, chunk);
@@ -194,6 +221,13 @@ int chat_run(const Model *m, State *s, Sampler *smp, const ChatOptions *o, FILE 
             msgs[n_msgs++].role = "system";
     }
     int n_keep = n_msgs; /* the system prompt survives /clear and context overflow */
+    struct sigaction old_sa, sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    if (o->interactive) sigaction(SIGINT, &sa, &old_sa);
+    interrupted = 0;
+    sigint_count = 0;
     ChatCtx ctx = {msgs, &n_msgs, n_keep, smp};
     for (int turn = 0; rc == 0; turn++) {
         char *user = NULL;
@@ -275,6 +309,10 @@ int chat_run(const Model *m, State *s, Sampler *smp, const ChatOptions *o, FILE 
 
         int room = s->n_ctx - n_past;
         GenOptions g = o->gen;
+        if (o->interactive) {
+            interrupted = 0;
+            g.stop = &interrupted;
+        }
         if (g.n_predict < 0 || g.n_predict > room) g.n_predict = room;
         GenStats st;
         int *reply = malloc((size_t)(room > 0 ? room : 1) * sizeof *reply);
@@ -286,6 +324,11 @@ int chat_run(const Model *m, State *s, Sampler *smp, const ChatOptions *o, FILE 
         fputc('\n', g.out);
         fflush(g.out);
         msgs[n_msgs++] = (ChatMessage){"assistant", decode(m->tok, reply, n_rep)};
+        if (o->interactive && interrupted) {
+            fprintf(stderr, "phi: reply stopped (Ctrl-C)\n");
+            interrupted = 0;
+            sigint_count = 0;
+        }
         free(reply);
         if (st.stopped_by == 2) {
             fprintf(stderr, "phi: the context is full (%d tokens)%s\n", s->n_ctx,
@@ -293,6 +336,7 @@ int chat_run(const Model *m, State *s, Sampler *smp, const ChatOptions *o, FILE 
             if (!o->interactive) break;
         }
     }
+    if (o->interactive) sigaction(SIGINT, &old_sa, NULL);
     for (int i = 0; i < n_msgs; i++) free(msgs[i].content);
     free(msgs);
     free(past);

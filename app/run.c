@@ -212,7 +212,7 @@ static int generate_mode(const RunOptions *o, Session *S) {
     if (session_state(o, S, need < n_ctx ? (int)need : n_ctx) || session_sampler(o, S)) return 1;
     for (int i = 0; i < S->n_ids; i++) sampler_accept(&S->smp, S->ids[i]); /* as llama.cpp: the prompt counts */
     if (o->verbose_prompt) verbose_prompt(m->tok, S->ids, S->n_ids);
-    GenOptions go = {o->n_predict, o->ignore_eos, o->ids != NULL, stdout, o->logits_path};
+    GenOptions go = {o->n_predict, o->ignore_eos, o->ids != NULL, stdout, o->logits_path, NULL};
     GenStats gs;
     char err[1024];
     if (generate(m, &S->st, &S->smp, S->ids, S->n_ids, &go, &gs, err, sizeof err)) return say("%s", err);
@@ -229,7 +229,7 @@ static int chat_mode(const RunOptions *o, Session *S) {
     if ((o->prompt || o->prompt_file) && !(S->text = prompt_text(o, &len))) return 1;
     int n_ctx = context_size(o, &S->m, 4096);
     if (n_ctx < 0 || session_state(o, S, n_ctx) || session_sampler(o, S)) return 1;
-    ChatOptions co = {o->system, S->text, o->interactive, {o->n_predict, o->ignore_eos, 0, stdout, NULL}, NULL};
+    ChatOptions co = {o->system, S->text, o->interactive, {o->n_predict, o->ignore_eos, 0, stdout, NULL, NULL}, NULL};
     char err[1024];
     if (chat_run(&S->m, &S->st, &S->smp, &co, stdin, err, sizeof err)) return say("%s", err);
     if (o->seed_from_clock) fprintf(stderr, "phi: seed %llu\n", (unsigned long long)o->seed);

@@ -42,6 +42,7 @@ int generate_tokens(const Model *m, State *s, Sampler *smp, int pos, const GenOp
     st->n_gen = 0;
     st->stopped_by = 0;
     while (opt->n_predict < 0 || st->n_gen < opt->n_predict) {
+        if (opt->stop && *opt->stop) break; /* Ctrl-C in chat */
         int next = sampler_sample(smp, s->logits);
         if (!opt->ignore_stop && is_stop_id(&m->hp, next)) {
             st->stopped_by = 1;

@@ -44,4 +44,29 @@ if [ $rc -eq 0 ] && grep -q 'context full: dropped the' "$TMP/err"; then
 else
     fail chat_context_drops_oldest "exit $rc: $(tail -3 "$TMP/err")"
 fi
+# Ctrl-C at the prompt: the first says how to leave and the chat goes on (the next line is
+# answered), a second one in a row ends it with status 0. Driven through a FIFO with kill -INT.
+if command -v mkfifo > /dev/null; then
+    rm -f "$TMP/fifo"
+    mkfifo "$TMP/fifo"
+    $PHI -m "$M" -i -n 3 --temp 0 -c 256 < "$TMP/fifo" > "$TMP/out" 2> "$TMP/err" &
+    pid=$!
+    exec 3> "$TMP/fifo"
+    echo hello >&3
+    sleep 1; kill -INT $pid; sleep 0.5
+    echo again >&3
+    sleep 1; kill -INT $pid; sleep 0.3; kill -INT $pid
+    wait $pid
+    rc=$?
+    exec 3>&-
+    n=$(grep -c 'Ctrl-C again to exit' "$TMP/err")
+    # a notice after hello's reply, and one after again's: the line between resets the count
+    if [ $rc -eq 0 ] && [ "$n" -eq 2 ]; then
+        pass chat_ctrl_c_at_prompt "exit 0 after two Ctrl-C in a row; $n notices"
+    else
+        fail chat_ctrl_c_at_prompt "exit $rc, $n notices: $(tr '\n' '|' < "$TMP/err")"
+    fi
+else
+    echo "SKIP chat_ctrl_c_at_prompt: no mkfifo"
+fi
 rm -rf "$TMP"
