@@ -1,4 +1,4 @@
-# phi: make (phi + quant), make test, make bench, make asan, make fuzz, make arm-test,
+# phi: make (phi + quant), make test, make install / uninstall, make static, make bench, make asan, make fuzz, make arm-test,
 # make CC=aarch64-linux-gnu-gcc (static ARM binaries in build-aarch64-linux-gnu/)
 CC      ?= cc
 OPT     ?= -O2
@@ -34,6 +34,17 @@ $(BUILD)/%.o: %.c
 $(BUILD)/libphi.a: $(LIB_OBJ)
 	rm -f $@
 	$(AR) rcs $@ $^
+
+# --version: `git describe` at build time; "unknown" outside git (a tarball)
+PHI_VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
+$(BUILD)/phi.o: CFLAGS += -DPHI_GIT_VERSION='"$(PHI_VERSION)"' -DPHI_CFLAGS='"$(subst ",,$(OPT))"'
+$(BUILD)/phi.o: $(BUILD)/version-stamp
+
+# phi.o is rebuilt when the version string changes
+$(BUILD)/version-stamp: FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(PHI_VERSION)' | cmp -s - $@ || echo '$(PHI_VERSION)' > $@
+FORCE:
 
 $(BIN)/phi: $(BUILD)/phi.o $(BUILD)/libphi.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -121,8 +132,35 @@ bench-kernels: $(BUILD)/libphi.a
 	$(BUILD)/bench_kernels $(ISAS)
 .PHONY: bench-kernels
 
+# make install PREFIX=/usr/local DESTDIR=/staging: the programs, the man page, and the library
+# with its header when the tree has them (libphi.a is built; phi.h appears with the server work).
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+LIBDIR  ?= $(PREFIX)/lib
+INCDIR  ?= $(PREFIX)/include
+MANDIR  ?= $(PREFIX)/share/man
+INSTALL ?= install
+install: all $(BUILD)/libphi.a
+	$(INSTALL) -d "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(MANDIR)/man1" "$(DESTDIR)$(LIBDIR)"
+	$(INSTALL) -m 755 $(BIN)/phi $(BIN)/quant "$(DESTDIR)$(BINDIR)/"
+	@if [ -x $(BIN)/phi-server ]; then echo "$(INSTALL) -m 755 $(BIN)/phi-server $(DESTDIR)$(BINDIR)/"; \
+	    $(INSTALL) -m 755 $(BIN)/phi-server "$(DESTDIR)$(BINDIR)/"; fi
+	$(INSTALL) -m 644 docs/phi.1 "$(DESTDIR)$(MANDIR)/man1/phi.1"
+	$(INSTALL) -m 644 $(BUILD)/libphi.a "$(DESTDIR)$(LIBDIR)/libphi.a"
+	@if [ -f phi.h ]; then $(INSTALL) -d "$(DESTDIR)$(INCDIR)" && \
+	    echo "$(INSTALL) -m 644 phi.h $(DESTDIR)$(INCDIR)/phi.h" && $(INSTALL) -m 644 phi.h "$(DESTDIR)$(INCDIR)/phi.h"; fi
+
+# Removes exactly the files install writes (never a folder: they may hold other programs' files).
+uninstall:
+	rm -f "$(DESTDIR)$(BINDIR)/phi" "$(DESTDIR)$(BINDIR)/quant" "$(DESTDIR)$(BINDIR)/phi-server" \
+	    "$(DESTDIR)$(MANDIR)/man1/phi.1" "$(DESTDIR)$(LIBDIR)/libphi.a" "$(DESTDIR)$(INCDIR)/phi.h"
+
+# Static binaries for copying to a board or another Linux: build-static/phi and build-static/quant.
+static:
+	$(MAKE) BUILD=build-static BIN=build-static LDFLAGS="$(LDFLAGS) -static" all
+
 clean:
 	rm -rf build build-* phi quant phi-server
 
-.PHONY: all examples test tests asan all-asan bench fuzz fuzz-long arm-test armv7-test riscv64-test clean
+.PHONY: FORCE all examples test tests install uninstall static asan all-asan bench fuzz fuzz-long arm-test armv7-test riscv64-test clean
 -include $(LIB_OBJ:.o=.d) $(BUILD)/phi.d $(BUILD)/quant.d $(BUILD)/phi-server.d

@@ -9,10 +9,13 @@
 #include "base/cpu.h"
 #include "app/run.h"
 #include "model/model.h"
+#include "kernels/kernels.h"
 
 static void usage(FILE *f) {
     fprintf(f,
             "usage: phi -m MODEL [options]\n"
+            "\n"
+            "Flags follow llama.cpp's spelling and meaning where llama.cpp has them.\n"
             "\n"
             "  -m, --model FILE   phi model file (made by quant), or a GGUF file of a Phi-3 model\n"
             "                     (llama.cpp's phi3 architecture), converted in memory at load\n"
@@ -20,14 +23,25 @@ static void usage(FILE *f) {
             "  -f, --file FILE    read the prompt from FILE\n"
             "  --ids LIST         prompt as comma-separated token ids (no BOS added); the generated\n"
             "                     ids are printed as one comma-separated line instead of text\n"
-            "  -n N               tokens to generate (default 256; -1: until a stop token or the\n"
+            "  -n, --n-predict N  tokens to generate (default 256; -1: until a stop token or the\n"
             "                     context is full); per reply in chat mode\n"
-            "  -c N               context size in tokens (default: the model's, at most 4096)\n"
-            "  -t N               threads (default: the number of physical cores)\n"
+            "  -c, --ctx-size N   context size in tokens (default: the model's, at most 4096)\n"
+            "  -t, --threads N    threads (default: the number of physical cores)\n"
             "  --temp F           temperature (default 0.8; 0 = greedy)\n"
             "  --top-k N          sample from the N most likely tokens (default 40; 0 = all)\n"
             "  --top-p F          nucleus sampling threshold (default 0.95; 1 = off)\n"
-            "  --seed N           random seed (default: from the clock)\n"
+            "  --min-p F          drop tokens less likely than F times the most likely one\n"
+            "                     (default 0.05; 0 = off)\n"
+            "  --repeat-penalty F divide positive logits (multiply negative ones) of tokens seen in\n"
+            "                     the last --repeat-last-n tokens by F (default 1.0 = off)\n"
+            "  --repeat-last-n N  tokens the penalties look back over, prompt included (default 64;\n"
+            "                     0 = off, -1 = the context size)\n"
+            "  --presence-penalty F   subtract F from the logits of tokens seen (default 0.0 = off)\n"
+            "  --frequency-penalty F  subtract F x (times seen) (default 0.0 = off)\n"
+            "                     Order, as llama.cpp's default chain: penalties, top-k, top-p,\n"
+            "                     min-p, temperature (top-k/p and min-p see temperature-1 odds)\n"
+            "  -s, --seed N       random seed (default: from the clock, printed on stderr)\n"
+            "  --verbose-prompt   print the prompt's tokens (id and piece) on stderr first\n"
             "  --ignore-eos       do not stop at the model's stop tokens\n"
             "  --bos, --no-bos    add BOS to a text prompt or not (default: the model's\n"
             "                     add_bos_token; --tokenize adds none unless --bos)\n"
@@ -80,6 +94,7 @@ static void usage(FILE *f) {
             "                     method: KL(base || this model) per position (mean, median, 99th\n"
             "                     percentile, max), top-1 agreement, mean and max |logit difference|\n"
             "  -v, --verbose      more notes on stderr (a GGUF's defaults for missing keys)\n"
+            "  --version          version, build flags and the kernels this CPU gets\n"
             "  -h, --help         this text\n"
             "\n"
             "Text prompts get BOS when the model's tokenizer_config.json asks for it. A stats line\n"
@@ -93,6 +108,27 @@ static void usage(FILE *f) {
 static void print_note(void *ctx, const char *line) {
     (void)ctx;
     fprintf(stderr, "phi: %s\n", line);
+}
+
+#ifndef PHI_GIT_VERSION
+#define PHI_GIT_VERSION "unknown" /* the Makefile passes `git describe`; a tarball has no git */
+#endif
+#ifndef PHI_CFLAGS
+#define PHI_CFLAGS "unknown"
+#endif
+
+static void version(void) {
+    printf("phi %s\n", PHI_GIT_VERSION);
+    printf("built with %s %s, flags: %s\n",
+#if defined(__clang__)
+           "clang",
+#elif defined(__GNUC__)
+           "gcc",
+#else
+           "cc",
+#endif
+           __VERSION__, PHI_CFLAGS);
+    printf("kernels on this CPU: %s (PHI_ISA overrides)\n", kernels_init(NULL) ? "none (PHI_ISA names kernels the CPU lacks)" : kernels_isa_name());
 }
 
 static int die(const char *fmt, const char *arg) {
@@ -137,15 +173,18 @@ static int parse_float(const char *s, float lo, float hi, float *out) {
 
 int main(int argc, char **argv) {
     RunOptions o = {.n_predict = 256, .temp = 0.8f, .top_p = 0.95f, .top_k = 40, .add_bos = -1, .no_mmap = -1,
+                    .min_p = 0.05f, .repeat_penalty = 1.0f, .repeat_last_n = 64,
                     .seed = (uint64_t)time(NULL), .bench_pp = 128, .bench_tg = 32, .bench_reps = 3};
-    int bench = 0, tokenize = 0, detokenize = 0, verbose = 0;
+    int bench = 0, tokenize = 0, detokenize = 0, verbose = 0, seed_given = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0;
 #define IS(x) (strcmp(a, x) == 0)
         /* flags without a value */
         if (IS("-h") || IS("--help")) { usage(stdout); return 0; }
+        else if (IS("--version")) { version(); return 0; }
         else if (IS("--ref")) { o.use_ref = 1; continue; }
+        else if (IS("--verbose-prompt")) { o.verbose_prompt = 1; continue; }
         else if (IS("--ignore-eos")) { o.ignore_eos = 1; continue; }
         else if (IS("--bench")) { bench = 1; continue; }
         else if (IS("--ppl-all")) { o.ppl_all = 1; continue; }
@@ -171,9 +210,9 @@ int main(int argc, char **argv) {
         else if (IS("--save-logits")) o.save_logits = v;
         else if (IS("--kl-base")) o.kl_base = v;
         else if (IS("--chunks")) bad = parse_int(v, 1, INT_MAX, &o.ppl_chunks);
-        else if (IS("-n")) bad = parse_int(v, -1, INT_MAX, &o.n_predict);
-        else if (IS("-c")) bad = parse_int(v, 1, 1 << 24, &o.n_ctx);
-        else if (IS("-t")) bad = parse_int(v, 1, 1024, &o.n_threads);
+        else if (IS("-n") || IS("--n-predict")) bad = parse_int(v, -1, INT_MAX, &o.n_predict);
+        else if (IS("-c") || IS("--ctx-size")) bad = parse_int(v, 1, 1 << 24, &o.n_ctx);
+        else if (IS("-t") || IS("--threads")) bad = parse_int(v, 1, 1024, &o.n_threads);
         else if (IS("--top-k")) bad = parse_int(v, 0, INT_MAX, &o.top_k);
         else if (IS("--pp")) bad = parse_int(v, 0, 1 << 20, &o.bench_pp);
         else if (IS("--tg")) bad = parse_int(v, 0, 1 << 20, &o.bench_tg);
@@ -193,7 +232,14 @@ int main(int argc, char **argv) {
                 i++;
             }
             o.n_lora++;
-        } else if (IS("--seed")) {
+        }
+        else if (IS("--min-p")) bad = parse_float(v, 0, 1, &o.min_p);
+        else if (IS("--repeat-penalty")) bad = parse_float(v, 0.0001f, 100, &o.repeat_penalty);
+        else if (IS("--repeat-last-n")) bad = parse_int(v, -1, 1 << 24, &o.repeat_last_n);
+        else if (IS("--presence-penalty")) bad = parse_float(v, -100, 100, &o.presence_penalty);
+        else if (IS("--frequency-penalty")) bad = parse_float(v, -100, 100, &o.frequency_penalty);
+        else if (IS("-s") || IS("--seed")) {
+            seed_given = 1;
             char *end;
             errno = 0;
             o.seed = strtoull(v, &end, 10);
@@ -218,6 +264,9 @@ int main(int argc, char **argv) {
     if (o.ids && (modes || o.add_bos >= 0))
         return die("%s", "--ids is a prompt of token ids for plain generation");
     if (o.bench_n_np && !bench) return die("%s", "--parallel goes with --bench");
+    if ((bench || tokenize || detokenize || o.ppl_path) && o.verbose_prompt)
+        return die("%s", "--verbose-prompt goes with generation (-p, -f, --ids)");
+    if (!o.chat && o.system) return die("%s", "--system goes with --chat or -i");
     if (bench) return run_bench(&o);
     if (o.ppl_path) {
         if (o.prompt || o.prompt_file) return die("%s", "--perplexity reads its text from FILE, not -p/-f");
@@ -225,6 +274,7 @@ int main(int argc, char **argv) {
     }
     if (tokenize) return run_tokenize(&o);
     if (detokenize) return run_detokenize(&o);
+    o.seed_from_clock = !seed_given && o.temp > 0; /* printed by the run, so it can be repeated */
     if (o.chat) return run_chat(&o);
     if (!o.prompt && !o.prompt_file && !o.ids) return die("%s", "no prompt given (-p, -f or --ids)");
     return run_generate(&o);

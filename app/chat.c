@@ -2,8 +2,11 @@
 
 #include "base/errmsg.h"
 
+#include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 ChatKind chat_kind(const char *tpl) {
     if (!tpl) return CHAT_PHI3;
@@ -97,19 +100,103 @@ static char *decode(const Tokenizer *t, const int *ids, int n) {
     return b.p;
 }
 
-static char *read_line(FILE *in) {
+/* A chat line longer than this is refused (the rest of it is read and dropped): 64 KiB is some
+ * 16k tokens, four times Phi-3-mini-4k's whole context. */
+#define CHAT_LINE_MAX 65536
+
+/* Ctrl-C in -i mode: during a reply it stops the reply (generation checks the flag before each
+ * token); at the prompt it interrupts the read, and a second one at an empty prompt ends the
+ * chat. The handler only sets flags; no SA_RESTART, so a blocked read returns EINTR. */
+static volatile int interrupted;
+static volatile sig_atomic_t sigint_count;
+
+static void on_sigint(int sig) {
+    interrupted = 1;
+    sigint_count++;
+}
+
+/* One line without its newline (malloc'd), or NULL at end of input; *too_long set (and the line
+ * discarded) when it has more than CHAT_LINE_MAX bytes. */
+static char *read_line(FILE *in, int *too_long) {
     Buf b = {0};
     char chunk[4096];
-    while (fgets(chunk, sizeof chunk, in)) {
-        put(&b, chunk);
-        if (b.n && b.p[b.n - 1] == '\n') {
-            b.p[--b.n] = 0;
-            return b.p;
+    *too_long = 0;
+    for (;;) {
+        if (!fgets(chunk, sizeof chunk, in)) {
+            if (ferror(in) && errno == EINTR && interrupted) {
+                /* Ctrl-C at the prompt: the line so far is dropped; twice in a row ends the chat */
+                clearerr(in);
+                interrupted = 0;
+                b.n = 0;
+                if (sigint_count >= 2) break;
+                fputs("\n(Ctrl-C again to exit)\n> ", stderr);
+                continue;
+            }
+            break;
+        }
+        sigint_count = 0;
+        size_t k = strlen(chunk);
+        int end = k && chunk[k - 1] == '\n';
+        if (!*too_long) put(&b, chunk);
+        if (b.n > CHAT_LINE_MAX + (size_t)end) {
+            *too_long = 1;
+            b.n = 0;
+            if (b.p) b.p[0] = 0;
+        }
+        if (end) {
+            if (b.n) b.p[--b.n] = 0;
+            return b.p ? b.p : strdup("");
         }
     }
-    if (b.n) return b.p; /* last line without newline */
+    if (b.n || *too_long) return b.p ? b.p : strdup(""); /* last line without newline */
     free(b.p);
     return NULL;
+}
+
+/* Chat commands: a line starting with '/' in -i mode. A handler returns 1 to end the chat. */
+typedef struct {
+    ChatMessage *msgs;
+    int *n_msgs, n_keep; /* messages kept by /clear: the system prompt */
+    Sampler *smp;
+} ChatCtx;
+
+typedef struct {
+    const char *name, *help;
+    int (*run)(ChatCtx *c, const char *arg);
+} ChatCommand;
+
+static int cmd_help(ChatCtx *c, const char *arg);
+
+static int cmd_exit(ChatCtx *c, const char *arg) { return 1; }
+
+static int cmd_clear(ChatCtx *c, const char *arg) {
+    for (int i = c->n_keep; i < *c->n_msgs; i++) free(c->msgs[i].content);
+    *c->n_msgs = c->n_keep;
+    sampler_reset(c->smp);
+    fprintf(stderr, "phi: conversation cleared%s\n", c->n_keep ? " (the system prompt kept)" : "");
+    return 0;
+}
+
+static const ChatCommand commands[] = {
+    {"/help", "this list", cmd_help},
+    {"/clear", "forget the conversation (the system prompt stays)", cmd_clear},
+    {"/exit", "end the chat (so does end of input)", cmd_exit},
+};
+
+static int cmd_help(ChatCtx *c, const char *arg) {
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        fprintf(stderr, "  %-8s %s\n", commands[i].name, commands[i].help);
+    return 0;
+}
+
+/* Runs the command on `line`: 1 to end the chat, 0 otherwise (an unknown one says so). */
+static int chat_command(ChatCtx *c, const char *line) {
+    size_t k = strcspn(line, " \t");
+    const char *arg = line + k + strspn(line + k, " \t");
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        if (strlen(commands[i].name) == k && strncmp(commands[i].name, line, k) == 0) return commands[i].run(c, arg);
+    fprintf(stderr, "phi: unknown command '%.*s' (/help lists them)\n", (int)(k > 64 ? 64 : k), line);
+    return 0;
 }
 
 int chat_run(const Model *m, State *s, Sampler *smp, const ChatOptions *o, FILE *in, char *err,
@@ -133,17 +220,40 @@ int chat_run(const Model *m, State *s, Sampler *smp, const ChatOptions *o, FILE 
         else
             msgs[n_msgs++].role = "system";
     }
+    int n_keep = n_msgs; /* the system prompt survives /clear and context overflow */
+    struct sigaction old_sa, sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    if (o->interactive) sigaction(SIGINT, &sa, &old_sa);
+    interrupted = 0;
+    sigint_count = 0;
+    ChatCtx ctx = {msgs, &n_msgs, n_keep, smp};
     for (int turn = 0; rc == 0; turn++) {
         char *user = NULL;
         if (turn == 0 && o->prompt) {
             if (!(user = strdup(o->prompt))) { rc = errorf(err, errlen, "out of memory"); break; }
         } else if (o->interactive || (turn == 0 && !o->prompt)) {
             if (o->interactive) fputs("\n> ", stderr);
-            user = read_line(in);
+            int too_long;
+            user = read_line(in, &too_long);
             if (!user) break; /* end of input */
+            if (too_long && o->interactive) {
+                fprintf(stderr, "phi: the line is longer than %d bytes; not sent\n", CHAT_LINE_MAX);
+                free(user);
+                continue;
+            }
+            if (too_long) { free(user); rc = errorf(err, errlen, "the message is longer than %d bytes", CHAT_LINE_MAX); break; }
             if (user[0] == '/' && o->command && o->command(o->command_ctx, user)) {
                 free(user);
                 n_past = 0; /* the model changed: nothing in the cache is reused */
+                continue;
+            }
+            if (o->interactive && user[0] == '/') {
+                ctx.msgs = msgs;
+                int end = chat_command(&ctx, user);
+                free(user);
+                if (end) break;
                 continue;
             }
         } else {
@@ -159,9 +269,36 @@ int chat_run(const Model *m, State *s, Sampler *smp, const ChatOptions *o, FILE 
         char *text = chat_render(kind, msgs, n_msgs);
         int n_ids = 0, *ids = encode(m->tok, text, bos, &n_ids, err, errlen);
         free(text);
+        if (!ids && o->interactive) { /* invalid UTF-8: refuse the line, keep the chat */
+            fprintf(stderr, "phi: %s; message not sent\n", err);
+            free(msgs[--n_msgs].content);
+            continue;
+        }
         if (!ids) { rc = -1; break; }
+        /* In -i mode a full context drops the oldest exchange (the system prompt stays) until
+         * the conversation leaves a quarter of the context to answer in. */
+        int dropped = 0;
+        while (o->interactive && n_msgs - n_keep > 1 && n_ids + s->n_ctx / 4 > s->n_ctx) {
+            int k = n_msgs - n_keep > 2 && !strcmp(msgs[n_keep + 1].role, "assistant") ? 2 : 1;
+            for (int i = 0; i < k; i++) free(msgs[n_keep + i].content);
+            memmove(msgs + n_keep, msgs + n_keep + k, (size_t)(n_msgs - n_keep - k) * sizeof *msgs);
+            n_msgs -= k;
+            dropped += k;
+            free(ids);
+            text = chat_render(kind, msgs, n_msgs);
+            ids = encode(m->tok, text, bos, &n_ids, err, errlen);
+            free(text);
+            if (!ids) break;
+        }
+        if (!ids) { rc = -1; break; }
+        if (dropped) fprintf(stderr, "phi: context full: dropped the %d oldest messages\n", dropped);
         if (check_fits_context("the conversation", n_ids, 1, s->n_ctx, err, errlen)) { /* room to answer */
             free(ids);
+            if (o->interactive) {
+                fprintf(stderr, "phi: %s; message not sent\n", err);
+                free(msgs[--n_msgs].content);
+                continue;
+            }
             rc = -1;
             break;
         }
@@ -177,6 +314,10 @@ int chat_run(const Model *m, State *s, Sampler *smp, const ChatOptions *o, FILE 
 
         int room = s->n_ctx - n_past;
         GenOptions g = o->gen;
+        if (o->interactive) {
+            interrupted = 0;
+            g.stop = &interrupted;
+        }
         if (g.n_predict < 0 || g.n_predict > room) g.n_predict = room;
         GenStats st;
         int *reply = malloc((size_t)(room > 0 ? room : 1) * sizeof *reply);
@@ -189,13 +330,19 @@ int chat_run(const Model *m, State *s, Sampler *smp, const ChatOptions *o, FILE 
         fputc('\n', g.out);
         fflush(g.out);
         msgs[n_msgs++] = (ChatMessage){"assistant", decode(m->tok, reply, n_rep)};
+        if (o->interactive && interrupted) {
+            fprintf(stderr, "phi: reply stopped (Ctrl-C)\n");
+            interrupted = 0;
+            sigint_count = 0;
+        }
         free(reply);
         if (st.stopped_by == 2) {
-            fprintf(stderr, "phi: the context is full (%d tokens); raise -c for longer conversations\n",
-                    s->n_ctx);
-            break;
+            fprintf(stderr, "phi: the context is full (%d tokens)%s\n", s->n_ctx,
+                    o->interactive ? "; the oldest messages go at the next turn" : "; raise -c for longer conversations");
+            if (!o->interactive) break;
         }
     }
+    if (o->interactive) sigaction(SIGINT, &old_sa, NULL);
     for (int i = 0; i < n_msgs; i++) free(msgs[i].content);
     free(msgs);
     free(past);

@@ -216,12 +216,33 @@ static int check_ids(const Model *m, const int *ids, int n) {
 }
 
 static int session_sampler(const RunOptions *o, Session *S) {
-    if (sampler_init(&S->smp, named_ids(&S->m), o->temp, o->top_k, o->top_p, o->seed)) return say("out of memory");
+    int n_valid = named_ids(&S->m);
+    int last_n = o->repeat_last_n < 0 ? S->st.n_ctx : o->repeat_last_n;
+    if (sampler_init(&S->smp, n_valid, o->temp, o->top_k, o->top_p, o->seed) ||
+        sampler_set_penalties(&S->smp, last_n, o->repeat_penalty, o->frequency_penalty, o->presence_penalty))
+        return say("out of memory");
+    sampler_set_min_p(&S->smp, o->min_p);
     return 0;
 }
 
 static const char *kernels_label(const RunOptions *o) {
     return o->use_ref ? "reference" : kernels_isa_name();
+}
+
+/* --verbose-prompt, as llama.cpp's: the prompt's token count, then one line per token: the id
+ * and its piece as the vocabulary spells it (quoted; control bytes escaped). */
+static void verbose_prompt(const Tokenizer *t, const int *ids, int n) {
+    fprintf(stderr, "phi: prompt: %d tokens\n", n);
+    for (int i = 0; i < n; i++) {
+        const char *p = tok_piece(t, ids[i]);
+        fprintf(stderr, "%6d -> '", ids[i]);
+        for (; p && *p; p++) {
+            unsigned char ch = (unsigned char)*p;
+            if (ch < 0x20 || ch == 0x7f) fprintf(stderr, "\\x%02x", ch);
+            else fputc(ch, stderr);
+        }
+        fputs("'\n", stderr);
+    }
 }
 
 static int generate_mode(const RunOptions *o, Session *S) {
@@ -243,10 +264,13 @@ static int generate_mode(const RunOptions *o, Session *S) {
      * the prompt does not fit). */
     long need = o->n_predict < 0 ? n_ctx : (long)S->n_ids + o->n_predict;
     if (session_state(o, S, need < n_ctx ? (int)need : n_ctx) || session_sampler(o, S)) return 1;
-    GenOptions go = {o->n_predict, o->ignore_eos, o->ids != NULL, stdout, o->logits_path};
+    for (int i = 0; i < S->n_ids; i++) sampler_accept(&S->smp, S->ids[i]); /* as llama.cpp: the prompt counts */
+    if (o->verbose_prompt) verbose_prompt(m->tok, S->ids, S->n_ids);
+    GenOptions go = {o->n_predict, o->ignore_eos, o->ids != NULL, stdout, o->logits_path, NULL};
     GenStats gs;
     char err[1024];
     if (generate(m, &S->st, &S->smp, S->ids, S->n_ids, &go, &gs, err, sizeof err)) return say("%s", err);
+    if (o->seed_from_clock) fprintf(stderr, "phi: seed %llu\n", (unsigned long long)o->seed);
     fprintf(stderr, "phi: %s x%d | load %.0f ms | prompt %d tok, %.2f tok/s | gen %d tok, %.2f tok/s%s\n",
             kernels_label(o), S->st.n_threads, S->load_s * 1e3, gs.n_prompt,
             gs.prompt_s > 0 ? gs.n_prompt / gs.prompt_s : 0, gs.n_gen,
@@ -293,9 +317,11 @@ static int chat_mode(const RunOptions *o, Session *S) {
     if ((o->prompt || o->prompt_file) && !(S->text = prompt_text(o, &len))) return 1;
     int n_ctx = context_size(o, &S->m, 4096);
     if (n_ctx < 0 || session_state(o, S, n_ctx) || session_sampler(o, S)) return 1;
-    ChatOptions co = {o->system, S->text, o->interactive, {o->n_predict, 0, 0, stdout, NULL}, NULL, chat_command, S};
+    ChatOptions co = {o->system, S->text, o->interactive, {o->n_predict, o->ignore_eos, 0, stdout, NULL, NULL}, NULL,
+                      chat_command, S};
     char err[1024];
     if (chat_run(&S->m, &S->st, &S->smp, &co, stdin, err, sizeof err)) return say("%s", err);
+    if (o->seed_from_clock) fprintf(stderr, "phi: seed %llu\n", (unsigned long long)o->seed);
     return 0;
 }
 

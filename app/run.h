@@ -15,9 +15,14 @@ typedef struct {
     int kv_f32;  /* F32 KV cache instead of F16 */
     int no_mmap; /* 1: read the weights into huge-page memory; 0: map the file; -1: decide */
     int chat, interactive, add_bos;
-    float temp, top_p;
+    float temp, top_p, min_p;
     int top_k;
+    /* llama.cpp's penalties over the last repeat_last_n tokens (-1: the context; 0: off) */
+    float repeat_penalty, presence_penalty, frequency_penalty;
+    int repeat_last_n;
     uint64_t seed;
+    int seed_from_clock; /* say the seed on stderr (with the stats line) so the run can be repeated */
+    int verbose_prompt; /* print the prompt's tokens on stderr before generating */
     /* perplexity */
     const char *ppl_path, *save_logits, *kl_base;
     int ppl_all, ppl_chunks;

@@ -83,6 +83,7 @@ int gen_next(GenStream *g, const float *logits, int *id, char *piece, size_t cap
         g->stopped_by = GEN_STOP_ID;
         return 0;
     }
+    sampler_accept(g->smp, next); /* the penalties' history */
     g->n_gen++;
     *id = next;
     *len = tok_decoder_push(&g->dec, next, piece, cap);
@@ -144,7 +145,8 @@ static int print_token(void *user, int id, const char *piece, size_t len) {
     } else {
         fwrite(piece, 1, len, p->opt->out);
     }
-    return output_failed(p->opt->out, &p->wst); /* stop at the first failed write */
+    if (output_failed(p->opt->out, &p->wst)) return 1; /* stop at the first failed write */
+    return p->opt->stop && *p->opt->stop;             /* Ctrl-C in chat */
 }
 
 int generate_tokens(const Model *m, State *s, Sampler *smp, int pos, const GenOptions *opt,

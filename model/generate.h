@@ -13,6 +13,7 @@ typedef struct {
     int print_ids;       /* print generated ids as one comma-separated line instead of text */
     FILE *out;           /* where text or ids go */
     const char *logits_path; /* write every prompt position's logits [n][vocab] float32 LE */
+    volatile int *stop;  /* if not NULL: generation ends before the next token once *stop != 0 */
 } GenOptions;
 
 typedef struct {

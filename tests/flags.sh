@@ -1,0 +1,85 @@
+#!/bin/sh
+# llama.cpp-style flags of ./phi: long aliases give the same output as the short forms, the
+# sampler flags are accepted and validated, --version, the clock seed is printed, options a mode
+# would ignore are refused; and make install / uninstall into a temporary DESTDIR.
+PHI=${PHI:-./phi}
+QUANT=${QUANT:-./quant}
+TMP=${PHI_TMP:-build/tmp}/flags
+rm -rf "$TMP"
+mkdir -p "$TMP"
+
+. tests/shell_lib.inc
+
+$QUANT --random tiny -q q8 "$TMP/tiny.phi" 2> /dev/null || fail flags_model "quant --random failed"
+M="$TMP/tiny.phi"
+
+# aliases: the same seeded sampled run, spelled short and long
+$PHI -m "$M" -p "hello world" -n 6 -c 64 -t 1 -s 5 --temp 0.9 > "$TMP/a" 2> /dev/null
+$PHI --model "$M" --prompt "hello world" --n-predict 6 --ctx-size 64 --threads 1 --seed 5 --temp 0.9 > "$TMP/b" 2> /dev/null
+if [ -s "$TMP/a" ] && cmp -s "$TMP/a" "$TMP/b"; then pass flags_long_aliases "$(tr '\n' ' ' < "$TMP/a")"
+else fail flags_long_aliases "$(cat "$TMP/a") vs $(cat "$TMP/b")"; fi
+printf 'hello world' > "$TMP/prompt.txt"
+$PHI --model "$M" --file "$TMP/prompt.txt" --n-predict 6 --ctx-size 64 --threads 1 --seed 5 --temp 0.9 > "$TMP/c" 2> /dev/null
+if cmp -s "$TMP/a" "$TMP/c"; then pass flags_file_alias; else fail flags_file_alias; fi
+
+# the seed: printed on stderr when it comes from the clock, and that seed repeats the run
+$PHI -m "$M" -p "hello world" -n 6 --temp 0.9 > "$TMP/d" 2> "$TMP/err"
+seed=$(sed -n 's/^phi: seed \([0-9][0-9]*\)$/\1/p' "$TMP/err")
+if [ -n "$seed" ]; then
+    $PHI -m "$M" -p "hello world" -n 6 --temp 0.9 -s "$seed" > "$TMP/e" 2> "$TMP/err2"
+    if cmp -s "$TMP/d" "$TMP/e" && ! grep -q '^phi: seed' "$TMP/err2"; then pass flags_clock_seed_printed "seed $seed"
+    else fail flags_clock_seed_printed "the printed seed $seed did not repeat the run"; fi
+else
+    fail flags_clock_seed_printed "no 'phi: seed N' line: $(cat "$TMP/err")"
+fi
+
+# sampler flags: accepted; a strong repeat penalty with greedy decoding changes a looping output
+$PHI -m "$M" --ids 1,2,3 -n 24 --temp 0 --ignore-eos > "$TMP/g0" 2> /dev/null
+$PHI -m "$M" --ids 1,2,3 -n 24 --temp 0 --ignore-eos --repeat-penalty 50 --repeat-last-n 24 > "$TMP/g1" 2> /dev/null
+if [ -s "$TMP/g1" ] && ! cmp -s "$TMP/g0" "$TMP/g1"; then
+    # with penalty 50 over the last 24 tokens, no generated id repeats (random logits are O(1))
+    dup=$(tr ',' '\n' < "$TMP/g1" | sort | uniq -d | wc -l)
+    [ "$dup" -eq 0 ] && pass flags_repeat_penalty "$(cat "$TMP/g0") -> $(cat "$TMP/g1")" \
+        || fail flags_repeat_penalty "repeated ids with --repeat-penalty 50: $(cat "$TMP/g1")"
+else
+    fail flags_repeat_penalty "output unchanged: $(cat "$TMP/g1")"
+fi
+$PHI -m "$M" -p hi -n 4 --min-p 0.1 --presence-penalty 0.5 --frequency-penalty 0.5 --seed 1 > /dev/null 2> "$TMP/err"
+[ $? -eq 0 ] && pass flags_sampler_accepted || fail flags_sampler_accepted "$(cat "$TMP/err")"
+expect_error flags_bad_min_p $PHI -m "$M" -p hi --min-p 2
+expect_error flags_bad_repeat_penalty $PHI -m "$M" -p hi --repeat-penalty 0
+expect_error flags_bad_repeat_last_n $PHI -m "$M" -p hi --repeat-last-n -2
+expect_error flags_bad_seed $PHI -m "$M" -p hi -s -1
+
+# --verbose-prompt: the token count and one line per token on stderr
+$PHI -m "$M" --ids 1,2,3 -n 1 --temp 0 --verbose-prompt > /dev/null 2> "$TMP/err"
+if grep -q '^phi: prompt: 3 tokens' "$TMP/err" && [ "$(grep -c -- "-> '" "$TMP/err")" -eq 3 ]; then
+    pass flags_verbose_prompt; else fail flags_verbose_prompt "$(cat "$TMP/err")"; fi
+
+# options a mode would ignore are refused
+expect_error flags_system_without_chat $PHI -m "$M" -p hi --system "Be brief."
+expect_error flags_verbose_prompt_tokenize $PHI -m "$M" --tokenize -p hi --verbose-prompt
+
+# --version: the version line, the build flags and the kernels of this CPU
+$PHI --version > "$TMP/out" 2>&1
+if [ $? -eq 0 ] && grep -q '^phi ' "$TMP/out" && grep -q '^built with' "$TMP/out" && grep -q '^kernels on this CPU: ' "$TMP/out"
+then pass flags_version "$(tr '\n' '|' < "$TMP/out")"; else fail flags_version "$(cat "$TMP/out")"; fi
+
+# make install into a temporary DESTDIR: the installed phi runs; uninstall leaves no file behind.
+# Only for the plain build (./phi): the sanitizer and cross runs use other build folders.
+if [ "$PHI" = ./phi ] && [ -f Makefile ] && command -v make > /dev/null; then
+    D="$(pwd)/$TMP/destdir"
+    if make -s --no-print-directory install DESTDIR="$D" PREFIX=/opt/phi > "$TMP/inst.log" 2>&1 &&
+        "$D/opt/phi/bin/phi" -m "$M" -p hi -n 2 --temp 0 > /dev/null 2>&1 &&
+        [ -f "$D/opt/phi/share/man/man1/phi.1" ] && [ -x "$D/opt/phi/bin/quant" ]; then
+        pass make_install "$(cd "$D" && find . -type f | sort | tr '\n' ' ')"
+    else
+        fail make_install "$(tail -5 "$TMP/inst.log")"
+    fi
+    make -s --no-print-directory uninstall DESTDIR="$D" PREFIX=/opt/phi > /dev/null 2>&1
+    left=$(find "$D" -type f | wc -l)
+    [ "$left" -eq 0 ] && pass make_uninstall || fail make_uninstall "$left files left: $(find "$D" -type f)"
+else
+    echo "SKIP make_install: not the plain build (PHI=$PHI)"
+fi
+rm -rf "$TMP"
