@@ -212,9 +212,13 @@ static void slot_start(Sched *s, Slot *sl, Task *t) {
     sl->smp.top_k = t->top_k;
     sl->smp.top_p = t->top_p;
     sl->smp.rng = t->seed ? t->seed : 0x853c49e6748fea9bull; /* sampler_init's default */
-    /* WIRE: min_p and penalties into the sampler */
-    /* (t->min_p, t->presence_penalty, t->frequency_penalty, t->repeat_penalty are validated and
-     *  waiting here; the penalties also need the prompt tokens: t->ids[0..t->n_ids)) */
+    /* min_p and the penalties: the last 64 tokens (llama-server's repeat_last_n), prompt included
+     * as llama.cpp counts it; out of memory for the history leaves the penalties off. */
+    sampler_set_min_p(&sl->smp, t->min_p);
+    int pen = t->repeat_penalty != 1 || t->presence_penalty != 0 || t->frequency_penalty != 0;
+    if (sampler_set_penalties(&sl->smp, pen ? 64 : 0, t->repeat_penalty, t->frequency_penalty, t->presence_penalty))
+        sampler_set_penalties(&sl->smp, 0, 1, 0, 0);
+    for (int i = 0; i < t->n_ids; i++) sampler_accept(&sl->smp, t->ids[i]);
     gen_stream_init(&sl->gen, s->m, &sl->smp, t->n_predict, t->ignore_eos);
 }
 
