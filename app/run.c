@@ -262,7 +262,7 @@ static int generate_mode(const RunOptions *o, Session *S) {
     if (n_ctx < 0) return 1;
     /* The KV cache only needs room for the positions this run can reach (generate() says when
      * the prompt does not fit). */
-    long need = o->n_predict < 0 ? n_ctx : (long)S->n_ids + o->n_predict;
+    long long need = o->n_predict < 0 ? n_ctx : (long long)S->n_ids + o->n_predict; /* 64 bits: -n INT_MAX on 32-bit */
     if (session_state(o, S, need < n_ctx ? (int)need : n_ctx) || session_sampler(o, S)) return 1;
     for (int i = 0; i < S->n_ids; i++) sampler_accept(&S->smp, S->ids[i]); /* as llama.cpp: the prompt counts */
     if (o->verbose_prompt) verbose_prompt(m->tok, S->ids, S->n_ids);

@@ -54,7 +54,7 @@ static int output_failed(FILE *out, GenStats *st) {
 }
 
 int check_fits_context(const char *what, int n, int reserve, int n_ctx, char *err, size_t errlen) {
-    if ((long)n + reserve <= n_ctx) return 0;
+    if ((long long)n + reserve <= n_ctx) return 0;
     return errorf(err, errlen, "%s has %d tokens but the context holds %d (raise -c)", what, n, n_ctx);
 }
 
