@@ -147,6 +147,23 @@ static void bench_isa(const char *isa, Pool *pools[2], float *x, float *y) {
             printf("%-10s %-3s matvec threads=%d  %6.1f GB/s  (%.0f us, %.2f cores busy)\n", isa, tn,
                    pool_size(pools[p]), s.bytes / best / 1e9, best * 1e6, cores);
         }
+        /* Small batches (parallel streams, short prompts): n rows against the matrix streamed
+         * from memory, in GB/s of weights and in GOPS. A memory-bound kernel keeps the GB/s of
+         * n = 1 up to the n where compute takes over. */
+        if (type != TENSOR_F16) {
+            static const int ns[] = {1, 2, 4, 8};
+            for (int ni = 0; ni < 4; ni++) {
+                double best = 1e9;
+                for (int rep = 0; rep < 3; rep++) {
+                    double t0 = now();
+                    for (int c = 0; c < copies; c++) matmul(&s.m[c], x, ns[ni], y, pools[1]);
+                    double t = (now() - t0) / copies;
+                    best = t < best ? t : best;
+                }
+                printf("%-10s %-3s n=%d rows threads=2  %6.1f GB/s  %6.1f GOPS  (%.0f us)\n", isa, tn,
+                       ns[ni], s.bytes / best / 1e9, 2.0 * ROWS * COLS * ns[ni] / best / 1e9, best * 1e6);
+            }
+        }
         int reps = type == TENSOR_F16 || strcmp(isa, "scalar") == 0 ? 2 : 8;
         for (int p = 0; p < 2; p++) {
             double best = 1e9, cores = 0;
