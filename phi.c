@@ -267,6 +267,11 @@ int main(int argc, char **argv) {
     if ((bench || tokenize || detokenize || o.ppl_path) && o.verbose_prompt)
         return die("%s", "--verbose-prompt goes with generation (-p, -f, --ids)");
     if (!o.chat && o.system) return die("%s", "--system goes with --chat or -i");
+    if (o.logits_path && (modes || tokenize))
+        return die("%s", "--logits goes with plain generation (-p, -f, --ids)");
+    if (o.chat && o.verbose_prompt) return die("%s", "--verbose-prompt goes with generation (-p, -f, --ids)");
+    if (o.add_bos >= 0 && (bench || detokenize || o.chat || o.ppl_path))
+        return die("%s", "--bos and --no-bos go with a text prompt (-p, -f) or --tokenize");
     if (bench) return run_bench(&o);
     if (o.ppl_path) {
         if (o.prompt || o.prompt_file) return die("%s", "--perplexity reads its text from FILE, not -p/-f");

@@ -53,7 +53,7 @@ enum {
  * completely. *out is NULL on failure. */
 int phi_model_open(const char *path, int flags, phi_model **out);
 void phi_model_free(phi_model *m);
-int phi_model_n_vocab(const phi_model *m);     /* rows of the LM head (ids 0..n-1) */
+int phi_model_n_vocab(const phi_model *m);     /* ids 0..n-1 are tokens (input and output) */
 int phi_model_n_ctx_train(const phi_model *m); /* the model's maximum positions */
 int phi_model_is_stop(const phi_model *m, int id); /* one of the model's stop ids */
 /* A short description ("phi3 3.8B q4"-like: architecture facts), for model lists. */
@@ -129,7 +129,8 @@ typedef struct {
 
 /* Generate up to max_tokens (< 0: until a stop token or a full context) after the tokens fed so
  * far. Each generated token but the last is appended to the cache; feed the last one yourself (or
- * re-prompt the whole conversation) to continue. res may be NULL. */
+ * re-prompt the whole conversation) to continue. res may be NULL. Returns PHI_OK, or
+ * PHI_ERR_MODEL when the model produced NaN or infinite logits (res still says what was made). */
 int phi_generate(phi_session *s, int max_tokens, phi_token_fn fn, void *user, phi_gen_result *res);
 
 #ifdef __cplusplus

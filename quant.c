@@ -102,6 +102,7 @@ static int output_is_not_an_input(const char *out, const char *dir, const char *
 int main(int argc, char **argv) {
     ConvertOptions opt = {.type = TENSOR_Q8, .progress = isatty(2), .seed = 1};
     const char *random_shape = NULL, *calib_text = NULL, *pos[2];
+    int layers_given = 0, seed_given = 0; /* only --random uses them: refused otherwise */
     int npos = 0, type_given = 0, verbose = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -134,9 +135,11 @@ int main(int argc, char **argv) {
                 return 1;
             }
             opt.n_layers = (int)v;
+            layers_given = 1;
         } else if (!strcmp(a, "--seed") && has_value) {
             char *end;
             opt.seed = strtoull(argv[++i], &end, 10);
+            seed_given = 1;
             if (*end) {
                 fprintf(stderr, "quant: --seed wants a number\n");
                 return 1;
@@ -177,6 +180,10 @@ int main(int argc, char **argv) {
     if (npos != want) {
         fprintf(stderr, "quant: expected %s (see --help)\n",
                 random_shape ? "an OUTPUT file" : "MODEL_DIR and OUTPUT");
+        return 1;
+    }
+    if ((layers_given || seed_given) && !random_shape) {
+        fprintf(stderr, "quant: %s goes with --random\n", layers_given ? "--layers" : "--seed");
         return 1;
     }
     if (opt.n_lora && random_shape) {

@@ -72,7 +72,14 @@ void phi_model_free(phi_model *pm) {
     free(pm);
 }
 
-int phi_model_n_vocab(const phi_model *pm) { return pm ? (int)pm->m.hp.vocab_size : 0; }
+/* The ids the tokenizer names, at most the LM head's rows: the one vocabulary rule of --ids and
+ * --detokenize (Phi-3's padding rows 32011..32063 are not tokens). */
+static int named(const Model *m) {
+    int n = tok_vocab_size(m->tok);
+    return n < 1 || n > (int)m->hp.vocab_size ? (int)m->hp.vocab_size : n;
+}
+
+int phi_model_n_vocab(const phi_model *pm) { return pm ? named(&pm->m) : 0; }
 int phi_model_n_ctx_train(const phi_model *pm) { return pm ? (int)pm->m.hp.max_seq_len : 0; }
 int phi_model_is_stop(const phi_model *pm, int id) { return pm && is_stop_id(&pm->m.hp, id); }
 const char *phi_model_desc(const phi_model *pm) { return pm ? pm->desc : ""; }
@@ -162,8 +169,7 @@ int phi_session_new(phi_model *pm, const phi_session_params *p, phi_session **ou
         return PHI_ERR_NOMEM;
     }
     /* ids the vocabulary does not name (padding rows) are never sampled */
-    int n_valid = tok_vocab_size(pm->m.tok);
-    if (n_valid < 1 || n_valid > (int)pm->m.hp.vocab_size) n_valid = (int)pm->m.hp.vocab_size;
+    int n_valid = named(&pm->m);
     if (sampler_init(&s->smp, n_valid, p->temperature, p->top_k, p->top_p, p->seed)) {
         state_free(&s->st);
         free(s);
@@ -195,8 +201,8 @@ int phi_session_n_past(const phi_session *s) { return s ? s->st.n_cached : 0; }
 static int eval(phi_session *s, const int *ids, int n, int pos0) {
     const Model *m = &s->pm->m;
     for (int i = 0; i < n; i++)
-        if (ids[i] < 0 || ids[i] >= (int)m->hp.vocab_size)
-            return fail(PHI_ERR_TOKEN, "token id %d is outside the vocabulary (0..%u)", ids[i], m->hp.vocab_size - 1);
+        if (ids[i] < 0 || ids[i] >= named(m))
+            return fail(PHI_ERR_TOKEN, "token id %d is outside the vocabulary (0..%d)", ids[i], named(m) - 1);
     if ((long)pos0 + n > s->st.n_ctx)
         return fail(PHI_ERR_CONTEXT, "%d tokens after %d positions do not fit in the context of %d", n, pos0, s->st.n_ctx);
     if (model_forward(m, &s->st, ids, n, pos0, NULL)) return fail(PHI_ERR_TOKEN, "evaluation refused the tokens");
@@ -239,5 +245,7 @@ int phi_generate(phi_session *s, int max_tokens, phi_token_fn fn, void *user, ph
                       : st.stopped_by == GEN_STOP_CALLER ? PHI_FINISH_CALLBACK : PHI_FINISH_LENGTH;
         res->seconds = st.gen_s;
     }
+    if (st.stopped_by == GEN_STOP_NONFINITE)
+        return fail(PHI_ERR_MODEL, "the model produced non-finite logits (a corrupt weight?)");
     return PHI_OK;
 }

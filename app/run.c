@@ -297,8 +297,9 @@ static int chat_command(void *ctx, const char *line) {
         fprintf(stderr, "phi: LoRA adapters detached\n");
         return 1;
     }
-    char *dir = strndup(p, n), *sp = strrchr(dir, ' '), *end;
+    char *dir = strndup(p, n), *sp, *end;
     if (!dir) return say("out of memory"), 1;
+    sp = strrchr(dir, ' ');
     float s = 1.0f;
     if (sp) {
         s = strtof(sp + 1, &end);

@@ -82,7 +82,8 @@ static void penalize(Sampler *s, float *l, size_t stride, int n) {
         int id = s->hist[i];
         if (id < 0 || id >= n || !s->count[id]) continue; /* out of range, or done already */
         float v = l[(size_t)id * stride];
-        v = v > 0 ? v / s->repeat : v * s->repeat;
+        float r = s->repeat > 0 ? s->repeat : 1; /* 0 would divide by zero: off */
+        v = v > 0 ? v / r : v * r;
         l[(size_t)id * stride] = v - (float)s->count[id] * s->freq - s->presence;
         s->count[id] = 0;
     }
@@ -132,7 +133,7 @@ int sampler_sample(Sampler *s, const float *logits) {
     float max = c[0].logit;
     int keep = k;
     /* top-p on the temperature-1 probabilities: the smallest prefix whose probability reaches p */
-    if (s->top_p > 0 && s->top_p < 1) {
+    if (s->top_p < 1) { /* p = 0 keeps the top token alone (llama.cpp; OpenAI clients send it) */
         double sum = 0, acc = 0;
         for (int i = 0; i < k; i++) sum += exp((double)c[i].logit - max);
         for (int i = 0; i < k; i++) {

@@ -43,6 +43,7 @@ BUILD=$BUILD PHI=$BUILD/phi-qemu QUANT=$BUILD/quant-qemu PHI_EXEC="$QEMU $qemu_c
 rc=$?
 sed -n "s/^\(PASS\|FAIL\|SKIP\) /\1 $tag /p" "$out.log"
 echo "$tag: $(tail -1 "$out.log")"
+sed -n "s/^slowest/$tag slowest/p" "$out.log"
 # End to end: a tiny reference model converted on the host, 32 greedy ids from the board binary
 # against llama.cpp's.
 DATA=${PHI_DATA:-../shared/data}

@@ -192,7 +192,7 @@ int oai_parse(const char *body, size_t len, int chat, OaiRequest *r, const char 
         get_num(root, "min_p", 0, 1, &r->min_p, param, err, errlen) ||
         get_num(root, "presence_penalty", -2, 2, &r->presence_penalty, param, err, errlen) ||
         get_num(root, "frequency_penalty", -2, 2, &r->frequency_penalty, param, err, errlen) ||
-        get_num(root, "repeat_penalty", 0, 10, &r->repeat_penalty, param, err, errlen))
+        get_num(root, "repeat_penalty", 0.0001, 10, &r->repeat_penalty, param, err, errlen))
         goto out;
     if (get_int(root, "top_k", 0, 1 << 30, &x, &given, param, err, errlen)) goto out;
     if (given) r->top_k = (int)x;

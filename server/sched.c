@@ -181,7 +181,9 @@ static void step_sample(Slot *sl) {
     size_t len;
     int id;
     if (!gen_next(&sl->gen, sl->st.logits, &id, piece, sizeof piece, &len)) {
-        finish(sl, sl->gen.stopped_by == GEN_STOP_ID ? FINISH_STOP : FINISH_LENGTH);
+        finish(sl, sl->gen.stopped_by == GEN_STOP_ID          ? FINISH_STOP
+                   : sl->gen.stopped_by == GEN_STOP_NONFINITE ? FINISH_ERROR
+                                                              : FINISH_LENGTH);
         return;
     }
     if (put_text(sl, piece, len)) {

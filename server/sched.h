@@ -16,7 +16,9 @@
 
 #define SCHED_CHUNK 64 /* prompt tokens per step: one fast-path batch (model/forward.c MAX_BATCH) */
 
-enum { FINISH_NONE = 0, FINISH_STOP, FINISH_LENGTH, FINISH_ABORT };
+/* FINISH_ERROR: the model produced non-finite logits; FINISH_ABORT: a failed forward pass or a
+ * shutdown. Both end a request with a server error, never as a normal "length". */
+enum { FINISH_NONE = 0, FINISH_STOP, FINISH_LENGTH, FINISH_ABORT, FINISH_ERROR };
 
 typedef struct {
     /* input: set before sched_submit, read-only afterwards */

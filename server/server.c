@@ -159,7 +159,7 @@ static void completion(Server *S, int fd, const char *body, size_t len, int chat
         return;
     }
     oc->n_prompt = n;
-    if (n < 1 || (long)n + (r.max_tokens > 0 ? r.max_tokens : 1) > n_ctx) {
+    if (n < 1 || (long long)n + (r.max_tokens > 0 ? r.max_tokens : 1) > n_ctx) { /* 64-bit: armv7 */
         snprintf(err, sizeof err, "This model's context per slot is %d tokens; the prompt has %d and "
                  "max_tokens asks for %d more (raise -c or lower --parallel)", n_ctx, n, r.max_tokens > 0 ? r.max_tokens : 1);
         if (n < 1) snprintf(err, sizeof err, "the prompt is empty");
@@ -238,6 +238,19 @@ static void completion(Server *S, int fd, const char *body, size_t len, int chat
         sched_cancel(S->sched, &t); /* frees the slot at once */
         oc->status = 499;           /* nginx's "client closed request", for the log */
         oc->keep_alive = 0;
+    } else if (t.finish == FINISH_ERROR || t.finish == FINISH_ABORT) {
+        const char *msg = t.finish == FINISH_ERROR ? "the model produced non-finite logits"
+                                                   : "generation was aborted (server shutting down or a failed forward pass)";
+        if (r.stream) { /* the head is out: an error event, as llama-server sends, and no [DONE] */
+            oc->status = 500;
+            ev.n = 0;
+            sb_puts(&ev, "data: {\"error\":{\"message\":\"");
+            sb_puts(&ev, msg);
+            sb_puts(&ev, "\",\"type\":\"server_error\",\"code\":500}}\n\n");
+            send_all(fd, ev.p, ev.n);
+        } else {
+            bad_request(fd, oc, 500, msg, NULL, NULL);
+        }
     } else {
         oc->status = 200;
         const char *fin = finish_name(t.finish);

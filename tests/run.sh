@@ -9,6 +9,7 @@ export PHI_TMP=${PHI_TMP:-$BUILD/tmp}
 mkdir -p "$PHI_TMP"
 log="$PHI_TMP/run.log"
 : > "$log"
+: > "$PHI_TMP/times"
 crashed=0
 for t in "$BUILD"/tests/test_* tests/*.sh; do
     case "$t" in *.o|*.d|tests/run.sh) continue ;; esac
@@ -18,11 +19,13 @@ for t in "$BUILD"/tests/test_* tests/*.sh; do
         echo "SKIP $name: ${PHI_SKIP_WHY:-listed in PHI_SKIP}" | tee -a "$log"; continue ;;
     esac
     echo "== $name"
+    t_start=$(date +%s)
     case "$t" in
         *.sh) sh "$t" > "$PHI_TMP/$name.out" 2>&1 ;;
         *) $PHI_EXEC "$t" > "$PHI_TMP/$name.out" 2>&1 ;;
     esac
     rc=$?
+    echo "$(($(date +%s) - t_start)) $name" >> "$PHI_TMP/times"
     cat "$PHI_TMP/$name.out"
     cat "$PHI_TMP/$name.out" >> "$log"
     if [ $rc -ne 0 ] && ! grep -q '^FAIL ' "$PHI_TMP/$name.out"; then
@@ -33,5 +36,6 @@ done
 passed=$(grep -c '^PASS ' "$log")
 failed=$(grep -c '^FAIL ' "$log")
 skipped=$(grep -c '^SKIP ' "$log")
+echo "slowest (s): $(sort -rn "$PHI_TMP/times" | head -6 | tr "\n" " ")"
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

@@ -118,6 +118,7 @@ static void test_requests(void) {
         {"max_tokens_fraction", "{\"prompt\":\"a\",\"max_tokens\":1.5}", "max_tokens", 0},
         {"temperature_high", "{\"prompt\":\"a\",\"temperature\":2.5}", "temperature", 0},
         {"top_p_string", "{\"prompt\":\"a\",\"top_p\":\"1\"}", "top_p", 0},
+        {"repeat_penalty_zero", "{\"prompt\":\"a\",\"repeat_penalty\":0}", "repeat_penalty", 0},
         {"n_two", "{\"prompt\":\"a\",\"n\":2}", "n", 0},
         {"stream_string", "{\"prompt\":\"a\",\"stream\":\"yes\"}", "stream", 0},
         {"stop_five", "{\"prompt\":\"a\",\"stop\":[\"a\",\"b\",\"c\",\"d\",\"e\"]}", "stop", 0},

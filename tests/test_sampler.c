@@ -95,6 +95,12 @@ int main(void) {
     check_shares("top-p 0.85", got, (double[]){0.5 / 0.95, 0.3 / 0.95, 0.15 / 0.95, 0});
     sampler_free(&s);
 
+    /* top-p 0 keeps the most likely token alone (llama.cpp; OpenAI clients send top_p 0) */
+    sampler_init(&s, 4, 1, 0, 0, 7);
+    shares(&s, pl, got);
+    check_shares("top-p 0", got, (double[]){1, 0, 0, 0});
+    sampler_free(&s);
+
     /* min-p 0.2: floor 0.2 x 0.5 = 0.1 -> 0.05 dropped: 0.5/0.95, 0.3/0.95, 0.15/0.95 */
     sampler_init(&s, 4, 1, 0, 1, 7);
     sampler_set_min_p(&s, 0.2f);
