@@ -381,8 +381,77 @@ static ZTGT void kdecode_zmm(const MatView *w, const ActBuf *a, const uint8_t *s
     }
 }
 
+/* Generation for Q4_K, row by row on ggml's bytes as stored (no transpose, no gathers: one
+ * linear stream through the matrix, which the hardware prefetchers follow). Per super-block of a
+ * row: the 12 bytes of 6-bit scales/mins decoded with 32-bit masks; each 32-byte run of nibbles
+ * broadcast to both halves of a zmm and shifted 0 / 4 per half, so a vector holds sub-blocks 2c
+ * and 2c + 1 in the order of the token's 64 contiguous quants; one vpdpbusd per 64 weights, its
+ * 16 sums scaled per lane by d sc_j dx_j (a vpermps of 8 scales). The mins are one ymm FMA per
+ * super-block against dx_j * sum q_j, made once per call (KROW_SB super-blocks at most). */
+#define KROW_SB 256 /* 65536 columns */
+typedef struct {
+    int8_t q[QK_K];
+    float dx[8], dxh[8];
+} KRowAct;
+static _Thread_local KRowAct krow_act[KROW_SB] __attribute__((aligned(64)));
+
+static ZTGT void krow_q4k_zmm(const MatView *w, const ActBuf *a, float *y, int r0, int r1) {
+    int nsb = w->cols / QK_K;
+    KRowAct *x = krow_act;
+    for (int sb = 0; sb < nsb; sb++)
+        for (int j = 0; j < 8; j++) {
+            const int8_t *q = act_q(a, 0, sb * 8 + j);
+            int32_t h = 0;
+            for (int i = 0; i < QK; i++) h += q[i];
+            memcpy(x[sb].q + 32 * j, q, QK);
+            x[sb].dx[j] = act_d(a, 0, sb * 8 + j);
+            x[sb].dxh[j] = x[sb].dx[j] * (float)h;
+        }
+    const __m512i m4 = _mm512_set1_epi8(15);
+    const __m512i cnt = _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4);
+    const __m512i i0 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    const __m512i two = _mm512_set1_epi32(2);
+    for (int r = r0; r < r1; r++) {
+        const uint8_t *row = matview_row(w, r);
+        __m512 acc = _mm512_setzero_ps();
+        __m256 accm = _mm256_setzero_ps();
+        for (int sb = 0; sb < nsb; sb++) {
+            const uint8_t *blk = row + (size_t)sb * 144;
+            uint32_t A, B, C;
+            memcpy(&A, blk + 4, 4), memcpy(&B, blk + 8, 4), memcpy(&C, blk + 12, 4);
+            /* sub-blocks 0..3: low 6 bits of bytes 0..3 (scales) and 4..7 (mins); 4..7: low
+             * (scales) / high (mins) nibbles of bytes 8..11, bits 4-5 from the top of 0..7 */
+            uint64_t sc = (A & 0x3f3f3f3fu) | (uint64_t)((C & 0x0f0f0f0fu) | ((A >> 2) & 0x30303030u)) << 32;
+            uint64_t mn = (B & 0x3f3f3f3fu) | (uint64_t)(((C >> 4) & 0x0f0f0f0fu) | ((B >> 2) & 0x30303030u)) << 32;
+            __m128i sm = _mm_set_epi64x((long long)mn, (long long)sc);
+            __m256 d = _mm256_set1_ps(_cvtsh_ss((unsigned short)(blk[0] | blk[1] << 8)));
+            __m256 dm = _mm256_set1_ps(_cvtsh_ss((unsigned short)(blk[2] | blk[3] << 8)));
+            __m256 S = _mm256_mul_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sm))),
+                                     _mm256_load_ps(x[sb].dx));
+            __m256 M = _mm256_mul_ps(dm, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8))));
+            accm = _mm256_fmadd_ps(M, _mm256_load_ps(x[sb].dxh), accm);
+            __m512 Sz = _mm512_castps256_ps512(S);
+            __m512i idx = i0;
+#pragma GCC unroll 4
+            for (int c = 0; c < 4; c++) {
+                __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(const void *)(blk + 16 + 32 * c)));
+                v = _mm512_and_si512(_mm512_srlv_epi64(v, cnt), m4);
+                __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v, _mm512_load_si512((const void *)(x[sb].q + 64 * c)));
+                acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_permutexvar_ps(idx, Sz), acc);
+                idx = _mm512_add_epi32(idx, two);
+            }
+        }
+        y[r] = _mm512_reduce_add_ps(acc) - _mm512_reduce_add_ps(_mm512_zextps256_ps512(accm));
+    }
+}
 static void kq_zmm(const MatView *w, const void *act, int t0, int nt, float *y, int ldy, int r0, int r1) {
     const ActBuf *a = act;
+    if (a->n_tok == 1 && w->type == TENSOR_Q4_K && w->cols / QK_K <= KROW_SB) {
+        int re = r1 < w->rows ? r1 : w->rows;
+        if (r0 < re) krow_q4k_zmm(w, a, y, r0, re);
+        for (int r = re > r0 ? re : r0; r < r1; r++) y[r] = 0; /* rows past the matrix, as the tiles */
+        return;
+    }
     int full = (r1 < w->rows ? r1 : w->rows) / QR * QR; /* rows of whole panels inside the matrix */
     if (a->n_tok == 1 && full > r0) {
         kdecode_zmm(w, a, kact_side(a, type_table[w->type].kmode, 0, 1), y, r0, full);
