@@ -13,6 +13,7 @@
 #if defined(__x86_64__)
 
 #include <immintrin.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kernels/isa.h"
@@ -381,32 +382,76 @@ static ZTGT void kdecode_zmm(const MatView *w, const ActBuf *a, const uint8_t *s
     }
 }
 
-/* Generation for Q4_K, row by row on ggml's bytes as stored (no transpose, no gathers: one
+/* Generation for Q4_K and Q6_K, row by row on ggml's bytes as stored (no transpose, no gathers: one
  * linear stream through the matrix, which the hardware prefetchers follow). Per super-block of a
  * row: the 12 bytes of 6-bit scales/mins decoded with 32-bit masks; each 32-byte run of nibbles
  * broadcast to both halves of a zmm and shifted 0 / 4 per half, so a vector holds sub-blocks 2c
  * and 2c + 1 in the order of the token's 64 contiguous quants; one vpdpbusd per 64 weights, its
  * 16 sums scaled per lane by d sc_j dx_j (a vpermps of 8 scales). The mins are one ymm FMA per
- * super-block against dx_j * sum q_j, made once per call (KROW_SB super-blocks at most). */
-#define KROW_SB 256 /* 65536 columns */
+ * super-block against dx_j * sum q_j. Q6_K the same way: a vector per 64 quants (low nibbles
+ * with bits 0-1 / 2-3 of qh, high nibbles with 4-5 / 6-7), its sums started at -32 times the
+ * token's sums of 4 (which removes the offset), 16 scales d sc_g dx_(g/2) a lane per group of
+ * 16. The token's side of a super-block (KRowAct) is made once per call, in a buffer of 640
+ * bytes per 256 columns. */
 typedef struct {
     int8_t q[QK_K];
-    float dx[8], dxh[8];
+    int32_t c[QK_K / 4]; /* Q6_K: -32 * the sum of each 4 of q */
+    float dx[16], dxh[8]; /* dx per 32 (Q6_K: per 16, each twice), Q4_K: dx * sum of the 32 q */
+    float pad[8];
 } KRowAct;
-static _Thread_local KRowAct krow_act[KROW_SB] __attribute__((aligned(64)));
 
-static ZTGT void krow_q4k_zmm(const MatView *w, const ActBuf *a, float *y, int r0, int r1) {
-    int nsb = w->cols / QK_K;
-    KRowAct *x = krow_act;
+static void krow_fill(const ActBuf *a, int nsb, int q6, KRowAct *x) {
     for (int sb = 0; sb < nsb; sb++)
         for (int j = 0; j < 8; j++) {
             const int8_t *q = act_q(a, 0, sb * 8 + j);
             int32_t h = 0;
             for (int i = 0; i < QK; i++) h += q[i];
+            for (int i = 0; i < QK / 4; i++)
+                x[sb].c[8 * j + i] = -32 * (q[4 * i] + q[4 * i + 1] + q[4 * i + 2] + q[4 * i + 3]);
             memcpy(x[sb].q + 32 * j, q, QK);
-            x[sb].dx[j] = act_d(a, 0, sb * 8 + j);
-            x[sb].dxh[j] = x[sb].dx[j] * (float)h;
+            float dx = act_d(a, 0, sb * 8 + j);
+            if (q6) x[sb].dx[2 * j] = x[sb].dx[2 * j + 1] = dx;
+            else x[sb].dx[j] = dx, x[sb].dxh[j] = dx * (float)h;
         }
+}
+
+static ZTGT void krow_q6k_zmm(const MatView *w, const KRowAct *x, float *y, int r0, int r1) {
+    int nsb = w->cols / QK_K;
+    const __m512i cnt = _mm512_setr_epi64(0, 0, 0, 0, 2, 2, 2, 2);
+    const __m512i m4 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30);
+    const __m512i i0 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    const __m512i four = _mm512_set1_epi32(4);
+    for (int r = r0; r < r1; r++) {
+        const uint8_t *row = matview_row(w, r);
+        __m512 acc = _mm512_setzero_ps();
+        for (int sb = 0; sb < nsb; sb++) {
+            const uint8_t *blk = row + (size_t)sb * 210;
+            __m512 d = _mm512_set1_ps(_cvtsh_ss((unsigned short)(blk[208] | blk[209] << 8)));
+            __m512 S = _mm512_mul_ps(_mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(blk + 192))))),
+                                     _mm512_load_ps(x[sb].dx));
+            __m512i idx = i0;
+#pragma GCC unroll 2
+            for (int h = 0; h < 2; h++) {
+                __m512i L = _mm512_loadu_si512((const void *)(blk + 64 * h));
+                __m512i t = _mm512_srlv_epi64(_mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(const void *)(blk + 128 + 32 * h))), cnt);
+                __m512i u[2] = {_mm512_or_si512(_mm512_and_si512(L, m4), _mm512_and_si512(_mm512_slli_epi64(t, 4), m30)),
+                                _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi64(L, 4), m4), _mm512_and_si512(t, m30))};
+#pragma GCC unroll 2
+                for (int k = 0; k < 2; k++) {
+                    int o = 128 * h + 64 * k;
+                    __m512i s = _mm512_dpbusd_epi32(_mm512_load_si512((const void *)(x[sb].c + o / 4)), u[k],
+                                                    _mm512_load_si512((const void *)(x[sb].q + o)));
+                    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_permutexvar_ps(idx, S), acc);
+                    idx = _mm512_add_epi32(idx, four);
+                }
+            }
+        }
+        y[r] = _mm512_reduce_add_ps(acc);
+    }
+}
+
+static ZTGT void krow_q4k_zmm(const MatView *w, const KRowAct *x, float *y, int r0, int r1) {
+    int nsb = w->cols / QK_K;
     const __m512i m4 = _mm512_set1_epi8(15);
     const __m512i cnt = _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4);
     const __m512i i0 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
@@ -446,9 +491,14 @@ static ZTGT void krow_q4k_zmm(const MatView *w, const ActBuf *a, float *y, int r
 }
 static void kq_zmm(const MatView *w, const void *act, int t0, int nt, float *y, int ldy, int r0, int r1) {
     const ActBuf *a = act;
-    if (a->n_tok == 1 && w->type == TENSOR_Q4_K && w->cols / QK_K <= KROW_SB) {
+    KRowAct *x = NULL;
+    if (a->n_tok == 1 && w->type != TENSOR_Q5_K &&
+        (x = aligned_alloc(64, sizeof(KRowAct) * (size_t)(w->cols / QK_K))) != NULL) {
         int re = r1 < w->rows ? r1 : w->rows;
-        if (r0 < re) krow_q4k_zmm(w, a, y, r0, re);
+        krow_fill(a, w->cols / QK_K, w->type == TENSOR_Q6_K, x);
+        if (r0 < re && w->type == TENSOR_Q6_K) krow_q6k_zmm(w, x, y, r0, re);
+        else if (r0 < re) krow_q4k_zmm(w, x, y, r0, re);
+        free(x);
         for (int r = re > r0 ? re : r0; r < r1; r++) y[r] = 0; /* rows past the matrix, as the tiles */
         return;
     }
