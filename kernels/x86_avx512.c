@@ -382,13 +382,13 @@ static ZTGT void kdecode_zmm(const MatView *w, const ActBuf *a, const uint8_t *s
     }
 }
 
-/* Generation for Q4_K and Q6_K, row by row on ggml's bytes as stored (no transpose, no gathers: one
+/* Generation for Q4_K, Q5_K and Q6_K, row by row on ggml's bytes as stored (no transpose, no gathers: one
  * linear stream through the matrix, which the hardware prefetchers follow). Per super-block of a
  * row: the 12 bytes of 6-bit scales/mins decoded with 32-bit masks; each 32-byte run of nibbles
  * broadcast to both halves of a zmm and shifted 0 / 4 per half, so a vector holds sub-blocks 2c
  * and 2c + 1 in the order of the token's 64 contiguous quants; one vpdpbusd per 64 weights, its
  * 16 sums scaled per lane by d sc_j dx_j (a vpermps of 8 scales). The mins are one ymm FMA per
- * super-block against dx_j * sum q_j. Q6_K the same way: a vector per 64 quants (low nibbles
+ * super-block against dx_j * sum q_j; Q5_K adds its fifth bits to the nibbles. Q6_K the same way: a vector per 64 quants (low nibbles
  * with bits 0-1 / 2-3 of qh, high nibbles with 4-5 / 6-7), its sums started at -32 times the
  * token's sums of 4 (which removes the offset), 16 scales d sc_g dx_(g/2) a lane per group of
  * 16. The token's side of a super-block (KRowAct) is made once per call, in a buffer of 640
@@ -450,8 +450,10 @@ static ZTGT void krow_q6k_zmm(const MatView *w, const KRowAct *x, float *y, int 
     }
 }
 
-static ZTGT void krow_q4k_zmm(const MatView *w, const KRowAct *x, float *y, int r0, int r1) {
+ZINL void krow_k4(const MatView *w, const KRowAct *x, float *y, int r0, int r1, const int q5) {
     int nsb = w->cols / QK_K;
+    const size_t bb = q5 ? 176 : 144;
+    const __m512i m10 = _mm512_set1_epi8(0x10);
     const __m512i m4 = _mm512_set1_epi8(15);
     const __m512i cnt = _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4);
     const __m512i i0 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
@@ -461,7 +463,9 @@ static ZTGT void krow_q4k_zmm(const MatView *w, const KRowAct *x, float *y, int 
         __m512 acc = _mm512_setzero_ps();
         __m256 accm = _mm256_setzero_ps();
         for (int sb = 0; sb < nsb; sb++) {
-            const uint8_t *blk = row + (size_t)sb * 144;
+            const uint8_t *blk = row + (size_t)sb * bb;
+            /* Q5_K: the fifth bits, bit j of qh[l] for sub-block j, both halves of a vector */
+            __m512i qh = q5 ? _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(const void *)(blk + 16))) : m10;
             uint32_t A, B, C;
             memcpy(&A, blk + 4, 4), memcpy(&B, blk + 8, 4), memcpy(&C, blk + 12, 4);
             /* sub-blocks 0..3: low 6 bits of bytes 0..3 (scales) and 4..7 (mins); 4..7: low
@@ -479,8 +483,13 @@ static ZTGT void krow_q4k_zmm(const MatView *w, const KRowAct *x, float *y, int 
             __m512i idx = i0;
 #pragma GCC unroll 4
             for (int c = 0; c < 4; c++) {
-                __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(const void *)(blk + 16 + 32 * c)));
+                __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(const void *)(blk + (q5 ? 48 : 16) + 32 * c)));
                 v = _mm512_and_si512(_mm512_srlv_epi64(v, cnt), m4);
+                if (q5) { /* bit 2c (first half), 2c + 1 (second) to bit 4: shift left 4 - 2c, 3 - 2c */
+                    __m512i hb = c < 2 ? _mm512_sllv_epi64(qh, _mm512_sub_epi64(_mm512_set1_epi64(4 - 2 * c), _mm512_srli_epi64(cnt, 2)))
+                                       : _mm512_srlv_epi64(qh, _mm512_add_epi64(_mm512_set1_epi64(2 * c - 4), _mm512_srli_epi64(cnt, 2)));
+                    v = _mm512_or_si512(v, _mm512_and_si512(hb, m10));
+                }
                 __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v, _mm512_load_si512((const void *)(x[sb].q + 64 * c)));
                 acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_permutexvar_ps(idx, Sz), acc);
                 idx = _mm512_add_epi32(idx, two);
@@ -489,14 +498,17 @@ static ZTGT void krow_q4k_zmm(const MatView *w, const KRowAct *x, float *y, int 
         y[r] = _mm512_reduce_add_ps(acc) - _mm512_reduce_add_ps(_mm512_zextps256_ps512(accm));
     }
 }
+static ZTGT void krow_q4k_zmm(const MatView *w, const KRowAct *x, float *y, int r0, int r1) { krow_k4(w, x, y, r0, r1, 0); }
+static ZTGT void krow_q5k_zmm(const MatView *w, const KRowAct *x, float *y, int r0, int r1) { krow_k4(w, x, y, r0, r1, 1); }
+
 static void kq_zmm(const MatView *w, const void *act, int t0, int nt, float *y, int ldy, int r0, int r1) {
     const ActBuf *a = act;
     KRowAct *x = NULL;
-    if (a->n_tok == 1 && w->type != TENSOR_Q5_K &&
-        (x = aligned_alloc(64, sizeof(KRowAct) * (size_t)(w->cols / QK_K))) != NULL) {
+    if (a->n_tok == 1 && (x = aligned_alloc(64, sizeof(KRowAct) * (size_t)(w->cols / QK_K))) != NULL) {
         int re = r1 < w->rows ? r1 : w->rows;
         krow_fill(a, w->cols / QK_K, w->type == TENSOR_Q6_K, x);
         if (r0 < re && w->type == TENSOR_Q6_K) krow_q6k_zmm(w, x, y, r0, re);
+        else if (r0 < re && w->type == TENSOR_Q5_K) krow_q5k_zmm(w, x, y, r0, re);
         else if (r0 < re) krow_q4k_zmm(w, x, y, r0, re);
         free(x);
         for (int r = re > r0 ? re : r0; r < r1; r++) y[r] = 0; /* rows past the matrix, as the tiles */
