@@ -392,29 +392,7 @@ static ZTGT void kdecode_zmm(const MatView *w, const ActBuf *a, const uint8_t *s
  * with bits 0-1 / 2-3 of qh, high nibbles with 4-5 / 6-7), its sums started at -32 times the
  * token's sums of 4 (which removes the offset), 16 scales d sc_g dx_(g/2) a lane per group of
  * 16. The token's side of a super-block (KRowAct) is made once per call, in a buffer of 640
- * bytes per 256 columns. */
-typedef struct {
-    int8_t q[QK_K];
-    int32_t c[QK_K / 4]; /* Q6_K: -32 * the sum of each 4 of q */
-    float dx[16], dxh[8]; /* dx per 32 (Q6_K: per 16, each twice), Q4_K: dx * sum of the 32 q */
-    float pad[8];
-} KRowAct;
-
-static void krow_fill(const ActBuf *a, int nsb, int q6, KRowAct *x) {
-    for (int sb = 0; sb < nsb; sb++)
-        for (int j = 0; j < 8; j++) {
-            const int8_t *q = act_q(a, 0, sb * 8 + j);
-            int32_t h = 0;
-            for (int i = 0; i < QK; i++) h += q[i];
-            for (int i = 0; i < QK / 4; i++)
-                x[sb].c[8 * j + i] = -32 * (q[4 * i] + q[4 * i + 1] + q[4 * i + 2] + q[4 * i + 3]);
-            memcpy(x[sb].q + 32 * j, q, QK);
-            float dx = act_d(a, 0, sb * 8 + j);
-            if (q6) x[sb].dx[2 * j] = x[sb].dx[2 * j + 1] = dx;
-            else x[sb].dx[j] = dx, x[sb].dxh[j] = dx * (float)h;
-        }
-}
-
+ * bytes per 256 columns (kernels/kquant.h). */
 static ZTGT void krow_q6k_zmm(const MatView *w, const KRowAct *x, float *y, int r0, int r1) {
     int nsb = w->cols / QK_K;
     const __m512i cnt = _mm512_setr_epi64(0, 0, 0, 0, 2, 2, 2, 2);
@@ -504,9 +482,8 @@ static ZTGT void krow_q5k_zmm(const MatView *w, const KRowAct *x, float *y, int 
 static void kq_zmm(const MatView *w, const void *act, int t0, int nt, float *y, int ldy, int r0, int r1) {
     const ActBuf *a = act;
     KRowAct *x = NULL;
-    if (a->n_tok == 1 && (x = aligned_alloc(64, sizeof(KRowAct) * (size_t)(w->cols / QK_K))) != NULL) {
+    if (a->n_tok == 1 && (x = krow_act(a, w->cols / QK_K, w->type == TENSOR_Q6_K)) != NULL) {
         int re = r1 < w->rows ? r1 : w->rows;
-        krow_fill(a, w->cols / QK_K, w->type == TENSOR_Q6_K, x);
         if (r0 < re && w->type == TENSOR_Q6_K) krow_q6k_zmm(w, x, y, r0, re);
         else if (r0 < re && w->type == TENSOR_Q5_K) krow_q5k_zmm(w, x, y, r0, re);
         else if (r0 < re) krow_q4k_zmm(w, x, y, r0, re);
