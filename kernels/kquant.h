@@ -67,4 +67,15 @@ void kmat_free_scratch(void);
 void kmat_scalar(const MatView *w, const void *act, int t0, int nt, float *y, int ldy, int r0,
                  int r1);
 
+/* Generation's row-by-row kernels: the one token's side of a super-block, made once per call. */
+typedef struct {
+    int8_t q[QK_K];
+    int32_t c[QK_K / 4];  /* Q6_K: -32 * the sum of each 4 of q */
+    float dx[16], dxh[8]; /* dx per 32 (Q6_K: per 16, each twice); Q4_K/Q5_K: dx * sum of the 32 q */
+    float pad[8];
+} KRowAct;
+/* Token 0's records for nsb super-blocks (q6: the Q6_K form) in a 64-byte aligned buffer the
+ * caller frees, or NULL when out of memory (the caller then takes its panel path). */
+KRowAct *krow_act(const ActBuf *a, int nsb, int q6);
+
 #endif

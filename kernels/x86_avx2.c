@@ -4,6 +4,7 @@
 
 #include <immintrin.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kernels/isa.h"
@@ -315,7 +316,83 @@ static TGT void ktile_avx2(const uint8_t *pk, const uint8_t *ar, const uint8_t *
     }
 }
 
+/* Generation for Q4_K, Q5_K and Q6_K row by row on ggml's bytes (x86_avx512.c's krow_* with 8-lane
+ * vectors): a sub-block's 32 unsigned quants against the token's, vpmaddubsw then vpmaddwd by 1
+ * (pair sums <= 2 * 63 * 128 < 2^15), sums scaled per lane by d sc dx in float. */
+static TGT void krow_avx2(const MatView *w, const KRowAct *x, float *y, int r0, int r1) {
+    int nsb = w->cols / QK_K, q6 = w->type == TENSOR_Q6_K, q5 = w->type == TENSOR_Q5_K;
+    const __m256i m10 = _mm256_set1_epi8(0x10);
+    const __m256i m4 = _mm256_set1_epi8(15), m30 = _mm256_set1_epi8(0x30), one = _mm256_set1_epi16(1);
+    for (int r = r0; r < r1; r++) {
+        const uint8_t *row = matview_row(w, r);
+        __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+        for (int sb = 0; sb < nsb; sb++) {
+            const KRowAct *xs = x + sb;
+            if (q6) {
+                const uint8_t *blk = row + (size_t)sb * 210;
+                __m256 d = _mm256_set1_ps(_cvtsh_ss((unsigned short)(blk[208] | blk[209] << 8)));
+                __m256 S[2];
+                for (int i = 0; i < 2; i++)
+                    S[i] = _mm256_mul_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(blk + 192 + 8 * i))))),
+                                         _mm256_loadu_ps(xs->dx + 8 * i));
+                for (int h = 0; h < 2; h++) {
+                    __m256i H = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 128 + 32 * h));
+                    for (int k = 0; k < 2; k++) {
+                        __m256i L = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 64 * h + 32 * k));
+                        __m256i t = _mm256_srli_epi16(H, 2 * k);
+                        /* sub-block 4h + k: low nibbles, bits 2k, 2k + 1 of qh; 4h + 2 + k: high, bits 4 + 2k.. */
+                        __m256i u[2] = {_mm256_or_si256(_mm256_and_si256(L, m4), _mm256_and_si256(_mm256_slli_epi16(t, 4), m30)),
+                                        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(L, 4), m4), _mm256_and_si256(t, m30))};
+                        for (int e = 0; e < 2; e++) {
+                            int j = 4 * h + 2 * e + k;
+                            __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(u[e], _mm256_load_si256((const __m256i *)(const void *)(xs->q + 32 * j))), one);
+                            s = _mm256_add_epi32(s, _mm256_load_si256((const __m256i *)(const void *)(xs->c + 8 * j)));
+                            __m256i idx = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
+                            idx = _mm256_add_epi32(idx, _mm256_set1_epi32((2 * j) & 7));
+                            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_permutevar8x32_ps(S[j / 4], idx), acc);
+                        }
+                    }
+                }
+                continue;
+            }
+            const uint8_t *blk = row + (size_t)sb * (q5 ? 176 : 144);
+            __m256i qh = q5 ? _mm256_loadu_si256((const __m256i *)(const void *)(blk + 16)) : m4;
+            uint32_t A, B, C;
+            memcpy(&A, blk + 4, 4), memcpy(&B, blk + 8, 4), memcpy(&C, blk + 12, 4);
+            uint64_t sc = (A & 0x3f3f3f3fu) | (uint64_t)((C & 0x0f0f0f0fu) | ((A >> 2) & 0x30303030u)) << 32;
+            uint64_t mn = (B & 0x3f3f3f3fu) | (uint64_t)(((C >> 4) & 0x0f0f0f0fu) | ((B >> 2) & 0x30303030u)) << 32;
+            __m128i sm = _mm_set_epi64x((long long)mn, (long long)sc);
+            __m256 d = _mm256_set1_ps(_cvtsh_ss((unsigned short)(blk[0] | blk[1] << 8)));
+            __m256 dm = _mm256_set1_ps(_cvtsh_ss((unsigned short)(blk[2] | blk[3] << 8)));
+            __m256 S = _mm256_mul_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sm))), _mm256_load_ps(xs->dx));
+            __m256 M = _mm256_mul_ps(dm, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8))));
+            accm = _mm256_fmadd_ps(M, _mm256_load_ps(xs->dxh), accm);
+            for (int c = 0; c < 4; c++) {
+                __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(blk + (q5 ? 48 : 16) + 32 * c));
+                __m256i u[2] = {_mm256_and_si256(v, m4), _mm256_and_si256(_mm256_srli_epi16(v, 4), m4)};
+                for (int e = 0; e < 2; e++) {
+                    int j = 2 * c + e;
+                    if (q5) /* Q5_K: bit j of qh to bit 4 */
+                        u[e] = _mm256_or_si256(u[e], _mm256_and_si256(j <= 4 ? _mm256_slli_epi16(qh, 4 - j) : _mm256_srli_epi16(qh, j - 4), m10));
+                    __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(u[e], _mm256_load_si256((const __m256i *)(const void *)(xs->q + 32 * j))), one);
+                    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_permutevar8x32_ps(S, _mm256_set1_epi32(j)), acc);
+                }
+            }
+        }
+        y[r] = hsum8(acc) - hsum8(accm);
+    }
+}
+
 static void kq_avx2(const MatView *w, const void *a, int t0, int nt, float *y, int ldy, int r0, int r1) {
+    const ActBuf *ab = a;
+    KRowAct *x = NULL;
+    if (ab->n_tok == 1 && (x = krow_act(ab, w->cols / QK_K, w->type == TENSOR_Q6_K)) != NULL) {
+        int re = r1 < w->rows ? r1 : w->rows;
+        if (r0 < re) krow_avx2(w, x, y, r0, re);
+        free(x);
+        for (int r = re > r0 ? re : r0; r < r1; r++) y[r] = 0; /* rows past the matrix, as the tiles */
+        return;
+    }
     kmat_tiled(w, a, t0, nt, y, ldy, r0, r1, ktile_avx2, NULL);
 }
 

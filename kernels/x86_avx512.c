@@ -13,6 +13,7 @@
 #if defined(__x86_64__)
 
 #include <immintrin.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kernels/isa.h"
@@ -392,8 +393,115 @@ static ZTGT void kdecode_zmm(const MatView *w, const ActBuf *a, const uint8_t *s
     }
 }
 
+/* Generation for Q4_K, Q5_K and Q6_K, row by row on ggml's bytes as stored (no transpose, no gathers: one
+ * linear stream through the matrix, which the hardware prefetchers follow). Per super-block of a
+ * row: the 12 bytes of 6-bit scales/mins decoded with 32-bit masks; each 32-byte run of nibbles
+ * broadcast to both halves of a zmm and shifted 0 / 4 per half, so a vector holds sub-blocks 2c
+ * and 2c + 1 in the order of the token's 64 contiguous quants; one vpdpbusd per 64 weights, its
+ * 16 sums scaled per lane by d sc_j dx_j (a vpermps of 8 scales). The mins are one ymm FMA per
+ * super-block against dx_j * sum q_j; Q5_K adds its fifth bits to the nibbles. Q6_K the same way: a vector per 64 quants (low nibbles
+ * with bits 0-1 / 2-3 of qh, high nibbles with 4-5 / 6-7), its sums started at -32 times the
+ * token's sums of 4 (which removes the offset), 16 scales d sc_g dx_(g/2) a lane per group of
+ * 16. The token's side of a super-block (KRowAct) is made once per call, in a buffer of 640
+ * bytes per 256 columns (kernels/kquant.h). */
+static ZTGT void krow_q6k_zmm(const MatView *w, const KRowAct *x, float *y, int r0, int r1) {
+    int nsb = w->cols / QK_K;
+    const __m512i cnt = _mm512_setr_epi64(0, 0, 0, 0, 2, 2, 2, 2);
+    const __m512i m4 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30);
+    const __m512i i0 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    const __m512i four = _mm512_set1_epi32(4);
+    for (int r = r0; r < r1; r++) {
+        const uint8_t *row = matview_row(w, r);
+        __m512 acc = _mm512_setzero_ps();
+        for (int sb = 0; sb < nsb; sb++) {
+            const uint8_t *blk = row + (size_t)sb * 210;
+            __m512 d = _mm512_set1_ps(_cvtsh_ss((unsigned short)(blk[208] | blk[209] << 8)));
+            __m512 S = _mm512_mul_ps(_mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(blk + 192))))),
+                                     _mm512_load_ps(x[sb].dx));
+            __m512i idx = i0;
+#pragma GCC unroll 2
+            for (int h = 0; h < 2; h++) {
+                __m512i L = _mm512_loadu_si512((const void *)(blk + 64 * h));
+                __m512i t = _mm512_srlv_epi64(_mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(const void *)(blk + 128 + 32 * h))), cnt);
+                __m512i u[2] = {_mm512_or_si512(_mm512_and_si512(L, m4), _mm512_and_si512(_mm512_slli_epi64(t, 4), m30)),
+                                _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi64(L, 4), m4), _mm512_and_si512(t, m30))};
+#pragma GCC unroll 2
+                for (int k = 0; k < 2; k++) {
+                    int o = 128 * h + 64 * k;
+                    __m512i s = _mm512_dpbusd_epi32(_mm512_load_si512((const void *)(x[sb].c + o / 4)), u[k],
+                                                    _mm512_load_si512((const void *)(x[sb].q + o)));
+                    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_permutexvar_ps(idx, S), acc);
+                    idx = _mm512_add_epi32(idx, four);
+                }
+            }
+        }
+        y[r] = _mm512_reduce_add_ps(acc);
+    }
+}
+
+ZINL void krow_k4(const MatView *w, const KRowAct *x, float *y, int r0, int r1, const int q5) {
+    int nsb = w->cols / QK_K;
+    const size_t bb = q5 ? 176 : 144;
+    const __m512i m10 = _mm512_set1_epi8(0x10);
+    const __m512i m4 = _mm512_set1_epi8(15);
+    const __m512i cnt = _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4);
+    const __m512i i0 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    const __m512i two = _mm512_set1_epi32(2);
+    for (int r = r0; r < r1; r++) {
+        const uint8_t *row = matview_row(w, r);
+        __m512 acc = _mm512_setzero_ps();
+        __m256 accm = _mm256_setzero_ps();
+        for (int sb = 0; sb < nsb; sb++) {
+            const uint8_t *blk = row + (size_t)sb * bb;
+            /* Q5_K: the fifth bits, bit j of qh[l] for sub-block j, both halves of a vector */
+            __m512i qh = q5 ? _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(const void *)(blk + 16))) : m10;
+            uint32_t A, B, C;
+            memcpy(&A, blk + 4, 4), memcpy(&B, blk + 8, 4), memcpy(&C, blk + 12, 4);
+            /* sub-blocks 0..3: low 6 bits of bytes 0..3 (scales) and 4..7 (mins); 4..7: low
+             * (scales) / high (mins) nibbles of bytes 8..11, bits 4-5 from the top of 0..7 */
+            uint64_t sc = (A & 0x3f3f3f3fu) | (uint64_t)((C & 0x0f0f0f0fu) | ((A >> 2) & 0x30303030u)) << 32;
+            uint64_t mn = (B & 0x3f3f3f3fu) | (uint64_t)(((C >> 4) & 0x0f0f0f0fu) | ((B >> 2) & 0x30303030u)) << 32;
+            __m128i sm = _mm_set_epi64x((long long)mn, (long long)sc);
+            __m256 d = _mm256_set1_ps(_cvtsh_ss((unsigned short)(blk[0] | blk[1] << 8)));
+            __m256 dm = _mm256_set1_ps(_cvtsh_ss((unsigned short)(blk[2] | blk[3] << 8)));
+            __m256 S = _mm256_mul_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sm))),
+                                     _mm256_load_ps(x[sb].dx));
+            __m256 M = _mm256_mul_ps(dm, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8))));
+            accm = _mm256_fmadd_ps(M, _mm256_load_ps(x[sb].dxh), accm);
+            __m512 Sz = _mm512_castps256_ps512(S);
+            __m512i idx = i0;
+#pragma GCC unroll 4
+            for (int c = 0; c < 4; c++) {
+                __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(const void *)(blk + (q5 ? 48 : 16) + 32 * c)));
+                v = _mm512_and_si512(_mm512_srlv_epi64(v, cnt), m4);
+                if (q5) { /* bit 2c (first half), 2c + 1 (second) to bit 4: shift left 4 - 2c, 3 - 2c */
+                    __m512i hb = c < 2 ? _mm512_sllv_epi64(qh, _mm512_sub_epi64(_mm512_set1_epi64(4 - 2 * c), _mm512_srli_epi64(cnt, 2)))
+                                       : _mm512_srlv_epi64(qh, _mm512_add_epi64(_mm512_set1_epi64(2 * c - 4), _mm512_srli_epi64(cnt, 2)));
+                    v = _mm512_or_si512(v, _mm512_and_si512(hb, m10));
+                }
+                __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v, _mm512_load_si512((const void *)(x[sb].q + 64 * c)));
+                acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_permutexvar_ps(idx, Sz), acc);
+                idx = _mm512_add_epi32(idx, two);
+            }
+        }
+        y[r] = _mm512_reduce_add_ps(acc) - _mm512_reduce_add_ps(_mm512_zextps256_ps512(accm));
+    }
+}
+static ZTGT void krow_q4k_zmm(const MatView *w, const KRowAct *x, float *y, int r0, int r1) { krow_k4(w, x, y, r0, r1, 0); }
+static ZTGT void krow_q5k_zmm(const MatView *w, const KRowAct *x, float *y, int r0, int r1) { krow_k4(w, x, y, r0, r1, 1); }
+
 static void kq_zmm(const MatView *w, const void *act, int t0, int nt, float *y, int ldy, int r0, int r1) {
     const ActBuf *a = act;
+    KRowAct *x = NULL;
+    if (a->n_tok == 1 && (x = krow_act(a, w->cols / QK_K, w->type == TENSOR_Q6_K)) != NULL) {
+        int re = r1 < w->rows ? r1 : w->rows;
+        if (r0 < re && w->type == TENSOR_Q6_K) krow_q6k_zmm(w, x, y, r0, re);
+        else if (r0 < re && w->type == TENSOR_Q5_K) krow_q5k_zmm(w, x, y, r0, re);
+        else if (r0 < re) krow_q4k_zmm(w, x, y, r0, re);
+        free(x);
+        for (int r = re > r0 ? re : r0; r < r1; r++) y[r] = 0; /* rows past the matrix, as the tiles */
+        return;
+    }
     int full = (r1 < w->rows ? r1 : w->rows) / QR * QR; /* rows of whole panels inside the matrix */
     if (a->n_tok == 1 && full > r0) {
         kdecode_zmm(w, a, kact_side(a, type_table[w->type].kmode, 0, 1), y, r0, full);
