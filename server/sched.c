@@ -10,6 +10,7 @@
 #include "base/pool.h"
 #include "kernels/kernels.h"
 #include "model/generate.h"
+#include "model/lora.h"
 #include "model/sampler.h"
 
 enum { SLOT_IDLE, SLOT_PREFILL, SLOT_DECODE, SLOT_FINISHED };
@@ -372,6 +373,7 @@ static void *sched_main(void *arg) {
     free(tokens);
     free(dec);
     kernels_free_scratch(); /* this thread's activation scratch (kernels/dispatch.c) */
+    lora_free_scratch();    /* and its LoRA scratch (model/lora.c) */
     return NULL;
 }
 
