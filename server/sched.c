@@ -318,7 +318,7 @@ static void *sched_main(void *arg) {
             }
             break;
         }
-        /* one decode step for every decoding slot together */
+        /* one decode step for every decoding slot */
         int n = 0;
         for (int i = 0; i < s->n_slots; i++) {
             Slot *sl = &s->slots[i];

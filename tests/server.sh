@@ -3,7 +3,8 @@
 # pinned in tests/server/package.json; .ci/run installs it): the trained tiny Phi-3 from
 # ../shared/data, greedy texts compared with the phi CLI's, streaming, usage, stop strings, 8
 # concurrent streams, an aborted stream, malformed requests over raw sockets, --api-key, a full
-# queue (503) and a clean exit on SIGTERM. SKIPs with the reason when node, the package or the
+# queue (503), LoRA adapters per request (--lora, "lora", /lora-adapters) and a clean exit on
+# SIGTERM. SKIPs with the reason when node, the package or the
 # data are missing.
 PHI=${PHI:-./phi}
 QUANT=${QUANT:-./quant}
