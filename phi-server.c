@@ -2,6 +2,7 @@
  * is server/). Flags follow llama-server's spelling and meaning. */
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +31,13 @@ static void usage(FILE *f) {
         "  --conn N               open connections before 503 (default 256)\n"
         "  --body-limit BYTES     largest request body (default 8388608; larger: 413)\n"
         "  --mmap                 map the model file instead of copying it into memory\n"
-        "  -h, --help             this text\n"
+        "  --lora FILE|DIR        preload a LoRA adapter (PEFT folder or GGUF adapter file) at scale 1;\n"
+        "                         repeatable: ids 0, 1, ... in order (GET /lora-adapters lists them)\n"
+        "  --lora-scaled FILE|DIR S  the same at scale S\n"
+        "  --lora-init-without-apply  preload the adapters at scale 0 (set them with POST\n"
+        "                         /lora-adapters or a request's \"lora\": [{\"id\":0,\"scale\":1}])\n"
+        "                         Without it every request that names no \"lora\" runs with all the\n"
+        "                         adapters at their scales, as llama-server does.\n"        "  -h, --help             this text\n"
         "SIGINT/SIGTERM: requests in flight get up to 10 s to finish, then the server exits 0.\n");
 }
 
@@ -69,6 +76,24 @@ int main(int argc, char **argv) {
         else if (IS("--conn")) NUM(1, 65536, o.max_conn);
         else if (IS("--body-limit")) NUM(1024, 1LL << 32, o.max_body);
         else if (IS("--mmap")) o.mmap = 1;
+        else if (IS("--lora-init-without-apply")) o.lora_init_without_apply = 1;
+        else if (IS("--lora") || IS("--lora-scaled")) {
+            int scaled = IS("--lora-scaled");
+            const char *sv = scaled && i + 2 < argc ? argv[i + 2] : NULL;
+            char *end = NULL;
+            float sc = sv ? strtof(sv, &end) : 1;
+            if (!v || (scaled && (!sv || end == sv || *end || !isfinite(sc)))) {
+                fprintf(stderr, "phi-server: %s wants %s\n", a, scaled ? "a path and a finite scale" : "a path");
+                return 1;
+            }
+            if (o.n_lora == 64) {
+                fprintf(stderr, "phi-server: at most 64 LoRA adapters\n");
+                return 1;
+            }
+            o.lora_path[o.n_lora] = v;
+            o.lora_scale[o.n_lora++] = sc;
+            i += scaled ? 2 : 1;
+        }
         else {
             fprintf(stderr, "phi-server: unknown option '%s' (see --help)\n", a);
             return 1;

@@ -26,7 +26,7 @@
 extern "C" {
 #endif
 
-#define PHI_API_VERSION 1
+#define PHI_API_VERSION 2 /* 2: LoRA adapters (phi_lora_*, phi_session_set_loras) */
 
 typedef enum {
     PHI_OK = 0,
@@ -36,6 +36,7 @@ typedef enum {
     PHI_ERR_CONTEXT = -4, /* the tokens do not fit in the session's context */
     PHI_ERR_TOKEN = -5,   /* a token id outside the vocabulary, or text that is not UTF-8 */
     PHI_ERR_STATE = -6,   /* a call out of order (phi_generate before any tokens were fed) */
+    PHI_ERR_LORA = -7,    /* a LoRA adapter cannot be read or does not fit the model */
 } phi_status;
 
 /* The calling thread's last error message ("" if none); valid until its next failing call. */
@@ -109,6 +110,10 @@ int phi_session_prompt(phi_session *s, const int *ids, int n);
 int phi_session_feed(phi_session *s, const int *ids, int n);
 /* Forget every position from n_past on (0: an empty cache). */
 int phi_session_rewind(phi_session *s, int n_past);
+/* The logits (phi_model_n_vocab floats) of the last position evaluated by phi_session_prompt or
+ * phi_session_feed, valid until the session's next call; NULL when there are none (nothing fed
+ * since a rewind or an adapter change, or phi_generate has moved past them). */
+const float *phi_session_logits(const phi_session *s);
 
 /* Called for every generated token: its id and text (complete UTF-8 characters; may be empty,
  * e.g. for special tokens). id -1 carries the trailing bytes of an incomplete character at the
@@ -132,6 +137,34 @@ typedef struct {
  * re-prompt the whole conversation) to continue. res may be NULL. Returns PHI_OK, or
  * PHI_ERR_MODEL when the model produced NaN or infinite logits (res still says what was made). */
 int phi_generate(phi_session *s, int max_tokens, phi_token_fn fn, void *user, phi_gen_result *res);
+
+/* ---- LoRA adapters ----
+ * An adapter is loaded once against a model (without touching or reloading its weights) and
+ * may be applied by any number of that model's sessions, each with its own scales: the session
+ * computes y = W x + sum_i scale_i * c_i * B_i (A_i x) (c = alpha / r, alpha / sqrt(r) with
+ * rsLoRA), unmerged. The formats read are docs/FORMAT.md's "LoRA adapters": a PEFT folder
+ * (adapter_config.json + adapter_model.safetensors) or a GGUF adapter file as llama.cpp's
+ * convert_lora_to_gguf.py writes it. */
+typedef struct phi_lora phi_lora;
+
+/* Load and validate the adapter at path (a PEFT folder or a GGUF adapter file) for model m.
+ * An adapter for another model shape (layers, matrix sizes), a DoRA or otherwise unsupported
+ * adapter, or an unreadable path is refused with PHI_ERR_LORA and one line in phi_last_error();
+ * *out is NULL on failure. The adapter must outlive every session that applies it. */
+int phi_lora_load(const phi_model *m, const char *path, phi_lora **out);
+void phi_lora_free(phi_lora *a);
+const char *phi_lora_path(const phi_lora *a); /* the path it was loaded from */
+
+/* Make a[0..n) with user scales scales[0..n) (llama.cpp's --lora-scaled; 1: as trained, 0: no
+ * effect) the session's adapter set, replacing the previous set; n = 0 detaches every adapter,
+ * giving back the base model's logits bit for bit. The adapters must have been loaded for this
+ * session's model and scales must be finite. The same adapter may appear twice (scales add).
+ * The KV cache: positions already cached were computed with the previous set, so a set that
+ * differs (other adapters, order or scales) empties the cache (n_past becomes 0: feed or prompt
+ * again); setting the set already in place keeps it. */
+int phi_session_set_loras(phi_session *s, const phi_lora *const *a, const float *scales, int n);
+/* Adapters in the session's current set (0: the base model). */
+int phi_session_n_loras(const phi_session *s);
 
 #ifdef __cplusplus
 }

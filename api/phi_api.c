@@ -10,10 +10,12 @@
 #include <sys/stat.h>
 
 #include "app/chat.h"
+#include "convert/lora_load.h"
 #include "api/phi_internal.h"
 #include "base/cpu.h"
 #include "kernels/kernels.h"
 #include "model/generate.h"
+#include "model/lora.h"
 #include "model/model.h"
 #include "model/sampler.h"
 
@@ -40,6 +42,10 @@ struct phi_session {
     State st;
     Sampler smp;
     int has_logits; /* st.logits belongs to position st.n_cached - 1 */
+    LoraSet *lora;          /* the adapter set (st.lora), NULL: the base model */
+    const phi_lora **la;    /* its adapters and scales, to tell whether a new set differs */
+    float *ls;
+    int n_lora;
 };
 
 int phi_model_open(const char *path, int flags, phi_model **out) {
@@ -181,6 +187,9 @@ int phi_session_new(phi_model *pm, const phi_session_params *p, phi_session **ou
 
 void phi_session_free(phi_session *s) {
     if (!s) return;
+    lora_set_free(s->lora);
+    free(s->la);
+    free(s->ls);
     sampler_free(&s->smp);
     state_free(&s->st);
     free(s);
@@ -249,3 +258,80 @@ int phi_generate(phi_session *s, int max_tokens, phi_token_fn fn, void *user, ph
         return fail(PHI_ERR_MODEL, "the model produced non-finite logits (a corrupt weight?)");
     return PHI_OK;
 }
+
+/* ---- LoRA adapters ---- */
+
+struct phi_lora {
+    const phi_model *pm;
+    LoraAdapter *ad;
+    char path[1024];
+};
+
+int phi_lora_load(const phi_model *pm, const char *path, phi_lora **out) {
+    if (!out) return fail(PHI_ERR_ARG, "phi_lora_load: out is NULL");
+    *out = NULL;
+    if (!pm || !path) return fail(PHI_ERR_ARG, "phi_lora_load: model or path is NULL");
+    phi_lora *a = calloc(1, sizeof *a);
+    if (!a) return fail(PHI_ERR_NOMEM, "out of memory");
+    /* lora_load checks every piece against the model's shape (lora_adapter_check) */
+    if (!(a->ad = lora_load(path, &pm->m.hp, last_error, sizeof last_error))) {
+        free(a);
+        return PHI_ERR_LORA;
+    }
+    a->pm = pm;
+    snprintf(a->path, sizeof a->path, "%s", path);
+    *out = a;
+    return PHI_OK;
+}
+
+void phi_lora_free(phi_lora *a) {
+    if (!a) return;
+    lora_adapter_free(a->ad);
+    free(a);
+}
+
+const char *phi_lora_path(const phi_lora *a) { return a ? a->path : ""; }
+const LoraAdapter *phi_lora_adapter(const phi_lora *a) { return a ? a->ad : NULL; }
+
+int phi_session_n_loras(const phi_session *s) { return s ? s->n_lora : 0; }
+
+int phi_session_set_loras(phi_session *s, const phi_lora *const *a, const float *scales, int n) {
+    if (!s || n < 0 || (n && (!a || !scales))) return fail(PHI_ERR_ARG, "phi_session_set_loras: bad arguments");
+    for (int i = 0; i < n; i++) {
+        if (!a[i]) return fail(PHI_ERR_ARG, "phi_session_set_loras: adapter %d is NULL", i);
+        if (a[i]->pm != s->pm) return fail(PHI_ERR_ARG, "%s was loaded for another model", a[i]->path);
+        if (!(scales[i] - scales[i] == 0)) return fail(PHI_ERR_ARG, "%s: the scale is not a finite number", a[i]->path);
+    }
+    int same = n == s->n_lora;
+    for (int i = 0; same && i < n; i++) same = a[i] == s->la[i] && scales[i] == s->ls[i];
+    if (same) return PHI_OK; /* the cache was computed with this very set: keep it */
+    LoraSet *set = n ? lora_set_new(&s->pm->m.hp) : NULL;
+    const phi_lora **la = n ? malloc((size_t)n * sizeof *la) : NULL;
+    float *ls = n ? malloc((size_t)n * sizeof *ls) : NULL;
+    if (n && (!set || !la || !ls)) {
+        lora_set_free(set), free(la), free(ls);
+        return fail(PHI_ERR_NOMEM, "out of memory");
+    }
+    for (int i = 0; i < n; i++) {
+        if (lora_set_add(set, a[i]->ad, scales[i], last_error, sizeof last_error)) {
+            lora_set_free(set), free(la), free(ls);
+            return PHI_ERR_LORA;
+        }
+        la[i] = a[i];
+        ls[i] = scales[i];
+    }
+    lora_set_free(s->lora);
+    free(s->la);
+    free(s->ls);
+    s->lora = set;
+    s->la = la;
+    s->ls = ls;
+    s->n_lora = n;
+    s->st.lora = set; /* NULL: the model's set, which a phi_model never has: the base */
+    /* the cached positions were computed with the old set: start over (phi.h) */
+    s->st.n_cached = 0;
+    s->has_logits = 0;
+    return PHI_OK;
+}
+
+const float *phi_session_logits(const phi_session *s) { return s && s->has_logits ? s->st.logits : NULL; }

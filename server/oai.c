@@ -91,6 +91,57 @@ static char *content_text(const JsonValue *c, int *bad) {
     return b.p;
 }
 
+/* [{"id": N, "scale": S}, ...] into ids[n] and scales[n] (llama-server's per-request "lora" and
+ * the body of POST /lora-adapters). On failure the caller frees what was allocated. */
+static int lora_items(const JsonValue *arr, int *n, int **ids, float **scales, const char **param, char *err,
+                      size_t errlen) {
+    *n = 0;
+    if (json_type(arr) != JSON_ARRAY || json_count(arr) > 4096)
+        return perr(param, "lora", err, errlen, "'%s' must be an array of {\"id\": integer, \"scale\": number}", "lora");
+    size_t k = json_count(arr);
+    *ids = malloc((k ? k : 1) * sizeof **ids);
+    *scales = malloc((k ? k : 1) * sizeof **scales);
+    if (!*ids || !*scales) return perr(param, NULL, err, errlen, "%s", "out of memory");
+    for (size_t i = 0; i < k; i++) {
+        const JsonValue *it = json_at(arr, i), *id = json_get(it, "id"), *sc = json_get(it, "scale");
+        long long x = -1;
+        double s = json_num(sc, NAN);
+        if (json_type(it) != JSON_OBJECT || json_type(id) != JSON_NUMBER || json_int(id, &x) || x < 0 || x > 0x7fffffff) {
+            if (param) *param = "lora";
+            snprintf(err, errlen, "lora[%zu]: 'id' must be a non-negative integer", i);
+            return -1;
+        }
+        if (json_type(sc) != JSON_NUMBER || !isfinite(s) || !isfinite((float)s)) {
+            if (param) *param = "lora";
+            snprintf(err, errlen, "lora[%zu]: 'scale' must be a finite number", i);
+            return -1;
+        }
+        (*ids)[i] = (int)x;
+        (*scales)[i] = (float)s;
+        *n = (int)i + 1;
+    }
+    return 0;
+}
+
+int oai_parse_lora(const char *body, size_t len, int *n, int **ids, float **scales, char *err, size_t errlen) {
+    char jerr[200];
+    *n = 0;
+    *ids = NULL;
+    *scales = NULL;
+    Json *doc = json_parse(body, len, jerr, sizeof jerr);
+    if (!doc) {
+        snprintf(err, errlen, "the body is not valid JSON: %s", jerr);
+        return -1;
+    }
+    int rc = lora_items(json_root(doc), n, ids, scales, NULL, err, errlen);
+    json_free(doc);
+    if (rc) {
+        free(*ids), free(*scales);
+        *ids = NULL, *scales = NULL, *n = 0;
+    }
+    return rc;
+}
+
 int oai_parse(const char *body, size_t len, int chat, OaiRequest *r, const char **param, char *err, size_t errlen) {
     memset(r, 0, sizeof *r);
     if (param) *param = NULL;
@@ -206,6 +257,11 @@ int oai_parse(const char *body, size_t len, int chat, OaiRequest *r, const char 
         if (json_type(so) != JSON_OBJECT) { perr(param, "stream_options", err, errlen, "'%s' must be an object", "stream_options"); goto out; }
         if (get_bool(so, "include_usage", &r->include_usage, param, err, errlen)) goto out;
     }
+    const JsonValue *lora = json_get(root, "lora");
+    if (lora && json_type(lora) != JSON_NULL) {
+        r->has_lora = 1;
+        if (lora_items(lora, &r->n_lora, &r->lora_id, &r->lora_scale, param, err, errlen)) goto out;
+    }
     const JsonValue *stop = json_get(root, "stop");
     if (stop && json_type(stop) != JSON_NULL) {
         int is_arr = json_type(stop) == JSON_ARRAY;
@@ -239,6 +295,8 @@ void oai_free(OaiRequest *r) {
     free(r->prompt);
     free(r->prompt_ids);
     for (int i = 0; i < r->n_stop; i++) free(r->stop[i]);
+    free(r->lora_id);
+    free(r->lora_scale);
     memset(r, 0, sizeof *r);
 }
 

@@ -30,12 +30,19 @@ typedef struct {
     int n_stop;
     int stream, include_usage;
     int ignore_eos;
+    int has_lora;           /* "lora": [{"id": N, "scale": S}, ...] was given (llama-server's field) */
+    int n_lora;
+    int *lora_id;           /* ids as given (checked against the preloaded list by the server) */
+    float *lora_scale;
 } OaiRequest;
 
 /* Parse and validate a request body. 0, or -1 with a message for a 400 response and the name
  * of the offending parameter in *param (may be NULL). */
 int oai_parse(const char *body, size_t len, int chat, OaiRequest *r, const char **param, char *err, size_t errlen);
 void oai_free(OaiRequest *r);
+/* A LoRA list [{"id": N, "scale": S}, ...] as the body of POST /lora-adapters: ids (integers
+ * >= 0) and finite scales in malloc'd arrays (free both). 0, or -1 with a message for a 400. */
+int oai_parse_lora(const char *body, size_t len, int *n, int **ids, float **scales, char *err, size_t errlen);
 
 /* {"error":{"message":...,"type":...,"param":...,"code":...}} */
 void oai_error(Sb *b, const char *message, const char *type, const char *param, const char *code);

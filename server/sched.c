@@ -10,6 +10,7 @@
 #include "base/pool.h"
 #include "kernels/kernels.h"
 #include "model/generate.h"
+#include "model/lora.h"
 #include "model/sampler.h"
 
 enum { SLOT_IDLE, SLOT_PREFILL, SLOT_DECODE, SLOT_FINISHED };
@@ -25,11 +26,13 @@ typedef struct {
     int finish;    /* FINISHED: FINISH_* */
     Sb hold;       /* text held back: it may be the start of a stop string */
     Sb out;        /* text ready for the task, handed over under the lock */
+    const LoraSet *kv_lora; /* the adapter set its KV cache was computed with (a reference) */
     double last_used;
 } Slot;
 
 struct Sched {
     const Model *m;
+    Adapters *ad;
     Pool *pool;
     Slot *slots;
     int n_slots, n_ctx;
@@ -203,6 +206,13 @@ static void step_sample(Slot *sl) {
 
 static void slot_start(Sched *s, Slot *sl, Task *t) {
     int keep = 0;
+    if (sl->kv_lora != t->lora) { /* the cache was computed under other adapters: none of it fits */
+        sl->st.n_cached = 0;
+        adapters_ref(s->ad, t->lora);
+        adapters_release(s->ad, sl->kv_lora);
+        sl->kv_lora = t->lora;
+        sl->st.lora = t->lora;
+    }
     while (keep < sl->st.n_cached && keep < t->n_ids - 1 && sl->st.tokens[keep] == t->ids[keep]) keep++;
     sl->task = t;
     sl->n_done = keep;
@@ -232,7 +242,7 @@ static Slot *pick_slot(Sched *s, const Task *t) {
         Slot *sl = &s->slots[i];
         if (sl->task) continue;
         int k = 0;
-        while (k < sl->st.n_cached && k < t->n_ids && sl->st.tokens[k] == t->ids[k]) k++;
+        while (k < sl->st.n_cached && sl->kv_lora == t->lora && k < t->n_ids && sl->st.tokens[k] == t->ids[k]) k++;
         if (k > best_lcp || (k == best_lcp && sl->last_used < best->last_used)) best = sl, best_lcp = k;
     }
     return best;
@@ -310,7 +320,7 @@ static void *sched_main(void *arg) {
             }
             break;
         }
-        /* one decode step for every decoding slot together */
+        /* one decode step for every decoding slot */
         int n = 0;
         for (int i = 0; i < s->n_slots; i++) {
             Slot *sl = &s->slots[i];
@@ -320,11 +330,23 @@ static void *sched_main(void *arg) {
                 tokens[n++] = sl->pending;
             }
         }
-        if (n && model_forward_multi(m, states, tokens, n, NULL)) {
-            for (int i = 0; i < n; i++) finish(dec[i], FINISH_ABORT);
-            n = 0;
+        /* one pass per adapter set (a pass applies one set: model/forward.c): the slots of each
+         * set are moved together, then each group is decoded, so every slot advances every step */
+        for (int g = 0; g < n;) {
+            int e = g + 1;
+            for (int i = g + 1; i < n; i++) {
+                if (dec[i]->st.lora != dec[g]->st.lora) continue;
+                Slot *d = dec[i];
+                int tk = tokens[i];
+                for (int j = i; j > e; j--) dec[j] = dec[j - 1], states[j] = states[j - 1], tokens[j] = tokens[j - 1];
+                dec[e] = d, states[e] = &d->st, tokens[e++] = tk;
+            }
+            if (model_forward_multi(m, states + g, tokens + g, e - g, NULL))
+                for (int i = g; i < e; i++) finish(dec[i], FINISH_ABORT);
+            else
+                for (int i = g; i < e; i++) step_sample(dec[i]);
+            g = e;
         }
-        for (int i = 0; i < n; i++) step_sample(dec[i]);
         pthread_mutex_lock(&s->mu);
     }
     /* stopping: every task still here ends (aborted) */
@@ -353,13 +375,15 @@ static void *sched_main(void *arg) {
     free(tokens);
     free(dec);
     kernels_free_scratch(); /* this thread's activation scratch (kernels/dispatch.c) */
+    lora_free_scratch();    /* and its LoRA scratch (model/lora.c) */
     return NULL;
 }
 
-Sched *sched_create(const Model *m, int n_slots, int n_ctx, int n_threads, int queue_cap, char *err, size_t errlen) {
+Sched *sched_create(const Model *m, Adapters *ad, int n_slots, int n_ctx, int n_threads, int queue_cap, char *err, size_t errlen) {
     Sched *s = calloc(1, sizeof *s);
     if (!s) return errorf(err, errlen, "out of memory"), NULL;
     s->m = m;
+    s->ad = ad;
     s->n_slots = n_slots;
     s->n_ctx = n_ctx;
     s->q_cap = queue_cap > 0 ? queue_cap : 1;
@@ -412,6 +436,7 @@ void sched_free(Sched *s) {
     if (!s) return;
     sched_stop(s);
     for (int i = 0; s->slots && i < s->n_slots; i++) {
+        adapters_release(s->ad, s->slots[i].kv_lora);
         state_free(&s->slots[i].st);
         sampler_free(&s->slots[i].smp);
         sb_free(&s->slots[i].hold);

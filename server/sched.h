@@ -4,7 +4,9 @@
  * step for every decoding slot together (model_forward_multi), so a new prompt never freezes
  * the streams already running. A slot keeps its KV cache after its request: a request goes to
  * the free slot whose cached tokens share the longest prefix with its prompt and evaluates only
- * the rest. Tasks wait in a bounded queue when every slot is busy. */
+ * the rest; a cache computed under another LoRA adapter set counts as empty. Slots with different
+ * adapter sets decode in separate passes of the same step (one pass per set).
+ * Tasks wait in a bounded queue when every slot is busy. */
 #ifndef PHI_SERVER_SCHED_H
 #define PHI_SERVER_SCHED_H
 
@@ -12,6 +14,7 @@
 #include <stdint.h>
 
 #include "model/model.h"
+#include "server/adapters.h"
 #include "server/sbuf.h"
 
 #define SCHED_CHUNK 64 /* prompt tokens per step: one fast-path batch (model/forward.c MAX_BATCH) */
@@ -30,6 +33,8 @@ typedef struct {
     uint64_t seed;
     char *const *stop;      /* stop strings: generation ends before the first occurrence */
     int n_stop;
+    const LoraSet *lora;    /* the adapter set (server/adapters.h; NULL: the base), a reference the
+                             * submitter holds until the task is done */
     /* output, under the scheduler's lock (sched_lock) */
     Sb text;                /* generated text not yet taken by the connection */
     int done, finish;       /* FINISH_*; final once done */
@@ -43,8 +48,9 @@ typedef struct {
 
 typedef struct Sched Sched;
 
-/* n_ctx: positions per slot. NULL with err on failure. */
-Sched *sched_create(const Model *m, int n_slots, int n_ctx, int n_threads, int queue_cap, char *err, size_t errlen);
+/* n_ctx: positions per slot; ad: the adapters the tasks' sets come from (may be NULL without
+ * adapters). NULL with err on failure. */
+Sched *sched_create(const Model *m, Adapters *ad, int n_slots, int n_ctx, int n_threads, int queue_cap, char *err, size_t errlen);
 /* Stops the thread; tasks still running end with FINISH_ABORT (their connections must have
  * released them before sched_free). */
 void sched_stop(Sched *s);

@@ -31,6 +31,7 @@ typedef struct {
     phi_model *pm;
     const Model *m;
     Sched *sched;
+    Adapters *ad;       /* --lora adapters (server/adapters.h) */
     const char *model_id;
     long long started;
     pthread_mutex_t mu; /* guards the fields below */
@@ -141,6 +142,66 @@ static int *prompt_ids(Server *S, const OaiRequest *r, int *n, char *err, size_t
     return ids;
 }
 
+/* The request's adapter set: its "lora" list (adapters not named get 0, as llama-server does) or
+ * else the global scales; one reference taken. 0, or -1 with a message for a 400 (-2: out of
+ * memory, a 500). */
+static int request_loras(Server *S, const OaiRequest *r, const LoraSet **set, char *err, size_t errlen) {
+    int n = adapters_count(S->ad);
+    float sc[64] = {0};
+    *set = NULL;
+    if (!r->has_lora) {
+        if (n) adapters_get_scales(S->ad, sc);
+    } else {
+        for (int i = 0; i < r->n_lora; i++) {
+            if (r->lora_id[i] >= n) {
+                snprintf(err, errlen, "lora[%d]: id %d is not a preloaded adapter (%d loaded with --lora; GET /lora-adapters lists them)",
+                         i, r->lora_id[i], n);
+                return -1;
+            }
+            sc[r->lora_id[i]] = r->lora_scale[i]; /* a repeated id: the last one counts */
+        }
+    }
+    if (n && adapters_acquire(S->ad, sc, set)) return snprintf(err, errlen, "out of memory"), -2;
+    return 0;
+}
+
+/* GET /lora-adapters: the preloaded list with the global scales; POST: new global scales from
+ * [{"id": N, "scale": S}, ...] (adapters not named get 0), answered {"success": true}. Requests
+ * that name no "lora" use the global scales from then on; running ones keep theirs. */
+static void lora_adapters(Server *S, int fd, int post, const char *body, size_t len, Outcome *oc) {
+    Sb b = {0};
+    char err[300];
+    if (post) {
+        int n = 0, *ids = NULL, na = adapters_count(S->ad);
+        float *scales = NULL, sc[64] = {0};
+        if (oai_parse_lora(body, len, &n, &ids, &scales, err, sizeof err)) {
+            bad_request(fd, oc, 400, err, NULL, NULL);
+            return;
+        }
+        for (int i = 0; i < n; i++) {
+            if (ids[i] >= na) {
+                snprintf(err, sizeof err, "[%d]: id %d is not a preloaded adapter (%d loaded with --lora)", i, ids[i], na);
+                bad_request(fd, oc, 400, err, NULL, NULL);
+                free(ids), free(scales);
+                return;
+            }
+            sc[ids[i]] = scales[i];
+        }
+        free(ids), free(scales);
+        if (na) adapters_set_scales(S->ad, sc);
+        sb_puts(&b, "{\"success\":true}");
+    } else {
+        adapters_json(S->ad, &b);
+    }
+    if (b.oom) {
+        bad_request(fd, oc, 500, "out of memory", NULL, NULL);
+    } else {
+        oc->status = 200;
+        send_response(fd, 200, "application/json", b.p, b.n, oc->keep_alive, NULL);
+    }
+    sb_free(&b);
+}
+
 static const char *finish_name(int f) { return f == FINISH_STOP ? "stop" : "length"; }
 
 static void completion(Server *S, int fd, const char *body, size_t len, int chat, Outcome *oc) {
@@ -168,9 +229,18 @@ static void completion(Server *S, int fd, const char *body, size_t len, int chat
         oai_free(&r);
         return;
     }
+    const LoraSet *set = NULL;
+    int lrc = request_loras(S, &r, &set, err, sizeof err);
+    if (lrc) {
+        bad_request(fd, oc, lrc == -2 ? 500 : 400, err, lrc == -2 ? NULL : "lora", NULL);
+        free(ids);
+        oai_free(&r);
+        return;
+    }
     Task t;
     task_init(&t);
     t.ids = ids;
+    t.lora = set;
     t.n_ids = n;
     t.n_predict = r.max_tokens >= 0 ? r.max_tokens : n_ctx - n;
     t.temperature = r.temperature;
@@ -275,6 +345,7 @@ static void completion(Server *S, int fd, const char *body, size_t len, int chat
     sb_free(&ev);
 out:
     task_destroy(&t);
+    adapters_release(S->ad, set);
     free(ids);
     oai_free(&r);
 }
@@ -305,14 +376,20 @@ static void route(Server *S, int fd, const HttpRequest *rq, const char *body, si
     }
     int models = !strcmp(p, "/v1/models") || !strcmp(p, "/models");
     int chat = !strcmp(p, "/v1/chat/completions") || !strcmp(p, "/chat/completions");
+    int lora = !strcmp(p, "/lora-adapters");
     int compl = !strcmp(p, "/v1/completions") || !strcmp(p, "/completions");
-    if (!models && !chat && !compl) {
-        bad_request(fd, oc, 404, "unknown endpoint (POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health)",
+    if (!models && !chat && !compl && !lora) {
+        bad_request(fd, oc, 404, "unknown endpoint (POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health, GET/POST /lora-adapters)",
                     NULL, NULL);
         return;
     }
     if (!authorized(S, rq)) {
         bad_request(fd, oc, 401, "invalid or missing API key (Authorization: Bearer KEY)", NULL, "invalid_api_key");
+        return;
+    }
+    if (lora) {
+        if (!get && !post) { bad_request(fd, oc, 405, "use GET or POST", NULL, NULL); return; }
+        lora_adapters(S, fd, post, body, len, oc);
         return;
     }
     if (models) {
@@ -525,9 +602,26 @@ int server_run(const ServerOptions *o) {
         phi_model_free(S.pm);
         return 1;
     }
-    S.sched = sched_create(S.m, o->n_parallel, per_slot, o->n_threads, o->queue, err, sizeof err);
+    S.ad = adapters_new(S.pm);
+    if (!S.ad) {
+        logf_("out of memory");
+        phi_model_free(S.pm);
+        return 1;
+    }
+    for (int i = 0; i < o->n_lora; i++) {
+        float sc = o->lora_init_without_apply ? 0 : o->lora_scale[i];
+        if (adapters_load(S.ad, o->lora_path[i], sc, err, sizeof err)) {
+            logf_("%s", err);
+            adapters_free(S.ad);
+            phi_model_free(S.pm);
+            return 1;
+        }
+        logf_("LoRA adapter %d: %s (scale %g)", i, o->lora_path[i], (double)sc);
+    }
+    S.sched = sched_create(S.m, S.ad, o->n_parallel, per_slot, o->n_threads, o->queue, err, sizeof err);
     if (!S.sched) {
         logf_("%s", err);
+        adapters_free(S.ad);
         phi_model_free(S.pm);
         return 1;
     }
@@ -541,6 +635,7 @@ int server_run(const ServerOptions *o) {
     if (lfd < 0) {
         logf_("%s", S.fds ? err : "out of memory");
         sched_free(S.sched);
+        adapters_free(S.ad);
         phi_model_free(S.pm);
         free(S.fds);
         return 1;
@@ -607,6 +702,7 @@ int server_run(const ServerOptions *o) {
         return 0;
     }
     sched_free(S.sched);
+    adapters_free(S.ad);
     phi_model_free(S.pm);
     free(S.fds);
     pthread_mutex_destroy(&S.mu);

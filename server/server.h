@@ -15,6 +15,10 @@ typedef struct {
     int max_conn;    /* open connections before 503 */
     long long max_body;
     int mmap;        /* map the model file instead of copying it */
+    const char *lora_path[64]; /* --lora / --lora-scaled, in order (ids 0..n_lora-1) */
+    float lora_scale[64];
+    int n_lora;
+    int lora_init_without_apply; /* every adapter starts at scale 0 (POST /lora-adapters sets them) */
 } ServerOptions;
 
 /* Runs until SIGINT/SIGTERM; returns the process exit status (having printed one line on error). */

@@ -3,7 +3,8 @@
 # pinned in tests/server/package.json; .ci/run installs it): the trained tiny Phi-3 from
 # ../shared/data, greedy texts compared with the phi CLI's, streaming, usage, stop strings, 8
 # concurrent streams, an aborted stream, malformed requests over raw sockets, --api-key, a full
-# queue (503) and a clean exit on SIGTERM. SKIPs with the reason when node, the package or the
+# queue (503), LoRA adapters per request (--lora, "lora", /lora-adapters) and a clean exit on
+# SIGTERM. SKIPs with the reason when node, the package or the
 # data are missing.
 PHI=${PHI:-./phi}
 QUANT=${QUANT:-./quant}
@@ -95,6 +96,34 @@ if start_server "$TMP/busy.log" -np 1 --queue 1; then
     stop_server server_sigterm_busy
 else
     fail server_starts_busy "$(cat "$TMP/busy.log")"
+fi
+
+# LoRA: the adapter of ../shared/data/phi3-lora preloaded; the expected texts are the CLI's (an
+# independent path: the model's own adapter set, one sequence) for the same messages.
+ADAPTER=$DATA/phi3-lora/adapter-r8
+if [ -d "$ADAPTER" ]; then
+    WANT_LORA=$($PHI -m "$M" --lora "$ADAPTER" --chat --system "Be brief." -p "Who is the LORD?" -n 12 --temp 0 2> /dev/null)
+    WANT_LORA05=$($PHI -m "$M" --lora-scaled "$ADAPTER" 0.5 --chat --system "Be brief." -p "Who is the LORD?" -n 12 --temp 0 2> /dev/null)
+    export WANT_LORA WANT_LORA05 ADAPTER
+    if start_server "$TMP/lora.log" -np 4 --lora "$ADAPTER"; then
+        PHI_BASE="http://127.0.0.1:$PORT/v1" node tests/server/client.mjs lora
+        stop_server server_sigterm_lora
+    else
+        fail server_starts_lora "$(cat "$TMP/lora.log")"
+    fi
+    if start_server "$TMP/lora-init.log" -np 1 --lora-scaled "$ADAPTER" 2 --lora-init-without-apply; then
+        PHI_BASE="http://127.0.0.1:$PORT/v1" node tests/server/client.mjs lora-init
+        stop_server server_sigterm_lora_init
+    else
+        fail server_starts_lora_init "$(cat "$TMP/lora-init.log")"
+    fi
+    expect_error server_lora_missing "$SERVER" -m "$M" --lora "$TMP/none"
+    expect_error server_lora_scaled_no_scale "$SERVER" -m "$M" --lora-scaled "$ADAPTER"
+    expect_error server_lora_scaled_bad_scale "$SERVER" -m "$M" --lora-scaled "$ADAPTER" x1
+    $QUANT --random tiny -q f32 "$TMP/random-tiny.phi" 2> /dev/null
+    expect_error server_lora_other_model "$SERVER" -m "$TMP/random-tiny.phi" --lora "$ADAPTER"
+else
+    skip server_lora "no $ADAPTER"
 fi
 
 # flags: one clear line and a non-zero exit

@@ -1,7 +1,7 @@
 // Drives a running phi-server with the official OpenAI client (and raw sockets for malformed
 // requests); prints PASS/FAIL lines for tests/run.sh. Run by tests/server.sh, which starts the
 // server and computes the expected texts with the phi CLI:
-//   node tests/server/client.mjs MODE   (MODE: main | auth | busy)
+//   node tests/server/client.mjs MODE   (MODE: main | auth | busy | lora | lora-init)
 // Env: PHI_BASE (http://127.0.0.1:PORT/v1), PHI_MODEL_ID, and for main: WANT_CHAT (greedy
 // `phi --chat --system "Be brief." -p "Who is the LORD?" -n 12`), WANT_CHAT_PROMPT_TOKENS,
 // WANT_COMPL (greedy `phi -p "And God said" -n 10`), COMPL_IDS (the ids phi -p evaluates for it).
@@ -231,9 +231,98 @@ async function busy() {
   check(st.filter((s) => s === 503).length >= 1 && st.filter((s) => s === 200).length >= 2, "queue_full_503", st.join(","));
 }
 
+// LoRA (tests/server.sh starts the server with --lora ADAPTER, -np 4): WANT_CHAT is the base's
+// greedy text, WANT_LORA `phi --lora ADAPTER`'s and WANT_LORA05 `phi --lora-scaled ADAPTER 0.5`'s
+// for the same messages; ADAPTER is the path GET /lora-adapters must list.
+const root = base.replace(/\/v1\/?$/, "");
+const chatWith = async (extra) =>
+  (await client.chat.completions.create({ model: "x", messages: chatMsgs, max_tokens: 12, temperature: 0, ...extra }));
+const textWith = async (extra) => (await chatWith(extra)).choices[0].message.content;
+async function loraErr(name, lora) {
+  try {
+    await chatWith({ lora });
+    fail(name, "accepted");
+  } catch (e) {
+    check(e.status === 400 && e.error?.param === "lora" && typeof e.error?.message === "string", name,
+      `${e.status} ${e.error?.message}`);
+  }
+}
+async function adaptersPost(body) {
+  const r = await fetch(`${root}/lora-adapters`, { method: "POST", body, headers: { "Content-Type": "application/json" } });
+  return { status: r.status, body: await r.text() };
+}
+const adaptersGet = async () => (await fetch(`${root}/lora-adapters`)).json();
+
+async function lora() {
+  const want = process.env.WANT_CHAT, wantL = process.env.WANT_LORA, wantH = process.env.WANT_LORA05;
+  check(want && wantL && wantH && want !== wantL && wantL !== wantH, "lora_expected_texts_differ",
+    show([want, wantL, wantH]));
+  const list = await adaptersGet();
+  check(list.length === 1 && list[0].id === 0 && list[0].path === process.env.ADAPTER && list[0].scale === 1,
+    "lora_adapters_get", show(list));
+  check((await textWith({})) === wantL, "lora_default_applied", "no \"lora\" field: every adapter at its scale");
+  check((await textWith({ lora: [{ id: 0, scale: 1 }] })) === wantL, "lora_request_scale1", wantL);
+  check((await textWith({ lora: [{ id: 0, scale: 0.5 }] })) === wantH, "lora_request_scale0.5", wantH);
+  check((await textWith({ lora: [{ id: 0, scale: 0 }] })) === want, "lora_request_scale0_is_base", want);
+  check((await textWith({ lora: [] })) === want, "lora_request_unlisted_is_0", "\"lora\": [] is the base");
+  const st = await streamText({ model: "x", messages: chatMsgs, max_tokens: 12, temperature: 0, lora: [{ id: 0, scale: 1 }] });
+  check(st.text === wantL, "lora_request_streamed", show(st.text));
+  // 8 at once on 4 slots: base, scale 1 and scale 0.5 interleaved, half of them streamed
+  const kinds = [[], [{ id: 0, scale: 1 }], [{ id: 0, scale: 0.5 }]], wants = [want, wantL, wantH];
+  const runs = [...Array(8).keys()].map((i) => (i % 2
+    ? streamText({ model: "x", messages: chatMsgs, max_tokens: 12, temperature: 0, lora: kinds[i % 3] }).then((s) => s.text)
+    : textWith({ lora: kinds[i % 3] })));
+  const got = await Promise.all(runs);
+  const bad = got.map((t, i) => (t === wants[i % 3] ? -1 : i)).filter((i) => i >= 0);
+  check(bad.length === 0, "lora_concurrent_mixed", bad.length ? `wrong: ${bad.map((i) => `#${i} ${show(got[i])}`).join(" ")}` : "8 requests, 3 adapter sets");
+  // errors: 400 with param "lora"
+  await loraErr("lora_bad_unknown_id", [{ id: 1, scale: 1 }]);
+  await loraErr("lora_bad_scale_string", [{ id: 0, scale: "1" }]);
+  await loraErr("lora_bad_scale_missing", [{ id: 0 }]);
+  await loraErr("lora_bad_negative_id", [{ id: -1, scale: 1 }]);
+  await loraErr("lora_bad_fraction_id", [{ id: 0.5, scale: 1 }]);
+  await loraErr("lora_bad_not_array", { id: 0, scale: 1 });
+  await loraErr("lora_bad_item", [0]);
+  // POST /lora-adapters: global scales (adapters not named: 0)
+  let p = await adaptersPost(JSON.stringify([{ id: 0, scale: 0.5 }]));
+  check(p.status === 200 && JSON.parse(p.body).success === true && (await adaptersGet())[0].scale === 0.5,
+    "lora_adapters_post", p.body);
+  check((await textWith({})) === wantH, "lora_global_scale_used", wantH);
+  p = await adaptersPost("[]");
+  check(p.status === 200 && (await adaptersGet())[0].scale === 0 && (await textWith({})) === want, "lora_adapters_post_empty",
+    "unlisted: 0, the base");
+  for (const [name, body] of [["not_json", "[{"], ["object", "{\"id\":0}"], ["unknown_id", "[{\"id\":3,\"scale\":1}]"],
+    ["bad_scale", "[{\"id\":0,\"scale\":null}]"]]) {
+    p = await adaptersPost(body);
+    check(p.status === 400 && isJsonError(p.body), `lora_adapters_post_${name}`, `${p.status} ${p.body.slice(0, 100)}`);
+  }
+  check((await adaptersGet())[0].scale === 0, "lora_adapters_post_bad_keeps", "a refused POST changes nothing");
+}
+
+// --lora ADAPTER --lora-init-without-apply -np 1: the base by default; one slot, so the KV reuse
+// across adapter sets shows in usage.prompt_tokens_details.cached_tokens.
+async function loraInit() {
+  const want = process.env.WANT_CHAT, wantL = process.env.WANT_LORA;
+  const list = await adaptersGet();
+  check(list.length === 1 && list[0].scale === 0, "lora_init_without_apply_scale0", show(list));
+  const cached = (r) => r.usage?.prompt_tokens_details?.cached_tokens;
+  const a = await chatWith({}), b = await chatWith({});
+  check(a.choices[0].message.content === want && b.choices[0].message.content === want, "lora_init_without_apply_base", want);
+  check(cached(b) > 0, "lora_same_set_reuses_kv", `cached ${cached(b)} of ${b.usage?.prompt_tokens}`);
+  const c = await chatWith({ lora: [{ id: 0, scale: 1 }] });
+  check(c.choices[0].message.content === wantL && cached(c) === 0, "lora_other_set_no_kv_reuse",
+    `text ${show(c.choices[0].message.content)}, cached ${cached(c)}`);
+  await adaptersPost(JSON.stringify([{ id: 0, scale: 1 }]));
+  const d = await chatWith({});
+  check(d.choices[0].message.content === wantL && cached(d) > 0, "lora_global_same_set_reuses_kv",
+    `cached ${cached(d)}: the global scales equal the last request's`);
+  const e = await chatWith({ lora: [] });
+  check(e.choices[0].message.content === want && cached(e) === 0, "lora_back_to_base_no_kv_reuse", `cached ${cached(e)}`);
+}
+
 const mode = process.argv[2] || "main";
 try {
-  await { main, auth, busy }[mode]();
+  await { main, auth, busy, lora, "lora-init": loraInit }[mode]();
 } catch (e) {
   fail(`client_${mode}`, `${e.status || ""} ${e.message}`);
 }
