@@ -266,15 +266,16 @@ static int generate_mode(const RunOptions *o, Session *S) {
     if (session_state(o, S, need < n_ctx ? (int)need : n_ctx) || session_sampler(o, S)) return 1;
     for (int i = 0; i < S->n_ids; i++) sampler_accept(&S->smp, S->ids[i]); /* as llama.cpp: the prompt counts */
     if (o->verbose_prompt) verbose_prompt(m->tok, S->ids, S->n_ids);
-    GenOptions go = {o->n_predict, o->ignore_eos, o->ids != NULL, stdout, o->logits_path, NULL};
+    GenOptions go = {o->n_predict, o->ignore_eos, o->ids != NULL, stdout, o->logits_path, NULL, o->special};
     GenStats gs;
     char err[1024];
     if (generate(m, &S->st, &S->smp, S->ids, S->n_ids, &go, &gs, err, sizeof err)) return say("%s", err);
     if (o->seed_from_clock) fprintf(stderr, "phi: seed %llu\n", (unsigned long long)o->seed);
-    fprintf(stderr, "phi: %s x%d | load %.0f ms | prompt %d tok, %.2f tok/s | gen %d tok, %.2f tok/s%s\n",
-            kernels_label(o), S->st.n_threads, S->load_s * 1e3, gs.n_prompt,
-            gs.prompt_s > 0 ? gs.n_prompt / gs.prompt_s : 0, gs.n_gen,
-            gs.gen_s > 0 ? gs.n_gen / gs.gen_s : 0, gs.stopped_by == 2 ? " | stopped: context full" : "");
+    if (o->perf >= 0)
+        fprintf(stderr, "phi: %s x%d | load %.0f ms | prompt %d tok, %.2f tok/s | gen %d tok, %.2f tok/s%s\n",
+                kernels_label(o), S->st.n_threads, S->load_s * 1e3, gs.n_prompt,
+                gs.prompt_s > 0 ? gs.n_prompt / gs.prompt_s : 0, gs.n_gen,
+                gs.gen_s > 0 ? gs.n_gen / gs.gen_s : 0, gs.stopped_by == 2 ? " | stopped: context full" : "");
     return 0;
 }
 
@@ -317,8 +318,8 @@ static int chat_mode(const RunOptions *o, Session *S) {
     if ((o->prompt || o->prompt_file) && !(S->text = prompt_text(o, &len))) return 1;
     int n_ctx = context_size(o, &S->m, 4096);
     if (n_ctx < 0 || session_state(o, S, n_ctx) || session_sampler(o, S)) return 1;
-    ChatOptions co = {o->system, S->text, o->interactive, {o->n_predict, o->ignore_eos, 0, stdout, NULL, NULL}, NULL,
-                      chat_command, S};
+    ChatOptions co = {o->system, S->text, o->interactive, {o->n_predict, o->ignore_eos, 0, stdout, NULL, NULL, o->special}, NULL,
+                      chat_command, S, o->perf > 0};
     char err[1024];
     if (chat_run(&S->m, &S->st, &S->smp, &co, stdin, err, sizeof err)) return say("%s", err);
     if (o->seed_from_clock) fprintf(stderr, "phi: seed %llu\n", (unsigned long long)o->seed);
@@ -344,6 +345,7 @@ static int detokenize_mode(const RunOptions *o, Session *S) {
     TokDecoder d;
     char piece[256];
     tok_decoder_init(&d, tok);
+    d.special = o->special;
     for (int i = 0; i < S->n_ids; i++)
         if (tok_decoder_push(&d, S->ids[i], piece, sizeof piece)) fputs(piece, stdout);
     if (tok_decoder_flush(&d, piece, sizeof piece)) fputs(piece, stdout);

@@ -63,8 +63,9 @@ void gen_stream_init(GenStream *g, const Model *m, Sampler *smp, int n_predict, 
     g->m = m;
     g->smp = smp;
     g->n_predict = n_predict;
-    g->ignore_stop = ignore_stop;
+    g->ignore_stop = ignore_stop & 1;
     tok_decoder_init(&g->dec, m->tok);
+    g->dec.special = (ignore_stop & GEN_SPECIAL) != 0;
 }
 
 int gen_next(GenStream *g, const float *logits, int *id, char *piece, size_t cap, size_t *len) {
@@ -152,7 +153,7 @@ static int print_token(void *user, int id, const char *piece, size_t len) {
 int generate_tokens(const Model *m, State *s, Sampler *smp, int pos, const GenOptions *opt,
                     GenStats *st, int *ids, int cap) {
     PrintSink sink = {opt, ids, cap, 0, {0}};
-    int r = gen_loop(m, s, smp, pos, opt->n_predict, opt->ignore_stop, print_token, &sink, st);
+    int r = gen_loop(m, s, smp, pos, opt->n_predict, opt->ignore_stop | (opt->special ? GEN_SPECIAL : 0), print_token, &sink, st);
     if (sink.wst.stopped_by != GEN_STOP_WRITE) output_failed(opt->out, &sink.wst);
     if (sink.wst.stopped_by == GEN_STOP_WRITE) {
         st->stopped_by = GEN_STOP_WRITE;
