@@ -282,6 +282,9 @@ int main(int argc, char **argv) {
     if (o.bench_n_np && !bench) return die("%s", "--parallel goes with --bench");
     if ((bench || tokenize || detokenize || o.ppl_path) && o.verbose_prompt)
         return die("%s", "--verbose-prompt goes with generation (-p, -f, --ids)");
+    if (o.prompt_cache_ro && !o.prompt_cache) return die("%s", "--prompt-cache-ro goes with --prompt-cache FILE");
+    if (o.prompt_cache && (modes || o.logits_path))
+        return die("%s", "--prompt-cache goes with one-shot generation (-p, -f, --ids) without --logits");
     if (!o.chat && o.system) return die("%s", "--system goes with --chat or -i");
     if (bench) return run_bench(&o);
     if (o.ppl_path) {

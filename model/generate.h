@@ -42,6 +42,10 @@ int logits_finite(const float *logits, long n);
 /* Process the prompt at position 0, then generate. */
 int generate(const Model *m, State *s, Sampler *smp, const int *prompt, int n_prompt,
              const GenOptions *opt, GenStats *stats, char *err, size_t errlen);
+/* The same when positions 0..n_cached-1 of the prompt are already in the KV cache (a prompt cache):
+ * only the rest is evaluated (n_cached < n_prompt; all of it with opt->logits_path). */
+int generate_from(const Model *m, State *s, Sampler *smp, const int *prompt, int n_prompt, int n_cached,
+                  const GenOptions *opt, GenStats *stats, char *err, size_t errlen);
 
 /* The one per-token step of generation, shared by the loop below (the CLI, chat, the library's
  * phi_generate) and the server's scheduler, which advances many streams one step at a time:
