@@ -216,6 +216,39 @@ static void ctrl_c(void) {
     free(t.out);
 }
 
+static void overflow_and_sigterm(void) {
+    /* a small context: the oldest messages go with a notice and the chat goes on */
+    Tty t;
+    char *argv[] = {(char *)phi, "-m", (char *)model, "-i", "--temp", "0", "-t", "1", "-c", "64", "-n", "12",
+                    "--ignore-eos", NULL};
+    if (!t_check(tty_start(&t, argv) == 0, "tty_start_small_context", "%s", strerror(errno))) return;
+    int ok = tty_wait(&t, PROMPT, 1);
+    for (int i = 0; ok && i < 4; i++) {
+        tty_keys(&t, "tell me about the sea\r");
+        ok = tty_wait(&t, PROMPT, i + 2);
+    }
+    t_check(ok && strstr(t.out, "context full: dropped"), "tty_context_overflow", "%s",
+            ok ? "oldest messages dropped, prompt back" : t.out);
+    tty_keys(&t, "\x04");
+    int rc = tty_end(&t, NULL);
+    t_check(rc == 0, "tty_overflow_exit", "exit status %d", rc);
+    free(t.out);
+    /* SIGTERM while a line is being typed (raw mode): the terminal's settings come back */
+    char *argv2[] = {(char *)phi, "-m", (char *)model, "-i", NULL};
+    if (!t_check(tty_start(&t, argv2) == 0, "tty_start_sigterm", "%s", strerror(errno))) return;
+    ok = tty_wait(&t, PROMPT, 1);
+    tty_keys(&t, "abc");
+    struct termios raw, after;
+    tcgetattr(t.master, &raw);
+    kill(t.pid, SIGTERM);
+    rc = tty_end(&t, &after);
+    t_check(ok && !(raw.c_lflag & ECHO) && (after.c_lflag & (ECHO | ICANON | ISIG)) == (ECHO | ICANON | ISIG) &&
+                rc == 128 + SIGTERM,
+            "tty_sigterm_restores_terminal", "raw lflag %#lx, after %#lx, status %d", (unsigned long)raw.c_lflag,
+            (unsigned long)after.c_lflag, rc);
+    free(t.out);
+}
+
 int main(void) {
     phi = getenv("PHI") ? getenv("PHI") : "./phi";
     const char *quant = getenv("QUANT") ? getenv("QUANT") : "./quant";
@@ -234,5 +267,6 @@ int main(void) {
     signal(SIGPIPE, SIG_IGN);
     editing_and_history();
     ctrl_c();
+    overflow_and_sigterm();
     return t_failed_count ? 1 : 0;
 }
