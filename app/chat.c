@@ -165,7 +165,10 @@ static char *edit_line(LineEdit *le) {
             sigint_count = 0;
             return line;
         }
-        if (r != LE_INTERRUPT || ++sigint_count >= 2) return NULL;
+        if (r != LE_INTERRUPT) return NULL;
+        if (interrupted) interrupted = 0; /* a SIGINT before the terminal was raw: the handler counted it */
+        else sigint_count++;
+        if (sigint_count >= 2) return NULL;
         fputs("(Ctrl-C again to exit)\n", stderr);
     }
 }
@@ -249,7 +252,10 @@ int chat_run(const Model *m, State *s, Sampler *smp, const ChatOptions *o, FILE 
     /* a terminal gets the line editor; a pipe or file is read as it is */
     LineEdit le;
     int le_on = o->interactive && lineedit_usable(fileno(in));
-    if (le_on) lineedit_init(&le, fileno(in), 2, CHAT_LINE_MAX);
+    if (le_on) {
+        lineedit_init(&le, fileno(in), 2, CHAT_LINE_MAX);
+        le.intr = &interrupted;
+    }
     for (int turn = 0; rc == 0; turn++) {
         char *user = NULL;
         if (turn == 0 && o->prompt) {

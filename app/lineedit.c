@@ -203,7 +203,8 @@ int lineedit_read(LineEdit *le, const char *prompt, char **line) {
         return LE_ERROR;
     }
     redraw(le, prompt, &l);
-    for (;;) {
+    if (le->intr && *le->intr) rc = LE_INTERRUPT;
+    for (; rc != LE_INTERRUPT;) {
         unsigned char c;
         if (!read_byte(le, &c)) {
             rc = l.n ? LE_LINE : LE_EOF; /* the terminal went away: a typed line still counts */

@@ -12,6 +12,9 @@ typedef struct {
     char **hist; /* the lines entered, oldest first */
     int n_hist, cap_hist;
     size_t max_len; /* a line longer than this many bytes is not accepted (a bell instead) */
+    /* if not NULL: a flag a SIGINT handler sets; found set once the terminal is raw (a Ctrl-C that
+     * came as a signal just before), the read ends as LE_INTERRUPT */
+    volatile int *intr;
 } LineEdit;
 
 /* 1 when fd is a terminal the editor can drive (not when $TERM is "dumb" or unset). */
