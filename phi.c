@@ -42,6 +42,15 @@ static void usage(FILE *f) {
             "                     min-p, temperature (top-k/p and min-p see temperature-1 odds)\n"
             "  -s, --seed N       random seed (default: from the clock, printed on stderr)\n"
             "  --verbose-prompt   print the prompt's tokens (id and piece) on stderr first\n"
+            "  -sp, --special     print special tokens (<|end|>, <s>, ...) as text in the output and\n"
+            "                     in --detokenize (llama.cpp's flag; default: they print nothing)\n"
+            "  --perf             a stats line per chat reply on stderr: prompt tokens evaluated and\n"
+            "                     tok/s, generated tokens and tok/s (llama.cpp's flag)\n"
+            "  --no-perf          no stats line after a one-shot generation (llama.cpp's flag)\n"
+            "  --prompt-cache FILE  save the KV cache of the prompt to FILE; a later run whose prompt\n"
+            "                     starts with the saved tokens (same model file, KV type, -c) loads it\n"
+            "                     and evaluates only the rest (llama.cpp's flag; one-shot generation)\n"
+            "  --prompt-cache-ro  use the --prompt-cache FILE but never write it (llama.cpp's flag)\n"
             "  --ignore-eos       do not stop at the model's stop tokens\n"
             "  --bos, --no-bos    add BOS to a text prompt or not (default: the model's\n"
             "                     add_bos_token; --tokenize adds none unless --bos)\n"
@@ -63,7 +72,9 @@ static void usage(FILE *f) {
             "  --chat, -cnv       wrap the prompt in the model's chat template and answer it\n"
             "  --system TEXT      system message (chat)\n"
             "  -i, --interactive  chat in turns: read user messages from standard input, one per\n"
-            "                     line, until end of input; the KV cache is kept between turns\n"
+            "                     line, until end of input; the KV cache is kept between turns. On a\n"
+            "                     terminal a line editor: left/right, home/end (Ctrl-A/E), backspace,\n"
+            "                     delete, up/down history; Ctrl-D on an empty line ends the chat\n"
             "\n"
             "Tokenizer:\n"
             "  --tokenize         print the ids of the prompt (-p, -f or standard input) as one\n"
@@ -185,6 +196,10 @@ int main(int argc, char **argv) {
         else if (IS("--version")) { version(); return 0; }
         else if (IS("--ref")) { o.use_ref = 1; continue; }
         else if (IS("--verbose-prompt")) { o.verbose_prompt = 1; continue; }
+        else if (IS("--special") || IS("-sp")) { o.special = 1; continue; }
+        else if (IS("--perf")) { o.perf = 1; continue; }
+        else if (IS("--no-perf")) { o.perf = -1; continue; }
+        else if (IS("--prompt-cache-ro")) { o.prompt_cache_ro = 1; continue; }
         else if (IS("--ignore-eos")) { o.ignore_eos = 1; continue; }
         else if (IS("--bench")) { bench = 1; continue; }
         else if (IS("--ppl-all")) { o.ppl_all = 1; continue; }
@@ -206,6 +221,7 @@ int main(int argc, char **argv) {
         else if (IS("--ids")) o.ids = v;
         else if (IS("--system")) o.system = v;
         else if (IS("--logits")) o.logits_path = v;
+        else if (IS("--prompt-cache")) o.prompt_cache = v;
         else if (IS("--perplexity")) o.ppl_path = v;
         else if (IS("--save-logits")) o.save_logits = v;
         else if (IS("--kl-base")) o.kl_base = v;
@@ -266,6 +282,9 @@ int main(int argc, char **argv) {
     if (o.bench_n_np && !bench) return die("%s", "--parallel goes with --bench");
     if ((bench || tokenize || detokenize || o.ppl_path) && o.verbose_prompt)
         return die("%s", "--verbose-prompt goes with generation (-p, -f, --ids)");
+    if (o.prompt_cache_ro && !o.prompt_cache) return die("%s", "--prompt-cache-ro goes with --prompt-cache FILE");
+    if (o.prompt_cache && (modes || o.logits_path))
+        return die("%s", "--prompt-cache goes with one-shot generation (-p, -f, --ids) without --logits");
     if (!o.chat && o.system) return die("%s", "--system goes with --chat or -i");
     if (o.logits_path && (modes || tokenize))
         return die("%s", "--logits goes with plain generation (-p, -f, --ids)");

@@ -1,5 +1,7 @@
 #include "app/chat.h"
+#include "app/lineedit.h"
 
+#include "base/cpu.h"
 #include "base/errmsg.h"
 
 #include <errno.h>
@@ -153,6 +155,24 @@ static char *read_line(FILE *in, int *too_long) {
     return NULL;
 }
 
+/* One line from the terminal through the editor, or NULL at the end of input (Ctrl-D, or Ctrl-C
+ * twice in a row at the prompt: the same rule as a plain read). */
+static char *edit_line(LineEdit *le) {
+    for (;;) {
+        char *line;
+        int r = lineedit_read(le, "> ", &line);
+        if (r == LE_LINE) {
+            sigint_count = 0;
+            return line;
+        }
+        if (r != LE_INTERRUPT) return NULL;
+        if (interrupted) interrupted = 0; /* a SIGINT before the terminal was raw: the handler counted it */
+        else sigint_count++;
+        if (sigint_count >= 2) return NULL;
+        fputs("(Ctrl-C again to exit)\n", stderr);
+    }
+}
+
 /* Chat commands: a line starting with '/' in -i mode. A handler returns 1 to end the chat. */
 typedef struct {
     ChatMessage *msgs;
@@ -229,14 +249,26 @@ int chat_run(const Model *m, State *s, Sampler *smp, const ChatOptions *o, FILE 
     interrupted = 0;
     sigint_count = 0;
     ChatCtx ctx = {msgs, &n_msgs, n_keep, smp};
+    /* a terminal gets the line editor; a pipe or file is read as it is */
+    LineEdit le;
+    int le_on = o->interactive && lineedit_usable(fileno(in));
+    if (le_on) {
+        lineedit_init(&le, fileno(in), 2, CHAT_LINE_MAX);
+        le.intr = &interrupted;
+    }
     for (int turn = 0; rc == 0; turn++) {
         char *user = NULL;
         if (turn == 0 && o->prompt) {
             if (!(user = strdup(o->prompt))) { rc = errorf(err, errlen, "out of memory"); break; }
         } else if (o->interactive || (turn == 0 && !o->prompt)) {
-            if (o->interactive) fputs("\n> ", stderr);
-            int too_long;
-            user = read_line(in, &too_long);
+            int too_long = 0;
+            if (le_on) {
+                fputs("\n", stderr);
+                user = edit_line(&le);
+            } else {
+                if (o->interactive) fputs("\n> ", stderr);
+                user = read_line(in, &too_long);
+            }
             if (!user) break; /* end of input */
             if (too_long && o->interactive) {
                 fprintf(stderr, "phi: the line is longer than %d bytes; not sent\n", CHAT_LINE_MAX);
@@ -306,7 +338,10 @@ int chat_run(const Model *m, State *s, Sampler *smp, const ChatOptions *o, FILE 
          * last token is evaluated, for its logits. */
         int keep = 0;
         while (keep < n_past && keep < n_ids - 1 && past[keep] == ids[keep]) keep++;
+        double t_prompt = now_seconds();
         model_forward(m, s, ids + keep, n_ids - keep, keep, NULL);
+        t_prompt = now_seconds() - t_prompt;
+        int n_evaluated = n_ids - keep;
         if (o->n_prompt_evaluated) *o->n_prompt_evaluated += n_ids - keep;
         memcpy(past, ids, (size_t)n_ids * sizeof *ids);
         n_past = n_ids;
@@ -330,6 +365,10 @@ int chat_run(const Model *m, State *s, Sampler *smp, const ChatOptions *o, FILE 
         fputc('\n', g.out);
         fflush(g.out);
         msgs[n_msgs++] = (ChatMessage){"assistant", decode(m->tok, reply, n_rep)};
+        if (o->perf) /* llama.cpp's --perf: this reply's timings; the prompt counts only the
+                      * tokens evaluated (the cached prefix is reused) */
+            fprintf(stderr, "phi: prompt %d tok, %.2f tok/s | gen %d tok, %.2f tok/s\n", n_evaluated,
+                    t_prompt > 0 ? n_evaluated / t_prompt : 0, st.n_gen, st.gen_s > 0 ? st.n_gen / st.gen_s : 0);
         if (o->interactive && interrupted) {
             fprintf(stderr, "phi: reply stopped (Ctrl-C)\n");
             interrupted = 0;
@@ -343,6 +382,7 @@ int chat_run(const Model *m, State *s, Sampler *smp, const ChatOptions *o, FILE 
         }
     }
     if (o->interactive) sigaction(SIGINT, &old_sa, NULL);
+    if (le_on) lineedit_free(&le);
     for (int i = 0; i < n_msgs; i++) free(msgs[i].content);
     free(msgs);
     free(past);

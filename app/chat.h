@@ -38,6 +38,7 @@ typedef struct {
      * next turn, as the model may have changed), 0 to treat the line as a message. */
     int (*command)(void *ctx, const char *line);
     void *command_ctx;
+    int perf; /* a stats line per reply on stderr (llama.cpp's --perf) */
 } ChatOptions;
 
 /* Runs the conversation. Each turn re-renders the whole conversation, tokenizes it, and

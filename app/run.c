@@ -18,6 +18,7 @@
 #include "model/lora.h"
 #include "convert/lora_load.h"
 #include "app/perplexity.h"
+#include "app/prompt_cache.h"
 #include "model/sampler.h"
 #include "kernels/kernels.h"
 
@@ -200,6 +201,12 @@ static int session_state(const RunOptions *o, Session *S, int n_ctx) {
     return 0;
 }
 
+/* Whether two paths name the same existing file. */
+static int same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
 /* The one vocabulary rule: the ids 0 .. named_ids() - 1 are the ones the tokenizer names. The
  * rows of the embedding past them (Phi-3's padding rows 32011..32063) are never sampled, and a
  * user's ids (--ids, --detokenize) are refused there by check_ids: a model never saw them. */
@@ -264,17 +271,30 @@ static int generate_mode(const RunOptions *o, Session *S) {
      * the prompt does not fit). */
     long long need = o->n_predict < 0 ? n_ctx : (long long)S->n_ids + o->n_predict; /* 64 bits: -n INT_MAX on 32-bit */
     if (session_state(o, S, need < n_ctx ? (int)need : n_ctx) || session_sampler(o, S)) return 1;
+    PromptCacheKey key;
+    int reused = 0;
+    if (o->prompt_cache) {
+        if (same_file(o->prompt_cache, o->model_path)) return say("--prompt-cache %s is the model file", o->prompt_cache);
+        if (S->n_adapters) return say("%s", "--prompt-cache and --lora do not go together (the adapters change the keys and values)");
+        prompt_cache_key(m, &S->st, n_ctx, &key);
+        if (!o->logits_path) reused = prompt_cache_load(o->prompt_cache, &key, &S->st, m, S->ids, S->n_ids);
+        fprintf(stderr, "phi: prompt cache: %d of %d prompt tokens reused\n", reused, S->n_ids);
+    }
     for (int i = 0; i < S->n_ids; i++) sampler_accept(&S->smp, S->ids[i]); /* as llama.cpp: the prompt counts */
     if (o->verbose_prompt) verbose_prompt(m->tok, S->ids, S->n_ids);
-    GenOptions go = {o->n_predict, o->ignore_eos, o->ids != NULL, stdout, o->logits_path, NULL};
+    GenOptions go = {o->n_predict, o->ignore_eos, o->ids != NULL, stdout, o->logits_path, NULL, o->special};
     GenStats gs;
     char err[1024];
-    if (generate(m, &S->st, &S->smp, S->ids, S->n_ids, &go, &gs, err, sizeof err)) return say("%s", err);
+    if (generate_from(m, &S->st, &S->smp, S->ids, S->n_ids, reused, &go, &gs, err, sizeof err)) return say("%s", err);
+    /* the prompt's positions are untouched by generation (it writes the ones after) */
+    if (o->prompt_cache && !o->prompt_cache_ro && reused < S->n_ids - 1)
+        prompt_cache_save(o->prompt_cache, &key, &S->st, m, S->ids, S->n_ids);
     if (o->seed_from_clock) fprintf(stderr, "phi: seed %llu\n", (unsigned long long)o->seed);
-    fprintf(stderr, "phi: %s x%d | load %.0f ms | prompt %d tok, %.2f tok/s | gen %d tok, %.2f tok/s%s\n",
-            kernels_label(o), S->st.n_threads, S->load_s * 1e3, gs.n_prompt,
-            gs.prompt_s > 0 ? gs.n_prompt / gs.prompt_s : 0, gs.n_gen,
-            gs.gen_s > 0 ? gs.n_gen / gs.gen_s : 0, gs.stopped_by == 2 ? " | stopped: context full" : "");
+    if (o->perf >= 0)
+        fprintf(stderr, "phi: %s x%d | load %.0f ms | prompt %d tok, %.2f tok/s | gen %d tok, %.2f tok/s%s\n",
+                kernels_label(o), S->st.n_threads, S->load_s * 1e3, gs.n_prompt,
+                gs.prompt_s > 0 ? gs.n_prompt / gs.prompt_s : 0, gs.n_gen,
+                gs.gen_s > 0 ? gs.n_gen / gs.gen_s : 0, gs.stopped_by == 2 ? " | stopped: context full" : "");
     return 0;
 }
 
@@ -318,8 +338,8 @@ static int chat_mode(const RunOptions *o, Session *S) {
     if ((o->prompt || o->prompt_file) && !(S->text = prompt_text(o, &len))) return 1;
     int n_ctx = context_size(o, &S->m, 4096);
     if (n_ctx < 0 || session_state(o, S, n_ctx) || session_sampler(o, S)) return 1;
-    ChatOptions co = {o->system, S->text, o->interactive, {o->n_predict, o->ignore_eos, 0, stdout, NULL, NULL}, NULL,
-                      chat_command, S};
+    ChatOptions co = {o->system, S->text, o->interactive, {o->n_predict, o->ignore_eos, 0, stdout, NULL, NULL, o->special}, NULL,
+                      chat_command, S, o->perf > 0};
     char err[1024];
     if (chat_run(&S->m, &S->st, &S->smp, &co, stdin, err, sizeof err)) return say("%s", err);
     if (o->seed_from_clock) fprintf(stderr, "phi: seed %llu\n", (unsigned long long)o->seed);
@@ -345,6 +365,7 @@ static int detokenize_mode(const RunOptions *o, Session *S) {
     TokDecoder d;
     char piece[256];
     tok_decoder_init(&d, tok);
+    d.special = o->special;
     for (int i = 0; i < S->n_ids; i++)
         if (tok_decoder_push(&d, S->ids[i], piece, sizeof piece)) fputs(piece, stdout);
     if (tok_decoder_flush(&d, piece, sizeof piece)) fputs(piece, stdout);

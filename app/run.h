@@ -23,6 +23,10 @@ typedef struct {
     uint64_t seed;
     int seed_from_clock; /* say the seed on stderr (with the stats line) so the run can be repeated */
     int verbose_prompt; /* print the prompt's tokens on stderr before generating */
+    int special; /* --special: print special tokens (<|end|>, ...) as text in output and --detokenize */
+    int perf;    /* --perf: a stats line per chat reply (1); --no-perf: none after one-shot generation (-1) */
+    const char *prompt_cache; /* --prompt-cache FILE: the KV state of the prompt, saved and reused */
+    int prompt_cache_ro;      /* --prompt-cache-ro: use FILE but never write it */
     /* perplexity */
     const char *ppl_path, *save_logits, *kl_base;
     int ppl_all, ppl_chunks;

@@ -63,8 +63,9 @@ void gen_stream_init(GenStream *g, const Model *m, Sampler *smp, int n_predict, 
     g->m = m;
     g->smp = smp;
     g->n_predict = n_predict;
-    g->ignore_stop = ignore_stop;
+    g->ignore_stop = ignore_stop & 1;
     tok_decoder_init(&g->dec, m->tok);
+    g->dec.special = (ignore_stop & GEN_SPECIAL) != 0;
 }
 
 int gen_next(GenStream *g, const float *logits, int *id, char *piece, size_t cap, size_t *len) {
@@ -152,7 +153,7 @@ static int print_token(void *user, int id, const char *piece, size_t len) {
 int generate_tokens(const Model *m, State *s, Sampler *smp, int pos, const GenOptions *opt,
                     GenStats *st, int *ids, int cap) {
     PrintSink sink = {opt, ids, cap, 0, {0}};
-    int r = gen_loop(m, s, smp, pos, opt->n_predict, opt->ignore_stop, print_token, &sink, st);
+    int r = gen_loop(m, s, smp, pos, opt->n_predict, opt->ignore_stop | (opt->special ? GEN_SPECIAL : 0), print_token, &sink, st);
     if (sink.wst.stopped_by != GEN_STOP_WRITE) output_failed(opt->out, &sink.wst);
     if (sink.wst.stopped_by == GEN_STOP_WRITE) {
         st->stopped_by = GEN_STOP_WRITE;
@@ -163,6 +164,11 @@ int generate_tokens(const Model *m, State *s, Sampler *smp, int pos, const GenOp
 
 int generate(const Model *m, State *s, Sampler *smp, const int *prompt, int n_prompt,
              const GenOptions *opt, GenStats *st, char *err, size_t errlen) {
+    return generate_from(m, s, smp, prompt, n_prompt, 0, opt, st, err, errlen);
+}
+
+int generate_from(const Model *m, State *s, Sampler *smp, const int *prompt, int n_prompt, int n_cached,
+                  const GenOptions *opt, GenStats *st, char *err, size_t errlen) {
     const PhiHParams *hp = &m->hp;
     memset(st, 0, sizeof *st);
     if (n_prompt < 1) {
@@ -170,6 +176,7 @@ int generate(const Model *m, State *s, Sampler *smp, const int *prompt, int n_pr
         return -1;
     }
     if (check_fits_context("the prompt", n_prompt, 0, s->n_ctx, err, errlen)) return -1;
+    if (n_cached < 0 || n_cached >= n_prompt || (n_cached && opt->logits_path)) n_cached = 0;
     float *all = NULL;
     if (opt->logits_path) {
         all = malloc((size_t)n_prompt * hp->vocab_size * sizeof(float));
@@ -179,12 +186,12 @@ int generate(const Model *m, State *s, Sampler *smp, const int *prompt, int n_pr
         }
     }
     double t0 = now_seconds();
-    if (model_forward(m, s, prompt, n_prompt, 0, all)) {
+    if (model_forward(m, s, prompt + n_cached, n_prompt - n_cached, n_cached, all)) {
         free(all);
         snprintf(err, errlen, "a prompt token is outside the vocabulary (0..%u)", hp->vocab_size - 1);
         return -1;
     }
-    st->n_prompt = n_prompt;
+    st->n_prompt = n_prompt - n_cached; /* the positions evaluated */
     st->prompt_s = now_seconds() - t0;
     if (all) {
         int rc = write_logits(opt->logits_path, all, (size_t)n_prompt * hp->vocab_size, err, errlen);

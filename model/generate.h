@@ -14,6 +14,7 @@ typedef struct {
     FILE *out;           /* where text or ids go */
     const char *logits_path; /* write every prompt position's logits [n][vocab] float32 LE */
     volatile int *stop;  /* if not NULL: generation ends before the next token once *stop != 0 */
+    int special;         /* print special tokens (<|end|>, ...) as text (llama.cpp's --special) */
 } GenOptions;
 
 typedef struct {
@@ -26,6 +27,10 @@ typedef struct {
 /* Why generation ended (GenStats.stopped_by, GenStream.stopped_by). */
 enum { GEN_STOP_COUNT, GEN_STOP_ID, GEN_STOP_CONTEXT, GEN_STOP_WRITE, GEN_STOP_NONFINITE, GEN_STOP_CALLER };
 
+/* OR'd into the ignore_stop argument of gen_stream_init and gen_loop (bit 0: ignore the stop ids): the
+ * decoder prints special tokens as their text. */
+#define GEN_SPECIAL 2
+
 /* -1 with a one-line message when stats end in an error (GEN_STOP_WRITE: the output could not be
  * written; GEN_STOP_NONFINITE: the model produced NaN or infinite logits), else 0. */
 int gen_stop_error(const GenStats *stats, char *err, size_t errlen);
@@ -37,6 +42,10 @@ int logits_finite(const float *logits, long n);
 /* Process the prompt at position 0, then generate. */
 int generate(const Model *m, State *s, Sampler *smp, const int *prompt, int n_prompt,
              const GenOptions *opt, GenStats *stats, char *err, size_t errlen);
+/* The same when positions 0..n_cached-1 of the prompt are already in the KV cache (a prompt cache):
+ * only the rest is evaluated (n_cached < n_prompt; all of it with opt->logits_path). */
+int generate_from(const Model *m, State *s, Sampler *smp, const int *prompt, int n_prompt, int n_cached,
+                  const GenOptions *opt, GenStats *stats, char *err, size_t errlen);
 
 /* The one per-token step of generation, shared by the loop below (the CLI, chat, the library's
  * phi_generate) and the server's scheduler, which advances many streams one step at a time:

@@ -56,6 +56,50 @@ $PHI -m "$M" --ids 1,2,3 -n 1 --temp 0 --verbose-prompt > /dev/null 2> "$TMP/err
 if grep -q '^phi: prompt: 3 tokens' "$TMP/err" && [ "$(grep -c -- "-> '" "$TMP/err")" -eq 3 ]; then
     pass flags_verbose_prompt; else fail flags_verbose_prompt "$(cat "$TMP/err")"; fi
 
+# --special / -sp (llama.cpp's): ids of special tokens decode to their text, as Hugging Face's
+# decode with skip_special_tokens=False. The expected strings are the "content" of the ids in
+# phi3-trained-tiny's tokenizer.json: 1 <s>, 0 <unk>, 32007 <|end|>, 32001 <|assistant|>,
+# 32000 <|endoftext|>; 2 (</s>) is not special there and prints either way.
+DATA=${PHI_DATA:-../shared/data}
+if [ -d "$DATA/phi3-trained-tiny" ] && $QUANT -q q8 "$DATA/phi3-trained-tiny" "$TMP/trained.phi" 2> /dev/null; then
+    T="$TMP/trained.phi"
+    out=$($PHI -m "$T" --detokenize -p 1,0,2,32007,32001 --special 2> "$TMP/err")
+    [ "$out" = "<s><unk></s><|end|><|assistant|>" ] && pass flags_special_detokenize "$out" \
+        || fail flags_special_detokenize "'$out' $(cat "$TMP/err")"
+    out=$($PHI -m "$T" --detokenize -p 1,0,2,32007,32001 2> "$TMP/err")
+    [ "$out" = "</s>" ] && pass flags_special_off "$out" || fail flags_special_off "'$out'"
+    # SentencePiece spacing around them (HF: the pieces <s> _The <|end|> _The give "<s> The<|end|> The")
+    ids=$($PHI -m "$T" --tokenize -p "The" 2> /dev/null)
+    out=$($PHI -m "$T" --detokenize -sp -p "1,$ids,32007,$ids" 2> /dev/null)
+    [ "$out" = "<s> The<|end|> The" ] && pass flags_special_spacing "$out ($ids)" || fail flags_special_spacing "'$out' ($ids)"
+    # generation: greedy past the stop ids, the generated ids hold 32000 then 1; the text has
+    # "<|endoftext|><s>" with --special and neither without
+    P=$(printf '<|user|>\nHi<|end|>\n<|assistant|>\n')
+    gen=$($PHI -m "$T" --ids "$($PHI -m "$T" --tokenize -p "$P")" -n 40 --temp 0 --ignore-eos 2> /dev/null)
+    with=$($PHI -m "$T" -p "$P" --no-bos -n 40 --temp 0 --ignore-eos --special 2> /dev/null)
+    without=$($PHI -m "$T" -p "$P" --no-bos -n 40 --temp 0 --ignore-eos 2> /dev/null)
+    case ",$gen," in *,32000,1,*)
+        case "$with" in *"<|endoftext|><s>"*)
+            case "$without" in *"<|endoftext|>"*|*"<s>"*) fail flags_special_generation "without: $without" ;;
+            *) pass flags_special_generation "$with" ;; esac ;;
+        *) fail flags_special_generation "with: $with" ;; esac ;;
+    *) echo "SKIP flags_special_generation: the greedy ids ($gen) have no 32000,1" ;;
+    esac
+else
+    echo "SKIP flags_special: no $DATA/phi3-trained-tiny"
+fi
+
+# --perf (llama.cpp's): a stats line per chat reply; --no-perf: no stats line after a one-shot run
+printf 'hi\nhello\n' | $PHI -m "$M" -i -n 4 --temp 0 --perf > /dev/null 2> "$TMP/err"
+n=$(grep -c 'phi: prompt [0-9]* tok, [0-9.]* tok/s | gen [0-9]* tok, [0-9.]* tok/s$' "$TMP/err")
+[ "$n" -eq 2 ] && pass flags_perf_chat "$(grep 'phi: prompt' "$TMP/err" | tr '\n' ' ')" || fail flags_perf_chat "$(cat "$TMP/err")"
+printf 'hi\nhello\n' | $PHI -m "$M" -i -n 4 --temp 0 > /dev/null 2> "$TMP/err"
+! grep -q 'phi: prompt [0-9]' "$TMP/err" && pass flags_perf_off_by_default || fail flags_perf_off_by_default "$(cat "$TMP/err")"
+$PHI -m "$M" -p hi -n 4 --temp 0 > /dev/null 2> "$TMP/err"
+$PHI -m "$M" -p hi -n 4 --temp 0 --no-perf > /dev/null 2> "$TMP/err2"
+if grep -q '| gen 4 tok, ' "$TMP/err" && ! grep -q 'tok/s' "$TMP/err2"; then pass flags_no_perf_one_shot
+else fail flags_no_perf_one_shot "$(cat "$TMP/err") / $(cat "$TMP/err2")"; fi
+
 # options a mode would ignore are refused
 expect_error flags_system_without_chat $PHI -m "$M" -p hi --system "Be brief."
 expect_error flags_verbose_prompt_tokenize $PHI -m "$M" --tokenize -p hi --verbose-prompt

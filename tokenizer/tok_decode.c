@@ -143,7 +143,13 @@ void tok_decoder_init(TokDecoder *d, const Tokenizer *t) {
 size_t tok_decoder_push(TokDecoder *d, int id, char *out, size_t cap) {
     Sink k = {out, cap, 0, d};
     const Tokenizer *t = d->t;
-    if (t && id >= 0 && id < t->n_pieces && !tok_is_special(t, id)) {
+    if (t && id >= 0 && id < t->n_pieces && (d->special || !tok_is_special(t, id))) {
+        if (tok_is_special(t, id)) { /* its content as written, never byte-level decoded */
+            flush_pending(&k);
+            put(&k, t->text + t->pieces[id].off, t->pieces[id].len);
+            if (cap) out[k.n] = 0;
+            return k.n;
+        }
         const TokPiece *p = &t->pieces[id];
         const char *s = t->text + p->off;
         int byte;

@@ -97,6 +97,8 @@ typedef struct {
     int first;            /* nothing emitted yet */
     unsigned char pending[8];
     int n_pending;
+    int special;          /* print special tokens as their text (llama.cpp's --special; HF decode with
+                           * skip_special_tokens=False); set after tok_decoder_init */
 } TokDecoder;
 void tok_decoder_init(TokDecoder *d, const Tokenizer *t);
 /* Appends up to cap-1 bytes + NUL to out; returns the number of bytes written. */
