@@ -178,6 +178,7 @@ typedef struct {
     ChatMessage *msgs;
     int *n_msgs, n_keep; /* messages kept by /clear: the system prompt */
     Sampler *smp;
+    int has_command; /* the caller handles /lora */
 } ChatCtx;
 
 typedef struct {
@@ -206,6 +207,7 @@ static const ChatCommand commands[] = {
 static int cmd_help(ChatCtx *c, const char *arg) {
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         fprintf(stderr, "  %-8s %s\n", commands[i].name, commands[i].help);
+    if (c->has_command) fprintf(stderr, "  %-8s %s\n", "/lora", "DIR [SCALE]: attach a LoRA adapter; /lora off detaches them all");
     return 0;
 }
 
@@ -248,7 +250,7 @@ int chat_run(const Model *m, State *s, Sampler *smp, const ChatOptions *o, FILE 
     if (o->interactive) sigaction(SIGINT, &sa, &old_sa);
     interrupted = 0;
     sigint_count = 0;
-    ChatCtx ctx = {msgs, &n_msgs, n_keep, smp};
+    ChatCtx ctx = {msgs, &n_msgs, n_keep, smp, o->command != NULL};
     /* a terminal gets the line editor; a pipe or file is read as it is */
     LineEdit le;
     int le_on = o->interactive && lineedit_usable(fileno(in));
@@ -276,7 +278,7 @@ int chat_run(const Model *m, State *s, Sampler *smp, const ChatOptions *o, FILE 
                 continue;
             }
             if (too_long) { free(user); rc = errorf(err, errlen, "the message is longer than %d bytes", CHAT_LINE_MAX); break; }
-            if (user[0] == '/' && o->command && o->command(o->command_ctx, user)) {
+            if (o->interactive && user[0] == '/' && o->command && o->command(o->command_ctx, user)) {
                 free(user);
                 n_past = 0; /* the model changed: nothing in the cache is reused */
                 continue;
@@ -336,6 +338,7 @@ int chat_run(const Model *m, State *s, Sampler *smp, const ChatOptions *o, FILE 
         }
         /* Reuse the cached prefix; recompute from the first token that differs. At least the
          * last token is evaluated, for its logits. */
+        if (o->interactive) interrupted = 0; /* a Ctrl-C from here on stops this reply */
         int keep = 0;
         while (keep < n_past && keep < n_ids - 1 && past[keep] == ids[keep]) keep++;
         double t_prompt = now_seconds();
@@ -345,14 +348,17 @@ int chat_run(const Model *m, State *s, Sampler *smp, const ChatOptions *o, FILE 
         if (o->n_prompt_evaluated) *o->n_prompt_evaluated += n_ids - keep;
         memcpy(past, ids, (size_t)n_ids * sizeof *ids);
         n_past = n_ids;
+        /* The penalties look at the conversation so far, prompt included (llama.cpp; as one-shot
+         * generation does): the history is the last last_n tokens of the context. */
+        sampler_reset(smp);
+        for (int i = 0; i < n_ids; i++) sampler_accept(smp, past[i]);
         free(ids);
 
         int room = s->n_ctx - n_past;
         GenOptions g = o->gen;
-        if (o->interactive) {
-            interrupted = 0;
-            g.stop = &interrupted;
-        }
+        if (o->interactive) g.stop = &interrupted; /* set during the prompt: no reply */
+        /* a reply cut by the end of the context, not by -n: the notice below */
+        int to_the_end = g.n_predict < 0 || g.n_predict >= room;
         if (g.n_predict < 0 || g.n_predict > room) g.n_predict = room;
         GenStats st;
         int *reply = malloc((size_t)(room > 0 ? room : 1) * sizeof *reply);
@@ -375,7 +381,7 @@ int chat_run(const Model *m, State *s, Sampler *smp, const ChatOptions *o, FILE 
             sigint_count = 0;
         }
         free(reply);
-        if (st.stopped_by == 2) {
+        if (st.stopped_by == GEN_STOP_CONTEXT || (st.stopped_by == GEN_STOP_COUNT && to_the_end && st.n_gen >= room)) {
             fprintf(stderr, "phi: the context is full (%d tokens)%s\n", s->n_ctx,
                     o->interactive ? "; the oldest messages go at the next turn" : "; raise -c for longer conversations");
             if (!o->interactive) break;

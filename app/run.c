@@ -294,7 +294,7 @@ static int generate_mode(const RunOptions *o, Session *S) {
         fprintf(stderr, "phi: %s x%d | load %.0f ms | prompt %d tok, %.2f tok/s | gen %d tok, %.2f tok/s%s\n",
                 kernels_label(o), S->st.n_threads, S->load_s * 1e3, gs.n_prompt,
                 gs.prompt_s > 0 ? gs.n_prompt / gs.prompt_s : 0, gs.n_gen,
-                gs.gen_s > 0 ? gs.n_gen / gs.gen_s : 0, gs.stopped_by == 2 ? " | stopped: context full" : "");
+                gs.gen_s > 0 ? gs.n_gen / gs.gen_s : 0, gs.stopped_by == GEN_STOP_CONTEXT ? " | stopped: context full" : "");
     return 0;
 }
 

@@ -152,6 +152,11 @@ static int print_token(void *user, int id, const char *piece, size_t len) {
 
 int generate_tokens(const Model *m, State *s, Sampler *smp, int pos, const GenOptions *opt,
                     GenStats *st, int *ids, int cap) {
+    if (opt->stop && *opt->stop) { /* Ctrl-C while the prompt was evaluated: no reply */
+        memset(st, 0, sizeof *st);
+        st->stopped_by = GEN_STOP_CALLER;
+        return pos;
+    }
     PrintSink sink = {opt, ids, cap, 0, {0}};
     int r = gen_loop(m, s, smp, pos, opt->n_predict, opt->ignore_stop | (opt->special ? GEN_SPECIAL : 0), print_token, &sink, st);
     if (sink.wst.stopped_by != GEN_STOP_WRITE) output_failed(opt->out, &sink.wst);

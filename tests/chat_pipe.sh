@@ -69,4 +69,13 @@ if command -v mkfifo > /dev/null; then
 else
     echo "SKIP chat_ctrl_c_at_prompt: no mkfifo"
 fi
+
+# a reply that runs into the end of the context says so (review: the notice could never appear)
+echo "tell me a story" | $PHI -m "$M" --chat -n -1 --temp 0 --ignore-eos -c 48 > "$TMP/out" 2> "$TMP/err"
+grep -q "the context is full (48 tokens); raise -c" "$TMP/err" && pass chat_context_full_notice "$(grep "context is full" "$TMP/err")" \
+    || fail chat_context_full_notice "$(cat "$TMP/err")"
+# /lora is a command only in -i: piped to --chat it is the user's message
+echo "/lora off" | $PHI -m "$M" --chat -n 2 --temp 0 > "$TMP/out" 2> "$TMP/err"
+[ -s "$TMP/out" ] && ! grep -q "detached" "$TMP/err" && pass chat_lora_line_outside_i "answered as a message" \
+    || fail chat_lora_line_outside_i "$(cat "$TMP/err")"
 rm -rf "$TMP"
