@@ -1,4 +1,4 @@
-# phi: make (phi + quant), make test, make install / uninstall, make static, make bench, make asan, make fuzz, make arm-test,
+# phi: make (phi + quant), make demo, make test, make install / uninstall, make static, make bench, make asan, make fuzz, make arm-test,
 # make CC=aarch64-linux-gnu-gcc (static ARM binaries in build-aarch64-linux-gnu/)
 CC      ?= cc
 OPT     ?= -O2
@@ -122,6 +122,22 @@ arm-test: quant
 armv7-test riscv64-test: quant
 	sh scripts/cross-test.sh $(@:-test=)
 
+# make demo: the bundled model (models/README.md: the trained tiny Phi-3 at q4, 20 MB, in the repository)
+# continues DEMO_PROMPT greedily; the prompt, the text and phi's stats line (stderr) are printed. Needs
+# nothing outside the repository. DEMO_FLAGS: extra phi flags (empty; e.g. a stats flag). DEMO_PHI: the
+# binary to run (tests/demo.sh passes the one under test). The repeat penalty keeps greedy decoding
+# of a 20 M-parameter model out of loops ("and to the land of Egypt, and to the land of Egypt").
+DEMO_MODEL  := models/phi3-trained-tiny-q4.phi
+DEMO_PROMPT ?= And it came to pass
+DEMO_FLAGS  ?=
+DEMO_PHI    ?= $(BIN)/phi
+demo: $(DEMO_PHI)
+	@mkdir -p $(BUILD)
+	@echo '$(DEMO_PHI) -m $(DEMO_MODEL) -p "$(DEMO_PROMPT)" -n 48 --temp 0 --repeat-penalty 1.15 $(DEMO_FLAGS)'
+	@printf '%s' "$(DEMO_PROMPT)"; \
+	$(DEMO_PHI) -m $(DEMO_MODEL) -p "$(DEMO_PROMPT)" -n 48 --temp 0 --repeat-penalty 1.15 $(DEMO_FLAGS) 2> $(BUILD)/demo.err; \
+	rc=$$?; echo; cat $(BUILD)/demo.err >&2; exit $$rc
+
 bench: all
 	sh scripts/bench.sh
 
@@ -133,12 +149,14 @@ bench-kernels: $(BUILD)/libphi.a
 .PHONY: bench-kernels
 
 # make install PREFIX=/usr/local DESTDIR=/staging: the programs, the man page, and the library
-# with its header when the tree has them (libphi.a is built; phi.h appears with the server work).
+# with its header when the tree has them (libphi.a is built; phi.h appears with the server work), and the
+# demo model in $(DATADIR), where the installed phi looks for it (../share/phi beside its bin/).
 PREFIX  ?= /usr/local
 BINDIR  ?= $(PREFIX)/bin
 LIBDIR  ?= $(PREFIX)/lib
 INCDIR  ?= $(PREFIX)/include
 MANDIR  ?= $(PREFIX)/share/man
+DATADIR ?= $(PREFIX)/share/phi
 INSTALL ?= install
 install: all $(BUILD)/libphi.a
 	$(INSTALL) -d "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(MANDIR)/man1" "$(DESTDIR)$(LIBDIR)"
@@ -146,14 +164,19 @@ install: all $(BUILD)/libphi.a
 	@if [ -x $(BIN)/phi-server ]; then echo "$(INSTALL) -m 755 $(BIN)/phi-server $(DESTDIR)$(BINDIR)/"; \
 	    $(INSTALL) -m 755 $(BIN)/phi-server "$(DESTDIR)$(BINDIR)/"; fi
 	$(INSTALL) -m 644 docs/phi.1 "$(DESTDIR)$(MANDIR)/man1/phi.1"
+	$(INSTALL) -d "$(DESTDIR)$(DATADIR)"
+	$(INSTALL) -m 644 $(DEMO_MODEL) "$(DESTDIR)$(DATADIR)/"
 	$(INSTALL) -m 644 $(BUILD)/libphi.a "$(DESTDIR)$(LIBDIR)/libphi.a"
 	@if [ -f phi.h ]; then $(INSTALL) -d "$(DESTDIR)$(INCDIR)" && \
 	    echo "$(INSTALL) -m 644 phi.h $(DESTDIR)$(INCDIR)/phi.h" && $(INSTALL) -m 644 phi.h "$(DESTDIR)$(INCDIR)/phi.h"; fi
 
-# Removes exactly the files install writes (never a folder: they may hold other programs' files).
+# Removes exactly the files install writes (never a folder: they may hold other programs' files; the
+# one exception is share/phi, which is phi's own, and only when it is empty).
 uninstall:
 	rm -f "$(DESTDIR)$(BINDIR)/phi" "$(DESTDIR)$(BINDIR)/quant" "$(DESTDIR)$(BINDIR)/phi-server" \
-	    "$(DESTDIR)$(MANDIR)/man1/phi.1" "$(DESTDIR)$(LIBDIR)/libphi.a" "$(DESTDIR)$(INCDIR)/phi.h"
+	    "$(DESTDIR)$(MANDIR)/man1/phi.1" "$(DESTDIR)$(LIBDIR)/libphi.a" "$(DESTDIR)$(INCDIR)/phi.h" \
+	    "$(DESTDIR)$(DATADIR)/$(notdir $(DEMO_MODEL))"
+	@rmdir "$(DESTDIR)$(DATADIR)" 2>/dev/null || true
 
 # Static binaries for copying to a board or another Linux: build-static/phi and build-static/quant.
 static:
@@ -162,5 +185,5 @@ static:
 clean:
 	rm -rf build build-* phi quant phi-server
 
-.PHONY: FORCE all examples test tests install uninstall static asan all-asan bench fuzz fuzz-long arm-test armv7-test riscv64-test clean
+.PHONY: FORCE all demo examples test tests install uninstall static asan all-asan bench fuzz fuzz-long arm-test armv7-test riscv64-test clean
 -include $(LIB_OBJ:.o=.d) $(BUILD)/phi.d $(BUILD)/quant.d $(BUILD)/phi-server.d

@@ -5,20 +5,26 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/cpu.h"
 #include "app/run.h"
 #include "model/model.h"
 #include "kernels/kernels.h"
 
+/* The bundled demo model (models/README.md: the trained tiny Phi-3 at q4), -m's default. */
+#define DEMO_MODEL "phi3-trained-tiny-q4.phi"
+
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: phi -m MODEL [options]\n"
+            "usage: phi [-m MODEL] [options]\n"
             "\n"
             "Flags follow llama.cpp's spelling and meaning where llama.cpp has them.\n"
             "\n"
             "  -m, --model FILE   phi model file (made by quant), or a GGUF file of a Phi-3 model\n"
             "                     (llama.cpp's phi3 architecture), converted in memory at load\n"
+            "                     (default: the bundled demo model " DEMO_MODEL " in models/ beside\n"
+            "                     phi, or in ../share/phi/ beside an installed phi; stderr names it)\n"
             "  -p, --prompt TEXT  prompt text\n"
             "  -f, --file FILE    read the prompt from FILE\n"
             "  --ids LIST         prompt as comma-separated token ids (no BOS added); the generated\n"
@@ -149,6 +155,25 @@ static int die(const char *fmt, const char *arg) {
     return 1;
 }
 
+/* -m's default, looked for in exactly two places, both relative to this executable (found through
+ * /proc/self/exe, else argv[0] when it names a path): models/ beside it (the source tree's ./phi)
+ * and ../share/phi/ (make install puts phi in $PREFIX/bin and the model in $PREFIX/share/phi).
+ * Writes the resolved path into out (PATH_MAX bytes); 0 when found, -1 otherwise. */
+static int demo_model(const char *argv0, char *out) {
+    char exe[PATH_MAX], cand[PATH_MAX + 64];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) exe[n] = 0;
+    else if (strchr(argv0, '/') && strlen(argv0) < sizeof exe) strcpy(exe, argv0);
+    else return -1;
+    int dir = (int)(strrchr(exe, '/') - exe);
+    static const char *const where[] = {"/models/", "/../share/phi/"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(cand, sizeof cand, "%.*s%s%s", dir, exe, where[i], DEMO_MODEL);
+        if (access(cand, R_OK) == 0 && realpath(cand, out)) return 0;
+    }
+    return -1;
+}
+
 static int parse_int(const char *s, long lo, long hi, int *out) {
     char *end;
     errno = 0;
@@ -268,7 +293,6 @@ int main(int argc, char **argv) {
         }
         i++;
     }
-    if (!o.model_path) return die("%s", "no model given (-m FILE; see --help)");
     model_set_notes(print_note, NULL, verbose);
     if (o.n_threads == 0) o.n_threads = cpu_physical_cores();
     int modes = bench + tokenize + detokenize + o.chat + !!o.ppl_path;
@@ -291,15 +315,23 @@ int main(int argc, char **argv) {
     if (o.chat && o.verbose_prompt) return die("%s", "--verbose-prompt goes with generation (-p, -f, --ids)");
     if (o.add_bos >= 0 && (bench || detokenize || o.chat || o.ppl_path))
         return die("%s", "--bos and --no-bos go with a text prompt (-p, -f) or --tokenize");
-    if (bench) return run_bench(&o);
-    if (o.ppl_path) {
-        if (o.prompt || o.prompt_file) return die("%s", "--perplexity reads its text from FILE, not -p/-f");
-        return run_perplexity(&o);
+    if (o.ppl_path && (o.prompt || o.prompt_file)) return die("%s", "--perplexity reads its text from FILE, not -p/-f");
+    int work = modes || o.prompt || o.prompt_file || o.ids;
+    if (!o.model_path) {
+        static char demo[PATH_MAX];
+        if (!work) return die("%s", "no model given (-m FILE; see --help)");
+        if (demo_model(argv[0], demo))
+            return die("%s", "no model given (-m FILE), and no bundled demo model in models/ beside phi "
+                             "or in ../share/phi/");
+        fprintf(stderr, "phi: no -m given: using the bundled demo model %s\n", demo);
+        o.model_path = demo;
     }
+    if (bench) return run_bench(&o);
+    if (o.ppl_path) return run_perplexity(&o);
     if (tokenize) return run_tokenize(&o);
     if (detokenize) return run_detokenize(&o);
     o.seed_from_clock = !seed_given && o.temp > 0; /* printed by the run, so it can be repeated */
     if (o.chat) return run_chat(&o);
-    if (!o.prompt && !o.prompt_file && !o.ids) return die("%s", "no prompt given (-p, -f or --ids)");
+    if (!work) return die("%s", "no prompt given (-p, -f or --ids)");
     return run_generate(&o);
 }

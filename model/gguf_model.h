@@ -6,7 +6,7 @@
  * Q5_0 into q8 with the same scales, K-quants verbatim into phi's K types where the build has
  * them, everything else (BF16, Q4_1, Q5_1, ...) dequantized exactly to f32.
  *
- * The same plan writes a phi file (quant file.gguf out.bin) or an image in memory (phi -m
+ * The same plan writes a phi file (quant file.gguf out.phi) or an image in memory (phi -m
  * file.gguf, model/model.c). */
 #ifndef PHI_GGUF_MODEL_H
 #define PHI_GGUF_MODEL_H
@@ -39,7 +39,7 @@ int gguf_model_image(const Gguf *g, const GgufModelOptions *o, uint8_t **image, 
 /* The GGUF magic at the start of a file image of size bytes; of the regular file path. */
 int gguf_is_gguf(const void *buf, uint64_t size);
 int gguf_path_is_gguf(const char *path);
-/* quant file.gguf out.bin: maps the GGUF, parses it and writes out_path (gguf_model_write). */
+/* quant file.gguf out.phi: maps the GGUF, parses it and writes out_path (gguf_model_write). */
 int gguf_model_convert(const char *gguf_path, const char *out_path, const GgufModelOptions *o,
                        char *err, size_t errlen);
 
