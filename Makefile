@@ -15,9 +15,10 @@ endif
 BUILD   ?= build
 BIN     ?= .
 
-ifeq ($(BLAS),1)
-CFLAGS  += -DPHI_BLAS
-LDLIBS  += -lopenblas
+# No BLAS: every matrix product is phi's own (int8 panel tiles for the quantized types, which
+# sgemm cannot run without first expanding the weights to f32: 4-8x the bytes per token).
+ifdef BLAS
+$(error BLAS=1 is not an option: phi links only libc, libm and pthreads (see docs/PORTING.md))
 endif
 
 LIB_SRC  := $(sort $(wildcard base/*.c kernels/*.c tokenizer/*.c model/*.c convert/*.c app/*.c api/*.c server/*.c))
