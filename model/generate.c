@@ -133,10 +133,17 @@ typedef struct {
     const GenOptions *opt;
     int *ids, cap, n;
     GenStats wst; /* a failed write: stopped_by GEN_STOP_WRITE and its errno */
+    int dropped;  /* the token sampled after a stop request: neither printed nor counted */
 } PrintSink;
 
 static int print_token(void *user, int id, const char *piece, size_t len) {
     PrintSink *p = user;
+    /* A Ctrl-C lands almost always during the forward pass; the token sampled from that pass is
+     * not shown (nor are bytes the decoder still holds), so nothing appears after the request. */
+    if (p->dropped || (p->opt->stop && *p->opt->stop)) {
+        p->dropped |= id >= 0;
+        return 1;
+    }
     if (id >= 0) {
         if (p->ids && p->n < p->cap) p->ids[p->n] = id;
         p->n++;
@@ -146,8 +153,7 @@ static int print_token(void *user, int id, const char *piece, size_t len) {
     } else {
         fwrite(piece, 1, len, p->opt->out);
     }
-    if (output_failed(p->opt->out, &p->wst)) return 1; /* stop at the first failed write */
-    return p->opt->stop && *p->opt->stop;             /* Ctrl-C in chat */
+    return output_failed(p->opt->out, &p->wst); /* stop at the first failed write */
 }
 
 int generate_tokens(const Model *m, State *s, Sampler *smp, int pos, const GenOptions *opt,
@@ -157,8 +163,9 @@ int generate_tokens(const Model *m, State *s, Sampler *smp, int pos, const GenOp
         st->stopped_by = GEN_STOP_CALLER;
         return pos;
     }
-    PrintSink sink = {opt, ids, cap, 0, {0}};
+    PrintSink sink = {opt, ids, cap, 0, {0}, 0};
     int r = gen_loop(m, s, smp, pos, opt->n_predict, opt->ignore_stop | (opt->special ? GEN_SPECIAL : 0), print_token, &sink, st);
+    if (sink.dropped) st->n_gen--; /* sampled after the stop request, never shown */
     if (sink.wst.stopped_by != GEN_STOP_WRITE) output_failed(opt->out, &sink.wst);
     if (sink.wst.stopped_by == GEN_STOP_WRITE) {
         st->stopped_by = GEN_STOP_WRITE;

@@ -88,6 +88,20 @@ static void test_render(const char *data) {
     free(medium);
 }
 
+/* A stream whose every write counts and raises the stop flag, like a Ctrl-C after a token. */
+typedef struct {
+    volatile int stop;
+    int writes;
+} StopAfterWrite;
+
+static ssize_t stop_on_write(void *c, const char *buf, size_t len) {
+    StopAfterWrite *w = c;
+    (void)buf;
+    w->writes++;
+    w->stop = 1;
+    return (ssize_t)len;
+}
+
 /* Runs a conversation with the given user lines; returns what was printed (malloc'd), or NULL
  * with the error in err. */
 static char *converse(const Model *m, int n_ctx, const char *system, const char *lines,
@@ -162,6 +176,24 @@ static void test_multiturn(const char *data) {
                 "over 3 turns %ld, the last turn's prompt alone %d", r3, fresh, evaluated, n);
         free(fresh);
         free(text);
+        /* A stop request (Ctrl-C) that arrives after a token was printed: the next token, sampled
+         * from the pass that was running, is neither printed nor counted (issue 17 review). */
+        {
+            model_forward(&m, &s, ids, n, 0, NULL);
+            sampler_reset(&smp);
+            StopAfterWrite w = {0, 0};
+            cookie_io_functions_t io = {.write = stop_on_write};
+            FILE *fw = fopencookie(&w, "w", io);
+            GenOptions gs = {24, 0, 0, fw, NULL, NULL, 0};
+            gs.stop = &w.stop;
+            int ids1[24];
+            int pos = generate_tokens(&m, &s, &smp, n, &gs, &st, ids1, 24);
+            fclose(fw);
+            t_check(w.writes == 1 && st.n_gen == 1 && st.stopped_by == GEN_STOP_CALLER && pos == n + 1,
+                    "generate_stop_request_prints_nothing_more",
+                    "%d writes, %d tokens counted (want 1, 1), stopped_by %d, position %d (want %d)",
+                    w.writes, st.n_gen, (int)st.stopped_by, pos, n + 1);
+        }
         sampler_free(&smp);
         state_free(&s);
     } else {
