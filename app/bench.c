@@ -8,6 +8,7 @@
 #include "model/generate.h"
 #include "base/pool.h"
 #include "kernels/kernels.h"
+#include "kernels/peak.h"
 #include "model/schema.h"
 
 /* Every tensor of the schema once (a tied LM head is the whole embedding), except that the
@@ -23,6 +24,20 @@ double bench_weight_bytes_per_token(const Model *m) {
         if (ti) b += t->role == ROLE_EMBED ? (double)ti->size / (double)ti->ne[0] : (double)ti->size;
     }
     return b;
+}
+
+/* Products per prompt token in the layers' weight matrices (the int8 work of prefill; the LM
+ * head runs for the last position only, attention is float). */
+static double bench_matmul_params(const Model *m) {
+    double p = 0;
+    SchemaIter it = schema_iter(&m->hp);
+    while (schema_next(&it)) {
+        const SchemaTensor *t = it.item.t;
+        if (t->role != ROLE_QKV && t->role != ROLE_O && t->role != ROLE_GATE_UP && t->role != ROLE_DOWN) continue;
+        const PhiTensorInfo *ti = phi_file_find(&m->file, it.item.name);
+        if (ti) p += (double)ti->ne[0] * ti->ne[1];
+    }
+    return p;
 }
 
 typedef struct {
@@ -157,7 +172,7 @@ int bench_run(const Model *m, const BenchOptions *o, FILE *out, char *err, size_
     /* warm-up: map the weights in, grow scratch buffers */
     model_forward(m, &s, toks, 1, 0, NULL);
     char test[32];
-    double tg_mean = 0, sd;
+    double tg_mean = 0, pp_mean = 0, sd;
     if (o->n_prompt > 0) {
         for (int r = 0; r < o->reps; r++) {
             double t0 = now_seconds();
@@ -166,6 +181,8 @@ int bench_run(const Model *m, const BenchOptions *o, FILE *out, char *err, size_
         }
         snprintf(test, sizeof test, "pp%d", o->n_prompt);
         row(out, model, gib, type, threads, test, tps, o->reps);
+        pp_mean = 0;
+        mean_sd(tps, o->reps, &pp_mean, &sd);
     }
     if (o->n_gen > 0) {
         for (int r = 0; r < o->reps; r++) {
@@ -208,6 +225,16 @@ int bench_run(const Model *m, const BenchOptions *o, FILE *out, char *err, size_
                 "this machine reads %.1f GB/s with %d threads (%.0f%% of it)\n",
                 o->use_ref ? "reference" : kernels_isa_name(), wb / 1e9, wb * tg_mean / 1e9, tg_mean, bw,
                 threads, bw > 0 ? 100 * wb * tg_mean / 1e9 / bw : 0);
+    }
+    if (o->n_prompt > 0 && pp_mean > 0 && !o->use_ref) {
+        /* Prompt processing is compute-bound: its int8 operations per second against the peak of
+         * the instruction the tiles use, measured here on the same threads (issue 14). */
+        const char *how;
+        double peak = int8_peak_ops(s.pool, threads, &how), ops = 2 * bench_matmul_params(m) * pp_mean;
+        if (peak > 0)
+            fprintf(out, "%sprompt: %.0f GOPS in the weight matrices (int8 products and adds) at %.2f tok/s; "
+                    "the int8 peak of %s is %.0f GOPS with %d threads (%.0f%% of it)\n",
+                    o->n_gen > 0 ? "" : "\n", ops / 1e9, pp_mean, how, peak / 1e9, threads, 100 * ops / peak);
     }
     free(toks);
     free(tps);
