@@ -55,7 +55,8 @@ static void usage(FILE *f) {
             "  --no-perf          no stats line after a one-shot generation (llama.cpp's flag)\n"
             "  --prompt-cache FILE  save the KV cache of the prompt to FILE; a later run whose prompt\n"
             "                     starts with the saved tokens (same model file, KV type, -c) loads it\n"
-            "                     and evaluates only the rest (llama.cpp's flag; one-shot generation)\n"
+            "                     and evaluates only the rest (llama.cpp's flag; in chat: the first prompt,\n"
+            "                     system prompt included)\n"
             "  --prompt-cache-ro  use the --prompt-cache FILE but never write it (llama.cpp's flag)\n"
             "  --ignore-eos       do not stop at the model's stop tokens\n"
             "  --bos, --no-bos    add BOS to a text prompt or not (default: the model's\n"
@@ -307,8 +308,8 @@ int main(int argc, char **argv) {
     if ((bench || tokenize || detokenize || o.ppl_path) && o.verbose_prompt)
         return die("%s", "--verbose-prompt goes with generation (-p, -f, --ids)");
     if (o.prompt_cache_ro && !o.prompt_cache) return die("%s", "--prompt-cache-ro goes with --prompt-cache FILE");
-    if (o.prompt_cache && (modes || o.logits_path))
-        return die("%s", "--prompt-cache goes with one-shot generation (-p, -f, --ids) without --logits");
+    if (o.prompt_cache && (modes - o.chat || o.logits_path))
+        return die("%s", "--prompt-cache goes with generation or chat (-p, -f, --ids, --chat, -i) without --logits");
     if (!o.chat && o.system) return die("%s", "--system goes with --chat or -i");
     if (o.logits_path && (modes || tokenize))
         return die("%s", "--logits goes with plain generation (-p, -f, --ids)");

@@ -258,6 +258,7 @@ int chat_run(const Model *m, State *s, Sampler *smp, const ChatOptions *o, FILE 
         lineedit_init(&le, fileno(in), 2, CHAT_LINE_MAX);
         le.intr = &interrupted;
     }
+    int cache_pending = o->prompt_cache != NULL; /* the first evaluated prompt meets the file */
     for (int turn = 0; rc == 0; turn++) {
         char *user = NULL;
         if (turn == 0 && o->prompt) {
@@ -340,12 +341,25 @@ int chat_run(const Model *m, State *s, Sampler *smp, const ChatOptions *o, FILE 
          * last token is evaluated, for its logits. */
         if (o->interactive) interrupted = 0; /* a Ctrl-C from here on stops this reply */
         int keep = 0;
+        int adapters = m->lora || s->lora; /* they change the keys and values */
+        if (cache_pending && adapters) {
+            fprintf(stderr, "phi: prompt cache not used: LoRA adapters are attached\n");
+            cache_pending = 0;
+        }
+        if (cache_pending) {
+            n_past = prompt_cache_load(o->prompt_cache, o->cache_key, s, m, ids, n_ids);
+            memcpy(past, ids, (size_t)n_past * sizeof *ids);
+            fprintf(stderr, "phi: prompt cache: %d of %d prompt tokens reused\n", n_past, n_ids);
+        }
         while (keep < n_past && keep < n_ids - 1 && past[keep] == ids[keep]) keep++;
         double t_prompt = now_seconds();
         model_forward(m, s, ids + keep, n_ids - keep, keep, NULL);
         t_prompt = now_seconds() - t_prompt;
         int n_evaluated = n_ids - keep;
         if (o->n_prompt_evaluated) *o->n_prompt_evaluated += n_ids - keep;
+        if (cache_pending && !o->prompt_cache_ro && keep < n_ids - 1)
+            prompt_cache_save(o->prompt_cache, o->cache_key, s, m, ids, n_ids);
+        cache_pending = 0;
         memcpy(past, ids, (size_t)n_ids * sizeof *ids);
         n_past = n_ids;
         /* The penalties look at the conversation so far, prompt included (llama.cpp; as one-shot

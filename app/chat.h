@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 
+#include "app/prompt_cache.h"
 #include "model/generate.h"
 #include "model/model.h"
 #include "model/sampler.h"
@@ -39,6 +40,12 @@ typedef struct {
     int (*command)(void *ctx, const char *line);
     void *command_ctx;
     int perf; /* a stats line per reply on stderr (llama.cpp's --perf) */
+    /* --prompt-cache FILE: the first prompt evaluated (system prompt and first message) starts
+     * from the KV state in the file when they share a prefix, and is saved there (unless
+     * prompt_cache_ro). Not used while LoRA adapters are attached. */
+    const char *prompt_cache;
+    int prompt_cache_ro;
+    const PromptCacheKey *cache_key;
 } ChatOptions;
 
 /* Runs the conversation. Each turn re-renders the whole conversation, tokenizes it, and

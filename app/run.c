@@ -338,8 +338,14 @@ static int chat_mode(const RunOptions *o, Session *S) {
     if ((o->prompt || o->prompt_file) && !(S->text = prompt_text(o, &len))) return 1;
     int n_ctx = context_size(o, &S->m, 4096);
     if (n_ctx < 0 || session_state(o, S, n_ctx) || session_sampler(o, S)) return 1;
+    PromptCacheKey key;
+    if (o->prompt_cache) {
+        if (same_file(o->prompt_cache, o->model_path)) return say("--prompt-cache %s is the model file", o->prompt_cache);
+        if (S->n_adapters) return say("%s", "--prompt-cache and --lora do not go together (the adapters change the keys and values)");
+        prompt_cache_key(&S->m, &S->st, n_ctx, &key);
+    }
     ChatOptions co = {o->system, S->text, o->interactive, {o->n_predict, o->ignore_eos, 0, stdout, NULL, NULL, o->special}, NULL,
-                      chat_command, S, o->perf > 0};
+                      chat_command, S, o->perf > 0, o->prompt_cache, o->prompt_cache_ro, &key};
     char err[1024];
     if (chat_run(&S->m, &S->st, &S->smp, &co, stdin, err, sizeof err)) return say("%s", err);
     if (o->seed_from_clock) fprintf(stderr, "phi: seed %llu\n", (unsigned long long)o->seed);

@@ -116,7 +116,31 @@ cp "$M" "$TMP/model.bak"
 expect_error pc_model_file_refused $PHI -m "$M" --ids "$A" -n 4 --prompt-cache "$M"
 cmp -s "$M" "$TMP/model.bak" && pass pc_model_file_untouched || fail pc_model_file_untouched
 expect_error pc_ro_without_file $PHI -m "$M" --ids "$A" -n 4 --prompt-cache-ro
-expect_error pc_not_in_chat $PHI -m "$M" -i --prompt-cache "$C"
+expect_error pc_not_in_bench $PHI -m "$M" --bench --prompt-cache "$C"
 expect_error pc_not_with_logits $PHI -m "$M" --ids "$A" -n 4 --prompt-cache "$C" --logits "$TMP/lg"
+# chat: the first prompt (system prompt and first message) is cached; a later chat with the same
+# system prompt and another question reuses the system part and answers exactly as without it
+D=models/phi3-trained-tiny-q4.phi
+SYS="You are a scribe of the old books. Answer in their words, briefly, and name the book and the chapter when you can."
+chat() { # chat NAME QUESTION [flags]
+    name=$1 q=$2
+    shift 2
+    $PHI -m "$D" --chat --system "$SYS" -p "$q" -n 16 --temp 0 -t 1 --no-perf "$@" > "$TMP/$name" 2> "$TMP/$name.err"
+}
+if [ -f "$D" ]; then
+    chat cref1 "Who is the LORD?"
+    chat cref2 "And what of Moses?"
+    chat cc1 "Who is the LORD?" --prompt-cache "$TMP/chat.cache"
+    same pc_chat_first_run_writes cc1 cref1 0
+    chat cc2 "And what of Moses?" --prompt-cache "$TMP/chat.cache"
+    n2=$(reused cc2)
+    if [ -s "$TMP/cc2" ] && cmp -s "$TMP/cc2" "$TMP/cref2" && [ "${n2:-0}" -gt 20 ]; then
+        pass pc_chat_system_prompt_reused "$n2 reused; $(cat "$TMP/cc2")"
+    else
+        fail pc_chat_system_prompt_reused "reused '$n2'; $(cat "$TMP/cc2") vs $(cat "$TMP/cref2"); $(cat "$TMP/cc2.err")"
+    fi
+else
+    echo "SKIP pc_chat: the bundled model $D is absent"
+fi
 ls "$TMP"/*.tmp.* > /dev/null 2>&1 && fail pc_no_temp_files_left "$(ls "$TMP"/*.tmp.*)" || pass pc_no_temp_files_left
 rm -rf "$TMP"
