@@ -1,4 +1,4 @@
-# phi: make (phi + quant), make demo, make test, make install / uninstall, make static, make bench, make asan, make fuzz, make arm-test,
+# phi: make (phi + quant), make demo, make test, make install / uninstall, make static, make bench, make bench-quant, make asan, make fuzz, make arm-test,
 # make CC=aarch64-linux-gnu-gcc (static ARM binaries in build-aarch64-linux-gnu/)
 CC      ?= cc
 OPT     ?= -O2

@@ -229,17 +229,17 @@ static float q4_error(const float *x, const float *w, float d) {
 #define Q4_N_CANDS (2 * Q4_N_STEPS)
 #define Q4_CAND_SLOTS 48
 
-/* sign * (Q4_STEPS_LO + Q4_STEP_INC * k) in the search's order (the last 6 slots unused) */
-static const float q4_cand_mult[Q4_CAND_SLOTS] = {
-    -6, -6.25, -6.5, -6.75, -7, -7.25, -7.5, -7.75, -8, -8.25, -8.5, -8.75, -9, -9.25, -9.5, -9.75,
-    -10, -10.25, -10.5, -10.75, -11, 6, 6.25, 6.5, 6.75, 7, 7.25, 7.5, 7.75, 8, 8.25, 8.5, 8.75, 9,
-    9.25, 9.5, 9.75, 10, 10.25, 10.5, 10.75, 11, 11, 11, 11, 11, 11, 11};
-
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 #define Q4_HAVE_SIMD 1
 #define Q4_Z __attribute__((target("avx512f")))
 #define Q4_Y __attribute__((target("avx2")))
+
+/* sign * (Q4_STEPS_LO + Q4_STEP_INC * k) in the search's order (the last 6 slots unused) */
+static const float q4_cand_mult[Q4_CAND_SLOTS] = {
+    -6, -6.25, -6.5, -6.75, -7, -7.25, -7.5, -7.75, -8, -8.25, -8.5, -8.75, -9, -9.25, -9.5, -9.75,
+    -10, -10.25, -10.5, -10.75, -11, 6, 6.25, 6.5, 6.75, 7, 7.25, 7.5, 7.75, 8, 8.25, 8.5, 8.75, 9,
+    9.25, 9.5, 9.75, 10, 10.25, 10.5, 10.75, 11, 11, 11, 11, 11, 11, 11};
 
 /* q = round(x s) as q4_round4 computes it: clamp, + 8.5, truncate (a floor: the sum is >= 0.5),
  * - 8. With unit weights (w all 1: no --calib) w q q = q q exactly, so one multiply goes. */
@@ -484,6 +484,7 @@ static void quantize_row_q4(const float *x, uint8_t *q, uint16_t *d, int n, cons
     float ones[QK];
     for (int i = 0; i < QK; i++) ones[i] = 1.0f;
     int simd = q4_simd_level();
+    (void)simd;
     for (int b = 0; b < n / QK; b++) {
         const float *wb = w ? w + b * QK : ones;
 #if Q4_HAVE_SIMD
