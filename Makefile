@@ -1,4 +1,4 @@
-# phi: make (phi + quant), make demo, make test, make install / uninstall, make static, make bench, make asan, make fuzz, make arm-test,
+# phi: make (phi + quant), make demo, make test, make install / uninstall, make static, make bench, make bench-quant, make asan, make fuzz, make arm-test,
 # make CC=aarch64-linux-gnu-gcc (static ARM binaries in build-aarch64-linux-gnu/)
 CC      ?= cc
 OPT     ?= -O2
@@ -148,6 +148,15 @@ bench-kernels: $(BUILD)/libphi.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $(BUILD)/bench_kernels scripts/bench_kernels.c $(BUILD)/libphi.a $(LDLIBS)
 	$(BUILD)/bench_kernels $(ISAS)
 .PHONY: bench-kernels
+
+# Conversion benchmark (scripts/bench-quant.sh): times quant -q q4 on a Phi-3-mini-shaped folder of
+# random BF16 weights that scripts/hf_random.c writes (7.6 GB; HF_DIR, default /tmp/hf-mini).
+$(BUILD)/hf_random: scripts/hf_random.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -lpthread
+bench-quant: $(BIN)/quant $(BUILD)/hf_random
+	BUILD=$(BUILD) QUANT=$(BIN)/quant sh scripts/bench-quant.sh
+.PHONY: bench-quant
 
 # make install PREFIX=/usr/local DESTDIR=/staging: the programs, the man page, and the library
 # with its header when the tree has them (libphi.a is built; phi.h appears with the server work), and the

@@ -30,6 +30,9 @@ static void usage(FILE *f) {
             "                    and LM head are q8, with q4_k, q5_k, q4_k_m q6_k (their errors weigh\n"
             "                    most). A matrix whose rows are not whole blocks (32; 256 for the\n"
             "                    K-quants) is stored q8 (K-quants, rows of whole 32-blocks) or f16.\n"
+            "  -t, --threads N   threads of the conversion (default: the physical cores); the output\n"
+            "                    is the same bytes for every N (llama-quantize takes it as its last\n"
+            "                    positional argument, nthreads)\n"
             "  --random SHAPE    %s\n"
             "  --layers N        with --random: use N layers instead of the shape's\n"
             "  --seed N          with --random: seed of the weights (default 1)\n"
@@ -123,6 +126,14 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "quant: unknown type '%s' (f32, f16, q8, q4, q4_k, q5_k, q6_k, q4_k_m)\n", tn);
                 return 1;
             }
+        } else if ((!strcmp(a, "-t") || !strcmp(a, "--threads")) && has_value) {
+            char *end;
+            long v = strtol(argv[++i], &end, 10);
+            if (end == argv[i] || *end || v < 1 || v > CONVERT_MAX_THREADS) {
+                fprintf(stderr, "quant: -t wants a number of threads in 1..%d\n", CONVERT_MAX_THREADS);
+                return 1;
+            }
+            opt.n_threads = (int)v;
         } else if (!strcmp(a, "--calib") && has_value) {
             calib_text = argv[++i];
         } else if (!strcmp(a, "--random") && has_value) {

@@ -147,7 +147,7 @@ int convert_hf_calibrated(const char *dir, const char *out_path, const ConvertOp
     o.importance = NULL;
     Calib c;
     int rc = convert_hf(dir, tmp, &o, err, errlen);
-    if (!rc) rc = calib_collect(tmp, text_path, 0, 0, opt->progress, &c, err, errlen);
+    if (!rc) rc = calib_collect(tmp, text_path, 0, opt->n_threads, opt->progress, &c, err, errlen);
     unlink(tmp);
     phi_cleanup_also(NULL);
     if (rc) return -1;

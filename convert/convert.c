@@ -141,27 +141,72 @@ static float rand_uniform(uint64_t *st) { return 2.0f * rng_float01(st) - 1.0f; 
 typedef int (*RowSource)(const Plan *t, uint64_t r0, uint64_t n, float *buf, void *ctx, char *err,
                          size_t errlen);
 
+/* One chunk of rows of a tensor, shared by the threads. Each thread takes whole panels of it
+ * (rows in multiples of QR for panel types) and does all the work on them: reads its rows
+ * (safetensors: pread, so reads run in parallel too), merges LoRA, checks the values, quantizes,
+ * packs its panels and writes them. Rows are independent and each thread's panels are a
+ * contiguous range of both areas of the file, so the bytes do not depend on the thread count.
+ * A source that cannot be read by parts (random weights: a stream per chunk) is read by the
+ * caller before. */
 typedef struct {
     const Plan *t;
-    const float *x;
-    uint8_t *q;
+    PhiWriter *w;
+    RowSource src;
+    void *ctx;
+    int read_here; /* the threads read their rows from src */
+    float *x;
+    uint8_t *q, *pan;
     uint16_t *d;
-    uint64_t n, cols, row_bytes, nblocks;
-} QuantJob;
+    uint64_t r0, n, cols, row_bytes, nblocks, scales_off;
+    int panels;
+    int rc[CONVERT_MAX_THREADS];
+    char err[CONVERT_MAX_THREADS][256];
+} ChunkJob;
 
-/* Rows are independent, so threads quantize disjoint rows; the bytes do not depend on the
- * thread count. */
-static void quant_job(void *arg, int ith, int nth) {
-    QuantJob *j = arg;
-    int r0, r1;
-    pool_split((int)j->n, 1, ith, nth, &r0, &r1);
-    for (uint64_t i = (uint64_t)r0; i < (uint64_t)r1; i++)
-        quantize_row_weighted(j->t->type, j->x + i * j->cols, j->q + i * j->row_bytes,
-                              j->d + i * j->nblocks, (int)j->cols, j->t->imp);
+static void chunk_job(void *arg, int ith, int nth) {
+    ChunkJob *j = arg;
+    const Plan *t = j->t;
+    int a, b;
+    pool_split((int)j->n, j->panels ? QR : 1, ith, nth, &a, &b);
+    j->rc[ith] = 0;
+    if (a >= b) return;
+    uint64_t cols = j->cols, n = (uint64_t)(b - a);
+    float *x = j->x + (uint64_t)a * cols;
+    char *err = j->err[ith];
+    size_t errlen = sizeof j->err[ith];
+    int rc = 0;
+    if (j->read_here) rc = j->src(t, t->ndim == 1 ? 0 : j->r0 + (uint64_t)a, t->ndim == 1 ? cols : n, x, j->ctx, err, errlen);
+    if (!rc && t->lora) lora_merge_rows(t->lora, t->layer, t->role, (int)(j->r0 + (uint64_t)a), (int)n, x);
+    for (uint64_t i = 0; !rc && i < n * cols; i++)
+        if (!isfinite(x[i]))
+            rc = errorf(err, errlen, "tensor '%s' has a non-finite value at row %llu", t->name,
+                        (unsigned long long)(j->r0 + (uint64_t)a + i / cols));
+    for (uint64_t i = 0; !rc && i < n; i++)
+        quantize_row_weighted(t->type, x + i * cols, j->q + ((uint64_t)a + i) * j->row_bytes,
+                              j->d + ((uint64_t)a + i) * j->nblocks, (int)cols, t->imp);
+    uint64_t off = (j->r0 + (uint64_t)a) * j->row_bytes;
+    if (!rc && j->panels) {
+        /* the chunk's panels as laid out in the file (one MatView over the whole chunk); this
+         * thread's are [a / QR, ceil(b / QR)); padding rows of the last panel are zeros */
+        uint64_t sr = type_stored_rows(t->type, j->n), p0 = (uint64_t)a / QR;
+        uint64_t np = type_stored_rows(t->type, n) / QR, qbytes = QR * j->row_bytes, sbytes = QR * j->nblocks * 2;
+        MatView pm = matview(t->type, j->pan, (int)sr, (int)cols);
+        memset((uint8_t *)pm.q + p0 * qbytes, 0, np * qbytes);
+        memset((uint8_t *)pm.d + p0 * sbytes, 0, np * sbytes);
+        for (int i = a; i < b; i++)
+            matview_put_row(&pm, i, j->q + (uint64_t)i * j->row_bytes, j->d + (uint64_t)i * j->nblocks);
+        rc = phi_writer_write_at(j->w, t->index, off, pm.q + p0 * qbytes, np * qbytes, err, errlen);
+        if (!rc)
+            rc = phi_writer_write_at(j->w, t->index, j->scales_off + (j->r0 + (uint64_t)a) * j->nblocks * 2,
+                                     (const uint8_t *)pm.d + p0 * sbytes, np * sbytes, err, errlen);
+    } else if (!rc) {
+        rc = phi_writer_write_at(j->w, t->index, off, j->q + (uint64_t)a * j->row_bytes, n * j->row_bytes, err, errlen);
+    }
+    j->rc[ith] = rc;
 }
 
-static int write_tensor(PhiWriter *w, const Plan *t, RowSource src, void *ctx, Progress *prog,
-                        Pool *pool, char *err, size_t errlen) {
+static int write_tensor(PhiWriter *w, const Plan *t, RowSource src, void *ctx, int src_parts,
+                        Progress *prog, Pool *pool, char *err, size_t errlen) {
     uint64_t cols = t->ndim == 1 ? t->rows : t->cols, rows = t->ndim == 1 ? 1 : t->rows;
     uint64_t row_bytes = type_row_bytes(t->type, cols), nblocks = cols / QK;
     uint64_t scales_off = type_scales_offset(t->type, rows, cols);
@@ -173,57 +218,42 @@ static int write_tensor(PhiWriter *w, const Plan *t, RowSource src, void *ctx, P
     uint8_t *q = malloc(chunk * row_bytes);
     uint16_t *d = malloc(chunk * nblocks * sizeof(uint16_t) + 2);
     uint8_t *pan = panels ? malloc(type_tensor_bytes(t->type, chunk, cols)) : NULL;
+    ChunkJob *job = malloc(sizeof *job);
     int rc = 0;
-    if (!buf || !q || !d || (panels && !pan)) rc = errorf(err, errlen, "out of memory");
+    if (!buf || !q || !d || (panels && !pan) || !job) rc = errorf(err, errlen, "out of memory");
     for (uint64_t r0 = 0; r0 < rows && !rc; r0 += chunk) {
         uint64_t n = rows - r0 < chunk ? rows - r0 : chunk;
-        if (src(t, t->ndim == 1 ? 0 : r0, t->ndim == 1 ? cols : n, buf, ctx, err, errlen)) {
+        int whole = !src_parts || t->values || t->ndim == 1; /* read by the caller */
+        if (whole && src(t, t->ndim == 1 ? 0 : r0, t->ndim == 1 ? cols : n, buf, ctx, err, errlen)) {
             rc = -1;
             break;
         }
-        if (t->lora) lora_merge_rows(t->lora, t->layer, t->role, (int)r0, (int)n, buf);
-        for (uint64_t i = 0; i < n * cols; i++)
-            if (!isfinite(buf[i])) {
-                rc = errorf(err, errlen, "tensor '%s' has a non-finite value at row %llu", t->name,
-                          (unsigned long long)(r0 + i / cols));
-                break;
-            }
-        if (rc) break;
-        QuantJob job = {t, buf, q, d, n, cols, row_bytes, nblocks};
-        pool_run(n > 1 ? pool : NULL, quant_job, &job);
-        if (panels) {
-            /* r0 is a whole number of panels, so this chunk's panels are contiguous in both
-             * areas of the file; padding rows of the last panel are zeros. */
-            uint64_t sr = type_stored_rows(t->type, n);
-            MatView pm = matview(t->type, pan, (int)sr, (int)cols);
-            memset(pan, 0, type_tensor_bytes(t->type, sr, cols));
-            for (uint64_t i = 0; i < n; i++) matview_put_row(&pm, (int)i, q + i * row_bytes, d + i * nblocks);
-            rc = phi_writer_write_at(w, t->index, r0 * row_bytes, pm.q, sr * row_bytes, err, errlen);
-            if (!rc)
-                rc = phi_writer_write_at(w, t->index, scales_off + r0 * nblocks * 2, pm.d,
-                                         sr * nblocks * 2, err, errlen);
-        } else {
-            rc = phi_writer_write_at(w, t->index, r0 * row_bytes, q, n * row_bytes, err, errlen);
-        }
+        *job = (ChunkJob){.t = t, .w = w, .src = src, .ctx = ctx, .read_here = !whole, .x = buf, .q = q,
+                          .pan = pan, .d = d, .r0 = r0, .n = n, .cols = cols, .row_bytes = row_bytes,
+                          .nblocks = nblocks, .scales_off = scales_off, .panels = panels};
+        pool_run(n > 1 ? pool : NULL, chunk_job, job);
+        for (int i = 0; i < CONVERT_MAX_THREADS && !rc; i++)
+            if (job->rc[i]) rc = errorf(err, errlen, "%s", job->err[i]);
         progress_update(prog, n * cols, t->name);
     }
     free(buf);
     free(q);
     free(d);
     free(pan);
+    free(job);
     return rc;
 }
 
 static int write_all_tensors(const char *out_path, const PhiHParams *hp, const Tokenizer *tok,
-                             PlanList *l, RowSource src, void *ctx, int show, char *err,
-                             size_t errlen) {
+                             PlanList *l, RowSource src, void *ctx, int src_parts,
+                             const ConvertOptions *opt, char *err, size_t errlen) {
     uint8_t *blob = NULL;
     uint64_t blob_size = 0;
     if (tok_serialize(tok, &blob, &blob_size, err, errlen)) return -1;
     PhiWriter *w = phi_writer_open(out_path, hp, blob, blob_size, err, errlen);
     free(blob);
     if (!w) return -1;
-    Progress prog = {show, 0, 0, now_seconds(), -1};
+    Progress prog = {opt->progress, 0, 0, now_seconds(), -1};
     Pool *pool = NULL;
     for (int i = 0; i < l->n; i++) {
         Plan *t = &l->p[i];
@@ -232,9 +262,11 @@ static int write_all_tensors(const char *out_path, const PhiHParams *hp, const T
         prog.total += t->rows * t->cols;
     }
     if (phi_writer_begin_data(w, err, errlen)) goto bad;
-    pool = pool_create(cpu_physical_cores()); /* NULL (one thread) is fine too */
+    int nth = opt->n_threads > 0 ? opt->n_threads : cpu_physical_cores();
+    if (nth > CONVERT_MAX_THREADS) nth = CONVERT_MAX_THREADS;
+    if (nth > 1) pool = pool_create(nth); /* NULL (one thread) is fine too */
     for (int i = 0; i < l->n; i++)
-        if (write_tensor(w, &l->p[i], src, ctx, &prog, pool, err, errlen)) goto bad;
+        if (write_tensor(w, &l->p[i], src, ctx, src_parts, &prog, pool, err, errlen)) goto bad;
     if (pool) pool_destroy(pool);
     return phi_writer_finish(w, err, errlen);
 bad:
@@ -320,7 +352,7 @@ int convert_hf(const char *dir, const char *out_path, const ConvertOptions *opt,
              tok_vocab_size(tok), hf.hp.vocab_size);
         goto done;
     }
-    rc = write_all_tensors(out_path, &hf.hp, tok, &l, hf_rows, NULL, opt->progress, err, errlen);
+    rc = write_all_tensors(out_path, &hf.hp, tok, &l, hf_rows, NULL, 1, opt, err, errlen);
 done:
     lora_set_free(lora);
     for (int i = 0; i < CONVERT_MAX_LORA; i++) lora_adapter_free(ads[i]);
@@ -433,7 +465,7 @@ int convert_random(const char *shape, const char *out_path, const ConvertOptions
             if (l.p[i].role == ROLE_ROPE_LONG) l.p[i].values = ctx.factors[1];
         }
     }
-    rc = write_all_tensors(out_path, &hp, tok, &l, random_rows, &ctx, opt->progress, err, errlen);
+    rc = write_all_tensors(out_path, &hp, tok, &l, random_rows, &ctx, 0, opt, err, errlen);
 done:
     free(ctx.factors[0]);
     free(ctx.factors[1]);

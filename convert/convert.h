@@ -24,7 +24,10 @@ typedef struct {
     const char *lora_path[CONVERT_MAX_LORA];
     float lora_scale[CONVERT_MAX_LORA];
     int n_lora;
+    int n_threads; /* threads of the conversion (quant -t); <= 0: the physical cores */
 } ConvertOptions;
+
+#define CONVERT_MAX_THREADS 256
 
 int convert_hf(const char *dir, const char *out_path, const ConvertOptions *opt, char *err,
                size_t errlen);

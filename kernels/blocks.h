@@ -141,5 +141,12 @@ void quantize_row_weighted(uint32_t type, const float *x, void *q, uint16_t *d, 
                            const float *w);
 /* Dequantize one row. */
 void dequantize_row(uint32_t type, const void *q, const uint16_t *d, float *y, int n);
+/* One Q4 block of QK values with importances w (all 1.0 for none): its scale (returned) and
+ * nibbles qb, the scale search (blocks.c) evaluating its candidates at SIMD level `simd` (0: one
+ * pass per candidate, the reference; 1: AVX2; 2: AVX-512F; capped at what the CPU has). Every
+ * level gives the same bits; quantize_row uses q4_search_simd_level(). For tests. */
+uint16_t q4_quantize_block_level(const float *x, const float *w, int simd, uint8_t *qb);
+/* The level quantize_row uses on this CPU (0 off x86-64). */
+int q4_search_simd_level(void);
 
 #endif

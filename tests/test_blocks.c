@@ -163,6 +163,68 @@ static void test_q4_search(void) {
     }
 }
 
+
+/* The SIMD scale search (AVX2, AVX-512F) gives the reference's bits (scale and nibbles) on
+ * blocks of every kind: bell-shaped with outliers, weighted (with zero weights), constant, a
+ * single value, ties of largest magnitude on both signs, and magnitudes from fp16-subnormal
+ * scales up to past fp16's range. */
+static void test_q4_simd_same(void) {
+    int top = q4_search_simd_level(), bad[3] = {0, 0, 0}, n = 0;
+    t_seed(4242);
+    for (int trial = 0; trial < 30000; trial++, n++) {
+        float x[QK], w[QK];
+        int kind = trial % 10;
+        static const float mags[] = {1e-9f, 3e-7f, 1e-4f, 0.02f, 1.0f, 300.0f, 1e5f, 3e7f};
+        float mag = mags[(trial / 10) % 8];
+        for (int i = 0; i < QK; i++) {
+            x[i] = (t_randf() + t_randf() + t_randf()) * mag;
+            w[i] = kind >= 5 ? (t_randf() + 1) * 0.5f : 1.0f;
+        }
+        if (kind % 5 == 1) x[trial % QK] *= 6;            /* an outlier */
+        if (kind % 5 == 2) for (int i = 0; i < QK; i++) x[i] = mag;   /* constant */
+        if (kind % 5 == 3) { memset(x, 0, sizeof x); x[trial % QK] = -mag; } /* one value */
+        if (kind % 5 == 4) { x[3] = mag * 4; x[20] = -mag * 4; }      /* tie of largest magnitude */
+        if (kind == 9) w[trial % QK] = 0, w[(trial + 7) % QK] = 0;
+        uint8_t q0[QK / 2], q[QK / 2];
+        uint16_t d0 = q4_quantize_block_level(x, w, 0, q0);
+        for (int lv = 1; lv <= 2; lv++) {
+            uint16_t d = q4_quantize_block_level(x, w, lv, q);
+            bad[lv] += d != d0 || memcmp(q, q0, sizeof q) != 0;
+        }
+    }
+    if (top == 0) {
+        t_skip("q4_simd_search_same_bits", "no AVX2 on this CPU: the reference is the only search");
+        return;
+    }
+    t_check(bad[1] == 0 && bad[2] == 0, "q4_simd_search_same_bits",
+            "%d blocks: AVX2 %d, AVX-512F %d differ from the reference (levels above %d fall back)",
+            n, bad[1], bad[2], top);
+}
+
+/* Q8 rounds as roundf (half away from zero) and clamps to +-127, checked against libm's roundf
+ * on random blocks and on blocks of exact halves of the scale. */
+static void test_q8_rounding(void) {
+    int bad = 0;
+    t_seed(808);
+    for (int trial = 0; trial < 4000; trial++) {
+        float x[QK];
+        int8_t q[QK];
+        uint16_t d;
+        for (int i = 0; i < QK; i++) x[i] = t_randf() * (trial % 2 ? 3.0f : 1e-3f);
+        if (trial % 4 >= 2) { /* halves: x = (k + 1/2) s with s the stored scale of max 127 s */
+            float s = 0.0078125f;
+            x[0] = 127 * s;
+            for (int i = 1; i < QK; i++) x[i] = ((float)((int)(t_randf() * 120)) + (i % 2 ? 0.5f : -0.5f)) * s;
+        }
+        quantize_row(TENSOR_Q8, x, q, &d, QK);
+        float ds = fp16_to_f32(d), id = ds > 0 ? 1.0f / ds : 0.0f;
+        for (int i = 0; i < QK; i++) {
+            float v = roundf(x[i] * id);
+            bad += q[i] != (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
+        }
+    }
+    t_check(bad == 0, "q8_rounds_as_roundf", "%d of %d values differ from roundf's", bad, 4000 * QK);
+}
 static void test_float_types(void) {
     float x[96], y[96];
     uint16_t h[96];
@@ -275,6 +337,8 @@ int main(void) {
     test_quant_bounds(TENSOR_Q8);
     test_quant_bounds(TENSOR_Q4);
     test_q4_search();
+    test_q4_simd_same();
+    test_q8_rounding();
     for (uint32_t t = 0; t < TENSOR_TYPE_COUNT; t++) test_matvec_ref(t);
     test_sizes();
     return t_done();
