@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/pool.h"
 #include "model/model.h"
 #include "tests/harness.h"
 
@@ -159,6 +160,40 @@ int main(void) {
     }
     t_check(thread_diff < 1e-3, "kv_q8_0_threads_and_batching", "1 thread token by token vs 2 threads batched: max "
             "logit difference %.2e (bound 1e-3: float sums of the matrix products in another order)", thread_diff);
+
+    /* model_forward_multi over states of different cache types sharing one pool (a server's slots):
+     * each row reads its own state's cache, so the logits equal separate model_forward calls bit
+     * for bit (test_multiseq.c says why rows do not interact) */
+    {
+        Pool *pool = pool_create(2);
+        static const int fl[3] = {STATE_CACHE_K(KV_Q8_0) | STATE_CACHE_V(KV_Q8_0), 0, STATE_CACHE_K(KV_Q8_0)};
+        State a[3], b[3];
+        State *ap[3] = {&a[0], &a[1], &a[2]};
+        int ok = 1, steps = 6;
+        double md = 0;
+        float *la = malloc(sizeof(float) * 3 * (size_t)vocab);
+        for (int i = 0; i < 3; i++) {
+            ok &= !state_init_pool(&a[i], &m, 64, pool, fl[i], err, sizeof err);
+            ok &= !state_init_pool(&b[i], &m, 64, pool, fl[i], err, sizeof err);
+            if (ok) {
+                ok &= !model_forward(&m, &a[i], ids + 100 * i, 20 + i, 0, NULL);
+                ok &= !model_forward(&m, &b[i], ids + 100 * i, 20 + i, 0, NULL);
+            }
+        }
+        for (int t = 0; ok && t < steps; t++) {
+            int tk[3] = {ids[500 + t], ids[600 + t], ids[700 + t]};
+            ok &= !model_forward_multi(&m, ap, tk, 3, la);
+            for (int i = 0; ok && i < 3; i++) {
+                ok &= !model_forward(&m, &b[i], &tk[i], 1, b[i].n_cached, NULL);
+                for (int v = 0; v < vocab; v++) md = fmax(md, fabs((double)la[(size_t)i * vocab + v] - b[i].logits[v]));
+            }
+        }
+        t_check(ok && md == 0, "kv_multi_sequence_mixed_types", "3 sequences (q8_0/q8_0, f16/f16, q8_0/f16), %d "
+                "batched steps: max logit difference %.2e from separate calls (want 0)", steps, md);
+        for (int i = 0; i < 3; i++) state_free(&a[i]), state_free(&b[i]);
+        free(la);
+        pool_destroy(pool);
+    }
 
     /* head size 16 (the random tiny shape's kind): q8_0 refused in one line, f16 fine */
     {
