@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "base/cpu.h"
+#include "model/model.h"
 #include "server/server.h"
 
 static void usage(FILE *f) {
@@ -23,6 +24,9 @@ static void usage(FILE *f) {
         "  -c, --ctx-size N       total context, split evenly among the slots as llama-server does\n"
         "                         (default: the model's maximum, at most 4096)\n"
         "  -t, --threads N        threads of the one shared thread pool (default: physical cores)\n"
+        "  -ctk, --cache-type-k T KV cache type of the keys: f16 (default), f32 or q8_0 (8.5 bits:\n"
+        "                         about half of f16's memory, so twice the context per byte)\n"
+        "  -ctv, --cache-type-v T the same for the values (no flash attention needed for q8_0)\n"
         "  --api-key KEY          require 'Authorization: Bearer KEY' (not for /health)\n"
         "  -a, --alias NAME       the model id in responses and /v1/models (default: file name)\n"
         "  -to, --timeout N       seconds to read one request and for each write (default 60;\n"
@@ -72,6 +76,16 @@ int main(int argc, char **argv) {
         else if (IS("-c") || IS("--ctx-size")) NUM(0, INT_MAX, o.n_ctx);
         else if (IS("-t") || IS("--threads")) NUM(1, 1024, o.n_threads);
         else if (IS("-to") || IS("--timeout")) NUM(1, 86400, o.timeout_s);
+        else if (IS("-ctk") || IS("--cache-type-k") || IS("-ctv") || IS("--cache-type-v")) {
+            int t = v ? kv_type_parse(v) : -1;
+            if (t < 0) {
+                fprintf(stderr, "phi-server: %s wants f32, f16 or q8_0, got '%s'\n", a, v ? v : "");
+                return 1;
+            }
+            if (IS("-ctk") || IS("--cache-type-k")) o.cache_type_k = t;
+            else o.cache_type_v = t;
+            i++;
+        }
         else if (IS("--queue")) NUM(1, 65536, o.queue);
         else if (IS("--conn")) NUM(1, 65536, o.max_conn);
         else if (IS("--body-limit")) NUM(1024, 1LL << 32, o.max_body);

@@ -65,6 +65,11 @@ static void usage(FILE *f) {
             "  --ref              use the scalar reference kernels and an F32 KV cache (the\n"
             "                     correctness oracle)\n"
             "  --kv-f32           keep keys and values in F32 (default F16: half the memory)\n"
+            "  -ctk, --cache-type-k T  KV cache type of the keys: f16 (default), f32 or q8_0 (blocks\n"
+            "                     of 32 int8 with an f16 scale: 8.5 bits, about half of f16's memory\n"
+            "                     and reads at a long context; llama.cpp's flag and names)\n"
+            "  -ctv, --cache-type-v T  the same for the values (unlike llama.cpp, a q8_0 value cache\n"
+            "                     needs no flash attention: phi dequantizes it as it sums)\n"
             "  --lora DIR         apply a LoRA adapter (a PEFT folder: adapter_config.json and\n"
             "                     adapter_model.safetensors; or a llama.cpp GGUF adapter file) at run\n"
             "                     time, unmerged; repeatable, the adapters add up (llama.cpp's flag)\n"
@@ -212,7 +217,7 @@ int main(int argc, char **argv) {
     RunOptions o = {.n_predict = 256, .temp = 0.8f, .top_p = 0.95f, .top_k = 40, .add_bos = -1, .no_mmap = -1,
                     .min_p = 0.05f, .repeat_penalty = 1.0f, .repeat_last_n = 64,
                     .seed = (uint64_t)time(NULL), .bench_pp = 128, .bench_tg = 32, .bench_reps = 3};
-    int bench = 0, tokenize = 0, detokenize = 0, verbose = 0, seed_given = 0;
+    int bench = 0, tokenize = 0, detokenize = 0, verbose = 0, seed_given = 0, ct_given = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0;
@@ -251,6 +256,16 @@ int main(int argc, char **argv) {
         else if (IS("--perplexity")) o.ppl_path = v;
         else if (IS("--save-logits")) o.save_logits = v;
         else if (IS("--kl-base")) o.kl_base = v;
+        else if (IS("-ctk") || IS("--cache-type-k") || IS("-ctv") || IS("--cache-type-v")) {
+            int t = kv_type_parse(v);
+            if (t < 0) {
+                fprintf(stderr, "phi: invalid value '%s' for %s (f32, f16 or q8_0)\n", v, a);
+                return 1;
+            }
+            if (IS("-ctk") || IS("--cache-type-k")) o.cache_type_k = t;
+            else o.cache_type_v = t;
+            ct_given = 1;
+        }
         else if (IS("--chunks")) bad = parse_int(v, 1, INT_MAX, &o.ppl_chunks);
         else if (IS("-n") || IS("--n-predict")) bad = parse_int(v, -1, INT_MAX, &o.n_predict);
         else if (IS("-c") || IS("--ctx-size")) bad = parse_int(v, 1, 1 << 24, &o.n_ctx);
@@ -294,6 +309,8 @@ int main(int argc, char **argv) {
         }
         i++;
     }
+    /* --kv-f32 is both caches F32; --ref alone keeps the oracle's F32 cache */
+    if (o.kv_f32 || (o.use_ref && !ct_given)) o.cache_type_k = o.cache_type_v = KV_F32;
     model_set_notes(print_note, NULL, verbose);
     if (o.n_threads == 0) o.n_threads = cpu_physical_cores();
     int modes = bench + tokenize + detokenize + o.chat + !!o.ppl_path;

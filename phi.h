@@ -26,7 +26,8 @@
 extern "C" {
 #endif
 
-#define PHI_API_VERSION 2 /* 2: LoRA adapters (phi_lora_*, phi_session_set_loras) */
+#define PHI_API_VERSION 3 /* 2: LoRA adapters (phi_lora_*, phi_session_set_loras); 3: KV cache types
+                           * (phi_session_params.cache_type_k / cache_type_v) */
 
 typedef enum {
     PHI_OK = 0,
@@ -92,6 +93,10 @@ typedef struct {
     int top_k;         /* 0: off */
     float top_p;       /* 1: off */
     uint64_t seed;     /* 0: a fixed default */
+    /* KV cache types, llama.cpp's names (-ctk/-ctv): "f16" (NULL: the default), "f32" or "q8_0"
+     * (32 int8 and an f16 scale per 32 values: about half of f16's memory; needs a head size
+     * that is a multiple of 32). Read by phi_session_new only. */
+    const char *cache_type_k, *cache_type_v;
 } phi_session_params;
 
 phi_session_params phi_session_default_params(void); /* greedy, n_ctx 0, all CPUs */

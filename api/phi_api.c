@@ -170,7 +170,20 @@ int phi_session_new(phi_model *pm, const phi_session_params *p, phi_session **ou
     phi_session *s = calloc(1, sizeof *s);
     if (!s) return fail(PHI_ERR_NOMEM, "out of memory");
     s->pm = pm;
-    if (state_init(&s->st, &pm->m, n_ctx, p->n_threads, last_error, sizeof last_error)) {
+    int kt = p->cache_type_k ? kv_type_parse(p->cache_type_k) : KV_F16;
+    int vt = p->cache_type_v ? kv_type_parse(p->cache_type_v) : KV_F16;
+    if (kt < 0 || vt < 0) {
+        free(s);
+        return fail(PHI_ERR_ARG, "unknown KV cache type '%s' (f32, f16 or q8_0)",
+                    kt < 0 ? p->cache_type_k : p->cache_type_v);
+    }
+    if ((kt == KV_Q8_0 || vt == KV_Q8_0) && pm->m.hp.head_dim % 32) {
+        free(s);
+        return fail(PHI_ERR_ARG, "a q8_0 KV cache needs a head size that is a multiple of 32; this model's is %u",
+                    pm->m.hp.head_dim);
+    }
+    if (state_init_ex(&s->st, &pm->m, n_ctx, p->n_threads, STATE_CACHE_K(kt) | STATE_CACHE_V(vt), last_error,
+                      sizeof last_error)) {
         free(s);
         return PHI_ERR_NOMEM;
     }

@@ -40,6 +40,17 @@ static double bench_matmul_params(const Model *m) {
     return p;
 }
 
+double bench_kv_bytes_per_token(const Model *m, const State *s, int depth, int n_gen) {
+    const PhiHParams *hp = &m->hp;
+    double pos = 0;
+    for (int i = 0; i < n_gen; i++) {
+        int p = depth + i + 1; /* positions attended to, itself included */
+        pos += hp->sliding_window && (uint32_t)p > hp->sliding_window ? (double)hp->sliding_window : (double)p;
+    }
+    double row = (double)hp->n_layers * hp->n_kv_heads * hp->head_dim;
+    return n_gen > 0 ? (kv_type_bytes(s->k_type, row) + kv_type_bytes(s->v_type, row)) * pos / n_gen : 0;
+}
+
 typedef struct {
     const uint64_t *buf;
     size_t n;
@@ -109,7 +120,7 @@ static int bench_parallel(const Model *m, const BenchOptions *o, int np, Pool *p
         rc = -1;
     }
     for (; !rc && made < np; made++) {
-        if (state_init_pool(&s[made], m, n_ctx, pool, 0, err, errlen)) rc = -1;
+        if (state_init_pool(&s[made], m, n_ctx, pool, o->state_flags, err, errlen)) rc = -1;
         else s[made].use_ref = o->use_ref;
         sp[made] = &s[made];
     }
@@ -143,7 +154,7 @@ int bench_run(const Model *m, const BenchOptions *o, FILE *out, char *err, size_
         return -1;
     }
     State s;
-    if (state_init(&s, m, n_ctx, o->use_ref ? 1 : o->n_threads, err, errlen)) return -1;
+    if (state_init_ex(&s, m, n_ctx, o->use_ref ? 1 : o->n_threads, o->state_flags, err, errlen)) return -1;
     s.use_ref = o->use_ref;
     int *toks = malloc((size_t)n_ctx * sizeof *toks);
     double *tps = malloc((size_t)(o->reps > 0 ? o->reps : 1) * sizeof *tps);
@@ -220,11 +231,14 @@ int bench_run(const Model *m, const BenchOptions *o, FILE *out, char *err, size_
     }
     if (o->n_gen > 0) {
         double wb = bench_weight_bytes_per_token(m);
+        double kb = bench_kv_bytes_per_token(m, &s, o->depth, o->n_gen), tb = wb + kb;
         double bw = bench_memory_bandwidth(threads);
-        fprintf(out, "\n%s kernels; generation streams %.2f GB of weights per token: %.1f GB/s at %.2f tok/s; "
-                "this machine reads %.1f GB/s with %d threads (%.0f%% of it)\n",
-                o->use_ref ? "reference" : kernels_isa_name(), wb / 1e9, wb * tg_mean / 1e9, tg_mean, bw,
-                threads, bw > 0 ? 100 * wb * tg_mean / 1e9 / bw : 0);
+        fprintf(out, "\n%s kernels; generation streams %.2f GB of weights + %.3f GB of KV cache (K %s, V %s, "
+                "depth %d) per token: %.1f GB/s at %.2f tok/s; this machine reads %.1f GB/s with %d "
+                "threads (%.0f%% of it)\n",
+                o->use_ref ? "reference" : kernels_isa_name(), wb / 1e9, kb / 1e9, kv_type_name(s.k_type),
+                kv_type_name(s.v_type), o->depth, tb * tg_mean / 1e9, tg_mean, bw, threads,
+                bw > 0 ? 100 * tb * tg_mean / 1e9 / bw : 0);
     }
     if (o->n_prompt > 0 && pp_mean > 0 && !o->use_ref) {
         /* Prompt processing is compute-bound: its int8 operations per second against the peak of

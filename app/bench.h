@@ -19,6 +19,7 @@ typedef struct {
      * model_forward_multi per step) for n_gen steps after depth tokens each; the row is the
      * aggregate tok/s of all streams */
     int n_np, np[BENCH_MAX_NP];
+    int state_flags; /* KV cache types: STATE_CACHE_K(t) | STATE_CACHE_V(t) (model/model.h) */
 } BenchOptions;
 
 /* 0, or -1 with a one-line message in err. */
@@ -27,5 +28,8 @@ int bench_run(const Model *m, const BenchOptions *opt, FILE *out, char *err, siz
 double bench_memory_bandwidth(int n_threads);
 /* Bytes of weights one generated token reads (every matrix once, one embedding row). */
 double bench_weight_bytes_per_token(const Model *m);
+/* Bytes of KV cache the attention of one generated token reads, averaged over n_gen tokens
+ * after depth (every layer's keys and values of the positions it attends to). */
+double bench_kv_bytes_per_token(const Model *m, const State *s, int depth, int n_gen);
 
 #endif

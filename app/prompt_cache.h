@@ -13,7 +13,7 @@
 
 typedef struct {
     uint64_t model_size, model_hash; /* the loaded model image: its size, a hash of its ends */
-    uint32_t kv_f32, n_ctx;          /* the KV type (1: F32, 0: F16) and the -c it was made with */
+    uint32_t kv_types, n_ctx;        /* the KV types (K | V << 8, model.h KV_*) and the -c it was made with */
 } PromptCacheKey;
 
 void prompt_cache_key(const Model *m, const State *s, int n_ctx, PromptCacheKey *k);

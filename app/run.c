@@ -194,7 +194,7 @@ static int context_size(const RunOptions *o, const Model *m, int dflt) {
 
 static int session_state(const RunOptions *o, Session *S, int n_ctx) {
     char err[256];
-    int flags = o->use_ref || o->kv_f32 ? STATE_KV_F32 : 0; /* the reference path is F32 throughout */
+    int flags = STATE_CACHE_K(o->cache_type_k) | STATE_CACHE_V(o->cache_type_v);
     if (state_init_ex(&S->st, &S->m, n_ctx, o->use_ref ? 1 : o->n_threads, flags, err, sizeof err))
         return say("%s", err);
     S->st.use_ref = o->use_ref;
@@ -413,7 +413,8 @@ static int perplexity_mode(const RunOptions *o, Session *S) {
 static int bench_mode(const RunOptions *o, Session *S) {
     char err[512];
     BenchOptions bo = {o->bench_pp, o->bench_tg, o->bench_depth, o->bench_reps, o->n_threads,
-                       o->use_ref, o->bench_n_np, {0}};
+                       o->use_ref, o->bench_n_np, {0},
+                       STATE_CACHE_K(o->cache_type_k) | STATE_CACHE_V(o->cache_type_v)};
     for (int k = 0; k < o->bench_n_np && k < BENCH_MAX_NP; k++) bo.np[k] = o->bench_np[k];
     return bench_run(&S->m, &bo, stdout, err, sizeof err) ? say("%s", err) : 0;
 }

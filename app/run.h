@@ -12,7 +12,8 @@ typedef struct {
     const char *system;      /* --system (chat) */
     const char *logits_path; /* --logits */
     int n_predict, n_ctx, n_threads, use_ref, ignore_eos;
-    int kv_f32;  /* F32 KV cache instead of F16 */
+    int kv_f32;  /* F32 KV cache instead of F16 (phi.c turns it into both cache types) */
+    int cache_type_k, cache_type_v; /* KV_F16 (0, default), KV_F32, KV_Q8_0 (model/model.h) */
     int no_mmap; /* 1: read the weights into huge-page memory; 0: map the file; -1: decide */
     int chat, interactive, add_bos;
     float temp, top_p, min_p;

@@ -549,6 +549,55 @@ static void kq_dotprod(const MatView *w, const void *a, int t0, int nt, float *y
 
 static int always(void) { return 1; }
 
+/* ---- the q8_0 KV cache (kernels.h): quants widened to f32 on the fly ---- */
+
+/* q[0..32) . the 32 int8 at k, as 4 lanes of partial sums */
+INL float32x4_t dot32_q8(const int8_t *k, const float *q) {
+    int8x16_t x0 = vld1q_s8(k), x1 = vld1q_s8(k + 16);
+    int16x8_t h0 = vmovl_s8(vget_low_s8(x0)), h1 = vmovl_high_s8(x0), h2 = vmovl_s8(vget_low_s8(x1)),
+              h3 = vmovl_high_s8(x1);
+    float32x4_t t0 = vmulq_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(h0))), vld1q_f32(q));
+    float32x4_t t1 = vmulq_f32(vcvtq_f32_s32(vmovl_high_s16(h0)), vld1q_f32(q + 4));
+    t0 = vfmaq_f32(t0, vcvtq_f32_s32(vmovl_s16(vget_low_s16(h1))), vld1q_f32(q + 8));
+    t1 = vfmaq_f32(t1, vcvtq_f32_s32(vmovl_high_s16(h1)), vld1q_f32(q + 12));
+    t0 = vfmaq_f32(t0, vcvtq_f32_s32(vmovl_s16(vget_low_s16(h2))), vld1q_f32(q + 16));
+    t1 = vfmaq_f32(t1, vcvtq_f32_s32(vmovl_high_s16(h2)), vld1q_f32(q + 20));
+    t0 = vfmaq_f32(t0, vcvtq_f32_s32(vmovl_s16(vget_low_s16(h3))), vld1q_f32(q + 24));
+    t1 = vfmaq_f32(t1, vcvtq_f32_s32(vmovl_high_s16(h3)), vld1q_f32(q + 28));
+    return vaddq_f32(t0, t1);
+}
+
+static void scores_q8_neon(const int8_t *k, const uint16_t *kd, int n, int hd, const float *q, float scale,
+                           float *out) {
+    int nb = hd / QK_KV;
+    for (int j = 0; j < n; j++) {
+        float32x4_t acc = vdupq_n_f32(0);
+        for (int b = 0; b < nb; b++)
+            acc = vfmaq_n_f32(acc, dot32_q8(k + (size_t)j * hd + b * QK_KV, q + b * QK_KV),
+                              fp16_to_f32(kd[(size_t)j * nb + b]));
+        out[j] = scale * vaddvq_f32(acc);
+    }
+}
+
+static void wsum_q8_neon(float *y, const float *a, const int8_t *v, const uint16_t *vd, int n, int hd) {
+    int nb = hd / QK_KV;
+    for (int j = 0; j < n; j++)
+        for (int b = 0; b < nb; b++) {
+            const int8_t *vb = v + (size_t)j * hd + b * QK_KV;
+            float c = a[j] * fp16_to_f32(vd[(size_t)j * nb + b]);
+            float *yb = y + b * QK_KV;
+            for (int h = 0; h < 2; h++) {
+                int8x16_t x = vld1q_s8(vb + 16 * h);
+                int16x8_t lo = vmovl_s8(vget_low_s8(x)), hi = vmovl_high_s8(x);
+                float *yy = yb + 16 * h;
+                vst1q_f32(yy, vfmaq_n_f32(vld1q_f32(yy), vcvtq_f32_s32(vmovl_s16(vget_low_s16(lo))), c));
+                vst1q_f32(yy + 4, vfmaq_n_f32(vld1q_f32(yy + 4), vcvtq_f32_s32(vmovl_high_s16(lo)), c));
+                vst1q_f32(yy + 8, vfmaq_n_f32(vld1q_f32(yy + 8), vcvtq_f32_s32(vmovl_s16(vget_low_s16(hi))), c));
+                vst1q_f32(yy + 12, vfmaq_n_f32(vld1q_f32(yy + 12), vcvtq_f32_s32(vmovl_high_s16(hi)), c));
+            }
+        }
+}
+
 const IsaKernels isa_neon = {
     .name = "neon",
     .available = always,
@@ -560,7 +609,8 @@ const IsaKernels isa_neon = {
     .rmsnorm = rmsnorm_neon,
     .softmax = softmax_neon,
     .silu_mul = silu_mul_neon,
-    .attn = {dot_f16_neon, axpy_f16_neon, dot_f32_neon, axpy_f32_neon, to_f16_neon, NULL, NULL},
+    .attn = {dot_f16_neon, axpy_f16_neon, dot_f32_neon, axpy_f32_neon, to_f16_neon, NULL, NULL,
+             NULL, scores_q8_neon, wsum_q8_neon},
 };
 
 const IsaKernels isa_dotprod = {
@@ -574,7 +624,8 @@ const IsaKernels isa_dotprod = {
     .rmsnorm = rmsnorm_neon,
     .softmax = softmax_neon,
     .silu_mul = silu_mul_neon,
-    .attn = {dot_f16_neon, axpy_f16_neon, dot_f32_neon, axpy_f32_neon, to_f16_neon, NULL, NULL},
+    .attn = {dot_f16_neon, axpy_f16_neon, dot_f32_neon, axpy_f32_neon, to_f16_neon, NULL, NULL,
+             NULL, scores_q8_neon, wsum_q8_neon},
 };
 
 #endif

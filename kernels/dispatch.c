@@ -96,6 +96,9 @@ static void derived_init(void) {
         if (!a.dot_f32) a.dot_f32 = s->dot_f32;
         if (!a.axpy_f32) a.axpy_f32 = s->axpy_f32;
         if (!a.to_f16) a.to_f16 = s->to_f16;
+        if (!a.to_q8) a.to_q8 = s->to_q8;
+        if (!a.scores_q8) a.scores_q8 = s->scores_q8;
+        if (!a.wsum_q8) a.wsum_q8 = s->wsum_q8;
         isa_names[i] = isa_tables[i]->name;
         isa_attn[i] = a;
     }

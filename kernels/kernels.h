@@ -36,6 +36,9 @@ void matvec(const MatView *w, const float *x, float *y, Pool *pool);
  * is [n_tok][rows], both contiguous. */
 void matmul(const MatView *w, const float *x, int n_tok, float *y, Pool *pool);
 
+/* Values per scale of the q8_0 KV cache (llama.cpp's q8_0 block: 32 int8 + one f16 scale). */
+#define QK_KV 32
+
 /* Attention over the KV cache: dot products of a query with cached key rows and weighted sums
  * of value rows, for F16 and F32 rows. Part of each ISA's kernel table (kernels/isa.h). */
 typedef struct {
@@ -48,6 +51,14 @@ typedef struct {
      * over dot_f16 / axpy_f16): out[j] = scale * (row j . q); y[0..hd) += sum_j a[j] row j. */
     void (*scores_f16)(const uint16_t *k, int n, int hd, const float *q, float scale, float *out);
     void (*wsum_f16)(float *y, const float *a, const uint16_t *v, int n, int hd);
+    /* The q8_0 cache (model/model.h KV_Q8_0): a row of hd values (hd a multiple of QK_KV) is hd
+     * int8 quants q and hd / QK_KV f16 scales d, value i = d[i / QK_KV] q[i]; n rows lie back to
+     * back (quants at k, scales at kd). Never NULL (the scalar ones fill in). to_q8 rounds a row
+     * (scale amax / 127 rounded to f16, quants round-half-even with that scale). */
+    void (*to_q8)(const float *x, int8_t *q, uint16_t *d, int n);
+    void (*scores_q8)(const int8_t *k, const uint16_t *kd, int n, int hd, const float *q, float scale,
+                      float *out);
+    void (*wsum_q8)(float *y, const float *a, const int8_t *v, const uint16_t *vd, int n, int hd);
 } AttnKernels;
 
 /* The attention kernels of the selected ISA, and the scalar ones (the reference forward pass;

@@ -81,3 +81,49 @@ void scores_f16_ref(const uint16_t *k, int n, int hd, const float *q, float scal
 void wsum_f16_ref(float *y, const float *a, const uint16_t *v, int n, int hd) {
     for (int j = 0; j < n; j++) axpy_f16_ref(y, a[j], v + (size_t)j * hd, hd);
 }
+
+/* ---- the q8_0 KV cache: per 32 values one f16 scale d = amax / 127 and int8 quants ---- */
+
+void to_q8_kv_ref(const float *x, int8_t *q, uint16_t *d, int n) {
+    for (int b = 0; b < n / QK_KV; b++) {
+        const float *xb = x + b * QK_KV;
+        float amax = 0;
+        for (int i = 0; i < QK_KV; i++) amax = fmaxf(amax, fabsf(xb[i]));
+        /* The quants are made with the stored (f16-rounded) scale, so d * q is the nearest
+         * value of the grid the reader sees: |x - d q| <= d / 2 (bar the clamp at 127, a
+         * fraction 2^-11 of a step when the scale rounded down). */
+        float ds = amax / 127.0f;
+        if (ds > 65504.0f) ds = 65504.0f;
+        d[b] = f32_to_fp16(ds);
+        float dd = fp16_to_f32(d[b]), id = dd > 0 ? 1.0f / dd : 0.0f;
+        for (int i = 0; i < QK_KV; i++) {
+            float v = rintf(xb[i] * id);
+            q[b * QK_KV + i] = (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
+        }
+    }
+}
+
+void scores_q8_ref(const int8_t *k, const uint16_t *kd, int n, int hd, const float *q, float scale,
+                   float *out) {
+    int nb = hd / QK_KV;
+    for (int j = 0; j < n; j++) {
+        float s = 0;
+        for (int b = 0; b < nb; b++) {
+            const int8_t *kb = k + (size_t)j * hd + b * QK_KV;
+            float bs = 0;
+            for (int i = 0; i < QK_KV; i++) bs += (float)kb[i] * q[b * QK_KV + i];
+            s += fp16_to_f32(kd[(size_t)j * nb + b]) * bs;
+        }
+        out[j] = scale * s;
+    }
+}
+
+void wsum_q8_ref(float *y, const float *a, const int8_t *v, const uint16_t *vd, int n, int hd) {
+    int nb = hd / QK_KV;
+    for (int j = 0; j < n; j++)
+        for (int b = 0; b < nb; b++) {
+            float c = a[j] * fp16_to_f32(vd[(size_t)j * nb + b]);
+            const int8_t *vb = v + (size_t)j * hd + b * QK_KV;
+            for (int i = 0; i < QK_KV; i++) y[b * QK_KV + i] += c * (float)vb[i];
+        }
+}

@@ -4,6 +4,7 @@
 #define PHI_REF_H
 
 #include "kernels/blocks.h"
+#include "kernels/kernels.h"
 
 /* y[rows] = W x for a matrix of any tensor type (rows dequantized, double accumulation). */
 void matvec_ref(const MatView *w, const float *x, float *y);
@@ -23,6 +24,10 @@ void axpy_f32_ref(float *y, float a, const float *v, int n);
 void to_f16_ref(const float *x, uint16_t *y, int n);
 void scores_f16_ref(const uint16_t *k, int n, int hd, const float *q, float scale, float *out);
 void wsum_f16_ref(float *y, const float *a, const uint16_t *v, int n, int hd);
+void to_q8_kv_ref(const float *x, int8_t *q, uint16_t *d, int n);
+void scores_q8_ref(const int8_t *k, const uint16_t *kd, int n, int hd, const float *q, float scale,
+                   float *out);
+void wsum_q8_ref(float *y, const float *a, const int8_t *v, const uint16_t *vd, int n, int hd);
 
 /* quantize_act_q8's reference (kernels/kernels.h). */
 void quantize_act_q8_ref(const float *x, int8_t *q, float *d, int n);

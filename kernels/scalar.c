@@ -76,5 +76,5 @@ const IsaKernels isa_scalar = {
     .softmax = softmax_ref,
     .silu_mul = silu_mul_ref,
     .attn = {dot_f16_ref, axpy_f16_ref, dot_f32_ref, axpy_f32_ref, to_f16_ref, scores_f16_ref,
-             wsum_f16_ref},
+             wsum_f16_ref, to_q8_kv_ref, scores_q8_ref, wsum_q8_ref},
 };

@@ -414,6 +414,55 @@ static void kq_avx2(const MatView *w, const void *a, int t0, int nt, float *y, i
 #undef YTGT
 #undef YVNNI
 
+/* ---- the q8_0 KV cache (kernels.h): quants widened to f32 on the fly ---- */
+
+INL __m256 yload_q8(const int8_t *p) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p)));
+}
+
+/* Per key, per block of 32: four products summed, times the block's scale. */
+static TGT void scores_q8_avx2(const int8_t *k, const uint16_t *kd, int n, int hd, const float *q,
+                               float scale, float *out) {
+    int nb = hd / QK_KV;
+    for (int j = 0; j < n; j++) {
+        const int8_t *kj = k + (size_t)j * hd;
+        __m256 acc = _mm256_setzero_ps();
+        for (int b = 0; b < nb; b++) {
+            const int8_t *kb = kj + b * QK_KV;
+            const float *qb = q + b * QK_KV;
+            __m256 t0 = _mm256_mul_ps(yload_q8(kb), _mm256_loadu_ps(qb));
+            __m256 t1 = _mm256_mul_ps(yload_q8(kb + 8), _mm256_loadu_ps(qb + 8));
+            t0 = _mm256_fmadd_ps(yload_q8(kb + 16), _mm256_loadu_ps(qb + 16), t0);
+            t1 = _mm256_fmadd_ps(yload_q8(kb + 24), _mm256_loadu_ps(qb + 24), t1);
+            acc = _mm256_fmadd_ps(_mm256_add_ps(t0, t1), _mm256_set1_ps(_cvtsh_ss(kd[(size_t)j * nb + b])), acc);
+        }
+        out[j] = scale * hsum8(acc);
+    }
+}
+
+/* One block (4 vectors) of y at a time over all rows: the sums stay in registers. */
+static TGT void wsum_q8_avx2(float *y, const float *a, const int8_t *v, const uint16_t *vd, int n,
+                             int hd) {
+    int nb = hd / QK_KV;
+    for (int b = 0; b < nb; b++) {
+        float *yb = y + b * QK_KV;
+        __m256 a0 = _mm256_loadu_ps(yb), a1 = _mm256_loadu_ps(yb + 8), a2 = _mm256_loadu_ps(yb + 16),
+               a3 = _mm256_loadu_ps(yb + 24);
+        for (int j = 0; j < n; j++) {
+            const int8_t *vb = v + (size_t)j * hd + b * QK_KV;
+            __m256 c = _mm256_set1_ps(a[j] * _cvtsh_ss(vd[(size_t)j * nb + b]));
+            a0 = _mm256_fmadd_ps(c, yload_q8(vb), a0);
+            a1 = _mm256_fmadd_ps(c, yload_q8(vb + 8), a1);
+            a2 = _mm256_fmadd_ps(c, yload_q8(vb + 16), a2);
+            a3 = _mm256_fmadd_ps(c, yload_q8(vb + 24), a3);
+        }
+        _mm256_storeu_ps(yb, a0);
+        _mm256_storeu_ps(yb + 8, a1);
+        _mm256_storeu_ps(yb + 16, a2);
+        _mm256_storeu_ps(yb + 24, a3);
+    }
+}
+
 const IsaKernels isa_avx2 = {
     .name = "avx2",
     .available = cpu_has_avx2,
@@ -425,7 +474,8 @@ const IsaKernels isa_avx2 = {
     .rmsnorm = rmsnorm_avx2,
     .softmax = softmax_avx2,
     .silu_mul = silu_mul_avx2,
-    .attn = {dot_f16_avx2, axpy_f16_avx2, dot_f32_avx2, axpy_f32_avx2, to_f16_avx2, NULL, NULL},
+    .attn = {dot_f16_avx2, axpy_f16_avx2, dot_f32_avx2, axpy_f32_avx2, to_f16_avx2, NULL, NULL,
+             NULL, scores_q8_avx2, wsum_q8_avx2},
 };
 
 const IsaKernels isa_avxvnni = {
@@ -439,7 +489,8 @@ const IsaKernels isa_avxvnni = {
     .rmsnorm = rmsnorm_avx2,
     .softmax = softmax_avx2,
     .silu_mul = silu_mul_avx2,
-    .attn = {dot_f16_avx2, axpy_f16_avx2, dot_f32_avx2, axpy_f32_avx2, to_f16_avx2, NULL, NULL},
+    .attn = {dot_f16_avx2, axpy_f16_avx2, dot_f32_avx2, axpy_f32_avx2, to_f16_avx2, NULL, NULL,
+             NULL, scores_q8_avx2, wsum_q8_avx2},
 };
 
 #endif

@@ -674,6 +674,83 @@ static ZTGT void wsum_f16_avx512(float *y, const float *a, const uint16_t *v, in
     }
 }
 
+/* ---- the q8_0 cache: quants widened to f32 on the fly (dequantizing costs less than rounding
+ * the query to int8 would save, and keeps the query exact) ---- */
+
+static ZTGT __m512 zload_q8(const int8_t *p) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p)));
+}
+
+/* Four keys at a time as scores_f16_avx512: per block of 32 the two halves' products are summed
+ * and scaled by the key's block scale into the key's accumulator. */
+static ZTGT void scores_q8_avx512(const int8_t *k, const uint16_t *kd, int n, int hd, const float *q,
+                                    float scale, float *out) {
+    int nb = hd / QK_KV, j = 0;
+    for (; j + 4 <= n; j += 4) {
+        const int8_t *k0 = k + (size_t)j * hd;
+        const uint16_t *d0 = kd + (size_t)j * nb;
+        for (int i = 0; i < 4 * hd; i += 64) prefetch_ahead(k0, ATT_PF + (size_t)i);
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int b = 0; b < nb; b++) {
+            const int8_t *kb = k0 + b * QK_KV;
+            __m512 ql = _mm512_loadu_ps(q + b * QK_KV), qh = _mm512_loadu_ps(q + b * QK_KV + 16);
+#define KQ8_ROW(acc, r)                                                                              \
+    acc = _mm512_fmadd_ps(_mm512_fmadd_ps(zload_q8(kb + (r) * hd + 16), qh, _mm512_mul_ps(zload_q8(kb + (r) * hd), ql)), \
+                          _mm512_set1_ps(_cvtsh_ss(d0[(r) * nb + b])), acc)
+            KQ8_ROW(a0, 0);
+            KQ8_ROW(a1, 1);
+            KQ8_ROW(a2, 2);
+            KQ8_ROW(a3, 3);
+#undef KQ8_ROW
+        }
+        __m512 s01 = _mm512_add_ps(_mm512_shuffle_f32x4(a0, a1, 0x44), _mm512_shuffle_f32x4(a0, a1, 0xee));
+        __m512 s23 = _mm512_add_ps(_mm512_shuffle_f32x4(a2, a3, 0x44), _mm512_shuffle_f32x4(a2, a3, 0xee));
+        __m512 u = _mm512_add_ps(_mm512_shuffle_f32x4(s01, s23, 0x88), _mm512_shuffle_f32x4(s01, s23, 0xdd));
+        u = _mm512_add_ps(u, _mm512_permute_ps(u, 0x4e));
+        u = _mm512_add_ps(u, _mm512_permute_ps(u, 0xb1));
+        __m128 r = _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), u));
+        _mm_storeu_ps(out + j, _mm_mul_ps(r, _mm_set1_ps(scale)));
+    }
+    for (; j < n; j++) {
+        const int8_t *kj = k + (size_t)j * hd;
+        __m512 acc = _mm512_setzero_ps();
+        for (int b = 0; b < nb; b++) {
+            __m512 t = _mm512_fmadd_ps(zload_q8(kj + b * QK_KV + 16), _mm512_loadu_ps(q + b * QK_KV + 16),
+                                       _mm512_mul_ps(zload_q8(kj + b * QK_KV), _mm512_loadu_ps(q + b * QK_KV)));
+            acc = _mm512_fmadd_ps(t, _mm512_set1_ps(_cvtsh_ss(kd[(size_t)j * nb + b])), acc);
+        }
+        out[j] = scale * _mm512_reduce_add_ps(acc);
+    }
+}
+
+/* The sums stay in registers over all rows, 128 values (4 blocks, 8 vectors) at a time; each
+ * block's weight is a[j] times its scale. */
+static ZTGT void wsum_q8_avx512(float *y, const float *a, const int8_t *v, const uint16_t *vd, int n,
+                                 int hd) {
+    int nb = hd / QK_KV;
+    for (int c = 0; c < nb; c += 4) {
+        int bw = nb - c < 4 ? nb - c : 4;
+        __m512 acc[8];
+#pragma GCC unroll 8
+        for (int m = 0; m < 8; m++) acc[m] = m < 2 * bw ? _mm512_loadu_ps(y + c * QK_KV + 16 * m) : _mm512_setzero_ps();
+        for (int j = 0; j < n; j++) {
+            const int8_t *vj = v + (size_t)j * hd + c * QK_KV;
+            if (c == 0)
+                for (int i = 0; i < hd; i += 64) prefetch_ahead(vj, ATT_PF + (size_t)i);
+#pragma GCC unroll 4
+            for (int b = 0; b < 4; b++)
+                if (b < bw) {
+                    __m512 cj = _mm512_set1_ps(a[j] * _cvtsh_ss(vd[(size_t)j * nb + c + b]));
+                    acc[2 * b] = _mm512_fmadd_ps(cj, zload_q8(vj + b * QK_KV), acc[2 * b]);
+                    acc[2 * b + 1] = _mm512_fmadd_ps(cj, zload_q8(vj + b * QK_KV + 16), acc[2 * b + 1]);
+                }
+        }
+#pragma GCC unroll 8
+        for (int m = 0; m < 8; m++)
+            if (m < 2 * bw) _mm512_storeu_ps(y + c * QK_KV + 16 * m, acc[m]);
+    }
+}
+
 const IsaKernels isa_avx512vnni = {
     .name = "avx512vnni",
     .available = cpu_has_avx512vnni,
@@ -686,7 +763,7 @@ const IsaKernels isa_avx512vnni = {
     .softmax = softmax_avx2,
     .silu_mul = silu_mul_avx2,
     .attn = {dot_f16_avx512, axpy_f16_avx512, dot_f32_avx2, axpy_f32_avx2, to_f16_avx2,
-             scores_f16_avx512, wsum_f16_avx512},
+             scores_f16_avx512, wsum_f16_avx512, NULL, scores_q8_avx512, wsum_q8_avx512},
 };
 
 #endif

@@ -89,15 +89,31 @@ static int state_setup(State *s, const Model *m, int n_ctx, int flags, char *err
         s->kv_slots = (int)(hp->sliding_window + nb);
     /* Sizes in 64 bits first: on a 32-bit build a long context overflows size_t (Phi-3-mini at
      * 128k positions: 12.9 G cache elements). */
-    uint64_t cache64 = (uint64_t)hp->n_layers * (uint64_t)s->kv_slots * kv_dim;
-    uint64_t kv64 = cache64 * (flags & STATE_KV_F32 ? 4 : 2);
-    if (kv64 > SIZE_MAX / 4 || (uint64_t)s->n_threads * (uint64_t)n_ctx > SIZE_MAX / 8) {
-        snprintf(err, errlen, "a context of %d tokens needs a %.2f GiB KV cache, more than this %d-bit "
-                 "build can address (lower -c)", n_ctx, 2.0 * (double)kv64 / (1u << 30), (int)sizeof(void *) * 8);
+    int kt = flags & STATE_KV_F32 ? KV_F32 : (flags >> 4) & 3, vt = flags & STATE_KV_F32 ? KV_F32 : (flags >> 6) & 3;
+    if (kt >= KV_TYPE_COUNT || vt >= KV_TYPE_COUNT) {
+        snprintf(err, errlen, "unknown KV cache type");
         state_free(s);
         return -1;
     }
-    size_t cache = (size_t)cache64;
+    if ((kt == KV_Q8_0 || vt == KV_Q8_0) && hp->head_dim % QK_KV) {
+        snprintf(err, errlen, "a q8_0 KV cache needs a head size that is a multiple of %d; this model's is %u "
+                 "(use f16)", QK_KV, hp->head_dim);
+        state_free(s);
+        return -1;
+    }
+    s->k_type = kt;
+    s->v_type = vt;
+    s->kv_f32 = kt == KV_F32 && vt == KV_F32;
+    /* Sizes in 64 bits first: on a 32-bit build a long context overflows size_t (Phi-3-mini at
+     * 128k positions: 12.9 G cache elements). */
+    uint64_t cache64 = (uint64_t)hp->n_layers * (uint64_t)s->kv_slots * kv_dim;
+    double kvd = kv_type_bytes(kt, (double)cache64) + kv_type_bytes(vt, (double)cache64);
+    if (kvd > (double)(SIZE_MAX / 2) || (uint64_t)s->n_threads * (uint64_t)n_ctx > SIZE_MAX / 8) {
+        snprintf(err, errlen, "a context of %d tokens needs a %.2f GiB KV cache, more than this %d-bit "
+                 "build can address (lower -c)", n_ctx, kvd / (1u << 30), (int)sizeof(void *) * 8);
+        state_free(s);
+        return -1;
+    }
     s->x = calloc(nb * hp->dim, sizeof(float));
     s->xb = calloc(nb * max_sz(q_dim, hp->dim), sizeof(float));
     s->xb2 = calloc(nb * hp->dim, sizeof(float));
@@ -107,26 +123,25 @@ static int state_setup(State *s, const Model *m, int n_ctx, int flags, char *err
     s->att = calloc((size_t)s->n_threads * (size_t)n_ctx, sizeof(float));
     s->logits = calloc(hp->vocab_size, sizeof(float));
     s->rope_cs = calloc(nb * hp->rope_dims, sizeof(float));
-    s->kv_f32 = !!(flags & STATE_KV_F32);
-    size_t kv_elem = s->kv_f32 ? sizeof(float) : sizeof(uint16_t);
-    s->kv_bytes = cache * kv_elem;
+    s->kv_bytes = (size_t)kv_type_bytes(kt, (double)cache64);
+    s->kv_bytes_v = (size_t)kv_type_bytes(vt, (double)cache64);
     /* The cache is mapped lazily: refuse now what would be killed for lack of memory later. */
     unsigned long long avail = mem_available_bytes();
-    if (avail && 2ull * s->kv_bytes > avail) {
+    if (avail && (double)s->kv_bytes + (double)s->kv_bytes_v > (double)avail) {
         snprintf(err, errlen, "a context of %d tokens needs a %.2f GiB KV cache but only %.2f GiB of "
-                 "memory is available (lower -c)", n_ctx, 2.0 * s->kv_bytes / (1u << 30),
+                 "memory is available (lower -c, or --cache-type-k/-v q8_0)", n_ctx, kvd / (1u << 30),
                  avail / (double)(1u << 30));
         state_free(s);
         return -1;
     }
     s->key_cache = big_zalloc(s->kv_bytes);
-    s->value_cache = big_zalloc(s->kv_bytes);
+    s->value_cache = big_zalloc(s->kv_bytes_v);
     s->tokens = calloc((size_t)n_ctx, sizeof(int));
     if (!s->tokens || !s->x || !s->xb || !s->xb2 || !s->qkv || !s->att || !s->hb || !s->hs || !s->logits || !s->rope_cs ||
         !s->key_cache || !s->value_cache) {
         state_free(s);
         snprintf(err, errlen, "out of memory for a context of %d tokens (KV cache %.1f MiB)", n_ctx,
-                 2.0 * cache * kv_elem / (1 << 20));
+                 kvd / (1 << 20));
         return -1;
     }
     return 0;
@@ -144,7 +159,7 @@ void state_free(State *s) {
     free(s->logits);
     free(s->rope_cs);
     big_free(s->key_cache, s->kv_bytes);
-    big_free(s->value_cache, s->kv_bytes);
+    big_free(s->value_cache, s->kv_bytes_v);
     free(s->tokens);
     memset(s, 0, sizeof *s);
 }
@@ -185,19 +200,42 @@ static size_t kv_index(const State *s, const PhiHParams *hp, int layer, int kvh,
     return (((size_t)layer * hp->n_kv_heads + (size_t)kvh) * s->kv_slots + (size_t)slot) * hp->head_dim;
 }
 
-/* Store the k or v rows of all kv heads of one position. */
-static void kv_store(const State *s, const PhiHParams *hp, const AttnKernels *ak, void *cache,
+static const char *const kv_names[KV_TYPE_COUNT] = {"f16", "f32", "q8_0"};
+
+int kv_type_parse(const char *name) {
+    for (int t = 0; t < KV_TYPE_COUNT; t++)
+        if (name && !strcmp(name, kv_names[t])) return t;
+    return -1;
+}
+
+const char *kv_type_name(int t) { return t >= 0 && t < KV_TYPE_COUNT ? kv_names[t] : "?"; }
+
+double kv_type_bytes(int t, double n) {
+    return t == KV_F32 ? 4 * n : t == KV_Q8_0 ? n + 2 * n / QK_KV : 2 * n;
+}
+
+/* The f16 scales of a KV_Q8_0 cache: after its quants, one per QK_KV in the quants' order. */
+static uint16_t *kv_q8_scales(const State *s, const PhiHParams *hp, const void *cache) {
+    size_t elems = (size_t)hp->n_layers * hp->n_kv_heads * (size_t)s->kv_slots * hp->head_dim;
+    return (uint16_t *)((int8_t *)(uintptr_t)cache + elems);
+}
+
+/* Store the k or v rows of all kv heads of one position into a cache of the given type. */
+static void kv_store(const State *s, const PhiHParams *hp, const AttnKernels *ak, void *cache, int type,
                      int layer, int slot, const float *x) {
     int hd = (int)hp->head_dim;
     for (int h = 0; h < (int)hp->n_kv_heads; h++) {
         size_t at = kv_index(s, hp, layer, h, slot);
-        if (s->kv_f32) memcpy((float *)cache + at, x + h * hd, (size_t)hd * sizeof(float));
+        if (type == KV_F32) memcpy((float *)cache + at, x + h * hd, (size_t)hd * sizeof(float));
+        else if (type == KV_Q8_0) ak->to_q8(x + h * hd, (int8_t *)cache + at, kv_q8_scales(s, hp, cache) + at / QK_KV, hd);
         else ak->to_f16(x + h * hd, (uint16_t *)cache + at, hd);
     }
 }
 
 /* One head of causal attention for the query at pos over keys start..pos, which live in ring
- * slots t % kv_slots of layer `layer`, kv head kvh: out = softmax(q.K / sqrt(d)) V. */
+ * slots t % kv_slots of layer `layer`, kv head kvh: out = softmax(q.K / sqrt(d)) V. Each cache
+ * is read by its type's kernels; a q8_0 value cache needs no flash attention (unlike
+ * llama.cpp): the weighted sum dequantizes its rows as it goes. */
 static void attend(const State *s, const PhiHParams *hp, const AttnKernels *ak,
                    void (*softmax_fn)(float *, int), int layer, int kvh, const float *q, int start,
                    int pos, float *att, float *out) {
@@ -207,27 +245,40 @@ static void attend(const State *s, const PhiHParams *hp, const AttnKernels *ak,
     /* The cached rows of [start, pos] are slots slot0.. (wrapping once in a ring): up to two
      * runs of consecutive rows. */
     int run0 = slot0 + n <= slots ? n : slots - slot0;
+    size_t at0 = kv_index(s, hp, layer, kvh, slot0), at1 = kv_index(s, hp, layer, kvh, 0);
     const uint16_t *k16 = (const uint16_t *)s->key_cache, *v16 = (const uint16_t *)s->value_cache;
-    if (!s->kv_f32 && ak->scores_f16) {
-        ak->scores_f16(k16 + kv_index(s, hp, layer, kvh, slot0), run0, hd, q, scale, att);
-        if (run0 < n) ak->scores_f16(k16 + kv_index(s, hp, layer, kvh, 0), n - run0, hd, q, scale, att + run0);
+    if (s->k_type == KV_Q8_0) {
+        const int8_t *kq = (const int8_t *)s->key_cache;
+        const uint16_t *kd = kv_q8_scales(s, hp, s->key_cache);
+        ak->scores_q8(kq + at0, kd + at0 / QK_KV, run0, hd, q, scale, att);
+        if (run0 < n) ak->scores_q8(kq + at1, kd + at1 / QK_KV, n - run0, hd, q, scale, att + run0);
+    } else if (s->k_type == KV_F16 && ak->scores_f16) {
+        ak->scores_f16(k16 + at0, run0, hd, q, scale, att);
+        if (run0 < n) ak->scores_f16(k16 + at1, n - run0, hd, q, scale, att + run0);
     } else {
         for (int t = 0, slot = slot0; t < n; t++, slot = slot + 1 == slots ? 0 : slot + 1) {
             size_t at = kv_index(s, hp, layer, kvh, slot);
-            att[t] = scale * (s->kv_f32 ? ak->dot_f32((const float *)s->key_cache + at, q, hd)
-                                        : ak->dot_f16(k16 + at, q, hd));
+            att[t] = scale * (s->k_type == KV_F32 ? ak->dot_f32((const float *)s->key_cache + at, q, hd)
+                                                  : ak->dot_f16(k16 + at, q, hd));
         }
     }
     softmax_fn(att, n);
     memset(out, 0, (size_t)hd * sizeof(float));
-    if (!s->kv_f32 && ak->wsum_f16) {
-        ak->wsum_f16(out, att, v16 + kv_index(s, hp, layer, kvh, slot0), run0, hd);
-        if (run0 < n) ak->wsum_f16(out, att + run0, v16 + kv_index(s, hp, layer, kvh, 0), n - run0, hd);
+    if (s->v_type == KV_Q8_0) {
+        const int8_t *vq = (const int8_t *)s->value_cache;
+        const uint16_t *vd = kv_q8_scales(s, hp, s->value_cache);
+        ak->wsum_q8(out, att, vq + at0, vd + at0 / QK_KV, run0, hd);
+        if (run0 < n) ak->wsum_q8(out, att + run0, vq + at1, vd + at1 / QK_KV, n - run0, hd);
+        return;
+    }
+    if (s->v_type == KV_F16 && ak->wsum_f16) {
+        ak->wsum_f16(out, att, v16 + at0, run0, hd);
+        if (run0 < n) ak->wsum_f16(out, att + run0, v16 + at1, n - run0, hd);
         return;
     }
     for (int t = 0, slot = slot0; t < n; t++, slot = slot + 1 == slots ? 0 : slot + 1) {
         size_t at = kv_index(s, hp, layer, kvh, slot);
-        if (s->kv_f32) ak->axpy_f32(out, att[t], (const float *)s->value_cache + at, hd);
+        if (s->v_type == KV_F32) ak->axpy_f32(out, att[t], (const float *)s->value_cache + at, hd);
         else ak->axpy_f16(out, att[t], v16 + at, hd);
     }
 }
@@ -359,8 +410,8 @@ static void elem_job(void *arg, int ith, int nth) {
             int slot = B->pos[i] % seq->kv_slots;
             for (int h = 0; h < n_heads; h++) rope_apply(q + h * hd, cs, rd);
             for (int h = 0; h < n_kv; h++) rope_apply(k + h * hd, cs, rd);
-            kv_store(seq, hp, P->attn, seq->key_cache, j->layer, slot, k);
-            kv_store(seq, hp, P->attn, seq->value_cache, j->layer, slot, v);
+            kv_store(seq, hp, P->attn, seq->key_cache, seq->k_type, j->layer, slot, k);
+            kv_store(seq, hp, P->attn, seq->value_cache, seq->v_type, j->layer, slot, v);
             break;
         }
         case ELEM_SILU: {

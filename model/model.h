@@ -68,12 +68,16 @@ typedef struct {
     float *att;    /* [n_threads][n_ctx] attention scores */
     float *logits; /* [vocab]: the last position's */
     float *rope_cs; /* [n_batch][rope_dims]: cos, then sin, of each pair */
-    /* KV cache: [layer][n_kv_heads][kv_slots][head_dim], F16 (default) or F32 (kv_f32);
-     * position p lives in slot p % kv_slots. With a sliding window W shorter than the context,
+    /* KV cache: [layer][n_kv_heads][kv_slots][head_dim] of k_type (keys) and v_type (values),
+     * KV_F16 (default), KV_F32 or KV_Q8_0; position p lives in slot p % kv_slots. A KV_Q8_0 cache
+     * holds that array as int8 quants, followed by the f16 scales, one per QK_KV = 32 values in
+     * the same order ([layer][n_kv_heads][kv_slots][head_dim / 32]): 34 bytes per 32 values, as
+     * llama.cpp's q8_0, with the quants of a row contiguous for the kernels (kernels/kernels.h). With a sliding window W shorter than the context,
      * only W + n_batch slots are kept (a ring: a batch writes its n_batch positions before
      * attending, and each query needs the W before). */
-    int kv_slots, kv_f32;
-    size_t kv_bytes; /* of each of the two caches */
+    int kv_slots, kv_f32; /* kv_f32: both caches KV_F32 */
+    int k_type, v_type;
+    size_t kv_bytes, kv_bytes_v; /* of the key cache and of the value cache */
     void *key_cache, *value_cache;
     int *tokens;   /* [n_ctx]: the token at each position in the cache */
     int n_cached;  /* positions 0..n_cached-1 have been evaluated (the last call's end) */
@@ -94,6 +98,16 @@ int state_init(State *s, const Model *m, int n_ctx, int n_threads, char *err, si
  * compare the ring with it); STATE_KV_F32 stores keys and values as F32 instead of F16 (twice
  * the memory; what the exactness references were computed with). */
 enum { STATE_FULL_CACHE = 1, STATE_KV_F32 = 2 };
+/* KV cache element types; a state's flags choose them with STATE_CACHE_K(t) | STATE_CACHE_V(t)
+ * (STATE_KV_F32 overrides both). KV_Q8_0 needs a head_dim that is a multiple of 32. */
+enum { KV_F16 = 0, KV_F32 = 1, KV_Q8_0 = 2, KV_TYPE_COUNT };
+#define STATE_CACHE_K(t) ((t) << 4)
+#define STATE_CACHE_V(t) ((t) << 6)
+/* llama.cpp's names (--cache-type-k/-v): "f16", "f32", "q8_0"; -1 for another name. */
+int kv_type_parse(const char *name);
+const char *kv_type_name(int t);
+/* Bytes of n values of type t (n a multiple of 32 for KV_Q8_0). */
+double kv_type_bytes(int t, double n);
 int state_init_ex(State *s, const Model *m, int n_ctx, int n_threads, int flags, char *err,
                   size_t errlen);
 /* A state that runs on a pool the caller owns and shares (several sequences, one set of threads;

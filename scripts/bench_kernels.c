@@ -1,4 +1,5 @@
-/* Kernel micro-benchmark: `make bench-kernels`, or bench_kernels [isa ...].
+/* Kernel micro-benchmark: `make bench-kernels`, or bench_kernels [isa ...], or bench_kernels --attn
+ * [isa] (attention over an F16 and a q8_0 KV cache at depths 1024, 2047, 4096).
  *
  * For each ISA: matvec of a 3072 x 8192 Q4 / Q8 / F16 matrix (Phi-3-mini's down projection)
  * with 1 and 2 threads, in GB/s of weight bytes streamed (several copies of the matrix are
@@ -182,13 +183,97 @@ static void bench_isa(const char *isa, Pool *pools[2], float *x, float *y) {
     }
 }
 
+
+/* ---- attention over the KV cache: F16 against q8_0 rows ---- */
+
+/* Phi-3-mini's attention for one generated token: 32 heads of 96, depth D keys and values per
+ * head, over enough layers that the cache comes from memory; in GB/s of cache bytes read (the
+ * decode-time cost that grows with the context). */
+#define AH 32
+#define AHD 96
+typedef struct {
+    const AttnKernels *a;
+    int q8, depth, layers;
+    void *k, *v;        /* [layer][head][depth][96]: f16, or int8 with the scales after */
+    uint16_t *kd, *vd;  /* q8_0 scales [layer][head][depth][3] */
+    const float *q;
+    float *att, *out;   /* per thread */
+} AttJob;
+
+static void att_job(void *arg, int ith, int nth) {
+    AttJob *j = arg;
+    float *att = j->att + (size_t)ith * j->depth, *out = j->out + (size_t)ith * AHD;
+    for (int t = ith; t < j->layers * AH; t += nth) {
+        size_t at = (size_t)t * j->depth * AHD;
+        if (j->q8) {
+            j->a->scores_q8((const int8_t *)j->k + at, j->kd + at / 32, j->depth, AHD, j->q, 0.1f, att);
+            for (int i = 0; i < j->depth; i++) att[i] = 1.0f / j->depth;
+            memset(out, 0, sizeof(float) * AHD);
+            j->a->wsum_q8(out, att, (const int8_t *)j->v + at, j->vd + at / 32, j->depth, AHD);
+        } else {
+            const AttnKernels *a = j->a;
+            if (a->scores_f16) a->scores_f16((const uint16_t *)j->k + at, j->depth, AHD, j->q, 0.1f, att);
+            else
+                for (int i = 0; i < j->depth; i++) att[i] = 0.1f * a->dot_f16((const uint16_t *)j->k + at + (size_t)i * AHD, j->q, AHD);
+            for (int i = 0; i < j->depth; i++) att[i] = 1.0f / j->depth;
+            memset(out, 0, sizeof(float) * AHD);
+            if (a->wsum_f16) a->wsum_f16(out, att, (const uint16_t *)j->v + at, j->depth, AHD);
+            else
+                for (int i = 0; i < j->depth; i++) a->axpy_f16(out, att[i], (const uint16_t *)j->v + at + (size_t)i * AHD, AHD);
+        }
+    }
+}
+
+static void bench_attn(const char *isa, Pool *pools[2]) {
+    if (kernels_init(isa) != 0) return;
+    /* the last row: one layer at depth 512 (6 MB of F16, in the last-level cache): the kernels'
+     * compute rate, which must exceed the memory's for decoding to stay bound by the memory */
+    static const int depths[] = {1024, 2047, 4096, 512};
+    float q[AHD];
+    for (int i = 0; i < AHD; i++) q[i] = randf();
+    for (int di = 0; di < 4; di++) {
+        int d = depths[di];
+        size_t per_layer = (size_t)AH * d * AHD; /* values per layer, each of K and V */
+        int layers = di == 3 ? 1 : (int)(((size_t)256 << 20) / (per_layer * 4)) + 1;
+        size_t n = per_layer * layers;
+        uint16_t *kh = malloc(n * 2), *vh = malloc(n * 2), *kd = malloc(n / 16), *vd = malloc(n / 16);
+        int8_t *kq = malloc(n), *vq = malloc(n);
+        float *row = malloc(sizeof(float) * AHD), *att = malloc(sizeof(float) * 2 * d), *out = malloc(sizeof(float) * 2 * AHD);
+        for (size_t r = 0; r < n / AHD; r++) {
+            for (int i = 0; i < AHD; i++) row[i] = randf();
+            attn_kernels()->to_f16(row, kh + r * AHD, AHD);
+            attn_kernels()->to_f16(row, vh + r * AHD, AHD);
+            attn_kernels()->to_q8(row, kq + r * AHD, kd + r * 3, AHD);
+            attn_kernels()->to_q8(row, vq + r * AHD, vd + r * 3, AHD);
+        }
+        for (int p = 0; p < 2; p++) {
+            double gb[2] = {0, 0};
+            for (int rep = 0; rep < (di == 3 ? 200 : 6); rep++) /* alternately, best of each */
+                for (int q8 = 0; q8 < 2; q8++) {
+                    AttJob j = {attn_kernels(), q8, d, layers, q8 ? (void *)kq : kh, q8 ? (void *)vq : vh, kd, vd, q, att, out};
+                    double t0 = now();
+                    pool_run(pools[p], att_job, &j);
+                    double t = now() - t0, bytes = (double)n * 2 * (q8 ? 34.0 / 32 : 2);
+                    if (bytes / t / 1e9 > gb[q8]) gb[q8] = bytes / t / 1e9;
+                }
+            printf("%-10s attention depth %4d%s threads=%d  f16 %6.1f GB/s (%5.2f ms/token)  q8_0 %6.1f GB/s (%5.2f ms/token)\n",
+                   isa, d, di == 3 ? " cached" : "", pool_size(pools[p]), gb[0], 32.0 * per_layer * 2 * 2 / gb[0] / 1e6, gb[1],
+                   32.0 * per_layer * 2 * 34 / 32 / gb[1] / 1e6);
+            fflush(stdout);
+        }
+        free(kh), free(vh), free(kd), free(vd), free(kq), free(vq), free(row), free(att), free(out);
+    }
+}
+
 int main(int argc, char **argv) {
     Pool *pools[2] = {pool_create(1), pool_create(2)};
     float *x = malloc(sizeof(float) * (size_t)NTOK * COLS);
     float *y = malloc(sizeof(float) * (size_t)NTOK * ROWS);
     for (size_t i = 0; i < (size_t)NTOK * COLS; i++) x[i] = randf();
     bench_memory(pools);
-    if (argc > 1) {
+    if (argc > 1 && !strcmp(argv[1], "--attn")) { /* bench_kernels --attn [isa]: the attention part alone */
+        bench_attn(argc > 2 ? argv[2] : kernels_isa_name(), pools);
+    } else if (argc > 1) {
         for (int i = 1; i < argc; i++) bench_isa(argv[i], pools, x, y);
     } else {
         const char *const *list = kernels_isa_list();

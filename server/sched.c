@@ -379,7 +379,8 @@ static void *sched_main(void *arg) {
     return NULL;
 }
 
-Sched *sched_create(const Model *m, Adapters *ad, int n_slots, int n_ctx, int n_threads, int queue_cap, char *err, size_t errlen) {
+Sched *sched_create(const Model *m, Adapters *ad, int n_slots, int n_ctx, int n_threads, int queue_cap, int state_flags,
+                    char *err, size_t errlen) {
     Sched *s = calloc(1, sizeof *s);
     if (!s) return errorf(err, errlen, "out of memory"), NULL;
     s->m = m;
@@ -405,7 +406,7 @@ Sched *sched_create(const Model *m, Adapters *ad, int n_slots, int n_ctx, int n_
     if (n_valid < 1 || n_valid > (int)m->hp.vocab_size) n_valid = (int)m->hp.vocab_size;
     for (int i = 0; i < n_slots; i++) {
         Slot *sl = &s->slots[i];
-        if (state_init_pool(&sl->st, m, n_ctx, s->pool, 0, err, errlen)) goto fail;
+        if (state_init_pool(&sl->st, m, n_ctx, s->pool, state_flags, err, errlen)) goto fail;
         if (sampler_init(&sl->smp, n_valid, 0, 0, 1, 0)) {
             errorf(err, errlen, "out of memory");
             goto fail;

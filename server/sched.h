@@ -50,7 +50,9 @@ typedef struct Sched Sched;
 
 /* n_ctx: positions per slot; ad: the adapters the tasks' sets come from (may be NULL without
  * adapters). NULL with err on failure. */
-Sched *sched_create(const Model *m, Adapters *ad, int n_slots, int n_ctx, int n_threads, int queue_cap, char *err, size_t errlen);
+/* state_flags: the slots' KV cache types (model.h STATE_CACHE_K / STATE_CACHE_V; 0: F16). */
+Sched *sched_create(const Model *m, Adapters *ad, int n_slots, int n_ctx, int n_threads, int queue_cap, int state_flags,
+                    char *err, size_t errlen);
 /* Stops the thread; tasks still running end with FINISH_ABORT (their connections must have
  * released them before sched_free). */
 void sched_stop(Sched *s);

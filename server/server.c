@@ -618,12 +618,19 @@ int server_run(const ServerOptions *o) {
         }
         logf_("LoRA adapter %d: %s (scale %g)", i, o->lora_path[i], (double)sc);
     }
-    S.sched = sched_create(S.m, S.ad, o->n_parallel, per_slot, o->n_threads, o->queue, err, sizeof err);
+    S.sched = sched_create(S.m, S.ad, o->n_parallel, per_slot, o->n_threads, o->queue,
+                           STATE_CACHE_K(o->cache_type_k) | STATE_CACHE_V(o->cache_type_v), err, sizeof err);
     if (!S.sched) {
         logf_("%s", err);
         adapters_free(S.ad);
         phi_model_free(S.pm);
         return 1;
+    }
+    {
+        double row = (double)S.m->hp.n_layers * S.m->hp.n_kv_heads * S.m->hp.head_dim * per_slot;
+        logf_("KV cache: keys %s, values %s, %.1f MiB per slot", kv_type_name(o->cache_type_k),
+              kv_type_name(o->cache_type_v),
+              (kv_type_bytes(o->cache_type_k, row) + kv_type_bytes(o->cache_type_v, row)) / (1 << 20));
     }
     const char *base = strrchr(o->model_path, '/');
     S.model_id = o->alias ? o->alias : base ? base + 1 : o->model_path;

@@ -10,6 +10,7 @@ typedef struct {
     int n_parallel;  /* slots */
     int n_ctx;       /* total positions, split evenly among the slots; 0: the model's, at most 4096 */
     int n_threads;   /* 0: one per CPU */
+    int cache_type_k, cache_type_v; /* KV cache types of the slots (model/model.h KV_*; 0: F16) */
     int timeout_s;   /* reading one request (head and body) and each write */
     int queue;       /* requests waiting for a slot before 503 */
     int max_conn;    /* open connections before 503 */

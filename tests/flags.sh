@@ -126,4 +126,23 @@ if [ "$PHI" = ./phi ] && [ -f Makefile ] && command -v make > /dev/null; then
 else
     echo "SKIP make_install: not the plain build (PHI=$PHI)"
 fi
+# KV cache types (llama.cpp's -ctk/-ctv): the long and short spellings give the same output; the
+# bad values, a missing value and q8_0 on a head size of 16 (the random tiny shape) are refused in
+# one line; --kv-f32 equals -ctk f32 -ctv f32
+TM=models/phi3-trained-tiny-q4.phi
+$PHI -m "$TM" --ids 1,450,3186 -n 8 --temp 0 --ignore-eos -t 1 -ctk q8_0 -ctv q8_0 > "$TMP/k1" 2> /dev/null
+$PHI -m "$TM" --ids 1,450,3186 -n 8 --temp 0 --ignore-eos -t 1 --cache-type-k q8_0 --cache-type-v q8_0 > "$TMP/k2" 2> /dev/null
+if [ -s "$TMP/k1" ] && cmp -s "$TMP/k1" "$TMP/k2"; then pass flags_cache_type_aliases "$(cat "$TMP/k1")"
+else fail flags_cache_type_aliases "$(cat "$TMP/k1") vs $(cat "$TMP/k2")"; fi
+$PHI -m "$TM" --ids 1,450,3186 -n 8 --temp 0 --ignore-eos -t 1 --kv-f32 > "$TMP/k3" 2> /dev/null
+$PHI -m "$TM" --ids 1,450,3186 -n 8 --temp 0 --ignore-eos -t 1 -ctk f32 -ctv f32 > "$TMP/k4" 2> /dev/null
+if [ -s "$TMP/k3" ] && cmp -s "$TMP/k3" "$TMP/k4"; then pass flags_cache_type_f32_is_kv_f32
+else fail flags_cache_type_f32_is_kv_f32 "$(cat "$TMP/k3") vs $(cat "$TMP/k4")"; fi
+expect_error flags_cache_type_k_bad $PHI -m "$TM" -p hi -n 1 -ctk q4_0
+expect_error flags_cache_type_v_bad $PHI -m "$TM" -p hi -n 1 --cache-type-v Q8_0
+expect_error flags_cache_type_missing $PHI -m "$TM" -p hi -n 1 -ctv
+expect_error flags_cache_type_head_size $PHI -m "$M" -p hi -n 1 -ctk q8_0
+grep -q 'multiple of 32' "$TMP/err" && pass flags_cache_type_head_size_says_why || fail flags_cache_type_head_size_says_why "$(cat "$TMP/err")"
+$PHI --help | grep -q -- '-ctk, --cache-type-k' && pass flags_cache_type_help || fail flags_cache_type_help
+
 rm -rf "$TMP"

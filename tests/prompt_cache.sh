@@ -62,6 +62,28 @@ run f2 "$B" --kv-f32 --prompt-cache "$TMP/cf"
 $PHI -m "$M" --ids "$B" -n 24 --temp 0 --ignore-eos --kv-f32 > "$TMP/refFB" 2> /dev/null
 same pc_kv_f32_equal f2 refFB 6
 
+# the q8_0 cache (-ctk/-ctv; the bundled model: head size 32, a multiple of q8_0's block): a loaded
+# cache gives the same output as none, and a file of another cache type is refused in one line
+TM=models/phi3-trained-tiny-q4.phi
+q8run() { # q8run NAME IDS [flags]
+    name=$1 ids=$2
+    shift 2
+    $PHI -m "$TM" --ids "$ids" -n 24 --temp 0 --ignore-eos -t 1 "$@" > "$TMP/$name" 2> "$TMP/$name.err"
+}
+q8run q8ref "$B" -ctk q8_0 -ctv q8_0
+q8run q8a "$A" -ctk q8_0 -ctv q8_0 --prompt-cache "$TMP/cq"
+q8run q8b "$B" -ctk q8_0 -ctv q8_0 --prompt-cache "$TMP/cq" --prompt-cache-ro
+same pc_q8_0_equal q8b q8ref 6
+q8run q8kref "$B" -ctk q8_0
+q8run q8k1 "$A" -ctk q8_0 --prompt-cache "$TMP/ck"
+q8run q8k2 "$B" -ctk q8_0 --prompt-cache "$TMP/ck" --prompt-cache-ro
+same pc_q8_0_keys_only_equal q8k2 q8kref 6
+q8run q8mix "$B" -ctv q8_0 --prompt-cache "$TMP/cq" --prompt-cache-ro
+if [ "$(grep -c 'prompt-cache' "$TMP/q8mix.err")" -eq 1 ] &&
+    grep -q 'another KV cache type (keys q8_0, values q8_0; this run: keys f16, values q8_0' "$TMP/q8mix.err" &&
+    [ "$(reused q8mix)" = 0 ]; then pass pc_q8_0_mismatch_refused "$(grep prompt-cache "$TMP/q8mix.err")"
+else fail pc_q8_0_mismatch_refused "$(cat "$TMP/q8mix.err")"; fi
+
 # files that are not used: one line each, the output unchanged, exit status 0
 bad() { # bad TEST PATTERN [flags]
     name=$1 pat=$2
@@ -91,12 +113,12 @@ head -c 5000 "$M" > "$C"
 bad pc_foreign_file 'not a phi prompt cache'
 : > "$C"
 bad pc_empty_file 'not a phi prompt cache'
-cp "$TMP/good" "$C"; printf '\002' | dd of="$C" bs=1 seek=8 conv=notrunc 2> /dev/null
+cp "$TMP/good" "$C"; printf '\003' | dd of="$C" bs=1 seek=8 conv=notrunc 2> /dev/null
 bad pc_unknown_version 'unknown version'
 cp "$TMP/good" "$C"
 bad pc_other_context 'another context size' -c 128
 cp "$TMP/good" "$C"
-bad pc_kv_type 'F16 KV cache' --kv-f32
+bad pc_kv_type 'another KV cache type (keys f16, values f16; this run: keys f32, values f32' --kv-f32
 cp "$TMP/good" "$C"
 $PHI -m "$TMP/other.phi" --ids "$A" -n 24 --temp 0 --ignore-eos --prompt-cache "$C" > /dev/null 2> "$TMP/o.err"
 [ $? -eq 0 ] && [ "$(grep -c 'prompt-cache' "$TMP/o.err")" -eq 1 ] && grep -q 'another model' "$TMP/o.err" \

@@ -130,6 +130,49 @@ int main(void) {
             "api_callback_stops", "%d tokens, finish %d", d.n, r.finish);
     t_check(phi_session_rewind(s, 1000) == PHI_ERR_ARG, "api_rewind_past_end", "%s", phi_last_error());
 
+    /* KV cache types (phi_session_params.cache_type_k/v, API version 3): unknown names and q8_0 on
+     * this model's head size 16 are refused in one line; on the bundled model (head size 32) a q8_0
+     * session generates what the CLI's loop does on a State with the q8_0 cache */
+    phi_session *q = NULL;
+    phi_session_params pq = p;
+    pq.cache_type_v = "q4_0";
+    t_check(PHI_API_VERSION >= 3 && phi_session_new(m, &pq, &q) == PHI_ERR_ARG && !q &&
+                strstr(phi_last_error(), "q4_0") && !strchr(phi_last_error(), '\n'),
+            "api_cache_type_unknown", "%s", phi_last_error());
+    pq.cache_type_v = NULL;
+    pq.cache_type_k = "q8_0";
+    t_check(phi_session_new(m, &pq, &q) == PHI_ERR_ARG && !q && strstr(phi_last_error(), "multiple of 32"),
+            "api_cache_type_q8_0_head_size", "%s", phi_last_error());
+    pq.cache_type_k = pq.cache_type_v = "f32";
+    t_check(phi_session_new(m, &pq, &q) == PHI_OK, "api_cache_type_f32", NULL);
+    phi_session_free(q);
+    q = NULL;
+    phi_model *tm = NULL;
+    if (phi_model_open("models/phi3-trained-tiny-q4.phi", PHI_OPEN_MMAP, &tm) == PHI_OK) {
+        pq.cache_type_k = pq.cache_type_v = "q8_0";
+        Collect e = {0};
+        int tp[4] = {1, 450, 3186, 310}, want[64], same_q8 = 0;
+        if (phi_session_new(tm, &pq, &q) == PHI_OK && !phi_session_prompt(q, tp, 4) && !phi_generate(q, 12, collect, &e, NULL) &&
+            !model_load("models/phi3-trained-tiny-q4.phi", &im, err, sizeof err)) {
+            if (!state_init_ex(&st, &im, 64, 2, STATE_CACHE_K(KV_Q8_0) | STATE_CACHE_V(KV_Q8_0), err, sizeof err) &&
+                !sampler_init(&smp, (int)im.hp.vocab_size, 0, 0, 1, 0)) {
+                model_forward(&im, &st, tp, 4, 0, NULL);
+                FILE *devnull = fopen("/dev/null", "w");
+                GenOptions go = {12, 0, 0, devnull, NULL, NULL, 0};
+                GenStats gs;
+                generate_tokens(&im, &st, &smp, 4, &go, &gs, want, 64);
+                fclose(devnull);
+                same_q8 = gs.n_gen == e.n && e.n > 0 && !memcmp(want, e.ids, sizeof(int) * (size_t)e.n);
+                sampler_free(&smp);
+                state_free(&st);
+            }
+            model_free(&im);
+        }
+        t_check(same_q8, "api_cache_type_q8_0_equals_cli_loop", "%d ids %s", e.n, phi_last_error());
+        phi_session_free(q);
+        phi_model_free(tm);
+    } else t_skip("api_cache_type_q8_0_equals_cli_loop", "%s", phi_last_error());
+
     phi_session_free(fresh);
     phi_session_free(s);
     phi_model_free(m);

@@ -93,6 +93,75 @@ int main(void) {
                 "scores max err %.1e of sum|kq|, weighted sum %.1e of scale (bounds 1e-6), head_dim 16..200, 1..37 rows",
                 worst_s, worst_w);
     }
+    /* The q8_0 cache: to_q8 against its definition (scale = f16(amax / 127), |x - d q| <= d / 2
+     * but for the clamp), and the q8 row kernels of every ISA against the scalar references. */
+    {
+        const AttnKernels *r = attn_kernels_ref();
+        float x[256], back = 0;
+        int8_t q8[256];
+        uint16_t d8[8];
+        int ok = 1;
+        t_seed(99);
+        for (int i = 0; i < 256; i++) x[i] = t_randf() * (i < 32 ? 1e-3f : i < 64 ? 0 : 5);
+        r->to_q8(x, q8, d8, 256);
+        for (int b = 0; b < 8; b++) {
+            float amax = 0, d = fp16_to_f32(d8[b]);
+            for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(x[b * 32 + i]));
+            ok &= d8[b] == f32_to_fp16(amax / 127);
+            for (int i = 0; i < 32; i++) {
+                float e = fabsf(x[b * 32 + i] - d * q8[b * 32 + i]);
+                back = fmaxf(back, d > 0 ? e / d : e);
+                ok &= q8[b * 32 + i] >= -127;
+            }
+        }
+        t_check(ok && back <= 0.5f + 1e-3f, "kv_q8_round", "scales f16(amax/127), max error %.4f steps "
+                "(bound 0.5: a clamped quant at 127 is off by at most 127 * 2^-11 steps)", back);
+    }
+    static const int qhds[] = {32, 64, 96, 128, 160, 256};
+    for (int k = 0; isas[k]; k++) {
+        if (!kernels_isa_available(isas[k]) || kernels_init(isas[k]) != 0) continue;
+        const AttnKernels *a = attn_kernels();
+        double worst_s = 0, worst_w = 0;
+        int exact_round = 1;
+        t_seed(555 + k);
+        for (size_t hi = 0; hi < sizeof qhds / sizeof qhds[0]; hi++)
+            for (size_t ni = 0; ni < sizeof nks / sizeof nks[0]; ni++) {
+                int hd = qhds[hi], nk = nks[ni], nb = hd / QK_KV;
+                float *kf = malloc(sizeof(float) * (size_t)hd * nk);
+                int8_t *kq = malloc((size_t)hd * nk), *kq2 = malloc((size_t)hd * nk);
+                uint16_t *kd = malloc(sizeof(uint16_t) * (size_t)nb * nk), *kd2 = malloc(sizeof(uint16_t) * (size_t)nb * nk);
+                float q[256], att[64], s1[64], s2[64], y1[256], y2[256];
+                for (int i = 0; i < hd * nk; i++) kf[i] = t_randf() * 2;
+                for (int j = 0; j < nk; j++) {
+                    a->to_q8(kf + (size_t)j * hd, kq + (size_t)j * hd, kd + (size_t)j * nb, hd);
+                    to_q8_kv_ref(kf + (size_t)j * hd, kq2 + (size_t)j * hd, kd2 + (size_t)j * nb, hd);
+                }
+                exact_round &= !memcmp(kq, kq2, (size_t)hd * nk) && !memcmp(kd, kd2, sizeof(uint16_t) * (size_t)nb * nk);
+                for (int i = 0; i < hd; i++) q[i] = t_randf() * 3, y1[i] = y2[i] = t_randf();
+                for (int j = 0; j < nk; j++) att[j] = t_randf() * 0.5f + 0.5f;
+                a->scores_q8(kq, kd, nk, hd, q, 0.25f, s1);
+                scores_q8_ref(kq, kd, nk, hd, q, 0.25f, s2);
+                double mag = 0;
+                for (int j = 0; j < nk; j++) {
+                    double m = 0;
+                    for (int i = 0; i < hd; i++)
+                        m += fabs(fp16_to_f32(kd[(size_t)j * nb + i / QK_KV]) * kq[(size_t)j * hd + i] * q[i]) * 0.25;
+                    worst_s = fmax(worst_s, fabs(s1[j] - s2[j]) / m);
+                }
+                for (int i = 0; i < hd * nk; i++)
+                    mag = fmax(mag, fabs(fp16_to_f32(kd[i / QK_KV]) * kq[i]));
+                a->wsum_q8(y1, att, kq, kd, nk, hd);
+                wsum_q8_ref(y2, att, kq, kd, nk, hd);
+                for (int i = 0; i < hd; i++) worst_w = fmax(worst_w, fabs(y1[i] - y2[i]) / (mag * nk + 1));
+                free(kf), free(kq), free(kq2), free(kd), free(kd2);
+            }
+        char name[64];
+        snprintf(name, sizeof name, "attn_q8_rows_%s", isas[k]);
+        t_check(worst_s < 1e-6 && worst_w < 1e-6 && exact_round, name,
+                "q8 scores max err %.1e of sum|kq|, weighted sum %.1e of scale (bounds 1e-6: float sums "
+                "in another order), head_dim 32..256, 1..37 rows; rounding %s", worst_s, worst_w,
+                exact_round ? "bit-identical" : "DIFFERS");
+    }
     kernels_init(NULL);
     return t_done();
 }
