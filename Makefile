@@ -31,6 +31,12 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
+# 32-bit ARM: the NEON kernels alone are built for NEON + VFPv4 (chosen at run time from HWCAP,
+# kernels/dispatch.c); everything else keeps the target's baseline (Debian armhf: VFPv3-D16).
+ifneq (,$(filter arm%,$(shell $(CC) -dumpmachine 2>/dev/null)))
+$(BUILD)/kernels/arm_neon.o: CFLAGS += -mfpu=neon-vfpv4 -mfp16-format=ieee
+endif
+
 $(BUILD)/libphi.a: $(LIB_OBJ)
 	rm -f $@
 	$(AR) rcs $@ $^
