@@ -32,6 +32,12 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
+# 32-bit ARM: the NEON kernels alone are built for NEON + VFPv4 (chosen at run time from HWCAP,
+# kernels/dispatch.c); everything else keeps the target's baseline (Debian armhf: VFPv3-D16).
+ifneq (,$(filter arm%,$(shell $(CC) -dumpmachine 2>/dev/null)))
+$(BUILD)/kernels/arm_neon.o: CFLAGS += -mfpu=neon-vfpv4 -mfp16-format=ieee
+endif
+
 $(BUILD)/libphi.a: $(LIB_OBJ)
 	rm -f $@
 	$(AR) rcs $@ $^
@@ -123,6 +129,25 @@ arm-test: quant
 armv7-test riscv64-test: quant
 	sh scripts/cross-test.sh $(@:-test=)
 
+# make wasm: phi for WebAssembly with Debian's emscripten (emcc), in build-wasm/, run by node:
+#   node build-wasm/phi.js -m models/phi3-trained-tiny-q4.phi -p "..."
+# The scalar kernels on one thread (no workers); WASM_SIMD=1 adds -msimd128 (SIMD128: the
+# compiler vectorizes the scalar C; build-wasm-simd/). Files go through node's own file system
+# (NODERAWFS). Debian's emcc finds its JS optimizer's acorn in /usr/share/nodejs (NODE_PATH).
+# make wasm-test: scripts/wasm-test.sh (the demo model under node against the native binary).
+WASM_SIMD    ?= 0
+WASM_BUILD   := build-wasm$(if $(filter 1,$(WASM_SIMD)),-simd)
+WASM_LDFLAGS := -sENVIRONMENT=node -sNODERAWFS=1 -sALLOW_MEMORY_GROWTH=1 -sEXIT_RUNTIME=1 \
+                -sWASM_ASYNC_COMPILATION=0
+wasm:
+	NODE_PATH=$${NODE_PATH:-/usr/share/nodejs} $(MAKE) CC=emcc AR=emar BUILD=$(WASM_BUILD) \
+	    BIN=$(WASM_BUILD) OPT="-O2$(if $(filter 1,$(WASM_SIMD)), -msimd128)" \
+	    LDFLAGS="$(WASM_LDFLAGS)" $(WASM_BUILD)/phi.js
+$(BUILD)/phi.js: $(BUILD)/phi.o $(BUILD)/libphi.a
+	$(CC) $(filter-out -g,$(CFLAGS)) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+wasm-test: all
+	sh scripts/wasm-test.sh
+
 # make demo: the bundled model (models/README.md: the trained tiny Phi-3 at q4, 20 MB, in the repository)
 # continues DEMO_PROMPT greedily; the prompt, the text and phi's stats line (stderr) are printed. Needs
 # nothing outside the repository. DEMO_FLAGS: extra phi flags (empty; e.g. a stats flag). DEMO_PHI: the
@@ -195,5 +220,5 @@ static:
 clean:
 	rm -rf build build-* phi quant phi-server
 
-.PHONY: FORCE all demo examples test tests install uninstall static asan all-asan bench fuzz fuzz-long arm-test armv7-test riscv64-test clean
+.PHONY: FORCE all demo examples test tests install uninstall static asan all-asan bench fuzz fuzz-long arm-test armv7-test riscv64-test wasm wasm-test clean
 -include $(LIB_OBJ:.o=.d) $(BUILD)/phi.d $(BUILD)/quant.d $(BUILD)/phi-server.d

@@ -1,5 +1,10 @@
-/* AArch64 NEON kernels: "neon" (baseline ASIMD, ARMv8.0) and "dotprod" (ARMv8.2 sdot), picked
- * at runtime from HWCAP.
+/* ARM NEON kernels: "neon" (baseline ASIMD, ARMv8.0; on 32-bit ARM, ARMv7-A NEON with VFPv4)
+ * and "dotprod" (ARMv8.2 sdot, AArch64 only), picked at runtime from HWCAP.
+ *
+ * 32-bit ARM: the Makefile compiles this file alone with -mfpu=neon-vfpv4 (the rest of the
+ * program stays at the target's baseline, e.g. Debian armhf's VFPv3-D16 without NEON) and
+ * dispatch.c offers "neon" only where HWCAP says NEON and VFPv4 (Cortex-A5/A7/A15/A17, ARMv8
+ * cores in 32-bit mode); kernels/neon_compat.h supplies the AArch64-only intrinsics.
  *
  * Int8 matrices (weight panels: kernels/blocks.h; activation tiles: kernels/isa.h): the 16
  * bytes at wq + 64 k + 16 g of a panel block are bytes [4k, 4k + 4) of rows 4g..4g+3, i.e. 4
@@ -16,14 +21,17 @@
  *   sadalp widens them; Q4 nibbles (0..15) allow 8.
  * Q8 weights are used signed (k_q8 = 0, so c = 0 and is not read); Q4 nibbles as stored, q + 8
  * (k_q4 = 8: the sums start from c = -8 * sum(x), which removes the offset). */
-#if defined(__aarch64__)
+#if defined(__arm__) && !defined(__aarch64__) && !defined(__ARM_NEON)
+#error "32-bit ARM: build kernels/arm_neon.c with -mfpu=neon-vfpv4 (the Makefile does)"
+#endif
+#if defined(__aarch64__) || defined(__arm__)
 
-#include <arm_neon.h>
 #include <math.h>
 #include <string.h>
 
 #include "kernels/isa.h"
 #include "kernels/kquant.h"
+#include "kernels/neon_compat.h"
 #include "kernels/ref.h"
 
 #define INL static inline __attribute__((always_inline))
@@ -31,6 +39,7 @@
 /* The dotprod tiles carry a target attribute (the file builds for baseline ARMv8); sdot itself
  * is written in assembly because some compilers only declare the intrinsic when the whole
  * translation unit targets +dotprod. The lane must be a literal, hence a macro. */
+#if defined(__aarch64__)
 #if defined(__clang__)
 #define DOTPROD __attribute__((target("dotprod")))
 #else
@@ -38,6 +47,7 @@
 #endif
 #define SDOT(s, w, x, lane) \
     __asm__ volatile("sdot %0.4s, %1.16b, %2.4b[" #lane "]" : "+w"(s) : "w"(w), "w"(x))
+#endif
 
 INL float32x4_t load_f16x4(const uint16_t *p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
 
@@ -60,6 +70,7 @@ INL void load_group(const uint8_t *wq, int g, int8x16_t w[8], const int q4) {
 /* dotprod: s[i] += block sums of the group's 4 rows with token i of the tile at ar. k outer,
  * so that the tokens' chains interleave (the asm is volatile to keep that order: the compiler
  * knows nothing of sdot's latency); a single token alternates two chains. */
+#if defined(__aarch64__)
 INL void sdot_tile(const int8x16_t w[8], const uint8_t *ar, int32x4_t s[], const int NT) {
     int32x4_t t[1] = {vdupq_n_s32(0)}, *u = NT == 1 ? t : s;
 #pragma GCC unroll 2
@@ -78,6 +89,13 @@ INL void sdot_tile(const int8x16_t w[8], const uint8_t *ar, int32x4_t s[], const
     }
     if (NT == 1) s[0] = vaddq_s32(s[0], t[0]);
 }
+#else
+/* 32-bit ARM has no sdot: only the dp = 0 tiles are built, which never call these. */
+INL void sdot_tile(const int8x16_t w[8], const uint8_t *ar, int32x4_t s[], const int NT) {
+    (void)w, (void)ar, (void)s, (void)NT;
+    __builtin_trap();
+}
+#endif
 
 /* The 4 bytes at p in every 32-bit lane. */
 INL int8x16_t bcast4(const int8_t *p) {
@@ -229,14 +247,17 @@ INL void panel_tile(const uint8_t *wq, const uint16_t *wd, const uint8_t *ar, in
     }
 QTILE(q8_neon, 0, 0, )
 QTILE(q4_neon, 1, 0, )
+#if defined(__aarch64__)
 QTILE(q8_dotprod, 0, 1, DOTPROD)
 QTILE(q4_dotprod, 1, 1, DOTPROD)
+#endif
 
 /* ---- activation quantization (bit-identical to quantize_act_q8_ref) ---- */
 
 static void quant_blocks_neon(const float *x, int8_t *q, float *d, int32_t *s, int nblocks) {
     for (int b = 0; b < nblocks; b++, x += QK, q += QK) {
         float32x4_t v[8];
+#if defined(__aarch64__)
         float32x4_t m = vdupq_n_f32(0);
         #pragma GCC unroll 8
         for (int k = 0; k < 8; k++) {
@@ -244,6 +265,26 @@ static void quant_blocks_neon(const float *x, int8_t *q, float *d, int32_t *s, i
             m = vmaxq_f32(m, vabsq_f32(v[k]));
         }
         float amax = vmaxvq_f32(m);
+#else
+        /* ARMv7 NEON flushes denormals to zero, so the maximum is taken on the bits (|x| as
+         * an unsigned integer orders like the float; a NaN is above +inf, as vmaxq_f32 makes
+         * it win on AArch64). Below 2^-100 a flushed x would still count (x * 127 / amax >=
+         * 0.5), so such blocks take the scalar path; above, a flushed x rounds to 0 anyway. */
+        uint32x4_t m = vdupq_n_u32(0);
+        #pragma GCC unroll 8
+        for (int k = 0; k < 8; k++) {
+            v[k] = vld1q_f32(x + 4 * k);
+            m = vmaxq_u32(m, vandq_u32(vreinterpretq_u32_f32(v[k]), vdupq_n_u32(0x7fffffff)));
+        }
+        uint32x2_t m2 = vpmax_u32(vget_low_u32(m), vget_high_u32(m));
+        uint32_t abits = vget_lane_u32(vpmax_u32(m2, m2), 0);
+        float amax;
+        memcpy(&amax, &abits, 4);
+        if (amax > 0 && amax < 0x1p-100f) {
+            quant_blocks_scalar(x, q, d + b, s + b, 1);
+            continue;
+        }
+#endif
         if (!(amax > 0)) {
             d[b] = 0;
             vst1q_s8(q, vdupq_n_s8(0));
@@ -257,9 +298,15 @@ static void quant_blocks_neon(const float *x, int8_t *q, float *d, int32_t *s, i
         int16x8_t h[4];
         #pragma GCC unroll 4
         for (int k = 0; k < 4; k++) {
-            /* fcvtns: round to nearest, ties to even, as the reference. */
+            /* fcvtns: round to nearest, ties to even, as the reference (ARMv7: the reference's
+             * own 1.5 * 2^23 rounding, exact for these |v| <= 127, then an exact conversion). */
+#if defined(__aarch64__)
             int32x4_t i0 = vcvtnq_s32_f32(vmulq_f32(v[2 * k], id));
             int32x4_t i1 = vcvtnq_s32_f32(vmulq_f32(v[2 * k + 1], id));
+#else
+            int32x4_t i0 = vcvtq_s32_f32(vrndnq_f32(vmulq_f32(v[2 * k], id)));
+            int32x4_t i1 = vcvtq_s32_f32(vrndnq_f32(vmulq_f32(v[2 * k + 1], id)));
+#endif
             sum = vaddq_s32(sum, vaddq_s32(i0, i1));
             h[k] = vcombine_s16(vqmovn_s32(i0), vqmovn_s32(i1));
         }
@@ -463,6 +510,7 @@ static void to_f16_neon(const float *x, uint16_t *y, int n) {
 
 /* The 16 bytes at w + 64 k + 16 g are bytes [4k, 4k + 4) of rows 4g..4g+3 (the Q8 panel order);
  * u <= 63 fits a signed byte, so sdot and smull take it as it is. */
+#if defined(__aarch64__)
 #define KSTEP_DP(s, w, x, k) SDOT(s, w[k], x, k)
 DOTPROD static void kgroup_dp(const int8x16_t *w, const int8_t *xq, int32x4_t *s0, int32x4_t *s1) {
     int8x16_t x0 = vld1q_s8(xq), x1 = vld1q_s8(xq + 16);
@@ -478,6 +526,12 @@ DOTPROD static void kgroup_dp(const int8x16_t *w, const int8_t *xq, int32x4_t *s
     KSTEP_DP(b, v, x1, 3);
     *s0 = a, *s1 = b;
 }
+#else
+INL void kgroup_dp(const int8x16_t *w, const int8_t *xq, int32x4_t *s0, int32x4_t *s1) {
+    (void)w, (void)xq, (void)s0, (void)s1;
+    __builtin_trap();
+}
+#endif
 
 /* Baseline: per step, 2 rows x 4 bytes against the dword broadcast (smull, products <= 8001),
  * pairwise-added into int32; the pairs are folded to one lane per row at the end. */
@@ -536,18 +590,25 @@ static void ktile_neon(const uint8_t *pk, const uint8_t *ar, const uint8_t *side
                        int nblocks, float *y, int ldy, int nr, int acc, int kmode) {
     ktile_neon_any(pk, ar, side, tt, n, nblocks, y, ldy, nr, acc, kmode, 0);
 }
+static void kq_neon(const MatView *w, const void *a, int t0, int nt, float *y, int ldy, int r0, int r1) {
+    kmat_tiled(w, a, t0, nt, y, ldy, r0, r1, ktile_neon, NULL);
+}
+#if defined(__aarch64__)
 DOTPROD static void ktile_dotprod(const uint8_t *pk, const uint8_t *ar, const uint8_t *side, int tt, int n,
                                   int nblocks, float *y, int ldy, int nr, int acc, int kmode) {
     ktile_neon_any(pk, ar, side, tt, n, nblocks, y, ldy, nr, acc, kmode, 1);
 }
-static void kq_neon(const MatView *w, const void *a, int t0, int nt, float *y, int ldy, int r0, int r1) {
-    kmat_tiled(w, a, t0, nt, y, ldy, r0, r1, ktile_neon, NULL);
-}
 static void kq_dotprod(const MatView *w, const void *a, int t0, int nt, float *y, int ldy, int r0, int r1) {
     kmat_tiled(w, a, t0, nt, y, ldy, r0, r1, ktile_dotprod, NULL);
 }
+#endif
 
-static int always(void) { return 1; }
+#if defined(__aarch64__)
+static int always(void) { return 1; } /* ASIMD is part of ARMv8-A */
+#define NEON_AVAILABLE always
+#else
+#define NEON_AVAILABLE cpu_has_neon
+#endif
 
 /* ---- the q8_0 KV cache (kernels.h): quants widened to f32 on the fly ---- */
 
@@ -600,7 +661,7 @@ static void wsum_q8_neon(float *y, const float *a, const int8_t *v, const uint16
 
 const IsaKernels isa_neon = {
     .name = "neon",
-    .available = always,
+    .available = NEON_AVAILABLE,
     .quant = quant_blocks_neon,
     .mat = {[TENSOR_F32] = fmat_f32_neon, [TENSOR_F16] = fmat_f16_neon, [TENSOR_Q8] = q8_neon_mat,
             [TENSOR_Q4] = q4_neon_mat, [TENSOR_Q4_K] = kq_neon, [TENSOR_Q5_K] = kq_neon,
@@ -613,6 +674,7 @@ const IsaKernels isa_neon = {
              NULL, scores_q8_neon, wsum_q8_neon},
 };
 
+#if defined(__aarch64__)
 const IsaKernels isa_dotprod = {
     .name = "dotprod",
     .available = cpu_has_dotprod,
@@ -627,5 +689,6 @@ const IsaKernels isa_dotprod = {
     .attn = {dot_f16_neon, axpy_f16_neon, dot_f32_neon, axpy_f32_neon, to_f16_neon, NULL, NULL,
              NULL, scores_q8_neon, wsum_q8_neon},
 };
+#endif
 
 #endif

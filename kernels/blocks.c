@@ -612,11 +612,14 @@ static int32_t dot_q8_q4(const uint8_t *w, const int8_t *x) {
 /* ---- the table ---- */
 
 const TypeTraits type_table[TENSOR_TYPE_COUNT] = {
-    [TENSOR_F32] = {"f32", 1, 4, 0, ACT_F32, to_float_f32, from_float_f32, NULL, dot_ref_f32, NULL},
-    [TENSOR_F16] = {"f16", 1, 2, 0, ACT_F32, to_float_f16, from_float_f16, NULL, dot_ref_f16, NULL},
-    [TENSOR_Q8] = {"q8", QK, QK, 1, ACT_Q8, to_float_q8, from_float_q8, NULL, dot_ref_q8, dot_q8_q8},
+    [TENSOR_F32] = {"f32", 1, 4, 0, ACT_F32, to_float_f32, from_float_f32, NULL, dot_ref_f32, NULL,
+                    NULL, 0},
+    [TENSOR_F16] = {"f16", 1, 2, 0, ACT_F32, to_float_f16, from_float_f16, NULL, dot_ref_f16, NULL,
+                    NULL, 0},
+    [TENSOR_Q8] = {"q8", QK, QK, 1, ACT_Q8, to_float_q8, from_float_q8, NULL, dot_ref_q8, dot_q8_q8,
+                   NULL, 0},
     [TENSOR_Q4] = {"q4", QK, QK / 2, 1, ACT_Q8, to_float_q4, from_float_q4, from_float_q4_w,
-                   dot_ref_q4, dot_q8_q4},
+                   dot_ref_q4, dot_q8_q4, NULL, 0},
     [TENSOR_Q4_K] = {"q4_k", QK_K, 144, 0, ACT_Q8, kq_to_float_q4_k, kq_from_float_q4_k,
                      kq_from_float_q4_k_w, kq_dot_ref_q4_k, NULL, kq_unpack_q4_k, KMODE_MIN},
     [TENSOR_Q5_K] = {"q5_k", QK_K, 176, 0, ACT_Q8, kq_to_float_q5_k, kq_from_float_q5_k,

@@ -21,6 +21,13 @@
 #define HWCAP_ASIMDDP (1 << 20)
 #endif
 #endif
+#if defined(__arm__) && !defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+/* The 32-bit ARM AT_HWCAP bits (Linux arch/arm/include/uapi/asm/hwcap.h). */
+#define PHI_HWCAP_ARM_HALF (1 << 1)
+#define PHI_HWCAP_ARM_NEON (1 << 12)
+#define PHI_HWCAP_ARM_VFPv4 (1 << 16)
+#endif
 
 /* ---- CPU features ---- */
 
@@ -66,6 +73,18 @@ int cpu_has_dotprod(void) {
 }
 #endif
 
+#if defined(__arm__) && !defined(__aarch64__)
+/* kernels/arm_neon.c is built with -mfpu=neon-vfpv4: NEON alone (Cortex-A8, A9) is not enough. */
+int cpu_has_neon(void) {
+#if defined(__linux__)
+    unsigned long need = PHI_HWCAP_ARM_NEON | PHI_HWCAP_ARM_VFPv4 | PHI_HWCAP_ARM_HALF;
+    return (getauxval(AT_HWCAP) & need) == need;
+#else
+    return 0;
+#endif
+}
+#endif
+
 /* ---- selection ---- */
 
 static const IsaKernels *const isa_tables[] = {
@@ -74,6 +93,8 @@ static const IsaKernels *const isa_tables[] = {
     &isa_avx2, &isa_avxvnni, &isa_avx512vnni,
 #elif defined(__aarch64__)
     &isa_neon, &isa_dotprod,
+#elif defined(__arm__)
+    &isa_neon,
 #endif
 };
 #define N_ISA ((int)(sizeof(isa_tables) / sizeof(isa_tables[0])))

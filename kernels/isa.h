@@ -74,6 +74,8 @@ extern const IsaKernels isa_avx2, isa_avxvnni, isa_avx512vnni;
 #endif
 #if defined(__aarch64__)
 extern const IsaKernels isa_neon, isa_dotprod;
+#elif defined(__arm__)
+extern const IsaKernels isa_neon; /* ARMv7 NEON + VFPv4 (kernels/arm_neon.c) */
 #endif
 
 /* One weight panel against one activation tile, over nblocks blocks: wq, wd point at the
@@ -112,6 +114,8 @@ int cpu_has_avx512vnni(void); /* AVX-512 F/BW/VL/VNNI, OS saves zmm */
 #endif
 #if defined(__aarch64__)
 int cpu_has_dotprod(void);
+#elif defined(__arm__)
+int cpu_has_neon(void); /* NEON, VFPv4 and the float16 conversions */
 #endif
 
 #if defined(__x86_64__)

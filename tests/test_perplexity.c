@@ -6,6 +6,7 @@
  *    llama.cpp's llama-perplexity -c 256), the f32 model against its own saved logits has KL 0
  *    and top-1 1, q8 and q4 stay within measured KL bounds, and bad --kl-base files fail with
  *    one clear line. */
+#include <limits.h>
 #include <math.h>
 #include <string.h>
 
@@ -284,11 +285,11 @@ static void test_trained(const char *data) {
         {"kl_base_truncated", "truncated", PPL_LOGITS_HEADER + 1000 * 32064L * 4, -1, 0, 8, 256},
         {"kl_base_header_only", "truncated", PPL_LOGITS_HEADER, -1, 0, 8, 256},
         {"kl_base_short_header", "not a logits file", 20, -1, 0, 8, 256},
-        {"kl_base_bad_version", "version", 1L << 40, 8, 2, 8, 256},
-        {"kl_base_other_chunks", "chunks", 1L << 40, -1, 0, 4, 256},
-        {"kl_base_other_ctx", "-c 256", 1L << 40, -1, 0, 8, 128},
-        {"kl_base_other_tokens", "tokens differ", 1L << 40, 40, 12345, 8, 256},
-        {"kl_base_other_vocab", "vocabulary", 1L << 40, 16, 32000, 8, 256},
+        {"kl_base_bad_version", "version", LONG_MAX, 8, 2, 8, 256},
+        {"kl_base_other_chunks", "chunks", LONG_MAX, -1, 0, 4, 256},
+        {"kl_base_other_ctx", "-c 256", LONG_MAX, -1, 0, 8, 128},
+        {"kl_base_other_tokens", "tokens differ", LONG_MAX, 40, 12345, 8, 256},
+        {"kl_base_other_vocab", "vocabulary", LONG_MAX, 16, 32000, 8, 256},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         copy_file(k == 0 ? f32 : logits, bad, cases[k].bytes, cases[k].off, cases[k].v);
