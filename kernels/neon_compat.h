@@ -69,8 +69,12 @@ NCI float32x4_t phi_vdivq_f32(float32x4_t a, float32x4_t b) {
     return vmulq_f32(a, r);
 }
 NCI float32x4_t phi_vcvt_high_f32_f16(float16x8_t h) { return vcvt_f32_f16(vget_high_f16(h)); }
+NCI int16x8_t phi_vmovl_high_s8(int8x16_t a) { return vmovl_s8(vget_high_s8(a)); }
+NCI int32x4_t phi_vmovl_high_s16(int16x8_t a) { return vmovl_s16(vget_high_s16(a)); }
 
 #define vmull_high_s8 phi_vmull_high_s8
+#define vmovl_high_s8 phi_vmovl_high_s8
+#define vmovl_high_s16 phi_vmovl_high_s16
 #define vmlal_high_s8 phi_vmlal_high_s8
 #define vpaddq_s32 phi_vpaddq_s32
 #define vtrn1q_s32 phi_vtrn1q_s32
