@@ -26,7 +26,8 @@
 extern "C" {
 #endif
 
-#define PHI_API_VERSION 2 /* 2: LoRA adapters (phi_lora_*, phi_session_set_loras) */
+#define PHI_API_VERSION 3 /* 2: LoRA adapters (phi_lora_*, phi_session_set_loras); 3: prompt lookup
+                           * (phi_session_params.draft_max, phi_gen_result.n_drafted / n_accepted) */
 
 typedef enum {
     PHI_OK = 0,
@@ -92,6 +93,13 @@ typedef struct {
     int top_k;         /* 0: off */
     float top_p;       /* 1: off */
     uint64_t seed;     /* 0: a fixed default */
+    /* API 3: prompt-lookup speculative decoding in phi_generate (the CLI's --lookup): up to
+     * draft_max (1..7) tokens that followed an earlier occurrence of the last 1-4 tokens are checked
+     * in one pass with the next one. The tokens are those of plain greedy decoding, bit for bit;
+     * faster when the reply repeats its input. 0: off (the default). Greedy only: refused with a
+     * temperature here; a later phi_session_set_sampling with a temperature turns it off. Off, too,
+     * for K-quant models and sessions with LoRA adapters (their batches are not bit-exact). */
+    int draft_max;
 } phi_session_params;
 
 phi_session_params phi_session_default_params(void); /* greedy, n_ctx 0, all CPUs */
@@ -130,6 +138,7 @@ typedef struct {
     int n_tokens;  /* tokens generated (passed to the callback) */
     int finish;    /* phi_finish */
     double seconds;
+    int n_drafted, n_accepted; /* API 3: prompt-lookup draft tokens checked, and those kept */
 } phi_gen_result;
 
 /* Generate up to max_tokens (< 0: until a stop token or a full context) after the tokens fed so
