@@ -18,8 +18,10 @@ enum { LOOKUP_DRAFT_MAX = 7, LOOKUP_DRAFT_DEFAULT = 5 };
 int lookup_draft(const int *hist, int n, int *out, int max);
 
 /* The adaptive draft length: drafting costs a wider pass when nothing is accepted, so the
- * length follows what was accepted, and after passes that accepted nothing, drafting pauses
- * for 1, 3, 7, ... up to LOOKUP_PAUSE_MAX steps (cost of a wasted draft spread over them). */
+ * length starts at 1, doubles (up to max) after a pass that accepted every draft, becomes the
+ * accepted count + 1 after one that accepted some, and after passes that accepted nothing it is 1
+ * again and drafting pauses for 1, 3, 7, ... up to LOOKUP_PAUSE_MAX steps (the cost of a wasted
+ * pass spread over them). */
 enum { LOOKUP_PAUSE_MAX = 32 };
 typedef struct {
     int max;   /* the user's --draft-max (0: lookup off) */

@@ -142,14 +142,23 @@ static void test_drafter(void) {
     t_check(lookup_draft(h4, 4, out, 5) == 0 && lookup_draft(h4, 1, out, 5) == 0, "lookup_draft_none", "");
     LookupCtl c;
     lookup_ctl_init(&c, 5);
-    int w = lookup_ctl_want(&c);
-    lookup_ctl_update(&c, w, 0); /* a miss: pause 1, then one draft */
+    int w = lookup_ctl_want(&c); /* 1 first */
+    lookup_ctl_update(&c, 1, 1);
+    int w4 = lookup_ctl_want(&c); /* 2 after a full accept */
+    lookup_ctl_update(&c, 2, 2);
+    int w5 = lookup_ctl_want(&c); /* 4 */
+    lookup_ctl_update(&c, 4, 4);
+    int w6 = lookup_ctl_want(&c); /* 5 = max */
+    lookup_ctl_update(&c, 5, 2);
+    int w7 = lookup_ctl_want(&c); /* 3 after 2 of 5 */
+    lookup_ctl_update(&c, w7, 0); /* a miss: pause 1, then one draft */
     int w1 = lookup_ctl_want(&c), w2 = lookup_ctl_want(&c);
     lookup_ctl_update(&c, w2, 0); /* second miss: pause 3 */
     int paused = !lookup_ctl_want(&c) && !lookup_ctl_want(&c) && !lookup_ctl_want(&c) && lookup_ctl_want(&c) == 1;
     lookup_ctl_update(&c, 1, 1);
     int grow = lookup_ctl_want(&c) == 2;
-    t_check(w == 5 && w1 == 0 && w2 == 1 && paused && grow, "lookup_ctl", "want %d, %d, %d", w, w1, w2);
+    t_check(w == 1 && w4 == 2 && w5 == 4 && w6 == 5 && w7 == 3 && w1 == 0 && w2 == 1 && paused && grow, "lookup_ctl",
+            "want %d %d %d %d %d, after a miss %d, %d", w, w4, w5, w6, w7, w1, w2);
 }
 
 static int tokenize(const Model *m, const char *text, int *ids, int cap) {
