@@ -37,6 +37,19 @@ printf 'Say it again: the light was good, the light was good\n' > "$TMP/chat_in"
 "$PHI" -m "$MODEL" --temp 0 -t 2 --chat --lookup -p "Say it again: the light was good, the light was good" -n 40 > "$TMP/c2" 2>/dev/null
 cmp -s "$TMP/c1" "$TMP/c2" && [ -s "$TMP/c1" ] && pass lookup_chat "identical replies" || fail lookup_chat "replies differ"
 
+# K-quant weights (a GGUF Q4_K_M): their one-token kernel differs from their batch kernel, so
+# lookup turns itself off and says so; the output is plain greedy's
+KQ=${PHI_DATA:-../shared/data}/phi3-gguf/trained-tiny-Q4_K_M.gguf
+if [ -f "$KQ" ]; then
+    "$PHI" -m "$KQ" --temp 0 -t 2 -p "And God said, Let there be light" -n 20 > "$TMP/k1" 2>/dev/null
+    "$PHI" -m "$KQ" --temp 0 -t 2 -p "And God said, Let there be light" -n 20 --lookup > "$TMP/k2" 2> "$TMP/k2.err"
+    cmp -s "$TMP/k1" "$TMP/k2" && grep -q 'lookup: off (K-quant' "$TMP/k2.err" &&
+        pass lookup_kquant_off "$(grep -o 'lookup: off.*' "$TMP/k2.err")" ||
+        fail lookup_kquant_off "$(tail -1 "$TMP/k2.err")"
+else
+    echo "SKIP lookup_kquant_off: no $KQ"
+fi
+
 expect_error lookup_needs_greedy "$PHI" -m "$MODEL" -p hi --lookup
 expect_error lookup_draft_range "$PHI" -m "$MODEL" -p hi --temp 0 --draft-max 8
 expect_error lookup_draft_zero "$PHI" -m "$MODEL" -p hi --temp 0 --draft 0
