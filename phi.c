@@ -11,6 +11,7 @@
 #include "app/run.h"
 #include "model/model.h"
 #include "kernels/kernels.h"
+#include "model/lookup.h"
 
 /* The bundled demo model (models/README.md: the trained tiny Phi-3 at q4), -m's default. */
 #define DEMO_MODEL "phi3-trained-tiny-q4.phi"
@@ -58,6 +59,16 @@ static void usage(FILE *f) {
             "                     and evaluates only the rest (llama.cpp's flag; in chat: the first prompt,\n"
             "                     system prompt included)\n"
             "  --prompt-cache-ro  use the --prompt-cache FILE but never write it (llama.cpp's flag)\n"
+            "  --lookup           prompt-lookup speculative decoding: tokens that followed an earlier\n"
+            "                     occurrence of the last 1-4 tokens (in the prompt or the reply) are\n"
+            "                     checked in one pass with the next token, several tokens per read of\n"
+            "                     the weights when the reply repeats its input (summaries, rewrites,\n"
+            "                     code edits); the output is the same as without. Greedy only (--temp\n"
+            "                     0); llama.cpp has this as the separate program llama-lookup\n"
+            "  --draft-max N, --draft N  drafts per pass with --lookup, 1..7 (default 5; implies\n"
+            "                     --lookup; llama.cpp's flag). The length adapts: it follows what was\n"
+            "                     accepted and pauses after misses, so a reply with nothing to look up\n"
+            "                     costs at most a few percent\n"
             "  --ignore-eos       do not stop at the model's stop tokens\n"
             "  --bos, --no-bos    add BOS to a text prompt or not (default: the model's\n"
             "                     add_bos_token; --tokenize adds none unless --bos)\n"
@@ -232,6 +243,7 @@ int main(int argc, char **argv) {
         else if (IS("--no-perf")) { o.perf = -1; continue; }
         else if (IS("--prompt-cache-ro")) { o.prompt_cache_ro = 1; continue; }
         else if (IS("--ignore-eos")) { o.ignore_eos = 1; continue; }
+        else if (IS("--lookup")) { if (!o.draft_max) o.draft_max = LOOKUP_DRAFT_DEFAULT; continue; }
         else if (IS("--bench")) { bench = 1; continue; }
         else if (IS("--ppl-all")) { o.ppl_all = 1; continue; }
         else if (IS("--chat") || IS("-cnv")) { o.chat = 1; continue; }
@@ -271,6 +283,7 @@ int main(int argc, char **argv) {
         else if (IS("-c") || IS("--ctx-size")) bad = parse_int(v, 1, 1 << 24, &o.n_ctx);
         else if (IS("-t") || IS("--threads")) bad = parse_int(v, 1, 1024, &o.n_threads);
         else if (IS("--top-k")) bad = parse_int(v, 0, INT_MAX, &o.top_k);
+        else if (IS("--draft-max") || IS("--draft")) bad = parse_int(v, 1, LOOKUP_DRAFT_MAX, &o.draft_max);
         else if (IS("--pp")) bad = parse_int(v, 0, 1 << 20, &o.bench_pp);
         else if (IS("--tg")) bad = parse_int(v, 0, 1 << 20, &o.bench_tg);
         else if (IS("--depth")) bad = parse_int(v, 0, 1 << 24, &o.bench_depth);
@@ -327,6 +340,11 @@ int main(int argc, char **argv) {
     if (o.prompt_cache_ro && !o.prompt_cache) return die("%s", "--prompt-cache-ro goes with --prompt-cache FILE");
     if (o.prompt_cache && (modes - o.chat || o.logits_path))
         return die("%s", "--prompt-cache goes with generation or chat (-p, -f, --ids, --chat, -i) without --logits");
+    if (o.draft_max && (bench || tokenize || detokenize || o.ppl_path))
+        return die("%s", "--lookup and --draft-max go with generation (-p, -f, --ids, --chat)");
+    if (o.draft_max && o.temp != 0)
+        return die("%s", "--lookup needs greedy decoding (--temp 0): its drafts are checked against the "
+                         "most likely token");
     if (!o.chat && o.system) return die("%s", "--system goes with --chat or -i");
     if (o.logits_path && (modes || tokenize))
         return die("%s", "--logits goes with plain generation (-p, -f, --ids)");

@@ -27,7 +27,8 @@ extern "C" {
 #endif
 
 #define PHI_API_VERSION 3 /* 2: LoRA adapters (phi_lora_*, phi_session_set_loras); 3: KV cache types
-                           * (phi_session_params.cache_type_k / cache_type_v) */
+                           * (phi_session_params.cache_type_k / cache_type_v) and prompt lookup
+                           * (phi_session_params.draft_max, phi_gen_result.n_drafted / n_accepted) */
 
 typedef enum {
     PHI_OK = 0,
@@ -97,6 +98,13 @@ typedef struct {
      * (32 int8 and an f16 scale per 32 values: about half of f16's memory; needs a head size
      * that is a multiple of 32). Read by phi_session_new only. */
     const char *cache_type_k, *cache_type_v;
+    /* API 3: prompt-lookup speculative decoding in phi_generate (the CLI's --lookup): up to
+     * draft_max (1..7) tokens that followed an earlier occurrence of the last 1-4 tokens are checked
+     * in one pass with the next one. The tokens are those of plain greedy decoding, bit for bit;
+     * faster when the reply repeats its input. 0: off (the default). Greedy only: refused with a
+     * temperature here; a later phi_session_set_sampling with a temperature turns it off. Off, too,
+     * for K-quant models and sessions with LoRA adapters (their batches are not bit-exact). */
+    int draft_max;
 } phi_session_params;
 
 phi_session_params phi_session_default_params(void); /* greedy, n_ctx 0, all CPUs */
@@ -135,6 +143,7 @@ typedef struct {
     int n_tokens;  /* tokens generated (passed to the callback) */
     int finish;    /* phi_finish */
     double seconds;
+    int n_drafted, n_accepted; /* API 3: prompt-lookup draft tokens checked, and those kept */
 } phi_gen_result;
 
 /* Generate up to max_tokens (< 0: until a stop token or a full context) after the tokens fed so

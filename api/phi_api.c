@@ -15,6 +15,7 @@
 #include "base/cpu.h"
 #include "kernels/kernels.h"
 #include "model/generate.h"
+#include "model/lookup.h"
 #include "model/lora.h"
 #include "model/model.h"
 #include "model/sampler.h"
@@ -46,6 +47,7 @@ struct phi_session {
     const phi_lora **la;    /* its adapters and scales, to tell whether a new set differs */
     float *ls;
     int n_lora;
+    int draft_max; /* prompt lookup (phi_session_params.draft_max) */
 };
 
 int phi_model_open(const char *path, int flags, phi_model **out) {
@@ -165,6 +167,8 @@ int phi_session_new(phi_model *pm, const phi_session_params *p, phi_session **ou
     if (!p) p = &d;
     if (!pm || p->n_ctx < 0 || !valid_sampling(p->temperature, p->top_k, p->top_p))
         return fail(PHI_ERR_ARG, "phi_session_new: bad parameters");
+    if (p->draft_max < 0 || p->draft_max > LOOKUP_DRAFT_MAX || (p->draft_max && p->temperature != 0))
+        return fail(PHI_ERR_ARG, "phi_session_new: draft_max must be 0..%d, and 0 unless temperature is 0", LOOKUP_DRAFT_MAX);
     int max = (int)pm->m.hp.max_seq_len, n_ctx = p->n_ctx ? p->n_ctx : (max < 4096 ? max : 4096);
     if (n_ctx > max) return fail(PHI_ERR_ARG, "n_ctx %d is more than the model's %d positions", n_ctx, max);
     phi_session *s = calloc(1, sizeof *s);
@@ -182,6 +186,7 @@ int phi_session_new(phi_model *pm, const phi_session_params *p, phi_session **ou
         return fail(PHI_ERR_ARG, "a q8_0 KV cache needs a head size that is a multiple of 32; this model's is %u",
                     pm->m.hp.head_dim);
     }
+    s->draft_max = p->draft_max;
     if (state_init_ex(&s->st, &pm->m, n_ctx, p->n_threads, STATE_CACHE_K(kt) | STATE_CACHE_V(vt), last_error,
                       sizeof last_error)) {
         free(s);
@@ -257,7 +262,7 @@ int phi_generate(phi_session *s, int max_tokens, phi_token_fn fn, void *user, ph
     if (!s->has_logits || s->st.n_cached < 1)
         return fail(PHI_ERR_STATE, "phi_generate: feed tokens first");
     GenStats st = {0};
-    gen_loop(&s->pm->m, &s->st, &s->smp, s->st.n_cached, max_tokens, 0, (GenTokenFn)fn, user, &st);
+    gen_loop_ex(&s->pm->m, &s->st, &s->smp, s->st.n_cached, max_tokens, 0, s->draft_max, (GenTokenFn)fn, user, &st);
     /* the last generated token is not in the cache: the logits are those of the last fed or
      * evaluated position, which a new phi_generate would sample from again */
     s->has_logits = st.n_gen == 0 || st.stopped_by == GEN_STOP_ID ? s->has_logits : 0;
@@ -266,6 +271,8 @@ int phi_generate(phi_session *s, int max_tokens, phi_token_fn fn, void *user, ph
         res->finish = st.stopped_by == GEN_STOP_ID ? PHI_FINISH_STOP
                       : st.stopped_by == GEN_STOP_CALLER ? PHI_FINISH_CALLBACK : PHI_FINISH_LENGTH;
         res->seconds = st.gen_s;
+        res->n_drafted = st.n_drafted;
+        res->n_accepted = st.n_accepted;
     }
     if (st.stopped_by == GEN_STOP_NONFINITE)
         return fail(PHI_ERR_MODEL, "the model produced non-finite logits (a corrupt weight?)");

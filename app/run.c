@@ -282,7 +282,7 @@ static int generate_mode(const RunOptions *o, Session *S) {
     }
     for (int i = 0; i < S->n_ids; i++) sampler_accept(&S->smp, S->ids[i]); /* as llama.cpp: the prompt counts */
     if (o->verbose_prompt) verbose_prompt(m->tok, S->ids, S->n_ids);
-    GenOptions go = {o->n_predict, o->ignore_eos, o->ids != NULL, stdout, o->logits_path, NULL, o->special};
+    GenOptions go = {o->n_predict, o->ignore_eos, o->ids != NULL, stdout, o->logits_path, NULL, o->special, o->draft_max};
     GenStats gs;
     char err[1024];
     if (generate_from(m, &S->st, &S->smp, S->ids, S->n_ids, reused, &go, &gs, err, sizeof err)) return say("%s", err);
@@ -290,11 +290,18 @@ static int generate_mode(const RunOptions *o, Session *S) {
     if (o->prompt_cache && !o->prompt_cache_ro && reused < S->n_ids - 1)
         prompt_cache_save(o->prompt_cache, &key, &S->st, m, S->ids, S->n_ids);
     if (o->seed_from_clock) fprintf(stderr, "phi: seed %llu\n", (unsigned long long)o->seed);
+    char look[128] = "";
+    if (o->draft_max && lookup_exact(m, &S->st))
+        snprintf(look, sizeof look, " | lookup: %d drafted, %d accepted (%.0f%%)", gs.n_drafted, gs.n_accepted,
+                 gs.n_drafted ? 100.0 * gs.n_accepted / gs.n_drafted : 0.0);
+    else if (o->draft_max)
+        snprintf(look, sizeof look, " | lookup: off (K-quant weights or a LoRA adapter: batches are not bit-exact)");
     if (o->perf >= 0)
-        fprintf(stderr, "phi: %s x%d | load %.0f ms | prompt %d tok, %.2f tok/s | gen %d tok, %.2f tok/s%s\n",
+        fprintf(stderr, "phi: %s x%d | load %.0f ms | prompt %d tok, %.2f tok/s | gen %d tok, %.2f tok/s%s%s\n",
                 kernels_label(o), S->st.n_threads, S->load_s * 1e3, gs.n_prompt,
                 gs.prompt_s > 0 ? gs.n_prompt / gs.prompt_s : 0, gs.n_gen,
-                gs.gen_s > 0 ? gs.n_gen / gs.gen_s : 0, gs.stopped_by == GEN_STOP_CONTEXT ? " | stopped: context full" : "");
+                gs.gen_s > 0 ? gs.n_gen / gs.gen_s : 0, look,
+                gs.stopped_by == GEN_STOP_CONTEXT ? " | stopped: context full" : "");
     return 0;
 }
 
@@ -344,7 +351,7 @@ static int chat_mode(const RunOptions *o, Session *S) {
         if (S->n_adapters) return say("%s", "--prompt-cache and --lora do not go together (the adapters change the keys and values)");
         prompt_cache_key(&S->m, &S->st, n_ctx, &key);
     }
-    ChatOptions co = {o->system, S->text, o->interactive, {o->n_predict, o->ignore_eos, 0, stdout, NULL, NULL, o->special}, NULL,
+    ChatOptions co = {o->system, S->text, o->interactive, {o->n_predict, o->ignore_eos, 0, stdout, NULL, NULL, o->special, o->draft_max}, NULL,
                       chat_command, S, o->perf > 0, o->prompt_cache, o->prompt_cache_ro, &key};
     char err[1024];
     if (chat_run(&S->m, &S->st, &S->smp, &co, stdin, err, sizeof err)) return say("%s", err);

@@ -28,6 +28,7 @@ typedef struct {
     int perf;    /* --perf: a stats line per chat reply (1); --no-perf: none after one-shot generation (-1) */
     const char *prompt_cache; /* --prompt-cache FILE: the KV state of the prompt, saved and reused */
     int prompt_cache_ro;      /* --prompt-cache-ro: use FILE but never write it */
+    int draft_max;            /* --lookup / --draft-max N: prompt-lookup drafts per pass (0: off) */
     /* perplexity */
     const char *ppl_path, *save_logits, *kl_base;
     int ppl_all, ppl_chunks;

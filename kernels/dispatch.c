@@ -322,3 +322,9 @@ void quantize_act_q8(const float *x, int8_t *q, float *d, int n) {
         quant(x + (size_t)b * QK, q + (size_t)b * QK, d + b, s, m);
     }
 }
+
+int matmul_batch_exact(uint32_t type) {
+    const TypeTraits *t = type_traits(type);
+    if (!t || t->unpack) return 1;
+    return ACT_TT;
+}

@@ -35,6 +35,12 @@ void matvec(const MatView *w, const float *x, float *y, Pool *pool);
 /* y[t][r] = sum_c W[r][c] x[t][c] for t < n_tok (prompt processing): x is [n_tok][cols] and y
  * is [n_tok][rows], both contiguous. */
 void matmul(const MatView *w, const float *x, int n_tok, float *y, Pool *pool);
+/* The largest n_tok for which matmul gives every token of the batch exactly the bits matvec gives it
+ * alone (bit-identical decoding when a batch verifies draft tokens): ACT_TT (8) for the types whose
+ * kernels sum a token's blocks in one chain whatever the batch (Q8, Q4, F16, F32, BF16 ...: every
+ * ISA, since kernels/tiled.c keeps a single activation tile in one block chunk); 1 for the
+ * super-block types (K-quants), whose one-token path (x86 krow_*) differs from their tiles. */
+int matmul_batch_exact(uint32_t type);
 
 /* Values per scale of the q8_0 KV cache (llama.cpp's q8_0 block: 32 int8 + one f16 scale). */
 #define QK_KV 32

@@ -36,7 +36,12 @@ void tiled_matmul(const MatView *w, const ActBuf *a, int t0, int nt, float *y, i
     int nb = a->nb, tt = a->tt;
     size_t pbytes = (size_t)QR * (size_t)type_table[w->type].block_bytes + QR * 2; /* per panel-block */
     int j0 = t0 / tt, j1 = (t0 + nt + tt - 1) / tt;
-    int bc = balanced_chunk(nb, (int)(tiled_l1_bytes / a->rec));
+    /* One tile (at most ACT_TT tokens: decoding, a draft verification, a few parallel streams):
+     * every block in one chunk, so that a token's sums run block by block in one chain whatever
+     * the tile width, and a token of such a batch gets the bits it gets alone (matmul_batch_exact).
+     * Its activations (tt * 40 bytes a block) then come from L2 for wide rows: cheap beside the
+     * weights, which stream from memory once per call. */
+    int bc = a->ntiles == 1 ? nb : balanced_chunk(nb, (int)(tiled_l1_bytes / a->rec));
     size_t acts = (size_t)(j1 - j0) * (size_t)bc * a->rec, l2 = tiled_l2_bytes;
     int pg = (int)((l2 > acts + bc * pbytes ? l2 - acts : bc * pbytes) / ((size_t)bc * pbytes));
     int p0 = r0 / QR, p1 = (r1 + QR - 1) / QR;
@@ -67,7 +72,9 @@ void tiled_fmat(const MatView *w, const float *x, int t0, int nt, float *y, int 
     int slab = (int)(tiled_l2_bytes * 3 / 4 / (xs * sizeof(float)));
     slab = slab < k->toks ? k->toks : slab - slab % k->toks;
     int kc = (int)(tiled_l1_bytes / ((size_t)k->rows * es + (size_t)k->toks * sizeof(float)));
-    kc = nt <= k->toks ? cols : kc < 16 ? 16 : kc - kc % 16; /* one tile: nothing to reuse */
+    /* Up to ACT_TT tokens: whole rows, so that each (row, token) sum runs in one chain whatever
+     * the token count (matmul_batch_exact); past that, chunks reused by every token tile. */
+    kc = nt <= ACT_TT ? cols : kc < 16 ? 16 : kc - kc % 16;
     for (int ts = t0; ts < t0 + nt; ts += slab) {
         int te = ts + slab < t0 + nt ? ts + slab : t0 + nt;
         for (int r = r0; r < r1; r += k->rows) {

@@ -6,6 +6,8 @@
 
 #include "base/cpu.h"
 #include "base/errmsg.h"
+#include "kernels/kernels.h"
+#include "model/lookup.h"
 
 int is_stop_id(const PhiHParams *hp, int id) {
     for (uint32_t i = 0; i < hp->n_stop_ids; i++)
@@ -105,27 +107,108 @@ int gen_more(GenStream *g, int pos, int n_ctx) {
 
 size_t gen_finish(GenStream *g, char *piece, size_t cap) { return tok_decoder_flush(&g->dec, piece, cap); }
 
-int gen_loop(const Model *m, State *s, Sampler *smp, int pos, int n_predict, int ignore_stop,
-             GenTokenFn cb, void *user, GenStats *st) {
+/* 1 when a batch of up to LOOKUP_DRAFT_MAX + 1 rows computes for each row the bits one-token
+ * decoding computes (so verifying drafts in one pass changes no greedy choice): every matrix of
+ * the model has a batch-exact kernel, and no LoRA adapter is applied (lora_apply's update picks
+ * threads by batch size, and its SIMD and scalar tails round differently). */
+int lookup_exact(const Model *m, const State *s) {
+    if (s->use_ref) return 1; /* the reference path runs every row alone */
+    if (s->lora || m->lora) return 0;
+    int need = LOOKUP_DRAFT_MAX + 1;
+    if (matmul_batch_exact(m->output.type) < need) return 0;
+    for (uint32_t l = 0; l < m->hp.n_layers; l++) {
+        const Layer *L = &m->layers[l];
+        if (matmul_batch_exact(L->wqkv.type) < need || matmul_batch_exact(L->wo.type) < need ||
+            matmul_batch_exact(L->w_gate_up.type) < need || matmul_batch_exact(L->w_down.type) < need)
+            return 0;
+    }
+    return 1;
+}
+
+/* How many of want drafts may ride in a pass evaluating a token at pos: room in the context and
+ * in the budget (k drafts give at most k + 1 tokens), and no LongRoPE switch inside the pass
+ * (one-token decoding rotates the positions before the threshold with the short factors, those
+ * after with the long ones; model_forward picks one set per call). */
+static int draft_room(const Model *m, const State *s, const GenStream *g, int pos, int want) {
+    int k = want;
+    if (k > s->n_ctx - pos - 1) k = s->n_ctx - pos - 1;
+    if (g->n_predict >= 0 && k > g->n_predict - g->n_gen - 1) k = g->n_predict - g->n_gen - 1;
+    if (k > s->n_batch - 1) k = s->n_batch - 1;
+    uint32_t orig = m->hp.orig_max_seq_len;
+    if (m->hp.rope_scaling == PHI_ROPE_LONGROPE && (uint32_t)pos + 1 <= orig && (uint32_t)(pos + k + 1) > orig)
+        k = (int)orig - pos - 1;
+    return k > 0 ? k : 0;
+}
+
+int gen_loop_ex(const Model *m, State *s, Sampler *smp, int pos, int n_predict, int ignore_stop,
+                int draft_max, GenTokenFn cb, void *user, GenStats *st) {
+    return gen_loop_drafts(m, s, smp, pos, n_predict, ignore_stop, draft_max, NULL, cb, user, st);
+}
+
+int gen_loop_drafts(const Model *m, State *s, Sampler *smp, int pos, int n_predict, int ignore_stop,
+                    int draft_max, const GenDrafter *dr, GenTokenFn cb, void *user, GenStats *st) {
     GenStream g;
     gen_stream_init(&g, m, smp, n_predict, ignore_stop);
     char text[256];
     size_t len;
     int id;
     double t0 = now_seconds();
-    while (gen_next(&g, s->logits, &id, text, sizeof text, &len)) {
+    st->n_drafted = st->n_accepted = 0;
+    size_t vocab = m->hp.vocab_size;
+    LookupCtl ctl;
+    /* greedy only: with sampling, the drafts would need the rejection scheme to keep the
+     * distribution (callers refuse --lookup with a temperature) */
+    lookup_ctl_init(&ctl, smp->temp == 0 && lookup_exact(m, s) ? draft_max : 0);
+    float *lbuf = ctl.max ? malloc((LOOKUP_DRAFT_MAX + 1) * vocab * sizeof(float)) : NULL;
+    if (!lbuf) ctl.max = 0;
+    int batch[LOOKUP_DRAFT_MAX + 1], ahead = 0, next = 0, k = 0; /* drafts batch[next..next+ahead) unchecked */
+    const float *lg = s->logits;
+    while (gen_next(&g, lg, &id, text, sizeof text, &len)) {
         if (cb && cb(user, id, text, len)) {
             g.stopped_by = GEN_STOP_CALLER;
             break;
         }
         if (!gen_more(&g, pos, s->n_ctx)) break;
-        model_forward(m, s, &id, 1, pos++, NULL);
+        if (ahead > 0 && id == batch[next]) { /* a draft confirmed: its logits are computed */
+            lg = lbuf + (size_t)next * vocab;
+            st->n_accepted++;
+            next++, ahead--, pos++;
+            if (ahead == 0) lookup_ctl_update(&ctl, k, k);
+            continue;
+        }
+        if (ahead > 0) { /* the rest of the drafts rejected: forget their positions */
+            lookup_ctl_update(&ctl, k, next - 1);
+            s->n_cached = pos;
+            ahead = 0;
+        }
+        k = 0;
+        int want = lookup_ctl_want(&ctl);
+        if (want && (want = draft_room(m, s, &g, pos, want)) > 0) {
+            /* the history: the cached positions, then id at pos */
+            s->tokens[pos] = id;
+            k = dr ? dr->draft(dr->ctx, s->tokens, pos + 1, batch + 1, want)
+                   : lookup_draft(s->tokens, pos + 1, batch + 1, want);
+            k = k < 0 ? 0 : k > want ? want : k;
+        }
+        batch[0] = id;
+        model_forward(m, s, batch, k + 1, pos++, k ? lbuf : NULL);
+        lg = k ? lbuf : s->logits;
+        ahead = k, next = 1;
+        st->n_drafted += k;
     }
+    if (ahead > 0) s->n_cached = pos; /* drafts left unchecked at the end */
+    if (lg != s->logits) memcpy(s->logits, lg, vocab * sizeof(float)); /* of position pos - 1 */
+    free(lbuf);
     if ((len = gen_finish(&g, text, sizeof text)) && cb) cb(user, -1, text, len);
     st->n_gen = g.n_gen;
     st->stopped_by = g.stopped_by;
     st->gen_s = now_seconds() - t0;
     return pos;
+}
+
+int gen_loop(const Model *m, State *s, Sampler *smp, int pos, int n_predict, int ignore_stop,
+             GenTokenFn cb, void *user, GenStats *st) {
+    return gen_loop_ex(m, s, smp, pos, n_predict, ignore_stop, 0, cb, user, st);
 }
 
 /* What the CLI's loop does with each token: print its text (or its id) and keep the ids. */
@@ -164,7 +247,8 @@ int generate_tokens(const Model *m, State *s, Sampler *smp, int pos, const GenOp
         return pos;
     }
     PrintSink sink = {opt, ids, cap, 0, {0}, 0};
-    int r = gen_loop(m, s, smp, pos, opt->n_predict, opt->ignore_stop | (opt->special ? GEN_SPECIAL : 0), print_token, &sink, st);
+    int r = gen_loop_ex(m, s, smp, pos, opt->n_predict, opt->ignore_stop | (opt->special ? GEN_SPECIAL : 0),
+                        opt->draft_max, print_token, &sink, st);
     if (sink.dropped) st->n_gen--; /* sampled after the stop request, never shown */
     if (sink.wst.stopped_by != GEN_STOP_WRITE) output_failed(opt->out, &sink.wst);
     if (sink.wst.stopped_by == GEN_STOP_WRITE) {

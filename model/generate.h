@@ -15,6 +15,7 @@ typedef struct {
     const char *logits_path; /* write every prompt position's logits [n][vocab] float32 LE */
     volatile int *stop;  /* if not NULL: generation ends before the next token once *stop != 0 */
     int special;         /* print special tokens (<|end|>, ...) as text (llama.cpp's --special) */
+    int draft_max;       /* prompt-lookup drafts per pass (gen_loop_ex; 0: off) */
 } GenOptions;
 
 typedef struct {
@@ -22,6 +23,7 @@ typedef struct {
     double prompt_s, gen_s;
     int stopped_by; /* GEN_STOP_*: why generation ended */
     int write_errno; /* GEN_STOP_WRITE: errno of the failed write */
+    int n_drafted, n_accepted; /* prompt lookup: draft tokens verified, and those kept */
 } GenStats;
 
 /* Why generation ended (GenStats.stopped_by, GenStream.stopped_by). */
@@ -81,6 +83,27 @@ size_t gen_finish(GenStream *g, char *piece, size_t cap);
 typedef int (*GenTokenFn)(void *user, int id, const char *piece, size_t len);
 int gen_loop(const Model *m, State *s, Sampler *smp, int pos, int n_predict, int ignore_stop,
              GenTokenFn cb, void *user, GenStats *stats);
+/* The same with prompt-lookup speculative decoding (model/lookup.h) when draft_max > 0: after a
+ * kept token, up to draft_max tokens that followed an earlier occurrence of the sequence's last
+ * n-gram are evaluated with it in one pass, and kept while the sampler picks them, so that one
+ * pass over the weights can give several tokens. The tokens equal gen_loop's bit for bit: drafting
+ * is used only with greedy sampling (temperature 0) and when the batch is exact (lookup_exact);
+ * otherwise it is gen_loop. The KV cache and s->logits end as gen_loop leaves them (the positions
+ * of rejected drafts are forgotten). Also fills n_drafted and n_accepted. */
+int gen_loop_ex(const Model *m, State *s, Sampler *smp, int pos, int n_predict, int ignore_stop,
+                int draft_max, GenTokenFn cb, void *user, GenStats *stats);
+/* The same with another source of drafts (NULL: prompt lookup): draft writes up to max tokens
+ * to follow hist[0..n) (the sequence so far, the kept token last) to out and returns how many. */
+typedef struct {
+    int (*draft)(void *ctx, const int *hist, int n, int *out, int max);
+    void *ctx;
+} GenDrafter;
+int gen_loop_drafts(const Model *m, State *s, Sampler *smp, int pos, int n_predict, int ignore_stop,
+                    int draft_max, const GenDrafter *dr, GenTokenFn cb, void *user, GenStats *stats);
+/* 1 when a pass of [token, drafts] gives every row the logits one-token decoding gives: every
+ * matrix of m has a batch-exact kernel (kernels/kernels.h matmul_batch_exact; not the K-quants)
+ * and no LoRA adapter is applied. */
+int lookup_exact(const Model *m, const State *s);
 
 /* Generate after the first pos positions are in the KV cache and s->logits holds the logits of
  * position pos - 1: samples, streams to opt->out, forwards each kept token. The generated ids

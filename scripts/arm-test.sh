@@ -11,7 +11,8 @@ if ! command -v "$CROSS" >/dev/null || ! command -v "$QEMU" >/dev/null; then
     echo "SKIP arm: $CROSS or $QEMU is not installed (Debian: gcc-aarch64-linux-gnu qemu-user)"
     exit 0
 fi
-make -s CC="$CROSS" all $BUILD/tests/test_kernels $BUILD/tests/test_blocks $BUILD/tests/test_attn $BUILD/tests/test_ktypes > $BUILD.log 2>&1 || {
+make -s CC="$CROSS" all $BUILD/tests/test_kernels $BUILD/tests/test_blocks $BUILD/tests/test_attn $BUILD/tests/test_ktypes \
+    $BUILD/tests/test_batch_exact > $BUILD.log 2>&1 || {
     echo "FAIL arm_build: $(tail -5 $BUILD.log | tr '\n' ' ')"
     exit 1
 }
@@ -24,7 +25,9 @@ for cpu in cortex-a53 max; do
     $QEMU -cpu $cpu $BUILD/tests/test_kernels > $TMP/kernels-$cpu.out 2>&1 || failed=1
     $QEMU -cpu $cpu $BUILD/tests/test_attn > $TMP/attn-$cpu.out 2>&1 || failed=1
     PHI_DATA="$DATA" $QEMU -cpu $cpu $BUILD/tests/test_ktypes > $TMP/ktypes-$cpu.out 2>&1 || failed=1
-    sed "s/^\(PASS\|FAIL\|SKIP\) /\1 arm-$cpu /" $TMP/blocks-$cpu.out $TMP/kernels-$cpu.out $TMP/attn-$cpu.out $TMP/ktypes-$cpu.out
+    $QEMU -cpu $cpu $BUILD/tests/test_batch_exact > $TMP/batch-$cpu.out 2>&1 || failed=1
+    sed "s/^\(PASS\|FAIL\|SKIP\) /\1 arm-$cpu /" $TMP/blocks-$cpu.out $TMP/kernels-$cpu.out $TMP/attn-$cpu.out $TMP/ktypes-$cpu.out \
+        $TMP/batch-$cpu.out
 done
 # End to end: a tiny reference model converted on the host, run by the ARM binary.
 if [ -d "$DATA/phi3-tiny-ref/mha" ]; then

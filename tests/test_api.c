@@ -94,7 +94,7 @@ int main(void) {
         !sampler_init(&smp, (int)im.hp.vocab_size, 0, 0, 1, 0)) {
         model_forward(&im, &st, prompt, 8, 0, NULL);
         FILE *devnull = fopen("/dev/null", "w");
-        GenOptions go = {12, 0, 0, devnull, NULL, NULL, 0};
+        GenOptions go = {12, 0, 0, devnull, NULL, NULL, 0, 0};
         GenStats gs;
         int want[64];
         generate_tokens(&im, &st, &smp, 8, &go, &gs, want, 64);
@@ -158,7 +158,7 @@ int main(void) {
                 !sampler_init(&smp, (int)im.hp.vocab_size, 0, 0, 1, 0)) {
                 model_forward(&im, &st, tp, 4, 0, NULL);
                 FILE *devnull = fopen("/dev/null", "w");
-                GenOptions go = {12, 0, 0, devnull, NULL, NULL, 0};
+                GenOptions go = {12, 0, 0, devnull, NULL, NULL, 0, 0};
                 GenStats gs;
                 generate_tokens(&im, &st, &smp, 4, &go, &gs, want, 64);
                 fclose(devnull);

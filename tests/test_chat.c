@@ -114,7 +114,7 @@ static char *converse(const Model *m, int n_ctx, const char *system, const char 
     size_t out_len = 0;
     FILE *fo = open_memstream(&out, &out_len);
     FILE *fi = fmemopen((void *)lines, strlen(lines), "r");
-    ChatOptions co = {system, first, 1, {24, 0, 0, fo, NULL, NULL, 0}, evaluated, NULL, NULL, 0};
+    ChatOptions co = {system, first, 1, {24, 0, 0, fo, NULL, NULL, 0, 0}, evaluated, NULL, NULL, 0, NULL, 0, NULL};
     int rc = chat_run(m, &s, &smp, &co, fi, err, errlen);
     fclose(fi);
     fclose(fo);
@@ -165,7 +165,7 @@ static void test_multiturn(const char *data) {
         char *fresh = NULL;
         size_t len = 0;
         FILE *fo = open_memstream(&fresh, &len);
-        GenOptions g = {24, 0, 0, fo, NULL, NULL, 0};
+        GenOptions g = {24, 0, 0, fo, NULL, NULL, 0, 0};
         GenStats st;
         generate_tokens(&m, &s, &smp, n, &g, &st, NULL, 0);
         fclose(fo);
@@ -184,7 +184,7 @@ static void test_multiturn(const char *data) {
             StopAfterWrite w = {0, 0};
             cookie_io_functions_t io = {.write = stop_on_write};
             FILE *fw = fopencookie(&w, "w", io);
-            GenOptions gs = {24, 0, 0, fw, NULL, NULL, 0};
+            GenOptions gs = {24, 0, 0, fw, NULL, NULL, 0, 0};
             gs.stop = &w.stop;
             int ids1[24];
             int pos = generate_tokens(&m, &s, &smp, n, &gs, &st, ids1, 24);

@@ -8,10 +8,9 @@
  * token's activations are quantized alone (kernels/quant_act.c), each (row, token) dot product
  * sums its blocks in the same order whatever the tile, attention and the elementwise steps are
  * per token. The one exception is kernels/tiled.c's split of a long row of blocks into L1-sized
- * chunks, which depends on the tile width (min(tokens, 8)); at these models' widths (64..256
- * columns) there is one chunk, at Phi-3-mini's (3072, 8192) there can be two, so there a token's
- * logits in a pass of several may differ from its logits alone in the last bits (the same is true
- * today of a prompt batch against one-by-one decoding). */
+ * chunks in passes of more than 8 rows (several activation tiles); a pass of up to 8 rows keeps
+ * one chunk at any width (tests/test_batch_exact.c), so there a token's logits equal its logits
+ * alone at Phi-3-mini's widths too. */
 #include <math.h>
 #include <string.h>
 

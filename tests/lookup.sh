@@ -1,0 +1,58 @@
+#!/bin/sh
+# phi --lookup (prompt-lookup speculative decoding): the same bytes as plain greedy decoding on
+# the demo model for a prompt it copies from and one it does not, in one-shot generation, with
+# --ids, and in chat; the stats line reports drafts and acceptances; bad uses are one line.
+PHI=${PHI:-./phi}
+TMP=${PHI_TMP:-build/tmp}/lookup
+MODEL=models/phi3-trained-tiny-q4.phi
+rm -rf "$TMP"
+mkdir -p "$TMP"
+
+. tests/shell_lib.inc
+
+passage="And God said, Let there be light: and there was light. And God saw the light, that it was good: and God divided the light from the darkness. And God called the light Day, and the darkness he called Night."
+same() { # NAME ARGS...: plain and --lookup outputs identical; the lookup run's stats line
+    name=$1
+    shift
+    "$PHI" -m "$MODEL" --temp 0 -t 2 "$@" > "$TMP/a" 2> "$TMP/a.err"
+    ra=$?
+    "$PHI" -m "$MODEL" --temp 0 -t 2 --lookup "$@" > "$TMP/b" 2> "$TMP/b.err"
+    rb=$?
+    stats=$(grep 'lookup:' "$TMP/b.err")
+    if [ $ra -eq 0 ] && [ $rb -eq 0 ] && cmp -s "$TMP/a" "$TMP/b" && [ -s "$TMP/a" ]; then
+        pass "$name" "$(wc -c < "$TMP/a") bytes identical; ${stats#*| gen }"
+    else
+        fail "$name" "exit $ra/$rb, outputs $(cmp "$TMP/a" "$TMP/b" 2>&1 | head -1); $(head -c 300 "$TMP/b.err")"
+    fi
+}
+same lookup_cli_copy -p "$passage
+
+Again: And God said, Let there" -n 80
+grep -q 'lookup: [0-9]* drafted, [0-9]* accepted' "$TMP/b.err" && ! grep -q 'lookup: 0 drafted' "$TMP/b.err" &&
+    pass lookup_cli_stats "$(grep -o 'lookup: .*' "$TMP/b.err")" || fail lookup_cli_stats "$(cat "$TMP/b.err")"
+same lookup_cli_fresh -p "Wisdom is" -n 40 --draft-max 7
+same lookup_cli_ids --ids 1,450,4799,3543,29892,2803,727,367,3578,29901,322,727,471,3578,29889,1126,4799,3543 -n 40
+printf 'Say it again: the light was good, the light was good\n' > "$TMP/chat_in"
+"$PHI" -m "$MODEL" --temp 0 -t 2 --chat -p "Say it again: the light was good, the light was good" -n 40 > "$TMP/c1" 2>/dev/null
+"$PHI" -m "$MODEL" --temp 0 -t 2 --chat --lookup -p "Say it again: the light was good, the light was good" -n 40 > "$TMP/c2" 2>/dev/null
+cmp -s "$TMP/c1" "$TMP/c2" && [ -s "$TMP/c1" ] && pass lookup_chat "identical replies" || fail lookup_chat "replies differ"
+
+# K-quant weights (a GGUF Q4_K_M): their one-token kernel differs from their batch kernel, so
+# lookup turns itself off and says so; the output is plain greedy's
+KQ=${PHI_DATA:-../shared/data}/phi3-gguf/trained-tiny-Q4_K_M.gguf
+if [ -f "$KQ" ]; then
+    "$PHI" -m "$KQ" --temp 0 -t 2 -p "And God said, Let there be light" -n 20 > "$TMP/k1" 2>/dev/null
+    "$PHI" -m "$KQ" --temp 0 -t 2 -p "And God said, Let there be light" -n 20 --lookup > "$TMP/k2" 2> "$TMP/k2.err"
+    cmp -s "$TMP/k1" "$TMP/k2" && grep -q 'lookup: off (K-quant' "$TMP/k2.err" &&
+        pass lookup_kquant_off "$(grep -o 'lookup: off.*' "$TMP/k2.err")" ||
+        fail lookup_kquant_off "$(tail -1 "$TMP/k2.err")"
+else
+    echo "SKIP lookup_kquant_off: no $KQ"
+fi
+
+expect_error lookup_needs_greedy "$PHI" -m "$MODEL" -p hi --lookup
+expect_error lookup_draft_range "$PHI" -m "$MODEL" -p hi --temp 0 --draft-max 8
+expect_error lookup_draft_zero "$PHI" -m "$MODEL" -p hi --temp 0 --draft 0
+expect_error lookup_not_bench "$PHI" -m "$MODEL" --bench --lookup --temp 0
+"$PHI" --help | grep -q 'llama-lookup' && pass lookup_help || fail lookup_help "--help does not describe --lookup"
+rm -rf "$TMP"
