@@ -105,6 +105,19 @@ static void unpack_panel(const MatView *w, int p, int sb0, int n, uint8_t *out) 
     }
 }
 
+void kact_side_rec(const int8_t *q, float d, int32_t s, int kmode, uint8_t *out) {
+    if (kmode == KMODE_MIN) {
+        float v = d * (float)s;
+        memcpy(out, &v, 4);
+        memset(out + 4, 0, 4);
+    } else {
+        int32_t h0 = 0;
+        for (int k = 0; k < 16; k++) h0 += q[k];
+        int32_t c[2] = {-32 * h0, -32 * (s - h0)};
+        memcpy(out, c, 8);
+    }
+}
+
 /* The side records of tiles [j0, j1) (kernels/kquant.h): per tile, block and token 8 bytes. */
 static void fill_side(const ActBuf *a, int mode, int j0, int j1, uint8_t *side) {
     int nb = a->nb, tt = a->tt;
@@ -113,21 +126,15 @@ static void fill_side(const ActBuf *a, int mode, int j0, int j1, uint8_t *side) 
             uint8_t *sr = side + ((size_t)(j - j0) * nb + b) * tt * 8;
             for (int i = 0; i < tt; i++) {
                 const int8_t *q = act_q(a, j * tt + i, b);
-                int32_t h0 = 0, h1 = 0;
-                for (int k = 0; k < 16; k++) h0 += q[k], h1 += q[k + 16];
-                if (mode == KMODE_MIN) {
-                    float v = act_d(a, j * tt + i, b) * (float)(h0 + h1);
-                    memcpy(sr + 8 * i, &v, 4);
-                    memset(sr + 8 * i + 4, 0, 4);
-                } else {
-                    int32_t c[2] = {-32 * h0, -32 * h1};
-                    memcpy(sr + 8 * i, c, 8);
-                }
+                int32_t s = 0;
+                for (int k = 0; k < QK; k++) s += q[k];
+                kact_side_rec(q, act_d(a, j * tt + i, b), s, mode, sr + 8 * i);
             }
         }
 }
 
 const uint8_t *kact_side(const ActBuf *a, int kmode, int j0, int j1) {
+    if (a->side) return a->side + (size_t)j0 * (size_t)a->nb * (size_t)a->tt * 8;
     uint8_t *side = kbuf_get((size_t)(j1 - j0) * (size_t)a->nb * (size_t)a->tt * 8);
     fill_side(a, kmode, j0, j1, side);
     return side;
@@ -147,9 +154,12 @@ void kmat_tiled(const MatView *w, const ActBuf *a, int t0, int nt, float *y, int
     g = g < 1 ? 1 : g;
     int p0 = r0 / QR, p1 = (r1 + QR - 1) / QR;
     if (g > p1 - p0) g = p1 - p0;
-    size_t side_bytes = (size_t)ntl * (size_t)nb * (size_t)tt * 8;
-    uint8_t *side = kbuf_get(side_bytes + (size_t)g * pbytes), *buf = side + side_bytes;
-    fill_side(a, mode, j0, j1, side);
+    size_t side_bytes = a->side ? 0 : (size_t)ntl * (size_t)nb * (size_t)tt * 8;
+    uint8_t *buf = kbuf_get(side_bytes + (size_t)g * pbytes);
+    const uint8_t *side = buf;
+    if (a->side) side = a->side + (size_t)j0 * (size_t)nb * (size_t)tt * 8;
+    else fill_side(a, mode, j0, j1, buf);
+    buf += side_bytes;
     for (int pg = p0; pg < p1; pg += g) {
         int pe = pg + g < p1 ? pg + g : p1;
         for (int sb0 = 0; sb0 < nsb; sb0 += bc) {

@@ -140,35 +140,50 @@ ZINL void ktile_z(const uint8_t *pk, const uint8_t *ar, const uint8_t *side, int
 #pragma GCC unroll 8
     for (int i = 0; i < NT; i++) f[i] = _mm512_setzero_ps();
     for (int b = 0; b < nblocks; b++, pk += KPANEL_BYTES, ar += rec, side += (size_t)NT * 8) {
-        __m512i w[8];
-#pragma GCC unroll 8
-        for (int k = 0; k < 8; k++) w[k] = _mm512_load_si512((const void *)(pk + 64 * k));
-        __m512 f1 = _mm512_load_ps((const void *)(pk + QR * QK)), f2 = _mm512_load_ps((const void *)(pk + QR * QK + 64));
-        __m512i s0[ACT_TT], s1[ACT_TT];
         const int32_t *sd = (const int32_t *)(const void *)side;
+        const float *xd = (const float *)(const void *)(ar + (size_t)NT * QK), *xs = (const float *)(const void *)side;
+        if (!off32) {
+            /* One scale for all 32: one chain per token (8 accumulators, no spills at NT = 8). */
+            __m512i s[ACT_TT];
 #pragma GCC unroll 8
-        for (int i = 0; i < NT; i++) {
-            s0[i] = off32 ? _mm512_set1_epi32(sd[2 * i]) : _mm512_setzero_si512();
-            s1[i] = off32 ? _mm512_set1_epi32(sd[2 * i + 1]) : _mm512_setzero_si512();
-        }
-#pragma GCC unroll 4
-        for (int k = 0; k < 4; k++)
+            for (int i = 0; i < NT; i++) s[i] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; k++) {
+                __m512i w = _mm512_load_si512((const void *)(pk + 64 * k));
+#pragma GCC unroll 8
+                for (int i = 0; i < NT; i++) s[i] = dpbusd_b(s[i], w, ar + QK * i + 4 * k);
+            }
+            __m512 f1 = _mm512_load_ps((const void *)(pk + QR * QK)), f2 = _mm512_load_ps((const void *)(pk + QR * QK + 64));
 #pragma GCC unroll 8
             for (int i = 0; i < NT; i++) {
-                s0[i] = dpbusd_b(s0[i], w[k], ar + QK * i + 4 * k);
-                s1[i] = dpbusd_b(s1[i], w[k + 4], ar + QK * i + 16 + 4 * k);
-            }
-        const float *xd = (const float *)(const void *)(ar + (size_t)NT * QK), *xs = (const float *)(const void *)side;
-#pragma GCC unroll 8
-        for (int i = 0; i < NT; i++) {
-            if (off32) {
-                __m512 t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1[i]), f2, _mm512_mul_ps(_mm512_cvtepi32_ps(s0[i]), f1));
-                f[i] = _mm512_fmadd_ps(t, _mm512_set1_ps(xd[i]), f[i]);
-            } else {
-                __m512 t = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s0[i], s1[i])), f1);
+                __m512 t = _mm512_mul_ps(_mm512_cvtepi32_ps(s[i]), f1);
                 f[i] = _mm512_fmadd_ps(t, _mm512_set1_ps(xd[i]), f[i]);
                 f[i] = _mm512_fnmadd_ps(f2, _mm512_set1_ps(xs[2 * i]), f[i]);
             }
+            continue;
+        }
+        /* Q6_K: a scale per 16, so two chains per token, started from -32 sum_h q; the weights
+         * are loaded as used (16 sums + 8 totals + 2 weight vectors stay in registers). */
+        __m512i s0[ACT_TT], s1[ACT_TT];
+#pragma GCC unroll 8
+        for (int i = 0; i < NT; i++) {
+            s0[i] = _mm512_set1_epi32(sd[2 * i]);
+            s1[i] = _mm512_set1_epi32(sd[2 * i + 1]);
+        }
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) {
+            __m512i w0 = _mm512_load_si512((const void *)(pk + 64 * k)), w1 = _mm512_load_si512((const void *)(pk + 64 * (k + 4)));
+#pragma GCC unroll 8
+            for (int i = 0; i < NT; i++) {
+                s0[i] = dpbusd_b(s0[i], w0, ar + QK * i + 4 * k);
+                s1[i] = dpbusd_b(s1[i], w1, ar + QK * i + 16 + 4 * k);
+            }
+        }
+        __m512 f1 = _mm512_load_ps((const void *)(pk + QR * QK)), f2 = _mm512_load_ps((const void *)(pk + QR * QK + 64));
+#pragma GCC unroll 8
+        for (int i = 0; i < NT; i++) {
+            __m512 t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1[i]), f2, _mm512_mul_ps(_mm512_cvtepi32_ps(s0[i]), f1));
+            f[i] = _mm512_fmadd_ps(t, _mm512_set1_ps(xd[i]), f[i]);
         }
     }
     __mmask16 m = (__mmask16)((1u << nr) - 1);
