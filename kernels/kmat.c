@@ -140,6 +140,44 @@ const uint8_t *kact_side(const ActBuf *a, int kmode, int j0, int j1) {
     return side;
 }
 
+/* The weights that the next unpacking will read, prefetched into L2 while the tiles run on the
+ * current chunk: the rows of panels [p0, p1) (inside the matrix), super-blocks [sb0, sb0 + n).
+ * The unpacking reads 16 rows rs bytes apart, streams the hardware prefetchers do not follow;
+ * without this it waited on memory: perf on a Q4_K Phi-3-mini pp128 (1 thread) gave the
+ * unpacking 14 % of the time against the tiles' 58 %, with it 9 % against 66 %; a 16384 x 3072
+ * Q4_K matmul of 8 tokens 6.7 -> 5.5 ms. Lines [i0, i1) of the chunk's rows x lines: the caller
+ * spreads them over its tile calls. */
+typedef struct {
+    const uint8_t *base; /* row p0 * QR, byte sb0 * bb */
+    size_t rs;
+    int lpr;   /* lines per row */
+    long n;    /* lines in all */
+} KPrefetch;
+
+static KPrefetch kprefetch_plan(const MatView *w, int p0, int p1, int sb0, int n) {
+    KPrefetch k = {NULL, 0, 0, 0};
+    int rows = p1 * QR < w->rows ? p1 * QR : w->rows;
+    if (p0 >= p1 || p0 * QR >= rows || n <= 0) return k;
+    size_t bb = (size_t)type_table[w->type].block_bytes;
+    k.base = matview_row(w, p0 * QR) + (size_t)sb0 * bb;
+    k.rs = type_row_bytes(w->type, (uint64_t)w->cols);
+    k.lpr = (int)(((size_t)n * bb + 63) / 64) + 1;
+    k.n = (long)(rows - p0 * QR) * k.lpr;
+    return k;
+}
+
+static void kprefetch_lines(const KPrefetch *k, long i0, long i1) {
+    if (i1 > k->n) i1 = k->n;
+    for (long i = i0; i < i1; i++) {
+        const uint8_t *p = k->base + (size_t)(i / k->lpr) * k->rs + (size_t)(i % k->lpr) * 64;
+#if defined(__x86_64__) || defined(__i386__)
+        __asm__ volatile("prefetcht1 %0" : : "m"(*p)); /* GCC drops __builtin_prefetch for the baseline x86-64 */
+#else
+        __builtin_prefetch(p, 0, 2);
+#endif
+    }
+}
+
 void kmat_tiled(const MatView *w, const ActBuf *a, int t0, int nt, float *y, int ldy, int r0,
                 int r1, KTileFn tile, KUnpackFn unpack) {
     int nb = a->nb, tt = a->tt, nsb = nb / 8, mode = type_table[w->type].kmode;
@@ -169,11 +207,18 @@ void kmat_tiled(const MatView *w, const ActBuf *a, int t0, int nt, float *y, int
                 if (unpack && (p + 1) * QR <= w->rows) unpack(w, p, sb0, n, o);
                 else unpack_panel(w, p, sb0, n, o);
             }
+            /* the next chunk: the same panels' next super-blocks, else the next group's first */
+            int nsb0 = sb0 + bc < nsb ? sb0 + bc : 0, npg = sb0 + bc < nsb ? pg : pe;
+            int npe = npg + g < p1 ? npg + g : p1;
+            KPrefetch pf = kprefetch_plan(w, npg, npe, nsb0, nsb - nsb0 < bc ? nsb - nsb0 : bc);
+            long calls = (long)ntl * (pe - pg), per = (pf.n + calls - 1) / calls, done = 0;
             for (int j = j0; j < j1; j++) {
                 int tb = j * tt, nj = t0 + nt - tb < tt ? t0 + nt - tb : tt;
                 const uint8_t *ar = act_rec(a, j, sb0 * 8);
                 const uint8_t *sr = side + ((size_t)(j - j0) * nb + (size_t)sb0 * 8) * tt * 8;
                 for (int p = pg; p < pe; p++) {
+                    kprefetch_lines(&pf, done, done + per);
+                    done += per;
                     int nr = r1 - p * QR < QR ? r1 - p * QR : QR;
                     tile(buf + (size_t)(p - pg) * pbytes, ar, sr, tt, nj, n * 8,
                          y + (size_t)tb * ldy + (size_t)p * QR, ldy, nr, sb0 > 0, mode);
