@@ -6,7 +6,9 @@
  * unpacked for the chunk into a per-thread buffer (u bytes in panel order plus two float
  * vectors per block of 32, KPANEL_BYTES); then every activation tile runs against every panel
  * of the group from that buffer. The unpacking is paid once per call and row, whatever the
- * number of tokens. The activations' side records (kernels/kquant.h) are made once per call. */
+ * number of tokens; while the tiles run, the rows of the next chunk are prefetched. The
+ * activations' side records (kernels/kquant.h) come with the packed activations (act_pack, once
+ * per matrix call, shared by all row chunks and threads). */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>

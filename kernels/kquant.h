@@ -13,7 +13,8 @@
  * bytes in the Q8 panel order of kernels/blocks.h, lane l = row l, then 16 floats f1 and 16
  * floats f2: KMODE_MIN s and m, KMODE_OFF32 s of the first and of the second 16) and run an
  * ISA's KTileFn over panels x activation tiles; the activations get a side record per token and
- * block (KMODE_MIN: float dx * sum q; KMODE_OFF32: int32 -32 sum_h0 q, -32 sum_h1 q). */
+ * block (KMODE_MIN: float dx * sum q; KMODE_OFF32: int32 -32 sum_h0 q, -32 sum_h1 q), written
+ * by act_pack into the ActBuf's side area (kernels/isa.h). */
 #ifndef PHI_KQUANT_H
 #define PHI_KQUANT_H
 
