@@ -284,7 +284,7 @@ void matmul(const MatView *w, const float *x, int n_tok, float *y, Pool *pool) {
     long long work = (long long)w->rows * w->cols * n_tok;
     Pool *p = work < MIN_POOL_WORK ? NULL : pool;
     if (t->act == ACT_Q8) {
-        act_attach(&j.a, scratch_get(act_layout(&j.a, w->cols, n_tok)));
+        act_attach(&j.a, scratch_get(act_layout(&j.a, w->cols, n_tok, t->unpack != NULL)));
         if (n_tok >= 4) pool_run(p, pack_job, &j);
         else act_pack(&j.a, k, w->type, x, 0, n_tok);
     }

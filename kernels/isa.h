@@ -11,7 +11,12 @@
  *                   (8 for Q4 nibbles used as stored, 128 for Q8 with x86 VNNI, 0 if none):
  *                   integer sums start from c, which removes the offset.
  * A kernel walks a tile's blocks with one pointer and constant offsets, and with the weight
- * panels (kernels/blocks.h) a lane per row: the activations are broadcast 4 bytes at a time. */
+ * panels (kernels/blocks.h) a lane per row: the activations are broadcast 4 bytes at a time.
+ * For the super-block weight types a side area follows (side, NULL otherwise): per tile j, block
+ * b and token i, 8 bytes at side + ((j * nb + b) * tt + i) * 8 (kernels/kquant.h says what),
+ * written by act_pack with the records, once per matrix call: the row chunks and threads of a
+ * call all read it (made per row chunk instead, it cost 1 ms of a 23 ms 3072 x 8192 Q4_K matmul
+ * of 128 tokens, and 8 of 90 at 512). */
 #ifndef PHI_ISA_H
 #define PHI_ISA_H
 
@@ -28,6 +33,8 @@ typedef struct {
     int tt, ntiles; /* tokens per tile, tiles */
     size_t rec;     /* bytes of a (tile, block) record: tt * 40 */
     uint8_t *base;
+    size_t side_off; /* offset of the side area from base; 0: none */
+    uint8_t *side;   /* the side area (NULL: none) */
 } ActBuf;
 
 static inline const uint8_t *act_rec(const ActBuf *a, int tile, int b) {
@@ -133,8 +140,9 @@ void to_f16_avx2(const float *x, uint16_t *y, int n);
 void quant_blocks_scalar(const float *x, int8_t *q, float *d, int32_t *s, int nblocks);
 
 /* Geometry of the packed activations of n_tok tokens (the same for every kernel table; only
- * act_pack's K differs); returns the bytes they need. */
-size_t act_layout(ActBuf *a, int cols, int n_tok);
+ * act_pack's K differs), with a side area when side is set (the super-block weight types);
+ * returns the bytes they need. */
+size_t act_layout(ActBuf *a, int cols, int n_tok, int side);
 /* Points a at buf (act_layout bytes, 64-byte aligned). */
 void act_attach(ActBuf *a, uint8_t *buf);
 /* Packs tokens [t0, t1) of x ([n_tok][cols]) for table k and weight type wtype (so threads can

@@ -13,7 +13,8 @@
  * bytes in the Q8 panel order of kernels/blocks.h, lane l = row l, then 16 floats f1 and 16
  * floats f2: KMODE_MIN s and m, KMODE_OFF32 s of the first and of the second 16) and run an
  * ISA's KTileFn over panels x activation tiles; the activations get a side record per token and
- * block (KMODE_MIN: float dx * sum q; KMODE_OFF32: int32 -32 sum_h0 q, -32 sum_h1 q). */
+ * block (KMODE_MIN: float dx * sum q; KMODE_OFF32: int32 -32 sum_h0 q, -32 sum_h1 q), written
+ * by act_pack into the ActBuf's side area (kernels/isa.h). */
 #ifndef PHI_KQUANT_H
 #define PHI_KQUANT_H
 
@@ -57,8 +58,11 @@ typedef void (*KTileFn)(const uint8_t *pk, const uint8_t *ar, const uint8_t *sid
 /* The loop nest of a super-block type's matrix (a MatFn with the ISA's tile). */
 void kmat_tiled(const MatView *w, const ActBuf *a, int t0, int nt, float *y, int ldy, int r0,
                 int r1, KTileFn tile, KUnpackFn unpack);
-/* The side records of activation tiles [j0, j1) for kmode, in a per-thread buffer that the
- * next kmat_tiled call reuses. */
+/* One token's side record of one block (q its 32 quants, d their scale, s their sum) for kmode,
+ * 8 bytes at out. act_pack writes them to the ActBuf's side area (kernels/isa.h). */
+void kact_side_rec(const int8_t *q, float d, int32_t s, int kmode, uint8_t *out);
+/* The side records of activation tiles [j0, j1) for kmode: the ActBuf's side area where it has
+ * one, else made in a per-thread buffer that the next kmat_tiled call reuses. */
 const uint8_t *kact_side(const ActBuf *a, int kmode, int j0, int j1);
 /* Frees the calling thread's buffers of kmat_tiled (kernels_free_scratch calls it). */
 void kmat_free_scratch(void);

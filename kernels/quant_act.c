@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "kernels/isa.h"
+#include "kernels/kquant.h"
 #include "kernels/ref.h"
 
 /* Round half to even without libm: adding 1.5 * 2^23 leaves the rounded integer in the low
@@ -43,7 +44,7 @@ void quant_blocks_scalar(const float *x, int8_t *q, float *d, int32_t *s, int nb
     for (int b = 0; b < nblocks; b++) quant_block(x + b * QK, q + b * QK, d + b, s + b);
 }
 
-size_t act_layout(ActBuf *a, int cols, int n_tok) {
+size_t act_layout(ActBuf *a, int cols, int n_tok, int side) {
     a->cols = cols;
     a->nb = cols / QK;
     a->n_tok = n_tok;
@@ -51,16 +52,22 @@ size_t act_layout(ActBuf *a, int cols, int n_tok) {
     if (a->tt < 1) a->tt = 1;
     a->ntiles = (n_tok + a->tt - 1) / a->tt;
     a->rec = (size_t)a->tt * (QK + 8);
-    a->base = NULL;
-    return (size_t)align64((uint64_t)a->ntiles * (uint64_t)a->nb * a->rec);
+    a->base = a->side = NULL;
+    uint64_t recs = align64((uint64_t)a->ntiles * (uint64_t)a->nb * a->rec);
+    a->side_off = side ? (size_t)recs : 0;
+    return (size_t)(recs + (side ? align64((uint64_t)a->ntiles * (uint64_t)a->nb * (uint64_t)a->tt * 8) : 0));
 }
 
-void act_attach(ActBuf *a, uint8_t *buf) { a->base = buf; }
+void act_attach(ActBuf *a, uint8_t *buf) {
+    a->base = buf;
+    a->side = a->side_off ? buf + a->side_off : NULL;
+}
 
 void act_pack(const ActBuf *a, const IsaKernels *k, uint32_t wtype, const float *x, int t0,
               int t1) {
     QuantBlocksFn quant = k->quant ? k->quant : quant_blocks_scalar;
     int kk = k->k_off[wtype], tt = a->tt;
+    int side = a->side && wtype < TENSOR_TYPE_COUNT && type_table[wtype].unpack, kmode = side ? type_table[wtype].kmode : 0;
     enum { CH = 64 }; /* blocks quantized per call */
     int8_t q[CH * QK];
     float d[CH];
@@ -79,6 +86,10 @@ void act_pack(const ActBuf *a, const IsaKernels *k, uint32_t wtype, const float 
                 /* -K s, wrapping: non-finite activations leave s unspecified (garbage in,
                  * garbage out, but no overflow) */
                 ((int32_t *)(rec + (size_t)tt * (QK + 4)))[t % tt] = (int32_t)(0u - (uint32_t)kk * (uint32_t)s[b]);
+                if (side) {
+                    uint8_t *sr = a->side + (((size_t)(t / tt) * (size_t)a->nb + (size_t)(b0 + b)) * (size_t)tt + (size_t)(t % tt)) * 8;
+                    kact_side_rec(q + b * QK, d[b], s[b], kmode, sr);
+                }
             }
         }
     }
