@@ -323,6 +323,7 @@ int main(int argc, char **argv) {
         i++;
     }
     /* --kv-f32 is both caches F32; --ref alone keeps the oracle's F32 cache */
+    if (o.kv_f32 && ct_given) return die("%s", "--kv-f32 sets both cache types: give it or -ctk/-ctv, not both");
     if (o.kv_f32 || (o.use_ref && !ct_given)) o.cache_type_k = o.cache_type_v = KV_F32;
     model_set_notes(print_note, NULL, verbose);
     if (o.n_threads == 0) o.n_threads = cpu_physical_cores();

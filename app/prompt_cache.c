@@ -112,7 +112,7 @@ int prompt_cache_save(const char *path, const PromptCacheKey *k, const State *s,
         fprintf(stderr, "phi: --prompt-cache %s is not a regular file; not written\n", path);
         return -1;
     }
-    if (n < 1 || s->n_cached < n || s->n_cached > s->kv_slots) {
+    if (n < 1 || s->n_cached < n || s->n_cached > s->kv_slots || s->kv_hi > s->kv_slots) {
         /* a sliding-window ring has reused the slots of the first positions */
         fprintf(stderr, "phi: --prompt-cache: the KV cache no longer holds the whole prompt; %s not written\n", path);
         return -1;
@@ -215,7 +215,8 @@ int prompt_cache_load(const char *path, const PromptCacheKey *k, State *s, const
         goto out;
     }
     if (h.n_ctx != k->n_ctx) { why = "made with another context size (-c)"; goto out; }
-    if (h.n_tokens < 1 || h.n_tokens > h.n_ctx || (uint64_t)st.st_size != PC_HEADER + payload_bytes(m, s, h.n_tokens)) {
+    if (h.n_tokens < 1 || h.n_tokens > h.n_ctx || h.n_tokens > (uint32_t)s->kv_slots || /* saves never hold more */
+        (uint64_t)st.st_size - PC_HEADER > SIZE_MAX || (uint64_t)st.st_size != PC_HEADER + payload_bytes(m, s, h.n_tokens)) {
         why = "truncated or damaged (its size does not match its header)";
         goto out;
     }
@@ -246,6 +247,7 @@ int prompt_cache_load(const char *path, const PromptCacheKey *k, State *s, const
     if (keep) {
         memcpy(s->tokens, ids, (size_t)keep * sizeof *ids);
         s->n_cached = keep;
+        s->kv_hi = keep; /* the rows restored are the only ones that count */
         s->rope_set = (int)get32(hb + 52);
     }
 out:

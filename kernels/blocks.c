@@ -301,12 +301,14 @@ Q4_Y static void q4_cands_avx2(const float *x, const float *w, int unit, float a
 
 /* 2: AVX-512F, 1: AVX2, 0: neither (the per-candidate passes). */
 static int q4_simd_level(void) {
-    static int level = -1;
-    if (level < 0) {
+    static int level = -1; /* converter threads may race here: atomic, and every one computes the same */
+    int l = __atomic_load_n(&level, __ATOMIC_RELAXED);
+    if (l < 0) {
         __builtin_cpu_init();
-        level = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
+        l = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
+        __atomic_store_n(&level, l, __ATOMIC_RELAXED);
     }
-    return level;
+    return l;
 }
 #else
 #define Q4_HAVE_SIMD 0

@@ -531,8 +531,10 @@ static void prepare(const Model *m, State *s, const int *tokens, int n, int pos0
         s->rope_set = set;
     }
     /* A rewind further back than one batch finds ring slots already reused. */
-    if (s->kv_slots < s->n_ctx && s->n_cached - pos0 > s->n_batch) again = 1;
+    int hi = s->kv_hi > s->n_cached ? s->kv_hi : s->n_cached;
+    if (s->kv_slots < s->n_ctx && hi - pos0 > s->n_batch) again = 1;
     if (pos0 > 0 && again) run(m, s, s->tokens, pos0, 0, NULL);
+    if (pos0 == 0 || again) s->kv_hi = pos0; /* positions before pos0 are all valid again */
     memcpy(s->tokens + pos0, tokens, (size_t)n * sizeof *tokens);
 }
 
@@ -547,6 +549,7 @@ int model_forward(const Model *m, State *s, const int *tokens, int n, int pos0, 
     prepare(m, s, tokens, n, pos0);
     run(m, s, tokens, n, pos0, logits);
     s->n_cached = pos0 + n;
+    if (s->n_cached > s->kv_hi) s->kv_hi = s->n_cached;
     return 0;
 }
 
@@ -622,7 +625,11 @@ int model_forward_spans(const Model *m, const SeqSpan *sp, int n_spans) {
             if (t == sp[i].n - 1) memcpy(sp[i].s->logits, l, vocab * sizeof(float));
         }
     }
-    for (int i = 0; i < n_spans; i++) sp[i].s->n_cached = sp[i].pos0 + sp[i].n;
+    for (int i = 0; i < n_spans; i++) {
+        State *si = sp[i].s;
+        si->n_cached = sp[i].pos0 + sp[i].n;
+        if (si->n_cached > si->kv_hi) si->kv_hi = si->n_cached;
+    }
     free(lbuf);
     free(done);
     return 0;

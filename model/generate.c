@@ -189,6 +189,8 @@ int gen_loop_drafts(const Model *m, State *s, Sampler *smp, int pos, int n_predi
             k = dr ? dr->draft(dr->ctx, s->tokens, pos + 1, batch + 1, want)
                    : lookup_draft(s->tokens, pos + 1, batch + 1, want);
             k = k < 0 ? 0 : k > want ? want : k;
+            for (int j = 1; j <= k; j++) /* a drafter's id outside the vocabulary ends the draft */
+                if (batch[j] < 0 || (size_t)batch[j] >= vocab) k = j - 1;
         }
         batch[0] = id;
         model_forward(m, s, batch, k + 1, pos++, k ? lbuf : NULL);

@@ -81,6 +81,9 @@ typedef struct {
     void *key_cache, *value_cache;
     int *tokens;   /* [n_ctx]: the token at each position in the cache */
     int n_cached;  /* positions 0..n_cached-1 have been evaluated (the last call's end) */
+    int kv_hi;     /* the highest position + 1 written since the cache was last filled from position 0:
+                    * rejected lookup drafts and rewinds leave rows past n_cached, which a ring
+                    * may have written over older positions (the rewind and prompt-cache checks) */
     int rope_set;  /* LongRoPE factor set the cached keys were rotated with: 0 short, 1 long */
     /* Activation statistics for quant --calib (NULL: off; the caller owns the array). Either
      * path adds the square of every input column of each layer's matrices, layer after layer,

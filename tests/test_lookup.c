@@ -116,6 +116,27 @@ static void compare_dr(const Model *m, const char *name, const int *prompt, int 
             "%s, %d threads, draft-max %d: %d/%d tokens (first difference at %d), end state %s, continued %s; "
             "drafted %d, accepted %d", name, threads, draft_max, b.c.n, a.c.n, same ? -1 : first,
             state_same ? "same" : "DIFFERS", cont_same ? "same" : "DIFFERS", b.st.n_drafted, b.st.n_accepted);
+    /* A rewind (phi_session_rewind, a chat turn that diverges) to just over one batch before the
+     * furthest row the drafts wrote: rejected drafts left rows past n_cached that a sliding-window
+     * ring wrote over older positions, so the rewind must evaluate again as plain decoding would. */
+    Run a2, b2;
+    if (same && run(m, prompt, n_prompt, n_gen, n_ctx, threads, 0, NULL, &a2) == 0) {
+        o.calls = 0;
+        if (run(m, prompt, n_prompt, n_gen, n_ctx, threads, draft_max, oracle ? &dr : NULL, &b2) == 0) {
+            int hi = b2.s.kv_hi > b2.s.n_cached ? b2.s.kv_hi : b2.s.n_cached, back = hi - 66;
+            if (back > 0 && back < a2.s.n_cached && back < b2.s.n_cached) {
+                int tok = a2.s.tokens[back];
+                a2.s.n_cached = b2.s.n_cached = back;
+                model_forward(m, &a2.s, &tok, 1, back, NULL);
+                model_forward(m, &b2.s, &tok, 1, back, NULL);
+                t_check(!memcmp(a2.s.logits, b2.s.logits, vb), "lookup_rewind_equal",
+                        "%s, %d threads, draft-max %d: rewound to %d (rows written up to %d, cached to %d)", name,
+                        threads, draft_max, back, hi, a2.s.n_cached);
+            }
+            state_free(&b2.s);
+        }
+        state_free(&a2.s);
+    }
     *drafted += b.st.n_drafted;
     *accepted += b.st.n_accepted;
     state_free(&a.s);
