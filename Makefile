@@ -94,7 +94,13 @@ FUZZ_SECONDS ?= 20
 FUZZ_CC      ?= clang
 FUZZ_FLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -std=c11 -D_GNU_SOURCE -I.
 FUZZ_SRC     := $(sort $(wildcard fuzz/fuzz_*.c))
-fuzz: quant
+# The library is compiled once for all targets (-fsanitize=fuzzer-no-link), each target linked to it.
+FUZZ_OBJ     := $(LIB_SRC:%.c=build-fuzz/obj/%.o)
+build-fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(subst -fsanitize=fuzzer,-fsanitize=fuzzer-no-link,$(FUZZ_FLAGS)) -MMD -MP -c $< -o $@
+-include $(FUZZ_OBJ:.o=.d)
+fuzz: quant $(FUZZ_OBJ)
 	@mkdir -p build-fuzz/corpus-model
 	./quant --random tiny -q q4 build-fuzz/corpus-model/tiny-q4.phi 2>/dev/null
 	./quant --random tiny -q f16 build-fuzz/corpus-model/tiny-f16.phi 2>/dev/null
@@ -102,7 +108,7 @@ fuzz: quant
 	$(CC) $(CFLAGS) -o build-fuzz/gguf_seeds fuzz/gguf_seeds.c && build-fuzz/gguf_seeds build-fuzz/corpus-gguf-seed
 	@set -e; for f in $(FUZZ_SRC); do \
 	    n=$$(basename $$f .c); \
-	    $(FUZZ_CC) $(FUZZ_FLAGS) $$f $(LIB_SRC) -o build-fuzz/$$n -lm -lpthread; \
+	    $(FUZZ_CC) $(FUZZ_FLAGS) $$f $(FUZZ_OBJ) -o build-fuzz/$$n -lm -lpthread; \
 	    mkdir -p build-fuzz/corpus-$$n; \
 	    seeds=$$(ls -d fuzz/seeds/$$n 2>/dev/null || true); [ $$n = fuzz_model ] && seeds="$$seeds build-fuzz/corpus-model"; \
 	    [ $$n = fuzz_gguf ] && seeds="build-fuzz/corpus-gguf-seed $$(ls -d ../shared/data/llamacpp-vocab 2>/dev/null || true)"; \
