@@ -661,6 +661,18 @@ static ZTGT __m512 zload_h(const uint16_t *p, __mmask16 m) {
 
 /* Four keys at a time: each chunk of q is loaded once for the four, and the four sums are
  * reduced together (a transposing reduction instead of four horizontal ones). */
+/* The four keys' sums a0..a3 (16 lanes each) reduced and stored, times scale, to out[0..4): the
+ * 256-bit halves summed ([a0 | a1], [a2 | a3]), then the 128-bit quarters, one per key. */
+ZINL void store4_scaled(float *out, __m512 a0, __m512 a1, __m512 a2, __m512 a3, float scale) {
+    __m512 s01 = _mm512_add_ps(_mm512_shuffle_f32x4(a0, a1, 0x44), _mm512_shuffle_f32x4(a0, a1, 0xee));
+    __m512 s23 = _mm512_add_ps(_mm512_shuffle_f32x4(a2, a3, 0x44), _mm512_shuffle_f32x4(a2, a3, 0xee));
+    __m512 u = _mm512_add_ps(_mm512_shuffle_f32x4(s01, s23, 0x88), _mm512_shuffle_f32x4(s01, s23, 0xdd));
+    u = _mm512_add_ps(u, _mm512_permute_ps(u, 0x4e));
+    u = _mm512_add_ps(u, _mm512_permute_ps(u, 0xb1));
+    __m128 r = _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), u));
+    _mm_storeu_ps(out, _mm_mul_ps(r, _mm_set1_ps(scale)));
+}
+
 static ZTGT void scores_f16_avx512(const uint16_t *k, int n, int hd, const float *q, float scale,
                                      float *out) {
     int j = 0;
@@ -677,14 +689,7 @@ static ZTGT void scores_f16_avx512(const uint16_t *k, int n, int hd, const float
             a2 = _mm512_fmadd_ps(zload_h(k0 + 2 * hd + i, m), qv, a2);
             a3 = _mm512_fmadd_ps(zload_h(k0 + 3 * hd + i, m), qv, a3);
         }
-        /* 256-bit halves summed: [a0 | a1], [a2 | a3]; then 128-bit quarters: one per key. */
-        __m512 s01 = _mm512_add_ps(_mm512_shuffle_f32x4(a0, a1, 0x44), _mm512_shuffle_f32x4(a0, a1, 0xee));
-        __m512 s23 = _mm512_add_ps(_mm512_shuffle_f32x4(a2, a3, 0x44), _mm512_shuffle_f32x4(a2, a3, 0xee));
-        __m512 u = _mm512_add_ps(_mm512_shuffle_f32x4(s01, s23, 0x88), _mm512_shuffle_f32x4(s01, s23, 0xdd));
-        u = _mm512_add_ps(u, _mm512_permute_ps(u, 0x4e));
-        u = _mm512_add_ps(u, _mm512_permute_ps(u, 0xb1));
-        __m128 r = _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), u));
-        _mm_storeu_ps(out + j, _mm_mul_ps(r, _mm_set1_ps(scale)));
+        store4_scaled(out + j, a0, a1, a2, a3, scale);
     }
     for (; j < n; j++) out[j] = scale * dot_f16_avx512(k + (size_t)j * hd, q, hd);
 }
@@ -742,13 +747,7 @@ static ZTGT void scores_q8_avx512(const int8_t *k, const uint16_t *kd, int n, in
             KQ8_ROW(a3, 3);
 #undef KQ8_ROW
         }
-        __m512 s01 = _mm512_add_ps(_mm512_shuffle_f32x4(a0, a1, 0x44), _mm512_shuffle_f32x4(a0, a1, 0xee));
-        __m512 s23 = _mm512_add_ps(_mm512_shuffle_f32x4(a2, a3, 0x44), _mm512_shuffle_f32x4(a2, a3, 0xee));
-        __m512 u = _mm512_add_ps(_mm512_shuffle_f32x4(s01, s23, 0x88), _mm512_shuffle_f32x4(s01, s23, 0xdd));
-        u = _mm512_add_ps(u, _mm512_permute_ps(u, 0x4e));
-        u = _mm512_add_ps(u, _mm512_permute_ps(u, 0xb1));
-        __m128 r = _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), u));
-        _mm_storeu_ps(out + j, _mm_mul_ps(r, _mm_set1_ps(scale)));
+        store4_scaled(out + j, a0, a1, a2, a3, scale);
     }
     for (; j < n; j++) {
         const int8_t *kj = k + (size_t)j * hd;

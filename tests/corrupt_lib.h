@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/fileio.h"
 #include "base/rng.h"
 #include "tests/harness.h"
 
@@ -262,6 +263,16 @@ static size_t wrap_plain(const char *text, size_t len, uint8_t **out, void *ctx)
     if (!*out) abort();
     memcpy(*out, text, len);
     return len;
+}
+
+
+/* A file of ../shared/data (rel: its path there), malloc'd; NULL when absent. */
+static char *read_data(const char *rel, size_t *n) {
+    const char *d = t_data_dir();
+    if (!d) return NULL;
+    char path[512], err[256];
+    snprintf(path, sizeof path, "%s/%s", d, rel);
+    return read_file(path, n, err, sizeof err);
 }
 
 #endif

@@ -496,13 +496,6 @@ static int write_nan_models(const char *dir) {
 
 /* ---- main ---- */
 
-static char *read_data(const char *rel, size_t *n) {
-    const char *d = t_data_dir();
-    if (!d) return NULL;
-    char path[512], err[256];
-    snprintf(path, sizeof path, "%s/%s", d, rel);
-    return read_file(path, n, err, sizeof err);
-}
 
 int main(int argc, char **argv) {
     signal(SIGALRM, on_alarm);

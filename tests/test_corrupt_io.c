@@ -354,13 +354,6 @@ static void body_corpus(Format *f, const char *body) {
     json_mutations(f, wrap_plain, NULL, body, strlen(body), 300);
 }
 
-static char *read_data(const char *rel, size_t *n) {
-    const char *d = t_data_dir();
-    if (!d) return NULL;
-    char path[512], err[256];
-    snprintf(path, sizeof path, "%s/%s", d, rel);
-    return read_file(path, n, err, sizeof err);
-}
 
 int main(void) {
     (void)gw_small, (void)gw_nested; /* the writer's other helpers */
