@@ -121,11 +121,14 @@ fuzz: quant $(FUZZ_OBJ)
 	    grep -E '^Done' build-fuzz/$$n.log; \
 	done
 
-# The standing fuzz campaign (not run in CI): every target for FUZZ_LONG_SECONDS (default 1 h),
-# resuming from its corpus in build-fuzz/; the log of each run is build-fuzz/<target>.log.
+# The standing fuzz campaign (not run in CI): every target for FUZZ_LONG_SECONDS of CPU time
+# (default 1 h), FUZZ_JOBS (default 2) at a time at nice 19, resuming from its corpus in
+# build-fuzz/ (scripts/fuzz_campaign.sh; one line per target in build-fuzz/campaign.txt).
 FUZZ_LONG_SECONDS ?= 3600
+FUZZ_JOBS ?= 2
 fuzz-long:
-	$(MAKE) fuzz FUZZ_SECONDS=$(FUZZ_LONG_SECONDS)
+	$(MAKE) fuzz FUZZ_SECONDS=1
+	bash scripts/fuzz_campaign.sh $(FUZZ_LONG_SECONDS) $(FUZZ_JOBS)
 
 # The ARM leg (aarch64 cross build run under qemu-user, with and without dotprod).
 arm-test: quant
@@ -172,6 +175,11 @@ demo: $(DEMO_PHI)
 
 bench: all
 	sh scripts/bench.sh
+
+# phi beside llama.cpp (node-llama-cpp's prebuilt binaries from npm) on the same GGUF files
+# (scripts/bench-peer.sh; MIXES="q4_0 q4_k_m q8_0", THREADS=2, REPS=3).
+bench-peer: all
+	sh scripts/bench-peer.sh "$(or $(MIXES),q4_0 q4_k_m q8_0)" $(or $(THREADS),2) $(or $(REPS),3)
 
 # Kernel micro-benchmark (scripts/bench_kernels.c): GB/s of matvec, GOPS of matmul, per ISA
 # (all the CPU runs, or ISAS="avx512vnni ...").
@@ -226,5 +234,5 @@ static:
 clean:
 	rm -rf build build-* phi quant phi-server
 
-.PHONY: FORCE all demo examples test tests install uninstall static asan all-asan bench fuzz fuzz-long arm-test armv7-test riscv64-test wasm wasm-test clean
+.PHONY: FORCE all demo examples test tests install uninstall static asan all-asan bench bench-peer fuzz fuzz-long arm-test armv7-test riscv64-test wasm wasm-test clean
 -include $(LIB_OBJ:.o=.d) $(BUILD)/phi.d $(BUILD)/quant.d $(BUILD)/phi-server.d
