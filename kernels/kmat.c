@@ -230,20 +230,24 @@ void kmat_tiled(const MatView *w, const ActBuf *a, int t0, int nt, float *y, int
     }
 }
 
-KRowAct *krow_act(const ActBuf *a, int nsb, int q6) {
-    KRowAct *x = aligned_alloc(64, sizeof(KRowAct) * (size_t)(nsb > 0 ? nsb : 1));
+KRowAct *krow_acts(const ActBuf *a, int t0, int nt, int nsb, int q6) {
+    KRowAct *x = aligned_alloc(64, sizeof(KRowAct) * (size_t)(nsb > 0 ? nsb : 1) * (size_t)(nt > 0 ? nt : 1));
     if (!x) return NULL;
-    for (int sb = 0; sb < nsb; sb++)
-        for (int j = 0; j < 8; j++) {
-            const int8_t *q = act_q(a, 0, sb * 8 + j);
-            int32_t h = 0;
-            for (int i = 0; i < QK; i++) h += q[i];
-            for (int i = 0; i < QK / 4; i++)
-                x[sb].c[8 * j + i] = -32 * (q[4 * i] + q[4 * i + 1] + q[4 * i + 2] + q[4 * i + 3]);
-            memcpy(x[sb].q + 32 * j, q, QK);
-            float dx = act_d(a, 0, sb * 8 + j);
-            if (q6) x[sb].dx[2 * j] = x[sb].dx[2 * j + 1] = dx;
-            else x[sb].dx[j] = dx, x[sb].dxh[j] = dx * (float)h;
-        }
+    for (int t = 0; t < nt; t++)
+        for (int sb = 0; sb < nsb; sb++)
+            for (int j = 0; j < 8; j++) {
+                KRowAct *r = x + (size_t)t * (size_t)nsb + sb;
+                const int8_t *q = act_q(a, t0 + t, sb * 8 + j);
+                int32_t h = 0;
+                for (int i = 0; i < QK; i++) h += q[i];
+                for (int i = 0; i < QK / 4; i++)
+                    r->c[8 * j + i] = -32 * (q[4 * i] + q[4 * i + 1] + q[4 * i + 2] + q[4 * i + 3]);
+                memcpy(r->q + 32 * j, q, QK);
+                float dx = act_d(a, t0 + t, sb * 8 + j);
+                if (q6) r->dx[2 * j] = r->dx[2 * j + 1] = dx;
+                else r->dx[j] = dx, r->dxh[j] = dx * (float)h;
+            }
     return x;
 }
+
+KRowAct *krow_act(const ActBuf *a, int nsb, int q6) { return krow_acts(a, 0, 1, nsb, q6); }

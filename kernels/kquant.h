@@ -81,5 +81,7 @@ typedef struct {
 /* Token 0's records for nsb super-blocks (q6: the Q6_K form) in a 64-byte aligned buffer the
  * caller frees, or NULL when out of memory (the caller then takes its panel path). */
 KRowAct *krow_act(const ActBuf *a, int nsb, int q6);
+/* The same for tokens [t0, t0 + nt): token t's nsb records start at x + (t - t0) * nsb. */
+KRowAct *krow_acts(const ActBuf *a, int t0, int nt, int nsb, int q6);
 
 #endif

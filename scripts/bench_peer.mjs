@@ -4,7 +4,7 @@
 // zen4 / icelake / ... with AVX-512 VNNI where the CPU has it; weights are repacked at load as
 // llama.cpp does by default). Figures:
 //   ppN   prompt tokens/s: N tokens evaluated in one batch into an empty sequence
-//   tgN   generation tokens/s: N greedy tokens, one at a time, after one fed token
+//   tgN   generation tokens/s: N single-token forward passes (as phi --bench: no sampling)
 //   npK   aggregate generation tokens/s of K sequences decoding together (each TG tokens; the
 //         K evaluations of a step go to llama.cpp as one batch, as llama-server -np K does)
 //
@@ -22,12 +22,12 @@ const stats = a => {
     return `${m.toFixed(2).padStart(7)} ± ${sd.toFixed(2)}`;
 };
 const now = () => Number(process.hrtime.bigint()) / 1e9;
-async function generate(seq, first, n) { // n greedy tokens after feeding `first`
-    let k = 0;
-    for await (const tok of seq.evaluate([first], {temperature: 0})) {
-        void tok;
-        if (++k >= n) break;
-    }
+// n single-token forward passes after `first`, no sampling (what phi --bench times for tg: the
+// forward pass only; sampling through node-llama-cpp's JS/native hops adds ~10 ms a token here)
+async function generate(seq, first, n, s = 0) {
+    const t = ids(n, s);
+    await seq.evaluateWithoutGeneratingNewTokens([first]);
+    for (let k = 1; k < n; k++) await seq.evaluateWithoutGeneratingNewTokens([t[k]]);
 }
 console.log(`llama.cpp via node-llama-cpp ${process.env.PEER_VERSION ?? ""} (ggml CPU), ${T} threads, ${modelPath}`);
 {
@@ -50,19 +50,15 @@ console.log(`llama.cpp via node-llama-cpp ${process.env.PEER_VERSION ?? ""} (ggm
     await ctx.dispose();
 }
 for (const K of par ? par.split(",").map(Number) : []) {
-    // node-llama-cpp dispatches a batch at the next event-loop cycle, which comes before every
-    // sequence has sampled and queued its next token (each sampling is its own async call), so
-    // by default the K sequences decode one at a time; waiting DISPATCH_MS (default 1) before each
-    // dispatch lets all K join the batch, as llama-server's slots do.
-    const wait = +(process.env.DISPATCH_MS ?? 1);
+    // node-llama-cpp dispatches at once when every sequence has queued a token (else at the next
+    // event-loop cycle), so the K single-token passes of a step go to llama_decode as one batch.
     const ctx = await model.createContext({contextSize: K * 512, batchSize: 512,
-                                           threads: {ideal: T, min: T}, sequences: K,
-                                           batching: {dispatchSchedule: d => setTimeout(d, wait)}});
+                                           threads: {ideal: T, min: T}, sequences: K});
     const rates = [], seqs = Array.from({length: K}, () => ctx.getSequence());
     for (let r = 0; r < R; r++) {
         await Promise.all(seqs.map(s => s.clearHistory()));
         const t0 = now();
-        await Promise.all(seqs.map((s, i) => generate(s, ids(1, i)[0], TG)));
+        await Promise.all(seqs.map((s, i) => generate(s, ids(1, i)[0], TG, i)));
         rates.push(K * TG / (now() - t0));
     }
     console.log(`np${K} tg${TG} ${stats(rates)} t/s aggregate`);
