@@ -230,7 +230,8 @@ void kmat_tiled(const MatView *w, const ActBuf *a, int t0, int nt, float *y, int
     }
 }
 
-KRowAct *krow_acts(const ActBuf *a, int t0, int nt, int nsb, int q6) {
+KRowAct *krow_acts(const ActBuf *a, int t0, int nt, int nsb, int form) {
+    int q6 = form == KROW_Q6;
     KRowAct *x = aligned_alloc(64, sizeof(KRowAct) * (size_t)(nsb > 0 ? nsb : 1) * (size_t)(nt > 0 ? nt : 1));
     if (!x) return NULL;
     for (int t = 0; t < nt; t++)
@@ -242,7 +243,9 @@ KRowAct *krow_acts(const ActBuf *a, int t0, int nt, int nsb, int q6) {
                 for (int i = 0; i < QK; i++) h += q[i];
                 for (int i = 0; i < QK / 4; i++)
                     r->c[8 * j + i] = -32 * (q[4 * i] + q[4 * i + 1] + q[4 * i + 2] + q[4 * i + 3]);
-                memcpy(r->q + 32 * j, q, QK);
+                /* KROW_PAIRED: sub-blocks in the order 0 2 1 3 4 6 5 7 */
+                int pos = form == KROW_PAIRED ? (j & 4) | (j & 1) << 1 | (j >> 1 & 1) : j;
+                memcpy(r->q + 32 * pos, q, QK);
                 float dx = act_d(a, t0 + t, sb * 8 + j);
                 if (q6) r->dx[2 * j] = r->dx[2 * j + 1] = dx;
                 else r->dx[j] = dx, r->dxh[j] = dx * (float)h;
@@ -250,4 +253,4 @@ KRowAct *krow_acts(const ActBuf *a, int t0, int nt, int nsb, int q6) {
     return x;
 }
 
-KRowAct *krow_act(const ActBuf *a, int nsb, int q6) { return krow_acts(a, 0, 1, nsb, q6); }
+KRowAct *krow_act(const ActBuf *a, int nsb, int q6) { return krow_acts(a, 0, 1, nsb, q6 ? KROW_Q6 : KROW_K4); }

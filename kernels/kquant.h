@@ -81,7 +81,10 @@ typedef struct {
 /* Token 0's records for nsb super-blocks (q6: the Q6_K form) in a 64-byte aligned buffer the
  * caller frees, or NULL when out of memory (the caller then takes its panel path). */
 KRowAct *krow_act(const ActBuf *a, int nsb, int q6);
-/* The same for tokens [t0, t0 + nt): token t's nsb records start at x + (t - t0) * nsb. */
-KRowAct *krow_acts(const ActBuf *a, int t0, int nt, int nsb, int q6);
+/* The same for tokens [t0, t0 + nt) in the form a kernel wants: token t's nsb records start at
+ * x + (t - t0) * nsb. KROW_PAIRED is KROW_K4 with the 8 sub-blocks' quants in the order
+ * 0 2 1 3 4 6 5 7, the order of the low and high nibbles of two 64-byte loads of Q4_K quants. */
+enum { KROW_K4, KROW_Q6, KROW_PAIRED };
+KRowAct *krow_acts(const ActBuf *a, int t0, int nt, int nsb, int form);
 
 #endif

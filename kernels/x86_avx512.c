@@ -493,9 +493,15 @@ ZINL void krow_k4(const MatView *w, const KRowAct *x, float *y, size_t ldy, int 
     const size_t bb = q5 ? 176 : 144;
     const __m512i m10 = _mm512_set1_epi8(0x10);
     const __m512i m4 = _mm512_set1_epi8(15);
-    const __m512i cnt = _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4);
-    const __m512i i0 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-    const __m512i two = _mm512_set1_epi32(2);
+    /* product vector c holds sub-blocks (0 2), (1 3), (4 6), (5 7) in its lanes 0-7 / 8-15
+     * (the KROW_PAIRED activations): the scale of each, and the left rotation that brings a
+     * Q5_K fifth bit (bit j of qh[l] for sub-block j) to bit 4 of its byte (4 - j mod 64) */
+    const __m512i idx[4] = {_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2),
+                            _mm512_setr_epi32(1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 3, 3, 3, 3, 3, 3),
+                            _mm512_setr_epi32(4, 4, 4, 4, 4, 4, 4, 4, 6, 6, 6, 6, 6, 6, 6, 6),
+                            _mm512_setr_epi32(5, 5, 5, 5, 5, 5, 5, 5, 7, 7, 7, 7, 7, 7, 7, 7)};
+    const __m512i rot[4] = {_mm512_setr_epi64(4, 4, 4, 4, 2, 2, 2, 2), _mm512_setr_epi64(3, 3, 3, 3, 1, 1, 1, 1),
+                            _mm512_setr_epi64(0, 0, 0, 0, 62, 62, 62, 62), _mm512_setr_epi64(63, 63, 63, 63, 61, 61, 61, 61)};
     for (int r = r0; r < r1; r++) {
         const uint8_t *row = matview_row(w, r);
         __m512 acc[KROW_TT];
@@ -517,17 +523,19 @@ ZINL void krow_k4(const MatView *w, const KRowAct *x, float *y, size_t ldy, int 
             __m256 dm = _mm256_set1_ps(_cvtsh_ss((unsigned short)(blk[2] | blk[3] << 8)));
             __m256 Sd = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sm)));
             __m256 M = _mm256_mul_ps(dm, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8))));
+            /* two 64-byte loads: bytes 0-31 hold sub-blocks 0 (low nibbles) and 1 (high), 32-63
+             * sub-blocks 2 and 3, and so on */
             __m512i v[4];
-#pragma GCC unroll 4
-            for (int c = 0; c < 4; c++) {
-                v[c] = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(const void *)(blk + (q5 ? 48 : 16) + 32 * c)));
-                v[c] = _mm512_and_si512(_mm512_srlv_epi64(v[c], cnt), m4);
-                if (q5) { /* bit 2c (first half), 2c + 1 (second) to bit 4: shift left 4 - 2c, 3 - 2c */
-                    __m512i hb = c < 2 ? _mm512_sllv_epi64(qh, _mm512_sub_epi64(_mm512_set1_epi64(4 - 2 * c), _mm512_srli_epi64(cnt, 2)))
-                                       : _mm512_srlv_epi64(qh, _mm512_add_epi64(_mm512_set1_epi64(2 * c - 4), _mm512_srli_epi64(cnt, 2)));
-                    v[c] = _mm512_or_si512(v[c], _mm512_and_si512(hb, m10));
-                }
+            const uint8_t *qs = blk + (q5 ? 48 : 16);
+#pragma GCC unroll 2
+            for (int h = 0; h < 2; h++) {
+                __m512i L = _mm512_loadu_si512((const void *)(qs + 64 * h));
+                v[2 * h] = _mm512_and_si512(L, m4);
+                v[2 * h + 1] = _mm512_and_si512(_mm512_srli_epi16(L, 4), m4);
             }
+            if (q5)
+#pragma GCC unroll 4
+                for (int c = 0; c < 4; c++) v[c] = _mm512_or_si512(v[c], _mm512_and_si512(_mm512_rolv_epi64(qh, rot[c]), m10));
             /* the unpacked super-block against each token in turn, in the one-token order */
 #pragma GCC unroll 8
             for (int t = 0; t < NT; t++) {
@@ -535,12 +543,10 @@ ZINL void krow_k4(const MatView *w, const KRowAct *x, float *y, size_t ldy, int 
                 __m256 S = _mm256_mul_ps(Sd, _mm256_load_ps(xt->dx));
                 accm[t] = _mm256_fmadd_ps(M, _mm256_load_ps(xt->dxh), accm[t]);
                 __m512 Sz = _mm512_castps256_ps512(S);
-                __m512i idx = i0;
 #pragma GCC unroll 4
                 for (int c = 0; c < 4; c++) {
                     __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v[c], _mm512_load_si512((const void *)(xt->q + 64 * c)));
-                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_permutexvar_ps(idx, Sz), acc[t]);
-                    idx = _mm512_add_epi32(idx, two);
+                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_permutexvar_ps(idx[c], Sz), acc[t]);
                 }
             }
         }
@@ -577,7 +583,7 @@ static void kq_zmm(const MatView *w, const void *act, int t0, int nt, float *y, 
      * float ops per 256 weights, the panel tiles 4 vpdpbusd and 1.5 float ops: from 3 tokens on
      * the tiles are as fast or faster (Phi-3-mini Q4_K_M, 2 threads, --parallel: np2 14.8 -> 17.6
      * tok/s with rows; np3 20.3 / 20.1, np4 25.4 / 19.7, np8 36.5 / 22.3 tiles / rows). */
-    if (nt <= KROW_TT && (x = krow_acts(a, t0, nt, w->cols / QK_K, w->type == TENSOR_Q6_K)) != NULL) {
+    if (nt <= KROW_TT && (x = krow_acts(a, t0, nt, w->cols / QK_K, w->type == TENSOR_Q6_K ? KROW_Q6 : KROW_PAIRED)) != NULL) {
         int re = r1 < w->rows ? r1 : w->rows;
         float *yt = y + (size_t)t0 * (size_t)ldy;
         if (r0 < re && w->type == TENSOR_Q6_K) krow_q6k_zmm(w, x, nt, yt, (size_t)ldy, r0, re);
