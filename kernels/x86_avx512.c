@@ -435,15 +435,17 @@ static ZTGT void kdecode_zmm(const MatView *w, const ActBuf *a, const uint8_t *s
 
 /* Generation for Q4_K, Q5_K and Q6_K, row by row on ggml's bytes as stored (no transpose, no gathers: one
  * linear stream through the matrix, which the hardware prefetchers follow). Per super-block of a
- * row: the 12 bytes of 6-bit scales/mins decoded with 32-bit masks; each 32-byte run of nibbles
- * broadcast to both halves of a zmm and shifted 0 / 4 per half, so a vector holds sub-blocks 2c
- * and 2c + 1 in the order of the token's 64 contiguous quants; one vpdpbusd per 64 weights, its
- * 16 sums scaled per lane by d sc_j dx_j (a vpermps of 8 scales). The mins are one ymm FMA per
- * super-block against dx_j * sum q_j; Q5_K adds its fifth bits to the nibbles. Q6_K the same way: a vector per 64 quants (low nibbles
- * with bits 0-1 / 2-3 of qh, high nibbles with 4-5 / 6-7), its sums started at -32 times the
- * token's sums of 4 (which removes the offset), 16 scales d sc_g dx_(g/2) a lane per group of
- * 16. The token's side of a super-block (KRowAct) is made once per call, in a buffer of 640
- * bytes per 256 columns (kernels/kquant.h). */
+ * row: the 12 bytes of 6-bit scales/mins decoded with 32-bit masks; the 128 bytes of nibbles as
+ * two 64-byte loads, each split into its low and high nibbles, so the four vectors hold
+ * sub-blocks (0 2), (1 3), (4 6), (5 7) — the order in which krow_acts' KROW_PAIRED records keep
+ * the token's quants (a broadcast and a variable shift per vector instead cost 8 % of Q4_K_M
+ * decode); one vpdpbusd per 64 weights, its 16 sums scaled per lane by d sc_j dx_j (a vpermps of
+ * 8 scales). The mins are one ymm FMA per super-block against dx_j * sum q_j; Q5_K adds its fifth
+ * bits to the nibbles (one rotation per vector). Q6_K the same way: a vector per 64 quants (low
+ * nibbles with bits 0-1 / 2-3 of qh, high nibbles with 4-5 / 6-7), its sums started at -32 times
+ * the token's sums of 4 (which removes the offset), 16 scales d sc_g dx_(g/2) a lane per group
+ * of 16. The tokens' side of a super-block (KRowAct) is made once per call, in a buffer of 640
+ * bytes per 256 columns and token (kernels/kquant.h). */
 ZINL void krow_q6k(const MatView *w, const KRowAct *x, float *y, size_t ldy, int r0, int r1, const int NT) {
     int nsb = w->cols / QK_K;
     const __m512i cnt = _mm512_setr_epi64(0, 0, 0, 0, 2, 2, 2, 2);
@@ -579,11 +581,11 @@ static void kq_zmm(const MatView *w, const void *act, int t0, int nt, float *y, 
     const ActBuf *a = act;
     KRowAct *x = NULL;
     /* Generation and two-token batches (two parallel streams): the row kernels, each super-block
-     * unpacked once for both tokens. Each further token costs a row kernel 4 vpdpbusd and 12
-     * float ops per 256 weights, the panel tiles 4 vpdpbusd and 1.5 float ops: from 3 tokens on
-     * the tiles are as fast or faster (Phi-3-mini Q4_K_M, 2 threads, --parallel: np2 14.8 -> 17.6
-     * tok/s with rows; np3 20.3 / 20.1, np4 25.4 / 19.7, np8 36.5 / 22.3 tiles / rows). */
-    if (nt <= KROW_TT && (x = krow_acts(a, t0, nt, w->cols / QK_K, w->type == TENSOR_Q6_K ? KROW_Q6 : KROW_PAIRED)) != NULL) {
+     * unpacked once for both tokens. Each further token costs a row kernel its own convert,
+     * permute and FMA per vpdpbusd, more float work per product than the panel tiles spend: from
+     * 3 tokens on the tiles are as fast or faster (Phi-3-mini Q4_K_M, 2 threads, --parallel: np2
+     * 14.8 -> 17.6 tok/s with rows; np3 20.3 / 20.1, np4 25.4 / 19.7, np8 36.5 / 22.3 tiles / rows). */
+    if (nt >= 1 && nt <= KROW_TT && (x = krow_acts(a, t0, nt, w->cols / QK_K, w->type == TENSOR_Q6_K ? KROW_Q6 : KROW_PAIRED)) != NULL) {
         int re = r1 < w->rows ? r1 : w->rows;
         float *yt = y + (size_t)t0 * (size_t)ldy;
         if (r0 < re && w->type == TENSOR_Q6_K) krow_q6k_zmm(w, x, nt, yt, (size_t)ldy, r0, re);
