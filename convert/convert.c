@@ -79,12 +79,15 @@ static int more_bits_layer(int i, int n) { return i < n / 8 || i >= 7 * n / 8 ||
 static uint32_t plan_type(const SchemaItem *e, const PhiHParams *hp, uint32_t type, int mix) {
     int role = e->t->role, outer = role == ROLE_EMBED || role == ROLE_LM_HEAD;
     if (type == TENSOR_Q4) return outer ? TENSOR_Q8 : type;
+    /* -q q4_kp / q5_kp are -q q4_k / q5_k, which write them */
+    if (type == TENSOR_Q4_KP || type == TENSOR_Q5_KP) type = type == TENSOR_Q4_KP ? TENSOR_Q4_K : TENSOR_Q5_K;
     if (type != TENSOR_Q4_K && type != TENSOR_Q5_K) return type;
     if (outer) return TENSOR_Q6_K;
-    if (mix == CONVERT_MIX_Q4_K_M && role == ROLE_QKV) return TENSOR_Q5_K;
+    if (mix == CONVERT_MIX_Q4_K_M && role == ROLE_QKV) return TENSOR_Q5_KP;
     if (mix == CONVERT_MIX_Q4_K_M && role == ROLE_DOWN && more_bits_layer(e->layer, (int)hp->n_layers))
         return TENSOR_Q6_K;
-    return type;
+    /* Q4_K and Q5_K are written in their panel forms (the same values; kernels/blocks.h) */
+    return type == TENSOR_Q4_K ? TENSOR_Q4_KP : TENSOR_Q5_KP;
 }
 
 /* The tensors of the model (model/schema.c), in file order. */
@@ -192,11 +195,11 @@ static void chunk_job(void *arg, int ith, int nth) {
         uint64_t np = type_stored_rows(t->type, n) / QR, qbytes = QR * j->row_bytes, sbytes = QR * j->nblocks * 2;
         MatView pm = matview(t->type, j->pan, (int)sr, (int)cols);
         memset((uint8_t *)pm.q + p0 * qbytes, 0, np * qbytes);
-        memset((uint8_t *)pm.d + p0 * sbytes, 0, np * sbytes);
+        if (pm.d) memset((uint8_t *)pm.d + p0 * sbytes, 0, np * sbytes);
         for (int i = a; i < b; i++)
             matview_put_row(&pm, i, j->q + (uint64_t)i * j->row_bytes, j->d + (uint64_t)i * j->nblocks);
         rc = phi_writer_write_at(j->w, t->index, off, pm.q + p0 * qbytes, np * qbytes, err, errlen);
-        if (!rc)
+        if (!rc && pm.d) /* a K panel type has no scales area */
             rc = phi_writer_write_at(j->w, t->index, j->scales_off + (j->r0 + (uint64_t)a) * j->nblocks * 2,
                                      (const uint8_t *)pm.d + p0 * sbytes, np * sbytes, err, errlen);
     } else if (!rc) {
@@ -210,7 +213,8 @@ static int write_tensor(PhiWriter *w, const Plan *t, RowSource src, void *ctx, i
     uint64_t cols = t->ndim == 1 ? t->rows : t->cols, rows = t->ndim == 1 ? 1 : t->rows;
     uint64_t row_bytes = type_row_bytes(t->type, cols), nblocks = cols / QK;
     uint64_t scales_off = type_scales_offset(t->type, rows, cols);
-    int panels = type_traits(t->type)->has_scales; /* quantized: rows go out in whole panels */
+    /* quantized (and K panel types): rows go out in whole panels */
+    int panels = type_traits(t->type)->has_scales || type_traits(t->type)->kpanel;
     uint64_t chunk = CHUNK_FLOATS / cols ? CHUNK_FLOATS / cols : 1;
     if (panels) chunk = (chunk + QR - 1) / QR * QR;
     if (chunk > rows) chunk = panels ? (rows + QR - 1) / QR * QR : rows;

@@ -23,7 +23,7 @@ uint64_t type_row_bytes(uint32_t type, uint64_t cols) {
 
 uint64_t type_stored_rows(uint32_t type, uint64_t rows) {
     const TypeTraits *t = type_traits(type);
-    return t && t->has_scales ? (rows + QR - 1) / QR * QR : rows;
+    return t && (t->has_scales || t->kpanel) ? (rows + QR - 1) / QR * QR : rows;
 }
 
 uint64_t type_scales_offset(uint32_t type, uint64_t rows, uint64_t cols) {
@@ -59,41 +59,55 @@ static uint64_t panel_offset(const MatView *m, int r, int b, int k) {
 
 void matview_get_block(const MatView *m, int r, int b, uint8_t *q, uint16_t *d) {
     for (int k = 0; k < type_table[m->type].block_bytes / 4; k++) memcpy(q + 4 * k, m->q + panel_offset(m, r, b, k), 4);
-    *d = matview_panel_d(m, r / QR, b)[r % QR];
+    if (type_table[m->type].has_scales) *d = matview_panel_d(m, r / QR, b)[r % QR];
 }
 
+const uint8_t *matview_kblock(const MatView *m, int r, int b, uint8_t *tmp) {
+    const TypeTraits *t = &type_table[m->type];
+    if (!t->kpanel) return matview_row(m, r) + (size_t)b * (size_t)t->block_bytes;
+    matview_get_block(m, r, b, tmp, NULL);
+    return tmp;
+}
+
+/* Rows stored one after another: the float types and the row-by-row K-quants. */
+static int row_major(const TypeTraits *t) { return !t->has_scales && !t->kpanel; }
+
 void matview_get_row(const MatView *m, int r, void *q, uint16_t *d) {
-    if (!type_table[m->type].has_scales) {
+    const TypeTraits *t = &type_table[m->type];
+    if (row_major(t)) {
         memcpy(q, matview_row(m, r), type_row_bytes(m->type, (uint64_t)m->cols));
         return;
     }
-    int bb = type_table[m->type].block_bytes;
-    for (int b = 0; b < m->cols / QK; b++) matview_get_block(m, r, b, (uint8_t *)q + (size_t)b * bb, d + b);
+    int bb = t->block_bytes;
+    for (int b = 0; b < m->cols / t->block; b++)
+        matview_get_block(m, r, b, (uint8_t *)q + (size_t)b * bb, t->has_scales ? d + b : NULL);
 }
 
 void matview_put_row(const MatView *m, int r, const void *q, const uint16_t *d) {
-    if (!type_table[m->type].has_scales) {
+    const TypeTraits *t = &type_table[m->type];
+    if (row_major(t)) {
         memcpy((uint8_t *)matview_row(m, r), q, type_row_bytes(m->type, (uint64_t)m->cols));
         return;
     }
-    int bb = type_table[m->type].block_bytes, nb = m->cols / QK;
+    int bb = t->block_bytes, nb = m->cols / t->block;
     for (int b = 0; b < nb; b++) {
         for (int k = 0; k < bb / 4; k++)
             memcpy((uint8_t *)m->q + panel_offset(m, r, b, k), (const uint8_t *)q + (size_t)b * bb + 4 * k, 4);
-        ((uint16_t *)matview_panel_d(m, r / QR, b))[r % QR] = d[b];
+        if (t->has_scales) ((uint16_t *)matview_panel_d(m, r / QR, b))[r % QR] = d[b];
     }
 }
 
 void matview_dequant_row(const MatView *m, int r, float *y) {
-    if (!type_table[m->type].has_scales) {
+    const TypeTraits *t = &type_table[m->type];
+    if (row_major(t)) {
         dequantize_row(m->type, matview_row(m, r), NULL, y, m->cols);
         return;
     }
     uint8_t q[BLOCK_BYTES_MAX];
-    uint16_t d;
-    for (int b = 0; b < m->cols / QK; b++) {
+    uint16_t d = 0;
+    for (int b = 0; b < m->cols / t->block; b++) {
         matview_get_block(m, r, b, q, &d);
-        type_table[m->type].to_float(q, &d, y + (size_t)b * QK, QK);
+        t->to_float(q, &d, y + (size_t)b * t->block, t->block);
     }
 }
 
@@ -628,4 +642,8 @@ const TypeTraits type_table[TENSOR_TYPE_COUNT] = {
                      kq_from_float_q5_k_w, kq_dot_ref_q5_k, NULL, kq_unpack_q5_k, KMODE_MIN},
     [TENSOR_Q6_K] = {"q6_k", QK_K, 210, 0, ACT_Q8, kq_to_float_q6_k, kq_from_float_q6_k,
                      kq_from_float_q6_k_w, kq_dot_ref_q6_k, NULL, kq_unpack_q6_k, KMODE_OFF32},
+    [TENSOR_Q4_KP] = {"q4_kp", QK_K, 144, 0, ACT_Q8, kq_to_float_q4_k, kq_from_float_q4_k,
+                      kq_from_float_q4_k_w, kq_dot_ref_q4_k, NULL, kq_unpack_q4_k, KMODE_MIN, 1},
+    [TENSOR_Q5_KP] = {"q5_kp", QK_K, 176, 0, ACT_Q8, kq_to_float_q5_k, kq_from_float_q5_k,
+                      kq_from_float_q5_k_w, kq_dot_ref_q5_k, NULL, kq_unpack_q5_k, KMODE_MIN, 1},
 };

@@ -21,7 +21,16 @@
  * elements that hold their own scales, stored exactly as ggml stores them (144, 176, 210 bytes;
  * docs/FORMAT.md gives every byte), one row's blocks after another, rows consecutive: no panels
  * and no scales area (has_scales 0). Their kernels take the int8 activations (ACT_Q8, blocks of
- * QK) and unpack 16-row panels on the fly (kernels/kquant.h). */
+ * QK) and unpack 16-row panels on the fly (kernels/kquant.h).
+ *
+ * K panel types (Q4_KP; TypeTraits.kpanel set): a K-quant's blocks, every byte kept, stored in
+ * panels of QR rows by the Q8/Q4 rule with the whole block as "quants": panel p, super-block b
+ * at (p * nb + b) * QR * bb (nb = cols / 256, bb = 144), bytes [4k, 4k + 4) of lane l's block at
+ * (k * QR + l) * 4; no scales area. For Q4_KP that puts d/dmin of 16 rows in the first 64-byte
+ * line, their 12 scale bytes in the next three and the 128 nibble bytes in the last 32: the
+ * decode kernel reads each super-block's scales for 16 rows with three loads and its nibbles a
+ * lane per row, as the Q4 kernels do (kernels/x86_avx512.c), where ggml's row order costs a
+ * scalar scale decode and a cross-lane scale shuffle per row and super-block. */
 #ifndef PHI_BLOCKS_H
 #define PHI_BLOCKS_H
 
@@ -41,6 +50,8 @@ typedef enum {
     TENSOR_Q4_K = 4, /* ggml's K-quants: super-blocks of 256, stored verbatim (below) */
     TENSOR_Q5_K = 5,
     TENSOR_Q6_K = 6,
+    TENSOR_Q4_KP = 7, /* Q4_K, Q5_K bytes in 16-row panels (below): what the kernels stream fastest */
+    TENSOR_Q5_KP = 8,
     TENSOR_TYPE_COUNT
 } TensorType;
 
@@ -78,11 +89,14 @@ typedef struct {
      * dot_ref takes a whole row. */
     void (*unpack)(const uint8_t *blk, uint8_t *u, float *s, float *m);
     int kmode; /* KMODE_MIN or KMODE_OFF32 (kernels/kquant.h) */
+    /* A super-block type whose rows are stored in panels of QR (a "K panel" type, above); 0 for
+     * the row-by-row K-quants. The functions above see its blocks in ggml's natural order. */
+    int kpanel;
 } TypeTraits;
 
 /* Indexed by TensorType; check a type read from a file with type_traits first. */
 extern const TypeTraits type_table[TENSOR_TYPE_COUNT];
-#define BLOCK_BYTES_MAX (4 * QK) /* the most bytes a quantized block's quants may take */
+#define BLOCK_BYTES_MAX 256 /* the most bytes of a block: Q8 32, K-quants up to 210 */
 
 const TypeTraits *type_traits(uint32_t type); /* NULL for an unknown type */
 int type_from_name(const char *name);         /* -1 if unknown */
@@ -115,14 +129,14 @@ static inline const uint8_t *matview_row(const MatView *m, int r) {
 }
 /* Panel p, block b of a quantized matrix: its QR * block_bytes quants and QR scales. */
 static inline const uint8_t *matview_panel_q(const MatView *m, int p, int b) {
-    uint64_t bb = (uint64_t)type_table[m->type].block_bytes;
-    return m->q + ((uint64_t)p * (uint64_t)(m->cols / QK) + (uint64_t)b) * (QR * bb);
+    uint64_t bb = (uint64_t)type_table[m->type].block_bytes, nb = (uint64_t)(m->cols / type_table[m->type].block);
+    return m->q + ((uint64_t)p * nb + (uint64_t)b) * (QR * bb);
 }
 static inline const uint16_t *matview_panel_d(const MatView *m, int p, int b) {
     return m->d + ((uint64_t)p * (uint64_t)(m->cols / QK) + (uint64_t)b) * QR;
 }
 /* Block b of row r of a quantized matrix, gathered from its panel: q gets the block's quants in
- * natural order (block_bytes of them), d its scale. */
+ * natural order (block_bytes of them), d its scale (not for a K panel type: d may be NULL). */
 void matview_get_block(const MatView *m, int r, int b, uint8_t *q, uint16_t *d);
 /* Row r of any matrix in natural order: q gets type_row_bytes bytes, d (quantized types) one
  * scale per block. */
@@ -130,6 +144,9 @@ void matview_get_row(const MatView *m, int r, void *q, uint16_t *d);
 /* The inverse, into a matrix whose memory is writable (d unused for float types). */
 void matview_put_row(const MatView *m, int r, const void *q, const uint16_t *d);
 /* Row r dequantized to floats (cols of them). */
+/* Super-block b of row r of a super-block type in natural (ggml) order: in place for the
+ * row-by-row types, else gathered from its panel into tmp (block_bytes). */
+const uint8_t *matview_kblock(const MatView *m, int r, int b, uint8_t *tmp);
 void matview_dequant_row(const MatView *m, int r, float *y);
 
 /* Quantize one row of n floats (n a multiple of the block for Q types) into quants q and

@@ -24,11 +24,10 @@ void kmat_scalar(const MatView *w, const void *act, int t0, int nt, float *y, in
     for (int t = t0; t < t0 + nt; t++)
         for (int r = r0; r < r1; r++) y[(size_t)t * ldy + r] = 0;
     for (int r = r0; r < r1; r++) {
-        const uint8_t *row = matview_row(w, r);
         for (int sb = 0; sb < nsb; sb++) {
-            uint8_t u[QK_K];
+            uint8_t u[QK_K], tmp[BLOCK_BYTES_MAX];
             float s[16], m[16];
-            ty->unpack(row + (size_t)sb * ty->block_bytes, u, s, m);
+            ty->unpack(matview_kblock(w, r, sb, tmp), u, s, m);
             for (int t = t0; t < t0 + nt; t++) {
                 float acc = 0;
                 for (int j = 0; j < 8; j++) {
@@ -88,13 +87,16 @@ void kmat_free_scratch(void) {
 static void unpack_panel(const MatView *w, int p, int sb0, int n, uint8_t *out) {
     const TypeTraits *ty = &type_table[w->type];
     int mode = ty->kmode;
+    if (ty->kpanel) { /* stored in panels: every lane is there (padding rows are zeros) */
+        kq_unpack_kp(w, p, sb0, n, out);
+        return;
+    }
     for (int l = 0; l < QR; l++) {
         int r = p * QR + l;
-        const uint8_t *row = r < w->rows ? matview_row(w, r) : NULL;
         for (int sb = 0; sb < n; sb++) {
-            uint8_t u[QK_K];
+            uint8_t u[QK_K], tmp[BLOCK_BYTES_MAX];
             float s[16], m[16];
-            if (row) ty->unpack(row + (size_t)(sb0 + sb) * ty->block_bytes, u, s, m);
+            if (r < w->rows) ty->unpack(matview_kblock(w, r, sb0 + sb, tmp), u, s, m);
             else memset(u, 0, sizeof u), memset(s, 0, sizeof s), memset(m, 0, sizeof m);
             for (int j = 0; j < 8; j++) {
                 uint8_t *rec = out + (size_t)(sb * 8 + j) * KPANEL_BYTES;
@@ -161,6 +163,13 @@ static KPrefetch kprefetch_plan(const MatView *w, int p0, int p1, int sb0, int n
     int rows = p1 * QR < w->rows ? p1 * QR : w->rows;
     if (p0 >= p1 || p0 * QR >= rows || n <= 0) return k;
     size_t bb = (size_t)type_table[w->type].block_bytes;
+    if (type_table[w->type].kpanel) { /* a K panel type: each panel's run is one "row" here */
+        k.base = matview_panel_q(w, p0, sb0);
+        k.rs = (size_t)(w->cols / QK_K) * QR * bb;
+        k.lpr = (int)(((size_t)n * QR * bb + 63) / 64);
+        k.n = (long)(p1 - p0) * k.lpr;
+        return k;
+    }
     k.base = matview_row(w, p0 * QR) + (size_t)sb0 * bb;
     k.rs = type_row_bytes(w->type, (uint64_t)w->cols);
     k.lpr = (int)(((size_t)n * bb + 63) / 64) + 1;

@@ -294,3 +294,39 @@ void kq_block_scales(uint32_t type, const uint8_t *blk, float *s, float *m) {
         unpack_scales_k4(blk, s, m);
     }
 }
+
+/* Q4_KP and Q5_KP (kernels/blocks.h): panel p's super-blocks [sb0, sb0 + n) into panel records.
+ * The stored panel is already a lane per row, 4 bytes at a time: word k of lane l at (k * QR +
+ * l) * 4, word 0 d and dmin, words 1-3 the 12 scale bytes, then Q5_KP's 8 words of fifth bits
+ * (qh: byte i bit j is element i of sub-block j), then the nibbles; sub-block j's u words are
+ * the low (j even) or high (j odd) nibbles of nibble words 8 (j / 2) .. + 7, with Q5_KP's bit j
+ * of the matching qh word as bit 4, so the records come from masks and shifts of whole words
+ * (the loops vectorize), and s, m per lane as kq_unpack_q4_k computes them. */
+void kq_unpack_kp(const MatView *w, int p, int sb0, int n, uint8_t *out) {
+    int q5 = w->type == TENSOR_Q5_KP;
+    for (int sb = 0; sb < n; sb++) {
+        const uint8_t *src = matview_panel_q(w, p, sb0 + sb);
+        for (int j = 0; j < 8; j++) {
+            uint8_t *rec = out + (size_t)(sb * 8 + j) * KPANEL_BYTES;
+            const uint8_t *nib = src + (size_t)((q5 ? 12 : 4) + 8 * (j / 2)) * QR * 4, *qh = src + 4 * QR * 4;
+            int sh = 4 * (j & 1);
+            for (int i = 0; i < QR * QK / 4; i++) {
+                uint32_t v, h = 0;
+                memcpy(&v, nib + 4 * i, 4);
+                if (q5) memcpy(&h, qh + 4 * i, 4);
+                v = ((v >> sh) & 0x0f0f0f0fu) | (((h >> j) & 0x01010101u) << 4);
+                memcpy(rec + 4 * i, &v, 4);
+            }
+            float *f1 = (float *)(void *)(rec + QR * QK), *f2 = f1 + QR;
+            for (int l = 0; l < QR; l++) {
+                uint8_t sc12[12];
+                for (int k = 0; k < 3; k++) memcpy(sc12 + 4 * k, src + ((1 + k) * QR + l) * 4, 4);
+                int sc, mn;
+                get_scale_min(j, sc12, &sc, &mn);
+                const uint8_t *dd = src + 4 * l;
+                f1[l] = fp16_to_f32((uint16_t)(dd[0] | dd[1] << 8)) * (float)sc;
+                f2[l] = fp16_to_f32((uint16_t)(dd[2] | dd[3] << 8)) * (float)mn;
+            }
+        }
+    }
+}

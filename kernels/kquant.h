@@ -47,8 +47,11 @@ void kq_unpack_q6_k(const uint8_t *blk, uint8_t *u, float *s, float *m);
 void kq_block_scales(uint32_t type, const uint8_t *blk, float *s, float *m);
 /* Writes the unpacked panel records of super-blocks [sb0, sb0 + n) of panel p (rows 16p ..
  * 16p + 15, all inside the matrix) to out: an ISA's faster equivalent of the portable
- * unpacking, or NULL. */
+ * unpacking for the matrix's type (a K panel type's or a row type's), or NULL. */
 typedef void (*KUnpackFn)(const MatView *w, int p, int sb0, int n, uint8_t *out);
+/* Q4_KP, Q5_KP (the K panel types, kernels/blocks.h): their panels straight into the records
+ * with whole-word masks and shifts (the portable unpacking of any of their panels). */
+void kq_unpack_kp(const MatView *w, int p, int sb0, int n, uint8_t *out);
 
 /* One unpacked panel (pk: nblocks records of KPANEL_BYTES) against one activation tile (ar: its
  * records, as TileFn; side: tt side records of 8 bytes per block), over nblocks blocks of 32:

@@ -7,9 +7,14 @@
  * sum times its scale). */
 static float matrow_dot(const MatView *w, int r, const float *x) {
     const TypeTraits *t = &type_table[w->type];
-    if (!t->has_scales) return (float)t->dot_ref(matview_row(w, r), x, w->cols);
+    if (!t->has_scales && !t->kpanel) return (float)t->dot_ref(matview_row(w, r), x, w->cols);
     double sum = 0;
     uint8_t qb[BLOCK_BYTES_MAX];
+    if (t->kpanel) { /* super-blocks carry their scales: dot_ref of each (the sum is in double) */
+        for (int b = 0; b < w->cols / t->block; b++)
+            sum += t->dot_ref(matview_kblock(w, r, b, qb), x + (size_t)b * t->block, t->block);
+        return (float)sum;
+    }
     uint16_t d;
     for (int b = 0; b < w->cols / t->block; b++) {
         matview_get_block(w, r, b, qb, &d);

@@ -386,7 +386,8 @@ static TGT void krow_avx2(const MatView *w, const KRowAct *x, float *y, int r0, 
 static void kq_avx2(const MatView *w, const void *a, int t0, int nt, float *y, int ldy, int r0, int r1) {
     const ActBuf *ab = a;
     KRowAct *x = NULL;
-    if (ab->n_tok == 1 && (x = krow_act(ab, w->cols / QK_K, w->type == TENSOR_Q6_K)) != NULL) {
+    if (ab->n_tok == 1 && !type_table[w->type].kpanel &&
+        (x = krow_act(ab, w->cols / QK_K, w->type == TENSOR_Q6_K)) != NULL) {
         int re = r1 < w->rows ? r1 : w->rows;
         if (r0 < re) krow_avx2(w, x, y, r0, re);
         free(x);
@@ -469,7 +470,7 @@ const IsaKernels isa_avx2 = {
     .quant = quant_blocks_avx2,
     .mat = {[TENSOR_F32] = fmat_f32_avx2, [TENSOR_F16] = fmat_f16_avx2, [TENSOR_Q8] = q8_avx2,
             [TENSOR_Q4] = q4_avx2, [TENSOR_Q4_K] = kq_avx2, [TENSOR_Q5_K] = kq_avx2,
-            [TENSOR_Q6_K] = kq_avx2},
+            [TENSOR_Q6_K] = kq_avx2, [TENSOR_Q4_KP] = kq_avx2, [TENSOR_Q5_KP] = kq_avx2},
     .k_off = {[TENSOR_Q8] = 0, [TENSOR_Q4] = 8},
     .rmsnorm = rmsnorm_avx2,
     .softmax = softmax_avx2,
@@ -484,7 +485,7 @@ const IsaKernels isa_avxvnni = {
     .quant = quant_blocks_avx2,
     .mat = {[TENSOR_F32] = fmat_f32_avx2, [TENSOR_F16] = fmat_f16_avx2, [TENSOR_Q8] = q8_avxvnni,
             [TENSOR_Q4] = q4_avxvnni, [TENSOR_Q4_K] = kq_avx2, [TENSOR_Q5_K] = kq_avx2,
-            [TENSOR_Q6_K] = kq_avx2},
+            [TENSOR_Q6_K] = kq_avx2, [TENSOR_Q4_KP] = kq_avx2, [TENSOR_Q5_KP] = kq_avx2},
     .k_off = {[TENSOR_Q8] = 128, [TENSOR_Q4] = 8},
     .rmsnorm = rmsnorm_avx2,
     .softmax = softmax_avx2,

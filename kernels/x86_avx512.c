@@ -577,9 +577,157 @@ static ZTGT void krow_q6k_zmm(const MatView *w, const KRowAct *x, int nt, float 
     KROW_SWITCH(krow_q6k(w, x, y, ldy, r0, r1, NT_))
 }
 
+/* Bit j of each byte of v moved to bit 4 (other bits: garbage for the caller to mask). */
+ZINL __m512i kp_bit4(__m512i v, const int j) {
+    return j <= 4 ? _mm512_slli_epi32(v, 4 - j) : _mm512_srli_epi32(v, j - 4);
+}
+
+/* Generation for Q4_KP and Q5_KP (kernels/blocks.h: Q4_K, Q5_K bytes in 16-row panels), 1 or 2
+ * tokens, a lane per row as the Q4 tiles (Q5_KP adds its fifth bits from 8 lines of qh): per super-block of a panel, the 16 rows' d and dmin from one 64-byte
+ * line, their 6-bit scales and mins from three (byte masks and shifts of whole lines, then one
+ * conversion per sub-block for 16 rows at once), and per 64-byte line of nibbles two vpdpbusd
+ * against 4 activation bytes broadcast. Per sub-block j and token: the 16 sums times dx_j, times
+ * the rows' scales, plus the rows' mins against dx_j * sum q_j (the side records); d and dmin
+ * multiply once per super-block. No horizontal sums, no scalar work per row (ggml's row order
+ * needs both: krow_k4 above), and one linear stream through the matrix. */
+ZINL void kpanel_dec(const MatView *w, const ActBuf *a, const uint8_t *side, int t0, float *y, size_t ldy,
+                     int r0, int r1, const int q5, const int NT) {
+    int nsb = w->cols / QK_K, nb = a->nb, tt = a->tt;
+    const __m512i m4 = _mm512_set1_epi8(15), m6 = _mm512_set1_epi8(63), m30 = _mm512_set1_epi8(0x30);
+    const __m512i mff = _mm512_set1_epi32(0xff), m10 = _mm512_set1_epi8(0x10);
+    const size_t bb = q5 ? 176 : 144;
+    for (int p = r0 / QR; p * QR < r1; p++) {
+        __m512 acc[KROW_TT], accm[KROW_TT];
+#pragma GCC unroll 2
+        for (int t = 0; t < NT; t++) acc[t] = accm[t] = _mm512_setzero_ps();
+        for (int sb = 0; sb < nsb; sb++) {
+            const uint8_t *src = matview_panel_q(w, p, sb);
+#pragma GCC unroll 8
+            for (size_t o = 0; o < QR * bb; o += 64) prefetch_ahead(src, PF_AHEAD + o);
+            __m512i dd = _mm512_loadu_si512((const void *)src);
+            __m512 D = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd));
+            __m512 DM = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16)));
+            __m512i L1 = _mm512_loadu_si512((const void *)(src + 64)), L2 = _mm512_loadu_si512((const void *)(src + 128));
+            __m512i L3 = _mm512_loadu_si512((const void *)(src + 192));
+            /* bytes j of each lane: sub-block j (j < 4) / 4 + j of the scales and of the mins */
+            __m512i sc[2], mn[2];
+            sc[0] = _mm512_and_si512(L1, m6);
+            mn[0] = _mm512_and_si512(L2, m6);
+            sc[1] = _mm512_or_si512(_mm512_and_si512(L3, m4), _mm512_and_si512(_mm512_srli_epi16(L1, 2), m30));
+            mn[1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(L3, 4), m4), _mm512_and_si512(_mm512_srli_epi16(L2, 2), m30));
+            __m512 A[KROW_TT], B[KROW_TT];
+#pragma GCC unroll 2
+            for (int t = 0; t < NT; t++) A[t] = B[t] = _mm512_setzero_ps();
+#pragma GCC unroll 4
+            for (int c = 0; c < 4; c++) { /* sub-blocks 2c, 2c + 1: the low and high nibbles of 8 lines */
+                const uint8_t *nib = src + (size_t)((q5 ? 12 : 4) + 8 * c) * 64;
+                __m512i s0[KROW_TT], s1[KROW_TT];
+                const int8_t *q0[KROW_TT], *q1[KROW_TT];
+#pragma GCC unroll 2
+                for (int t = 0; t < NT; t++) {
+                    s0[t] = s1[t] = _mm512_setzero_si512();
+                    q0[t] = act_q(a, t0 + t, sb * 8 + 2 * c), q1[t] = act_q(a, t0 + t, sb * 8 + 2 * c + 1);
+                }
+#pragma GCC unroll 8
+                for (int k = 0; k < 8; k++) {
+                    __m512i v = _mm512_loadu_si512((const void *)(nib + 64 * k));
+                    __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+                    if (q5) { /* bits 2c and 2c + 1 of the qh line to bit 4 of each byte */
+                        __m512i h = _mm512_loadu_si512((const void *)(src + 4 * 64 + 64 * k));
+                        lo = _mm512_or_si512(lo, _mm512_and_si512(kp_bit4(h, 2 * c), m10));
+                        hi = _mm512_or_si512(hi, _mm512_and_si512(kp_bit4(h, 2 * c + 1), m10));
+                    }
+#pragma GCC unroll 2
+                    for (int t = 0; t < NT; t++) {
+                        s0[t] = dpbusd_b(s0[t], lo, (const uint8_t *)q0[t] + 4 * k);
+                        s1[t] = dpbusd_b(s1[t], hi, (const uint8_t *)q1[t] + 4 * k);
+                    }
+                }
+#pragma GCC unroll 2
+                for (int h = 0; h < 2; h++) {
+                    int j = 2 * c + h, sh = 8 * (j & 3);
+                    __m512 S = _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(sc[j >> 2], sh), mff));
+                    __m512 M = _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(mn[j >> 2], sh), mff));
+#pragma GCC unroll 2
+                    for (int t = 0; t < NT; t++) {
+                        int tk = t0 + t, b = sb * 8 + j;
+                        float dx = act_d(a, tk, b), gx;
+                        memcpy(&gx, side + (((size_t)(tk / tt) * nb + b) * tt + tk % tt) * 8, 4);
+                        __m512 T = _mm512_mul_ps(_mm512_cvtepi32_ps(h ? s1[t] : s0[t]), _mm512_set1_ps(dx));
+                        A[t] = _mm512_fmadd_ps(T, S, A[t]);
+                        B[t] = _mm512_fmadd_ps(M, _mm512_set1_ps(gx), B[t]);
+                    }
+                }
+            }
+#pragma GCC unroll 2
+            for (int t = 0; t < NT; t++) {
+                acc[t] = _mm512_fmadd_ps(D, A[t], acc[t]);
+                accm[t] = _mm512_fmadd_ps(DM, B[t], accm[t]);
+            }
+        }
+        int nr = r1 - p * QR < QR ? r1 - p * QR : QR;
+        __mmask16 m = (__mmask16)((1u << nr) - 1);
+#pragma GCC unroll 2
+        for (int t = 0; t < NT; t++)
+            _mm512_mask_storeu_ps(y + (size_t)t * ldy + (size_t)p * QR, m, _mm512_sub_ps(acc[t], accm[t]));
+    }
+}
+static ZTGT void kpanel_dec_zmm(const MatView *w, const ActBuf *a, const uint8_t *side, int t0, int nt, float *y,
+                                size_t ldy, int r0, int r1) {
+    if (w->type == TENSOR_Q5_KP) KROW_SWITCH(kpanel_dec(w, a, side, t0, y, ldy, r0, r1, 1, NT_))
+    else KROW_SWITCH(kpanel_dec(w, a, side, t0, y, ldy, r0, r1, 0, NT_))
+}
+
+/* Q4_KP's panels into panel records for the tiles (kernels/kquant.h: u lines, then s and m per
+ * lane): the nibble lines split into the low and high halves of a sub-block pair, the scales
+ * decoded for 16 rows at once as kpanel_dec does (kq_unpack_q4_kp is the portable one). */
+ZINL void kpunpack(const MatView *w, int p, int sb0, int n, uint8_t *out, const int q5) {
+    const __m512i m4 = _mm512_set1_epi8(15), m6 = _mm512_set1_epi8(63), m30 = _mm512_set1_epi8(0x30), m10 = _mm512_set1_epi8(0x10);
+    const __m512i mff = _mm512_set1_epi32(0xff);
+    for (int sb = 0; sb < n; sb++) {
+        const uint8_t *src = matview_panel_q(w, p, sb0 + sb);
+        __m512i dd = _mm512_loadu_si512((const void *)src);
+        __m512 D = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd));
+        __m512 DM = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16)));
+        __m512i L1 = _mm512_loadu_si512((const void *)(src + 64)), L2 = _mm512_loadu_si512((const void *)(src + 128));
+        __m512i L3 = _mm512_loadu_si512((const void *)(src + 192));
+        __m512i sc[2], mn[2];
+        sc[0] = _mm512_and_si512(L1, m6);
+        mn[0] = _mm512_and_si512(L2, m6);
+        sc[1] = _mm512_or_si512(_mm512_and_si512(L3, m4), _mm512_and_si512(_mm512_srli_epi16(L1, 2), m30));
+        mn[1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(L3, 4), m4), _mm512_and_si512(_mm512_srli_epi16(L2, 2), m30));
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++) {
+            uint8_t *rec = out + (size_t)(sb * 8 + j) * KPANEL_BYTES;
+            const uint8_t *nib = src + (size_t)((q5 ? 12 : 4) + 8 * (j / 2)) * 64;
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; k++) {
+                __m512i v = _mm512_loadu_si512((const void *)(nib + 64 * k));
+                v = _mm512_and_si512((j & 1) ? _mm512_srli_epi16(v, 4) : v, m4);
+                if (q5) v = _mm512_or_si512(v, _mm512_and_si512(kp_bit4(_mm512_loadu_si512((const void *)(src + 4 * 64 + 64 * k)), j), m10));
+                _mm512_store_si512((void *)(rec + 64 * k), v);
+            }
+            int sh = 8 * (j & 3);
+            __m512 S = _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(sc[j >> 2], sh), mff));
+            __m512 M = _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(mn[j >> 2], sh), mff));
+            _mm512_store_ps((float *)(void *)(rec + QR * QK), _mm512_mul_ps(D, S));
+            _mm512_store_ps((float *)(void *)(rec + QR * QK + 4 * QR), _mm512_mul_ps(DM, M));
+        }
+    }
+}
+
+static ZTGT void kpunpack_q4_zmm(const MatView *w, int p, int sb0, int n, uint8_t *out) { kpunpack(w, p, sb0, n, out, 0); }
+static ZTGT void kpunpack_q5_zmm(const MatView *w, int p, int sb0, int n, uint8_t *out) { kpunpack(w, p, sb0, n, out, 1); }
+
 static void kq_zmm(const MatView *w, const void *act, int t0, int nt, float *y, int ldy, int r0, int r1) {
     const ActBuf *a = act;
     KRowAct *x = NULL;
+    if (type_table[w->type].kpanel) { /* Q4_KP: generation in panels, batches through the tiles */
+        if (nt <= KROW_TT) kpanel_dec_zmm(w, a, kact_side(a, KMODE_MIN, 0, a->ntiles), t0, nt,
+                                          y + (size_t)t0 * (size_t)ldy, (size_t)ldy, r0, r1);
+        else kmat_tiled(w, act, t0, nt, y, ldy, r0, r1, ktile_zmm, w->type == TENSOR_Q5_KP ? kpunpack_q5_zmm : kpunpack_q4_zmm);
+        return;
+    }
     /* Generation and two-token batches (two parallel streams): the row kernels, each super-block
      * unpacked once for both tokens. Each further token costs a row kernel its own convert,
      * permute and FMA per vpdpbusd, more float work per product than the panel tiles spend: from
@@ -850,7 +998,7 @@ const IsaKernels isa_avx512vnni = {
     .quant = quant_blocks_avx2,
     .mat = {[TENSOR_F32] = fmat_f32_zmm, [TENSOR_F16] = fmat_f16_zmm, [TENSOR_Q8] = q8_zmm,
             [TENSOR_Q4] = q4_zmm, [TENSOR_Q4_K] = kq_zmm, [TENSOR_Q5_K] = kq_zmm,
-            [TENSOR_Q6_K] = kq_zmm},
+            [TENSOR_Q6_K] = kq_zmm, [TENSOR_Q4_KP] = kq_zmm, [TENSOR_Q5_KP] = kq_zmm},
     .k_off = {[TENSOR_Q8] = 128, [TENSOR_Q4] = 8},
     .rmsnorm = rmsnorm_avx2,
     .softmax = softmax_avx2,

@@ -178,6 +178,7 @@ typedef enum {
     HOW_Q8_0,   /* Q8_0 blocks -> q8 panels (same scale, same int8) */
     HOW_Q4_0,   /* Q4_0 blocks -> q4 panels (same scale, same nibbles) */
     HOW_Q5_0,   /* Q5_0 -> q8 (same scale; q in -16..15) */
+    HOW_KPANEL, /* Q4_K, Q5_K -> q4_kp, q5_kp: the same blocks, every byte, in 16-row panels */
     HOW_DEQUANT /* -> f32 through the exact reference dequantizer */
 } How;
 
@@ -228,6 +229,10 @@ static int choose(Plan *p, char *err, size_t errlen) {
             type_row_bytes((uint32_t)k, p->cols) == s->row_bytes &&
             type_tensor_bytes((uint32_t)k, p->rows, p->cols) == s->n_bytes) {
             p->type = (uint32_t)k, p->how = HOW_COPY;
+            /* Q4_K and Q5_K run in their panel forms (kernels/blocks.h), which the kernels
+             * stream faster (FORMAT.md says by how much) */
+            if (k == TENSOR_Q4_K) p->type = TENSOR_Q4_KP, p->how = HOW_KPANEL;
+            if (k == TENSOR_Q5_K) p->type = TENSOR_Q5_KP, p->how = HOW_KPANEL;
         } else {
             p->type = TENSOR_F32, p->how = HOW_DEQUANT;
         }
@@ -239,6 +244,10 @@ static int choose(Plan *p, char *err, size_t errlen) {
 static void gguf_row_blocks(const Plan *p, uint64_t r, uint8_t *q, uint16_t *d) {
     uint64_t nb = p->cols / QK;
     const uint8_t *b = p->src->data + r * p->src->row_bytes;
+    if (p->how == HOW_KPANEL) { /* super-blocks as they are (the panel keeps every byte) */
+        memcpy(q, b, p->src->row_bytes);
+        return;
+    }
     for (uint64_t k = 0; k < nb; k++) {
         switch (p->how) {
         case HOW_Q8_0: /* f16 d, int8 qs[32] */
@@ -288,7 +297,7 @@ static int write_tensor(PhiWriter *w, const Plan *p, char *err, size_t errlen) {
         free(buf);
         return rc;
     }
-    /* Q8/Q4 panels, a whole number of panels per chunk (as convert/convert.c writes them). */
+    /* Q8/Q4/Q4_KP panels, a whole number of panels per chunk (as convert/convert.c writes them). */
     uint64_t row_bytes = type_row_bytes(p->type, cols), nb = cols / QK;
     uint64_t scales_off = type_scales_offset(p->type, rows, cols);
     uint64_t chunk = (CHUNK_BYTES / row_bytes + QR - 1) / QR * QR;
@@ -307,7 +316,7 @@ static int write_tensor(PhiWriter *w, const Plan *p, char *err, size_t errlen) {
             matview_put_row(&pm, (int)i, q, d);
         }
         rc = phi_writer_write_at(w, p->index, r0 * row_bytes, pm.q, sr * row_bytes, err, errlen);
-        if (!rc)
+        if (!rc && type_traits(p->type)->has_scales)
             rc = phi_writer_write_at(w, p->index, scales_off + r0 * nb * 2, pm.d, sr * nb * 2, err, errlen);
     }
     free(q);
