@@ -306,6 +306,15 @@ void kq_unpack_kp(const MatView *w, int p, int sb0, int n, uint8_t *out) {
     int q5 = w->type == TENSOR_Q5_KP;
     for (int sb = 0; sb < n; sb++) {
         const uint8_t *src = matview_panel_q(w, p, sb0 + sb);
+        float d[QR], dmin[QR];
+        int sc[QR][8], mn[QR][8];
+        for (int l = 0; l < QR; l++) { /* each lane's scales once, not once per sub-block */
+            uint8_t sc12[12];
+            for (int k = 0; k < 3; k++) memcpy(sc12 + 4 * k, src + ((1 + k) * QR + l) * 4, 4);
+            for (int j = 0; j < 8; j++) get_scale_min(j, sc12, &sc[l][j], &mn[l][j]);
+            d[l] = fp16_to_f32((uint16_t)(src[4 * l] | src[4 * l + 1] << 8));
+            dmin[l] = fp16_to_f32((uint16_t)(src[4 * l + 2] | src[4 * l + 3] << 8));
+        }
         for (int j = 0; j < 8; j++) {
             uint8_t *rec = out + (size_t)(sb * 8 + j) * KPANEL_BYTES;
             const uint8_t *nib = src + (size_t)((q5 ? 12 : 4) + 8 * (j / 2)) * QR * 4, *qh = src + 4 * QR * 4;
@@ -318,15 +327,7 @@ void kq_unpack_kp(const MatView *w, int p, int sb0, int n, uint8_t *out) {
                 memcpy(rec + 4 * i, &v, 4);
             }
             float *f1 = (float *)(void *)(rec + QR * QK), *f2 = f1 + QR;
-            for (int l = 0; l < QR; l++) {
-                uint8_t sc12[12];
-                for (int k = 0; k < 3; k++) memcpy(sc12 + 4 * k, src + ((1 + k) * QR + l) * 4, 4);
-                int sc, mn;
-                get_scale_min(j, sc12, &sc, &mn);
-                const uint8_t *dd = src + 4 * l;
-                f1[l] = fp16_to_f32((uint16_t)(dd[0] | dd[1] << 8)) * (float)sc;
-                f2[l] = fp16_to_f32((uint16_t)(dd[2] | dd[3] << 8)) * (float)mn;
-            }
+            for (int l = 0; l < QR; l++) f1[l] = d[l] * (float)sc[l][j], f2[l] = dmin[l] * (float)mn[l][j];
         }
     }
 }

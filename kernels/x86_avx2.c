@@ -383,6 +383,131 @@ static TGT void krow_avx2(const MatView *w, const KRowAct *x, float *y, int r0, 
     }
 }
 
+/* Q4_KP / Q5_KP panels into panel records (kernels/kquant.h), as x86_avx512.c's kpunpack with a
+ * 64-byte line in two ymm: the portable unpacking is scalar here (GCC -O2 leaves its word loop
+ * alone), which made generation of a Q4_K_M file 5x slower than these masks and shifts. */
+static inline __attribute__((always_inline)) TGT __m256 kp_half_ps(__m256i v) { /* low 16 bits of 8 lanes as f16 */
+    return _mm256_cvtph_ps(_mm_packus_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1)));
+}
+static inline __attribute__((always_inline)) TGT __m256i kp_bit4_y(__m256i v, int j) {
+    return j <= 4 ? _mm256_slli_epi32(v, 4 - j) : _mm256_srli_epi32(v, j - 4);
+}
+static inline __attribute__((always_inline)) TGT void kpunpack_y(const MatView *w, int p, int sb0, int n, uint8_t *out, const int q5) {
+    const __m256i m4 = _mm256_set1_epi8(15), m6 = _mm256_set1_epi8(63), m30 = _mm256_set1_epi8(0x30);
+    const __m256i m10 = _mm256_set1_epi8(0x10), mff = _mm256_set1_epi32(0xff), mffff = _mm256_set1_epi32(0xffff);
+    for (int sb = 0; sb < n; sb++) {
+        const uint8_t *src = matview_panel_q(w, p, sb0 + sb);
+        for (int hf = 0; hf < 2; hf++) { /* lanes 0-7, then 8-15 */
+            const uint8_t *s = src + 32 * hf;
+            __m256i dd = _mm256_loadu_si256((const __m256i *)(const void *)s);
+            __m256 D = kp_half_ps(_mm256_and_si256(dd, mffff)), DM = kp_half_ps(_mm256_srli_epi32(dd, 16));
+            __m256i L1 = _mm256_loadu_si256((const __m256i *)(const void *)(s + 64));
+            __m256i L2 = _mm256_loadu_si256((const __m256i *)(const void *)(s + 128));
+            __m256i L3 = _mm256_loadu_si256((const __m256i *)(const void *)(s + 192));
+            __m256i sc[2], mn[2];
+            sc[0] = _mm256_and_si256(L1, m6);
+            mn[0] = _mm256_and_si256(L2, m6);
+            sc[1] = _mm256_or_si256(_mm256_and_si256(L3, m4), _mm256_and_si256(_mm256_srli_epi16(L1, 2), m30));
+            mn[1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(L3, 4), m4), _mm256_and_si256(_mm256_srli_epi16(L2, 2), m30));
+            for (int j = 0; j < 8; j++) {
+                uint8_t *rec = out + (size_t)(sb * 8 + j) * KPANEL_BYTES;
+                const uint8_t *nib = s + (size_t)((q5 ? 12 : 4) + 8 * (j / 2)) * 64;
+                for (int k = 0; k < 8; k++) {
+                    __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(nib + 64 * k));
+                    v = _mm256_and_si256((j & 1) ? _mm256_srli_epi16(v, 4) : v, m4);
+                    if (q5) {
+                        __m256i h = _mm256_loadu_si256((const __m256i *)(const void *)(s + 4 * 64 + 64 * k));
+                        v = _mm256_or_si256(v, _mm256_and_si256(kp_bit4_y(h, j), m10));
+                    }
+                    _mm256_storeu_si256((__m256i *)(void *)(rec + 64 * k + 32 * hf), v);
+                }
+                int sh = 8 * (j & 3);
+                __m256 S = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(sc[j >> 2], sh), mff));
+                __m256 M = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(mn[j >> 2], sh), mff));
+                _mm256_storeu_ps((float *)(void *)(rec + QR * QK) + 8 * hf, _mm256_mul_ps(D, S));
+                _mm256_storeu_ps((float *)(void *)(rec + QR * QK + 4 * QR) + 8 * hf, _mm256_mul_ps(DM, M));
+            }
+        }
+    }
+}
+static TGT void kpunpack_q4_avx2(const MatView *w, int p, int sb0, int n, uint8_t *out) { kpunpack_y(w, p, sb0, n, out, 0); }
+static TGT void kpunpack_q5_avx2(const MatView *w, int p, int sb0, int n, uint8_t *out) { kpunpack_y(w, p, sb0, n, out, 1); }
+
+/* Generation (one token) for Q4_KP / Q5_KP: x86_avx512.c's kpanel_dec with 8 lanes, each 16-row
+ * panel as two halves of every 64-byte line. Products by vpmaddubsw (u8 x s8 pairs to int16:
+ * <= 2 * 31 * 127 per step, so 4 steps fit int16 before the vpmaddwd that widens them). Without
+ * it the tiles took generation: unpacking to records per token, 13 % slower than ggml's row
+ * order with krow_avx2 (Phi-3-mini Q4_K_M, 2 threads). */
+static inline __attribute__((always_inline)) TGT void kpanel_dec_y(const MatView *w, const ActBuf *a, const uint8_t *side,
+                                                                    float *y, int r0, int r1, const int q5) {
+    int nsb = w->cols / QK_K, tt = a->tt;
+    const __m256i m4 = _mm256_set1_epi8(15), m6 = _mm256_set1_epi8(63), m30 = _mm256_set1_epi8(0x30);
+    const __m256i m10 = _mm256_set1_epi8(0x10), mff = _mm256_set1_epi32(0xff), mffff = _mm256_set1_epi32(0xffff);
+    const __m256i one = _mm256_set1_epi16(1);
+    const size_t bb = q5 ? 176 : 144;
+    for (int p = r0 / QR; p * QR < r1; p++) {
+        __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, accm[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+        for (int sb = 0; sb < nsb; sb++) {
+            const uint8_t *src = matview_panel_q(w, p, sb);
+            for (size_t o = 0; o < QR * bb; o += 64) _mm_prefetch((const char *)(uintptr_t)((uintptr_t)src + 2048 + o), _MM_HINT_T0);
+            for (int hf = 0; hf < 2; hf++) {
+                const uint8_t *s = src + 32 * hf;
+                __m256i dd = _mm256_loadu_si256((const __m256i *)(const void *)s);
+                __m256i L1 = _mm256_loadu_si256((const __m256i *)(const void *)(s + 64));
+                __m256i L2 = _mm256_loadu_si256((const __m256i *)(const void *)(s + 128));
+                __m256i L3 = _mm256_loadu_si256((const __m256i *)(const void *)(s + 192));
+                __m256i sc[2], mn[2];
+                sc[0] = _mm256_and_si256(L1, m6);
+                mn[0] = _mm256_and_si256(L2, m6);
+                sc[1] = _mm256_or_si256(_mm256_and_si256(L3, m4), _mm256_and_si256(_mm256_srli_epi16(L1, 2), m30));
+                mn[1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(L3, 4), m4), _mm256_and_si256(_mm256_srli_epi16(L2, 2), m30));
+                __m256 A = _mm256_setzero_ps(), B = _mm256_setzero_ps();
+                for (int c = 0; c < 4; c++) {
+                    const uint8_t *nib = s + (size_t)((q5 ? 12 : 4) + 8 * c) * 64;
+                    const uint8_t *q0 = (const uint8_t *)act_q(a, 0, sb * 8 + 2 * c), *q1 = (const uint8_t *)act_q(a, 0, sb * 8 + 2 * c + 1);
+                    __m256i i0 = _mm256_setzero_si256(), i1 = _mm256_setzero_si256();
+                    for (int k4 = 0; k4 < 8; k4 += 4) {
+                        __m256i h0 = _mm256_setzero_si256(), h1 = _mm256_setzero_si256();
+                        for (int k = k4; k < k4 + 4; k++) {
+                            __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(nib + 64 * k));
+                            __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+                            if (q5) {
+                                __m256i h = _mm256_loadu_si256((const __m256i *)(const void *)(s + 4 * 64 + 64 * k));
+                                lo = _mm256_or_si256(lo, _mm256_and_si256(kp_bit4_y(h, 2 * c), m10));
+                                hi = _mm256_or_si256(hi, _mm256_and_si256(kp_bit4_y(h, 2 * c + 1), m10));
+                            }
+                            int32_t x0, x1;
+                            memcpy(&x0, q0 + 4 * k, 4), memcpy(&x1, q1 + 4 * k, 4);
+                            h0 = _mm256_add_epi16(h0, _mm256_maddubs_epi16(lo, _mm256_set1_epi32(x0)));
+                            h1 = _mm256_add_epi16(h1, _mm256_maddubs_epi16(hi, _mm256_set1_epi32(x1)));
+                        }
+                        i0 = _mm256_add_epi32(i0, _mm256_madd_epi16(h0, one));
+                        i1 = _mm256_add_epi32(i1, _mm256_madd_epi16(h1, one));
+                    }
+                    for (int h = 0; h < 2; h++) {
+                        int j = 2 * c + h, sh = 8 * (j & 3), b = sb * 8 + j;
+                        __m256 S = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(sc[j >> 2], sh), mff));
+                        __m256 M = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(mn[j >> 2], sh), mff));
+                        float gx;
+                        memcpy(&gx, side + (size_t)b * (size_t)tt * 8, 4); /* token 0 of tile 0 */
+                        __m256 T = _mm256_mul_ps(_mm256_cvtepi32_ps(h ? i1 : i0), _mm256_set1_ps(act_d(a, 0, b)));
+                        A = _mm256_fmadd_ps(T, S, A);
+                        B = _mm256_fmadd_ps(M, _mm256_set1_ps(gx), B);
+                    }
+                }
+                acc[hf] = _mm256_fmadd_ps(kp_half_ps(_mm256_and_si256(dd, mffff)), A, acc[hf]);
+                accm[hf] = _mm256_fmadd_ps(kp_half_ps(_mm256_srli_epi32(dd, 16)), B, accm[hf]);
+            }
+        }
+        float out[QR];
+        _mm256_storeu_ps(out, _mm256_sub_ps(acc[0], accm[0]));
+        _mm256_storeu_ps(out + 8, _mm256_sub_ps(acc[1], accm[1]));
+        for (int l = 0; l < QR && p * QR + l < r1; l++) y[p * QR + l] = out[l];
+    }
+}
+static TGT void kpanel_dec_q4_avx2(const MatView *w, const ActBuf *a, const uint8_t *side, float *y, int r0, int r1) { kpanel_dec_y(w, a, side, y, r0, r1, 0); }
+static TGT void kpanel_dec_q5_avx2(const MatView *w, const ActBuf *a, const uint8_t *side, float *y, int r0, int r1) { kpanel_dec_y(w, a, side, y, r0, r1, 1); }
+
 static void kq_avx2(const MatView *w, const void *a, int t0, int nt, float *y, int ldy, int r0, int r1) {
     const ActBuf *ab = a;
     KRowAct *x = NULL;
@@ -394,7 +519,12 @@ static void kq_avx2(const MatView *w, const void *a, int t0, int nt, float *y, i
         for (int r = re > r0 ? re : r0; r < r1; r++) y[r] = 0; /* rows past the matrix, as the tiles */
         return;
     }
-    kmat_tiled(w, a, t0, nt, y, ldy, r0, r1, ktile_avx2, NULL);
+    if (ab->n_tok == 1 && type_table[w->type].kpanel) {
+        (w->type == TENSOR_Q5_KP ? kpanel_dec_q5_avx2 : kpanel_dec_q4_avx2)(w, ab, kact_side(ab, KMODE_MIN, 0, ab->ntiles), y, r0, r1);
+        return;
+    }
+    KUnpackFn kp = w->type == TENSOR_Q4_KP ? kpunpack_q4_avx2 : w->type == TENSOR_Q5_KP ? kpunpack_q5_avx2 : NULL;
+    kmat_tiled(w, a, t0, nt, y, ldy, r0, r1, ktile_avx2, kp);
 }
 
 /* ---- int8 kernels: the ymm template, once per instruction set ---- */
