@@ -76,18 +76,27 @@ static int more_bits_layer(int i, int n) { return i < n / 8 || i >= 7 * n / 8 ||
  * comes out for Phi-3, whose q, k and v are one fused matrix): qkv q5_k (llama.cpp gives the
  * value projection 6 bits; the fused matrix cannot split, so all of it takes the middle step),
  * ffn_down q6_k on the layers of more_bits_layer, the other matrices q4_k. */
-static uint32_t plan_type(const SchemaItem *e, const PhiHParams *hp, uint32_t type, int mix) {
+static uint32_t plan_type_k(const SchemaItem *e, const PhiHParams *hp, uint32_t type, int mix) {
     int role = e->t->role, outer = role == ROLE_EMBED || role == ROLE_LM_HEAD;
     if (type == TENSOR_Q4) return outer ? TENSOR_Q8 : type;
-    /* -q q4_kp / q5_kp are -q q4_k / q5_k, which write them */
-    if (type == TENSOR_Q4_KP || type == TENSOR_Q5_KP) type = type == TENSOR_Q4_KP ? TENSOR_Q4_K : TENSOR_Q5_K;
     if (type != TENSOR_Q4_K && type != TENSOR_Q5_K) return type;
     if (outer) return TENSOR_Q6_K;
-    if (mix == CONVERT_MIX_Q4_K_M && role == ROLE_QKV) return TENSOR_Q5_KP;
+    if (mix == CONVERT_MIX_Q4_K_M && role == ROLE_QKV) return TENSOR_Q5_K;
     if (mix == CONVERT_MIX_Q4_K_M && role == ROLE_DOWN && more_bits_layer(e->layer, (int)hp->n_layers))
         return TENSOR_Q6_K;
-    /* Q4_K and Q5_K are written in their panel forms (the same values; kernels/blocks.h) */
-    return type == TENSOR_Q4_K ? TENSOR_Q4_KP : TENSOR_Q5_KP;
+    return type;
+}
+
+/* The K-quants are written in their panel forms (the same values; kernels/blocks.h), and
+ * -q q4_kp / q5_kp / q6_kp mean -q q4_k / q5_k / q6_k. */
+static uint32_t plan_type(const SchemaItem *e, const PhiHParams *hp, uint32_t type, int mix) {
+    static const uint32_t row_form[TENSOR_TYPE_COUNT] = {[TENSOR_Q4_KP] = TENSOR_Q4_K, [TENSOR_Q5_KP] = TENSOR_Q5_K,
+                                                         [TENSOR_Q6_KP] = TENSOR_Q6_K};
+    static const uint32_t panel_form[TENSOR_TYPE_COUNT] = {[TENSOR_Q4_K] = TENSOR_Q4_KP, [TENSOR_Q5_K] = TENSOR_Q5_KP,
+                                                           [TENSOR_Q6_K] = TENSOR_Q6_KP};
+    if (type < TENSOR_TYPE_COUNT && row_form[type]) type = row_form[type];
+    uint32_t t = plan_type_k(e, hp, type, mix);
+    return t < TENSOR_TYPE_COUNT && panel_form[t] ? panel_form[t] : t;
 }
 
 /* The tensors of the model (model/schema.c), in file order. */

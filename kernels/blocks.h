@@ -52,6 +52,7 @@ typedef enum {
     TENSOR_Q6_K = 6,
     TENSOR_Q4_KP = 7, /* Q4_K, Q5_K bytes in 16-row panels (below): what the kernels stream fastest */
     TENSOR_Q5_KP = 8,
+    TENSOR_Q6_KP = 9, /* Q6_K blocks padded to 212 bytes, in panels */
     TENSOR_TYPE_COUNT
 } TensorType;
 

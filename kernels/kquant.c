@@ -302,8 +302,41 @@ void kq_block_scales(uint32_t type, const uint8_t *blk, float *s, float *m) {
  * the low (j even) or high (j odd) nibbles of nibble words 8 (j / 2) .. + 7, with Q5_KP's bit j
  * of the matching qh word as bit 4, so the records come from masks and shifts of whole words
  * (the loops vectorize), and s, m per lane as kq_unpack_q4_k computes them. */
+/* Q6_KP's panels (words: ql 0-31, qh 32-47, scales 48-51, d 52): sub-block j = 4h + s holds
+ * elements 128h + 32s + l; line k (l = 4k ... 4k + 3) is the low (s < 2) or high nibbles of ql
+ * word 16h + 8 (s & 1) + k with bits 2s, 2s + 1 of qh word 32 + 8h + k above them; f1, f2 the
+ * scales d sc of its two 16s (KMODE_OFF32), as kq_unpack_q6_k computes them. */
+static void unpack_q6_kp(const MatView *w, int p, int sb0, int n, uint8_t *out) {
+    for (int sb = 0; sb < n; sb++) {
+        const uint8_t *src = matview_panel_q(w, p, sb0 + sb);
+        for (int j = 0; j < 8; j++) {
+            int h = j >> 2, s = j & 3;
+            uint8_t *rec = out + (size_t)(sb * 8 + j) * KPANEL_BYTES;
+            const uint8_t *ql = src + (size_t)(16 * h + 8 * (s & 1)) * QR * 4, *qh = src + (size_t)(32 + 8 * h) * QR * 4;
+            for (int i = 0; i < QR * QK / 4; i++) {
+                uint32_t v, hb;
+                memcpy(&v, ql + 4 * i, 4);
+                memcpy(&hb, qh + 4 * i, 4);
+                v = ((v >> (4 * (s >> 1))) & 0x0f0f0f0fu) | (((hb >> (2 * s)) & 0x03030303u) << 4);
+                memcpy(rec + 4 * i, &v, 4);
+            }
+            float *f1 = (float *)(void *)(rec + QR * QK), *f2 = f1 + QR;
+            for (int l = 0; l < QR; l++) {
+                float d = fp16_to_f32((uint16_t)(src[(52 * QR + l) * 4] | src[(52 * QR + l) * 4 + 1] << 8));
+                const int8_t *sc = (const int8_t *)(src + ((48 + j / 2) * QR + l) * 4); /* scales 4w ... 4w + 3 */
+                f1[l] = d * (float)sc[2 * (j & 1)];
+                f2[l] = d * (float)sc[2 * (j & 1) + 1];
+            }
+        }
+    }
+}
+
 void kq_unpack_kp(const MatView *w, int p, int sb0, int n, uint8_t *out) {
     int q5 = w->type == TENSOR_Q5_KP;
+    if (w->type == TENSOR_Q6_KP) {
+        unpack_q6_kp(w, p, sb0, n, out);
+        return;
+    }
     for (int sb = 0; sb < n; sb++) {
         const uint8_t *src = matview_panel_q(w, p, sb0 + sb);
         float d[QR], dmin[QR];
@@ -330,4 +363,24 @@ void kq_unpack_kp(const MatView *w, int p, int sb0, int n, uint8_t *out) {
             for (int l = 0; l < QR; l++) f1[l] = d[l] * (float)sc[l][j], f2[l] = dmin[l] * (float)mn[l][j];
         }
     }
+}
+
+/* Q6_KP's rows in natural order: Q6_K blocks of 210 bytes, each followed by 2 zero bytes (212,
+ * a whole number of 4-byte words, as the panel layout needs). */
+#define Q6KP_BYTES 212
+void kq_to_float_q6_kp(const void *q, const uint16_t *d, float *y, int n) {
+    for (int b = 0; b < n / QK_K; b++) kq_to_float_q6_k((const uint8_t *)q + (size_t)b * Q6KP_BYTES, d, y + (size_t)b * QK_K, QK_K);
+}
+void kq_from_float_q6_kp_w(const float *x, void *q, uint16_t *d, int n, const float *w) {
+    for (int b = 0; b < n / QK_K; b++) {
+        uint8_t *o = (uint8_t *)q + (size_t)b * Q6KP_BYTES;
+        kq_from_float_q6_k_w(x + (size_t)b * QK_K, o, d, QK_K, w ? w + (size_t)b * QK_K : NULL);
+        o[210] = o[211] = 0;
+    }
+}
+void kq_from_float_q6_kp(const float *x, void *q, uint16_t *d, int n) { kq_from_float_q6_kp_w(x, q, d, n, NULL); }
+double kq_dot_ref_q6_kp(const void *q, const float *x, int n) {
+    double s = 0;
+    for (int b = 0; b < n / QK_K; b++) s += kq_dot_ref_q6_k((const uint8_t *)q + (size_t)b * Q6KP_BYTES, x + (size_t)b * QK_K, QK_K);
+    return s;
 }

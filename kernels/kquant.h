@@ -42,6 +42,11 @@ double kq_dot_ref_q6_k(const void *q, const float *x, int n);
 void kq_unpack_q4_k(const uint8_t *blk, uint8_t *u, float *s, float *m);
 void kq_unpack_q5_k(const uint8_t *blk, uint8_t *u, float *s, float *m);
 void kq_unpack_q6_k(const uint8_t *blk, uint8_t *u, float *s, float *m);
+/* Q6_KP rows: Q6_K blocks each padded with 2 zero bytes to 212 (kernels/blocks.h). */
+void kq_to_float_q6_kp(const void *q, const uint16_t *d, float *y, int n);
+void kq_from_float_q6_kp(const float *x, void *q, uint16_t *d, int n);
+void kq_from_float_q6_kp_w(const float *x, void *q, uint16_t *d, int n, const float *w);
+double kq_dot_ref_q6_kp(const void *q, const float *x, int n);
 
 /* The scales s and offsets m of one block (as unpack gives them), without its weights. */
 void kq_block_scales(uint32_t type, const uint8_t *blk, float *s, float *m);
@@ -49,7 +54,7 @@ void kq_block_scales(uint32_t type, const uint8_t *blk, float *s, float *m);
  * 16p + 15, all inside the matrix) to out: an ISA's faster equivalent of the portable
  * unpacking for the matrix's type (a K panel type's or a row type's), or NULL. */
 typedef void (*KUnpackFn)(const MatView *w, int p, int sb0, int n, uint8_t *out);
-/* Q4_KP, Q5_KP (the K panel types, kernels/blocks.h): their panels straight into the records
+/* Q4_KP, Q5_KP, Q6_KP (the K panel types, kernels/blocks.h): their panels straight into the records
  * with whole-word masks and shifts (the portable unpacking of any of their panels). */
 void kq_unpack_kp(const MatView *w, int p, int sb0, int n, uint8_t *out);
 

@@ -508,6 +508,78 @@ static inline __attribute__((always_inline)) TGT void kpanel_dec_y(const MatView
 static TGT void kpanel_dec_q4_avx2(const MatView *w, const ActBuf *a, const uint8_t *side, float *y, int r0, int r1) { kpanel_dec_y(w, a, side, y, r0, r1, 0); }
 static TGT void kpanel_dec_q5_avx2(const MatView *w, const ActBuf *a, const uint8_t *side, float *y, int r0, int r1) { kpanel_dec_y(w, a, side, y, r0, r1, 1); }
 
+/* Q6_KP for AVX2 (x86_avx512.c's kp6_u / kpanel_dec6 with 8 lanes, half hf of each line):
+ * vpmaddubsw pair sums of q <= 63 reach 2 * 63 * 127, so every two steps widen. */
+static inline __attribute__((always_inline)) TGT __m256i kp6_u_y(const uint8_t *s, int j, int k) {
+    int h = j >> 2, sx = j & 3;
+    __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(s + (size_t)(16 * h + 8 * (sx & 1) + k) * 64));
+    __m256i hb = _mm256_loadu_si256((const __m256i *)(const void *)(s + (size_t)(32 + 8 * h + k) * 64));
+    v = _mm256_and_si256((sx >> 1) ? _mm256_srli_epi16(v, 4) : v, _mm256_set1_epi8(15));
+    return _mm256_or_si256(v, _mm256_and_si256(kp_bit4_y(hb, 2 * sx), _mm256_set1_epi8(0x30)));
+}
+static inline __attribute__((always_inline)) TGT __m256 kp6_scale_y(const uint8_t *s, int g) {
+    __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(s + (size_t)(48 + g / 4) * 64));
+    return _mm256_cvtepi32_ps(_mm256_srai_epi32(_mm256_slli_epi32(v, 24 - 8 * (g & 3)), 24));
+}
+static TGT void kpanel_dec_q6_avx2(const MatView *w, const ActBuf *a, const uint8_t *side, float *y, int r0, int r1) {
+    int nsb = w->cols / QK_K, tt = a->tt;
+    const __m256i one = _mm256_set1_epi16(1);
+    for (int p = r0 / QR; p * QR < r1; p++) {
+        __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+        for (int sb = 0; sb < nsb; sb++) {
+            const uint8_t *src = matview_panel_q(w, p, sb);
+            for (size_t o = 0; o < QR * 212; o += 64) _mm_prefetch((const char *)(uintptr_t)((uintptr_t)src + 2048 + o), _MM_HINT_T0);
+            for (int hf = 0; hf < 2; hf++) {
+                const uint8_t *s = src + 32 * hf;
+                __m256 A = _mm256_setzero_ps();
+                for (int j = 0; j < 8; j++) {
+                    int b = sb * 8 + j;
+                    const uint8_t *q = (const uint8_t *)act_q(a, 0, b);
+                    const int32_t *c = (const int32_t *)(const void *)(side + (size_t)b * (size_t)tt * 8);
+                    __m256i is[2];
+                    for (int g = 0; g < 2; g++) {
+                        __m256i acc32 = _mm256_set1_epi32(c[g]);
+                        for (int k2 = 0; k2 < 4; k2 += 2) {
+                            int k = 4 * g + k2;
+                            int32_t x0, x1;
+                            memcpy(&x0, q + 4 * k, 4), memcpy(&x1, q + 4 * k + 4, 4);
+                            __m256i h16 = _mm256_add_epi16(_mm256_maddubs_epi16(kp6_u_y(s, j, k), _mm256_set1_epi32(x0)),
+                                                           _mm256_maddubs_epi16(kp6_u_y(s, j, k + 1), _mm256_set1_epi32(x1)));
+                            acc32 = _mm256_add_epi32(acc32, _mm256_madd_epi16(h16, one));
+                        }
+                        is[g] = acc32;
+                    }
+                    __m256 dx = _mm256_set1_ps(act_d(a, 0, b));
+                    A = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(is[0]), dx), kp6_scale_y(s, 2 * j), A);
+                    A = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(is[1]), dx), kp6_scale_y(s, 2 * j + 1), A);
+                }
+                __m256i dd = _mm256_loadu_si256((const __m256i *)(const void *)(s + 52 * 64));
+                acc[hf] = _mm256_fmadd_ps(kp_half_ps(_mm256_and_si256(dd, _mm256_set1_epi32(0xffff))), A, acc[hf]);
+            }
+        }
+        float out[QR];
+        _mm256_storeu_ps(out, acc[0]);
+        _mm256_storeu_ps(out + 8, acc[1]);
+        for (int l = 0; l < QR && p * QR + l < r1; l++) y[p * QR + l] = out[l];
+    }
+}
+static TGT void kpunpack_q6_avx2(const MatView *w, int p, int sb0, int n, uint8_t *out) {
+    for (int sb = 0; sb < n; sb++) {
+        const uint8_t *src = matview_panel_q(w, p, sb0 + sb);
+        for (int hf = 0; hf < 2; hf++) {
+            const uint8_t *s = src + 32 * hf;
+            __m256i dd = _mm256_loadu_si256((const __m256i *)(const void *)(s + 52 * 64));
+            __m256 D = kp_half_ps(_mm256_and_si256(dd, _mm256_set1_epi32(0xffff)));
+            for (int j = 0; j < 8; j++) {
+                uint8_t *rec = out + (size_t)(sb * 8 + j) * KPANEL_BYTES;
+                for (int k = 0; k < 8; k++) _mm256_storeu_si256((__m256i *)(void *)(rec + 64 * k + 32 * hf), kp6_u_y(s, j, k));
+                _mm256_storeu_ps((float *)(void *)(rec + QR * QK) + 8 * hf, _mm256_mul_ps(D, kp6_scale_y(s, 2 * j)));
+                _mm256_storeu_ps((float *)(void *)(rec + QR * QK + 4 * QR) + 8 * hf, _mm256_mul_ps(D, kp6_scale_y(s, 2 * j + 1)));
+            }
+        }
+    }
+}
+
 static void kq_avx2(const MatView *w, const void *a, int t0, int nt, float *y, int ldy, int r0, int r1) {
     const ActBuf *ab = a;
     KRowAct *x = NULL;
@@ -519,11 +591,16 @@ static void kq_avx2(const MatView *w, const void *a, int t0, int nt, float *y, i
         for (int r = re > r0 ? re : r0; r < r1; r++) y[r] = 0; /* rows past the matrix, as the tiles */
         return;
     }
-    if (ab->n_tok == 1 && type_table[w->type].kpanel) {
-        (w->type == TENSOR_Q5_KP ? kpanel_dec_q5_avx2 : kpanel_dec_q4_avx2)(w, ab, kact_side(ab, KMODE_MIN, 0, ab->ntiles), y, r0, r1);
+    if (ab->n_tok == 1 && type_table[w->type].kpanel) { /* generation on the K panel types */
+        const uint8_t *side = kact_side(ab, type_table[w->type].kmode, 0, ab->ntiles);
+        if (w->type == TENSOR_Q6_KP) kpanel_dec_q6_avx2(w, ab, side, y, r0, r1);
+        else (w->type == TENSOR_Q5_KP ? kpanel_dec_q5_avx2 : kpanel_dec_q4_avx2)(w, ab, side, y, r0, r1);
         return;
     }
-    KUnpackFn kp = w->type == TENSOR_Q4_KP ? kpunpack_q4_avx2 : w->type == TENSOR_Q5_KP ? kpunpack_q5_avx2 : NULL;
+    KUnpackFn kp = w->type == TENSOR_Q4_KP   ? kpunpack_q4_avx2
+                   : w->type == TENSOR_Q5_KP ? kpunpack_q5_avx2
+                   : w->type == TENSOR_Q6_KP ? kpunpack_q6_avx2
+                                             : NULL;
     kmat_tiled(w, a, t0, nt, y, ldy, r0, r1, ktile_avx2, kp);
 }
 
@@ -600,7 +677,8 @@ const IsaKernels isa_avx2 = {
     .quant = quant_blocks_avx2,
     .mat = {[TENSOR_F32] = fmat_f32_avx2, [TENSOR_F16] = fmat_f16_avx2, [TENSOR_Q8] = q8_avx2,
             [TENSOR_Q4] = q4_avx2, [TENSOR_Q4_K] = kq_avx2, [TENSOR_Q5_K] = kq_avx2,
-            [TENSOR_Q6_K] = kq_avx2, [TENSOR_Q4_KP] = kq_avx2, [TENSOR_Q5_KP] = kq_avx2},
+            [TENSOR_Q6_K] = kq_avx2, [TENSOR_Q4_KP] = kq_avx2, [TENSOR_Q5_KP] = kq_avx2,
+            [TENSOR_Q6_KP] = kq_avx2},
     .k_off = {[TENSOR_Q8] = 0, [TENSOR_Q4] = 8},
     .rmsnorm = rmsnorm_avx2,
     .softmax = softmax_avx2,
@@ -615,7 +693,8 @@ const IsaKernels isa_avxvnni = {
     .quant = quant_blocks_avx2,
     .mat = {[TENSOR_F32] = fmat_f32_avx2, [TENSOR_F16] = fmat_f16_avx2, [TENSOR_Q8] = q8_avxvnni,
             [TENSOR_Q4] = q4_avxvnni, [TENSOR_Q4_K] = kq_avx2, [TENSOR_Q5_K] = kq_avx2,
-            [TENSOR_Q6_K] = kq_avx2, [TENSOR_Q4_KP] = kq_avx2, [TENSOR_Q5_KP] = kq_avx2},
+            [TENSOR_Q6_K] = kq_avx2, [TENSOR_Q4_KP] = kq_avx2, [TENSOR_Q5_KP] = kq_avx2,
+            [TENSOR_Q6_KP] = kq_avx2},
     .k_off = {[TENSOR_Q8] = 128, [TENSOR_Q4] = 8},
     .rmsnorm = rmsnorm_avx2,
     .softmax = softmax_avx2,

@@ -672,9 +672,95 @@ ZINL void kpanel_dec(const MatView *w, const ActBuf *a, const uint8_t *side, int
             _mm512_mask_storeu_ps(y + (size_t)t * ldy + (size_t)p * QR, m, _mm512_sub_ps(acc[t], accm[t]));
     }
 }
+/* Q6_KP (Q6_K blocks padded to 212 bytes, in panels; words: ql 0-31, qh 32-47, scales 48-51, d
+ * 52): sub-block j = 4h + s is the low (s < 2) or high nibbles of ql lines 16h + 8 (s & 1) .. + 7
+ * with bits 2s, 2s + 1 of qh lines 32 + 8h .. + 7 above them (q in 0 ... 63); its two 16s start
+ * their sums at -32 times the token's sums (the side records), which removes the offset, and
+ * take the int8 scales of their lanes. */
+ZINL __m512i kp6_u(const uint8_t *src, int j, int k) {
+    int h = j >> 2, s = j & 3;
+    __m512i v = _mm512_loadu_si512((const void *)(src + (size_t)(16 * h + 8 * (s & 1) + k) * 64));
+    __m512i hb = _mm512_loadu_si512((const void *)(src + (size_t)(32 + 8 * h + k) * 64));
+    v = _mm512_and_si512((s >> 1) ? _mm512_srli_epi16(v, 4) : v, _mm512_set1_epi8(15));
+    return _mm512_or_si512(v, _mm512_and_si512(kp_bit4(hb, 2 * s), _mm512_set1_epi8(0x30)));
+}
+/* Scale g (0 ... 15) of each lane, as a float: byte g % 4 of scale word g / 4, sign-extended. */
+ZINL __m512 kp6_scale(const uint8_t *src, int g) {
+    __m512i v = _mm512_loadu_si512((const void *)(src + (size_t)(48 + g / 4) * 64));
+    return _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(v, 24 - 8 * (g & 3)), 24));
+}
+ZINL void kpanel_dec6(const MatView *w, const ActBuf *a, const uint8_t *side, int t0, float *y, size_t ldy,
+                      int r0, int r1, const int NT) {
+    int nsb = w->cols / QK_K, nb = a->nb, tt = a->tt;
+    for (int p = r0 / QR; p * QR < r1; p++) {
+        __m512 acc[KROW_TT];
+#pragma GCC unroll 2
+        for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
+        for (int sb = 0; sb < nsb; sb++) {
+            const uint8_t *src = matview_panel_q(w, p, sb);
+#pragma GCC unroll 8
+            for (size_t o = 0; o < QR * 212; o += 64) prefetch_ahead(src, PF_AHEAD + o);
+            __m512 D = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_loadu_si512((const void *)(src + 52 * 64))));
+            __m512 A[KROW_TT];
+#pragma GCC unroll 2
+            for (int t = 0; t < NT; t++) A[t] = _mm512_setzero_ps();
+#pragma GCC unroll 8
+            for (int j = 0; j < 8; j++) {
+                int b = sb * 8 + j;
+                __m512i s0[KROW_TT], s1[KROW_TT];
+                const uint8_t *q[KROW_TT];
+#pragma GCC unroll 2
+                for (int t = 0; t < NT; t++) {
+                    int tk = t0 + t;
+                    const int32_t *c = (const int32_t *)(const void *)(side + (((size_t)(tk / tt) * nb + b) * tt + tk % tt) * 8);
+                    s0[t] = _mm512_set1_epi32(c[0]), s1[t] = _mm512_set1_epi32(c[1]);
+                    q[t] = (const uint8_t *)act_q(a, tk, b);
+                }
+#pragma GCC unroll 8
+                for (int k = 0; k < 8; k++) {
+                    __m512i u = kp6_u(src, j, k);
+#pragma GCC unroll 2
+                    for (int t = 0; t < NT; t++) {
+                        if (k < 4) s0[t] = dpbusd_b(s0[t], u, q[t] + 4 * k);
+                        else s1[t] = dpbusd_b(s1[t], u, q[t] + 4 * k);
+                    }
+                }
+                __m512 S0 = kp6_scale(src, 2 * j), S1 = kp6_scale(src, 2 * j + 1);
+#pragma GCC unroll 2
+                for (int t = 0; t < NT; t++) {
+                    __m512 dx = _mm512_set1_ps(act_d(a, t0 + t, b));
+                    A[t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s0[t]), dx), S0, A[t]);
+                    A[t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s1[t]), dx), S1, A[t]);
+                }
+            }
+#pragma GCC unroll 2
+            for (int t = 0; t < NT; t++) acc[t] = _mm512_fmadd_ps(D, A[t], acc[t]);
+        }
+        int nr = r1 - p * QR < QR ? r1 - p * QR : QR;
+        __mmask16 m = (__mmask16)((1u << nr) - 1);
+#pragma GCC unroll 2
+        for (int t = 0; t < NT; t++) _mm512_mask_storeu_ps(y + (size_t)t * ldy + (size_t)p * QR, m, acc[t]);
+    }
+}
+static ZTGT void kpunpack_q6_zmm(const MatView *w, int p, int sb0, int n, uint8_t *out) {
+    for (int sb = 0; sb < n; sb++) {
+        const uint8_t *src = matview_panel_q(w, p, sb0 + sb);
+        __m512 D = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_loadu_si512((const void *)(src + 52 * 64))));
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++) {
+            uint8_t *rec = out + (size_t)(sb * 8 + j) * KPANEL_BYTES;
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; k++) _mm512_store_si512((void *)(rec + 64 * k), kp6_u(src, j, k));
+            _mm512_store_ps((float *)(void *)(rec + QR * QK), _mm512_mul_ps(D, kp6_scale(src, 2 * j)));
+            _mm512_store_ps((float *)(void *)(rec + QR * QK + 4 * QR), _mm512_mul_ps(D, kp6_scale(src, 2 * j + 1)));
+        }
+    }
+}
+
 static ZTGT void kpanel_dec_zmm(const MatView *w, const ActBuf *a, const uint8_t *side, int t0, int nt, float *y,
                                 size_t ldy, int r0, int r1) {
-    if (w->type == TENSOR_Q5_KP) KROW_SWITCH(kpanel_dec(w, a, side, t0, y, ldy, r0, r1, 1, NT_))
+    if (w->type == TENSOR_Q6_KP) KROW_SWITCH(kpanel_dec6(w, a, side, t0, y, ldy, r0, r1, NT_))
+    else if (w->type == TENSOR_Q5_KP) KROW_SWITCH(kpanel_dec(w, a, side, t0, y, ldy, r0, r1, 1, NT_))
     else KROW_SWITCH(kpanel_dec(w, a, side, t0, y, ldy, r0, r1, 0, NT_))
 }
 
@@ -723,9 +809,10 @@ static void kq_zmm(const MatView *w, const void *act, int t0, int nt, float *y, 
     const ActBuf *a = act;
     KRowAct *x = NULL;
     if (type_table[w->type].kpanel) { /* Q4_KP: generation in panels, batches through the tiles */
-        if (nt <= KROW_TT) kpanel_dec_zmm(w, a, kact_side(a, KMODE_MIN, 0, a->ntiles), t0, nt,
+        if (nt <= KROW_TT) kpanel_dec_zmm(w, a, kact_side(a, type_table[w->type].kmode, 0, a->ntiles), t0, nt,
                                           y + (size_t)t0 * (size_t)ldy, (size_t)ldy, r0, r1);
-        else kmat_tiled(w, act, t0, nt, y, ldy, r0, r1, ktile_zmm, w->type == TENSOR_Q5_KP ? kpunpack_q5_zmm : kpunpack_q4_zmm);
+        else kmat_tiled(w, act, t0, nt, y, ldy, r0, r1, ktile_zmm,
+                        w->type == TENSOR_Q6_KP ? kpunpack_q6_zmm : w->type == TENSOR_Q5_KP ? kpunpack_q5_zmm : kpunpack_q4_zmm);
         return;
     }
     /* Generation and two-token batches (two parallel streams): the row kernels, each super-block
@@ -998,7 +1085,7 @@ const IsaKernels isa_avx512vnni = {
     .quant = quant_blocks_avx2,
     .mat = {[TENSOR_F32] = fmat_f32_zmm, [TENSOR_F16] = fmat_f16_zmm, [TENSOR_Q8] = q8_zmm,
             [TENSOR_Q4] = q4_zmm, [TENSOR_Q4_K] = kq_zmm, [TENSOR_Q5_K] = kq_zmm,
-            [TENSOR_Q6_K] = kq_zmm, [TENSOR_Q4_KP] = kq_zmm, [TENSOR_Q5_KP] = kq_zmm},
+            [TENSOR_Q6_K] = kq_zmm, [TENSOR_Q4_KP] = kq_zmm, [TENSOR_Q5_KP] = kq_zmm, [TENSOR_Q6_KP] = kq_zmm},
     .k_off = {[TENSOR_Q8] = 128, [TENSOR_Q4] = 8},
     .rmsnorm = rmsnorm_avx2,
     .softmax = softmax_avx2,

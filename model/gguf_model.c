@@ -178,7 +178,7 @@ typedef enum {
     HOW_Q8_0,   /* Q8_0 blocks -> q8 panels (same scale, same int8) */
     HOW_Q4_0,   /* Q4_0 blocks -> q4 panels (same scale, same nibbles) */
     HOW_Q5_0,   /* Q5_0 -> q8 (same scale; q in -16..15) */
-    HOW_KPANEL, /* Q4_K, Q5_K -> q4_kp, q5_kp: the same blocks, every byte, in 16-row panels */
+    HOW_KPANEL, /* Q4_K, Q5_K, Q6_K -> q4_kp, q5_kp, q6_kp: the same blocks, every byte, in panels */
     HOW_DEQUANT /* -> f32 through the exact reference dequantizer */
 } How;
 
@@ -233,6 +233,7 @@ static int choose(Plan *p, char *err, size_t errlen) {
              * stream faster (FORMAT.md says by how much) */
             if (k == TENSOR_Q4_K) p->type = TENSOR_Q4_KP, p->how = HOW_KPANEL;
             if (k == TENSOR_Q5_K) p->type = TENSOR_Q5_KP, p->how = HOW_KPANEL;
+            if (k == TENSOR_Q6_K) p->type = TENSOR_Q6_KP, p->how = HOW_KPANEL;
         } else {
             p->type = TENSOR_F32, p->how = HOW_DEQUANT;
         }
@@ -245,7 +246,14 @@ static void gguf_row_blocks(const Plan *p, uint64_t r, uint8_t *q, uint16_t *d) 
     uint64_t nb = p->cols / QK;
     const uint8_t *b = p->src->data + r * p->src->row_bytes;
     if (p->how == HOW_KPANEL) { /* super-blocks as they are (the panel keeps every byte) */
-        memcpy(q, b, p->src->row_bytes);
+        if (p->type != TENSOR_Q6_KP) {
+            memcpy(q, b, p->src->row_bytes);
+            return;
+        }
+        for (uint64_t k = 0; k < p->cols / 256; k++) { /* Q6_KP: 210 bytes and 2 zero bytes */
+            memcpy(q + k * 212, b + k * 210, 210);
+            q[k * 212 + 210] = q[k * 212 + 211] = 0;
+        }
         return;
     }
     for (uint64_t k = 0; k < nb; k++) {

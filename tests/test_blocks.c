@@ -329,17 +329,17 @@ static void test_panel_layout(uint32_t type) {
     free(w);
 }
 
-/* Q4_KP, the K panel layout (kernels/blocks.h, docs/FORMAT.md): row r = 16p + l, super-block b,
- * bytes [4k, 4k + 4) of its 144 at (p * nb + b) * 16 * 144 + (k * 16 + l) * 4, no scales area;
+/* The K panel layout (kernels/blocks.h, docs/FORMAT.md): row r = 16p + l, super-block b,
+ * bytes [4k, 4k + 4) of its bb at (p * nb + b) * 16 * bb + (k * 16 + l) * 4, no scales area;
  * padding rows untouched by put_row; get_row and kblock give the natural bytes back. */
-static void test_kpanel_layout(void) {
-    int rows = 21, cols = 512, nb = cols / 256, bb = 144;
-    uint64_t bytes = type_tensor_bytes(TENSOR_Q4_KP, (uint64_t)rows, (uint64_t)cols);
-    uint8_t *w = malloc(bytes), q[288], back[288], tmp[BLOCK_BYTES_MAX];
+static void test_kpanel_layout(uint32_t type, int bb) {
+    int rows = 21, cols = 512, nb = cols / 256;
+    uint64_t bytes = type_tensor_bytes(type, (uint64_t)rows, (uint64_t)cols);
+    uint8_t *w = malloc(bytes), q[2 * 212], back[2 * 212], tmp[BLOCK_BYTES_MAX];
     memset(w, 0xab, bytes);
-    MatView m = matview(TENSOR_Q4_KP, w, rows, cols);
-    int ok = bytes == 32ull * nb * bb && m.d == NULL && type_stored_rows(TENSOR_Q4_KP, 21) == 32 &&
-             type_bits_per_weight(TENSOR_Q4_KP) == 4.5;
+    MatView m = matview(type, w, rows, cols);
+    int ok = bytes == 32ull * nb * bb && m.d == NULL && type_stored_rows(type, 21) == 32 &&
+             type_bits_per_weight(type) == bb * 8.0 / 256;
     for (int r = 0; r < rows; r++) {
         for (int i = 0; i < nb * bb; i++) q[i] = (uint8_t)(r * 7 + i * 13 + 1);
         matview_put_row(&m, r, q, NULL);
@@ -361,7 +361,9 @@ static void test_kpanel_layout(void) {
         for (int l = rows % 16; l < 16; l++)
             for (int k = 0; k < bb / 4; k++)
                 for (int j = 0; j < 4; j++) ok &= w[(size_t)(1 * nb + b) * 16 * bb + (size_t)(k * 16 + l) * 4 + j] == 0xab;
-    t_check(ok, "panel_layout_q4_kp", "%d x %d: every byte where FORMAT.md puts it, no scales area, padding rows untouched, get_row and kblock invert put_row", rows, cols);
+    char tname[64];
+    snprintf(tname, sizeof tname, "panel_layout_%s", type_traits(type)->name);
+    t_check(ok, tname, "%d x %d: every byte where FORMAT.md puts it, no scales area, padding rows untouched, get_row and kblock invert put_row", rows, cols);
     free(w);
 }
 
@@ -369,7 +371,9 @@ int main(void) {
     test_fp16();
     test_panel_layout(TENSOR_Q8);
     test_panel_layout(TENSOR_Q4);
-    test_kpanel_layout();
+    test_kpanel_layout(TENSOR_Q4_KP, 144);
+    test_kpanel_layout(TENSOR_Q5_KP, 176);
+    test_kpanel_layout(TENSOR_Q6_KP, 212);
     test_float_types();
     test_quant_bounds(TENSOR_Q8);
     test_quant_bounds(TENSOR_Q4);

@@ -361,7 +361,7 @@ static void test_types(void) {
     }
     static const struct { const char *name; const char *phi; } cases[] = {
         {"F16", "f16"}, {"BF16", "f32"}, {"Q8_0", "q8"}, {"Q4_0", "q4"}, {"Q4_1", "f32"}, {"Q5_0", "q8"},
-        {"Q5_1", "f32"}, {"Q4_K", "q4_kp"}, {"Q5_K", "q5_kp"}, {"Q6_K", NULL}, {"IQ4_NL", NULL}, {"IQ4_XS", NULL},
+        {"Q5_1", "f32"}, {"Q4_K", "q4_kp"}, {"Q5_K", "q5_kp"}, {"Q6_K", "q6_kp"}, {"IQ4_NL", NULL}, {"IQ4_XS", NULL},
     };
     GwBuf b = {0};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {

@@ -173,7 +173,7 @@ static void test_tiny_refs(const char *data) {
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         for (int type = 0; type < TENSOR_TYPE_COUNT; type++) {
-            if (type == TENSOR_Q4_KP || type == TENSOR_Q5_KP) continue; /* -q q4_k / q5_k write them */
+            if (type_traits((uint32_t)type)->kpanel) continue; /* -q q4_k / q5_k / q6_k write them */
             char dir[1024], out[1024];
             snprintf(dir, sizeof dir, "%s/phi3-tiny-ref/%s", data, cases[c].variant);
             snprintf(out, sizeof out, "%s/tiny-%s-%s.phi", t_tmp_dir(), cases[c].variant,
@@ -207,7 +207,7 @@ static void test_trained(const char *data) {
     int f32_greedy[3][48];
     float f32_margin[3][48];
     for (int type = 0; type < TENSOR_TYPE_COUNT; type++) {
-        if (type == TENSOR_Q4_KP || type == TENSOR_Q5_KP) continue; /* -q q4_k / q5_k write them */
+        if (type_traits((uint32_t)type)->kpanel) continue; /* -q q4_k / q5_k / q6_k write them */
         const char *tn = type_traits((uint32_t)type)->name;
         char out[1024], name[128];
         snprintf(out, sizeof out, "%s/trained-%s.phi", t_tmp_dir(), tn);
