@@ -23,9 +23,10 @@
  * and no scales area (has_scales 0). Their kernels take the int8 activations (ACT_Q8, blocks of
  * QK) and unpack 16-row panels on the fly (kernels/kquant.h).
  *
- * K panel types (Q4_KP; TypeTraits.kpanel set): a K-quant's blocks, every byte kept, stored in
- * panels of QR rows by the Q8/Q4 rule with the whole block as "quants": panel p, super-block b
- * at (p * nb + b) * QR * bb (nb = cols / 256, bb = 144), bytes [4k, 4k + 4) of lane l's block at
+ * K panel types (Q4_KP, Q5_KP, Q6_KP; TypeTraits.kpanel set): a K-quant's blocks, every byte
+ * kept (Q6_KP pads each to 212 bytes), stored in panels of QR rows by the Q8/Q4 rule with the
+ * whole block as "quants": panel p, super-block b at (p * nb + b) * QR * bb (nb = cols / 256,
+ * bb = 144, 176, 212), bytes [4k, 4k + 4) of lane l's block at
  * (k * QR + l) * 4; no scales area. For Q4_KP that puts d/dmin of 16 rows in the first 64-byte
  * line, their 12 scale bytes in the next three and the 128 nibble bytes in the last 32: the
  * decode kernel reads each super-block's scales for 16 rows with three loads and its nibbles a
@@ -50,7 +51,7 @@ typedef enum {
     TENSOR_Q4_K = 4, /* ggml's K-quants: super-blocks of 256, stored verbatim (below) */
     TENSOR_Q5_K = 5,
     TENSOR_Q6_K = 6,
-    TENSOR_Q4_KP = 7, /* Q4_K, Q5_K bytes in 16-row panels (below): what the kernels stream fastest */
+    TENSOR_Q4_KP = 7, /* the K-quants blocks in 16-row panels (below): what the kernels stream fastest */
     TENSOR_Q5_KP = 8,
     TENSOR_Q6_KP = 9, /* Q6_K blocks padded to 212 bytes, in panels */
     TENSOR_TYPE_COUNT
