@@ -24,7 +24,7 @@ static void usage(FILE *f) {
             "\n"
             "  -q, --type TYPE   weight type of the matrices (default q8): f32, f16, q8, q4 (4.5 bits\n"
             "                    per weight), or llama.cpp's K-quants q4_k (4.5), q5_k (5.5), q6_k\n"
-            "                    (6.5625), or the mix q4_k_m (llama.cpp's Q4_K_M: the fused qkv q5_k,\n"
+            "                    (6.625), or the mix q4_k_m (llama.cpp's Q4_K_M: the fused qkv q5_k,\n"
             "                    ffn_down q6_k in the first and last eighth of the layers and every\n"
             "                    third between, the rest q4_k). Norms stay f32; with q4 the embedding\n"
             "                    and LM head are q8, with q4_k, q5_k, q4_k_m q6_k (their errors weigh\n"

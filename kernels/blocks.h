@@ -98,7 +98,7 @@ typedef struct {
 
 /* Indexed by TensorType; check a type read from a file with type_traits first. */
 extern const TypeTraits type_table[TENSOR_TYPE_COUNT];
-#define BLOCK_BYTES_MAX 256 /* the most bytes of a block: Q8 32, K-quants up to 210 */
+#define BLOCK_BYTES_MAX 256 /* the most bytes of a block: Q8 32, K-quants up to 212 */
 
 const TypeTraits *type_traits(uint32_t type); /* NULL for an unknown type */
 int type_from_name(const char *name);         /* -1 if unknown */
@@ -145,10 +145,10 @@ void matview_get_block(const MatView *m, int r, int b, uint8_t *q, uint16_t *d);
 void matview_get_row(const MatView *m, int r, void *q, uint16_t *d);
 /* The inverse, into a matrix whose memory is writable (d unused for float types). */
 void matview_put_row(const MatView *m, int r, const void *q, const uint16_t *d);
-/* Row r dequantized to floats (cols of them). */
 /* Super-block b of row r of a super-block type in natural (ggml) order: in place for the
  * row-by-row types, else gathered from its panel into tmp (block_bytes). */
 const uint8_t *matview_kblock(const MatView *m, int r, int b, uint8_t *tmp);
+/* Row r dequantized to floats (cols of them). */
 void matview_dequant_row(const MatView *m, int r, float *y);
 
 /* Quantize one row of n floats (n a multiple of the block for Q types) into quants q and

@@ -295,13 +295,6 @@ void kq_block_scales(uint32_t type, const uint8_t *blk, float *s, float *m) {
     }
 }
 
-/* Q4_KP and Q5_KP (kernels/blocks.h): panel p's super-blocks [sb0, sb0 + n) into panel records.
- * The stored panel is already a lane per row, 4 bytes at a time: word k of lane l at (k * QR +
- * l) * 4, word 0 d and dmin, words 1-3 the 12 scale bytes, then Q5_KP's 8 words of fifth bits
- * (qh: byte i bit j is element i of sub-block j), then the nibbles; sub-block j's u words are
- * the low (j even) or high (j odd) nibbles of nibble words 8 (j / 2) .. + 7, with Q5_KP's bit j
- * of the matching qh word as bit 4, so the records come from masks and shifts of whole words
- * (the loops vectorize), and s, m per lane as kq_unpack_q4_k computes them. */
 /* Q6_KP's panels (words: ql 0-31, qh 32-47, scales 48-51, d 52): sub-block j = 4h + s holds
  * elements 128h + 32s + l; line k (l = 4k ... 4k + 3) is the low (s < 2) or high nibbles of ql
  * word 16h + 8 (s & 1) + k with bits 2s, 2s + 1 of qh word 32 + 8h + k above them; f1, f2 the
@@ -331,6 +324,13 @@ static void unpack_q6_kp(const MatView *w, int p, int sb0, int n, uint8_t *out) 
     }
 }
 
+/* Q4_KP and Q5_KP (kernels/blocks.h): panel p's super-blocks [sb0, sb0 + n) into panel records.
+ * The stored panel is already a lane per row, 4 bytes at a time: word k of lane l at (k * QR +
+ * l) * 4, word 0 d and dmin, words 1-3 the 12 scale bytes, then Q5_KP's 8 words of fifth bits
+ * (qh: byte i bit j is element i of sub-block j), then the nibbles; sub-block j's u words are
+ * the low (j even) or high (j odd) nibbles of nibble words 8 (j / 2) .. + 7, with Q5_KP's bit j
+ * of the matching qh word as bit 4, so the records come from masks and shifts of whole words
+ * (scalar under GCC -O2: x86 has SIMD twins), and s, m per lane as kq_unpack_q4_k computes them. */
 void kq_unpack_kp(const MatView *w, int p, int sb0, int n, uint8_t *out) {
     int q5 = w->type == TENSOR_Q5_KP;
     if (w->type == TENSOR_Q6_KP) {

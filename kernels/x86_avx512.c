@@ -759,14 +759,18 @@ static ZTGT void kpunpack_q6_zmm(const MatView *w, int p, int sb0, int n, uint8_
 
 static ZTGT void kpanel_dec_zmm(const MatView *w, const ActBuf *a, const uint8_t *side, int t0, int nt, float *y,
                                 size_t ldy, int r0, int r1) {
-    if (w->type == TENSOR_Q6_KP) KROW_SWITCH(kpanel_dec6(w, a, side, t0, y, ldy, r0, r1, NT_))
-    else if (w->type == TENSOR_Q5_KP) KROW_SWITCH(kpanel_dec(w, a, side, t0, y, ldy, r0, r1, 1, NT_))
-    else KROW_SWITCH(kpanel_dec(w, a, side, t0, y, ldy, r0, r1, 0, NT_))
+    if (w->type == TENSOR_Q6_KP) {
+        KROW_SWITCH(kpanel_dec6(w, a, side, t0, y, ldy, r0, r1, NT_))
+    } else if (w->type == TENSOR_Q5_KP) {
+        KROW_SWITCH(kpanel_dec(w, a, side, t0, y, ldy, r0, r1, 1, NT_))
+    } else {
+        KROW_SWITCH(kpanel_dec(w, a, side, t0, y, ldy, r0, r1, 0, NT_))
+    }
 }
 
-/* Q4_KP's panels into panel records for the tiles (kernels/kquant.h: u lines, then s and m per
+/* Q4_KP / Q5_KP panels into panel records for the tiles (kernels/kquant.h: u lines, then s and m per
  * lane): the nibble lines split into the low and high halves of a sub-block pair, the scales
- * decoded for 16 rows at once as kpanel_dec does (kq_unpack_q4_kp is the portable one). */
+ * decoded for 16 rows at once as kpanel_dec does (kq_unpack_kp is the portable one). */
 ZINL void kpunpack(const MatView *w, int p, int sb0, int n, uint8_t *out, const int q5) {
     const __m512i m4 = _mm512_set1_epi8(15), m6 = _mm512_set1_epi8(63), m30 = _mm512_set1_epi8(0x30), m10 = _mm512_set1_epi8(0x10);
     const __m512i mff = _mm512_set1_epi32(0xff);
@@ -808,7 +812,7 @@ static ZTGT void kpunpack_q5_zmm(const MatView *w, int p, int sb0, int n, uint8_
 static void kq_zmm(const MatView *w, const void *act, int t0, int nt, float *y, int ldy, int r0, int r1) {
     const ActBuf *a = act;
     KRowAct *x = NULL;
-    if (type_table[w->type].kpanel) { /* Q4_KP: generation in panels, batches through the tiles */
+    if (type_table[w->type].kpanel) { /* K panel types: generation in panels, batches through the tiles */
         if (nt <= KROW_TT) kpanel_dec_zmm(w, a, kact_side(a, type_table[w->type].kmode, 0, a->ntiles), t0, nt,
                                           y + (size_t)t0 * (size_t)ldy, (size_t)ldy, r0, r1);
         else kmat_tiled(w, act, t0, nt, y, ldy, r0, r1, ktile_zmm,

@@ -174,7 +174,7 @@ static const struct { const char *schema, *gguf; } names[] = {
 
 /* How a GGUF tensor becomes a phi tensor. */
 typedef enum {
-    HOW_COPY,   /* the same bytes: F32, F16, K types phi stores verbatim */
+    HOW_COPY,   /* the same bytes: F32, F16 (and row-by-row K types, for a build without panels) */
     HOW_Q8_0,   /* Q8_0 blocks -> q8 panels (same scale, same int8) */
     HOW_Q4_0,   /* Q4_0 blocks -> q4 panels (same scale, same nibbles) */
     HOW_Q5_0,   /* Q5_0 -> q8 (same scale; q in -16..15) */
@@ -224,12 +224,12 @@ static int choose(Plan *p, char *err, size_t errlen) {
     case GGML_TYPE_Q5_0: p->type = TENSOR_Q8, p->how = HOW_Q5_0; break;
     default:
         k = native_k_type(s->type);
-        /* the storage contract: the row's super-blocks verbatim, rows consecutive */
+        /* the row's super-blocks as ggml stores them, every row of the same size */
         if (k >= 0 && type_traits((uint32_t)k) && !type_traits((uint32_t)k)->has_scales &&
             type_row_bytes((uint32_t)k, p->cols) == s->row_bytes &&
             type_tensor_bytes((uint32_t)k, p->rows, p->cols) == s->n_bytes) {
             p->type = (uint32_t)k, p->how = HOW_COPY;
-            /* Q4_K and Q5_K run in their panel forms (kernels/blocks.h), which the kernels
+            /* Q4_K, Q5_K and Q6_K run in their panel forms (kernels/blocks.h), which the kernels
              * stream faster (FORMAT.md says by how much) */
             if (k == TENSOR_Q4_K) p->type = TENSOR_Q4_KP, p->how = HOW_KPANEL;
             if (k == TENSOR_Q5_K) p->type = TENSOR_Q5_KP, p->how = HOW_KPANEL;
@@ -241,7 +241,8 @@ static int choose(Plan *p, char *err, size_t errlen) {
     return 0;
 }
 
-/* Row r of a Q8_0 / Q4_0 / Q5_0 tensor as phi block quants (natural order) and scales. */
+/* Row r of a Q8_0 / Q4_0 / Q5_0 tensor as phi block quants (natural order) and scales; of a
+ * K-quant tensor as its panel type's natural row (Q6_K: each block padded to 212 bytes). */
 static void gguf_row_blocks(const Plan *p, uint64_t r, uint8_t *q, uint16_t *d) {
     uint64_t nb = p->cols / QK;
     const uint8_t *b = p->src->data + r * p->src->row_bytes;
