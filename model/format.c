@@ -202,8 +202,31 @@ static int halves_nonfinite(const uint8_t *p, uint64_t n) {
     return bad != 0;
 }
 
+/* The f16 d (and dmin) inside each super-block of a K type: Q4_K/Q5_K open with d, dmin (bytes
+ * 0-3), Q6_K ends with d (bytes 208-209). In a K panel type word k of a block is line k of its
+ * panel unit (kernels/blocks.h), so the 16 rows' d sit in one 64-byte line: line 0, or line 52
+ * for Q6_KP (d and the 2 zero bytes of padding, which are finite halves). Touches one line per
+ * 16 x 256 weights: within the few percent of the scales check above. */
+static int kblock_nonfinite(const PhiTensorInfo *t) {
+    const TypeTraits *ty = type_traits(t->type);
+    int q6 = t->type == TENSOR_Q6_K || t->type == TENSOR_Q6_KP;
+    uint64_t bb = (uint64_t)ty->block_bytes, off = q6 ? 208 : 0, nh = q6 ? 1 : 2;
+    uint64_t units = t->size / bb; /* blocks (row types) or 16-row panel units of QR blocks */
+    const uint8_t *p = t->data;
+    if (ty->kpanel) {
+        units /= QR;
+        for (uint64_t u = 0; u < units; u++)
+            if (halves_nonfinite(p + u * QR * bb + off / 4 * 64, 32)) return 1;
+        return 0;
+    }
+    for (uint64_t u = 0; u < units; u++)
+        if (halves_nonfinite(p + u * bb + off, nh)) return 1;
+    return 0;
+}
+
 static int vector_nonfinite(const PhiTensorInfo *t) {
     if (t->ndim == 2) {
+        if (type_traits(t->type)->unpack) return kblock_nonfinite(t);
         if (!type_traits(t->type)->has_scales) return 0;
         uint64_t off = type_scales_offset(t->type, t->ne[0], t->ne[1]);
         return halves_nonfinite((const uint8_t *)t->data + off, (t->size - off) / 2);

@@ -98,6 +98,21 @@ if $PHI_EXEC "$BUILD/tests/test_corrupt" --nan "$TMP"; then
 else
     fail nan_weights "test_corrupt --nan failed"
 fi
+# K-quant matrices keep their scales inside each super-block: an infinite d in one row of a
+# q4_kp, q5_kp and q6_kp matrix (converted from the Q4_K_M fixture) is refused at load too.
+KQM=$DATA/phi3-gguf/trained-tiny-Q4_K_M.gguf
+if [ -f "$KQM" ]; then
+    if $QUANT "$KQM" "$TMP/kqm.phi" 2> /dev/null && $PHI_EXEC "$BUILD/tests/test_corrupt" --nan-k "$TMP/kqm.phi" "$TMP"; then
+        for t in q4_kp q5_kp q6_kp; do
+            expect_error "nan_weights_${t}_refused" $PHI -m "$TMP/nan-$t.phi" -p hello -n 4
+            grep -q "NaN or infinite" "$TMP/err" || fail "nan_weights_${t}_message" "$(cat "$TMP/err")"
+        done
+    else
+        fail nan_weights_k "quant or test_corrupt --nan-k failed"
+    fi
+else
+    echo "SKIP nan_weights_k: $KQM is absent"
+fi
 
 # --- limits: endless inputs, contexts ---
 if [ -c /dev/zero ]; then

@@ -494,6 +494,35 @@ static int write_nan_models(const char *dir) {
     return 0;
 }
 
+/* --nan-k IN DIR: from phi file IN (a converted Q4_K_M model: q4_kp, q5_kp and q6_kp matrices),
+ * nan-<type>.phi per K type found: one row's super-block d set to +inf (0x7c00) in the first
+ * matrix of that type. Row 5 of panel 0, super-block 0: Q4_KP/Q5_KP's d is word 0 of the block,
+ * Q6_KP's word 52 (kernels/blocks.h), so lane 5 of line 0 or of line 52 of the panel unit. */
+static int write_nan_k_models(const char *in, const char *dir) {
+    char err[512], path[512];
+    size_t n;
+    uint8_t *b = (uint8_t *)read_file(in, &n, err, sizeof err);
+    if (!b) return fprintf(stderr, "%s\n", err), 1;
+    uint64_t dir_off = rd_le(b + 56, 8), nt = rd_le(b + 64, 8);
+    int made = 0;
+    for (uint32_t type = TENSOR_Q4_KP; type <= TENSOR_Q6_KP; type++)
+        for (uint64_t i = 0; i < nt; i++) {
+            uint8_t *e = b + dir_off + i * 128;
+            if (rd_le(e + 64, 4) != type || rd_le(e + 68, 4) != 2) continue;
+            uint8_t *d = b + rd_le(e + 88, 8) + (type == TENSOR_Q6_KP ? 52 * 64 : 0) + 5 * 4;
+            uint8_t keep[2] = {d[0], d[1]};
+            wr_le(d, 0x7c00, 2);
+            snprintf(path, sizeof path, "%s/nan-%s.phi", dir, type_table[type].name);
+            FILE *o = fopen(path, "wb");
+            if (!o || fwrite(b, 1, n, o) != n || fclose(o)) return 1;
+            d[0] = keep[0], d[1] = keep[1];
+            made++;
+            break;
+        }
+    free(b);
+    return made == 3 ? 0 : (fprintf(stderr, "%s: %d of the 3 K panel types found\n", in, made), 1);
+}
+
 /* ---- main ---- */
 
 
@@ -503,6 +532,7 @@ int main(int argc, char **argv) {
     uint8_t *b;
     char *s;
     if (argc == 3 && !strcmp(argv[1], "--nan")) return write_nan_models(argv[2]);
+    if (argc == 4 && !strcmp(argv[1], "--nan-k")) return write_nan_k_models(argv[2], argv[3]);
     if (argc >= 3 && !strcmp(argv[1], "--write")) {
         g_write_dir = argv[2];
         if (argc == 4) g_stride = atol(argv[3]) > 0 ? atol(argv[3]) : 1;
