@@ -24,10 +24,11 @@ static void usage(FILE *f) {
             "\n"
             "  -q, --type TYPE   weight type of the matrices (default q8): f32, f16, q8, q4 (4.5 bits\n"
             "                    per weight), or llama.cpp's K-quants q4_k (4.5), q5_k (5.5), q6_k\n"
-            "                    (6.625), or the mix q4_k_m (llama.cpp's Q4_K_M: the fused qkv q5_k,\n"
+            "                    (6.625), the mix q4_k_m (llama.cpp's Q4_K_M: the fused qkv q5_k,\n"
             "                    ffn_down q6_k in the first and last eighth of the layers and every\n"
-            "                    third between, the rest q4_k). Norms stay f32; with q4 the embedding\n"
-            "                    and LM head are q8, with q4_k, q5_k, q4_k_m q6_k (their errors weigh\n"
+            "                    third between, the rest q4_k), or llama.cpp's iq4_xs (4.25, a\n"
+            "                    non-uniform 4-bit grid). Norms stay f32; with q4 the embedding and\n"
+            "                    LM head are q8, with q4_k, q5_k, q4_k_m, iq4_xs q6_k (their errors weigh\n"
             "                    most). A matrix whose rows are not whole blocks (32; 256 for the\n"
             "                    K-quants) is stored q8 (K-quants, rows of whole 32-blocks) or f16.\n"
             "  -t, --threads N   threads of the conversion (default: the physical cores); the output\n"
@@ -123,7 +124,7 @@ int main(int argc, char **argv) {
             opt.type = opt.mix ? TENSOR_Q4_K : type_from_name(tn);
             type_given = 1;
             if (opt.type < 0) {
-                fprintf(stderr, "quant: unknown type '%s' (f32, f16, q8, q4, q4_k, q5_k, q6_k, q4_k_m)\n", tn);
+                fprintf(stderr, "quant: unknown type '%s' (f32, f16, q8, q4, q4_k, q5_k, q6_k, q4_k_m, iq4_xs)\n", tn);
                 return 1;
             }
         } else if ((!strcmp(a, "-t") || !strcmp(a, "--threads")) && has_value) {

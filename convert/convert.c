@@ -69,7 +69,7 @@ static Plan *plan_add(PlanList *l, const char *name, uint32_t type, uint32_t ndi
 static int more_bits_layer(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
 
 /* The type of one matrix under -q TYPE (and the q4_k_m mix). With 4-bit matrices the embedding
- * and the LM head stay at higher precision: q8 for q4, q6_k for q4_k / q5_k. The LM head's
+ * and the LM head stay at higher precision: q8 for q4, q6_k for q4_k / q5_k / iq4_xs. The LM head's
  * errors go straight into the logits (phi3-trained-tiny: max logit error 2.2 -> 0.6), and the
  * q4 embedding caused 28 % of the q4 file's KL divergence; a token reads only one embedding row,
  * so the larger embedding costs file size, not speed. The q4_k_m mix (llama.cpp's Q4_K_M as it
@@ -79,7 +79,7 @@ static int more_bits_layer(int i, int n) { return i < n / 8 || i >= 7 * n / 8 ||
 static uint32_t plan_type_k(const SchemaItem *e, const PhiHParams *hp, uint32_t type, int mix) {
     int role = e->t->role, outer = role == ROLE_EMBED || role == ROLE_LM_HEAD;
     if (type == TENSOR_Q4) return outer ? TENSOR_Q8 : type;
-    if (type != TENSOR_Q4_K && type != TENSOR_Q5_K) return type;
+    if (type != TENSOR_Q4_K && type != TENSOR_Q5_K && type != TENSOR_IQ4_XS) return type;
     if (outer) return TENSOR_Q6_K;
     if (mix == CONVERT_MIX_Q4_K_M && role == ROLE_QKV) return TENSOR_Q5_K;
     if (mix == CONVERT_MIX_Q4_K_M && role == ROLE_DOWN && more_bits_layer(e->layer, (int)hp->n_layers))

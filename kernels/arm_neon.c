@@ -564,6 +564,10 @@ INL void ktile_neon_any(const uint8_t *pk, const uint8_t *ar, const uint8_t *sid
                 int8x16_t w[8];
                 for (int k = 0; k < 8; k++) w[k] = vld1q_s8((const int8_t *)(p + 64 * k + 16 * g));
                 int32x4_t s0 = vdupq_n_s32(kmode ? c[0] : 0), s1 = vdupq_n_s32(kmode ? c[1] : 0);
+                if (kmode == KMODE_OFF128) { /* u up to 241 is no int8: the level u ^ 0x80, sums from 0 (kernels/kquant.h) */
+                    for (int k = 0; k < 8; k++) w[k] = veorq_s8(w[k], vdupq_n_s8(-128));
+                    s0 = s1 = vdupq_n_s32(0);
+                }
                 if (dp) kgroup_dp(w, xq, &s0, &s1);
                 else kgroup_neon(w, xq, &s0, &s1);
                 float32x4_t f1 = vld1q_f32((const float *)(const void *)(p + QR * QK) + 4 * g);
@@ -666,7 +670,7 @@ const IsaKernels isa_neon = {
     .mat = {[TENSOR_F32] = fmat_f32_neon, [TENSOR_F16] = fmat_f16_neon, [TENSOR_Q8] = q8_neon_mat,
             [TENSOR_Q4] = q4_neon_mat, [TENSOR_Q4_K] = kq_neon, [TENSOR_Q5_K] = kq_neon,
             [TENSOR_Q6_K] = kq_neon, [TENSOR_Q4_KP] = kq_neon, [TENSOR_Q5_KP] = kq_neon,
-            [TENSOR_Q6_KP] = kq_neon},
+            [TENSOR_Q6_KP] = kq_neon, [TENSOR_IQ4_XS] = kq_neon},
     .k_off = {[TENSOR_Q8] = 0, [TENSOR_Q4] = 8},
     .rmsnorm = rmsnorm_neon,
     .softmax = softmax_neon,
@@ -683,7 +687,8 @@ const IsaKernels isa_dotprod = {
     .mat = {[TENSOR_F32] = fmat_f32_neon, [TENSOR_F16] = fmat_f16_neon,
             [TENSOR_Q8] = q8_dotprod_mat, [TENSOR_Q4] = q4_dotprod_mat,
             [TENSOR_Q4_K] = kq_dotprod, [TENSOR_Q5_K] = kq_dotprod, [TENSOR_Q6_K] = kq_dotprod,
-            [TENSOR_Q4_KP] = kq_dotprod, [TENSOR_Q5_KP] = kq_dotprod, [TENSOR_Q6_KP] = kq_dotprod},
+            [TENSOR_Q4_KP] = kq_dotprod, [TENSOR_Q5_KP] = kq_dotprod, [TENSOR_Q6_KP] = kq_dotprod,
+            [TENSOR_IQ4_XS] = kq_dotprod},
     .k_off = {[TENSOR_Q8] = 0, [TENSOR_Q4] = 8},
     .rmsnorm = rmsnorm_neon,
     .softmax = softmax_neon,

@@ -648,4 +648,6 @@ const TypeTraits type_table[TENSOR_TYPE_COUNT] = {
                       kq_from_float_q5_k_w, kq_dot_ref_q5_k, NULL, kq_unpack_q5_k, KMODE_MIN, 1},
     [TENSOR_Q6_KP] = {"q6_kp", QK_K, 212, 0, ACT_Q8, kq_to_float_q6_kp, kq_from_float_q6_kp,
                       kq_from_float_q6_kp_w, kq_dot_ref_q6_kp, NULL, kq_unpack_q6_k, KMODE_OFF32, 1},
+    [TENSOR_IQ4_XS] = {"iq4_xs", QK_K, 136, 0, ACT_Q8, kq_to_float_iq4_xs, kq_from_float_iq4_xs,
+                       kq_from_float_iq4_xs_w, kq_dot_ref_iq4_xs, NULL, kq_unpack_iq4_xs, KMODE_OFF128, 1},
 };

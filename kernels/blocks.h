@@ -31,7 +31,12 @@
  * line, their 12 scale bytes in the next three and the 128 nibble bytes in the last 32: the
  * decode kernel reads each super-block's scales for 16 rows with three loads and its nibbles a
  * lane per row, as the Q4 kernels do (kernels/x86_avx512.c), where ggml's row order costs a
- * scalar scale decode and a cross-lane scale shuffle per row and super-block. */
+ * scalar scale decode and a cross-lane scale shuffle per row and super-block.
+ *
+ * IQ4_XS (kpanel set, KMODE_OFF128): llama.cpp's 136-byte blocks of 256 (f16 d, 16 bits of
+ * scales_h, 4 bytes of scales_l, 128 nibble bytes; 4.25 bits per weight), in panels by the same
+ * rule (bb = 136): line 0 d and scales_h of 16 rows, line 1 scales_l, lines 2-33 the nibbles, each
+ * an index into 16 non-uniform levels (kernels/kquant.c). It has no row-by-row form. */
 #ifndef PHI_BLOCKS_H
 #define PHI_BLOCKS_H
 
@@ -54,6 +59,7 @@ typedef enum {
     TENSOR_Q4_KP = 7, /* the K-quants blocks in 16-row panels (below): what the kernels stream fastest */
     TENSOR_Q5_KP = 8,
     TENSOR_Q6_KP = 9, /* Q6_K blocks padded to 212 bytes, in panels */
+    TENSOR_IQ4_XS = 10, /* llama.cpp's IQ4_XS blocks (4.25 bits per weight), in panels */
     TENSOR_TYPE_COUNT
 } TensorType;
 

@@ -117,7 +117,7 @@ void kact_side_rec(const int8_t *q, float d, int32_t s, int kmode, uint8_t *out)
     } else {
         int32_t h0 = 0;
         for (int k = 0; k < 16; k++) h0 += q[k];
-        int32_t c[2] = {-32 * h0, -32 * (s - h0)};
+        int32_t off = kmode == KMODE_OFF128 ? 128 : 32, c[2] = {-off * h0, -off * (s - h0)};
         memcpy(out, c, 8);
     }
 }

@@ -15,6 +15,7 @@
 #include "kernels/kquant.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "kernels/ggml_types.h"
@@ -287,7 +288,10 @@ void kq_from_float_q5_k(const float *x, void *q, uint16_t *d, int n) { kq_from_f
 void kq_from_float_q6_k(const float *x, void *q, uint16_t *d, int n) { kq_from_float_q6_k_w(x, q, d, n, NULL); }
 
 void kq_block_scales(uint32_t type, const uint8_t *blk, float *s, float *m) {
-    if (type == TENSOR_Q6_K) {
+    if (type == TENSOR_IQ4_XS) {
+        uint8_t u[QK_K];
+        kq_unpack_iq4_xs(blk, u, s, m);
+    } else if (type == TENSOR_Q6_K || type == TENSOR_Q6_KP) {
         float d = fp16_to_f32((uint16_t)(blk[208] | blk[209] << 8));
         for (int g = 0; g < 16; g++) s[g] = d * (float)(int8_t)blk[192 + g], m[g] = 32.0f * s[g];
     } else {
@@ -324,6 +328,8 @@ static void unpack_q6_kp(const MatView *w, int p, int sb0, int n, uint8_t *out) 
     }
 }
 
+static void unpack_iq4_xs_panel(const MatView *w, int p, int sb0, int n, uint8_t *out);
+
 /* Q4_KP and Q5_KP (kernels/blocks.h): panel p's super-blocks [sb0, sb0 + n) into panel records.
  * The stored panel is already a lane per row, 4 bytes at a time: word k of lane l at (k * QR +
  * l) * 4, word 0 d and dmin, words 1-3 the 12 scale bytes, then Q5_KP's 8 words of fifth bits
@@ -335,6 +341,10 @@ void kq_unpack_kp(const MatView *w, int p, int sb0, int n, uint8_t *out) {
     int q5 = w->type == TENSOR_Q5_KP;
     if (w->type == TENSOR_Q6_KP) {
         unpack_q6_kp(w, p, sb0, n, out);
+        return;
+    }
+    if (w->type == TENSOR_IQ4_XS) {
+        unpack_iq4_xs_panel(w, p, sb0, n, out);
         return;
     }
     for (int sb = 0; sb < n; sb++) {
@@ -384,3 +394,161 @@ double kq_dot_ref_q6_kp(const void *q, const float *x, int n) {
     for (int b = 0; b < n / QK_K; b++) s += kq_dot_ref_q6_k((const uint8_t *)q + (size_t)b * Q6KP_BYTES, x + (size_t)b * QK_K, QK_K);
     return s;
 }
+
+/* ---- IQ4_XS (llama.cpp's 4.25-bit non-uniform type), stored in panels ----
+ * A block of 256: f16 d, 16-bit scales_h, 4 bytes scales_l, 128 nibble bytes (136 bytes, 34
+ * words). Sub-block j (32 weights) has the 6-bit scale ls_j = (nibble j of scales_l) | (bits 2j,
+ * 2j + 1 of scales_h) << 4 and weight 32j + k the level kvalue[nibble] of qs[16j + k] (low nibble
+ * k < 16, high nibble k - 16): x = d (ls_j - 32) kvalue. The 16 levels (-127 .. 113) are the
+ * format's (ggml's kvalues_iq4nl). Unpacked (kernels/kquant.h, KMODE_OFF128): u = kvalue + 128
+ * (1 .. 241), s = d (ls - 32) on both 16s, m = 128 s. */
+static const int8_t iq4_levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
+void kq_to_float_iq4_xs(const void *q, const uint16_t *d, float *y, int n) {
+    (void)d;
+    ggml_dequantize_row(GGML_TYPE_IQ4_XS, q, y, n, NULL, 0);
+}
+double kq_dot_ref_iq4_xs(const void *q, const float *x, int n) { return dot_ref(GGML_TYPE_IQ4_XS, 136, q, x, n); }
+
+static inline float iq4_scale(const uint8_t *blk, int j, float d) {
+    int sh = blk[2] | blk[3] << 8;
+    int ls = ((blk[4 + j / 2] >> (4 * (j & 1))) & 15) | ((sh >> (2 * j)) & 3) << 4;
+    return d * (float)(ls - 32);
+}
+
+void kq_unpack_iq4_xs(const uint8_t *blk, uint8_t *u, float *s, float *m) {
+    float d = fp16_to_f32((uint16_t)(blk[0] | blk[1] << 8));
+    for (int j = 0; j < 8; j++) {
+        s[2 * j] = s[2 * j + 1] = iq4_scale(blk, j, d);
+        m[2 * j] = m[2 * j + 1] = 128.0f * s[2 * j];
+        const uint8_t *qs = blk + 8 + 16 * j;
+        for (int k = 0; k < 16; k++) {
+            u[32 * j + k] = (uint8_t)(iq4_levels[qs[k] & 15] + 128);
+            u[32 * j + 16 + k] = (uint8_t)(iq4_levels[qs[k] >> 4] + 128);
+        }
+    }
+}
+
+/* IQ4_XS panels (words: d and scales_h 0, scales_l 1, nibbles 2-33): sub-block j's record words
+ * 0-3 are the levels of the low nibbles of words 2 + 4j .. 5 + 4j, words 4-7 of their high
+ * nibbles. */
+static void unpack_iq4_xs_panel(const MatView *w, int p, int sb0, int n, uint8_t *out) {
+    for (int sb = 0; sb < n; sb++) {
+        const uint8_t *src = matview_panel_q(w, p, sb0 + sb);
+        uint8_t blk[8]; /* one lane's first two words, as kq_unpack_iq4_xs reads them */
+        float sc[QR][8];
+        for (int l = 0; l < QR; l++) {
+            memcpy(blk, src + 4 * l, 4);
+            memcpy(blk + 4, src + (QR + l) * 4, 4);
+            float d = fp16_to_f32((uint16_t)(blk[0] | blk[1] << 8));
+            for (int j = 0; j < 8; j++) sc[l][j] = iq4_scale(blk, j, d);
+        }
+        for (int j = 0; j < 8; j++) {
+            uint8_t *rec = out + (size_t)(sb * 8 + j) * KPANEL_BYTES;
+            const uint8_t *nib = src + (size_t)(2 + 4 * j) * QR * 4;
+            for (int i = 0; i < 4 * QR * 4; i++) {
+                rec[i] = (uint8_t)(iq4_levels[nib[i] & 15] + 128);
+                rec[4 * QR * 4 + i] = (uint8_t)(iq4_levels[nib[i] >> 4] + 128);
+            }
+            float *f1 = (float *)(void *)(rec + QR * QK), *f2 = f1 + QR;
+            for (int l = 0; l < QR; l++) f1[l] = f2[l] = sc[l][j];
+        }
+    }
+}
+
+/* The index of the level nearest v. The midpoints between neighbouring levels are multiples of
+ * 0.5, so the nearest level is constant on each half-unit [k / 2, (k + 1) / 2): a table of the 512
+ * half-units over [-128, 128) (v beyond: the end levels), built once; a midpoint itself goes up.
+ * 5x faster than a binary search over the levels (the search runs 40 times per weight). */
+static uint8_t iq4_cell[512];
+static pthread_once_t iq4_cell_once = PTHREAD_ONCE_INIT;
+static void iq4_cell_init(void) {
+    for (int c = 0; c < 512; c++) {
+        float v = (float)(c - 256) * 0.5f; /* the cell's lowest value */
+        int best = 0;
+        for (int i = 1; i < 16; i++)
+            if (fabsf(v - (float)iq4_levels[i]) <= fabsf(v - (float)iq4_levels[best])) best = i;
+        iq4_cell[c] = (uint8_t)best;
+    }
+}
+static inline int iq4_nearest(float v) {
+    float c = floorf(2.0f * v) + 256.0f;
+    return iq4_cell[c < 0 ? 0 : c > 511 ? 511 : (int)c];
+}
+
+/* Weighted error of x ~ a level(q) with q = nearest(x * is), and the refit a. */
+static float fit_iq4(const float *x, const float *w, int n, float is, float *a) {
+    double sqq = 0, sqx = 0, sxx = 0;
+    for (int i = 0; i < n; i++) {
+        float q = (float)iq4_levels[iq4_nearest(x[i] * is)];
+        sqq += (double)w[i] * q * q, sqx += (double)w[i] * q * x[i], sxx += (double)w[i] * x[i] * x[i];
+    }
+    *a = sqq > 0 ? (float)(sqx / sqq) : 0;
+    return (float)(sqq > 0 ? sxx - sqx * sqx / sqq : sxx);
+}
+
+/* A sub-block's scale: the largest magnitude placed at 11 points, 2 apart, around either end level
+ * (-127 or 113, so either sign of scale), each fit refitted, the best refined twice. (21 points,
+ * 1 apart, gave the same error on blk.3.ffn_down of phi3-trained-tiny to 4 digits: tests/test_ktypes.c;
+ * 3 apart 0.9 % more.) */
+static float search_iq4(const float *x, const float *w, int n) {
+    float amax = 0;
+    for (int i = 0; i < n; i++) amax = fmaxf(amax, fabsf(x[i]));
+    if (amax == 0) return 0;
+    float best = INFINITY, a = 0;
+    for (int e = 0; e < 2; e++)
+        for (int k = -10; k <= 10; k += 2) {
+            float ta, end = e ? 113.0f : -127.0f, ee = fit_iq4(x, w, n, (end + (float)k * (e ? 1.0f : -1.0f)) / amax, &ta);
+            if (ee < best) best = ee, a = ta;
+        }
+    for (int it = 0; it < 2 && a != 0; it++) {
+        float ta, ee = fit_iq4(x, w, n, 1.0f / a, &ta);
+        if (ee < best) best = ee, a = ta;
+    }
+    return a;
+}
+
+/* Block: the 8 sub-block scales a_j to ls_j - 32 in -32 .. 31 against d = -(the a of largest
+ * magnitude) / 32 (that one lands on -32 exactly, the end with room), each ls then chosen among
+ * its rounding and the neighbours by the sub-block's weighted error with the stored scale, and
+ * the weights requantized to the nearest level of the stored scale. */
+static void quantize_block_iq4_xs(const float *x, const float *w, uint8_t *blk) {
+    pthread_once(&iq4_cell_once, iq4_cell_init);
+    float a[8], amax = 0, abig = 0;
+    for (int j = 0; j < 8; j++) {
+        a[j] = search_iq4(x + 32 * j, w + 32 * j, 32);
+        if (fabsf(a[j]) > amax) amax = fabsf(a[j]), abig = a[j];
+    }
+    memset(blk, 0, 136);
+    put_f16(blk, -abig / 32.0f);
+    float d = fp16_to_f32((uint16_t)(blk[0] | blk[1] << 8));
+    int sh = 0;
+    for (int j = 0; j < 8; j++) {
+        int l0 = d != 0 ? clampi(nearest(a[j] / d), -32, 31) : 0, ls = l0;
+        float best = INFINITY;
+        for (int c = l0 - 1; c <= l0 + 1 && d != 0; c++) {
+            if (c < -32 || c > 31) continue;
+            float s = d * (float)c, is = s != 0 ? 1.0f / s : 0, e = 0;
+            for (int k = 0; k < 32; k++) {
+                float r = x[32 * j + k] - s * (float)iq4_levels[iq4_nearest(x[32 * j + k] * is)];
+                e += w[32 * j + k] * r * r;
+            }
+            if (e < best) best = e, ls = c;
+        }
+        ls += 32;
+        blk[4 + j / 2] |= (uint8_t)((ls & 15) << (4 * (j & 1)));
+        sh |= (ls >> 4) << (2 * j);
+        float s = d * (float)(ls - 32), is = s != 0 ? 1.0f / s : 0;
+        uint8_t *qs = blk + 8 + 16 * j;
+        for (int k = 0; k < 16; k++)
+            qs[k] = (uint8_t)(iq4_nearest(x[32 * j + k] * is) | iq4_nearest(x[32 * j + 16 + k] * is) << 4);
+    }
+    blk[2] = (uint8_t)sh, blk[3] = (uint8_t)(sh >> 8);
+}
+
+void kq_from_float_iq4_xs_w(const float *x, void *q, uint16_t *d, int n, const float *w) {
+    (void)d;
+    for (int b = 0; b < n / QK_K; b++)
+        quantize_block_iq4_xs(x + (size_t)b * QK_K, w ? w + (size_t)b * QK_K : ones, (uint8_t *)q + (size_t)b * 136);
+}
+void kq_from_float_iq4_xs(const float *x, void *q, uint16_t *d, int n) { kq_from_float_iq4_xs_w(x, q, d, n, NULL); }

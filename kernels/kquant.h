@@ -23,7 +23,10 @@
 #include "kernels/isa.h"
 
 #define QK_K 256
-enum { KMODE_MIN = 0, KMODE_OFF32 = 1 };
+/* KMODE_OFF128 (IQ4_XS): u = level + 128, s per 32 (on both 16s), m = 128 s: the KMODE_OFF32
+ * form with side records of -128 sum_h q; a kernel whose products must stay in 16 bits (vpmaddubsw,
+ * NEON's smull) flips u back to the signed level (u ^ 0x80) and starts its sums from 0 instead. */
+enum { KMODE_MIN = 0, KMODE_OFF32 = 1, KMODE_OFF128 = 2 };
 #define KPANEL_BYTES (QR * QK + 2 * QR * 4) /* 640: u bytes, f1[16], f2[16] */
 
 /* The type rows' functions (kernels/blocks.c's type_table). */
@@ -47,6 +50,12 @@ void kq_to_float_q6_kp(const void *q, const uint16_t *d, float *y, int n);
 void kq_from_float_q6_kp(const float *x, void *q, uint16_t *d, int n);
 void kq_from_float_q6_kp_w(const float *x, void *q, uint16_t *d, int n, const float *w);
 double kq_dot_ref_q6_kp(const void *q, const float *x, int n);
+/* IQ4_XS (stored in panels only, kernels/blocks.h). */
+void kq_to_float_iq4_xs(const void *q, const uint16_t *d, float *y, int n);
+void kq_from_float_iq4_xs(const float *x, void *q, uint16_t *d, int n);
+void kq_from_float_iq4_xs_w(const float *x, void *q, uint16_t *d, int n, const float *w);
+double kq_dot_ref_iq4_xs(const void *q, const float *x, int n);
+void kq_unpack_iq4_xs(const uint8_t *blk, uint8_t *u, float *s, float *m);
 
 /* The scales s and offsets m of one block (as unpack gives them), without its weights. */
 void kq_block_scales(uint32_t type, const uint8_t *blk, float *s, float *m);
@@ -54,7 +63,7 @@ void kq_block_scales(uint32_t type, const uint8_t *blk, float *s, float *m);
  * 16p + 15, all inside the matrix) to out: an ISA's faster equivalent of the portable
  * unpacking for the matrix's type (a K panel type's or a row type's), or NULL. */
 typedef void (*KUnpackFn)(const MatView *w, int p, int sb0, int n, uint8_t *out);
-/* Q4_KP, Q5_KP, Q6_KP (the K panel types, kernels/blocks.h): their panels straight into the records
+/* Q4_KP, Q5_KP, Q6_KP, IQ4_XS (the K panel types, kernels/blocks.h): their panels straight into the records
  * with whole-word masks and shifts (the portable unpacking of any of their panels). */
 void kq_unpack_kp(const MatView *w, int p, int sb0, int n, uint8_t *out);
 

@@ -273,8 +273,22 @@ INL __m256i kdot2(__m256i acc, const uint8_t *w, const uint8_t *x) {
     return _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
 }
 
+/* The same for KMODE_OFF128 (IQ4_XS): u = level + 128 up to 241 would overflow vpmaddubsw's pairs,
+ * so the level itself (u ^ 0x80, |level| <= 127) times x through its magnitude and sign (pairs <=
+ * 2 * 127 * 127 = 32258), each step widened on its own: sums of level . x, no offset. */
+INL __m256i kdot2_lv(__m256i acc, const uint8_t *w, const uint8_t *x) {
+    __m256i x0 = _mm256_set1_epi32((int32_t)((uint32_t)x[0] | (uint32_t)x[1] << 8 | (uint32_t)x[2] << 16 | (uint32_t)x[3] << 24));
+    __m256i x1 = _mm256_set1_epi32((int32_t)((uint32_t)x[4] | (uint32_t)x[5] << 8 | (uint32_t)x[6] << 16 | (uint32_t)x[7] << 24));
+    const __m256i flip = _mm256_set1_epi8((char)0x80), one = _mm256_set1_epi16(1);
+    __m256i w0 = _mm256_xor_si256(_mm256_load_si256((const __m256i *)(const void *)w), flip);
+    __m256i w1 = _mm256_xor_si256(_mm256_load_si256((const __m256i *)(const void *)(w + 64)), flip);
+    __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w0), _mm256_sign_epi8(x0, w0)), one);
+    __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w1), _mm256_sign_epi8(x1, w1)), one);
+    return _mm256_add_epi32(acc, _mm256_add_epi32(p0, p1));
+}
+
 /* Token by token (the panel's blocks are read from L1 again for each): per block and half,
- * chains over the block's bytes 0-15 and 16-31, then the KMODE_MIN or KMODE_OFF32 scaling. */
+ * chains over the block's bytes 0-15 and 16-31, then the KMODE_MIN or KMODE_OFF32 / OFF128 scaling. */
 static TGT void ktile_avx2(const uint8_t *pk, const uint8_t *ar, const uint8_t *side, int tt, int n,
                            int nblocks, float *y, int ldy, int nr, int acc, int kmode) {
     const size_t rec = (size_t)tt * (QK + 8);
@@ -290,12 +304,20 @@ static TGT void ktile_avx2(const uint8_t *pk, const uint8_t *ar, const uint8_t *
             memcpy(&xs, sd + 8 * i, 4);
             for (int h = 0; h < 2; h++) {
                 const uint8_t *w = p + 32 * h;
-                __m256i s0 = kmode ? _mm256_set1_epi32(c[0]) : _mm256_setzero_si256();
-                __m256i s1 = kmode ? _mm256_set1_epi32(c[1]) : _mm256_setzero_si256();
-                s0 = kdot2(s0, w, xq);
-                s0 = kdot2(s0, w + 128, xq + 8);
-                s1 = kdot2(s1, w + 256, xq + 16);
-                s1 = kdot2(s1, w + 384, xq + 24);
+                __m256i s0, s1;
+                if (kmode == KMODE_OFF128) {
+                    s0 = kdot2_lv(_mm256_setzero_si256(), w, xq);
+                    s0 = kdot2_lv(s0, w + 128, xq + 8);
+                    s1 = kdot2_lv(_mm256_setzero_si256(), w + 256, xq + 16);
+                    s1 = kdot2_lv(s1, w + 384, xq + 24);
+                } else {
+                    s0 = kmode ? _mm256_set1_epi32(c[0]) : _mm256_setzero_si256();
+                    s1 = kmode ? _mm256_set1_epi32(c[1]) : _mm256_setzero_si256();
+                    s0 = kdot2(s0, w, xq);
+                    s0 = kdot2(s0, w + 128, xq + 8);
+                    s1 = kdot2(s1, w + 256, xq + 16);
+                    s1 = kdot2(s1, w + 384, xq + 24);
+                }
                 __m256 f1 = _mm256_load_ps((const float *)(const void *)(p + QR * QK) + 8 * h);
                 __m256 f2 = _mm256_load_ps((const float *)(const void *)(p + QR * QK + 64) + 8 * h);
                 if (kmode) {
@@ -508,6 +530,86 @@ static inline __attribute__((always_inline)) TGT void kpanel_dec_y(const MatView
 static TGT void kpanel_dec_q4_avx2(const MatView *w, const ActBuf *a, const uint8_t *side, float *y, int r0, int r1) { kpanel_dec_y(w, a, side, y, r0, r1, 0); }
 static TGT void kpanel_dec_q5_avx2(const MatView *w, const ActBuf *a, const uint8_t *side, float *y, int r0, int r1) { kpanel_dec_y(w, a, side, y, r0, r1, 1); }
 
+/* IQ4_XS generation (one token; x86_avx512.c's kpanel_dec_iq4 with 8 lanes, two halves per
+ * line): a nibble line half becomes the signed levels by one vpshufb, multiplied with the token's
+ * bytes through magnitude and sign (kdot2_lv: level + 128 would overflow vpmaddubsw's pairs), so
+ * the sums need no side record. */
+static TGT void kpanel_dec_iq4_avx2(const MatView *w, const ActBuf *a, float *y, int r0, int r1) {
+    int nsb = w->cols / QK_K;
+    const __m256i m4 = _mm256_set1_epi8(15), one = _mm256_set1_epi16(1), mffff = _mm256_set1_epi32(0xffff);
+    const __m256i tab = _mm256_setr_epi8(-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113,
+                                         -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113);
+    for (int p = r0 / QR; p * QR < r1; p++) {
+        __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+        for (int sb = 0; sb < nsb; sb++) {
+            const uint8_t *src = matview_panel_q(w, p, sb);
+            for (size_t o = 0; o < QR * 136; o += 64) _mm_prefetch((const char *)(uintptr_t)((uintptr_t)src + 2048 + o), _MM_HINT_T0);
+            for (int hf = 0; hf < 2; hf++) {
+                const uint8_t *s = src + 32 * hf;
+                __m256i dd = _mm256_loadu_si256((const __m256i *)(const void *)s);
+                __m256i sl = _mm256_loadu_si256((const __m256i *)(const void *)(s + 64));
+                __m256 D = kp_half_ps(_mm256_and_si256(dd, mffff)), A = _mm256_setzero_ps();
+                for (int j = 0; j < 8; j++) {
+                    const uint8_t *nib = s + (size_t)(2 + 4 * j) * 64, *q = (const uint8_t *)act_q(a, 0, sb * 8 + j);
+                    __m256i i0 = _mm256_setzero_si256();
+                    for (int k = 0; k < 4; k++) {
+                        __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(nib + 64 * k));
+                        __m256i lo = _mm256_shuffle_epi8(tab, _mm256_and_si256(v, m4));
+                        __m256i hi = _mm256_shuffle_epi8(tab, _mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
+                        int32_t x0, x1;
+                        memcpy(&x0, q + 4 * k, 4), memcpy(&x1, q + 16 + 4 * k, 4);
+                        __m256i p0 = _mm256_maddubs_epi16(_mm256_abs_epi8(lo), _mm256_sign_epi8(_mm256_set1_epi32(x0), lo));
+                        __m256i p1 = _mm256_maddubs_epi16(_mm256_abs_epi8(hi), _mm256_sign_epi8(_mm256_set1_epi32(x1), hi));
+                        i0 = _mm256_add_epi32(i0, _mm256_add_epi32(_mm256_madd_epi16(p0, one), _mm256_madd_epi16(p1, one)));
+                    }
+                    __m256i ls = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(sl, 4 * j), _mm256_set1_epi32(15)),
+                                                 _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(dd, 16 + 2 * j), _mm256_set1_epi32(3)), 4));
+                    __m256 S = _mm256_cvtepi32_ps(_mm256_sub_epi32(ls, _mm256_set1_epi32(32)));
+                    A = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(i0), _mm256_set1_ps(act_d(a, 0, sb * 8 + j))), S, A);
+                }
+                acc[hf] = _mm256_fmadd_ps(D, A, acc[hf]);
+            }
+        }
+        float out[QR];
+        _mm256_storeu_ps(out, acc[0]);
+        _mm256_storeu_ps(out + 8, acc[1]);
+        for (int l = 0; l < QR && p * QR + l < r1; l++) y[p * QR + l] = out[l];
+    }
+}
+
+/* IQ4_XS panels into panel records (x86_avx512.c's kpunpack_iq4_zmm with two ymm per line): the
+ * portable unpacking's byte loop made prompts 2x slower than q4_k's. */
+static TGT void kpunpack_iq4_avx2(const MatView *w, int p, int sb0, int n, uint8_t *out) {
+    const __m256i m4 = _mm256_set1_epi8(15), mffff = _mm256_set1_epi32(0xffff);
+    const __m256i tab = _mm256_setr_epi8(1, 24, 45, 63, 79, 93, 106, 118, (char)129, (char)141, (char)153, (char)166,
+                                         (char)181, (char)197, (char)217, (char)241, 1, 24, 45, 63, 79, 93, 106, 118,
+                                         (char)129, (char)141, (char)153, (char)166, (char)181, (char)197, (char)217, (char)241);
+    for (int sb = 0; sb < n; sb++) {
+        const uint8_t *src = matview_panel_q(w, p, sb0 + sb);
+        for (int hf = 0; hf < 2; hf++) {
+            const uint8_t *s = src + 32 * hf;
+            __m256i dd = _mm256_loadu_si256((const __m256i *)(const void *)s);
+            __m256i sl = _mm256_loadu_si256((const __m256i *)(const void *)(s + 64));
+            __m256 D = kp_half_ps(_mm256_and_si256(dd, mffff));
+            for (int j = 0; j < 8; j++) {
+                uint8_t *rec = out + (size_t)(sb * 8 + j) * KPANEL_BYTES;
+                const uint8_t *nib = s + (size_t)(2 + 4 * j) * 64;
+                for (int k = 0; k < 4; k++) {
+                    __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(nib + 64 * k));
+                    _mm256_storeu_si256((__m256i *)(void *)(rec + 64 * k + 32 * hf), _mm256_shuffle_epi8(tab, _mm256_and_si256(v, m4)));
+                    _mm256_storeu_si256((__m256i *)(void *)(rec + 64 * (k + 4) + 32 * hf),
+                                        _mm256_shuffle_epi8(tab, _mm256_and_si256(_mm256_srli_epi16(v, 4), m4)));
+                }
+                __m256i ls = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(sl, 4 * j), _mm256_set1_epi32(15)),
+                                             _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(dd, 16 + 2 * j), _mm256_set1_epi32(3)), 4));
+                __m256 S = _mm256_mul_ps(D, _mm256_cvtepi32_ps(_mm256_sub_epi32(ls, _mm256_set1_epi32(32))));
+                _mm256_storeu_ps((float *)(void *)(rec + QR * QK) + 8 * hf, S);
+                _mm256_storeu_ps((float *)(void *)(rec + QR * QK + 4 * QR) + 8 * hf, S);
+            }
+        }
+    }
+}
+
 /* Q6_KP for AVX2 (x86_avx512.c's kp6_u / kpanel_dec6 with 8 lanes, half hf of each line):
  * vpmaddubsw pair sums of q <= 63 reach 2 * 63 * 127, so every two steps widen. */
 static inline __attribute__((always_inline)) TGT __m256i kp6_u_y(const uint8_t *s, int j, int k) {
@@ -591,6 +693,10 @@ static void kq_avx2(const MatView *w, const void *a, int t0, int nt, float *y, i
         for (int r = re > r0 ? re : r0; r < r1; r++) y[r] = 0; /* rows past the matrix, as the tiles */
         return;
     }
+    if (ab->n_tok == 1 && w->type == TENSOR_IQ4_XS) {
+        kpanel_dec_iq4_avx2(w, ab, y, r0, r1);
+        return;
+    }
     if (ab->n_tok == 1 && type_table[w->type].kpanel) { /* generation on the K panel types */
         const uint8_t *side = kact_side(ab, type_table[w->type].kmode, 0, ab->ntiles);
         if (w->type == TENSOR_Q6_KP) kpanel_dec_q6_avx2(w, ab, side, y, r0, r1);
@@ -600,6 +706,7 @@ static void kq_avx2(const MatView *w, const void *a, int t0, int nt, float *y, i
     KUnpackFn kp = w->type == TENSOR_Q4_KP   ? kpunpack_q4_avx2
                    : w->type == TENSOR_Q5_KP ? kpunpack_q5_avx2
                    : w->type == TENSOR_Q6_KP ? kpunpack_q6_avx2
+                   : w->type == TENSOR_IQ4_XS ? kpunpack_iq4_avx2
                                              : NULL;
     kmat_tiled(w, a, t0, nt, y, ldy, r0, r1, ktile_avx2, kp);
 }
@@ -678,7 +785,7 @@ const IsaKernels isa_avx2 = {
     .mat = {[TENSOR_F32] = fmat_f32_avx2, [TENSOR_F16] = fmat_f16_avx2, [TENSOR_Q8] = q8_avx2,
             [TENSOR_Q4] = q4_avx2, [TENSOR_Q4_K] = kq_avx2, [TENSOR_Q5_K] = kq_avx2,
             [TENSOR_Q6_K] = kq_avx2, [TENSOR_Q4_KP] = kq_avx2, [TENSOR_Q5_KP] = kq_avx2,
-            [TENSOR_Q6_KP] = kq_avx2},
+            [TENSOR_Q6_KP] = kq_avx2, [TENSOR_IQ4_XS] = kq_avx2},
     .k_off = {[TENSOR_Q8] = 0, [TENSOR_Q4] = 8},
     .rmsnorm = rmsnorm_avx2,
     .softmax = softmax_avx2,
@@ -694,7 +801,7 @@ const IsaKernels isa_avxvnni = {
     .mat = {[TENSOR_F32] = fmat_f32_avx2, [TENSOR_F16] = fmat_f16_avx2, [TENSOR_Q8] = q8_avxvnni,
             [TENSOR_Q4] = q4_avxvnni, [TENSOR_Q4_K] = kq_avx2, [TENSOR_Q5_K] = kq_avx2,
             [TENSOR_Q6_K] = kq_avx2, [TENSOR_Q4_KP] = kq_avx2, [TENSOR_Q5_KP] = kq_avx2,
-            [TENSOR_Q6_KP] = kq_avx2},
+            [TENSOR_Q6_KP] = kq_avx2, [TENSOR_IQ4_XS] = kq_avx2},
     .k_off = {[TENSOR_Q8] = 128, [TENSOR_Q4] = 8},
     .rmsnorm = rmsnorm_avx2,
     .softmax = softmax_avx2,

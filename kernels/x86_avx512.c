@@ -757,10 +757,109 @@ static ZTGT void kpunpack_q6_zmm(const MatView *w, int p, int sb0, int n, uint8_
     }
 }
 
+/* IQ4_XS panels (kernels/kquant.c: words d | scales_h 0, scales_l 1, nibbles 2-33). The levels
+ * + 128 as a vpshufb table (the same 16 bytes in each 128-bit lane): a nibble line becomes the
+ * u bytes of KMODE_OFF128 in one shuffle. ls_j of the 16 rows: nibble j of line 1's lanes and bits
+ * 2j, 2j + 1 of the scales_h halves of line 0. */
+ZINL __m512i iq4_table(void) {
+    return _mm512_broadcast_i32x4(_mm_setr_epi8(1, 24, 45, 63, 79, 93, 106, (char)118, (char)129, (char)141,
+                                                 (char)153, (char)166, (char)181, (char)197, (char)217, (char)241));
+}
+/* d (ls_j - 32) of the 16 rows, from line 0 (dd) and line 1 (sl). */
+ZINL __m512 iq4_scale(__m512i dd, __m512i sl, __m512 D, const int j) {
+    __m512i lo = _mm512_and_si512(_mm512_srli_epi32(sl, 4 * j), _mm512_set1_epi32(15));
+    __m512i hi = _mm512_and_si512(_mm512_srli_epi32(dd, 16 + 2 * j), _mm512_set1_epi32(3));
+    __m512i ls = _mm512_sub_epi32(_mm512_or_si512(lo, _mm512_slli_epi32(hi, 4)), _mm512_set1_epi32(32));
+    return _mm512_mul_ps(D, _mm512_cvtepi32_ps(ls));
+}
+
+/* Generation for IQ4_XS, 1 or 2 tokens, as kpanel_dec: per sub-block j, its 4 nibble lines'
+ * low and high nibbles through the table and one vpdpbusd each against the token's bytes 4k and
+ * 16 + 4k, the sums started from the side record's -128 sum q (which removes the + 128), then
+ * times dx and the rows' d (ls_j - 32). */
+ZINL void kpanel_dec_iq4(const MatView *w, const ActBuf *a, const uint8_t *side, int t0, float *y, size_t ldy,
+                         int r0, int r1, const int NT) {
+    int nsb = w->cols / QK_K, nb = a->nb, tt = a->tt;
+    const __m512i m4 = _mm512_set1_epi8(15), tab = iq4_table();
+    for (int p = r0 / QR; p * QR < r1; p++) {
+        __m512 acc[KROW_TT];
+#pragma GCC unroll 2
+        for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
+        for (int sb = 0; sb < nsb; sb++) {
+            const uint8_t *src = matview_panel_q(w, p, sb);
+#pragma GCC unroll 8
+            for (size_t o = 0; o < QR * 136; o += 64) prefetch_ahead(src, PF_AHEAD + o);
+            __m512i dd = _mm512_loadu_si512((const void *)src), sl = _mm512_loadu_si512((const void *)(src + 64));
+            __m512 D = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd));
+#pragma GCC unroll 8
+            for (int j = 0; j < 8; j++) {
+                const uint8_t *nib = src + (size_t)(2 + 4 * j) * 64;
+                __m512i s[KROW_TT];
+                const uint8_t *q[KROW_TT];
+#pragma GCC unroll 2
+                for (int t = 0; t < NT; t++) {
+                    int tk = t0 + t, b = sb * 8 + j;
+                    int32_t c[2];
+                    memcpy(c, side + (((size_t)(tk / tt) * nb + b) * tt + tk % tt) * 8, 8);
+                    s[t] = _mm512_set1_epi32(c[0] + c[1]);
+                    q[t] = (const uint8_t *)act_q(a, tk, b);
+                }
+#pragma GCC unroll 4
+                for (int k = 0; k < 4; k++) {
+                    __m512i v = _mm512_loadu_si512((const void *)(nib + 64 * k));
+                    __m512i lo = _mm512_shuffle_epi8(tab, _mm512_and_si512(v, m4));
+                    __m512i hi = _mm512_shuffle_epi8(tab, _mm512_and_si512(_mm512_srli_epi16(v, 4), m4));
+#pragma GCC unroll 2
+                    for (int t = 0; t < NT; t++) {
+                        s[t] = dpbusd_b(s[t], lo, q[t] + 4 * k);
+                        s[t] = dpbusd_b(s[t], hi, q[t] + 16 + 4 * k);
+                    }
+                }
+                __m512 S = iq4_scale(dd, sl, D, j);
+#pragma GCC unroll 2
+                for (int t = 0; t < NT; t++)
+                    acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s[t]), _mm512_set1_ps(act_d(a, t0 + t, sb * 8 + j))), S, acc[t]);
+            }
+        }
+        int nr = r1 - p * QR < QR ? r1 - p * QR : QR;
+        __mmask16 m = (__mmask16)((1u << nr) - 1);
+#pragma GCC unroll 2
+        for (int t = 0; t < NT; t++) _mm512_mask_storeu_ps(y + (size_t)t * ldy + (size_t)p * QR, m, acc[t]);
+    }
+}
+
+/* IQ4_XS panels into panel records for the tiles: u lines 0-3 of sub-block j the levels of the
+ * low nibbles of its 4 lines, 4-7 of their high nibbles; f1 = f2 = d (ls_j - 32). */
+static ZTGT void kpunpack_iq4_zmm(const MatView *w, int p, int sb0, int n, uint8_t *out) {
+    const __m512i m4 = _mm512_set1_epi8(15), tab = iq4_table();
+    for (int sb = 0; sb < n; sb++) {
+        const uint8_t *src = matview_panel_q(w, p, sb0 + sb);
+        __m512i dd = _mm512_loadu_si512((const void *)src), sl = _mm512_loadu_si512((const void *)(src + 64));
+        __m512 D = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd));
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++) {
+            uint8_t *rec = out + (size_t)(sb * 8 + j) * KPANEL_BYTES;
+            const uint8_t *nib = src + (size_t)(2 + 4 * j) * 64;
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; k++) {
+                __m512i v = _mm512_loadu_si512((const void *)(nib + 64 * k));
+                _mm512_store_si512((void *)(rec + 64 * k), _mm512_shuffle_epi8(tab, _mm512_and_si512(v, m4)));
+                _mm512_store_si512((void *)(rec + 64 * (k + 4)),
+                                   _mm512_shuffle_epi8(tab, _mm512_and_si512(_mm512_srli_epi16(v, 4), m4)));
+            }
+            __m512 S = iq4_scale(dd, sl, D, j);
+            _mm512_store_ps((float *)(void *)(rec + QR * QK), S);
+            _mm512_store_ps((float *)(void *)(rec + QR * QK + 4 * QR), S);
+        }
+    }
+}
+
 static ZTGT void kpanel_dec_zmm(const MatView *w, const ActBuf *a, const uint8_t *side, int t0, int nt, float *y,
                                 size_t ldy, int r0, int r1) {
     if (w->type == TENSOR_Q6_KP) {
         KROW_SWITCH(kpanel_dec6(w, a, side, t0, y, ldy, r0, r1, NT_))
+    } else if (w->type == TENSOR_IQ4_XS) {
+        KROW_SWITCH(kpanel_dec_iq4(w, a, side, t0, y, ldy, r0, r1, NT_))
     } else if (w->type == TENSOR_Q5_KP) {
         KROW_SWITCH(kpanel_dec(w, a, side, t0, y, ldy, r0, r1, 1, NT_))
     } else {
@@ -816,7 +915,8 @@ static void kq_zmm(const MatView *w, const void *act, int t0, int nt, float *y, 
         if (nt <= KROW_TT) kpanel_dec_zmm(w, a, kact_side(a, type_table[w->type].kmode, 0, a->ntiles), t0, nt,
                                           y + (size_t)t0 * (size_t)ldy, (size_t)ldy, r0, r1);
         else kmat_tiled(w, act, t0, nt, y, ldy, r0, r1, ktile_zmm,
-                        w->type == TENSOR_Q6_KP ? kpunpack_q6_zmm : w->type == TENSOR_Q5_KP ? kpunpack_q5_zmm : kpunpack_q4_zmm);
+                        w->type == TENSOR_Q6_KP ? kpunpack_q6_zmm : w->type == TENSOR_Q5_KP ? kpunpack_q5_zmm
+                        : w->type == TENSOR_IQ4_XS ? kpunpack_iq4_zmm : kpunpack_q4_zmm);
         return;
     }
     /* Generation and two-token batches (two parallel streams): the row kernels, each super-block
@@ -1089,7 +1189,7 @@ const IsaKernels isa_avx512vnni = {
     .quant = quant_blocks_avx2,
     .mat = {[TENSOR_F32] = fmat_f32_zmm, [TENSOR_F16] = fmat_f16_zmm, [TENSOR_Q8] = q8_zmm,
             [TENSOR_Q4] = q4_zmm, [TENSOR_Q4_K] = kq_zmm, [TENSOR_Q5_K] = kq_zmm,
-            [TENSOR_Q6_K] = kq_zmm, [TENSOR_Q4_KP] = kq_zmm, [TENSOR_Q5_KP] = kq_zmm, [TENSOR_Q6_KP] = kq_zmm},
+            [TENSOR_Q6_K] = kq_zmm, [TENSOR_Q4_KP] = kq_zmm, [TENSOR_Q5_KP] = kq_zmm, [TENSOR_Q6_KP] = kq_zmm, [TENSOR_IQ4_XS] = kq_zmm},
     .k_off = {[TENSOR_Q8] = 128, [TENSOR_Q4] = 8},
     .rmsnorm = rmsnorm_avx2,
     .softmax = softmax_avx2,

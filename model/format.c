@@ -1,6 +1,7 @@
 /* phi file format: the validating reader and the writer. Layout in docs/FORMAT.md. */
 #include "base/errmsg.h"
 #include "model/format.h"
+#include "kernels/kquant.h" /* KMODE_MIN: which K types have a dmin */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -203,20 +204,26 @@ static int halves_nonfinite(const uint8_t *p, uint64_t n) {
 }
 
 /* The f16 d (and dmin) inside each super-block of a K type: Q4_K/Q5_K open with d, dmin (bytes
- * 0-3), Q6_K ends with d (bytes 208-209). In a K panel type word k of a block is line k of its
+ * 0-3), IQ4_XS with d (bytes 0-1), Q6_K ends with d (bytes 208-209). In a K panel type word k of a block is line k of its
  * panel unit (kernels/blocks.h), so the 16 rows' d sit in one 64-byte line: line 0, or line 52
  * for Q6_KP (d and the 2 zero bytes of padding, which are finite halves). Touches one line per
  * 16 x 256 weights: within the few percent of the scales check above. */
 static int kblock_nonfinite(const PhiTensorInfo *t) {
     const TypeTraits *ty = type_traits(t->type);
     int q6 = t->type == TENSOR_Q6_K || t->type == TENSOR_Q6_KP;
-    uint64_t bb = (uint64_t)ty->block_bytes, off = q6 ? 208 : 0, nh = q6 ? 1 : 2;
+    /* halves to check at the block's offset: d and dmin, or d alone (IQ4_XS: d, then its 16
+     * scale bits, which may look like anything) */
+    uint64_t bb = (uint64_t)ty->block_bytes, off = q6 ? 208 : 0, nh = ty->kmode == KMODE_MIN ? 2 : 1;
     uint64_t units = t->size / bb; /* blocks (row types) or 16-row panel units of QR blocks */
     const uint8_t *p = t->data;
     if (ty->kpanel) {
         units /= QR;
-        for (uint64_t u = 0; u < units; u++)
-            if (halves_nonfinite(p + u * QR * bb + off / 4 * 64, 32)) return 1;
+        for (uint64_t u = 0; u < units; u++) {
+            const uint8_t *line = p + u * QR * bb + off / 4 * 64;
+            if (nh == 2 && halves_nonfinite(line, 32)) return 1;
+            for (int l = 0; nh == 1 && l < QR; l++)
+                if (((line[4 * l] | (unsigned)line[4 * l + 1] << 8) & 0x7c00u) == 0x7c00u) return 1;
+        }
         return 0;
     }
     for (uint64_t u = 0; u < units; u++)

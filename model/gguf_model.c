@@ -178,7 +178,7 @@ typedef enum {
     HOW_Q8_0,   /* Q8_0 blocks -> q8 panels (same scale, same int8) */
     HOW_Q4_0,   /* Q4_0 blocks -> q4 panels (same scale, same nibbles) */
     HOW_Q5_0,   /* Q5_0 -> q8 (same scale; q in -16..15) */
-    HOW_KPANEL, /* Q4_K, Q5_K, Q6_K -> q4_kp, q5_kp, q6_kp: the same blocks, every byte, in panels */
+    HOW_KPANEL, /* Q4_K, Q5_K, Q6_K, IQ4_XS -> q4_kp, q5_kp, q6_kp, iq4_xs: the same blocks, every byte, in panels */
     HOW_DEQUANT /* -> f32 through the exact reference dequantizer */
 } How;
 
@@ -224,6 +224,10 @@ static int choose(Plan *p, char *err, size_t errlen) {
     case GGML_TYPE_Q5_0: p->type = TENSOR_Q8, p->how = HOW_Q5_0; break;
     default:
         k = native_k_type(s->type);
+        if (k == TENSOR_IQ4_XS && type_row_bytes((uint32_t)k, p->cols) == s->row_bytes) {
+            p->type = TENSOR_IQ4_XS, p->how = HOW_KPANEL; /* stored in panels only */
+            break;
+        }
         /* the row's super-blocks as ggml stores them, every row of the same size */
         if (k >= 0 && type_traits((uint32_t)k) && !type_traits((uint32_t)k)->has_scales &&
             type_row_bytes((uint32_t)k, p->cols) == s->row_bytes &&

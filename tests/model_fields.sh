@@ -84,7 +84,7 @@ word 27 0x7F800000; refused rms_eps_inf rms_eps
 word 27 0x3F800000; refused rms_eps_one rms_eps
 word 28 0; refused rope_attn_factor_zero rope_attn_factor
 word 29 0x3FC00000; refused partial_rotary_factor_1.5 partial_rotary_factor
-word 30 10; refused file_type_10 file_type  # one past the last type (TENSOR_TYPE_COUNT)
+word 30 11; refused file_type_11 file_type  # one past the last type (TENSOR_TYPE_COUNT)
 
 # Sections: tensor data over the metadata. The tiny model has 15 tensors: directory at 384
 # (1920 bytes), tokenizer at 2304.

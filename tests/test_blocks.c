@@ -374,6 +374,7 @@ int main(void) {
     test_kpanel_layout(TENSOR_Q4_KP, 144);
     test_kpanel_layout(TENSOR_Q5_KP, 176);
     test_kpanel_layout(TENSOR_Q6_KP, 212);
+    test_kpanel_layout(TENSOR_IQ4_XS, 136);
     test_float_types();
     test_quant_bounds(TENSOR_Q8);
     test_quant_bounds(TENSOR_Q4);

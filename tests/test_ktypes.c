@@ -1,8 +1,9 @@
-/* The K-quant types q4_k, q5_k, q6_k against llama.cpp's own blocks (../shared/data/phi3-gguf/
+/* The K-quant types q4_k, q5_k, q6_k and iq4_xs against llama.cpp's own blocks (../shared/data/phi3-gguf/
  * gguf-types.gguf: blk.3.ffn_down of phi3-trained-tiny, 256 x 768, as llama-quantize wrote it in
  * each type, with the reference dequantization of its first 16 rows and the F16 original):
  *   - llama.cpp's tensor bytes ARE a phi tensor of the type (the storage contract: ggml's blocks
- *     verbatim, rows consecutive): sizes agree and the rows dequantize bit for bit;
+ *     verbatim, rows consecutive; iq4_xs: the same rows re-laid into its panels): sizes agree and
+ *     the rows dequantize bit for bit;
  *   - every ISA's matmul on those real weights agrees with matvec_ref;
  *   - phi's quantizer, run on the F16 original, is not worse than llama-quantize's blocks (sum of
  *     squared errors against the original). */
@@ -21,7 +22,10 @@ static const struct {
     const char *gguf, *phi;
     int ggml;
     double bpw;
-} K[] = {{"Q4_K", "q4_k", GGML_TYPE_Q4_K, 4.5}, {"Q5_K", "q5_k", GGML_TYPE_Q5_K, 5.5}, {"Q6_K", "q6_k", GGML_TYPE_Q6_K, 6.5625}};
+    int panel; /* stored in 16-row panels only (kernels/blocks.h): the rows are re-laid */
+} K[] = {{"Q4_K", "q4_k", GGML_TYPE_Q4_K, 4.5, 0}, {"Q5_K", "q5_k", GGML_TYPE_Q5_K, 5.5, 0},
+         {"Q6_K", "q6_k", GGML_TYPE_Q6_K, 6.5625, 0}, {"IQ4_XS", "iq4_xs", GGML_TYPE_IQ4_XS, 4.25, 1}};
+#define NK (int)(sizeof K / sizeof K[0])
 
 static void test_type(const Gguf *g, int k, const float *orig, const char *const *isas, int n_isa) {
     int type = type_from_name(K[k].phi);
@@ -35,15 +39,22 @@ static void test_type(const Gguf *g, int k, const float *orig, const char *const
     }
     int rows = (int)t->n_rows, cols = (int)t->ne[0];
     snprintf(name, sizeof name, "ktype %s layout", K[k].phi);
-    t_check(type_tensor_bytes((uint32_t)type, (uint64_t)rows, (uint64_t)cols) == t->n_bytes &&
+    int sr = K[k].panel ? 16 : 3; /* stored rows of a 3-row matrix */
+    t_check((K[k].panel || type_tensor_bytes((uint32_t)type, (uint64_t)rows, (uint64_t)cols) == t->n_bytes) &&
                 type_row_bytes((uint32_t)type, (uint64_t)cols) == t->row_bytes &&
-                type_bits_per_weight((uint32_t)type) == K[k].bpw && type_stored_rows((uint32_t)type, 3) == 3 &&
+                type_bits_per_weight((uint32_t)type) == K[k].bpw && type_stored_rows((uint32_t)type, 3) == (uint64_t)sr &&
                 type_tensor_bytes((uint32_t)type, 2, 300) == 0,
-            name, "%d x %d: %llu bytes as in the GGUF, %.4g bits per weight, no panels", rows, cols,
-            (unsigned long long)t->n_bytes, type_bits_per_weight((uint32_t)type));
+            name, "%d x %d: rows of %llu bytes as in the GGUF, %.4g bits per weight, %s", rows, cols,
+            (unsigned long long)t->row_bytes, type_bits_per_weight((uint32_t)type), K[k].panel ? "16-row panels" : "no panels");
 
-    /* bit-exact dequantization through the phi row, on the GGUF's bytes in place */
-    MatView m = matview((uint32_t)type, t->data, rows, cols);
+    /* bit-exact dequantization through the phi row: on the GGUF's bytes in place, or re-laid into panels */
+    uint8_t *laid = NULL;
+    if (K[k].panel) {
+        laid = calloc(1, type_tensor_bytes((uint32_t)type, (uint64_t)rows, (uint64_t)cols));
+        MatView lw = matview((uint32_t)type, laid, rows, cols);
+        for (int row = 0; row < rows; row++) matview_put_row(&lw, row, t->data + (size_t)row * t->row_bytes, NULL);
+    }
+    MatView m = matview((uint32_t)type, laid ? laid : t->data, rows, cols);
     float *y = malloc(sizeof(float) * (size_t)cols);
     uint64_t diff = 0;
     for (int row = 0; row < 16; row++) {
@@ -100,6 +111,7 @@ static void test_type(const Gguf *g, int k, const float *orig, const char *const
     free(yr);
     free(yk);
     free(deq);
+    free(laid);
 }
 
 int main(void) {
@@ -130,7 +142,7 @@ int main(void) {
         orig = malloc(sizeof(float) * f->n_elems);
         if (ggml_dequantize_row(GGML_TYPE_F16, f->data, orig, (int64_t)f->n_elems, err, sizeof err)) free(orig), orig = NULL;
     }
-    for (int k = 0; k < 3; k++) test_type(&g, k, orig, isas, n_isa);
+    for (int k = 0; k < NK; k++) test_type(&g, k, orig, isas, n_isa);
     free(orig);
     gguf_free(&g);
     free(buf);
