@@ -414,8 +414,20 @@ static inline __attribute__((always_inline)) TGT __m256 kp_half_ps(__m256i v) { 
 static inline __attribute__((always_inline)) TGT __m256i kp_bit4_y(__m256i v, int j) {
     return j <= 4 ? _mm256_slli_epi32(v, 4 - j) : _mm256_srli_epi32(v, j - 4);
 }
-static inline __attribute__((always_inline)) TGT void kpunpack_y(const MatView *w, int p, int sb0, int n, uint8_t *out, const int q5) {
+/* The 6-bit scales and mins of 8 rows (half of a 16-row panel line, at s) of a Q4_KP / Q5_KP
+ * super-block, from its lines 1-3 (x86_avx512.c's kp_scales; kpunpack_y and kpanel_dec_y). */
+static inline __attribute__((always_inline)) TGT void kp_scales_y(const uint8_t *s, __m256i sc[2], __m256i mn[2]) {
     const __m256i m4 = _mm256_set1_epi8(15), m6 = _mm256_set1_epi8(63), m30 = _mm256_set1_epi8(0x30);
+    __m256i L1 = _mm256_loadu_si256((const __m256i *)(const void *)(s + 64));
+    __m256i L2 = _mm256_loadu_si256((const __m256i *)(const void *)(s + 128));
+    __m256i L3 = _mm256_loadu_si256((const __m256i *)(const void *)(s + 192));
+    sc[0] = _mm256_and_si256(L1, m6);
+    mn[0] = _mm256_and_si256(L2, m6);
+    sc[1] = _mm256_or_si256(_mm256_and_si256(L3, m4), _mm256_and_si256(_mm256_srli_epi16(L1, 2), m30));
+    mn[1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(L3, 4), m4), _mm256_and_si256(_mm256_srli_epi16(L2, 2), m30));
+}
+static inline __attribute__((always_inline)) TGT void kpunpack_y(const MatView *w, int p, int sb0, int n, uint8_t *out, const int q5) {
+    const __m256i m4 = _mm256_set1_epi8(15);
     const __m256i m10 = _mm256_set1_epi8(0x10), mff = _mm256_set1_epi32(0xff), mffff = _mm256_set1_epi32(0xffff);
     for (int sb = 0; sb < n; sb++) {
         const uint8_t *src = matview_panel_q(w, p, sb0 + sb);
@@ -423,14 +435,8 @@ static inline __attribute__((always_inline)) TGT void kpunpack_y(const MatView *
             const uint8_t *s = src + 32 * hf;
             __m256i dd = _mm256_loadu_si256((const __m256i *)(const void *)s);
             __m256 D = kp_half_ps(_mm256_and_si256(dd, mffff)), DM = kp_half_ps(_mm256_srli_epi32(dd, 16));
-            __m256i L1 = _mm256_loadu_si256((const __m256i *)(const void *)(s + 64));
-            __m256i L2 = _mm256_loadu_si256((const __m256i *)(const void *)(s + 128));
-            __m256i L3 = _mm256_loadu_si256((const __m256i *)(const void *)(s + 192));
             __m256i sc[2], mn[2];
-            sc[0] = _mm256_and_si256(L1, m6);
-            mn[0] = _mm256_and_si256(L2, m6);
-            sc[1] = _mm256_or_si256(_mm256_and_si256(L3, m4), _mm256_and_si256(_mm256_srli_epi16(L1, 2), m30));
-            mn[1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(L3, 4), m4), _mm256_and_si256(_mm256_srli_epi16(L2, 2), m30));
+            kp_scales_y(s, sc, mn);
             for (int j = 0; j < 8; j++) {
                 uint8_t *rec = out + (size_t)(sb * 8 + j) * KPANEL_BYTES;
                 const uint8_t *nib = s + (size_t)((q5 ? 12 : 4) + 8 * (j / 2)) * 64;
@@ -463,7 +469,7 @@ static TGT void kpunpack_q5_avx2(const MatView *w, int p, int sb0, int n, uint8_
 static inline __attribute__((always_inline)) TGT void kpanel_dec_y(const MatView *w, const ActBuf *a, const uint8_t *side,
                                                                     float *y, int r0, int r1, const int q5) {
     int nsb = w->cols / QK_K, tt = a->tt;
-    const __m256i m4 = _mm256_set1_epi8(15), m6 = _mm256_set1_epi8(63), m30 = _mm256_set1_epi8(0x30);
+    const __m256i m4 = _mm256_set1_epi8(15);
     const __m256i m10 = _mm256_set1_epi8(0x10), mff = _mm256_set1_epi32(0xff), mffff = _mm256_set1_epi32(0xffff);
     const __m256i one = _mm256_set1_epi16(1);
     const size_t bb = q5 ? 176 : 144;
@@ -475,14 +481,8 @@ static inline __attribute__((always_inline)) TGT void kpanel_dec_y(const MatView
             for (int hf = 0; hf < 2; hf++) {
                 const uint8_t *s = src + 32 * hf;
                 __m256i dd = _mm256_loadu_si256((const __m256i *)(const void *)s);
-                __m256i L1 = _mm256_loadu_si256((const __m256i *)(const void *)(s + 64));
-                __m256i L2 = _mm256_loadu_si256((const __m256i *)(const void *)(s + 128));
-                __m256i L3 = _mm256_loadu_si256((const __m256i *)(const void *)(s + 192));
                 __m256i sc[2], mn[2];
-                sc[0] = _mm256_and_si256(L1, m6);
-                mn[0] = _mm256_and_si256(L2, m6);
-                sc[1] = _mm256_or_si256(_mm256_and_si256(L3, m4), _mm256_and_si256(_mm256_srli_epi16(L1, 2), m30));
-                mn[1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(L3, 4), m4), _mm256_and_si256(_mm256_srli_epi16(L2, 2), m30));
+                kp_scales_y(s, sc, mn);
                 __m256 A = _mm256_setzero_ps(), B = _mm256_setzero_ps();
                 for (int c = 0; c < 4; c++) {
                     const uint8_t *nib = s + (size_t)((q5 ? 12 : 4) + 8 * c) * 64;
@@ -530,6 +530,20 @@ static inline __attribute__((always_inline)) TGT void kpanel_dec_y(const MatView
 static TGT void kpanel_dec_q4_avx2(const MatView *w, const ActBuf *a, const uint8_t *side, float *y, int r0, int r1) { kpanel_dec_y(w, a, side, y, r0, r1, 0); }
 static TGT void kpanel_dec_q5_avx2(const MatView *w, const ActBuf *a, const uint8_t *side, float *y, int r0, int r1) { kpanel_dec_y(w, a, side, y, r0, r1, 1); }
 
+/* IQ4_XS's 16 levels + off (0: signed, 128: as unsigned u) as a vpshufb table in both lanes. */
+static inline __attribute__((always_inline)) TGT __m256i iq4_levels_y(const int off) {
+    static const int8_t lv[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+    __m128i t = _mm_add_epi8(_mm_loadu_si128((const __m128i *)(const void *)lv), _mm_set1_epi8((char)off));
+    return _mm256_broadcastsi128_si256(t);
+}
+/* ls_j - 32 of 8 rows as floats, from their d | scales_h words (dd) and scales_l words (sl). */
+static inline __attribute__((always_inline)) TGT __m256 iq4_scale_y(__m256i dd, __m256i sl, int j) {
+    __m256i ls = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(sl, 4 * j), _mm256_set1_epi32(15)),
+                                 _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(dd, 16 + 2 * j), _mm256_set1_epi32(3)), 4));
+    return _mm256_cvtepi32_ps(_mm256_sub_epi32(ls, _mm256_set1_epi32(32)));
+}
+
+
 /* IQ4_XS generation (one token; x86_avx512.c's kpanel_dec_iq4 with 8 lanes, two halves per
  * line): a nibble line half becomes the signed levels by one vpshufb, multiplied with the token's
  * bytes through magnitude and sign (kdot2_lv: level + 128 would overflow vpmaddubsw's pairs), so
@@ -537,8 +551,7 @@ static TGT void kpanel_dec_q5_avx2(const MatView *w, const ActBuf *a, const uint
 static TGT void kpanel_dec_iq4_avx2(const MatView *w, const ActBuf *a, float *y, int r0, int r1) {
     int nsb = w->cols / QK_K;
     const __m256i m4 = _mm256_set1_epi8(15), one = _mm256_set1_epi16(1), mffff = _mm256_set1_epi32(0xffff);
-    const __m256i tab = _mm256_setr_epi8(-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113,
-                                         -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113);
+    const __m256i tab = iq4_levels_y(0);
     for (int p = r0 / QR; p * QR < r1; p++) {
         __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
         for (int sb = 0; sb < nsb; sb++) {
@@ -562,9 +575,7 @@ static TGT void kpanel_dec_iq4_avx2(const MatView *w, const ActBuf *a, float *y,
                         __m256i p1 = _mm256_maddubs_epi16(_mm256_abs_epi8(hi), _mm256_sign_epi8(_mm256_set1_epi32(x1), hi));
                         i0 = _mm256_add_epi32(i0, _mm256_add_epi32(_mm256_madd_epi16(p0, one), _mm256_madd_epi16(p1, one)));
                     }
-                    __m256i ls = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(sl, 4 * j), _mm256_set1_epi32(15)),
-                                                 _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(dd, 16 + 2 * j), _mm256_set1_epi32(3)), 4));
-                    __m256 S = _mm256_cvtepi32_ps(_mm256_sub_epi32(ls, _mm256_set1_epi32(32)));
+                    __m256 S = iq4_scale_y(dd, sl, j);
                     A = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(i0), _mm256_set1_ps(act_d(a, 0, sb * 8 + j))), S, A);
                 }
                 acc[hf] = _mm256_fmadd_ps(D, A, acc[hf]);
@@ -581,9 +592,7 @@ static TGT void kpanel_dec_iq4_avx2(const MatView *w, const ActBuf *a, float *y,
  * portable unpacking's byte loop made prompts 2x slower than q4_k's. */
 static TGT void kpunpack_iq4_avx2(const MatView *w, int p, int sb0, int n, uint8_t *out) {
     const __m256i m4 = _mm256_set1_epi8(15), mffff = _mm256_set1_epi32(0xffff);
-    const __m256i tab = _mm256_setr_epi8(1, 24, 45, 63, 79, 93, 106, 118, (char)129, (char)141, (char)153, (char)166,
-                                         (char)181, (char)197, (char)217, (char)241, 1, 24, 45, 63, 79, 93, 106, 118,
-                                         (char)129, (char)141, (char)153, (char)166, (char)181, (char)197, (char)217, (char)241);
+    const __m256i tab = iq4_levels_y(128);
     for (int sb = 0; sb < n; sb++) {
         const uint8_t *src = matview_panel_q(w, p, sb0 + sb);
         for (int hf = 0; hf < 2; hf++) {
@@ -600,9 +609,7 @@ static TGT void kpunpack_iq4_avx2(const MatView *w, int p, int sb0, int n, uint8
                     _mm256_storeu_si256((__m256i *)(void *)(rec + 64 * (k + 4) + 32 * hf),
                                         _mm256_shuffle_epi8(tab, _mm256_and_si256(_mm256_srli_epi16(v, 4), m4)));
                 }
-                __m256i ls = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(sl, 4 * j), _mm256_set1_epi32(15)),
-                                             _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(dd, 16 + 2 * j), _mm256_set1_epi32(3)), 4));
-                __m256 S = _mm256_mul_ps(D, _mm256_cvtepi32_ps(_mm256_sub_epi32(ls, _mm256_set1_epi32(32))));
+                __m256 S = _mm256_mul_ps(D, iq4_scale_y(dd, sl, j));
                 _mm256_storeu_ps((float *)(void *)(rec + QR * QK) + 8 * hf, S);
                 _mm256_storeu_ps((float *)(void *)(rec + QR * QK + 4 * QR) + 8 * hf, S);
             }

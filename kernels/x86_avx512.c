@@ -582,6 +582,19 @@ ZINL __m512i kp_bit4(__m512i v, const int j) {
     return j <= 4 ? _mm512_slli_epi32(v, 4 - j) : _mm512_srli_epi32(v, j - 4);
 }
 
+/* The 6-bit scales and mins of a Q4_KP / Q5_KP super-block's 16 rows, from its lines 1-3: byte j
+ * (j < 4) of lane l of sc[0] / mn[0] is sub-block j's scale / min, of sc[1] / mn[1] sub-block
+ * 4 + j's (kpanel_dec and kpunpack). */
+ZINL void kp_scales(const uint8_t *src, __m512i sc[2], __m512i mn[2]) {
+    const __m512i m4 = _mm512_set1_epi8(15), m6 = _mm512_set1_epi8(63), m30 = _mm512_set1_epi8(0x30);
+    __m512i L1 = _mm512_loadu_si512((const void *)(src + 64)), L2 = _mm512_loadu_si512((const void *)(src + 128));
+    __m512i L3 = _mm512_loadu_si512((const void *)(src + 192));
+    sc[0] = _mm512_and_si512(L1, m6);
+    mn[0] = _mm512_and_si512(L2, m6);
+    sc[1] = _mm512_or_si512(_mm512_and_si512(L3, m4), _mm512_and_si512(_mm512_srli_epi16(L1, 2), m30));
+    mn[1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(L3, 4), m4), _mm512_and_si512(_mm512_srli_epi16(L2, 2), m30));
+}
+
 /* Generation for Q4_KP and Q5_KP (kernels/blocks.h: Q4_K, Q5_K bytes in 16-row panels), 1 or 2
  * tokens, a lane per row as the Q4 tiles (Q5_KP adds its fifth bits from 8 lines of qh): per super-block of a panel, the 16 rows' d and dmin from one 64-byte
  * line, their 6-bit scales and mins from three (byte masks and shifts of whole lines, then one
@@ -593,7 +606,7 @@ ZINL __m512i kp_bit4(__m512i v, const int j) {
 ZINL void kpanel_dec(const MatView *w, const ActBuf *a, const uint8_t *side, int t0, float *y, size_t ldy,
                      int r0, int r1, const int q5, const int NT) {
     int nsb = w->cols / QK_K, nb = a->nb, tt = a->tt;
-    const __m512i m4 = _mm512_set1_epi8(15), m6 = _mm512_set1_epi8(63), m30 = _mm512_set1_epi8(0x30);
+    const __m512i m4 = _mm512_set1_epi8(15);
     const __m512i mff = _mm512_set1_epi32(0xff), m10 = _mm512_set1_epi8(0x10);
     const size_t bb = q5 ? 176 : 144;
     for (int p = r0 / QR; p * QR < r1; p++) {
@@ -607,14 +620,9 @@ ZINL void kpanel_dec(const MatView *w, const ActBuf *a, const uint8_t *side, int
             __m512i dd = _mm512_loadu_si512((const void *)src);
             __m512 D = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd));
             __m512 DM = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16)));
-            __m512i L1 = _mm512_loadu_si512((const void *)(src + 64)), L2 = _mm512_loadu_si512((const void *)(src + 128));
-            __m512i L3 = _mm512_loadu_si512((const void *)(src + 192));
-            /* bytes j of each lane: sub-block j (j < 4) / 4 + j of the scales and of the mins */
             __m512i sc[2], mn[2];
-            sc[0] = _mm512_and_si512(L1, m6);
-            mn[0] = _mm512_and_si512(L2, m6);
-            sc[1] = _mm512_or_si512(_mm512_and_si512(L3, m4), _mm512_and_si512(_mm512_srli_epi16(L1, 2), m30));
-            mn[1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(L3, 4), m4), _mm512_and_si512(_mm512_srli_epi16(L2, 2), m30));
+            /* bytes j of each lane: sub-block j (j < 4) / 4 + j of the scales and of the mins */
+            kp_scales(src, sc, mn);
             __m512 A[KROW_TT], B[KROW_TT];
 #pragma GCC unroll 2
             for (int t = 0; t < NT; t++) A[t] = B[t] = _mm512_setzero_ps();
@@ -871,20 +879,15 @@ static ZTGT void kpanel_dec_zmm(const MatView *w, const ActBuf *a, const uint8_t
  * lane): the nibble lines split into the low and high halves of a sub-block pair, the scales
  * decoded for 16 rows at once as kpanel_dec does (kq_unpack_kp is the portable one). */
 ZINL void kpunpack(const MatView *w, int p, int sb0, int n, uint8_t *out, const int q5) {
-    const __m512i m4 = _mm512_set1_epi8(15), m6 = _mm512_set1_epi8(63), m30 = _mm512_set1_epi8(0x30), m10 = _mm512_set1_epi8(0x10);
+    const __m512i m4 = _mm512_set1_epi8(15), m10 = _mm512_set1_epi8(0x10);
     const __m512i mff = _mm512_set1_epi32(0xff);
     for (int sb = 0; sb < n; sb++) {
         const uint8_t *src = matview_panel_q(w, p, sb0 + sb);
         __m512i dd = _mm512_loadu_si512((const void *)src);
         __m512 D = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd));
         __m512 DM = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16)));
-        __m512i L1 = _mm512_loadu_si512((const void *)(src + 64)), L2 = _mm512_loadu_si512((const void *)(src + 128));
-        __m512i L3 = _mm512_loadu_si512((const void *)(src + 192));
         __m512i sc[2], mn[2];
-        sc[0] = _mm512_and_si512(L1, m6);
-        mn[0] = _mm512_and_si512(L2, m6);
-        sc[1] = _mm512_or_si512(_mm512_and_si512(L3, m4), _mm512_and_si512(_mm512_srli_epi16(L1, 2), m30));
-        mn[1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(L3, 4), m4), _mm512_and_si512(_mm512_srli_epi16(L2, 2), m30));
+        kp_scales(src, sc, mn);
 #pragma GCC unroll 8
         for (int j = 0; j < 8; j++) {
             uint8_t *rec = out + (size_t)(sb * 8 + j) * KPANEL_BYTES;
