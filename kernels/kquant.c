@@ -472,19 +472,24 @@ static void iq4_cell_init(void) {
     }
 }
 static inline int iq4_nearest(float v) {
-    float c = floorf(2.0f * v) + 256.0f;
-    return iq4_cell[c < 0 ? 0 : c > 511 ? 511 : (int)c];
+    /* c >= 0: truncation is the floor (floorf is a libm call on baseline x86-64: 2.5x slower);
+     * NaN (0 times an infinite inverse scale) takes the cell of 0 */
+    float c = 2.0f * v + 256.0f;
+    return iq4_cell[c >= 0 ? (c < 511 ? (int)c : 511) : c < 0 ? 0 : 256];
 }
 
-/* Weighted error of x ~ a level(q) with q = nearest(x * is), and the refit a. */
+/* Weighted error of x ~ a level(q) with q = nearest(x * is), and the refit a.
+ * Returned less the sum of w x^2, which is the same for every candidate of a sub-block; in
+ * float (32 terms): 1.2x faster than in double (perf of quant --random), the same choices to
+ * within rounding. */
 static float fit_iq4(const float *x, const float *w, int n, float is, float *a) {
-    double sqq = 0, sqx = 0, sxx = 0;
+    float sqq = 0, sqx = 0;
     for (int i = 0; i < n; i++) {
-        float q = (float)iq4_levels[iq4_nearest(x[i] * is)];
-        sqq += (double)w[i] * q * q, sqx += (double)w[i] * q * x[i], sxx += (double)w[i] * x[i] * x[i];
+        float q = (float)iq4_levels[iq4_nearest(x[i] * is)], wq = w[i] * q;
+        sqq += wq * q, sqx += wq * x[i];
     }
-    *a = sqq > 0 ? (float)(sqx / sqq) : 0;
-    return (float)(sqq > 0 ? sxx - sqx * sqx / sqq : sxx);
+    *a = sqq > 0 ? sqx / sqq : 0;
+    return sqq > 0 ? -sqx * sqx / sqq : 0;
 }
 
 /* A sub-block's scale: the largest magnitude placed at 11 points, 2 apart, around either end level

@@ -3,12 +3,12 @@
 # llama.cpp comes as node-llama-cpp's prebuilt CPU binaries from the npm registry (installed once
 # into build/peer/; nothing of it is committed); the files are Phi-3-mini-shaped GGUFs with random
 # weights written by scripts/gguf_random.c in llama.cpp's phi3 layout (Q4_K_M as llama-quantize
-# mixes it, Q4_0, Q8_0; the tokenizer from ../shared's Phi-3 GGUF). Each figure is printed for phi
-# and then for llama.cpp, one after the other, so both see the same machine state.
-#   scripts/bench-peer.sh [MIXES="q4_0 q4_k_m q8_0"] [THREADS=2] [REPS=3]
+# mixes it, Q4_0, Q8_0, IQ4_XS; the tokenizer from ../shared's Phi-3 GGUF). Each figure is printed
+# for phi and then for llama.cpp, one after the other, so both see the same machine state.
+#   scripts/bench-peer.sh [MIXES="q4_0 q4_k_m q8_0 iq4_xs"] [THREADS=2] [REPS=3]
 # Environment: PARALLEL (1,4: aggregate decode of K streams; empty skips), PP (128), TG (32).
 set -e
-MIXES=${1:-q4_0 q4_k_m q8_0}
+MIXES=${1:-q4_0 q4_k_m q8_0 iq4_xs}
 T=${2:-2}
 REPS=${3:-3}
 PP=${PP:-128}

@@ -11,6 +11,7 @@
  *           last eighth and every third layer between; the rest Q4_K)
  *   q4_0    Q4_0 everywhere but output (Q6_K), as llama-quantize's Q4_0
  *   q8_0    Q8_0 everywhere
+ *   iq4_xs  IQ4_XS everywhere but output (Q6_K)
  * Block contents are random bytes with every f16 scale set to a finite value of a plausible size
  * (~1e-3), so that no value is NaN or Inf; the model's output is noise, its speed is real. Norm
  * weights are 1. Shape: vocab 32064, dim 3072, 32 heads (all kv), ffn 8192, 32 layers. */
@@ -23,7 +24,7 @@
 #include <string.h>
 
 enum { VOCAB = 32064, DIM = 3072, FFN = 8192, HEADS = 32, ALIGN = 32 };
-enum { T_F32 = 0, T_Q4_0 = 2, T_Q8_0 = 8, T_Q4_K = 12, T_Q5_K = 13, T_Q6_K = 14 };
+enum { T_F32 = 0, T_Q4_0 = 2, T_Q8_0 = 8, T_Q4_K = 12, T_Q5_K = 13, T_Q6_K = 14, T_IQ4_XS = 23 };
 
 static void die(const char *m) {
     fprintf(stderr, "gguf_random: %s\n", m);
@@ -87,6 +88,7 @@ static uint64_t row_bytes(uint32_t type, uint64_t n) {
     case T_Q8_0: return n / 32 * 34;
     case T_Q4_K: return n / 256 * 144;
     case T_Q5_K: return n / 256 * 176;
+    case T_IQ4_XS: return n / 256 * 136;
     default: return n / 256 * 210; /* Q6_K */
     }
 }
@@ -124,7 +126,7 @@ static void fill(uint8_t *b, const Tensor *t) {
         if (t->type == T_Q6_K) {
             scale_at(b + o + 208); /* d follows ql, qh and the scales */
         } else {
-            scale_at(b + o);
+            scale_at(b + o); /* d (IQ4_XS: its 6-bit scales stay random, ls - 32 in -32 .. 31) */
             if (t->type == T_Q4_K || t->type == T_Q5_K) scale_at(b + o + 2); /* dmin */
         }
     }
@@ -138,11 +140,11 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[a], "--seed")) rng = strtoull(argv[a + 1], 0, 10);
         else die("unknown option");
     }
-    if (argc - a != 3) die("usage: gguf_random [--layers N] [--seed N] TEMPLATE.gguf q4_k_m|q4_0|q8_0 OUT.gguf");
+    if (argc - a != 3) die("usage: gguf_random [--layers N] [--seed N] TEMPLATE.gguf q4_k_m|q4_0|q8_0|iq4_xs OUT.gguf");
     if (layers < 1 || layers > 64) die("--layers must be 1..64");
     const char *mix = argv[a + 1];
-    int km = !strcmp(mix, "q4_k_m"), q40 = !strcmp(mix, "q4_0"), q80 = !strcmp(mix, "q8_0");
-    if (!km && !q40 && !q80) die("MIX must be q4_k_m, q4_0 or q8_0");
+    int km = !strcmp(mix, "q4_k_m"), q40 = !strcmp(mix, "q4_0"), q80 = !strcmp(mix, "q8_0"), iq = !strcmp(mix, "iq4_xs");
+    if (!km && !q40 && !q80 && !iq) die("MIX must be q4_k_m, q4_0, q8_0 or iq4_xs");
 
     FILE *tf = fopen(argv[a], "rb");
     if (!tf) die("cannot open the template");
@@ -166,7 +168,7 @@ int main(int argc, char **argv) {
         if (tok && nkeep < 1024) keep[nkeep] = start, keep_end[nkeep++] = tp;
     }
 
-    uint32_t wt = km ? T_Q4_K : q40 ? T_Q4_0 : T_Q8_0;
+    uint32_t wt = km ? T_Q4_K : q40 ? T_Q4_0 : iq ? T_IQ4_XS : T_Q8_0;
     char nm[64];
     add("token_embd.weight", DIM, VOCAB, wt);
     for (int l = 0; l < layers; l++) {

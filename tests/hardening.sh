@@ -110,6 +110,15 @@ if [ -f "$KQM" ]; then
     else
         fail nan_weights_k "quant or test_corrupt --nan-k failed"
     fi
+    # IQ4_XS: d alone is a half (its scales_h beside it may look like anything: not checked)
+    if $QUANT -q iq4_xs "$DATA/phi3-trained-tiny" "$TMP/iq4.phi" 2> /dev/null &&
+        $PHI -m "$TMP/iq4.phi" -p hello -n 1 > /dev/null 2>&1 &&
+        $PHI_EXEC "$BUILD/tests/test_corrupt" --nan-k "$TMP/iq4.phi" "$TMP"; then
+        expect_error nan_weights_iq4_xs_refused $PHI -m "$TMP/nan-iq4_xs.phi" -p hello -n 4
+        grep -q "NaN or infinite" "$TMP/err" || fail nan_weights_iq4_xs_message "$(cat "$TMP/err")"
+    else
+        fail nan_weights_iq4_xs "quant -q iq4_xs, its run or test_corrupt --nan-k failed"
+    fi
 else
     echo "SKIP nan_weights_k: $KQM is absent"
 fi

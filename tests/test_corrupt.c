@@ -494,10 +494,11 @@ static int write_nan_models(const char *dir) {
     return 0;
 }
 
-/* --nan-k IN DIR: from phi file IN (a converted Q4_K_M model: q4_kp, q5_kp and q6_kp matrices),
- * nan-<type>.phi per K type found: one row's super-block d set to +inf (0x7c00) in the first
- * matrix of that type. Row 5 of panel 0, super-block 0: Q4_KP/Q5_KP's d is word 0 of the block,
- * Q6_KP's word 52 (kernels/blocks.h), so lane 5 of line 0 or of line 52 of the panel unit. */
+/* --nan-k IN DIR: from phi file IN (a converted Q4_K_M model: q4_kp, q5_kp and q6_kp matrices; a
+ * quant -q iq4_xs model: iq4_xs), nan-<type>.phi per K panel type found: one row's super-block d
+ * set to +inf (0x7c00) in the first matrix of that type. Row 5 of panel 0, super-block 0: the d of
+ * Q4_KP/Q5_KP/IQ4_XS is word 0 of the block, Q6_KP's word 52 (kernels/blocks.h), so lane 5 of line
+ * 0 or of line 52 of the panel unit. */
 static int write_nan_k_models(const char *in, const char *dir) {
     char err[512], path[512];
     size_t n;
@@ -505,8 +506,8 @@ static int write_nan_k_models(const char *in, const char *dir) {
     if (!b) return fprintf(stderr, "%s\n", err), 1;
     uint64_t dir_off = rd_le(b + 56, 8), nt = rd_le(b + 64, 8);
     int made = 0;
-    for (uint32_t type = TENSOR_Q4_KP; type <= TENSOR_Q6_KP; type++)
-        for (uint64_t i = 0; i < nt; i++) {
+    for (uint32_t type = 0; type < TENSOR_TYPE_COUNT; type++)
+        for (uint64_t i = 0; type_table[type].kpanel && i < nt; i++) {
             uint8_t *e = b + dir_off + i * 128;
             if (rd_le(e + 64, 4) != type || rd_le(e + 68, 4) != 2) continue;
             uint8_t *d = b + rd_le(e + 88, 8) + (type == TENSOR_Q6_KP ? 52 * 64 : 0) + 5 * 4;
@@ -520,7 +521,7 @@ static int write_nan_k_models(const char *in, const char *dir) {
             break;
         }
     free(b);
-    return made == 3 ? 0 : (fprintf(stderr, "%s: %d of the 3 K panel types found\n", in, made), 1);
+    return made ? 0 : (fprintf(stderr, "%s: no K panel matrix\n", in), 1);
 }
 
 /* ---- main ---- */
