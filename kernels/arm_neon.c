@@ -594,8 +594,32 @@ static void ktile_neon(const uint8_t *pk, const uint8_t *ar, const uint8_t *side
                        int nblocks, float *y, int ldy, int nr, int acc, int kmode) {
     ktile_neon_any(pk, ar, side, tt, n, nblocks, y, ldy, nr, acc, kmode, 0);
 }
+/* IQ4_XS panels into panel records: each nibble's level + 128 by one table lookup per 16 bytes
+ * (kquant.c's portable unpacking looks up byte by byte), the scales as it computes them. */
+static void kpunpack_iq4_neon(const MatView *w, int p, int sb0, int n, uint8_t *out) {
+    static const uint8_t lv[16] = {1, 24, 45, 63, 79, 93, 106, 118, 129, 141, 153, 166, 181, 197, 217, 241};
+    const uint8x16_t tab = vld1q_u8(lv), m4 = vdupq_n_u8(15);
+    for (int sb = 0; sb < n; sb++) {
+        const uint8_t *src = matview_panel_q(w, p, sb0 + sb);
+        float sc[QR][8];
+        kq_iq4_xs_scales(src, sc);
+        for (int j = 0; j < 8; j++) {
+            uint8_t *rec = out + (size_t)(sb * 8 + j) * KPANEL_BYTES;
+            const uint8_t *nib = src + (size_t)(2 + 4 * j) * 64;
+            for (int i = 0; i < 256; i += 16) {
+                uint8x16_t v = vld1q_u8(nib + i);
+                vst1q_u8(rec + i, vqtbl1q_u8(tab, vandq_u8(v, m4)));
+                vst1q_u8(rec + 256 + i, vqtbl1q_u8(tab, vshrq_n_u8(v, 4)));
+            }
+            float *f1 = (float *)(void *)(rec + QR * QK), *f2 = f1 + QR;
+            for (int l = 0; l < QR; l++) f1[l] = f2[l] = sc[l][j];
+        }
+    }
+}
+static KUnpackFn kunpack_neon(const MatView *w) { return w->type == TENSOR_IQ4_XS ? kpunpack_iq4_neon : NULL; }
+
 static void kq_neon(const MatView *w, const void *a, int t0, int nt, float *y, int ldy, int r0, int r1) {
-    kmat_tiled(w, a, t0, nt, y, ldy, r0, r1, ktile_neon, NULL);
+    kmat_tiled(w, a, t0, nt, y, ldy, r0, r1, ktile_neon, kunpack_neon(w));
 }
 #if defined(__aarch64__)
 DOTPROD static void ktile_dotprod(const uint8_t *pk, const uint8_t *ar, const uint8_t *side, int tt, int n,
@@ -603,7 +627,7 @@ DOTPROD static void ktile_dotprod(const uint8_t *pk, const uint8_t *ar, const ui
     ktile_neon_any(pk, ar, side, tt, n, nblocks, y, ldy, nr, acc, kmode, 1);
 }
 static void kq_dotprod(const MatView *w, const void *a, int t0, int nt, float *y, int ldy, int r0, int r1) {
-    kmat_tiled(w, a, t0, nt, y, ldy, r0, r1, ktile_dotprod, NULL);
+    kmat_tiled(w, a, t0, nt, y, ldy, r0, r1, ktile_dotprod, kunpack_neon(w));
 }
 #endif
 

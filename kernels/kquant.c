@@ -432,17 +432,21 @@ void kq_unpack_iq4_xs(const uint8_t *blk, uint8_t *u, float *s, float *m) {
 /* IQ4_XS panels (words: d and scales_h 0, scales_l 1, nibbles 2-33): sub-block j's record words
  * 0-3 are the levels of the low nibbles of words 2 + 4j .. 5 + 4j, words 4-7 of their high
  * nibbles. */
+void kq_iq4_xs_scales(const uint8_t *src, float sc[QR][8]) {
+    for (int l = 0; l < QR; l++) {
+        uint8_t blk[8]; /* the lane's first two words, as kq_unpack_iq4_xs reads them */
+        memcpy(blk, src + 4 * l, 4);
+        memcpy(blk + 4, src + (QR + l) * 4, 4);
+        float d = fp16_to_f32((uint16_t)(blk[0] | blk[1] << 8));
+        for (int j = 0; j < 8; j++) sc[l][j] = iq4_scale(blk, j, d);
+    }
+}
+
 static void unpack_iq4_xs_panel(const MatView *w, int p, int sb0, int n, uint8_t *out) {
     for (int sb = 0; sb < n; sb++) {
         const uint8_t *src = matview_panel_q(w, p, sb0 + sb);
-        uint8_t blk[8]; /* one lane's first two words, as kq_unpack_iq4_xs reads them */
         float sc[QR][8];
-        for (int l = 0; l < QR; l++) {
-            memcpy(blk, src + 4 * l, 4);
-            memcpy(blk + 4, src + (QR + l) * 4, 4);
-            float d = fp16_to_f32((uint16_t)(blk[0] | blk[1] << 8));
-            for (int j = 0; j < 8; j++) sc[l][j] = iq4_scale(blk, j, d);
-        }
+        kq_iq4_xs_scales(src, sc);
         for (int j = 0; j < 8; j++) {
             uint8_t *rec = out + (size_t)(sb * 8 + j) * KPANEL_BYTES;
             const uint8_t *nib = src + (size_t)(2 + 4 * j) * QR * 4;

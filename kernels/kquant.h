@@ -56,6 +56,8 @@ void kq_from_float_iq4_xs(const float *x, void *q, uint16_t *d, int n);
 void kq_from_float_iq4_xs_w(const float *x, void *q, uint16_t *d, int n, const float *w);
 double kq_dot_ref_iq4_xs(const void *q, const float *x, int n);
 void kq_unpack_iq4_xs(const uint8_t *blk, uint8_t *u, float *s, float *m);
+/* The scales d (ls_j - 32) of sub-block j of the 16 rows of one IQ4_XS panel unit at src. */
+void kq_iq4_xs_scales(const uint8_t *src, float sc[QR][8]);
 
 /* The scales s and offsets m of one block (as unpack gives them), without its weights. */
 void kq_block_scales(uint32_t type, const uint8_t *blk, float *s, float *m);

@@ -69,6 +69,11 @@ NCI float32x4_t phi_vdivq_f32(float32x4_t a, float32x4_t b) {
     return vmulq_f32(a, r);
 }
 NCI float32x4_t phi_vcvt_high_f32_f16(float16x8_t h) { return vcvt_f32_f16(vget_high_f16(h)); }
+/* A 16-entry table lookup per byte (indices < 16 here), as two 8-byte vtbl2 lookups. */
+NCI uint8x16_t phi_vqtbl1q_u8(uint8x16_t t, uint8x16_t i) {
+    uint8x8x2_t t2 = {{vget_low_u8(t), vget_high_u8(t)}};
+    return vcombine_u8(vtbl2_u8(t2, vget_low_u8(i)), vtbl2_u8(t2, vget_high_u8(i)));
+}
 NCI int16x8_t phi_vmovl_high_s8(int8x16_t a) { return vmovl_s8(vget_high_s8(a)); }
 NCI int32x4_t phi_vmovl_high_s16(int16x8_t a) { return vmovl_s16(vget_high_s16(a)); }
 
@@ -89,6 +94,7 @@ NCI int32x4_t phi_vmovl_high_s16(int16x8_t a) { return vmovl_s16(vget_high_s16(a
 #define vrndnq_f32 phi_vrndnq_f32
 #define vdivq_f32 phi_vdivq_f32
 #define vcvt_high_f32_f16 phi_vcvt_high_f32_f16
+#define vqtbl1q_u8 phi_vqtbl1q_u8
 
 #undef NCI
 #endif /* !__aarch64__ */
