@@ -89,14 +89,16 @@ static uint32_t plan_type_k(const SchemaItem *e, const PhiHParams *hp, uint32_t 
 
 /* The K-quants are written in their panel forms (the same values; kernels/blocks.h), and
  * -q q4_kp / q5_kp / q6_kp mean -q q4_k / q5_k / q6_k. */
+static uint32_t stored_form(uint32_t t) {
+    static const uint32_t panel_form[TENSOR_TYPE_COUNT] = {[TENSOR_Q4_K] = TENSOR_Q4_KP, [TENSOR_Q5_K] = TENSOR_Q5_KP,
+                                                           [TENSOR_Q6_K] = TENSOR_Q6_KP};
+    return t < TENSOR_TYPE_COUNT && panel_form[t] ? panel_form[t] : t;
+}
 static uint32_t plan_type(const SchemaItem *e, const PhiHParams *hp, uint32_t type, int mix) {
     static const uint32_t row_form[TENSOR_TYPE_COUNT] = {[TENSOR_Q4_KP] = TENSOR_Q4_K, [TENSOR_Q5_KP] = TENSOR_Q5_K,
                                                          [TENSOR_Q6_KP] = TENSOR_Q6_K};
-    static const uint32_t panel_form[TENSOR_TYPE_COUNT] = {[TENSOR_Q4_K] = TENSOR_Q4_KP, [TENSOR_Q5_K] = TENSOR_Q5_KP,
-                                                           [TENSOR_Q6_K] = TENSOR_Q6_KP};
     if (type < TENSOR_TYPE_COUNT && row_form[type]) type = row_form[type];
-    uint32_t t = plan_type_k(e, hp, type, mix);
-    return t < TENSOR_TYPE_COUNT && panel_form[t] ? panel_form[t] : t;
+    return stored_form(plan_type_k(e, hp, type, mix));
 }
 
 /* The tensors of the model (model/schema.c), in file order. */
@@ -321,7 +323,7 @@ int convert_hf(const char *dir, const char *out_path, const ConvertOptions *opt,
                 lora_set_add(lora, ads[n_ads], opt->lora_scale[n_ads], err, errlen))
                 goto done;
     }
-    hf.hp.file_type = (uint32_t)opt->type;
+    hf.hp.file_type = stored_form((uint32_t)opt->type); /* q4_k: the q4_kp its matrices are */
     if (plan_model(&l, &hf.hp, (uint32_t)opt->type, opt->mix)) {
         errorf(err, errlen, "out of memory");
         goto done;
@@ -452,7 +454,7 @@ int convert_random(const char *shape, const char *out_path, const ConvertOptions
     hp.pad_id = 2;
     hp.n_stop_ids = 1;
     hp.stop_ids[0] = 2;
-    hp.file_type = (uint32_t)opt->type;
+    hp.file_type = stored_form((uint32_t)opt->type);
     if (opt->n_layers > 0) hp.n_layers = (uint32_t)opt->n_layers;
 
     RandomCtx ctx = {opt->seed, {NULL, NULL}};
