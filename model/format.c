@@ -204,10 +204,10 @@ static int halves_nonfinite(const uint8_t *p, uint64_t n) {
 }
 
 /* The f16 d (and dmin) inside each super-block of a K type: Q4_K/Q5_K open with d, dmin (bytes
- * 0-3), IQ4_XS with d (bytes 0-1), Q6_K ends with d (bytes 208-209). In a K panel type word k of a block is line k of its
- * panel unit (kernels/blocks.h), so the 16 rows' d sit in one 64-byte line: line 0, or line 52
- * for Q6_KP (d and the 2 zero bytes of padding, which are finite halves). Touches one line per
- * 16 x 256 weights: within the few percent of the scales check above. */
+ * 0-3), IQ4_XS with d (bytes 0-1), Q6_K ends with d (bytes 208-209). In a K panel type word k
+ * of a block is line k of its panel unit (kernels/blocks.h), so the 16 rows' d sit in one
+ * 64-byte line: line 0, or line 52 for Q6_KP. Touches one line per 16 x 256 weights: within
+ * the few percent of the scales check above. */
 static int kblock_nonfinite(const PhiTensorInfo *t) {
     const TypeTraits *ty = type_traits(t->type);
     int q6 = t->type == TENSOR_Q6_K || t->type == TENSOR_Q6_KP;
