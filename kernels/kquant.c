@@ -466,6 +466,7 @@ static void unpack_iq4_xs_panel(const MatView *w, int p, int sb0, int n, uint8_t
  * (to within the rounding of 2 v + 256). Against a binary search over the levels: quant --random
  * phi3-mini --layers 2 -q iq4_xs 90.5 -> 32.7 s (with the 42 candidates of then; now 22 + 5). */
 static uint8_t iq4_cell[512];
+static float iq4_cell_level[512]; /* iq4_levels[iq4_cell[c]] as floats (the SIMD search gathers them) */
 static pthread_once_t iq4_cell_once = PTHREAD_ONCE_INIT;
 static void iq4_cell_init(void) {
     for (int c = 0; c < 512; c++) {
@@ -474,6 +475,7 @@ static void iq4_cell_init(void) {
         for (int i = 1; i < 16; i++)
             if (fabsf(v - (float)iq4_levels[i]) <= fabsf(v - (float)iq4_levels[best])) best = i;
         iq4_cell[c] = (uint8_t)best;
+        iq4_cell_level[c] = (float)iq4_levels[best];
     }
 }
 static inline int iq4_nearest(float v) {
@@ -501,16 +503,81 @@ static float fit_iq4(const float *x, const float *w, int n, float is, float *a) 
  * (-127 or 113, so either sign of scale), each fit refitted, the best refined twice. (21 points,
  * 1 apart, gave the same error on blk.3.ffn_down of phi3-trained-tiny to 4 digits: tests/test_ktypes.c;
  * 3 apart 0.9 % more.) */
-static float search_iq4(const float *x, const float *w, int n) {
+#define IQ4_NC 22 /* candidates: 11 around each end level */
+
+/* The candidates' fits all at once on AVX-512F, a lane per candidate (22 in 32 lanes): element i
+ * broadcast to every lane, its level looked up per lane in the cell table (a gather), the sums
+ * built with the same multiplications and additions in the same order as fit_iq4 (no FMA: -std=c11
+ * contracts nothing), so each lane holds exactly fit_iq4's sqq and sqx for its candidate: the
+ * same bits as the scalar search, whatever the machine. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define IQ4_HAVE_SIMD 1
+static int iq4_simd(void) {
+    static int level = -1; /* converter threads may race here: every one computes the same */
+    int l = __atomic_load_n(&level, __ATOMIC_RELAXED);
+    if (l < 0) {
+        __builtin_cpu_init();
+        l = __builtin_cpu_supports("avx512f") ? 1 : 0;
+        __atomic_store_n(&level, l, __ATOMIC_RELAXED);
+    }
+    return l;
+}
+__attribute__((target("avx512f"))) static void fit_iq4_lanes(const float *x, const float *w, int n, const float *is,
+                                                             float *sqq, float *sqx) {
+    for (int h = 0; h < 2; h++) {
+        __m512 vis = _mm512_loadu_ps(is + 16 * h), aq = _mm512_setzero_ps(), ax = _mm512_setzero_ps();
+        for (int i = 0; i < n; i++) {
+            __m512 xi = _mm512_set1_ps(x[i]);
+            __m512 c = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(2.0f), _mm512_mul_ps(xi, vis)), _mm512_set1_ps(256.0f));
+            /* iq4_nearest's index: c >= 0 ? (c < 511 ? (int)c : 511) : c < 0 ? 0 : 256 (NaN) */
+            __mmask16 ge0 = _mm512_cmp_ps_mask(c, _mm512_setzero_ps(), _CMP_GE_OQ);
+            __mmask16 lt0 = _mm512_cmp_ps_mask(c, _mm512_setzero_ps(), _CMP_LT_OQ);
+            __mmask16 in = ge0 & _mm512_cmp_ps_mask(c, _mm512_set1_ps(511.0f), _CMP_LT_OQ);
+            __m512i idx = _mm512_mask_mov_epi32(_mm512_set1_epi32(256), lt0, _mm512_setzero_si512());
+            idx = _mm512_mask_mov_epi32(idx, ge0, _mm512_set1_epi32(511));
+            idx = _mm512_mask_mov_epi32(idx, in, _mm512_cvttps_epi32(c));
+            __m512 q = _mm512_i32gather_ps(idx, iq4_cell_level, 4);
+            __m512 wq = _mm512_mul_ps(_mm512_set1_ps(w[i]), q);
+            aq = _mm512_add_ps(aq, _mm512_mul_ps(wq, q));
+            ax = _mm512_add_ps(ax, _mm512_mul_ps(wq, xi));
+        }
+        _mm512_storeu_ps(sqq + 16 * h, aq);
+        _mm512_storeu_ps(sqx + 16 * h, ax);
+    }
+}
+#else
+#define IQ4_HAVE_SIMD 0
+static int iq4_simd(void) { return 0; }
+static void fit_iq4_lanes(const float *x, const float *w, int n, const float *is, float *sqq, float *sqx) {
+    (void)x, (void)w, (void)n, (void)is, (void)sqq, (void)sqx;
+}
+#endif
+
+/* simd: 0 the reference (one fit_iq4 pass per candidate), 1 the lanes where the CPU has them. */
+static float search_iq4(const float *x, const float *w, int n, int simd) {
     float amax = 0;
     for (int i = 0; i < n; i++) amax = fmaxf(amax, fabsf(x[i]));
     if (amax == 0) return 0;
-    float best = INFINITY, a = 0;
-    for (int e = 0; e < 2; e++)
+    float best = INFINITY, a = 0, is[32] = {0};
+    for (int e = 0, m = 0; e < 2; e++)
         for (int k = -10; k <= 10; k += 2) {
-            float ta, end = e ? 113.0f : -127.0f, ee = fit_iq4(x, w, n, (end + (float)k * (e ? 1.0f : -1.0f)) / amax, &ta);
+            float end = e ? 113.0f : -127.0f;
+            is[m++] = (end + (float)k * (e ? 1.0f : -1.0f)) / amax;
+        }
+    if (simd && iq4_simd()) {
+        float sqq[32], sqx[32];
+        fit_iq4_lanes(x, w, n, is, sqq, sqx);
+        for (int m = 0; m < IQ4_NC; m++) {
+            float ta = sqq[m] > 0 ? sqx[m] / sqq[m] : 0, ee = sqq[m] > 0 ? -sqx[m] * sqx[m] / sqq[m] : 0;
             if (ee < best) best = ee, a = ta;
         }
+    } else {
+        for (int m = 0; m < IQ4_NC; m++) {
+            float ta, ee = fit_iq4(x, w, n, is[m], &ta);
+            if (ee < best) best = ee, a = ta;
+        }
+    }
     for (int it = 0; it < 2 && a != 0; it++) {
         float ta, ee = fit_iq4(x, w, n, 1.0f / a, &ta);
         if (ee < best) best = ee, a = ta;
@@ -522,11 +589,11 @@ static float search_iq4(const float *x, const float *w, int n) {
  * magnitude) / 32 (that one lands on -32 exactly, the end with room), each ls then chosen among
  * its rounding and the neighbours by the sub-block's weighted error with the stored scale, and
  * the weights requantized to the nearest level of the stored scale. */
-static void quantize_block_iq4_xs(const float *x, const float *w, uint8_t *blk) {
+static void quantize_block_iq4_xs(const float *x, const float *w, uint8_t *blk, int simd) {
     pthread_once(&iq4_cell_once, iq4_cell_init);
     float a[8], amax = 0, abig = 0;
     for (int j = 0; j < 8; j++) {
-        a[j] = search_iq4(x + 32 * j, w + 32 * j, 32);
+        a[j] = search_iq4(x + 32 * j, w + 32 * j, 32, simd);
         if (fabsf(a[j]) > amax) amax = fabsf(a[j]), abig = a[j];
     }
     memset(blk, 0, 136);
@@ -559,6 +626,9 @@ static void quantize_block_iq4_xs(const float *x, const float *w, uint8_t *blk) 
 void kq_from_float_iq4_xs_w(const float *x, void *q, uint16_t *d, int n, const float *w) {
     (void)d;
     for (int b = 0; b < n / QK_K; b++)
-        quantize_block_iq4_xs(x + (size_t)b * QK_K, w ? w + (size_t)b * QK_K : ones, (uint8_t *)q + (size_t)b * 136);
+        quantize_block_iq4_xs(x + (size_t)b * QK_K, w ? w + (size_t)b * QK_K : ones, (uint8_t *)q + (size_t)b * 136, 1);
 }
 void kq_from_float_iq4_xs(const float *x, void *q, uint16_t *d, int n) { kq_from_float_iq4_xs_w(x, q, d, n, NULL); }
+void kq_quantize_iq4_xs_level(const float *x, const float *w, int simd, uint8_t *blk) {
+    quantize_block_iq4_xs(x, w ? w : ones, blk, simd);
+}
