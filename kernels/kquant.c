@@ -119,17 +119,88 @@ void kq_unpack_q6_k(const uint8_t *blk, uint8_t *u, float *s, float *m) {
 static inline int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
 /* Round half away from zero, inline (lrintf may be a libm call); |v| < 2^23 here. */
 static inline int nearest(float v) { return (int)(v + (v >= 0 ? 0.5f : -0.5f)); }
+/* fmaxf / fminf where the first argument is never NaN (the same result; a libm call each on
+ * baseline x86-64: 4.5 % of quant -q q4_k_m) */
+static inline float maxf(float a, float v) { return v > a ? v : a; }
+static inline float minf(float a, float v) { return v < a ? v : a; }
 
-/* Weighted least-squares fit x ~ a q + b (b <= 0) of n weights for q = round((x - lo) * is);
- * returns the error, sets a, b. */
-static float fit_affine(const float *x, const float *w, int n, int nmax, float lo, float is,
-                        float *a, float *b) {
-    double sw = 0, sq = 0, sx = 0, sqq = 0, sqx = 0, sxx = 0;
-    for (int i = 0; i < n; i++) {
-        float q = (float)clampi(nearest((x[i] - lo) * is), 0, nmax);
-        sw += w[i], sq += (double)w[i] * q, sx += (double)w[i] * x[i], sxx += (double)w[i] * x[i] * x[i];
-        sqq += (double)w[i] * q * q, sqx += (double)w[i] * q * x[i];
+/* The searches below on AVX-512 lanes, a lane per candidate scale: element i broadcast to every
+ * lane, rounded and clamped per lane as nearest / clampi do, the candidate's sums built with the
+ * same multiplications and additions in the same order as the one-candidate fit (no FMA: -std=c11
+ * contracts nothing), so each lane holds exactly that fit's sums: the same bytes as the scalar
+ * search, whatever the machine (tests/test_ktypes.c "search lanes"). */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+static int lanes_avx512(void) {
+    static int level = -1; /* converter threads may race here: every one computes the same */
+    int l = __atomic_load_n(&level, __ATOMIC_RELAXED);
+    if (l < 0) {
+        __builtin_cpu_init();
+        l = __builtin_cpu_supports("avx512f") ? 1 : 0;
+        __atomic_store_n(&level, l, __ATOMIC_RELAXED);
     }
+    return l;
+}
+#define ZL __attribute__((target("avx512f")))
+/* clampi(nearest(v), lo, hi) per lane: v + (v >= 0 ? 0.5 : -0.5) in float, truncated */
+ZL static inline __m512i round_clamp_zmm(__m512 v, int lo, int hi) {
+    __mmask16 ge = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GE_OQ);
+    __m512 h = _mm512_mask_blend_ps(ge, _mm512_set1_ps(-0.5f), _mm512_set1_ps(0.5f));
+    __m512i q = _mm512_cvttps_epi32(_mm512_add_ps(v, h));
+    return _mm512_min_epi32(_mm512_max_epi32(q, _mm512_set1_epi32(lo)), _mm512_set1_epi32(hi));
+}
+/* fit_sym's sums sqq, sqx for the candidates is[0..23] (24 lanes: 3 of 8 doubles) */
+ZL static void fit_sym_lanes(const float *x, const float *w, int n, int nmax, const float *is, double *sqq, double *sqx) {
+    __m512 is0 = _mm512_loadu_ps(is), is1 = _mm512_loadu_ps(is + 16);
+    __m512d aq[3], ax[3];
+    for (int k = 0; k < 3; k++) aq[k] = ax[k] = _mm512_setzero_pd();
+    for (int i = 0; i < n; i++) {
+        __m512 xi = _mm512_set1_ps(x[i]);
+        __m512i q0 = round_clamp_zmm(_mm512_mul_ps(xi, is0), -nmax - 1, nmax);
+        __m512i q1 = round_clamp_zmm(_mm512_mul_ps(xi, is1), -nmax - 1, nmax);
+        __m256i qs[3] = {_mm512_castsi512_si256(q0), _mm512_extracti64x4_epi64(q0, 1), _mm512_castsi512_si256(q1)};
+        __m512d wd = _mm512_set1_pd((double)w[i]), xd = _mm512_set1_pd((double)x[i]);
+        for (int k = 0; k < 3; k++) {
+            __m512d q = _mm512_cvtepi32_pd(qs[k]), wq = _mm512_mul_pd(wd, q);
+            aq[k] = _mm512_add_pd(aq[k], _mm512_mul_pd(wq, q));
+            ax[k] = _mm512_add_pd(ax[k], _mm512_mul_pd(wq, xd));
+        }
+    }
+    for (int k = 0; k < 3; k++) _mm512_storeu_pd(sqq + 8 * k, aq[k]), _mm512_storeu_pd(sqx + 8 * k, ax[k]);
+}
+/* fit_affine's candidate-dependent sums sq, sqq, sqx for is[0..15] at one lo (16 lanes) */
+ZL static void fit_affine_lanes(const float *x, const float *w, int n, int nmax, float lo, const float *is,
+                                double *sq, double *sqq, double *sqx) {
+    __m512 vis = _mm512_loadu_ps(is);
+    __m512d a1[2], aq[2], ax[2];
+    for (int k = 0; k < 2; k++) a1[k] = aq[k] = ax[k] = _mm512_setzero_pd();
+    for (int i = 0; i < n; i++) {
+        __m512i q = round_clamp_zmm(_mm512_mul_ps(_mm512_set1_ps(x[i] - lo), vis), 0, nmax);
+        __m256i qs[2] = {_mm512_castsi512_si256(q), _mm512_extracti64x4_epi64(q, 1)};
+        __m512d wd = _mm512_set1_pd((double)w[i]), xd = _mm512_set1_pd((double)x[i]);
+        for (int k = 0; k < 2; k++) {
+            __m512d qd = _mm512_cvtepi32_pd(qs[k]), wq = _mm512_mul_pd(wd, qd);
+            a1[k] = _mm512_add_pd(a1[k], wq);
+            aq[k] = _mm512_add_pd(aq[k], _mm512_mul_pd(wq, qd));
+            ax[k] = _mm512_add_pd(ax[k], _mm512_mul_pd(wq, xd));
+        }
+    }
+    for (int k = 0; k < 2; k++)
+        _mm512_storeu_pd(sq + 8 * k, a1[k]), _mm512_storeu_pd(sqq + 8 * k, aq[k]), _mm512_storeu_pd(sqx + 8 * k, ax[k]);
+}
+#else
+static int lanes_avx512(void) { return 0; }
+static void fit_sym_lanes(const float *x, const float *w, int n, int nmax, const float *is, double *sqq, double *sqx) {
+    (void)x, (void)w, (void)n, (void)nmax, (void)is, (void)sqq, (void)sqx;
+}
+static void fit_affine_lanes(const float *x, const float *w, int n, int nmax, float lo, const float *is,
+                             double *sq, double *sqq, double *sqx) {
+    (void)x, (void)w, (void)n, (void)nmax, (void)lo, (void)is, (void)sq, (void)sqq, (void)sqx;
+}
+#endif
+
+/* The weighted least-squares x ~ a q + b (b <= 0) from the fit's sums; returns its error. */
+static float affine_solve(double sw, double sq, double sx, double sqq, double sqx, double sxx, float *a, float *b) {
     double det = sw * sqq - sq * sq, A, B;
     if (det > 0) {
         A = (sw * sqx - sq * sx) / det;
@@ -147,24 +218,53 @@ static float fit_affine(const float *x, const float *w, int n, int nmax, float l
     return (float)(sxx - 2 * A * sqx - 2 * B * sx + A * A * sqq + 2 * A * B * sq + B * B * sw);
 }
 
-/* The best (a, b) for one sub-block: a >= 0, b <= 0. */
-static void search_affine(const float *x, const float *w, int n, int nmax, float *a, float *b) {
+/* Weighted least-squares fit x ~ a q + b (b <= 0) of n weights for q = round((x - lo) * is);
+ * returns the error, sets a, b. */
+static float fit_affine(const float *x, const float *w, int n, int nmax, float lo, float is,
+                        float *a, float *b) {
+    double sw = 0, sq = 0, sx = 0, sqq = 0, sqx = 0, sxx = 0;
+    for (int i = 0; i < n; i++) {
+        float q = (float)clampi(nearest((x[i] - lo) * is), 0, nmax);
+        sw += w[i], sq += (double)w[i] * q, sx += (double)w[i] * x[i], sxx += (double)w[i] * x[i] * x[i];
+        sqq += (double)w[i] * q * q, sqx += (double)w[i] * q * x[i];
+    }
+    return affine_solve(sw, sq, sx, sqq, sqx, sxx, a, b);
+}
+
+/* The best (a, b) for one sub-block: a >= 0, b <= 0. simd: 0 the reference (one fit_affine pass
+ * per candidate), 1 the 13 candidates on AVX-512 lanes where the CPU has them (the same result). */
+static void search_affine(const float *x, const float *w, int n, int nmax, float *a, float *b, int simd) {
     float lo = 0, hi = 0;
-    for (int i = 0; i < n; i++) lo = fminf(lo, x[i]), hi = fmaxf(hi, x[i]);
+    for (int i = 0; i < n; i++) lo = minf(lo, x[i]), hi = maxf(hi, x[i]);
     if (hi - lo <= 0) {
         *a = 0, *b = lo;
         return;
     }
-    float best = INFINITY;
-    for (int k = -6; k <= 6; k++) {
-        float ta, tb, is = ((float)nmax + 0.25f * (float)k) / (hi - lo);
-        float e = fit_affine(x, w, n, nmax, lo, is, &ta, &tb);
-        if (e < best) best = e, *a = ta, *b = tb;
+    float best = INFINITY, is[16] = {0};
+    for (int k = -6; k <= 6; k++) is[k + 6] = ((float)nmax + 0.25f * (float)k) / (hi - lo);
+    if (simd && lanes_avx512()) {
+        double sw = 0, sx = 0, sxx = 0, sq[16], sqq[16], sqx[16];
+        for (int i = 0; i < n; i++) sw += w[i], sx += (double)w[i] * x[i], sxx += (double)w[i] * x[i] * x[i];
+        fit_affine_lanes(x, w, n, nmax, lo, is, sq, sqq, sqx);
+        for (int m = 0; m < 13; m++) {
+            float ta, tb, e = affine_solve(sw, sq[m], sx, sqq[m], sqx[m], sxx, &ta, &tb);
+            if (e < best) best = e, *a = ta, *b = tb;
+        }
+    } else {
+        for (int m = 0; m < 13; m++) {
+            float ta, tb, e = fit_affine(x, w, n, nmax, lo, is[m], &ta, &tb);
+            if (e < best) best = e, *a = ta, *b = tb;
+        }
     }
     for (int it = 0; it < 2 && *a > 0; it++) {
         float ta, tb, e = fit_affine(x, w, n, nmax, *b, 1.0f / *a, &ta, &tb);
         if (e < best) best = e, *a = ta, *b = tb;
     }
+}
+
+static float sym_solve(double sqq, double sqx, double sxx, float *a) {
+    *a = sqq > 0 ? (float)(sqx / sqq) : 0;
+    return (float)(sqq > 0 ? sxx - sqx * sqx / sqq : sxx);
 }
 
 /* Weighted error of x ~ s q (q in -nmax-1..nmax) with q = round(x * is), and the refit scale. */
@@ -174,20 +274,31 @@ static float fit_sym(const float *x, const float *w, int n, int nmax, float is, 
         float q = (float)clampi(nearest(x[i] * is), -nmax - 1, nmax);
         sqq += (double)w[i] * q * q, sqx += (double)w[i] * q * x[i], sxx += (double)w[i] * x[i] * x[i];
     }
-    *a = sqq > 0 ? (float)(sqx / sqq) : 0;
-    return (float)(sqq > 0 ? sxx - sqx * sqx / sqq : sxx);
+    return sym_solve(sqq, sqx, sxx, a);
 }
 
-static float search_sym(const float *x, const float *w, int n, int nmax) {
+/* simd as for search_affine (18 candidates). */
+static float search_sym(const float *x, const float *w, int n, int nmax, int simd) {
     float amax = 0;
-    for (int i = 0; i < n; i++) amax = fmaxf(amax, fabsf(x[i]));
+    for (int i = 0; i < n; i++) amax = maxf(amax, fabsf(x[i]));
     if (amax == 0) return 0;
-    float best = INFINITY, a = 0;
-    for (int sign = -1; sign <= 1; sign += 2)
-        for (int k = 0; k <= 8; k++) {
-            float ta, e = fit_sym(x, w, n, nmax, (float)sign * (28.0f + (float)k) / amax, &ta);
+    float best = INFINITY, a = 0, is[32] = {0};
+    for (int sign = -1, m = 0; sign <= 1; sign += 2)
+        for (int k = 0; k <= 8; k++) is[m++] = (float)sign * (28.0f + (float)k) / amax;
+    if (simd && lanes_avx512()) {
+        double sxx = 0, sqq[24], sqx[24];
+        for (int i = 0; i < n; i++) sxx += (double)w[i] * x[i] * x[i];
+        fit_sym_lanes(x, w, n, nmax, is, sqq, sqx);
+        for (int m = 0; m < 18; m++) {
+            float ta, e = sym_solve(sqq[m], sqx[m], sxx, &ta);
             if (e < best) best = e, a = ta;
         }
+    } else {
+        for (int m = 0; m < 18; m++) {
+            float ta, e = fit_sym(x, w, n, nmax, is[m], &ta);
+            if (e < best) best = e, a = ta;
+        }
+    }
     for (int it = 0; it < 2 && a != 0; it++) {
         float ta, e = fit_sym(x, w, n, nmax, 1.0f / a, &ta);
         if (e < best) best = e, a = ta;
@@ -201,11 +312,11 @@ static void put_f16(uint8_t *p, float v) {
 }
 
 /* Q4_K (nmax 15) or Q5_K (31) block: d, dmin, scales[12], [qh[32]], qs[128]. */
-static void quantize_block_k4(const float *x, const float *w, uint8_t *blk, int nmax) {
+static void quantize_block_k4(const float *x, const float *w, uint8_t *blk, int nmax, int simd) {
     float a[8], b[8], amax = 0, bmax = 0;
     for (int j = 0; j < 8; j++) {
-        search_affine(x + 32 * j, w + 32 * j, 32, nmax, &a[j], &b[j]);
-        amax = fmaxf(amax, a[j]), bmax = fmaxf(bmax, -b[j]);
+        search_affine(x + 32 * j, w + 32 * j, 32, nmax, &a[j], &b[j], simd);
+        amax = maxf(amax, a[j]), bmax = maxf(bmax, -b[j]);
     }
     memset(blk, 0, nmax == 15 ? 144 : 176);
     put_f16(blk, amax / 63.0f);
@@ -234,11 +345,11 @@ static void quantize_block_k4(const float *x, const float *w, uint8_t *blk, int 
 }
 
 /* Q6_K block: ql[128], qh[64], scales[16] (int8), d. */
-static void quantize_block_q6_k(const float *x, const float *w, uint8_t *blk) {
+static void quantize_block_q6_k(const float *x, const float *w, uint8_t *blk, int simd) {
     float a[16], amax = 0;
     for (int g = 0; g < 16; g++) {
-        a[g] = search_sym(x + 16 * g, w + 16 * g, 16, 31);
-        amax = fmaxf(amax, fabsf(a[g]));
+        a[g] = search_sym(x + 16 * g, w + 16 * g, 16, 31, simd);
+        amax = maxf(amax, fabsf(a[g]));
     }
     memset(blk, 0, 210);
     put_f16(blk + 208, amax / 127.0f);
@@ -271,17 +382,17 @@ static const float ones[QK_K] = {
 void kq_from_float_q4_k_w(const float *x, void *q, uint16_t *d, int n, const float *w) {
     (void)d;
     for (int b = 0; b < n / QK_K; b++)
-        quantize_block_k4(x + (size_t)b * QK_K, w ? w + (size_t)b * QK_K : ones, (uint8_t *)q + (size_t)b * 144, 15);
+        quantize_block_k4(x + (size_t)b * QK_K, w ? w + (size_t)b * QK_K : ones, (uint8_t *)q + (size_t)b * 144, 15, 1);
 }
 void kq_from_float_q5_k_w(const float *x, void *q, uint16_t *d, int n, const float *w) {
     (void)d;
     for (int b = 0; b < n / QK_K; b++)
-        quantize_block_k4(x + (size_t)b * QK_K, w ? w + (size_t)b * QK_K : ones, (uint8_t *)q + (size_t)b * 176, 31);
+        quantize_block_k4(x + (size_t)b * QK_K, w ? w + (size_t)b * QK_K : ones, (uint8_t *)q + (size_t)b * 176, 31, 1);
 }
 void kq_from_float_q6_k_w(const float *x, void *q, uint16_t *d, int n, const float *w) {
     (void)d;
     for (int b = 0; b < n / QK_K; b++)
-        quantize_block_q6_k(x + (size_t)b * QK_K, w ? w + (size_t)b * QK_K : ones, (uint8_t *)q + (size_t)b * 210);
+        quantize_block_q6_k(x + (size_t)b * QK_K, w ? w + (size_t)b * QK_K : ones, (uint8_t *)q + (size_t)b * 210, 1);
 }
 void kq_from_float_q4_k(const float *x, void *q, uint16_t *d, int n) { kq_from_float_q4_k_w(x, q, d, n, NULL); }
 void kq_from_float_q5_k(const float *x, void *q, uint16_t *d, int n) { kq_from_float_q5_k_w(x, q, d, n, NULL); }
@@ -505,26 +616,10 @@ static float fit_iq4(const float *x, const float *w, int n, float is, float *a) 
  * 3 apart 0.9 % more.) */
 #define IQ4_NC 22 /* candidates: 11 around each end level */
 
-/* The candidates' fits all at once on AVX-512F, a lane per candidate (22 in 32 lanes): element i
- * broadcast to every lane, its level looked up per lane in the cell table (a gather), the sums
- * built with the same multiplications and additions in the same order as fit_iq4 (no FMA: -std=c11
- * contracts nothing), so each lane holds exactly fit_iq4's sqq and sqx for its candidate: the
- * same bits as the scalar search, whatever the machine. */
+/* The candidates' fits all at once on AVX-512F, as for the K searches (22 in 32 lanes), each
+ * lane's level looked up in the cell table (a gather): exactly fit_iq4's sqq and sqx per lane. */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <immintrin.h>
-#define IQ4_HAVE_SIMD 1
-static int iq4_simd(void) {
-    static int level = -1; /* converter threads may race here: every one computes the same */
-    int l = __atomic_load_n(&level, __ATOMIC_RELAXED);
-    if (l < 0) {
-        __builtin_cpu_init();
-        l = __builtin_cpu_supports("avx512f") ? 1 : 0;
-        __atomic_store_n(&level, l, __ATOMIC_RELAXED);
-    }
-    return l;
-}
-__attribute__((target("avx512f"))) static void fit_iq4_lanes(const float *x, const float *w, int n, const float *is,
-                                                             float *sqq, float *sqx) {
+ZL static void fit_iq4_lanes(const float *x, const float *w, int n, const float *is, float *sqq, float *sqx) {
     for (int h = 0; h < 2; h++) {
         __m512 vis = _mm512_loadu_ps(is + 16 * h), aq = _mm512_setzero_ps(), ax = _mm512_setzero_ps();
         for (int i = 0; i < n; i++) {
@@ -547,8 +642,6 @@ __attribute__((target("avx512f"))) static void fit_iq4_lanes(const float *x, con
     }
 }
 #else
-#define IQ4_HAVE_SIMD 0
-static int iq4_simd(void) { return 0; }
 static void fit_iq4_lanes(const float *x, const float *w, int n, const float *is, float *sqq, float *sqx) {
     (void)x, (void)w, (void)n, (void)is, (void)sqq, (void)sqx;
 }
@@ -557,7 +650,7 @@ static void fit_iq4_lanes(const float *x, const float *w, int n, const float *is
 /* simd: 0 the reference (one fit_iq4 pass per candidate), 1 the lanes where the CPU has them. */
 static float search_iq4(const float *x, const float *w, int n, int simd) {
     float amax = 0;
-    for (int i = 0; i < n; i++) amax = fmaxf(amax, fabsf(x[i]));
+    for (int i = 0; i < n; i++) amax = maxf(amax, fabsf(x[i]));
     if (amax == 0) return 0;
     float best = INFINITY, a = 0, is[32] = {0};
     for (int e = 0, m = 0; e < 2; e++)
@@ -565,7 +658,7 @@ static float search_iq4(const float *x, const float *w, int n, int simd) {
             float end = e ? 113.0f : -127.0f;
             is[m++] = (end + (float)k * (e ? 1.0f : -1.0f)) / amax;
         }
-    if (simd && iq4_simd()) {
+    if (simd && lanes_avx512()) {
         float sqq[32], sqx[32];
         fit_iq4_lanes(x, w, n, is, sqq, sqx);
         for (int m = 0; m < IQ4_NC; m++) {
@@ -629,6 +722,13 @@ void kq_from_float_iq4_xs_w(const float *x, void *q, uint16_t *d, int n, const f
         quantize_block_iq4_xs(x + (size_t)b * QK_K, w ? w + (size_t)b * QK_K : ones, (uint8_t *)q + (size_t)b * 136, 1);
 }
 void kq_from_float_iq4_xs(const float *x, void *q, uint16_t *d, int n) { kq_from_float_iq4_xs_w(x, q, d, n, NULL); }
-void kq_quantize_iq4_xs_level(const float *x, const float *w, int simd, uint8_t *blk) {
-    quantize_block_iq4_xs(x, w ? w : ones, blk, simd);
+int kq_quantize_block(uint32_t type, const float *x, const float *w, int simd, uint8_t *blk) {
+    w = w ? w : ones;
+    switch (type) {
+    case TENSOR_Q4_K: quantize_block_k4(x, w, blk, 15, simd); return 144;
+    case TENSOR_Q5_K: quantize_block_k4(x, w, blk, 31, simd); return 176;
+    case TENSOR_Q6_K: quantize_block_q6_k(x, w, blk, simd); return 210;
+    case TENSOR_IQ4_XS: quantize_block_iq4_xs(x, w, blk, simd); return 136;
+    default: return 0;
+    }
 }

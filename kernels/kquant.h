@@ -56,10 +56,11 @@ void kq_from_float_iq4_xs(const float *x, void *q, uint16_t *d, int n);
 void kq_from_float_iq4_xs_w(const float *x, void *q, uint16_t *d, int n, const float *w);
 double kq_dot_ref_iq4_xs(const void *q, const float *x, int n);
 void kq_unpack_iq4_xs(const uint8_t *blk, uint8_t *u, float *s, float *m);
-/* One IQ4_XS block (136 bytes) of 256 values with importances w (NULL: all 1), the scale search
- * on one fit per candidate (simd 0: the reference) or on AVX-512 lanes where the CPU has them
- * (simd 1, what quantize_row uses): the same bytes either way. For tests. */
-void kq_quantize_iq4_xs_level(const float *x, const float *w, int simd, uint8_t *blk);
+/* One block of 256 values of type (TENSOR_Q4_K, Q5_K, Q6_K, IQ4_XS) with importances w (NULL:
+ * all 1), the scale search on one fit per candidate (simd 0: the reference) or on AVX-512 lanes
+ * where the CPU has them (simd 1, what the kq_from_float_* use): the same bytes either way.
+ * Returns the block's bytes (0: not one of these types). For tests. */
+int kq_quantize_block(uint32_t type, const float *x, const float *w, int simd, uint8_t *blk);
 /* The scales d (ls_j - 32) of sub-block j of the 16 rows of one IQ4_XS panel unit at src. */
 void kq_iq4_xs_scales(const uint8_t *src, float sc[QR][8]);
 

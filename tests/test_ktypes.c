@@ -115,11 +115,11 @@ static void test_type(const Gguf *g, int k, const float *orig, const char *const
     free(laid);
 }
 
-/* The IQ4_XS scale search on AVX-512 lanes gives the reference's bytes: random blocks of several
+/* The scale searches on AVX-512 lanes give the reference's bytes: random blocks of several
  * magnitudes, with and without importances, some with zeros, one value huge or tiny. */
-static void test_iq4_search_levels(void) {
+static void test_search_lanes(uint32_t type, const char *name) {
     float x[256], w[256];
-    uint8_t a[136], b[136];
+    uint8_t a[210], b[210];
     int same = 0, n = 0;
     for (int it = 0; it < 400; it++) {
         float mag = it % 4 == 0 ? 1e-3f : it % 4 == 1 ? 1.0f : it % 4 == 2 ? 300.0f : 1e-30f;
@@ -129,15 +129,19 @@ static void test_iq4_search_levels(void) {
             if (it % 7 == 3 && i % 5 == 0) x[i] = 0;
         }
         if (it % 11 == 5) x[it % 256] = mag * 1e6f;
-        kq_quantize_iq4_xs_level(x, it % 2 ? w : NULL, 0, a);
-        kq_quantize_iq4_xs_level(x, it % 2 ? w : NULL, 1, b);
-        same += !memcmp(a, b, sizeof a), n++;
+        int bytes = kq_quantize_block(type, x, it % 2 ? w : NULL, 0, a);
+        kq_quantize_block(type, x, it % 2 ? w : NULL, 1, b);
+        same += bytes > 0 && !memcmp(a, b, (size_t)bytes), n++;
     }
-    t_check(same == n, "iq4_xs search levels", "%d of %d blocks identical between the reference search and the SIMD lanes", same, n);
+    t_check(same == n, "search lanes", "%s: %d of %d blocks identical between the reference search and the SIMD lanes",
+            name, same, n);
 }
 
 int main(void) {
-    test_iq4_search_levels();
+    test_search_lanes(TENSOR_Q4_K, "q4_k");
+    test_search_lanes(TENSOR_Q5_K, "q5_k");
+    test_search_lanes(TENSOR_Q6_K, "q6_k");
+    test_search_lanes(TENSOR_IQ4_XS, "iq4_xs");
     const char *dir = t_data_dir();
     char path[600], err[512];
     snprintf(path, sizeof path, "%s/phi3-gguf/gguf-types.gguf", dir);
