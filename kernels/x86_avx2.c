@@ -338,7 +338,7 @@ static TGT void ktile_avx2(const uint8_t *pk, const uint8_t *ar, const uint8_t *
     }
 }
 
-/* Generation for Q4_K, Q5_K and Q6_K row by row on ggml's bytes (x86_avx512.c's krow_* with 8-lane
+/* Generation for Q4_K, Q5_K and Q6_K row by row on ggml's bytes (x86_avx512_k.c's krow_* with 8-lane
  * vectors): a sub-block's 32 unsigned quants against the token's, vpmaddubsw then vpmaddwd by 1
  * (pair sums <= 2 * 63 * 128 < 2^15), sums scaled per lane by d sc dx in float. */
 static TGT void krow_avx2(const MatView *w, const KRowAct *x, float *y, int r0, int r1) {
@@ -405,7 +405,7 @@ static TGT void krow_avx2(const MatView *w, const KRowAct *x, float *y, int r0, 
     }
 }
 
-/* Q4_KP / Q5_KP panels into panel records (kernels/kquant.h), as x86_avx512.c's kpunpack with a
+/* Q4_KP / Q5_KP panels into panel records (kernels/kquant.h), as x86_avx512_kp.c's kpunpack with a
  * 64-byte line in two ymm: the portable unpacking is scalar here (GCC -O2 leaves its word loop
  * alone), which made generation of a Q4_K_M file 5x slower than these masks and shifts. */
 static inline __attribute__((always_inline)) TGT __m256 kp_half_ps(__m256i v) { /* low 16 bits of 8 lanes as f16 */
@@ -415,7 +415,7 @@ static inline __attribute__((always_inline)) TGT __m256i kp_bit4_y(__m256i v, in
     return j <= 4 ? _mm256_slli_epi32(v, 4 - j) : _mm256_srli_epi32(v, j - 4);
 }
 /* The 6-bit scales and mins of 8 rows (half of a 16-row panel line, at s) of a Q4_KP / Q5_KP
- * super-block, from its lines 1-3 (x86_avx512.c's kp_scales; kpunpack_y and kpanel_dec_y). */
+ * super-block, from its lines 1-3 (x86_avx512_kp.c's kp_scales; kpunpack_y and kpanel_dec_y). */
 static inline __attribute__((always_inline)) TGT void kp_scales_y(const uint8_t *s, __m256i sc[2], __m256i mn[2]) {
     const __m256i m4 = _mm256_set1_epi8(15), m6 = _mm256_set1_epi8(63), m30 = _mm256_set1_epi8(0x30);
     __m256i L1 = _mm256_loadu_si256((const __m256i *)(const void *)(s + 64));
@@ -461,7 +461,7 @@ static inline __attribute__((always_inline)) TGT void kpunpack_y(const MatView *
 static TGT void kpunpack_q4_avx2(const MatView *w, int p, int sb0, int n, uint8_t *out) { kpunpack_y(w, p, sb0, n, out, 0); }
 static TGT void kpunpack_q5_avx2(const MatView *w, int p, int sb0, int n, uint8_t *out) { kpunpack_y(w, p, sb0, n, out, 1); }
 
-/* Generation (one token) for Q4_KP / Q5_KP: x86_avx512.c's kpanel_dec with 8 lanes, each 16-row
+/* Generation (one token) for Q4_KP / Q5_KP: x86_avx512_kp.c's kpanel_dec with 8 lanes, each 16-row
  * panel as two halves of every 64-byte line. Products by vpmaddubsw (u8 x s8 pairs to int16:
  * <= 2 * 31 * 127 per step, so 4 steps fit int16 before the vpmaddwd that widens them). Without
  * it the tiles took generation: unpacking to records per token, 13 % slower than ggml's row
@@ -544,7 +544,7 @@ static inline __attribute__((always_inline)) TGT __m256 iq4_scale_y(__m256i dd, 
 }
 
 
-/* IQ4_XS generation (one token; x86_avx512.c's kpanel_dec_iq4 with 8 lanes, two halves per
+/* IQ4_XS generation (one token; x86_avx512_kp.c's kpanel_dec_iq4 with 8 lanes, two halves per
  * line): a nibble line half becomes the signed levels by one vpshufb, multiplied with the token's
  * bytes through magnitude and sign (kdot2_lv: level + 128 would overflow vpmaddubsw's pairs), so
  * the sums need no side record. */
@@ -588,7 +588,7 @@ static TGT void kpanel_dec_iq4_avx2(const MatView *w, const ActBuf *a, float *y,
     }
 }
 
-/* IQ4_XS panels into panel records (x86_avx512.c's kpunpack_iq4_zmm with two ymm per line): the
+/* IQ4_XS panels into panel records (x86_avx512_kp.c's kpunpack_iq4_zmm with two ymm per line): the
  * portable unpacking's byte loop made prompts 2x slower than q4_k's. */
 static TGT void kpunpack_iq4_avx2(const MatView *w, int p, int sb0, int n, uint8_t *out) {
     const __m256i m4 = _mm256_set1_epi8(15), mffff = _mm256_set1_epi32(0xffff);
@@ -617,7 +617,7 @@ static TGT void kpunpack_iq4_avx2(const MatView *w, int p, int sb0, int n, uint8
     }
 }
 
-/* Q6_KP for AVX2 (x86_avx512.c's kp6_u / kpanel_dec6 with 8 lanes, half hf of each line):
+/* Q6_KP for AVX2 (x86_avx512_kp.c's kp6_u / kpanel_dec6 with 8 lanes, half hf of each line):
  * vpmaddubsw pair sums of q <= 63 reach 2 * 63 * 127, so every two steps widen. */
 static inline __attribute__((always_inline)) TGT __m256i kp6_u_y(const uint8_t *s, int j, int k) {
     int h = j >> 2, sx = j & 3;
