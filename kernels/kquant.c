@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "kernels/ggml_types.h"
+#include "kernels/kquant_lanes.h"
 
 #if defined(__clang__)
 #pragma STDC FP_CONTRACT OFF
@@ -124,80 +125,13 @@ static inline int nearest(float v) { return (int)(v + (v >= 0 ? 0.5f : -0.5f)); 
 static inline float maxf(float a, float v) { return v > a ? v : a; }
 static inline float minf(float a, float v) { return v < a ? v : a; }
 
-/* The searches below on AVX-512 lanes, a lane per candidate scale: element i broadcast to every
- * lane, rounded and clamped per lane as nearest / clampi do, the candidate's sums built with the
- * same multiplications and additions in the same order as the one-candidate fit (no FMA: -std=c11
- * contracts nothing), so each lane holds exactly that fit's sums: the same bytes as the scalar
- * search, whatever the machine (tests/test_ktypes.c "search lanes"). */
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <immintrin.h>
-static int lanes_avx512(void) {
-    static int level = -1; /* converter threads may race here: every one computes the same */
-    int l = __atomic_load_n(&level, __ATOMIC_RELAXED);
-    if (l < 0) {
-        __builtin_cpu_init();
-        l = __builtin_cpu_supports("avx512f") ? 1 : 0;
-        __atomic_store_n(&level, l, __ATOMIC_RELAXED);
-    }
-    return l;
+/* The searches' candidates run on SIMD lanes (kernels/kquant_lanes.c) up to level simd (0: the
+ * scalar reference, one fit per candidate; 1 AVX2; 2 AVX-512), as far as the CPU has them: the
+ * same sums, so the same bytes at every level. */
+static int lanes(int simd) {
+    int l = kq_lanes_level();
+    return simd < l ? simd : l;
 }
-#define ZL __attribute__((target("avx512f")))
-/* clampi(nearest(v), lo, hi) per lane: v + (v >= 0 ? 0.5 : -0.5) in float, truncated */
-ZL static inline __m512i round_clamp_zmm(__m512 v, int lo, int hi) {
-    __mmask16 ge = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GE_OQ);
-    __m512 h = _mm512_mask_blend_ps(ge, _mm512_set1_ps(-0.5f), _mm512_set1_ps(0.5f));
-    __m512i q = _mm512_cvttps_epi32(_mm512_add_ps(v, h));
-    return _mm512_min_epi32(_mm512_max_epi32(q, _mm512_set1_epi32(lo)), _mm512_set1_epi32(hi));
-}
-/* fit_sym's sums sqq, sqx for the candidates is[0..23] (24 lanes: 3 of 8 doubles) */
-ZL static void fit_sym_lanes(const float *x, const float *w, int n, int nmax, const float *is, double *sqq, double *sqx) {
-    __m512 is0 = _mm512_loadu_ps(is), is1 = _mm512_loadu_ps(is + 16);
-    __m512d aq[3], ax[3];
-    for (int k = 0; k < 3; k++) aq[k] = ax[k] = _mm512_setzero_pd();
-    for (int i = 0; i < n; i++) {
-        __m512 xi = _mm512_set1_ps(x[i]);
-        __m512i q0 = round_clamp_zmm(_mm512_mul_ps(xi, is0), -nmax - 1, nmax);
-        __m512i q1 = round_clamp_zmm(_mm512_mul_ps(xi, is1), -nmax - 1, nmax);
-        __m256i qs[3] = {_mm512_castsi512_si256(q0), _mm512_extracti64x4_epi64(q0, 1), _mm512_castsi512_si256(q1)};
-        __m512d wd = _mm512_set1_pd((double)w[i]), xd = _mm512_set1_pd((double)x[i]);
-        for (int k = 0; k < 3; k++) {
-            __m512d q = _mm512_cvtepi32_pd(qs[k]), wq = _mm512_mul_pd(wd, q);
-            aq[k] = _mm512_add_pd(aq[k], _mm512_mul_pd(wq, q));
-            ax[k] = _mm512_add_pd(ax[k], _mm512_mul_pd(wq, xd));
-        }
-    }
-    for (int k = 0; k < 3; k++) _mm512_storeu_pd(sqq + 8 * k, aq[k]), _mm512_storeu_pd(sqx + 8 * k, ax[k]);
-}
-/* fit_affine's candidate-dependent sums sq, sqq, sqx for is[0..15] at one lo (16 lanes) */
-ZL static void fit_affine_lanes(const float *x, const float *w, int n, int nmax, float lo, const float *is,
-                                double *sq, double *sqq, double *sqx) {
-    __m512 vis = _mm512_loadu_ps(is);
-    __m512d a1[2], aq[2], ax[2];
-    for (int k = 0; k < 2; k++) a1[k] = aq[k] = ax[k] = _mm512_setzero_pd();
-    for (int i = 0; i < n; i++) {
-        __m512i q = round_clamp_zmm(_mm512_mul_ps(_mm512_set1_ps(x[i] - lo), vis), 0, nmax);
-        __m256i qs[2] = {_mm512_castsi512_si256(q), _mm512_extracti64x4_epi64(q, 1)};
-        __m512d wd = _mm512_set1_pd((double)w[i]), xd = _mm512_set1_pd((double)x[i]);
-        for (int k = 0; k < 2; k++) {
-            __m512d qd = _mm512_cvtepi32_pd(qs[k]), wq = _mm512_mul_pd(wd, qd);
-            a1[k] = _mm512_add_pd(a1[k], wq);
-            aq[k] = _mm512_add_pd(aq[k], _mm512_mul_pd(wq, qd));
-            ax[k] = _mm512_add_pd(ax[k], _mm512_mul_pd(wq, xd));
-        }
-    }
-    for (int k = 0; k < 2; k++)
-        _mm512_storeu_pd(sq + 8 * k, a1[k]), _mm512_storeu_pd(sqq + 8 * k, aq[k]), _mm512_storeu_pd(sqx + 8 * k, ax[k]);
-}
-#else
-static int lanes_avx512(void) { return 0; }
-static void fit_sym_lanes(const float *x, const float *w, int n, int nmax, const float *is, double *sqq, double *sqx) {
-    (void)x, (void)w, (void)n, (void)nmax, (void)is, (void)sqq, (void)sqx;
-}
-static void fit_affine_lanes(const float *x, const float *w, int n, int nmax, float lo, const float *is,
-                             double *sq, double *sqq, double *sqx) {
-    (void)x, (void)w, (void)n, (void)nmax, (void)lo, (void)is, (void)sq, (void)sqq, (void)sqx;
-}
-#endif
 
 /* The weighted least-squares x ~ a q + b (b <= 0) from the fit's sums; returns its error. */
 static float affine_solve(double sw, double sq, double sx, double sqq, double sqx, double sxx, float *a, float *b) {
@@ -231,8 +165,7 @@ static float fit_affine(const float *x, const float *w, int n, int nmax, float l
     return affine_solve(sw, sq, sx, sqq, sqx, sxx, a, b);
 }
 
-/* The best (a, b) for one sub-block: a >= 0, b <= 0. simd: 0 the reference (one fit_affine pass
- * per candidate), 1 the 13 candidates on AVX-512 lanes where the CPU has them (the same result). */
+/* The best (a, b) for one sub-block: a >= 0, b <= 0; simd as for lanes() (13 candidates). */
 static void search_affine(const float *x, const float *w, int n, int nmax, float *a, float *b, int simd) {
     float lo = 0, hi = 0;
     for (int i = 0; i < n; i++) lo = minf(lo, x[i]), hi = maxf(hi, x[i]);
@@ -242,10 +175,10 @@ static void search_affine(const float *x, const float *w, int n, int nmax, float
     }
     float best = INFINITY, is[16] = {0};
     for (int k = -6; k <= 6; k++) is[k + 6] = ((float)nmax + 0.25f * (float)k) / (hi - lo);
-    if (simd && lanes_avx512()) {
+    if ((simd = lanes(simd)) > 0) {
         double sw = 0, sx = 0, sxx = 0, sq[16], sqq[16], sqx[16];
         for (int i = 0; i < n; i++) sw += w[i], sx += (double)w[i] * x[i], sxx += (double)w[i] * x[i] * x[i];
-        fit_affine_lanes(x, w, n, nmax, lo, is, sq, sqq, sqx);
+        kq_affine_lanes(simd, x, w, n, nmax, lo, is, sq, sqq, sqx);
         for (int m = 0; m < 13; m++) {
             float ta, tb, e = affine_solve(sw, sq[m], sx, sqq[m], sqx[m], sxx, &ta, &tb);
             if (e < best) best = e, *a = ta, *b = tb;
@@ -277,7 +210,7 @@ static float fit_sym(const float *x, const float *w, int n, int nmax, float is, 
     return sym_solve(sqq, sqx, sxx, a);
 }
 
-/* simd as for search_affine (18 candidates). */
+/* simd as for lanes() (18 candidates). */
 static float search_sym(const float *x, const float *w, int n, int nmax, int simd) {
     float amax = 0;
     for (int i = 0; i < n; i++) amax = maxf(amax, fabsf(x[i]));
@@ -285,10 +218,10 @@ static float search_sym(const float *x, const float *w, int n, int nmax, int sim
     float best = INFINITY, a = 0, is[32] = {0};
     for (int sign = -1, m = 0; sign <= 1; sign += 2)
         for (int k = 0; k <= 8; k++) is[m++] = (float)sign * (28.0f + (float)k) / amax;
-    if (simd && lanes_avx512()) {
+    if ((simd = lanes(simd)) > 0) {
         double sxx = 0, sqq[24], sqx[24];
         for (int i = 0; i < n; i++) sxx += (double)w[i] * x[i] * x[i];
-        fit_sym_lanes(x, w, n, nmax, is, sqq, sqx);
+        kq_sym_lanes(simd, x, w, n, nmax, is, sqq, sqx);
         for (int m = 0; m < 18; m++) {
             float ta, e = sym_solve(sqq[m], sqx[m], sxx, &ta);
             if (e < best) best = e, a = ta;
@@ -382,17 +315,17 @@ static const float ones[QK_K] = {
 void kq_from_float_q4_k_w(const float *x, void *q, uint16_t *d, int n, const float *w) {
     (void)d;
     for (int b = 0; b < n / QK_K; b++)
-        quantize_block_k4(x + (size_t)b * QK_K, w ? w + (size_t)b * QK_K : ones, (uint8_t *)q + (size_t)b * 144, 15, 1);
+        quantize_block_k4(x + (size_t)b * QK_K, w ? w + (size_t)b * QK_K : ones, (uint8_t *)q + (size_t)b * 144, 15, 2);
 }
 void kq_from_float_q5_k_w(const float *x, void *q, uint16_t *d, int n, const float *w) {
     (void)d;
     for (int b = 0; b < n / QK_K; b++)
-        quantize_block_k4(x + (size_t)b * QK_K, w ? w + (size_t)b * QK_K : ones, (uint8_t *)q + (size_t)b * 176, 31, 1);
+        quantize_block_k4(x + (size_t)b * QK_K, w ? w + (size_t)b * QK_K : ones, (uint8_t *)q + (size_t)b * 176, 31, 2);
 }
 void kq_from_float_q6_k_w(const float *x, void *q, uint16_t *d, int n, const float *w) {
     (void)d;
     for (int b = 0; b < n / QK_K; b++)
-        quantize_block_q6_k(x + (size_t)b * QK_K, w ? w + (size_t)b * QK_K : ones, (uint8_t *)q + (size_t)b * 210, 1);
+        quantize_block_q6_k(x + (size_t)b * QK_K, w ? w + (size_t)b * QK_K : ones, (uint8_t *)q + (size_t)b * 210, 2);
 }
 void kq_from_float_q4_k(const float *x, void *q, uint16_t *d, int n) { kq_from_float_q4_k_w(x, q, d, n, NULL); }
 void kq_from_float_q5_k(const float *x, void *q, uint16_t *d, int n) { kq_from_float_q5_k_w(x, q, d, n, NULL); }
@@ -616,38 +549,7 @@ static float fit_iq4(const float *x, const float *w, int n, float is, float *a) 
  * 3 apart 0.9 % more.) */
 #define IQ4_NC 22 /* candidates: 11 around each end level */
 
-/* The candidates' fits all at once on AVX-512F, as for the K searches (22 in 32 lanes), each
- * lane's level looked up in the cell table (a gather): exactly fit_iq4's sqq and sqx per lane. */
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-ZL static void fit_iq4_lanes(const float *x, const float *w, int n, const float *is, float *sqq, float *sqx) {
-    for (int h = 0; h < 2; h++) {
-        __m512 vis = _mm512_loadu_ps(is + 16 * h), aq = _mm512_setzero_ps(), ax = _mm512_setzero_ps();
-        for (int i = 0; i < n; i++) {
-            __m512 xi = _mm512_set1_ps(x[i]);
-            __m512 c = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(2.0f), _mm512_mul_ps(xi, vis)), _mm512_set1_ps(256.0f));
-            /* iq4_nearest's index: c >= 0 ? (c < 511 ? (int)c : 511) : c < 0 ? 0 : 256 (NaN) */
-            __mmask16 ge0 = _mm512_cmp_ps_mask(c, _mm512_setzero_ps(), _CMP_GE_OQ);
-            __mmask16 lt0 = _mm512_cmp_ps_mask(c, _mm512_setzero_ps(), _CMP_LT_OQ);
-            __mmask16 in = ge0 & _mm512_cmp_ps_mask(c, _mm512_set1_ps(511.0f), _CMP_LT_OQ);
-            __m512i idx = _mm512_mask_mov_epi32(_mm512_set1_epi32(256), lt0, _mm512_setzero_si512());
-            idx = _mm512_mask_mov_epi32(idx, ge0, _mm512_set1_epi32(511));
-            idx = _mm512_mask_mov_epi32(idx, in, _mm512_cvttps_epi32(c));
-            __m512 q = _mm512_i32gather_ps(idx, iq4_cell_level, 4);
-            __m512 wq = _mm512_mul_ps(_mm512_set1_ps(w[i]), q);
-            aq = _mm512_add_ps(aq, _mm512_mul_ps(wq, q));
-            ax = _mm512_add_ps(ax, _mm512_mul_ps(wq, xi));
-        }
-        _mm512_storeu_ps(sqq + 16 * h, aq);
-        _mm512_storeu_ps(sqx + 16 * h, ax);
-    }
-}
-#else
-static void fit_iq4_lanes(const float *x, const float *w, int n, const float *is, float *sqq, float *sqx) {
-    (void)x, (void)w, (void)n, (void)is, (void)sqq, (void)sqx;
-}
-#endif
-
-/* simd: 0 the reference (one fit_iq4 pass per candidate), 1 the lanes where the CPU has them. */
+/* simd as for lanes() (22 candidates). */
 static float search_iq4(const float *x, const float *w, int n, int simd) {
     float amax = 0;
     for (int i = 0; i < n; i++) amax = maxf(amax, fabsf(x[i]));
@@ -658,9 +560,9 @@ static float search_iq4(const float *x, const float *w, int n, int simd) {
             float end = e ? 113.0f : -127.0f;
             is[m++] = (end + (float)k * (e ? 1.0f : -1.0f)) / amax;
         }
-    if (simd && lanes_avx512()) {
+    if ((simd = lanes(simd)) > 0) {
         float sqq[32], sqx[32];
-        fit_iq4_lanes(x, w, n, is, sqq, sqx);
+        kq_iq4_lanes(simd, x, w, n, is, iq4_cell_level, sqq, sqx);
         for (int m = 0; m < IQ4_NC; m++) {
             float ta = sqq[m] > 0 ? sqx[m] / sqq[m] : 0, ee = sqq[m] > 0 ? -sqx[m] * sqx[m] / sqq[m] : 0;
             if (ee < best) best = ee, a = ta;
@@ -719,7 +621,7 @@ static void quantize_block_iq4_xs(const float *x, const float *w, uint8_t *blk, 
 void kq_from_float_iq4_xs_w(const float *x, void *q, uint16_t *d, int n, const float *w) {
     (void)d;
     for (int b = 0; b < n / QK_K; b++)
-        quantize_block_iq4_xs(x + (size_t)b * QK_K, w ? w + (size_t)b * QK_K : ones, (uint8_t *)q + (size_t)b * 136, 1);
+        quantize_block_iq4_xs(x + (size_t)b * QK_K, w ? w + (size_t)b * QK_K : ones, (uint8_t *)q + (size_t)b * 136, 2);
 }
 void kq_from_float_iq4_xs(const float *x, void *q, uint16_t *d, int n) { kq_from_float_iq4_xs_w(x, q, d, n, NULL); }
 int kq_quantize_block(uint32_t type, const float *x, const float *w, int simd, uint8_t *blk) {

@@ -57,8 +57,9 @@ void kq_from_float_iq4_xs_w(const float *x, void *q, uint16_t *d, int n, const f
 double kq_dot_ref_iq4_xs(const void *q, const float *x, int n);
 void kq_unpack_iq4_xs(const uint8_t *blk, uint8_t *u, float *s, float *m);
 /* One block of 256 values of type (TENSOR_Q4_K, Q5_K, Q6_K, IQ4_XS) with importances w (NULL:
- * all 1), the scale search on one fit per candidate (simd 0: the reference) or on AVX-512 lanes
- * where the CPU has them (simd 1, what the kq_from_float_* use): the same bytes either way.
+ * all 1), the scale search on one fit per candidate (simd 0: the reference) or on SIMD lanes up
+ * to AVX2 (1) or AVX-512 (2, what the kq_from_float_* use) where the CPU has them: the same bytes
+ * at every level.
  * Returns the block's bytes (0: not one of these types). For tests. */
 int kq_quantize_block(uint32_t type, const float *x, const float *w, int simd, uint8_t *blk);
 /* The scales d (ls_j - 32) of sub-block j of the 16 rows of one IQ4_XS panel unit at src. */
