@@ -634,3 +634,40 @@ int kq_quantize_block(uint32_t type, const float *x, const float *w, int simd, u
     default: return 0;
     }
 }
+
+/* ---- GGUF types phi has no layout for, re-coded losslessly into one it has ---- */
+
+/* IQ4_NL (f16 d, 16 bytes of nibbles: element j low nibble of byte j, j + 16 high) is d x level,
+ * and the levels are int8: a q8 block with the same d and q = the level is the same values
+ * (ggml's d * level, q8's q * d: one float product either way). 8.5 bits instead of 4.5, exact. */
+void kq_q8_from_iq4_nl(const uint8_t *blk, int8_t *q, uint16_t *d) {
+    *d = (uint16_t)(blk[0] | blk[1] << 8);
+    for (int j = 0; j < 16; j++) q[j] = iq4_levels[blk[2 + j] & 15], q[j + 16] = iq4_levels[blk[2 + j] >> 4];
+}
+
+/* Q3_K (hmask[32], qs[64], scales[12], f16 d) is (d sc_g) v with sc_g = the 6-bit scale - 32 per
+ * 16 and v = the 2 low bits - (4 when the hmask bit is clear) in -4..3; Q6_K is (d sc_g) q with
+ * an int8 sc_g per 16 and q = the 6-bit value - 32: the same d, sc_g and q = v give the same
+ * products (ggml's dequantizers compute d * sc first in both). 6.56 bits instead of 3.44, exact. */
+void kq_q6_k_from_q3_k(const uint8_t *q3, uint8_t *q6) {
+    const uint8_t *hm = q3, *qs = q3 + 32, *sc = q3 + 96;
+    int v[QK_K];
+    for (int e = 0; e < QK_K; e++) { /* element e: half e / 128, shift 2 ((e / 32) % 4), byte e % 32 */
+        int h = e / 128, s = (e / 32) % 4, k = e % 32;
+        v[e] = ((qs[32 * h + k] >> (2 * s)) & 3) - ((hm[k] >> (4 * h + s)) & 1 ? 0 : 4);
+    }
+    memset(q6, 0, 210);
+    for (int g = 0; g < 16; g++) {
+        int lo = g < 8 ? (sc[g] & 15) : (sc[g - 8] >> 4), hi = (sc[8 + g % 4] >> (2 * (g / 4))) & 3;
+        q6[192 + g] = (uint8_t)(int8_t)((lo | hi << 4) - 32);
+    }
+    q6[208] = q3[108], q6[209] = q3[109];
+    for (int h = 0; h < 2; h++) /* the Q6_K layout as quantize_block_q6_k writes it */
+        for (int l = 0; l < 32; l++) {
+            const int *o = v + 128 * h;
+            int a = o[l] + 32, b = o[l + 32] + 32, c = o[l + 64] + 32, dd = o[l + 96] + 32;
+            q6[64 * h + l] = (uint8_t)((a & 15) | (c & 15) << 4);
+            q6[64 * h + l + 32] = (uint8_t)((b & 15) | (dd & 15) << 4);
+            q6[128 + 32 * h + l] = (uint8_t)((a >> 4) | (b >> 4) << 2 | (c >> 4) << 4 | (dd >> 4) << 6);
+        }
+}

@@ -64,6 +64,10 @@ void kq_unpack_iq4_xs(const uint8_t *blk, uint8_t *u, float *s, float *m);
 int kq_quantize_block(uint32_t type, const float *x, const float *w, int simd, uint8_t *blk);
 /* The scales d (ls_j - 32) of sub-block j of the 16 rows of one IQ4_XS panel unit at src. */
 void kq_iq4_xs_scales(const uint8_t *src, float sc[QR][8]);
+/* GGUF blocks of types phi has no layout for, re-coded losslessly (every value the same):
+ * one IQ4_NL block (18 bytes) as a q8 block (q[32], d), one Q3_K block (110 bytes) as Q6_K (210). */
+void kq_q8_from_iq4_nl(const uint8_t *blk, int8_t *q, uint16_t *d);
+void kq_q6_k_from_q3_k(const uint8_t *q3, uint8_t *q6);
 
 /* The scales s and offsets m of one block (as unpack gives them), without its weights. */
 void kq_block_scales(uint32_t type, const uint8_t *blk, float *s, float *m);

@@ -15,6 +15,7 @@
 
 #include "kernels/blocks.h"
 #include "kernels/ggml_types.h"
+#include "kernels/kquant.h"
 #include "model/gguf_vocab.h"
 #include "model/schema.h"
 #include "tokenizer/tokenizer.h"
@@ -179,6 +180,8 @@ typedef enum {
     HOW_Q4_0,   /* Q4_0 blocks -> q4 panels (same scale, same nibbles) */
     HOW_Q5_0,   /* Q5_0 -> q8 (same scale; q in -16..15) */
     HOW_KPANEL, /* Q4_K, Q5_K, Q6_K, IQ4_XS -> q4_kp, q5_kp, q6_kp, iq4_xs: the same blocks, every byte, in panels */
+    HOW_IQ4_NL, /* IQ4_NL -> q8 (same d, q = the int8 level: the same values) */
+    HOW_Q3_K,   /* Q3_K -> q6_kp (same d, scales and quants re-coded: the same values) */
     HOW_DEQUANT /* -> f32 through the exact reference dequantizer */
 } How;
 
@@ -222,6 +225,14 @@ static int choose(Plan *p, char *err, size_t errlen) {
     case GGML_TYPE_Q8_0: p->type = TENSOR_Q8, p->how = HOW_Q8_0; break;
     case GGML_TYPE_Q4_0: p->type = TENSOR_Q4, p->how = HOW_Q4_0; break;
     case GGML_TYPE_Q5_0: p->type = TENSOR_Q8, p->how = HOW_Q5_0; break;
+    case GGML_TYPE_IQ4_NL: p->type = TENSOR_Q8, p->how = HOW_IQ4_NL; break;
+    case GGML_TYPE_Q3_K: /* whole super-blocks per row (the row size says so) */
+        if (p->cols % 256 == 0 && s->row_bytes == p->cols / 256 * 110) {
+            p->type = TENSOR_Q6_KP, p->how = HOW_Q3_K;
+            break;
+        }
+        p->type = TENSOR_F32, p->how = HOW_DEQUANT;
+        break;
     default:
         k = native_k_type(s->type);
         if (k == TENSOR_IQ4_XS && type_row_bytes((uint32_t)k, p->cols) == s->row_bytes) {
@@ -250,6 +261,13 @@ static int choose(Plan *p, char *err, size_t errlen) {
 static void gguf_row_blocks(const Plan *p, uint64_t r, uint8_t *q, uint16_t *d) {
     uint64_t nb = p->cols / QK;
     const uint8_t *b = p->src->data + r * p->src->row_bytes;
+    if (p->how == HOW_Q3_K) { /* each super-block re-coded as Q6_K, in Q6_KP's 212-byte unit */
+        for (uint64_t k = 0; k < p->cols / 256; k++) {
+            kq_q6_k_from_q3_k(b + k * 110, q + k * 212);
+            q[k * 212 + 210] = q[k * 212 + 211] = 0;
+        }
+        return;
+    }
     if (p->how == HOW_KPANEL) { /* super-blocks as they are (the panel keeps every byte) */
         if (p->type != TENSOR_Q6_KP) {
             memcpy(q, b, p->src->row_bytes);
@@ -267,6 +285,10 @@ static void gguf_row_blocks(const Plan *p, uint64_t r, uint8_t *q, uint16_t *d) 
             d[k] = (uint16_t)(b[0] | b[1] << 8);
             memcpy(q + k * 32, b + 2, 32);
             b += 34;
+            break;
+        case HOW_IQ4_NL:
+            kq_q8_from_iq4_nl(b, (int8_t *)(q + k * 32), &d[k]);
+            b += 18;
             break;
         case HOW_Q4_0: /* f16 d, qs[16]: element j low nibble, j + 16 high, each q + 8 (as phi's q4) */
             d[k] = (uint16_t)(b[0] | b[1] << 8);
@@ -403,6 +425,9 @@ static void note_types(const GgufModelOptions *o, const Plan *pl, int n) {
             note(o, 0, "%d %s matri%s converted to f32 (exact; phi has no %s type%s)", count,
                  ggml_type_name(t), count == 1 ? "x" : "ces", ggml_type_name(t),
                  native_k_type(t) >= 0 ? " with this layout" : " in this build");
+        else if (first->how == HOW_IQ4_NL || first->how == HOW_Q3_K) /* said always: the memory grows */
+            note(o, 0, "%d %s matri%s stored as phi %s (same values, in more bytes: phi has no %s layout)", count,
+                 ggml_type_name(t), count == 1 ? "x" : "ces", dst, ggml_type_name(t));
         else
             note(o, 1, "%d %s matri%s stored as phi %s (same values)", count, ggml_type_name(t),
                  count == 1 ? "x" : "ces", dst);
