@@ -616,7 +616,61 @@ static void kpunpack_iq4_neon(const MatView *w, int p, int sb0, int n, uint8_t *
         }
     }
 }
-static KUnpackFn kunpack_neon(const MatView *w) { return w->type == TENSOR_IQ4_XS ? kpunpack_iq4_neon : NULL; }
+/* Q4_KP / Q5_KP panels into panel records (kquant.c's kq_unpack_kp, 16 bytes at a time): sub-block
+ * j's bytes the low or high nibbles of its nibble lines, Q5_KP's bit j of the qh lines moved to
+ * bit 4 (one variable shift per 16 bytes: 4 - j, right for j > 4), the scales as kq_unpack_kp's. */
+static void kpunpack_k4_neon(const MatView *w, int p, int sb0, int n, uint8_t *out) {
+    const int q5 = w->type == TENSOR_Q5_KP;
+    const uint8x16_t m4 = vdupq_n_u8(15), m10 = vdupq_n_u8(0x10);
+    for (int sb = 0; sb < n; sb++) {
+        const uint8_t *src = matview_panel_q(w, p, sb0 + sb);
+        float f[8][2][QR];
+        kq_kp_record_scales(w->type, src, f);
+        for (int j = 0; j < 8; j++) {
+            uint8_t *rec = out + (size_t)(sb * 8 + j) * KPANEL_BYTES;
+            const uint8_t *nib = src + (size_t)((q5 ? 12 : 4) + 8 * (j / 2)) * 64, *qh = src + 4 * 64;
+            const int8x16_t sh = vdupq_n_s8((int8_t)(4 - j));
+            for (int i = 0; i < QR * QK; i += 16) {
+                uint8x16_t v = vld1q_u8(nib + i);
+                v = (j & 1) ? vshrq_n_u8(v, 4) : vandq_u8(v, m4);
+                if (q5) v = vorrq_u8(v, vandq_u8(vshlq_u8(vld1q_u8(qh + i), sh), m10));
+                vst1q_u8(rec + i, v);
+            }
+            memcpy(rec + QR * QK, f[j], sizeof f[j]);
+        }
+    }
+}
+/* Q6_KP (kquant.c's unpack_q6_kp, 16 bytes at a time): the low or high nibbles of the ql lines,
+ * bits 2s, 2s + 1 of the qh lines above them (a variable shift by 4 - 2s, then the mask 0x30). */
+static void kpunpack_q6_neon(const MatView *w, int p, int sb0, int n, uint8_t *out) {
+    const uint8x16_t m4 = vdupq_n_u8(15), m30 = vdupq_n_u8(0x30);
+    for (int sb = 0; sb < n; sb++) {
+        const uint8_t *src = matview_panel_q(w, p, sb0 + sb);
+        float f[8][2][QR];
+        kq_kp_record_scales(TENSOR_Q6_KP, src, f);
+        for (int j = 0; j < 8; j++) {
+            int h = j >> 2, s = j & 3;
+            uint8_t *rec = out + (size_t)(sb * 8 + j) * KPANEL_BYTES;
+            const uint8_t *ql = src + (size_t)(16 * h + 8 * (s & 1)) * 64, *qh = src + (size_t)(32 + 8 * h) * 64;
+            const int8x16_t sh = vdupq_n_s8((int8_t)(4 - 2 * s));
+            for (int i = 0; i < QR * QK; i += 16) {
+                uint8x16_t v = vld1q_u8(ql + i);
+                v = (s >> 1) ? vshrq_n_u8(v, 4) : vandq_u8(v, m4);
+                vst1q_u8(rec + i, vorrq_u8(v, vandq_u8(vshlq_u8(vld1q_u8(qh + i), sh), m30)));
+            }
+            memcpy(rec + QR * QK, f[j], sizeof f[j]);
+        }
+    }
+}
+static KUnpackFn kunpack_neon(const MatView *w) {
+    switch (w->type) {
+    case TENSOR_IQ4_XS: return kpunpack_iq4_neon;
+    case TENSOR_Q4_KP:
+    case TENSOR_Q5_KP: return kpunpack_k4_neon;
+    case TENSOR_Q6_KP: return kpunpack_q6_neon;
+    default: return NULL;
+    }
+}
 
 static void kq_neon(const MatView *w, const void *a, int t0, int nt, float *y, int ldy, int r0, int r1) {
     kmat_tiled(w, a, t0, nt, y, ldy, r0, r1, ktile_neon, kunpack_neon(w));

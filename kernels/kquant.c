@@ -346,10 +346,44 @@ void kq_block_scales(uint32_t type, const uint8_t *blk, float *s, float *m) {
 /* Q6_KP's panels (words: ql 0-31, qh 32-47, scales 48-51, d 52): sub-block j = 4h + s holds
  * elements 128h + 32s + l; line k (l = 4k ... 4k + 3) is the low (s < 2) or high nibbles of ql
  * word 16h + 8 (s & 1) + k with bits 2s, 2s + 1 of qh word 32 + 8h + k above them; f1, f2 the
- * scales d sc of its two 16s (KMODE_OFF32), as kq_unpack_q6_k computes them. */
+ * scales d sc of its two 16s (KMODE_OFF32), as kq_unpack_q6_k computes them.
+ * Q4_KP and Q5_KP (kernels/blocks.h): the stored panel is already a lane per row, 4 bytes at a
+ * time: word k of lane l at (k * QR + l) * 4, word 0 d and dmin, words 1-3 the 12 scale bytes,
+ * then Q5_KP's 8 words of fifth bits (qh: byte i bit j is element i of sub-block j), then the
+ * nibbles; sub-block j's u words are the low (j even) or high (j odd) nibbles of nibble words
+ * 8 (j / 2) .. + 7, with Q5_KP's bit j of the matching qh word as bit 4, so the records come from
+ * masks and shifts of whole words (scalar under GCC -O2: x86 and NEON have SIMD twins), and
+ * f1 = s, f2 = m per lane as kq_unpack_q4_k computes them. */
+void kq_kp_record_scales(uint32_t type, const uint8_t *src, float f[8][2][QR]) {
+    if (type == TENSOR_Q6_KP) {
+        for (int l = 0; l < QR; l++) {
+            float d = fp16_to_f32((uint16_t)(src[(52 * QR + l) * 4] | src[(52 * QR + l) * 4 + 1] << 8));
+            for (int j = 0; j < 8; j++) {
+                const int8_t *sc = (const int8_t *)(src + ((48 + j / 2) * QR + l) * 4); /* scales 4w ... 4w + 3 */
+                f[j][0][l] = d * (float)sc[2 * (j & 1)];
+                f[j][1][l] = d * (float)sc[2 * (j & 1) + 1];
+            }
+        }
+        return;
+    }
+    for (int l = 0; l < QR; l++) { /* each lane's scales once, not once per sub-block */
+        uint8_t sc12[12];
+        for (int k = 0; k < 3; k++) memcpy(sc12 + 4 * k, src + ((1 + k) * QR + l) * 4, 4);
+        float d = fp16_to_f32((uint16_t)(src[4 * l] | src[4 * l + 1] << 8));
+        float dmin = fp16_to_f32((uint16_t)(src[4 * l + 2] | src[4 * l + 3] << 8));
+        for (int j = 0; j < 8; j++) {
+            int sc, mn;
+            get_scale_min(j, sc12, &sc, &mn);
+            f[j][0][l] = d * (float)sc, f[j][1][l] = dmin * (float)mn;
+        }
+    }
+}
+
 static void unpack_q6_kp(const MatView *w, int p, int sb0, int n, uint8_t *out) {
     for (int sb = 0; sb < n; sb++) {
         const uint8_t *src = matview_panel_q(w, p, sb0 + sb);
+        float f[8][2][QR];
+        kq_kp_record_scales(TENSOR_Q6_KP, src, f);
         for (int j = 0; j < 8; j++) {
             int h = j >> 2, s = j & 3;
             uint8_t *rec = out + (size_t)(sb * 8 + j) * KPANEL_BYTES;
@@ -361,26 +395,14 @@ static void unpack_q6_kp(const MatView *w, int p, int sb0, int n, uint8_t *out) 
                 v = ((v >> (4 * (s >> 1))) & 0x0f0f0f0fu) | (((hb >> (2 * s)) & 0x03030303u) << 4);
                 memcpy(rec + 4 * i, &v, 4);
             }
-            float *f1 = (float *)(void *)(rec + QR * QK), *f2 = f1 + QR;
-            for (int l = 0; l < QR; l++) {
-                float d = fp16_to_f32((uint16_t)(src[(52 * QR + l) * 4] | src[(52 * QR + l) * 4 + 1] << 8));
-                const int8_t *sc = (const int8_t *)(src + ((48 + j / 2) * QR + l) * 4); /* scales 4w ... 4w + 3 */
-                f1[l] = d * (float)sc[2 * (j & 1)];
-                f2[l] = d * (float)sc[2 * (j & 1) + 1];
-            }
+            memcpy(rec + QR * QK, f[j], sizeof f[j]);
         }
     }
 }
 
 static void unpack_iq4_xs_panel(const MatView *w, int p, int sb0, int n, uint8_t *out);
 
-/* Q4_KP and Q5_KP (kernels/blocks.h): panel p's super-blocks [sb0, sb0 + n) into panel records.
- * The stored panel is already a lane per row, 4 bytes at a time: word k of lane l at (k * QR +
- * l) * 4, word 0 d and dmin, words 1-3 the 12 scale bytes, then Q5_KP's 8 words of fifth bits
- * (qh: byte i bit j is element i of sub-block j), then the nibbles; sub-block j's u words are
- * the low (j even) or high (j odd) nibbles of nibble words 8 (j / 2) .. + 7, with Q5_KP's bit j
- * of the matching qh word as bit 4, so the records come from masks and shifts of whole words
- * (scalar under GCC -O2: x86 has SIMD twins), and s, m per lane as kq_unpack_q4_k computes them. */
+/* Panel p's super-blocks [sb0, sb0 + n) of a K panel type into panel records. */
 void kq_unpack_kp(const MatView *w, int p, int sb0, int n, uint8_t *out) {
     int q5 = w->type == TENSOR_Q5_KP;
     if (w->type == TENSOR_Q6_KP) {
@@ -393,15 +415,8 @@ void kq_unpack_kp(const MatView *w, int p, int sb0, int n, uint8_t *out) {
     }
     for (int sb = 0; sb < n; sb++) {
         const uint8_t *src = matview_panel_q(w, p, sb0 + sb);
-        float d[QR], dmin[QR];
-        int sc[QR][8], mn[QR][8];
-        for (int l = 0; l < QR; l++) { /* each lane's scales once, not once per sub-block */
-            uint8_t sc12[12];
-            for (int k = 0; k < 3; k++) memcpy(sc12 + 4 * k, src + ((1 + k) * QR + l) * 4, 4);
-            for (int j = 0; j < 8; j++) get_scale_min(j, sc12, &sc[l][j], &mn[l][j]);
-            d[l] = fp16_to_f32((uint16_t)(src[4 * l] | src[4 * l + 1] << 8));
-            dmin[l] = fp16_to_f32((uint16_t)(src[4 * l + 2] | src[4 * l + 3] << 8));
-        }
+        float f[8][2][QR];
+        kq_kp_record_scales(w->type, src, f);
         for (int j = 0; j < 8; j++) {
             uint8_t *rec = out + (size_t)(sb * 8 + j) * KPANEL_BYTES;
             const uint8_t *nib = src + (size_t)((q5 ? 12 : 4) + 8 * (j / 2)) * QR * 4, *qh = src + 4 * QR * 4;
@@ -413,8 +428,7 @@ void kq_unpack_kp(const MatView *w, int p, int sb0, int n, uint8_t *out) {
                 v = ((v >> sh) & 0x0f0f0f0fu) | (((h >> j) & 0x01010101u) << 4);
                 memcpy(rec + 4 * i, &v, 4);
             }
-            float *f1 = (float *)(void *)(rec + QR * QK), *f2 = f1 + QR;
-            for (int l = 0; l < QR; l++) f1[l] = d[l] * (float)sc[l][j], f2[l] = dmin[l] * (float)mn[l][j];
+            memcpy(rec + QR * QK, f[j], sizeof f[j]);
         }
     }
 }

@@ -78,6 +78,9 @@ typedef void (*KUnpackFn)(const MatView *w, int p, int sb0, int n, uint8_t *out)
 /* Q4_KP, Q5_KP, Q6_KP, IQ4_XS (the K panel types, kernels/blocks.h): their panels straight into the records
  * with whole-word masks and shifts (the portable unpacking of any of their panels). */
 void kq_unpack_kp(const MatView *w, int p, int sb0, int n, uint8_t *out);
+/* The record scales (f[j][0] = f1, f[j][1] = f2, a lane per row) of sub-blocks 0..7 of one Q4_KP,
+ * Q5_KP or Q6_KP panel unit src, as kq_unpack_kp writes them (for an ISA's unpacking). */
+void kq_kp_record_scales(uint32_t type, const uint8_t *src, float f[8][2][QR]);
 
 /* One unpacked panel (pk: nblocks records of KPANEL_BYTES) against one activation tile (ar: its
  * records, as TileFn; side: tt side records of 8 bytes per block), over nblocks blocks of 32:
