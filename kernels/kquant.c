@@ -14,6 +14,7 @@
  * squared error is 1 % (Q4_K), 2 % (Q5_K), 11 % (Q6_K) below llama-quantize's (tests/test_ktypes.c). */
 #include "kernels/kquant.h"
 
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <string.h>
@@ -118,8 +119,14 @@ void kq_unpack_q6_k(const uint8_t *blk, uint8_t *u, float *s, float *m) {
 /* ---- quantizers ---- */
 
 static inline int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
-/* Round half away from zero, inline (lrintf may be a libm call); |v| < 2^23 here. */
-static inline int nearest(float v) { return (int)(v + (v >= 0 ? 0.5f : -0.5f)); }
+/* Round half away from zero, inline (lrintf may be a libm call). A sub-block whose largest value
+ * is subnormal makes its inverse scale infinite (and 0 x inf NaN): those give INT_MIN, as x86's
+ * truncating conversion (and so the SIMD lanes) does, instead of C's undefined conversion, so that
+ * every machine quantizes them alike (the clamp then takes the low end). */
+static inline int nearest(float v) {
+    float r = v + (v >= 0 ? 0.5f : -0.5f);
+    return fabsf(r) < 2147483648.0f ? (int)r : INT_MIN;
+}
 /* fmaxf / fminf where the first argument is never NaN (the same result; a libm call each on
  * baseline x86-64: 4.5 % of quant -q q4_k_m) */
 static inline float maxf(float a, float v) { return v > a ? v : a; }
