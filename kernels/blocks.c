@@ -1,6 +1,7 @@
 /* Tensor type traits and the reference (de)quantizers. */
 #include "kernels/blocks.h"
 #include "kernels/kquant.h" /* the K-quant rows' functions */
+#include "kernels/kquant_lanes.h" /* the SIMD level of the scale searches */
 
 #include <math.h>
 #include <string.h>
@@ -313,17 +314,9 @@ Q4_Y static void q4_cands_avx2(const float *x, const float *w, int unit, float a
     else q4_cands_y(x, w, wx, 0, amax, sxx, fit, sqq_out, sxq_out);
 }
 
-/* 2: AVX-512F, 1: AVX2, 0: neither (the per-candidate passes). */
-static int q4_simd_level(void) {
-    static int level = -1; /* converter threads may race here: atomic, and every one computes the same */
-    int l = __atomic_load_n(&level, __ATOMIC_RELAXED);
-    if (l < 0) {
-        __builtin_cpu_init();
-        l = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
-        __atomic_store_n(&level, l, __ATOMIC_RELAXED);
-    }
-    return l;
-}
+/* 2: AVX-512F, 1: AVX2, 0: neither (the per-candidate passes): the K searches' level
+ * (kernels/kquant_lanes.c: the CPU's, lowered by $PHI_ISA). */
+static int q4_simd_level(void) { return kq_lanes_level(); }
 #else
 #define Q4_HAVE_SIMD 0
 static int q4_simd_level(void) { return 0; }

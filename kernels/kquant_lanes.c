@@ -7,18 +7,26 @@
  * quant --random phi3-mini --layers 2 -q q4_k_m -t 1: 26.9 -> 9.3 user s with the AVX-512 lanes. */
 #include "kernels/kquant_lanes.h"
 
+#include <stdlib.h>
 #include <string.h>
-
-#include "kernels/kernels.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 
-/* From the kernels' ISA (kernels/dispatch.c: the CPU's best, or $PHI_ISA), so that PHI_ISA=avx2
- * quant ... converts as an AVX2-only machine does. */
+/* The CPU's (AVX-512F, AVX2), lowered as $PHI_ISA lowers the kernels (scalar: 0; avx2, avxvnni: 1),
+ * so that PHI_ISA=avx2 quant ... converts as an AVX2-only machine does. Read once. */
 int kq_lanes_level(void) {
-    const char *isa = kernels_isa_name();
-    return !strcmp(isa, "avx512vnni") ? 2 : !strcmp(isa, "avx2") || !strcmp(isa, "avxvnni") ? 1 : 0;
+    static int level = -1; /* converter threads may race here: every one computes the same */
+    int l = __atomic_load_n(&level, __ATOMIC_RELAXED);
+    if (l < 0) {
+        __builtin_cpu_init();
+        l = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
+        const char *isa = getenv("PHI_ISA");
+        if (isa && !strcmp(isa, "scalar")) l = 0;
+        if (isa && (!strcmp(isa, "avx2") || !strcmp(isa, "avxvnni")) && l > 1) l = 1;
+        __atomic_store_n(&level, l, __ATOMIC_RELAXED);
+    }
+    return l;
 }
 
 #define ZL __attribute__((target("avx512f")))

@@ -4,8 +4,8 @@
 #ifndef PHI_KERNELS_KQUANT_LANES_H
 #define PHI_KERNELS_KQUANT_LANES_H
 
-/* Lane levels: 0 none (the scalar fits), 1 AVX2, 2 AVX-512F, from the kernels' ISA: avx2 and avxvnni
- * give 1, avx512vnni 2 (a CPU with AVX-512F but not VNNI runs the avx2 kernels, so the AVX2 lanes). */
+/* Lane levels: 0 none (the scalar fits), 1 AVX2, 2 AVX-512F, as far as the CPU has them and
+ * $PHI_ISA allows (scalar: 0; avx2, avxvnni: at most 1). Also the q4 search's (kernels/blocks.c). */
 int kq_lanes_level(void);
 
 /* q = clamp(round-half-away(x_i is_m), -nmax - 1, nmax) for the candidates is[0..23] (is: 32 floats):

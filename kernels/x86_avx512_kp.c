@@ -201,7 +201,7 @@ ZINL __m512i iq4_table(void) {
                                                  (char)153, (char)166, (char)181, (char)197, (char)217, (char)241));
 }
 /* d (ls_j - 32) of the 16 rows, from line 0 (dd) and line 1 (sl). */
-ZINL __m512 iq4_scale(__m512i dd, __m512i sl, __m512 D, const int j) {
+ZINL __m512 iq4_scale_zmm(__m512i dd, __m512i sl, __m512 D, const int j) {
     __m512i lo = _mm512_and_si512(_mm512_srli_epi32(sl, 4 * j), _mm512_set1_epi32(15));
     __m512i hi = _mm512_and_si512(_mm512_srli_epi32(dd, 16 + 2 * j), _mm512_set1_epi32(3));
     __m512i ls = _mm512_sub_epi32(_mm512_or_si512(lo, _mm512_slli_epi32(hi, 4)), _mm512_set1_epi32(32));
@@ -250,7 +250,7 @@ ZINL void kpanel_dec_iq4(const MatView *w, const ActBuf *a, const uint8_t *side,
                         s[t] = dpbusd_b(s[t], hi, q[t] + 16 + 4 * k);
                     }
                 }
-                __m512 S = iq4_scale(dd, sl, D, j);
+                __m512 S = iq4_scale_zmm(dd, sl, D, j);
 #pragma GCC unroll 2
                 for (int t = 0; t < NT; t++)
                     acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s[t]), _mm512_set1_ps(act_d(a, t0 + t, sb * 8 + j))), S, acc[t]);
@@ -282,7 +282,7 @@ static ZTGT void kpunpack_iq4_zmm(const MatView *w, int p, int sb0, int n, uint8
                 _mm512_store_si512((void *)(rec + 64 * (k + 4)),
                                    _mm512_shuffle_epi8(tab, _mm512_and_si512(_mm512_srli_epi16(v, 4), m4)));
             }
-            __m512 S = iq4_scale(dd, sl, D, j);
+            __m512 S = iq4_scale_zmm(dd, sl, D, j);
             _mm512_store_ps((float *)(void *)(rec + QR * QK), S);
             _mm512_store_ps((float *)(void *)(rec + QR * QK + 4 * QR), S);
         }
