@@ -313,10 +313,6 @@ static void bpe_word(Enc *e, const char *s, size_t len) {
     e->cache_used++;
 }
 
-static int is_meta_at(const char *s, size_t i) {
-    return (unsigned char)s[i] == 0xE2 && (unsigned char)s[i + 1] == 0x96 && (unsigned char)s[i + 2] == 0x81;
-}
-
 /* When no merge can join a piece ending in a non-U+2581 char to one starting with U+2581
  * (t->word_split, checked at load), no token spans such a boundary and the merges on either
  * side never interact: BPE per word then gives the same ids with small, cache-friendly heaps. */
@@ -336,57 +332,14 @@ static void bpe_piece(Enc *e, const char *s, size_t len) {
     }
     size_t start = 0;
     for (size_t i = 1; i + 3 <= len; i++)
-        if (is_meta_at(s, i) && !(i >= 3 && is_meta_at(s, i - 3))) {
+        if (tok_is_meta_at(s, i) && !(i >= 3 && tok_is_meta_at(s, i - 3))) {
             bpe_word(e, s + start, i - start);
             start = i;
         }
     bpe_word(e, s + start, len - start);
 }
 
-/* ---- normalization and added-token splitting ---- */
-
-/* Optional U+2581 prefix, then ' ' -> U+2581. With `conditional`, no prefix when the result
- * would already start with U+2581 (HF's Metaspace). */
-static size_t add_prefix_and_replace(const Tokenizer *t, const char *s, size_t len, int at_start,
-                                     int conditional, char *out) {
-    static const char meta[3] = {(char)0xE2, (char)0x96, (char)0x81}; /* U+2581 */
-    size_t o = 0;
-    int repl = (t->opts & TOK_O_SPACE_TO_META) != 0;
-    int starts_meta = len && ((repl && s[0] == ' ') || (len >= 3 && is_meta_at(s, 0)));
-    if (len && (t->prefix == TOK_PREFIX_EVERY || (t->prefix == TOK_PREFIX_FIRST && at_start)) &&
-        !(conditional && starts_meta)) {
-        memcpy(out, meta, 3);
-        o = 3;
-    }
-    for (size_t i = 0; i < len; i++) {
-        if (repl && s[i] == ' ') {
-            memcpy(out + o, meta, 3);
-            o += 3;
-        } else {
-            out[o++] = s[i];
-        }
-    }
-    return o;
-}
-
-size_t tok_normalize(const Tokenizer *t, const char *s, size_t len, int at_start, char *out) {
-    if (t->opts & TOK_O_PRETOK_META) { /* the normalizer is the identity; Metaspace comes later */
-        memcpy(out, s, len);
-        return len;
-    }
-    if (!(t->opts & TOK_O_COLLAPSE_SPACES)) return add_prefix_and_replace(t, s, len, at_start, 0, out);
-    /* SentencePiece's remove_extra_whitespaces: drop leading ' ', squeeze runs of ' ', and
-     * drop trailing U+2581 of the result (spaces, literal U+2581, even the dummy prefix).
-     * The squeezed copy goes to the end of out (3 * len bytes are free there). */
-    while (len && s[0] == ' ') s++, len--;
-    char *tmp = out + 2 * len + 3;
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++)
-        if (!(s[i] == ' ' && n && tmp[n - 1] == ' ')) tmp[n++] = s[i];
-    size_t o = add_prefix_and_replace(t, tmp, n, at_start, 0, out);
-    while (o >= 3 && is_meta_at(out, o - 3)) o -= 3;
-    return o;
-}
+/* ---- added-token splitting (the normalizer: tok_normalize.c) ---- */
 
 /* Unicode White_Space (what Rust's regex \s matches): length of the whitespace char at s, or 0. */
 static int space_len(const unsigned char *s, size_t avail) {
@@ -487,7 +440,7 @@ static void metaspace_segment(Enc *e, const char *s, size_t len, size_t offset) 
         e->oom = 1;
         return;
     }
-    bpe_piece(e, e->norm, add_prefix_and_replace(e->t, s, len, offset == 0, 1, e->norm));
+    bpe_piece(e, e->norm, tok_prefix_and_replace(e->t, s, len, offset == 0, 1, e->norm));
 }
 
 /* Byte-level BPE of one pre-token. With ignore_merges a pre-token that is itself a piece (in

@@ -130,9 +130,18 @@ int tok_find_any(const Tokenizer *t, const char *s, size_t len);
 
 /* Longest added token in trie tr that starts at s: its byte length (0 if none) and *id. */
 int tok_trie_longest(const AddedTrie *tr, const char *s, size_t len, int *id);
-/* The segment normalizer: optional U+2581 prefix (when at_start is set and the mode asks for it)
- * and ' ' -> U+2581. out needs room for 3 + 3 * len bytes. Returns the output length. */
+/* The segment normalizer (tok_normalize.c): optional U+2581 prefix (when at_start is set and the
+ * mode asks for it) and ' ' -> U+2581. out needs room for 3 + 3 * len bytes. Returns the output
+ * length. */
 size_t tok_normalize(const Tokenizer *t, const char *s, size_t len, int at_start, char *out);
+/* Its first step alone (no space collapsing); with `conditional`, no prefix when the result would
+ * already start with U+2581 (HF's Metaspace pre-tokenizer). */
+size_t tok_prefix_and_replace(const Tokenizer *t, const char *s, size_t len, int at_start, int conditional,
+                              char *out);
+/* Is U+2581 (3 bytes) at s[i]? */
+static inline int tok_is_meta_at(const char *s, size_t i) {
+    return (unsigned char)s[i] == 0xE2 && (unsigned char)s[i + 1] == 0x96 && (unsigned char)s[i + 2] == 0x81;
+}
 
 /* Byte-level BPE (tok_bytelevel.c). */
 /* GPT-2's printable stand-in for byte b (U+0021..U+0143), and the inverse (-1 if cp is none). */
