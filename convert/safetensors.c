@@ -343,10 +343,22 @@ uint64_t st_numel(const StTensor *t) {
 }
 
 /* Converts n elements of esize bytes at the start of out to float32 in place; runs from the
- * last element down so that no source bytes are overwritten before they are read. */
+ * last element down so that no source bytes are overwritten before they are read. BF16, the
+ * checkpoints' usual type, goes 16 at a time (each group read whole before it is written: its
+ * output lies at or above its input), which the compiler turns into vector shifts; it was 6 % of
+ * a conversion's CPU time one at a time. Hosts are little-endian (docs/FORMAT.md). */
 static void convert_in_place(float *out, size_t n, StDtype dt) {
     unsigned char *b = (unsigned char *)out;
-    for (size_t i = n; i-- > 0;) {
+    size_t i = n;
+    if (dt == ST_BF16)
+        for (; i >= 16; i -= 16) {
+            uint16_t h[16];
+            uint32_t u[16];
+            memcpy(h, b + 2 * (i - 16), sizeof h);
+            for (int k = 0; k < 16; k++) u[k] = (uint32_t)h[k] << 16;
+            memcpy(b + 4 * (i - 16), u, sizeof u);
+        }
+    while (i-- > 0) {
         float x;
         if (dt == ST_F32) {
             const unsigned char *s = b + 4 * i;

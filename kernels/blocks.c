@@ -144,13 +144,14 @@ static void quantize_row_q8(const float *x, int8_t *q, uint16_t *d, int n) {
  *
  * For a fixed set of q the best scale is the least-squares fit d = sum wxq / sum wqq, with error
  * sum wxx - (sum wxq)^2 / sum wqq, so a candidate inverse scale s costs one pass: quantize with s,
- * then score the refitted scale. Candidates put the block's largest magnitude at 6 .. 11 steps
- * on both signs (on the -8 side or the +7 side; past 8.5 steps it is clamped, which pays when
- * it carries little weight). The best is refined by alternating requantize / refit, then
- * rounded to f16, trying the two neighbouring halves too. The plain rule d = v / -8 (v the
- * value of largest magnitude; llama.cpp's Q4_0) is always a candidate, so no block is ever
- * worse than with it. On phi3-trained-tiny the squared error is 11.5 % below that rule's and
- * within 0.05 % of the exact optimum (tests/test_blocks.c sweeps every breakpoint). */
+ * then score the refitted scale. Candidates put the block's largest magnitude at 6.25 .. 11 steps
+ * (on the -8 side or the +7 side; past 8.5 steps it is clamped, which pays when it carries
+ * little weight). The best is refined by alternating requantize / refit, then rounded to f16,
+ * trying the two neighbouring halves too. The plain rule d = v / -8 (v the value of largest
+ * magnitude; llama.cpp's Q4_0) is always a candidate, so no block is ever worse than with it.
+ * On phi3-trained-tiny the squared error is 11.5 % below that rule's; on random blocks within
+ * 0.04 % (0.11 % with importances) of the exact optimum (tests/test_blocks.c sweeps every
+ * breakpoint). */
 
 /* No fused multiply-adds in what follows, so the search rounds the same on every machine (gcc
  * contracts nothing in ISO C mode, -std=c11; clang would without this). */
@@ -158,9 +159,26 @@ static void quantize_row_q8(const float *x, int8_t *q, uint16_t *d, int n) {
 #pragma STDC FP_CONTRACT OFF
 #endif
 
-#define Q4_STEPS_LO 6.0f  /* candidates: max|x| / |d| = 6, 6.25, ..., 11 */
-#define Q4_STEP_INC 0.25f
-#define Q4_N_STEPS 21
+/* The candidates, sign * (largest magnitude / |d|) in the search's order. Without importances
+ * (no --calib): on the -8 side 6.25 and 6.75 .. 8.75 steps, on the +7 side 7.75 .. 9 (the
+ * largest value clamped to 7, which pays when the rest of the block fits the grid better): 16,
+ * one vector of lanes. With importances, clamping an element of little weight pays further out:
+ * on the -8 side 6.25 .. 9 in quarters and 9.5 .. 11 in halves, on the +7 side 7.5 .. 10.5 in
+ * quarters and 11: 30, in 32 lanes. Until 2026-12 both were 6 .. 11 in quarters on both signs
+ * (42), 98 % of whose winners on random blocks lie in the 16. Against the exact optimum
+ * (tests/test_blocks.c q4_scale_search_*): 1.0004 x (was 1.0003) without importances, 1.0011 x
+ * (unchanged) with; q4 of phi3-trained-tiny, KL against f32 (scripts/quant-report.sh): 0.0029026,
+ * was 0.0028942 (other sets of 16 to 24 candidates move it by up to 0.3 % either way). The
+ * search takes half the time it took (kernels only: 275 -> 144 ns a block on AVX-512). */
+#define Q4_N_UNIT 16
+#define Q4_N_W 32
+static const float q4_cands_unit[Q4_N_UNIT] = {-6.25, -6.75, -7, -7.25, -7.5, -7.75, -8, -8.25,
+                                               -8.5,  -8.75, 7.75, 8, 8.25, 8.5, 8.75, 9};
+static const float q4_cands_w[Q4_N_W] = {-6.25, -6.5, -6.75, -7, -7.25, -7.5, -7.75, -8, -8.25, -8.5, -8.75,
+                                         -9, -9.5, -10, -10.5, -11, 7.5, 7.75, 8, 8.25, 8.5, 8.75, 9, 9.25,
+                                         9.5, 9.75, 10, 10.25, 10.5, 11, 11, 11};
+/* (the last two of q4_cands_w repeat 11 to fill a vector; the search skips them) */
+#define Q4_N_W_USED 30
 
 /* Nearest of -8..7 (halves round up): the same rounding everywhere, so errors are exact. */
 static inline float q4_round(float v) {
@@ -235,32 +253,23 @@ static float q4_error(const float *x, const float *w, float d) {
 }
 #endif
 
-/* The candidates' sums all at once, a vector lane per candidate (42 in 48 lanes): element i is
- * broadcast to every lane and added to partial sum i % 8 of each lane, and the partial sums are
- * added in sum8's order, so each lane computes exactly what q4_sums computes for its candidate
- * (the same multiplications, roundings and additions, in the same order): the same bits, about
- * 4x fewer instructions than 42 passes of q4_sums. fit[k] = sxx - sxq^2 / sqq and sqq[k] as the
- * search compares them. */
-#define Q4_N_CANDS (2 * Q4_N_STEPS)
-#define Q4_CAND_SLOTS 48
-
+/* The candidates' sums all at once, a vector lane per candidate (16: one zmm, two ymm): element
+ * i is broadcast to every lane and added to partial sum i % 8 of each lane, and the partial sums
+ * are added in sum8's order, so each lane computes exactly what q4_sums computes for its
+ * candidate (the same multiplications, roundings and additions, in the same order): the same
+ * bits. fit[k] = sxx - sxq^2 / sqq and sqq[k] as the search compares them; the pick, as the
+ * reference's scan picks (the first candidate of the smallest valid error), by lane masks. */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 #define Q4_HAVE_SIMD 1
 #define Q4_Z __attribute__((target("avx512f")))
 #define Q4_Y __attribute__((target("avx2")))
 
-/* sign * (Q4_STEPS_LO + Q4_STEP_INC * k) in the search's order (the last 6 slots unused) */
-static const float q4_cand_mult[Q4_CAND_SLOTS] = {
-    -6, -6.25, -6.5, -6.75, -7, -7.25, -7.5, -7.75, -8, -8.25, -8.5, -8.75, -9, -9.25, -9.5, -9.75,
-    -10, -10.25, -10.5, -10.75, -11, 6, 6.25, 6.5, 6.75, 7, 7.25, 7.5, 7.75, 8, 8.25, 8.5, 8.75, 9,
-    9.25, 9.5, 9.75, 10, 10.25, 10.5, 10.75, 11, 11, 11, 11, 11, 11, 11};
-
 /* q = round(x s) as q4_round4 computes it: clamp, + 8.5, truncate (a floor: the sum is >= 0.5),
  * - 8. With unit weights (w all 1: no --calib) w q q = q q exactly, so one multiply goes. */
 #define Q4_CANDS_BODY(V, PS, SET1, FLOOR)                                                          \
-    for (int g = 0; g < Q4_CAND_SLOTS; g += (int)(sizeof(V) / 4)) {                                \
-        V s = PS(div)(PS(loadu)(q4_cand_mult + g), SET1(amax));                                    \
+    for (int g = 0; g < n_cand; g += (int)(sizeof(V) / 4)) {                                    \
+        V s = PS(div)(PS(loadu)(cand + g), SET1(amax));                                            \
         V a[8], b[8];                                                                              \
         for (int p = 0; p < 8; p++) a[p] = b[p] = PS(setzero)();                                   \
         for (int i0 = 0; i0 < QK; i0 += 8) {                                                       \
@@ -287,31 +296,71 @@ static const float q4_cand_mult[Q4_CAND_SLOTS] = {
 #define Q4_FLOOR256(v) _mm256_round_ps(v, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC)
 
 Q4_Z static inline __attribute__((always_inline)) void q4_cands_z(const float *x, const float *w, const float *wx,
-                                                                  int unit, float amax, float sxx, float *fit,
+                                                                  int unit, const float *cand, int n_cand,
+                                                                  float amax, float sxx, float *fit,
                                                                   float *sqq_out, float *sxq_out) {
     Q4_CANDS_BODY(__m512, Q4_PS512, _mm512_set1_ps, Q4_FLOOR512)
 }
 
 Q4_Y static inline __attribute__((always_inline)) void q4_cands_y(const float *x, const float *w, const float *wx,
-                                                                  int unit, float amax, float sxx, float *fit,
+                                                                  int unit, const float *cand, int n_cand,
+                                                                  float amax, float sxx, float *fit,
                                                                   float *sqq_out, float *sxq_out) {
     Q4_CANDS_BODY(__m256, Q4_PS256, _mm256_set1_ps, Q4_FLOOR256)
 }
 
-Q4_Z static void q4_cands_avx512(const float *x, const float *w, int unit, float amax, float sxx,
-                                 float *fit, float *sqq_out, float *sxq_out) {
-    float wx[QK];
+/* The refitted scale of the winner, or 0 when no candidate is valid (sqq > 0, a finite error):
+ * the mask of valid lanes, their smallest error (a min is exact), its first lane. */
+Q4_Z static float q4_search_avx512(const float *x, const float *w, int unit, float amax, float sxx) {
+    float wx[QK], fit[Q4_N_W], sq[Q4_N_W], sx[Q4_N_W];
     for (int i = 0; i < QK; i++) wx[i] = w[i] * x[i];
-    if (unit) q4_cands_z(x, w, wx, 1, amax, sxx, fit, sqq_out, sxq_out);
-    else q4_cands_z(x, w, wx, 0, amax, sxx, fit, sqq_out, sxq_out);
+    if (unit) q4_cands_z(x, w, wx, 1, q4_cands_unit, Q4_N_UNIT, amax, sxx, fit, sq, sx);
+    else q4_cands_z(x, w, wx, 0, q4_cands_w, Q4_N_W, amax, sxx, fit, sq, sx);
+    __m512 inf = _mm512_set1_ps(INFINITY), f[2], m = inf;
+    uint32_t ok = 0;
+    for (int h = 0; h < (unit ? 1 : 2); h++) {
+        f[h] = _mm512_loadu_ps(fit + 16 * h);
+        __mmask16 v = _mm512_cmp_ps_mask(_mm512_loadu_ps(sq + 16 * h), _mm512_setzero_ps(), _CMP_GT_OQ) &
+                      _mm512_cmp_ps_mask(f[h], inf, _CMP_LT_OQ);
+        if (h) v &= (1u << (Q4_N_W_USED - 16)) - 1;
+        ok |= (uint32_t)v << (16 * h);
+        m = _mm512_min_ps(m, _mm512_mask_blend_ps(v, inf, f[h]));
+    }
+    if (!ok) return 0;
+    m = _mm512_min_ps(m, _mm512_shuffle_f32x4(m, m, 0x4E));
+    m = _mm512_min_ps(m, _mm512_shuffle_f32x4(m, m, 0xB1));
+    m = _mm512_min_ps(m, _mm512_permute_ps(m, 0x4E));
+    m = _mm512_min_ps(m, _mm512_permute_ps(m, 0xB1)); /* the smallest, in every lane */
+    uint32_t hit = _mm512_cmp_ps_mask(f[0], m, _CMP_EQ_OQ);
+    if (!unit) hit |= (uint32_t)_mm512_cmp_ps_mask(f[1], m, _CMP_EQ_OQ) << 16;
+    int k = __builtin_ctz(ok & hit);
+    return sx[k] / sq[k];
 }
 
-Q4_Y static void q4_cands_avx2(const float *x, const float *w, int unit, float amax, float sxx,
-                               float *fit, float *sqq_out, float *sxq_out) {
-    float wx[QK];
+Q4_Y static float q4_search_avx2(const float *x, const float *w, int unit, float amax, float sxx) {
+    float wx[QK], fit[Q4_N_W], sq[Q4_N_W], sx[Q4_N_W];
     for (int i = 0; i < QK; i++) wx[i] = w[i] * x[i];
-    if (unit) q4_cands_y(x, w, wx, 1, amax, sxx, fit, sqq_out, sxq_out);
-    else q4_cands_y(x, w, wx, 0, amax, sxx, fit, sqq_out, sxq_out);
+    if (unit) q4_cands_y(x, w, wx, 1, q4_cands_unit, Q4_N_UNIT, amax, sxx, fit, sq, sx);
+    else q4_cands_y(x, w, wx, 0, q4_cands_w, Q4_N_W, amax, sxx, fit, sq, sx);
+    __m256 inf = _mm256_set1_ps(INFINITY), f[4], m = inf;
+    uint32_t ok = 0, hit = 0;
+    int nv = unit ? 2 : 4;
+    for (int h = 0; h < nv; h++) {
+        f[h] = _mm256_loadu_ps(fit + 8 * h);
+        __m256 v = _mm256_and_ps(_mm256_cmp_ps(_mm256_loadu_ps(sq + 8 * h), _mm256_setzero_ps(), _CMP_GT_OQ),
+                                 _mm256_cmp_ps(f[h], inf, _CMP_LT_OQ));
+        ok |= (uint32_t)_mm256_movemask_ps(v) << (8 * h);
+        m = _mm256_min_ps(m, _mm256_blendv_ps(inf, f[h], v));
+    }
+    if (!unit) ok &= (1u << Q4_N_W_USED) - 1;
+    /* the unused lanes repeat a used candidate: their error is never smaller than its */
+    if (!ok) return 0;
+    m = _mm256_min_ps(m, _mm256_permute2f128_ps(m, m, 1));
+    m = _mm256_min_ps(m, _mm256_permute_ps(m, 0x4E));
+    m = _mm256_min_ps(m, _mm256_permute_ps(m, 0xB1)); /* the smallest, in every lane */
+    for (int h = 0; h < nv; h++) hit |= (uint32_t)_mm256_movemask_ps(_mm256_cmp_ps(f[h], m, _CMP_EQ_OQ)) << (8 * h);
+    int k = __builtin_ctz(ok & hit);
+    return sx[k] / sq[k];
 }
 
 /* 2: AVX-512F, 1: AVX2, 0: neither (the per-candidate passes): the K searches' level
@@ -333,14 +382,16 @@ static uint16_t q4_block_scale(const float *x, const float *w) {
     uint16_t best = f32_to_fp16(vmax / -8.0f);
     float best_err = q4_error(x, w, fp16_to_f32(best));
     float fit_err = INFINITY, d = 0, sxq, sqq;
-    for (int sign = -1; sign <= 1; sign += 2)
-        for (int k = 0; k < Q4_N_STEPS; k++) {
-            q4_sums(x, w, (float)sign * (Q4_STEPS_LO + Q4_STEP_INC * (float)k) / amax, &sxq, &sqq);
-            if (sqq > 0 && sxx - sxq * sxq / sqq < fit_err) {
-                fit_err = sxx - sxq * sxq / sqq;
-                d = sxq / sqq;
-            }
+    int unit = 1;
+    for (int i = 0; i < QK; i++) unit &= w[i] == 1.0f;
+    const float *cand = unit ? q4_cands_unit : q4_cands_w;
+    for (int k = 0; k < (unit ? Q4_N_UNIT : Q4_N_W_USED); k++) {
+        q4_sums(x, w, cand[k] / amax, &sxq, &sqq);
+        if (sqq > 0 && sxx - sxq * sxq / sqq < fit_err) {
+            fit_err = sxx - sxq * sxq / sqq;
+            d = sxq / sqq;
         }
+    }
     for (int it = 0; it < 2 && d != 0; it++) {
         q4_sums(x, w, 1.0f / d, &sxq, &sqq);
         if (sqq > 0 && sxq != 0) d = sxq / sqq;
@@ -396,68 +447,80 @@ Q4_Y static inline float q4_error_y(const float *x, const float *w, float d) {
     return q4_hsum8(e);
 }
 
-/* One block, q4_block_scale_at's search and quantize_row_q4's packing with simd >= 1. */
-Q4_Y static uint16_t q4_block_simd(const float *x, const float *w, int unit, int simd, uint8_t *qb) {
-    __m256 xa[4], am = _mm256_setzero_ps(), sign = _mm256_set1_ps(-0.0f);
-    float p[QK];
-    for (int k = 0; k < 4; k++) {
-        __m256 xv = _mm256_loadu_ps(x + 8 * k);
-        xa[k] = _mm256_andnot_ps(sign, xv);
-        am = _mm256_max_ps(am, xa[k]);
-        _mm256_storeu_ps(p + 8 * k, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(w + 8 * k), xv), xv));
-    }
-    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(am), _mm256_extractf128_ps(am, 1));
-    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-    float amax = _mm_cvtss_f32(_mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1)));
-    float sxx = 0;
-    for (int i = 0; i < QK; i++) sxx += p[i]; /* in order, as the reference adds them */
-    uint16_t best = 0;
-    if (amax != 0) {
-        __m256 va = _mm256_set1_ps(amax);
+/* Up to Q4_GROUP blocks (consecutive in x, w and qb), q4_block_scale's search and
+ * quantize_row_q4's packing with simd >= 1: each block's arithmetic is the reference's, but the
+ * blocks go through each stage together. A block alone is a chain of dependent steps (the
+ * candidates, the pick, two refits, the f16 neighbours: ~1100 cycles, mostly waiting);
+ * side by side, one block's steps fill the waits of the others. w is the blocks' importances
+ * (unit: all 1). */
+#define Q4_GROUP 8
+Q4_Y static void q4_blocks_simd(const float *x, const float *w, int unit, int simd, int nb, uint8_t *qb,
+                                uint16_t *out) {
+    float amax[Q4_GROUP], sxx[Q4_GROUP], best_err[Q4_GROUP], d[Q4_GROUP];
+    uint16_t best[Q4_GROUP];
+    for (int b = 0; b < nb; b++) {
+        const float *xb = x + b * QK, *wb = w + b * QK;
+        __m256 xa[4], am = _mm256_setzero_ps(), sign = _mm256_set1_ps(-0.0f);
+        float p[QK];
+        for (int k = 0; k < 4; k++) {
+            __m256 xv = _mm256_loadu_ps(xb + 8 * k);
+            xa[k] = _mm256_andnot_ps(sign, xv);
+            am = _mm256_max_ps(am, xa[k]);
+            _mm256_storeu_ps(p + 8 * k, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(wb + 8 * k), xv), xv));
+        }
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(am), _mm256_extractf128_ps(am, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        amax[b] = _mm_cvtss_f32(_mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1)));
+        float sx = 0;
+        for (int i = 0; i < QK; i++) sx += p[i]; /* in order, as the reference adds them */
+        sxx[b] = sx;
+        best[b] = 0;
+        d[b] = 0;
+        if (amax[b] == 0) continue;
+        __m256 va = _mm256_set1_ps(amax[b]);
         uint32_t hit = 0;
         for (int k = 0; k < 4; k++) hit |= (uint32_t)_mm256_movemask_ps(_mm256_cmp_ps(xa[k], va, _CMP_EQ_OQ)) << (8 * k);
-        float vmax = x[__builtin_ctz(hit)]; /* the first of largest magnitude */
-        best = f32_to_fp16(vmax / -8.0f);
-        float best_err = q4_error_y(x, w, fp16_to_f32(best));
-        float fit[Q4_CAND_SLOTS], sq[Q4_CAND_SLOTS], sx[Q4_CAND_SLOTS], fit_err = INFINITY, d = 0, sxq, sqq;
-        if (simd >= 2) q4_cands_avx512(x, w, unit, amax, sxx, fit, sq, sx);
-        else q4_cands_avx2(x, w, unit, amax, sxx, fit, sq, sx);
-        /* the reference's scan (the first candidate of the smallest error wins) without its
-         * unpredictable branches: the smallest valid error, then its first candidate */
-        for (int k = 0; k < Q4_N_CANDS; k++) {
-            float f = sq[k] > 0 && fit[k] < INFINITY ? fit[k] : INFINITY;
-            fit_err = f < fit_err ? f : fit_err;
+        float vmax = xb[__builtin_ctz(hit)]; /* the first of largest magnitude */
+        best[b] = f32_to_fp16(vmax / -8.0f);
+        best_err[b] = q4_error_y(xb, wb, fp16_to_f32(best[b]));
+    }
+    for (int b = 0; b < nb; b++) {
+        if (amax[b] == 0) continue;
+        int u = 1; /* a row with importances can have a block of all 1: the reference's rule */
+        for (int i = 0; i < QK && !unit; i++) u &= w[b * QK + i] == 1.0f;
+        d[b] = simd >= 2 ? q4_search_avx512(x + b * QK, w + b * QK, u, amax[b], sxx[b])
+                         : q4_search_avx2(x + b * QK, w + b * QK, u, amax[b], sxx[b]);
+    }
+    for (int it = 0; it < 2; it++)
+        for (int b = 0; b < nb; b++) {
+            if (d[b] == 0) continue;
+            float sxq, sqq;
+            q4_sums_y(x + b * QK, w + b * QK, 1.0f / d[b], &sxq, &sqq);
+            if (sqq > 0 && sxq != 0) d[b] = sxq / sqq;
         }
-        if (fit_err < INFINITY)
-            for (int k = 0; k < Q4_N_CANDS; k++)
-                if (sq[k] > 0 && fit[k] == fit_err) {
-                    d = sx[k] / sq[k];
-                    break;
-                }
-        for (int it = 0; it < 2 && d != 0; it++) {
-            q4_sums_y(x, w, 1.0f / d, &sxq, &sqq);
-            if (sqq > 0 && sxq != 0) d = sxq / sqq;
-        }
-        if (d != 0) {
-            uint16_t h = f32_to_fp16(d);
-            for (int k = -1; k <= 1; k++) {
-                uint16_t hk = (uint16_t)(h + k);
-                if ((hk ^ h) & 0x8000 || (hk & 0x7c00) == 0x7c00) continue; /* sign flip, inf or nan */
-                float e = q4_error_y(x, w, fp16_to_f32(hk));
-                if (e < best_err) { best_err = e; best = hk; }
-            }
+    for (int b = 0; b < nb; b++) {
+        if (d[b] == 0) continue;
+        uint16_t h = f32_to_fp16(d[b]);
+        for (int k = -1; k <= 1; k++) {
+            uint16_t hk = (uint16_t)(h + k);
+            if ((hk ^ h) & 0x8000 || (hk & 0x7c00) == 0x7c00) continue; /* sign flip, inf or nan */
+            float e = q4_error_y(x + b * QK, w + b * QK, fp16_to_f32(hk));
+            if (e < best_err[b]) { best_err[b] = e; best[b] = hk; }
         }
     }
-    float ds = fp16_to_f32(best);
-    __m256 vid = _mm256_set1_ps(ds != 0 ? 1.0f / ds : 0.0f), e8 = _mm256_set1_ps(8.0f);
-    for (int k = 0; k < 2; k++) { /* nibbles: element j low, j + 16 high, each q + 8 */
-        __m256i lo = _mm256_cvtps_epi32(_mm256_add_ps(q4_round8(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * k), vid)), e8));
-        __m256i hi = _mm256_cvtps_epi32(_mm256_add_ps(q4_round8(_mm256_mul_ps(_mm256_loadu_ps(x + 16 + 8 * k), vid)), e8));
-        int32_t v[8];
-        _mm256_storeu_si256((__m256i *)(void *)v, _mm256_or_si256(lo, _mm256_slli_epi32(hi, 4)));
-        for (int i = 0; i < 8; i++) qb[8 * k + i] = (uint8_t)v[i];
+    for (int b = 0; b < nb; b++) {
+        const float *xb = x + b * QK;
+        float ds = fp16_to_f32(best[b]);
+        __m256 vid = _mm256_set1_ps(ds != 0 ? 1.0f / ds : 0.0f), e8 = _mm256_set1_ps(8.0f);
+        for (int k = 0; k < 2; k++) { /* nibbles: element j low, j + 16 high, each q + 8 */
+            __m256i lo = _mm256_cvtps_epi32(_mm256_add_ps(q4_round8(_mm256_mul_ps(_mm256_loadu_ps(xb + 8 * k), vid)), e8));
+            __m256i hi = _mm256_cvtps_epi32(_mm256_add_ps(q4_round8(_mm256_mul_ps(_mm256_loadu_ps(xb + 16 + 8 * k), vid)), e8));
+            int32_t v[8];
+            _mm256_storeu_si256((__m256i *)(void *)v, _mm256_or_si256(lo, _mm256_slli_epi32(hi, 4)));
+            for (int i = 0; i < 8; i++) qb[b * (QK / 2) + 8 * k + i] = (uint8_t)v[i];
+        }
+        out[b] = best[b];
     }
-    return best;
 }
 #endif
 
@@ -479,7 +542,9 @@ uint16_t q4_quantize_block_level(const float *x, const float *w, int simd, uint8
     if (simd > 0 && top > 0) {
         int unit = 1;
         for (int i = 0; i < QK; i++) unit &= w[i] == 1.0f;
-        return q4_block_simd(x, w, unit, simd < top ? simd : top, qb);
+        uint16_t d;
+        q4_blocks_simd(x, w, unit, simd < top ? simd : top, 1, qb, &d);
+        return d;
     }
 #endif
     (void)simd;
@@ -492,18 +557,23 @@ int q4_search_simd_level(void) { return q4_simd_level(); }
 static void quantize_row_q4(const float *x, uint8_t *q, uint16_t *d, int n, const float *w) {
     float ones[QK];
     for (int i = 0; i < QK; i++) ones[i] = 1.0f;
-    int simd = q4_simd_level();
+    int simd = q4_simd_level(), nb = n / QK;
     (void)simd;
-    for (int b = 0; b < n / QK; b++) {
-        const float *wb = w ? w + b * QK : ones;
 #if Q4_HAVE_SIMD
-        if (simd > 0) {
-            d[b] = q4_block_simd(x + b * QK, wb, !w, simd, q + b * (QK / 2));
-            continue;
-        }
-#endif
-        d[b] = q4_block_ref(x + b * QK, wb, q + b * (QK / 2));
+    if (simd > 0 && w) {
+        for (int b = 0; b < nb; b += Q4_GROUP)
+            q4_blocks_simd(x + b * QK, w + b * QK, 0, simd, nb - b < Q4_GROUP ? nb - b : Q4_GROUP, q + b * (QK / 2), d + b);
+        return;
     }
+    if (simd > 0) { /* all importances 1: a group's worth of ones */
+        float ones_g[Q4_GROUP * QK];
+        for (int i = 0; i < Q4_GROUP * QK; i++) ones_g[i] = 1.0f;
+        for (int b = 0; b < nb; b += Q4_GROUP)
+            q4_blocks_simd(x + b * QK, ones_g, 1, simd, nb - b < Q4_GROUP ? nb - b : Q4_GROUP, q + b * (QK / 2), d + b);
+        return;
+    }
+#endif
+    for (int b = 0; b < nb; b++) d[b] = q4_block_ref(x + b * QK, w ? w + b * QK : ones, q + b * (QK / 2));
 }
 
 void quantize_row(uint32_t type, const float *x, void *q, uint16_t *d, int n) {

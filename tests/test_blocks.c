@@ -201,6 +201,34 @@ static void test_q4_simd_same(void) {
             n, bad[1], bad[2], top);
 }
 
+/* Whole rows take the search in groups of blocks (kernels/blocks.c q4_blocks_simd): every
+ * block of a row of 21 (two groups and a tail) gets the reference's bits, without importances,
+ * with importances, and with importances that are all 1 in some blocks (those take the
+ * candidates of unit weights, as the reference decides block by block). */
+static void test_q4_row_same(void) {
+    enum { NB = 21 };
+    int bad = 0, n = 0;
+    t_seed(4343);
+    for (int trial = 0; trial < 300; trial++) {
+        float x[NB * QK], w[NB * QK];
+        uint8_t q[NB * QK / 2], q0[QK / 2];
+        uint16_t d[NB];
+        int mode = trial % 3;
+        for (int i = 0; i < NB * QK; i++) {
+            x[i] = (t_randf() + t_randf() + t_randf()) * 0.02f;
+            w[i] = mode == 0 || (mode == 2 && (i / QK) % 3 == 0) ? 1.0f : (t_randf() + 1) * 0.5f;
+        }
+        x[trial % (NB * QK)] *= 5;
+        quantize_row_weighted(TENSOR_Q4, x, q, d, NB * QK, mode ? w : NULL);
+        for (int b = 0; b < NB; b++, n++) {
+            uint16_t d0 = q4_quantize_block_level(x + b * QK, w + b * QK, 0, q0);
+            bad += d0 != d[b] || memcmp(q0, q + b * QK / 2, QK / 2) != 0;
+        }
+    }
+    t_check(bad == 0, "q4_row_search_same_bits", "%d of %d blocks of 21-block rows differ from the reference search (%s)",
+            bad, n, q4_search_simd_level() ? "SIMD groups" : "the reference itself");
+}
+
 /* Q8 rounds as roundf (half away from zero) and clamps to +-127, checked against libm's roundf
  * on random blocks and on blocks of exact halves of the scale. */
 static void test_q8_rounding(void) {
@@ -380,6 +408,7 @@ int main(void) {
     test_quant_bounds(TENSOR_Q4);
     test_q4_search();
     test_q4_simd_same();
+    test_q4_row_same();
     test_q8_rounding();
     for (uint32_t t = 0; t < TENSOR_TYPE_COUNT; t++) test_matvec_ref(t);
     test_sizes();

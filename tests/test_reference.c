@@ -15,9 +15,12 @@
  * 2026-11-22): max relative error (max |d| / max |ref| over a position), the share of positions
  * whose top-1 id agrees, and the greedy ids that must match. Measured: f32 <= 1.4e-6 rel with
  * every greedy id equal; f16 <= 1.1e-6 (these BF16 weights are exact in f16); q8 <= 6.9e-2 rel,
- * top-1 >= 0.875; q4 <= 0.57 rel, top-1 >= 0.25 (embedding and LM head at q8). Random weights in
+ * top-1 >= 0.875; q4 <= 0.60 rel, top-1 >= 0.167 (embedding and LM head at q8). Random weights in
  * 64-wide layers are the worst case for quantization (no averaging); the trained model below is
- * the realistic one. */
+ * the realistic one. Their q4 top-1 moves by a few of the 24 positions with any change of the
+ * scale search (tiny_mha: 0.250 with the 42-candidate search of 2026-11, 0.167 with the 16 and
+ * with 30 candidates of 2026-12, whose squared errors are within 0.03 % of it), so its bound
+ * only catches a broken path (that gives ~0). */
 typedef struct {
     double max_rel;
     double min_top1;
@@ -27,7 +30,7 @@ static const Bound tiny_bounds[TENSOR_TYPE_COUNT] = {
     [TENSOR_F32] = {1e-5, 1.0, 32},
     [TENSOR_F16] = {1e-4, 1.0, 32},
     [TENSOR_Q8] = {1e-1, 0.8, 0},
-    [TENSOR_Q4] = {0.9, 0.2, 0},
+    [TENSOR_Q4] = {0.9, 0.125, 0},
     /* K-quants: the matrices whose rows are not whole 256-blocks fall back to q8; measured
      * q4_k <= 0.15 rel, top-1 >= 0.875 */
     [TENSOR_Q4_K] = {0.3, 0.6, 0},
