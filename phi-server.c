@@ -9,6 +9,7 @@
 
 #include "base/cpu.h"
 #include "model/model.h"
+#include "model/lookup.h"
 #include "server/server.h"
 
 static void usage(FILE *f) {
@@ -38,6 +39,14 @@ static void usage(FILE *f) {
         "  --lora FILE|DIR        preload a LoRA adapter (PEFT folder or GGUF adapter file) at scale 1;\n"
         "                         repeatable: ids 0, 1, ... in order (GET /lora-adapters lists them)\n"
         "  --lora-scaled FILE|DIR S  the same at scale S\n"
+        "  --lookup               prompt-lookup speculative decoding for greedy requests (temperature\n"
+        "                         0): the tokens that followed an earlier occurrence of a slot's last\n"
+        "                         1-4 tokens are checked in its decode step, using the rows the other\n"
+        "                         slots leave in a pass of 8; same output, more tokens per step when\n"
+        "                         the reply copies from the prompt. Off for K-quant weights and\n"
+        "                         adapters (their batches are not bit-exact). phi --lookup's habits\n"
+        "  --draft-max N, --draft N  drafts per pass with --lookup, 1..7 (default 5; implies --lookup;\n"
+        "                         llama-server's flag)\n"
         "  --lora-init-without-apply  preload the adapters at scale 0 (set them with POST\n"
         "                         /lora-adapters or a request's \"lora\": [{\"id\":0,\"scale\":1}])\n"
         "                         Without it every request that names no \"lora\" runs with all the\n"
@@ -90,6 +99,8 @@ int main(int argc, char **argv) {
         else if (IS("--conn")) NUM(1, 65536, o.max_conn);
         else if (IS("--body-limit")) NUM(1024, 1LL << 32, o.max_body);
         else if (IS("--mmap")) o.mmap = 1;
+        else if (IS("--lookup")) { if (!o.draft_max) o.draft_max = LOOKUP_DRAFT_DEFAULT; }
+        else if (IS("--draft-max") || IS("--draft")) NUM(1, LOOKUP_DRAFT_MAX, o.draft_max);
         else if (IS("--lora-init-without-apply")) o.lora_init_without_apply = 1;
         else if (IS("--lora") || IS("--lora-scaled")) {
             int scaled = IS("--lora-scaled");

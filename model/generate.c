@@ -129,7 +129,7 @@ int lookup_exact(const Model *m, const State *s) {
  * in the budget (k drafts give at most k + 1 tokens), and no LongRoPE switch inside the pass
  * (one-token decoding rotates the positions before the threshold with the short factors, those
  * after with the long ones; model_forward picks one set per call). */
-static int draft_room(const Model *m, const State *s, const GenStream *g, int pos, int want) {
+int gen_draft_room(const Model *m, const State *s, const GenStream *g, int pos, int want) {
     int k = want;
     if (k > s->n_ctx - pos - 1) k = s->n_ctx - pos - 1;
     if (g->n_predict >= 0 && k > g->n_predict - g->n_gen - 1) k = g->n_predict - g->n_gen - 1;
@@ -183,7 +183,7 @@ int gen_loop_drafts(const Model *m, State *s, Sampler *smp, int pos, int n_predi
         }
         k = 0;
         int want = lookup_ctl_want(&ctl);
-        if (want && (want = draft_room(m, s, &g, pos, want)) > 0) {
+        if (want && (want = gen_draft_room(m, s, &g, pos, want)) > 0) {
             /* the history: the cached positions, then id at pos */
             s->tokens[pos] = id;
             k = dr ? dr->draft(dr->ctx, s->tokens, pos + 1, batch + 1, want)

@@ -104,6 +104,9 @@ int gen_loop_drafts(const Model *m, State *s, Sampler *smp, int pos, int n_predi
  * matrix of m has a batch-exact kernel (kernels/kernels.h matmul_batch_exact; not the K-quants)
  * and no LoRA adapter is applied. */
 int lookup_exact(const Model *m, const State *s);
+/* How many of want drafts may ride in a pass evaluating a token at pos: room in the context, in
+ * the stream's budget and in the state's batch, and no LongRoPE switch inside the pass. */
+int gen_draft_room(const Model *m, const State *s, const GenStream *g, int pos, int want);
 
 /* Generate after the first pos positions are in the KV cache and s->logits holds the logits of
  * position pos - 1: samples, streams to opt->out, forwards each kept token. The generated ids

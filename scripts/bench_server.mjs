@@ -57,7 +57,9 @@ if (mode === "ttft") {
 } else {
   const n = Number(mode);
   const t0 = performance.now();
-  const r = await Promise.all(Array.from({ length: n }, (_, i) => run(prompts[i % prompts.length], tokens)));
+  // PROMPT_FILE: every stream gets that prompt (e.g. an input-grounded task for --lookup)
+  const fixed = process.env.PROMPT_FILE ? (await import("fs")).readFileSync(process.env.PROMPT_FILE, "utf8") : null;
+  const r = await Promise.all(Array.from({ length: n }, (_, i) => run(fixed ?? prompts[i % prompts.length], tokens)));
   const wall = (performance.now() - t0) / 1000, total = r.reduce((a, x) => a + x.n, 0);
   console.log(`streams ${n} tokens ${total} wall_s ${wall.toFixed(2)} aggregate_tok_s ${(total / wall).toFixed(2)} ` +
     `per_stream_tok_s ${(total / wall / n).toFixed(2)}`);

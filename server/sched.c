@@ -10,6 +10,7 @@
 #include "base/pool.h"
 #include "kernels/kernels.h"
 #include "model/generate.h"
+#include "model/lookup.h"
 #include "model/lora.h"
 #include "model/sampler.h"
 
@@ -28,6 +29,12 @@ typedef struct {
     Sb out;        /* text ready for the task, handed over under the lock */
     const LoraSet *kv_lora; /* the adapter set its KV cache was computed with (a reference) */
     double last_used;
+    /* prompt lookup (--lookup, greedy requests): the last pass evaluated drafts[0 .. n_draft] (the
+     * pending token, then its drafts) at positions pos0 ...; lbuf holds their logits */
+    LookupCtl ctl;
+    int drafts[LOOKUP_DRAFT_MAX + 1], n_draft, pos0;
+    float *lbuf;
+    int n_drafted, n_accepted; /* of the current task */
 } Slot;
 
 struct Sched {
@@ -36,9 +43,11 @@ struct Sched {
     Pool *pool;
     Slot *slots;
     int n_slots, n_ctx;
+    int draft_max; /* --draft-max: 0, or drafts per pass for greedy requests */
     Task **queue;
     int q_cap, q_size, q_head, q_len; /* q_cap waiting at most; the ring holds q_cap + n_slots */
     int quit, rr;
+    unsigned steps; /* decode steps so far (whose turn it is to draft first) */
     pthread_mutex_t mu;
     pthread_cond_t work; /* the scheduler waits here for tasks */
     pthread_cond_t idle; /* drain waits here */
@@ -178,30 +187,68 @@ static void finish(Slot *sl, int why) {
     sl->phase = SLOT_FINISHED;
 }
 
-/* Sample from the slot's logits and decide what comes next. */
-static void step_sample(Slot *sl) {
+/* Sample from logits (those of position pos - 1) and decide what comes next: 1 when the slot
+ * goes on with the token in pending (to be evaluated at pos), 0 when it has finished. */
+static int step_sample(Slot *sl, const float *logits, int pos) {
     char piece[256];
     size_t len;
     int id;
-    if (!gen_next(&sl->gen, sl->st.logits, &id, piece, sizeof piece, &len)) {
+    if (!gen_next(&sl->gen, logits, &id, piece, sizeof piece, &len)) {
         finish(sl, sl->gen.stopped_by == GEN_STOP_ID          ? FINISH_STOP
                    : sl->gen.stopped_by == GEN_STOP_NONFINITE ? FINISH_ERROR
                                                               : FINISH_LENGTH);
-        return;
+        return 0;
     }
     if (put_text(sl, piece, len)) {
         sl->hold.n = 0;
         sl->finish = FINISH_STOP;
         sl->phase = SLOT_FINISHED;
         gen_finish(&sl->gen, piece, sizeof piece);
-        return;
+        return 0;
     }
-    if (!gen_more(&sl->gen, sl->st.n_cached, sl->st.n_ctx)) {
+    if (!gen_more(&sl->gen, pos, sl->st.n_ctx)) {
         finish(sl, FINISH_LENGTH);
-        return;
+        return 0;
     }
     sl->pending = id;
     sl->phase = SLOT_DECODE;
+    return 1;
+}
+
+/* After a decode pass. With drafts: while the sampled token is the next draft, that draft's
+ * logits are computed already and the next token comes from them; the positions after the last
+ * confirmed draft are forgotten (model/generate.c gen_loop_drafts does the same for one
+ * sequence). */
+static void after_pass(Slot *sl, size_t vocab) {
+    int k = sl->n_draft, next = 1;
+    const float *lg = k ? sl->lbuf : sl->st.logits;
+    while (step_sample(sl, lg, sl->pos0 + next) && next <= k && sl->pending == sl->drafts[next])
+        lg = sl->lbuf + (size_t)next++ * vocab;
+    if (k) {
+        lookup_ctl_update(&sl->ctl, k, next - 1);
+        sl->n_drafted += k;
+        sl->n_accepted += next - 1;
+        sl->st.n_cached = sl->pos0 + next;
+        sl->n_draft = 0;
+    }
+}
+
+/* The drafts of a decoding slot for this step, at most spare (rows of the pass left): the tokens
+ * that followed an earlier occurrence of its last n-gram (model/lookup.h). */
+static int draft(const Model *m, Slot *d, int spare) {
+    int pos = d->st.n_cached, k = 0;
+    d->drafts[0] = d->pending;
+    d->pos0 = pos;
+    d->n_draft = 0;
+    if (!d->ctl.max || spare <= 0) return 0;
+    int want = lookup_ctl_want(&d->ctl);
+    if (want > spare) want = spare;
+    if (want && (want = gen_draft_room(m, &d->st, &d->gen, pos, want)) > 0) {
+        d->st.tokens[pos] = d->pending; /* the history: the cached positions, then the pending token */
+        k = lookup_draft(d->st.tokens, pos + 1, d->drafts + 1, want);
+        k = k < 0 ? 0 : k > want ? want : k;
+    }
+    return d->n_draft = k;
 }
 
 static void slot_start(Sched *s, Slot *sl, Task *t) {
@@ -232,6 +279,11 @@ static void slot_start(Sched *s, Slot *sl, Task *t) {
         sampler_set_penalties(&sl->smp, 0, 1, 0, 0);
     for (int i = 0; i < t->n_ids; i++) sampler_accept(&sl->smp, t->ids[i]);
     gen_stream_init(&sl->gen, s->m, &sl->smp, t->n_predict, t->ignore_eos);
+    /* prompt lookup for greedy requests when the pass is exact for them (not under an adapter) */
+    int lk = s->draft_max && t->temperature == 0 && lookup_exact(s->m, &sl->st);
+    if (lk && !sl->lbuf) sl->lbuf = malloc((size_t)(LOOKUP_DRAFT_MAX + 1) * s->m->hp.vocab_size * sizeof(float));
+    lookup_ctl_init(&sl->ctl, lk && sl->lbuf ? s->draft_max : 0);
+    sl->n_draft = sl->n_drafted = sl->n_accepted = 0;
 }
 
 /* The free slot with the longest common prefix (ties: the least recently used). */
@@ -251,8 +303,8 @@ static Slot *pick_slot(Sched *s, const Task *t) {
 static void *sched_main(void *arg) {
     Sched *s = arg;
     const Model *m = s->m;
-    State **states = malloc((size_t)s->n_slots * sizeof *states);
-    int *tokens = malloc((size_t)s->n_slots * sizeof *tokens);
+    SeqSpan *spans = malloc((size_t)s->n_slots * sizeof *spans);
+    size_t vocab = m->hp.vocab_size;
     Slot **dec = malloc((size_t)s->n_slots * sizeof *dec);
     pthread_mutex_lock(&s->mu);
     while (!s->quit) {
@@ -275,6 +327,8 @@ static void *sched_main(void *arg) {
             }
             if (sl->phase == SLOT_FINISHED) {
                 t->n_gen = sl->gen.n_gen;
+                t->n_drafted = sl->n_drafted;
+                t->n_accepted = sl->n_accepted;
                 t->finish = sl->finish;
                 t->done = 1;
                 sl->task = NULL;
@@ -316,7 +370,7 @@ static void *sched_main(void *arg) {
             sl->n_done += c;
             if (sl->n_done == t->n_ids) {
                 t->t_first = now_seconds();
-                step_sample(sl); /* now decoding: its first decode joins the step below */
+                step_sample(sl, sl->st.logits, sl->st.n_cached); /* its first decode joins the step below */
             }
             break;
         }
@@ -324,11 +378,7 @@ static void *sched_main(void *arg) {
         int n = 0;
         for (int i = 0; i < s->n_slots; i++) {
             Slot *sl = &s->slots[i];
-            if (sl->task && sl->phase == SLOT_DECODE) {
-                dec[n] = sl;
-                states[n] = &sl->st;
-                tokens[n++] = sl->pending;
-            }
+            if (sl->task && sl->phase == SLOT_DECODE) dec[n++] = sl;
         }
         /* one pass per adapter set (a pass applies one set: model/forward.c): the slots of each
          * set are moved together, then each group is decoded, so every slot advances every step */
@@ -337,14 +387,26 @@ static void *sched_main(void *arg) {
             for (int i = g + 1; i < n; i++) {
                 if (dec[i]->st.lora != dec[g]->st.lora) continue;
                 Slot *d = dec[i];
-                int tk = tokens[i];
-                for (int j = i; j > e; j--) dec[j] = dec[j - 1], states[j] = states[j - 1], tokens[j] = tokens[j - 1];
-                dec[e] = d, states[e] = &d->st, tokens[e++] = tk;
+                for (int j = i; j > e; j--) dec[j] = dec[j - 1];
+                dec[e++] = d;
             }
-            if (model_forward_multi(m, states + g, tokens + g, e - g, NULL))
-                for (int i = g; i < e; i++) finish(dec[i], FINISH_ABORT);
+            /* Greedy slots fill the rows of the pass that one activation tile leaves (8) with
+             * their drafts, taking turns at the first pick: a pass of at most 8 rows gives every
+             * row the bits it gets alone (kernels/kernels.h matmul_batch_exact), so drafts change
+             * no output, and the weights read for the step serve the drafts too. */
+            int spare = LOOKUP_DRAFT_MAX + 1 - (e - g), first = s->steps++ % (e - g);
+            for (int i = 0; i < e - g; i++) spare -= draft(m, dec[g + (first + i) % (e - g)], spare);
+            for (int i = g; i < e; i++) {
+                Slot *d = dec[i];
+                spans[i] = (SeqSpan){&d->st, d->drafts, d->n_draft + 1, d->pos0, d->n_draft ? d->lbuf : NULL};
+            }
+            if (model_forward_spans(m, spans + g, e - g))
+                for (int i = g; i < e; i++) {
+                    dec[i]->n_draft = 0;
+                    finish(dec[i], FINISH_ABORT);
+                }
             else
-                for (int i = g; i < e; i++) step_sample(dec[i]);
+                for (int i = g; i < e; i++) after_pass(dec[i], vocab);
             g = e;
         }
         pthread_mutex_lock(&s->mu);
@@ -356,6 +418,8 @@ static void *sched_main(void *arg) {
         if (!t) continue;
         if (sl->out.n) sb_put(&t->text, sl->out.p, sl->out.n);
         t->n_gen = sl->gen.n_gen;
+        t->n_drafted = sl->n_drafted;
+        t->n_accepted = sl->n_accepted;
         t->finish = sl->phase == SLOT_FINISHED ? sl->finish : FINISH_ABORT;
         t->done = 1;
         sl->task = NULL;
@@ -371,8 +435,7 @@ static void *sched_main(void *arg) {
         release(s, t);
     }
     pthread_mutex_unlock(&s->mu);
-    free(states);
-    free(tokens);
+    free(spans);
     free(dec);
     kernels_free_scratch(); /* this thread's activation scratch (kernels/dispatch.c) */
     lora_free_scratch();    /* and its LoRA scratch (model/lora.c) */
@@ -380,13 +443,14 @@ static void *sched_main(void *arg) {
 }
 
 Sched *sched_create(const Model *m, Adapters *ad, int n_slots, int n_ctx, int n_threads, int queue_cap, int state_flags,
-                    char *err, size_t errlen) {
+                    int draft_max, char *err, size_t errlen) {
     Sched *s = calloc(1, sizeof *s);
     if (!s) return errorf(err, errlen, "out of memory"), NULL;
     s->m = m;
     s->ad = ad;
     s->n_slots = n_slots;
     s->n_ctx = n_ctx;
+    s->draft_max = draft_max;
     s->q_cap = queue_cap > 0 ? queue_cap : 1;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->work, NULL);
@@ -442,6 +506,7 @@ void sched_free(Sched *s) {
         sampler_free(&s->slots[i].smp);
         sb_free(&s->slots[i].hold);
         sb_free(&s->slots[i].out);
+        free(s->slots[i].lbuf);
     }
     if (s->pool) pool_destroy(s->pool);
     free(s->slots);

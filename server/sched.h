@@ -1,8 +1,9 @@
 /* The slot scheduler: N slots, each one sequence with its own KV cache (State) on one shared
  * thread pool, advanced by one scheduler thread. Each step evaluates one prompt chunk of at
  * most SCHED_CHUNK tokens for one slot that is prefilling (round robin) and then one decode
- * step for every decoding slot together (model_forward_multi), so a new prompt never freezes
- * the streams already running. A slot keeps its KV cache after its request: a request goes to
+ * step for every decoding slot together (model_forward_spans; with --lookup, greedy slots add
+ * prompt-lookup drafts to the pass's spare rows), so a new prompt never freezes the streams
+ * already running. A slot keeps its KV cache after its request: a request goes to
  * the free slot whose cached tokens share the longest prefix with its prompt and evaluates only
  * the rest; a cache computed under another LoRA adapter set counts as empty. Slots with different
  * adapter sets decode in separate passes of the same step (one pass per set).
@@ -39,6 +40,7 @@ typedef struct {
     Sb text;                /* generated text not yet taken by the connection */
     int done, finish;       /* FINISH_*; final once done */
     int n_gen, n_reused;    /* tokens generated; prompt tokens found in the slot's cache */
+    int n_drafted, n_accepted; /* prompt-lookup drafts checked and kept */
     double t_first;         /* when the prompt was evaluated (now_seconds) */
     int slot;
     /* bookkeeping */
@@ -50,9 +52,10 @@ typedef struct Sched Sched;
 
 /* n_ctx: positions per slot; ad: the adapters the tasks' sets come from (may be NULL without
  * adapters). NULL with err on failure. */
-/* state_flags: the slots' KV cache types (model.h STATE_CACHE_K / STATE_CACHE_V; 0: F16). */
+/* state_flags: the slots' KV cache types (model.h STATE_CACHE_K / STATE_CACHE_V; 0: F16). draft_max:
+ * prompt-lookup drafts per pass for greedy requests (0: off; model/lookup.h). */
 Sched *sched_create(const Model *m, Adapters *ad, int n_slots, int n_ctx, int n_threads, int queue_cap, int state_flags,
-                    char *err, size_t errlen);
+                    int draft_max, char *err, size_t errlen);
 /* Stops the thread; tasks still running end with FINISH_ABORT (their connections must have
  * released them before sched_free). */
 void sched_stop(Sched *s);

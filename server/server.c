@@ -99,6 +99,7 @@ static int send_error(int fd, int status, const char *msg, const char *type, con
 
 typedef struct {
     int status, n_prompt, n_gen, n_reused;
+    int n_drafted, n_accepted; /* prompt lookup (--lookup) */
     int keep_alive; /* the response allows the next request on this connection */
 } Outcome;
 
@@ -341,6 +342,8 @@ static void completion(Server *S, int fd, const char *body, size_t len, int chat
     (void)sent_head;
     oc->n_gen = t.n_gen;
     oc->n_reused = t.n_reused;
+    oc->n_drafted = t.n_drafted;
+    oc->n_accepted = t.n_accepted;
     sb_free(&all);
     sb_free(&ev);
 out:
@@ -445,7 +448,7 @@ static void *conn_main(void *arg) {
     for (int first = 1; buf; first = 0) {
         HttpRequest rq;
         char err[256];
-        Outcome oc = {0, 0, 0, 0, 1};
+        Outcome oc = {.keep_alive = 1};
         double t0 = now_seconds();
         /* the head: a kept-alive connection waits IDLE_KEEPALIVE_S for it to start */
         double deadline = t0 + (first ? o->timeout_s : IDLE_KEEPALIVE_S);
@@ -516,8 +519,10 @@ static void *conn_main(void *arg) {
         buf[need] = 0;
         route(S, fd, &rq, buf + head, (size_t)rq.content_length, &oc);
         buf[need] = saved;
-        logf_("%s %s %d | prompt %d tok (%d cached) | gen %d tok | %.0f ms", method, path, oc.status, oc.n_prompt,
-              oc.n_reused, oc.n_gen, (now_seconds() - t0) * 1e3);
+        char look[64] = "";
+        if (oc.n_drafted) snprintf(look, sizeof look, " | lookup %d of %d drafts kept", oc.n_accepted, oc.n_drafted);
+        logf_("%s %s %d | prompt %d tok (%d cached) | gen %d tok%s | %.0f ms", method, path, oc.status, oc.n_prompt,
+              oc.n_reused, oc.n_gen, look, (now_seconds() - t0) * 1e3);
         if (!oc.keep_alive || stop_flag) break;
         memmove(buf, buf + need, have - need); /* a pipelined next request */
         have -= need;
@@ -619,7 +624,8 @@ int server_run(const ServerOptions *o) {
         logf_("LoRA adapter %d: %s (scale %g)", i, o->lora_path[i], (double)sc);
     }
     S.sched = sched_create(S.m, S.ad, o->n_parallel, per_slot, o->n_threads, o->queue,
-                           STATE_CACHE_K(o->cache_type_k) | STATE_CACHE_V(o->cache_type_v), err, sizeof err);
+                           STATE_CACHE_K(o->cache_type_k) | STATE_CACHE_V(o->cache_type_v), o->draft_max, err,
+                           sizeof err);
     if (!S.sched) {
         logf_("%s", err);
         adapters_free(S.ad);

@@ -16,6 +16,7 @@ typedef struct {
     int max_conn;    /* open connections before 503 */
     long long max_body;
     int mmap;        /* map the model file instead of copying it */
+    int draft_max;   /* --lookup / --draft-max: prompt-lookup drafts per pass for greedy requests (0: off) */
     const char *lora_path[64]; /* --lora / --lora-scaled, in order (ids 0..n_lora-1) */
     float lora_scale[64];
     int n_lora;

@@ -84,6 +84,27 @@ else
     fail server_starts "$(cat "$TMP/main.log")"
 fi
 
+# --lookup: prompt-lookup drafts ride in the slots' decode step; the texts stay the CLI's plain
+# greedy ones, and the log says how many drafts were kept
+passage="And God said, Let there be light: and there was light. And God saw the light, that it was good: and God divided the light from the darkness. And God called the light Day, and the darkness he called Night."
+LOOKUP_PROMPT="$passage
+
+Again: And God said, Let there"
+WANT_LOOKUP=$($PHI -m "$M" -p "$LOOKUP_PROMPT" -n 60 --temp 0 --ignore-eos 2> /dev/null)
+WANT_LOOKUP2=$($PHI -m "$M" -p "Wisdom is" -n 60 --temp 0 --ignore-eos 2> /dev/null)
+export LOOKUP_PROMPT WANT_LOOKUP WANT_LOOKUP2
+if start_server "$TMP/lookup.log" -np 4 --lookup; then
+    PHI_BASE="http://127.0.0.1:$PORT/v1" node tests/server/client.mjs lookup
+    kept=$(sed -n 's/.*| lookup \([0-9]*\) of \([0-9]*\) drafts kept.*/\1 \2/p' "$TMP/lookup.log" |
+        awk '{ a += $1; d += $2 } END { print a + 0, d + 0 }')
+    [ "${kept%% *}" -gt 0 ] && pass lookup_drafts_kept "${kept%% *} of ${kept#* } drafts kept over the requests" ||
+        fail lookup_drafts_kept "$kept: $(grep 'POST' "$TMP/lookup.log" | head -3)"
+    stop_server server_sigterm_lookup
+else
+    fail server_starts_lookup "$(cat "$TMP/lookup.log")"
+fi
+expect_error server_draft_max_range "$SERVER" -m "$M" --draft-max 8
+
 if start_server "$TMP/auth.log" --api-key sekret -np 1; then
     PHI_BASE="http://127.0.0.1:$PORT/v1" node tests/server/client.mjs auth
     stop_server server_sigterm_auth

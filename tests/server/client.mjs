@@ -1,7 +1,7 @@
 // Drives a running phi-server with the official OpenAI client (and raw sockets for malformed
 // requests); prints PASS/FAIL lines for tests/run.sh. Run by tests/server.sh, which starts the
 // server and computes the expected texts with the phi CLI:
-//   node tests/server/client.mjs MODE   (MODE: main | auth | busy | lora | lora-init)
+//   node tests/server/client.mjs MODE   (MODE: main | auth | busy | lora | lora-init | lookup)
 // Env: PHI_BASE (http://127.0.0.1:PORT/v1), PHI_MODEL_ID, and for main: WANT_CHAT (greedy
 // `phi --chat --system "Be brief." -p "Who is the LORD?" -n 12`), WANT_CHAT_PROMPT_TOKENS,
 // WANT_COMPL (greedy `phi -p "And God said" -n 10`), COMPL_IDS (the ids phi -p evaluates for it).
@@ -320,9 +320,29 @@ async function loraInit() {
   check(e.choices[0].message.content === want && cached(e) === 0, "lora_back_to_base_no_kv_reuse", `cached ${cached(e)}`);
 }
 
+// --lookup, -np 4: greedy completions that copy from their prompt, four at once (two streamed),
+// each the CLI's plain greedy text (WANT_LOOKUP for LOOKUP_PROMPT, WANT_LOOKUP2 for "Wisdom is"),
+// and a chat reply; the drafts' use shows in the server's log (tests/server.sh checks it).
+async function lookup() {
+  const prompt = process.env.LOOKUP_PROMPT, want = process.env.WANT_LOOKUP, want2 = process.env.WANT_LOOKUP2;
+  const one = async (p, stream) => {
+    const params = { model: "x", prompt: p, max_tokens: 60, temperature: 0 };
+    if (!stream) return (await client.completions.create(params)).choices[0].text;
+    let text = "";
+    for await (const ch of await client.completions.create({ ...params, stream: true })) text += ch.choices[0]?.text ?? "";
+    return text;
+  };
+  const got = await Promise.all([one(prompt, false), one(prompt, true), one("Wisdom is", false), one(prompt, true)]);
+  check(got[0] === want && got[1] === want && got[3] === want, "lookup_copy_equals_cli",
+    `${[0, 1, 3].filter((i) => got[i] === want).length} of 3 equal ${show(want)}`);
+  check(got[2] === want2, "lookup_fresh_equals_cli", `${show(got[2])} vs ${show(want2)}`);
+  const r = await client.chat.completions.create({ model: "x", messages: chatMsgs, max_tokens: 12, temperature: 0 });
+  check(r.choices[0].message.content === process.env.WANT_CHAT, "lookup_chat_equals_cli", show(r.choices[0].message.content));
+}
+
 const mode = process.argv[2] || "main";
 try {
-  await { main, auth, busy, lora, "lora-init": loraInit }[mode]();
+  await { main, auth, busy, lora, "lora-init": loraInit, lookup }[mode]();
 } catch (e) {
   fail(`client_${mode}`, `${e.status || ""} ${e.message}`);
 }
