@@ -4,7 +4,9 @@
 # streams run (--parallel 4; TTFT=0 skips it). STREAMS="1 4" picks the stream counts. Not a
 # timed test: figures for README.
 # Environment: SERVER_FLAGS (more phi-server flags, e.g. --lookup), PROMPT_FILE (every stream
-# sends that prompt), CTX (positions per slot, default 512).
+# sends that prompt), CTX (positions per slot, default 512), ALT=A,B:REPS (A and B streams
+# alternately on one server with -np B, REPS pairs, then the medians and their ratio; instead of
+# STREAMS).
 #   scripts/bench-server.sh MODEL [THREADS] [TOKENS]
 #   e.g. ./quant --random phi3-mini -q q4 /tmp/m-q4.phi && scripts/bench-server.sh /tmp/m-q4.phi 2 64
 M=${1:?usage: scripts/bench-server.sh MODEL [THREADS] [TOKENS]}
@@ -26,5 +28,10 @@ run() { # run NP MODE
     kill -TERM $pid
     wait $pid
 }
-for np in ${STREAMS:-1 2 4 8}; do run "$np" "$np"; done
+if [ -n "${ALT:-}" ]; then # e.g. ALT=1,4:3: one server with -np 4 (the larger), 1 and 4 streams alternately
+    b=${ALT#*,}; b=${b%%:*}
+    run "$b" "alt:$ALT"
+else
+    for np in ${STREAMS:-1 2 4 8}; do run "$np" "$np"; done
+fi
 [ "${TTFT:-1}" = 0 ] || run 4 ttft

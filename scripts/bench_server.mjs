@@ -38,10 +38,19 @@ async function run(prompt, maxTokens) {
     body: JSON.stringify({ prompt, max_tokens: maxTokens, temperature: 0, stream: true, ignore_eos: true,
       stream_options: { include_usage: true } }),
   });
-  const text = await res.text();
+  // the arrival time of every text chunk (one per token: no stop strings here)
+  const reader = res.body.getReader(), dec = new TextDecoder(), times = [];
+  let text = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    const s = dec.decode(value, { stream: true }), now = performance.now();
+    for (const m of s.matchAll(/"text":"/g)) times.push(now);
+    text += s;
+  }
   const end = performance.now();
   const m = /"completion_tokens":(\d+)/.exec(text);
-  return { t0, end, n: m ? Number(m[1]) : 0 };
+  return { t0, end, n: m ? Number(m[1]) : 0, times };
 }
 
 const prompts = ["The capital of France is", "Once upon a time", "In the beginning", "The quick brown fox",
@@ -55,12 +64,31 @@ if (mode === "ttft") {
   await Promise.all(bg);
   console.log(`ttft_with_3_streams_ms ${(s.first - s.t0).toFixed(0)} (a ~120-token prompt)`);
 } else {
-  const n = Number(mode);
-  const t0 = performance.now();
   // PROMPT_FILE: every stream gets that prompt (e.g. an input-grounded task for --lookup)
   const fixed = process.env.PROMPT_FILE ? (await import("fs")).readFileSync(process.env.PROMPT_FILE, "utf8") : null;
-  const r = await Promise.all(Array.from({ length: n }, (_, i) => run(fixed ?? prompts[i % prompts.length], tokens)));
-  const wall = (performance.now() - t0) / 1000, total = r.reduce((a, x) => a + x.n, 0);
-  console.log(`streams ${n} tokens ${total} wall_s ${wall.toFixed(2)} aggregate_tok_s ${(total / wall).toFixed(2)} ` +
-    `per_stream_tok_s ${(total / wall / n).toFixed(2)}`);
+  const once = async (n) => {
+    const t0 = performance.now();
+    const r = await Promise.all(Array.from({ length: n }, (_, i) => run(fixed ?? prompts[i % prompts.length], tokens)));
+    const wall = (performance.now() - t0) / 1000, total = r.reduce((a, x) => a + x.n, 0);
+    // steady decoding: the tokens that arrived while all n streams were generating (from the
+    // last stream's first token to the first stream's end), per second: no prompt, no stagger
+    const from = Math.max(...r.map((x) => x.times[0] ?? Infinity)), to = Math.min(...r.map((x) => x.times.at(-1) ?? 0));
+    const inside = r.reduce((a, x) => a + x.times.filter((t) => t > from && t <= to).length, 0);
+    const steady = to > from ? (inside / (to - from)) * 1000 : 0;
+    console.log(`streams ${n} tokens ${total} wall_s ${wall.toFixed(2)} aggregate_tok_s ${(total / wall).toFixed(2)} ` +
+      `per_stream_tok_s ${(total / wall / n).toFixed(2)} steady_tok_s ${steady.toFixed(2)}`);
+    return { agg: total / wall, steady };
+  };
+  if (mode.startsWith("alt:")) {
+    // alt:A,B[:REPS]: A streams, then B, REPS times on the same server (the machine's drift hits
+    // both alike), then the median of each and the ratio of the medians
+    const [, ab, reps] = mode.split(":"), [a, b] = ab.split(",").map(Number), ra = [], rb = [];
+    for (let i = 0; i < Number(reps || 3); i++) ra.push(await once(a)), rb.push(await once(b));
+    const med = (v) => [...v].sort((x, y) => x - y)[v.length >> 1];
+    for (const k of ["agg", "steady"]) {
+      const va = ra.map((x) => x[k]), vb = rb.map((x) => x[k]);
+      console.log(`median ${k} streams ${a} ${med(va).toFixed(2)} streams ${b} ${med(vb).toFixed(2)} ratio ` +
+        `${(med(vb) / med(va)).toFixed(2)} (per pair: ${vb.map((x, i) => (x / va[i]).toFixed(2)).join(" ")})`);
+    }
+  } else await once(Number(mode));
 }
