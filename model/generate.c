@@ -112,8 +112,8 @@ size_t gen_finish(GenStream *g, char *piece, size_t cap) { return tok_decoder_fl
  * the model has a batch-exact kernel, and no LoRA adapter is applied (lora_apply's update picks
  * threads by batch size, and its SIMD and scalar tails round differently). */
 int lookup_exact(const Model *m, const State *s) {
-    if (s->use_ref) return 1; /* the reference path runs every row alone */
-    if (s->lora || m->lora) return 0;
+    if (s && s->use_ref) return 1; /* the reference path runs every row alone */
+    if ((s && s->lora) || m->lora) return 0;
     int need = LOOKUP_DRAFT_MAX + 1;
     if (matmul_batch_exact(m->output.type) < need) return 0;
     for (uint32_t l = 0; l < m->hp.n_layers; l++) {

@@ -102,7 +102,7 @@ int gen_loop_drafts(const Model *m, State *s, Sampler *smp, int pos, int n_predi
                     int draft_max, const GenDrafter *dr, GenTokenFn cb, void *user, GenStats *stats);
 /* 1 when a pass of [token, drafts] gives every row the logits one-token decoding gives: every
  * matrix of m has a batch-exact kernel (kernels/kernels.h matmul_batch_exact; not the K-quants)
- * and no LoRA adapter is applied. */
+ * and no LoRA adapter is applied. s may be NULL: a fast-path state without adapters. */
 int lookup_exact(const Model *m, const State *s);
 /* How many of want drafts may ride in a pass evaluating a token at pos: room in the context, in
  * the stream's budget and in the state's batch, and no LongRoPE switch inside the pass. */

@@ -45,7 +45,7 @@ async function run(prompt, maxTokens) {
     const { value, done } = await reader.read();
     if (done) break;
     const s = dec.decode(value, { stream: true }), now = performance.now();
-    for (const m of s.matchAll(/"text":"/g)) times.push(now);
+    for (const m of s.matchAll(/"text":"[^"]/g)) times.push(now); // non-empty: one token each without --lookup
     text += s;
   }
   const end = performance.now();
@@ -70,8 +70,9 @@ if (mode === "ttft") {
     const t0 = performance.now();
     const r = await Promise.all(Array.from({ length: n }, (_, i) => run(fixed ?? prompts[i % prompts.length], tokens)));
     const wall = (performance.now() - t0) / 1000, total = r.reduce((a, x) => a + x.n, 0);
-    // steady decoding: the tokens that arrived while all n streams were generating (from the
-    // last stream's first token to the first stream's end), per second: no prompt, no stagger
+    // steady decoding: the text chunks that arrived while all n streams were generating (from
+    // the last stream's first token to the first stream's last), per second: no prompt, no
+    // stagger; a chunk is one token, except with --lookup, where a step can send several
     const from = Math.max(...r.map((x) => x.times[0] ?? Infinity)), to = Math.min(...r.map((x) => x.times.at(-1) ?? 0));
     const inside = r.reduce((a, x) => a + x.times.filter((t) => t > from && t <= to).length, 0);
     const steady = to > from ? (inside / (to - from)) * 1000 : 0;

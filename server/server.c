@@ -19,6 +19,7 @@
 #include "api/phi_internal.h"
 #include "base/cpu.h"
 #include "phi.h"
+#include "model/generate.h"
 #include "server/http.h"
 #include "server/oai.h"
 #include "server/sbuf.h"
@@ -637,6 +638,12 @@ int server_run(const ServerOptions *o) {
         logf_("KV cache: keys %s, values %s, %.1f MiB per slot", kv_type_name(o->cache_type_k),
               kv_type_name(o->cache_type_v),
               (kv_type_bytes(o->cache_type_k, row) + kv_type_bytes(o->cache_type_v, row)) / (1 << 20));
+    }
+    if (o->draft_max) {
+        if (lookup_exact(S.m, NULL))
+            logf_("prompt lookup: up to %d drafts a step for greedy requests without adapters", o->draft_max);
+        else
+            logf_("prompt lookup: off (K-quant weights: their batched products are not bit-exact)");
     }
     const char *base = strrchr(o->model_path, '/');
     S.model_id = o->alias ? o->alias : base ? base + 1 : o->model_path;

@@ -326,7 +326,7 @@ async function loraInit() {
 async function lookup() {
   const prompt = process.env.LOOKUP_PROMPT, want = process.env.WANT_LOOKUP, want2 = process.env.WANT_LOOKUP2;
   const one = async (p, stream) => {
-    const params = { model: "x", prompt: p, max_tokens: 60, temperature: 0 };
+    const params = { model: "x", prompt: p, max_tokens: 60, temperature: 0, ignore_eos: true };
     if (!stream) return (await client.completions.create(params)).choices[0].text;
     let text = "";
     for await (const ch of await client.completions.create({ ...params, stream: true })) text += ch.choices[0]?.text ?? "";
@@ -336,6 +336,11 @@ async function lookup() {
   check(got[0] === want && got[1] === want && got[3] === want, "lookup_copy_equals_cli",
     `${[0, 1, 3].filter((i) => got[i] === want).length} of 3 equal ${show(want)}`);
   check(got[2] === want2, "lookup_fresh_equals_cli", `${show(got[2])} vs ${show(want2)}`);
+  // the same prompt again: a slot whose last reply had drafts rejected serves it from its cache
+  const again = await client.completions.create({ model: "x", prompt, max_tokens: 60, temperature: 0, ignore_eos: true });
+  const cached = again.usage?.prompt_tokens_details?.cached_tokens;
+  check(again.choices[0].text === want && cached === again.usage.prompt_tokens - 1, "lookup_slot_reuse",
+    `cached ${cached} of ${again.usage?.prompt_tokens}, text equal: ${again.choices[0].text === want}`);
   const r = await client.chat.completions.create({ model: "x", messages: chatMsgs, max_tokens: 12, temperature: 0 });
   check(r.choices[0].message.content === process.env.WANT_CHAT, "lookup_chat_equals_cli", show(r.choices[0].message.content));
 }
