@@ -90,7 +90,7 @@ ZINL void kpanel_dec(const MatView *w, const ActBuf *a, const uint8_t *side, int
                         s1[t] = dpbusd_b(s1[t], hi, (const uint8_t *)q1[t] + 4 * k);
                     }
                 }
-#pragma GCC unroll 4
+#pragma GCC unroll 2
                 for (int h = 0; h < 2; h++) {
                     int j = 2 * c + h, sh = 8 * (j & 3);
                     __m512 S = _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(sc[j >> 2], sh), mff));

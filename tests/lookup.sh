@@ -10,7 +10,6 @@ mkdir -p "$TMP"
 
 . tests/shell_lib.inc
 
-passage="And God said, Let there be light: and there was light. And God saw the light, that it was good: and God divided the light from the darkness. And God called the light Day, and the darkness he called Night."
 same() { # NAME ARGS...: plain and --lookup outputs identical; the lookup run's stats line
     name=$1
     shift

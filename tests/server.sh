@@ -86,7 +86,6 @@ fi
 
 # --lookup: prompt-lookup drafts ride in the slots' decode step; the texts stay the CLI's plain
 # greedy ones, and the log says how many drafts were kept
-passage="And God said, Let there be light: and there was light. And God saw the light, that it was good: and God divided the light from the darkness. And God called the light Day, and the darkness he called Night."
 LOOKUP_PROMPT="$passage
 
 Again: And God said, Let there"
