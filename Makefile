@@ -188,6 +188,14 @@ bench-kernels: $(BUILD)/libphi.a
 	$(BUILD)/bench_kernels $(ISAS)
 .PHONY: bench-kernels
 
+# What bounds the int8 tiles on an AVX-512 VNNI core (scripts/bench_ports.c): vpdpbusd's rate
+# beside the loads and the float work the tiles add.
+bench-ports:
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $(BUILD)/bench_ports scripts/bench_ports.c
+	$(BUILD)/bench_ports
+.PHONY: bench-ports
+
 # Conversion benchmark (scripts/bench-quant.sh): times quant -q q4 on a Phi-3-mini-shaped folder of
 # random BF16 weights that scripts/hf_random.c writes (7.6 GB; HF_DIR, default /tmp/hf-mini).
 $(BUILD)/hf_random: scripts/hf_random.c

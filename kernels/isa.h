@@ -91,6 +91,12 @@ extern const IsaKernels isa_neon; /* ARMv7 NEON + VFPv4 (kernels/arm_neon.c) */
  * l < nr (nr <= QR): y[i * ldy + l] = (acc ? y[i * ldy + l] : 0) + lane l . token i. */
 typedef void (*TileFn)(const uint8_t *wq, const uint16_t *wd, const uint8_t *ar, int tt, int n,
                        int nblocks, float *y, int ldy, int nr, int acc);
+/* Two adjacent panels (wq0/wd0: QR rows; wq1/wd1: the next nr1 rows, y + QR their outputs)
+ * against one full tile (tt = ACT_TT), as two TileFn calls would compute them and with the same
+ * bits: each activation broadcast feeds both panels, halving the loads that bound the int8 tile
+ * (kernels/x86_avx512.c says by how much). */
+typedef void (*TilePairFn)(const uint8_t *wq0, const uint16_t *wd0, const uint8_t *wq1, const uint16_t *wd1,
+                           const uint8_t *ar, int n, int nblocks, float *y, int ldy, int nr1, int acc);
 /* Cache budgets of the loop nest (bytes of activations kept in L1 / of weights and
  * activations kept in L2); tests shrink them to run every loop of the nest on small matrices. */
 extern size_t tiled_l1_bytes, tiled_l2_bytes;
@@ -100,6 +106,11 @@ void tiled_detect_caches(void);
 /* Rows [r0, r1) (r0 a multiple of QR) for tokens [t0, t0 + nt) (t0 a multiple of a->tt). */
 void tiled_matmul(const MatView *w, const ActBuf *a, int t0, int nt, float *y, int ldy, int r0,
                   int r1, TileFn tile);
+/* The same with pairs of panels through `pair` wherever there are several tiles (prompts; the
+ * weights then come from L2) and tiled_pairs is set (tests clear it to compare the two paths). */
+void tiled_matmul_pairs(const MatView *w, const ActBuf *a, int t0, int nt, float *y, int ldy, int r0,
+                        int r1, TileFn tile, TilePairFn pair);
+extern int tiled_pairs;
 
 /* Float weights: y[t * ldy + i] (+)= row i . token t for i < nr <= rows, t < nt <= toks, rows
  * starting at w0 (rs bytes apart), tokens at x (xs floats apart), over n columns; adds to y

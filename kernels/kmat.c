@@ -191,6 +191,11 @@ static void kprefetch_lines(const KPrefetch *k, long i0, long i1) {
 
 void kmat_tiled(const MatView *w, const ActBuf *a, int t0, int nt, float *y, int ldy, int r0,
                 int r1, KTileFn tile, KUnpackFn unpack) {
+    kmat_tiled_pairs(w, a, t0, nt, y, ldy, r0, r1, tile, NULL, unpack);
+}
+
+void kmat_tiled_pairs(const MatView *w, const ActBuf *a, int t0, int nt, float *y, int ldy, int r0,
+                      int r1, KTileFn tile, KTilePairFn pair, KUnpackFn unpack) {
     int nb = a->nb, tt = a->tt, nsb = nb / 8, mode = type_table[w->type].kmode;
     int j0 = t0 / tt, j1 = (t0 + nt + tt - 1) / tt, ntl = j1 - j0;
     /* A chunk's activations for one tile in L1; a group's unpacked chunk in half of L2 (one
@@ -203,6 +208,7 @@ void kmat_tiled(const MatView *w, const ActBuf *a, int t0, int nt, float *y, int
     g = g < 1 ? 1 : g;
     int p0 = r0 / QR, p1 = (r1 + QR - 1) / QR;
     if (g > p1 - p0) g = p1 - p0;
+    if (ntl == 1 || tt != ACT_TT || !tiled_pairs) pair = NULL;
     size_t side_bytes = a->side ? 0 : (size_t)ntl * (size_t)nb * (size_t)tt * 8;
     uint8_t *buf = kbuf_get(side_bytes + (size_t)g * pbytes);
     const uint8_t *side = buf;
@@ -231,8 +237,17 @@ void kmat_tiled(const MatView *w, const ActBuf *a, int t0, int nt, float *y, int
                     kprefetch_lines(&pf, done, done + per);
                     done += per;
                     int nr = r1 - p * QR < QR ? r1 - p * QR : QR;
-                    tile(buf + (size_t)(p - pg) * pbytes, ar, sr, tt, nj, n * 8,
-                         y + (size_t)tb * ldy + (size_t)p * QR, ldy, nr, sb0 > 0, mode);
+                    const uint8_t *pk = buf + (size_t)(p - pg) * pbytes;
+                    float *yp = y + (size_t)tb * ldy + (size_t)p * QR;
+                    if (pair && p + 1 < pe) {
+                        kprefetch_lines(&pf, done, done + per); /* the second panel's share */
+                        done += per;
+                        int nr1 = r1 - (p + 1) * QR < QR ? r1 - (p + 1) * QR : QR;
+                        pair(pk, pk + pbytes, ar, sr, nj, n * 8, yp, ldy, nr1, sb0 > 0, mode);
+                        p++;
+                        continue;
+                    }
+                    tile(pk, ar, sr, tt, nj, n * 8, yp, ldy, nr, sb0 > 0, mode);
                 }
             }
         }

@@ -87,9 +87,16 @@ void kq_kp_record_scales(uint32_t type, const uint8_t *src, float f[8][2][QR]);
  * y[i * ldy + l] = (acc ? y[i * ldy + l] : 0) + lane l . token i for i < n, l < nr. */
 typedef void (*KTileFn)(const uint8_t *pk, const uint8_t *ar, const uint8_t *side, int tt, int n,
                         int nblocks, float *y, int ldy, int nr, int acc, int kmode);
-/* The loop nest of a super-block type's matrix (a MatFn with the ISA's tile). */
+/* Two adjacent unpacked panels (pk0: QR rows, pk1: the next nr1, outputs at y + QR) against one
+ * full tile (tt = ACT_TT): what two KTileFn calls give, with the same bits (as TilePairFn). */
+typedef void (*KTilePairFn)(const uint8_t *pk0, const uint8_t *pk1, const uint8_t *ar, const uint8_t *side,
+                            int n, int nblocks, float *y, int ldy, int nr1, int acc, int kmode);
+/* The loop nest of a super-block type's matrix (a MatFn with the ISA's tile); the _pairs form
+ * runs pairs of panels through `pair` where there are several tiles (and tiled_pairs is set). */
 void kmat_tiled(const MatView *w, const ActBuf *a, int t0, int nt, float *y, int ldy, int r0,
                 int r1, KTileFn tile, KUnpackFn unpack);
+void kmat_tiled_pairs(const MatView *w, const ActBuf *a, int t0, int nt, float *y, int ldy, int r0,
+                      int r1, KTileFn tile, KTilePairFn pair, KUnpackFn unpack);
 /* One token's side record of one block (q its 32 quants, d their scale, s their sum) for kmode,
  * 8 bytes at out. act_pack writes them to the ActBuf's side area (kernels/isa.h). */
 void kact_side_rec(const int8_t *q, float d, int32_t s, int kmode, uint8_t *out);

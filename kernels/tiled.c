@@ -31,8 +31,15 @@ static int balanced_chunk(int n, int max) {
     return (n + k - 1) / k;
 }
 
+int tiled_pairs = 1;
+
 void tiled_matmul(const MatView *w, const ActBuf *a, int t0, int nt, float *y, int ldy, int r0,
                   int r1, TileFn tile) {
+    tiled_matmul_pairs(w, a, t0, nt, y, ldy, r0, r1, tile, NULL);
+}
+
+void tiled_matmul_pairs(const MatView *w, const ActBuf *a, int t0, int nt, float *y, int ldy, int r0,
+                        int r1, TileFn tile, TilePairFn pair) {
     int nb = a->nb, tt = a->tt;
     size_t pbytes = (size_t)QR * (size_t)type_table[w->type].block_bytes + QR * 2; /* per panel-block */
     int j0 = t0 / tt, j1 = (t0 + nt + tt - 1) / tt;
@@ -45,6 +52,7 @@ void tiled_matmul(const MatView *w, const ActBuf *a, int t0, int nt, float *y, i
     size_t acts = (size_t)(j1 - j0) * (size_t)bc * a->rec, l2 = tiled_l2_bytes;
     int pg = (int)((l2 > acts + bc * pbytes ? l2 - acts : bc * pbytes) / ((size_t)bc * pbytes));
     int p0 = r0 / QR, p1 = (r1 + QR - 1) / QR;
+    if (a->ntiles == 1 || a->tt != ACT_TT || !tiled_pairs) pair = NULL;
     for (int pb = p0; pb < p1; pb += pg) {
         int pe = pb + pg < p1 ? pb + pg : p1;
         for (int b0 = 0; b0 < nb; b0 += bc) {
@@ -54,8 +62,16 @@ void tiled_matmul(const MatView *w, const ActBuf *a, int t0, int nt, float *y, i
                 const uint8_t *ar = act_rec(a, j, b0);
                 for (int p = pb; p < pe; p++) {
                     int nr = r1 - p * QR < QR ? r1 - p * QR : QR;
-                    tile(matview_panel_q(w, p, b0), matview_panel_d(w, p, b0), ar, tt, nj, n,
-                            y + (size_t)tb * ldy + (size_t)p * QR, ldy, nr, b0 > 0);
+                    float *yp = y + (size_t)tb * ldy + (size_t)p * QR;
+                    if (pair && p + 1 < pe) {
+                        int nr1 = r1 - (p + 1) * QR < QR ? r1 - (p + 1) * QR : QR;
+                        pair(matview_panel_q(w, p, b0), matview_panel_d(w, p, b0), matview_panel_q(w, p + 1, b0),
+                             matview_panel_d(w, p + 1, b0), ar, nj, n, yp, ldy, nr1, b0 > 0);
+                        p++;
+                        continue;
+                    }
+                    tile(matview_panel_q(w, p, b0), matview_panel_d(w, p, b0), ar, tt, nj, n, yp, ldy, nr,
+                         b0 > 0);
                 }
             }
         }

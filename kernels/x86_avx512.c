@@ -79,6 +79,75 @@ ZINL void panel_tile(const uint8_t *wq, const uint16_t *wd, const uint8_t *ar, i
     }
 }
 
+/* Two panels against a full tile (TilePairFn), in two halves of 4 tokens: each activation
+ * broadcast goes to a register once and feeds a vpdpbusd of each panel. The one-panel tile
+ * issues a load per vpdpbusd (its embedded broadcast) and ~25 more per block, ~89 per 64
+ * vpdpbusd, and the Zen 5 class host does 2 loads a cycle: 64 vpdpbusd with embedded broadcasts
+ * ran 5.6-5.7 G/s per core, 4.3-4.4 with 24 more loads, the tile 4.6-4.7, vpdpbusd's peak 6.8
+ * (microbenchmarks, 6 Dec 2026). Here a block of 2 panels x 4 tokens loads ~50 times per 64
+ * vpdpbusd: 5.0-5.1 G/s alone. What holds it then is the float work on vpdpbusd's two pipes (a
+ * multiply and an FMA per 8; without them 6.0). In matmul, 2 threads, 128 tokens, pairs against
+ * single panels alternated in one process: Q4 +4.5-8 %, Q8 +9-11 % (9216 x 3072, 16384 x 3072,
+ * 3072 x 8192). Each (token, row) runs the one-panel tile's operations in its order: same bits. */
+ZINL void pair_half(const uint8_t *wq0, const uint16_t *wd0, const uint8_t *wq1, const uint16_t *wd1,
+                    const uint8_t *ar, int h, int n, int nblocks, float *y, int ldy, int nr1, int acc,
+                    const int q4) {
+    const __m512i m4 = _mm512_set1_epi8(15), bias = _mm512_set1_epi8((char)0x80);
+    const size_t rec = (size_t)ACT_TT * (QK + 8), wstep = q4 ? QR * QK / 2 : QR * QK;
+    const int nk = q4 ? 4 : 8; /* 64-byte lines of a panel's block */
+    __m512 f0[4], f1[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) f0[i] = f1[i] = _mm512_setzero_ps();
+    for (int b = 0; b < nblocks; b++, wq0 += wstep, wd0 += QR, wq1 += wstep, wd1 += QR, ar += rec) {
+        __m512i s0[4], s1[4];
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) s0[i] = s1[i] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+        for (int k = 0; k < nk; k++) {
+            __m512i v0 = _mm512_loadu_si512((const void *)(wq0 + 64 * k));
+            __m512i v1 = _mm512_loadu_si512((const void *)(wq1 + 64 * k));
+            __asm__("" : "+v"(v0), "+v"(v1)); /* one load each (GCC folds it into both nibble ops) */
+            __m512i a0, a1, b0, b1; /* a: bytes 4k.. of the tokens (Q8: 8 steps; Q4 low nibbles), b: Q4 high */
+            if (q4) {
+                a0 = _mm512_and_si512(v0, m4), b0 = _mm512_and_si512(_mm512_srli_epi16(v0, 4), m4);
+                a1 = _mm512_and_si512(v1, m4), b1 = _mm512_and_si512(_mm512_srli_epi16(v1, 4), m4);
+            } else {
+                a0 = _mm512_xor_si512(v0, bias), a1 = _mm512_xor_si512(v1, bias), b0 = b1 = a0;
+            }
+#pragma GCC unroll 4
+            for (int i = 0; i < 4; i++) {
+                const uint8_t *x = ar + QK * (4 * h + i) + 4 * k;
+                __m512i xa = _mm512_set1_epi32(*(const i32_ua *)(const void *)x);
+                s0[i] = _mm512_dpbusd_epi32(s0[i], a0, xa), s1[i] = _mm512_dpbusd_epi32(s1[i], a1, xa);
+                if (q4) {
+                    __m512i xb = _mm512_set1_epi32(*(const i32_ua *)(const void *)(x + QK / 2));
+                    s0[i] = _mm512_dpbusd_epi32(s0[i], b0, xb), s1[i] = _mm512_dpbusd_epi32(s1[i], b1, xb);
+                }
+            }
+        }
+        __m512 dw0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)wd0));
+        __m512 dw1 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)wd1));
+        const float *xd = (const float *)(const void *)(ar + (size_t)ACT_TT * QK);
+        const int32_t *xc = (const int32_t *)(const void *)(ar + (size_t)ACT_TT * (QK + 4));
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) {
+            __m512i c = _mm512_set1_epi32(xc[4 * h + i]);
+            __m512 x = _mm512_set1_ps(xd[4 * h + i]);
+            __asm__("" : "+v"(c), "+v"(x)); /* loaded once for both panels */
+            f0[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s0[i], c)), _mm512_mul_ps(dw0, x), f0[i]);
+            f1[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s1[i], c)), _mm512_mul_ps(dw1, x), f1[i]);
+        }
+    }
+    __mmask16 m1 = (__mmask16)((1u << nr1) - 1);
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        if (4 * h + i >= n) break;
+        float *yi = y + (size_t)(4 * h + i) * ldy;
+        _mm512_storeu_ps(yi, acc ? _mm512_add_ps(f0[i], _mm512_loadu_ps(yi)) : f0[i]);
+        _mm512_mask_storeu_ps(yi + QR, m1, acc ? _mm512_add_ps(f1[i], _mm512_maskz_loadu_ps(m1, yi + QR)) : f1[i]);
+    }
+}
+
 #define ZTILE(KIND, Q4)                                                                         \
     static ZTGT void tile_##KIND(const uint8_t *wq, const uint16_t *wd, const uint8_t *ar,     \
                                  int tt, int n, int nblocks, float *y, int ldy, int nr, int acc) { \
@@ -93,9 +162,15 @@ ZINL void panel_tile(const uint8_t *wq, const uint16_t *wd, const uint8_t *ar, i
         default: panel_tile(wq, wd, ar, n, nblocks, y, ldy, nr, acc, Q4, 8); break;            \
         }                                                                                      \
     }                                                                                          \
+    static ZTGT void pair_##KIND(const uint8_t *wq0, const uint16_t *wd0, const uint8_t *wq1,  \
+                                 const uint16_t *wd1, const uint8_t *ar, int n, int nblocks,   \
+                                 float *y, int ldy, int nr1, int acc) {                        \
+        pair_half(wq0, wd0, wq1, wd1, ar, 0, n, nblocks, y, ldy, nr1, acc, Q4);                \
+        if (n > 4) pair_half(wq0, wd0, wq1, wd1, ar, 1, n, nblocks, y, ldy, nr1, acc, Q4);     \
+    }                                                                                          \
     static void KIND##_zmm(const MatView *w, const void *a, int t0, int nt, float *y,         \
                            int ldy, int r0, int r1) {                                          \
-        tiled_matmul(w, a, t0, nt, y, ldy, r0, r1, tile_##KIND);                               \
+        tiled_matmul_pairs(w, a, t0, nt, y, ldy, r0, r1, tile_##KIND, pair_##KIND);            \
     }
 ZTILE(q4, 1)
 ZTILE(q8, 0)

@@ -86,6 +86,75 @@ ZTGT void ktile_zmm(const uint8_t *pk, const uint8_t *ar, const uint8_t *side, i
 }
 #undef KTILE_CASE
 
+/* Two unpacked panels of an OFF32 type (Q6_K, Q6_KP, IQ4_XS) against tokens 4h..4h+3 of a full
+ * tile (KTilePairFn; x86_avx512.c's pair_half says why): each activation broadcast and chain
+ * start is loaded once into a register for both panels. Every (token, row) runs ktile_z's
+ * operations in its order, so the bits are its. 2 threads, 128 tokens, pairs against single
+ * panels in one process: Q6_K 9216 x 3072 +6.5 %, Q6_KP +8.4-8.9 %, IQ4_XS +2.7-7.5 %. The
+ * KMODE_MIN types gained nothing (their three float operations per token and block, not the
+ * loads, hold the tile), so kpair_zmm gives them the one-panel tile. */
+ZINL void kpair_half(const uint8_t *pk0, const uint8_t *pk1, const uint8_t *ar, const uint8_t *side, int h,
+                     int n, int nblocks, float *y, int ldy, int nr1, int acc) {
+    const size_t rec = (size_t)ACT_TT * (QK + 8);
+    __m512 f0[4], f1[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) f0[i] = f1[i] = _mm512_setzero_ps();
+    for (int b = 0; b < nblocks; b++, pk0 += KPANEL_BYTES, pk1 += KPANEL_BYTES, ar += rec, side += (size_t)ACT_TT * 8) {
+        const int32_t *sd = (const int32_t *)(const void *)side + 8 * h;
+        const float *xd = (const float *)(const void *)(ar + (size_t)ACT_TT * QK) + 4 * h;
+        const uint8_t *x = ar + (size_t)QK * 4 * h;
+        __m512i s0a[4], s1a[4], s0b[4], s1b[4];
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) {
+            __m512i c0 = _mm512_set1_epi32(sd[2 * i]), c1 = _mm512_set1_epi32(sd[2 * i + 1]);
+            __asm__("" : "+v"(c0), "+v"(c1));
+            s0a[i] = s0b[i] = c0, s1a[i] = s1b[i] = c1;
+        }
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) {
+            __m512i wa0 = _mm512_load_si512((const void *)(pk0 + 64 * k)), wa1 = _mm512_load_si512((const void *)(pk0 + 64 * (k + 4)));
+            __m512i wb0 = _mm512_load_si512((const void *)(pk1 + 64 * k)), wb1 = _mm512_load_si512((const void *)(pk1 + 64 * (k + 4)));
+#pragma GCC unroll 4
+            for (int i = 0; i < 4; i++) {
+                __m512i xa = _mm512_set1_epi32(*(const i32_ua *)(const void *)(x + QK * i + 4 * k));
+                __m512i xb = _mm512_set1_epi32(*(const i32_ua *)(const void *)(x + QK * i + 16 + 4 * k));
+                s0a[i] = _mm512_dpbusd_epi32(s0a[i], wa0, xa), s0b[i] = _mm512_dpbusd_epi32(s0b[i], wb0, xa);
+                s1a[i] = _mm512_dpbusd_epi32(s1a[i], wa1, xb), s1b[i] = _mm512_dpbusd_epi32(s1b[i], wb1, xb);
+            }
+        }
+        __m512 g1a = _mm512_load_ps((const void *)(pk0 + QR * QK)), g2a = _mm512_load_ps((const void *)(pk0 + QR * QK + 64));
+        __m512 g1b = _mm512_load_ps((const void *)(pk1 + QR * QK)), g2b = _mm512_load_ps((const void *)(pk1 + QR * QK + 64));
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) {
+            __m512 d = _mm512_set1_ps(xd[i]);
+            __asm__("" : "+v"(d));
+            __m512 ta = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1a[i]), g2a, _mm512_mul_ps(_mm512_cvtepi32_ps(s0a[i]), g1a));
+            __m512 tb = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1b[i]), g2b, _mm512_mul_ps(_mm512_cvtepi32_ps(s0b[i]), g1b));
+            f0[i] = _mm512_fmadd_ps(ta, d, f0[i]);
+            f1[i] = _mm512_fmadd_ps(tb, d, f1[i]);
+        }
+    }
+    __mmask16 m1 = (__mmask16)((1u << nr1) - 1);
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        if (4 * h + i >= n) break;
+        float *yi = y + (size_t)(4 * h + i) * ldy;
+        _mm512_storeu_ps(yi, acc ? _mm512_add_ps(f0[i], _mm512_loadu_ps(yi)) : f0[i]);
+        _mm512_mask_storeu_ps(yi + QR, m1, acc ? _mm512_add_ps(f1[i], _mm512_maskz_loadu_ps(m1, yi + QR)) : f1[i]);
+    }
+}
+
+ZTGT void kpair_zmm(const uint8_t *pk0, const uint8_t *pk1, const uint8_t *ar, const uint8_t *side, int n,
+                    int nblocks, float *y, int ldy, int nr1, int acc, int kmode) {
+    if (!kmode) {
+        ktile_zmm(pk0, ar, side, ACT_TT, n, nblocks, y, ldy, QR, acc, kmode);
+        ktile_zmm(pk1, ar, side, ACT_TT, n, nblocks, y + QR, ldy, nr1, acc, kmode);
+        return;
+    }
+    kpair_half(pk0, pk1, ar, side, 0, n, nblocks, y, ldy, nr1, acc);
+    if (n > 4) kpair_half(pk0, pk1, ar, side, 1, n, nblocks, y, ldy, nr1, acc);
+}
+
 /* Panel unpacking: 16 rows' 32 bytes (at src + l rs) transposed to 8 vectors, vector k holding
  * bytes [4k, 4k + 4) of row l in lane l: rows i and i + 8 share a vector, an 8 x 8 dword
  * transpose runs in both 256-bit halves (unpack 32, unpack 64), and vpermt2d interleaves the
@@ -467,7 +536,7 @@ void kq_mat_zmm(const MatView *w, const void *act, int t0, int nt, float *y, int
         kdecode_zmm(w, a, kact_side(a, type_table[w->type].kmode, 0, 1), y, r0, full);
         r0 = full;
     }
-    if (r0 < r1) kmat_tiled(w, act, t0, nt, y, ldy, r0, r1, ktile_zmm, kunpack_zmm);
+    if (r0 < r1) kmat_tiled_pairs(w, act, t0, nt, y, ldy, r0, r1, ktile_zmm, kpair_zmm, kunpack_zmm);
 }
 
 #endif

@@ -355,9 +355,9 @@ void kp_mat_zmm(const MatView *w, const void *act, int t0, int nt, float *y, int
     /* generation in panels, batches through the tiles */
     if (nt <= KP_TT) kpanel_dec_zmm(w, a, kact_side(a, type_table[w->type].kmode, 0, a->ntiles), t0, nt,
                                       y + (size_t)t0 * (size_t)ldy, (size_t)ldy, r0, r1);
-    else kmat_tiled(w, act, t0, nt, y, ldy, r0, r1, ktile_zmm,
-                    w->type == TENSOR_Q6_KP ? kpunpack_q6_zmm : w->type == TENSOR_Q5_KP ? kpunpack_q5_zmm
-                    : w->type == TENSOR_IQ4_XS ? kpunpack_iq4_zmm : kpunpack_q4_zmm);
+    else kmat_tiled_pairs(w, act, t0, nt, y, ldy, r0, r1, ktile_zmm, kpair_zmm,
+                          w->type == TENSOR_Q6_KP ? kpunpack_q6_zmm : w->type == TENSOR_Q5_KP ? kpunpack_q5_zmm
+                          : w->type == TENSOR_IQ4_XS ? kpunpack_iq4_zmm : kpunpack_q4_zmm);
 }
 
 #endif

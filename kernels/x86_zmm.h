@@ -56,6 +56,9 @@ ZINL void prefetch_ahead(const void *p, size_t ahead) {
  * super-block type (x86_avx512_k.c). */
 void ktile_zmm(const uint8_t *pk, const uint8_t *ar, const uint8_t *side, int tt, int n, int nblocks, float *y,
                int ldy, int nr, int acc, int kmode);
+/* Two such panels against a full tile (KTilePairFn, x86_avx512_k.c). */
+void kpair_zmm(const uint8_t *pk0, const uint8_t *pk1, const uint8_t *ar, const uint8_t *side, int n, int nblocks,
+               float *y, int ldy, int nr1, int acc, int kmode);
 /* MatKernel for Q4_K, Q5_K, Q6_K (x86_avx512_k.c) and for Q4_KP, Q5_KP, Q6_KP, IQ4_XS (x86_avx512_kp.c). */
 void kq_mat_zmm(const MatView *w, const void *act, int t0, int nt, float *y, int ldy, int r0, int r1);
 void kp_mat_zmm(const MatView *w, const void *act, int t0, int nt, float *y, int ldy, int r0, int r1);

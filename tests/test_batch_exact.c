@@ -4,7 +4,7 @@
  * L1 chunks (8192, 17920 columns) and with the cache budgets shrunk to their minimum. This is what
  * makes prompt-lookup verification (model/generate.c gen_loop_ex) choose the tokens one-token
  * decoding chooses. The K-quants are not batch-exact (their one-token path is another kernel on
- * x86) and must say so. */
+ * x86) and must say so. Also: the two-panel calls of x86 prompts give the one-panel bits. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,6 +76,54 @@ int main(void) {
             }
         }
         tiled_l1_bytes = l1, tiled_l2_bytes = l2;
+    }
+    /* Prompts on x86 run two panels per call (TilePairFn, KTilePairFn) where the one-panel tile would take two
+     * calls: the same bits for every (token, row), with partial panels and tiles (n % 8 of 1-5),
+     * whole rows or one-block chunks (the y accumulation), 1 and 2 threads. */
+    for (int ii = 0; isas[ii]; ii++) {
+        /* the best ISA of the CPU (the others take no pairs; this test's K matrices would take
+         * the scalar kernels seconds) */
+        if (!kernels_isa_available(isas[ii]) || (isas[ii + 1] && kernels_isa_available(isas[ii + 1]))) continue;
+        kernels_init(isas[ii]);
+        static const uint32_t qtypes[] = {TENSOR_Q8,    TENSOR_Q4,    TENSOR_Q4_K,  TENSOR_Q5_K,  TENSOR_Q6_K,
+                                          TENSOR_Q4_KP, TENSOR_Q5_KP, TENSOR_Q6_KP, TENSOR_IQ4_XS};
+        /* rows: 17.5, 18.5 and 20 panels, so that the row chunks of dispatch.c (a quarter of a
+         * thread's share) hold pairs, a pair with a partial second panel, and a lone panel */
+        static const int prow[] = {280, 296, 320}, pcol[] = {96, 3072}, ptok[] = {9, 12, 13, 20, 24, 37};
+        for (size_t ti = 0; ti < sizeof qtypes / sizeof *qtypes; ti++) {
+            long bad = 0, checked = 0;
+            for (int budget = 0; budget < 2; budget++) {
+                size_t l1 = tiled_l1_bytes;
+                if (budget) tiled_l1_bytes = 1; /* one block per chunk: the calls accumulate into y */
+                for (size_t ri = 0; ri < 3; ri++)
+                    for (size_t ci = 0; ci < 2; ci++) {
+                        int rows2 = prow[ri], cols = pcol[ci] < type_table[qtypes[ti]].block ? 256 : pcol[ci];
+                        uint8_t *data;
+                        t_seed(31 + ri * 2 + ci);
+                        MatView w = make_mat(qtypes[ti], rows2, cols, &data);
+                        float *x = malloc(sizeof(float) * 37 * cols);
+                        float *ya = malloc(sizeof(float) * 37 * rows2), *yb = malloc(sizeof(float) * 37 * rows2);
+                        for (int i = 0; i < 37 * cols; i++) x[i] = t_randf() * (i % 89 == 0 ? 5.0f : 1.0f);
+                        for (int th = 0; th < 2; th++)
+                            for (size_t ni = 0; ni < sizeof ptok / sizeof *ptok; ni++) {
+                                int n = ptok[ni];
+                                tiled_pairs = 0;
+                                matmul(&w, x, n, ya, th ? pool2 : NULL);
+                                tiled_pairs = 1;
+                                matmul(&w, x, n, yb, th ? pool2 : NULL);
+                                bad += memcmp(ya, yb, sizeof(float) * (size_t)n * rows2) != 0;
+                                checked++;
+                            }
+                        free(x);
+                        free(ya);
+                        free(yb);
+                        free(data);
+                    }
+                tiled_l1_bytes = l1;
+            }
+            t_check(bad == 0, "pairs_exact", "%s %s: %ld of %ld matmuls differ between panel pairs and single panels",
+                    isas[ii], type_table[qtypes[ti]].name, bad, checked);
+        }
     }
     kernels_init(NULL);
     t_check(matmul_batch_exact(TENSOR_Q4_K) == 1 && matmul_batch_exact(TENSOR_Q6_K) == 1, "batch_exact_kquants",
