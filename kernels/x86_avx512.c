@@ -99,6 +99,11 @@ ZINL void pair_half(const uint8_t *wq0, const uint16_t *wd0, const uint8_t *wq1,
 #pragma GCC unroll 4
     for (int i = 0; i < 4; i++) f0[i] = f1[i] = _mm512_setzero_ps();
     for (int b = 0; b < nblocks; b++, wq0 += wstep, wd0 += QR, wq1 += wstep, wd1 += QR, ar += rec) {
+        if (!h) { /* the first token tile of a group reads the weights from memory (panel_tile) */
+#pragma GCC unroll 8
+            for (size_t k = 0; k < wstep; k += 64) prefetch_ahead(wq0, PF_AHEAD + k), prefetch_ahead(wq1, PF_AHEAD + k);
+            if (!(b & 1)) prefetch_ahead(wd0, PF_AHEAD / 8), prefetch_ahead(wd1, PF_AHEAD / 8);
+        }
         __m512i s0[4], s1[4];
 #pragma GCC unroll 4
         for (int i = 0; i < 4; i++) s0[i] = s1[i] = _mm512_setzero_si512();
