@@ -209,6 +209,7 @@ void kmat_tiled_pairs(const MatView *w, const ActBuf *a, int t0, int nt, float *
     int p0 = r0 / QR, p1 = (r1 + QR - 1) / QR;
     if (g > p1 - p0) g = p1 - p0;
     if (ntl == 1 || tt != ACT_TT || !tiled_pairs) pair = NULL;
+    if (pair && g > 2) g &= ~1; /* groups of whole pairs (tiled.c) */
     size_t side_bytes = a->side ? 0 : (size_t)ntl * (size_t)nb * (size_t)tt * 8;
     uint8_t *buf = kbuf_get(side_bytes + (size_t)g * pbytes);
     const uint8_t *side = buf;
