@@ -256,7 +256,7 @@ static void mat_job(void *arg, int ith, int nth) {
     MatJob *j = arg;
     int rows = j->w->rows;
     /* prompts: whole pairs of panels, which the two-panel tiles take (kernels/isa.h TilePairFn);
-     * the shrinking last chunks of one panel ran the one-panel tile for ~10 % of a pp512 */
+     * the shrinking last chunks of one panel ran the one-panel tile for ~10 % of a pp512's tile time */
     int align = j->n_tok > ACT_TT ? 2 * ROW_ALIGN : ROW_ALIGN;
     for (;;) {
         int r0 = atomic_load_explicit(&j->next, memory_order_relaxed), n;

@@ -65,6 +65,13 @@ typedef struct {
     void (*scores_q8)(const int8_t *k, const uint16_t *kd, int n, int hd, const float *q, float scale,
                       float *out);
     void (*wsum_q8)(float *y, const float *a, const int8_t *v, const uint16_t *vd, int n, int hd);
+    /* Four queries at once over the same F16 rows (NULL: four scores_f16 / wsum_f16 calls), with
+     * each query's bits those of the one-query forms (a prompt's rows then read each cached row
+     * once for four; n a multiple of 4 for scores4_f16): query r at q + r qs, its scores at
+     * out + r os; wsum4_f16 adds to y + r ys with weights a + r as. */
+    void (*scores4_f16)(const uint16_t *k, int n, int hd, const float *q, size_t qs, float scale, float *out,
+                        size_t os);
+    void (*wsum4_f16)(float *y, size_t ys, const float *a, size_t as, const uint16_t *v, int n, int hd);
 } AttnKernels;
 
 /* The attention kernels of the selected ISA, and the scalar ones (the reference forward pass;

@@ -325,6 +325,69 @@ static ZTGT void scores_f16_avx512(const uint16_t *k, int n, int hd, const float
     for (; j < n; j++) out[j] = scale * dot_f16_avx512(k + (size_t)j * hd, q, hd);
 }
 
+/* scores_f16_avx512 for four queries (AttnKernels.scores4_f16): each group of four keys is
+ * converted once and used by all four; per query the same products, sums and reduction. */
+static ZTGT void scores4_f16_avx512(const uint16_t *k, int n, int hd, const float *q, size_t qs, float scale,
+                                   float *out, size_t os) {
+    for (int j = 0; j + 4 <= n; j += 4) {
+        const uint16_t *k0 = k + (size_t)j * hd;
+        for (int i = 0; i < 4 * hd * 2; i += 64) prefetch_ahead(k0, ATT_PF + (size_t)i);
+        __m512 a[4][4];
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) a[r][0] = a[r][1] = a[r][2] = a[r][3] = _mm512_setzero_ps();
+        for (int i = 0; i < hd; i += 16) {
+            __mmask16 m = hd - i >= 16 ? 0xffff : (__mmask16)((1u << (hd - i)) - 1);
+            __m512 kv[4];
+#pragma GCC unroll 4
+            for (int t = 0; t < 4; t++) kv[t] = zload_h(k0 + (size_t)t * hd + i, m);
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; r++) {
+                __m512 qv = _mm512_maskz_loadu_ps(m, q + r * qs + i);
+#pragma GCC unroll 4
+                for (int t = 0; t < 4; t++) a[r][t] = _mm512_fmadd_ps(kv[t], qv, a[r][t]);
+            }
+        }
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) store4_scaled(out + r * os + j, a[r][0], a[r][1], a[r][2], a[r][3], scale);
+    }
+}
+
+/* wsum_f16_avx512 for four queries (AttnKernels.wsum4_f16): each value row is converted once,
+ * 64 values (4 vectors) at a time; every output value sums its rows in the same order. */
+static ZTGT void wsum4_f16_avx512(float *y, size_t ys, const float *a, size_t as, const uint16_t *v, int n, int hd) {
+    for (int c = 0; c < hd; c += 64) {
+        int w = hd - c < 64 ? hd - c : 64, nv = (w + 15) / 16;
+        __mmask16 mt = w % 16 ? (__mmask16)((1u << (w % 16)) - 1) : 0xffff;
+        __m512 acc[4][4];
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++)
+#pragma GCC unroll 4
+            for (int m = 0; m < 4; m++)
+                acc[r][m] = m < nv ? _mm512_maskz_loadu_ps(m == nv - 1 ? mt : 0xffff, y + r * ys + c + 16 * m)
+                                   : _mm512_setzero_ps();
+        for (int j = 0; j < n; j++) {
+            const uint16_t *vj = v + (size_t)j * hd + c;
+            if (c == 0)
+                for (int i = 0; i < hd * 2; i += 64) prefetch_ahead(vj, ATT_PF + (size_t)i);
+            __m512 vv[4];
+#pragma GCC unroll 4
+            for (int m = 0; m < 4; m++) vv[m] = m < nv ? zload_h(vj + 16 * m, m == nv - 1 ? mt : 0xffff) : _mm512_setzero_ps();
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; r++) {
+                __m512 aj = _mm512_set1_ps(a[r * as + j]);
+#pragma GCC unroll 4
+                for (int m = 0; m < 4; m++)
+                    if (m < nv) acc[r][m] = _mm512_fmadd_ps(aj, vv[m], acc[r][m]);
+            }
+        }
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++)
+#pragma GCC unroll 4
+            for (int m = 0; m < 4; m++)
+                if (m < nv) _mm512_mask_storeu_ps(y + r * ys + c + 16 * m, m == nv - 1 ? mt : 0xffff, acc[r][m]);
+    }
+}
+
 /* The sums stay in registers over all rows, 128 values (8 vectors) at a time. */
 static ZTGT void wsum_f16_avx512(float *y, const float *a, const uint16_t *v, int n, int hd) {
     for (int c = 0; c < hd; c += 128) {
@@ -433,7 +496,8 @@ const IsaKernels isa_avx512vnni = {
     .softmax = softmax_avx2,
     .silu_mul = silu_mul_avx2,
     .attn = {dot_f16_avx512, axpy_f16_avx512, dot_f32_avx2, axpy_f32_avx2, to_f16_avx2,
-             scores_f16_avx512, wsum_f16_avx512, NULL, scores_q8_avx512, wsum_q8_avx512},
+             scores_f16_avx512, wsum_f16_avx512, NULL, scores_q8_avx512, wsum_q8_avx512,
+             scores4_f16_avx512, wsum4_f16_avx512},
 };
 
 #endif

@@ -24,6 +24,7 @@
 #ifndef MAX_BATCH
 #define MAX_BATCH 64 /* tokens per fast-path forward() call: activations stay in cache */
 #endif
+#define ATT_ROWS 4 /* rows of a sequence attended together (attend4) */
 
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 
@@ -108,7 +109,7 @@ static int state_setup(State *s, const Model *m, int n_ctx, int flags, char *err
      * 128k positions: 12.9 G cache elements). */
     uint64_t cache64 = (uint64_t)hp->n_layers * (uint64_t)s->kv_slots * kv_dim;
     double kvd = kv_type_bytes(kt, (double)cache64) + kv_type_bytes(vt, (double)cache64);
-    if (kvd > (double)(SIZE_MAX / 2) || (uint64_t)s->n_threads * (uint64_t)n_ctx > SIZE_MAX / 8) {
+    if (kvd > (double)(SIZE_MAX / 2) || (uint64_t)s->n_threads * (uint64_t)n_ctx > SIZE_MAX / 32) {
         snprintf(err, errlen, "a context of %d tokens needs a %.2f GiB KV cache, more than this %d-bit "
                  "build can address (lower -c)", n_ctx, kvd / (1u << 30), (int)sizeof(void *) * 8);
         state_free(s);
@@ -120,7 +121,7 @@ static int state_setup(State *s, const Model *m, int n_ctx, int flags, char *err
     s->qkv = calloc(nb * (q_dim + 2 * kv_dim), sizeof(float));
     s->hb = calloc(nb * 2 * (size_t)hp->hidden_dim, sizeof(float));
     s->hs = calloc(nb * (size_t)hp->hidden_dim, sizeof(float));
-    s->att = calloc((size_t)s->n_threads * (size_t)n_ctx, sizeof(float));
+    s->att = calloc((size_t)ATT_ROWS * (size_t)s->n_threads * (size_t)n_ctx, sizeof(float)); /* attend4 */
     s->logits = calloc(hp->vocab_size, sizeof(float));
     s->rope_cs = calloc(nb * hp->rope_dims, sizeof(float));
     s->kv_bytes = (size_t)kv_type_bytes(kt, (double)cache64);
@@ -283,6 +284,40 @@ static void attend(const State *s, const PhiHParams *hp, const AttnKernels *ak,
     }
 }
 
+/* attend for four rows of one sequence (rows r at q + r qs, outputs at out + r os, positions
+ * pos[r]) that share the window start and whose keys do not wrap the ring, over an F16 cache
+ * whose kernels take four queries: each cached row is read once for the four. The keys all four
+ * see, in groups of four, go through scores4_f16 / wsum4_f16, each query's rest through the
+ * one-query kernels; every query gets attend's bits (AttnKernels.scores4_f16 says why).
+ * 0: not such rows (the caller runs attend per row). */
+static int attend4(const State *s, const PhiHParams *hp, const AttnKernels *ak, void (*softmax_fn)(float *, int),
+                   int layer, int kvh, const float *q, size_t qs, const int *pos, int start, float *att,
+                   size_t as, float *out, size_t os) {
+    int hd = (int)hp->head_dim, slots = s->kv_slots, slot0 = start % slots, m = pos[0] - start + 1;
+    if (!ak->scores4_f16 || !ak->wsum4_f16 || s->k_type != KV_F16 || s->v_type != KV_F16 ||
+        slot0 + (pos[3] - start + 1) > slots)
+        return 0;
+    for (int r = 1; r < ATT_ROWS; r++) m = pos[r] - start + 1 < m ? pos[r] - start + 1 : m;
+    m &= ~3;
+    if (m < 4) return 0;
+    float scale = 1.0f / sqrtf((float)hd);
+    size_t at0 = kv_index(s, hp, layer, kvh, slot0);
+    const uint16_t *k16 = (const uint16_t *)s->key_cache + at0, *v16 = (const uint16_t *)s->value_cache + at0;
+    ak->scores4_f16(k16, m, hd, q, qs, scale, att, as);
+    for (int r = 0; r < ATT_ROWS; r++) {
+        int n = pos[r] - start + 1;
+        if (n > m) ak->scores_f16(k16 + (size_t)m * hd, n - m, hd, q + r * qs, scale, att + r * as + m);
+        softmax_fn(att + r * as, n);
+        memset(out + r * os, 0, (size_t)hd * sizeof(float));
+    }
+    ak->wsum4_f16(out, os, att, as, v16, m, hd);
+    for (int r = 0; r < ATT_ROWS; r++) {
+        int n = pos[r] - start + 1;
+        if (n > m) ak->wsum_f16(out + r * os, att + r * as + m, v16 + (size_t)m * hd, n - m, hd);
+    }
+    return 1;
+}
+
 /* ---- the two paths: the kernels they differ in ---- */
 
 /* The reference path (the oracle: scalar kernels, F32 arithmetic, one token at a time, no
@@ -353,14 +388,27 @@ static void attn_job(void *arg, int ith, int nth) {
     State *sc = B->sc;
     int hd = (int)hp->head_dim, n_heads = (int)hp->n_heads, n_kv = (int)hp->n_kv_heads;
     int kv_dim = n_kv * hd, q_dim = n_heads * hd, qkv_dim = q_dim + 2 * kv_dim;
-    int group = n_heads / n_kv, t0, t1;
-    pool_split(B->n * n_heads, 1, ith, nth, &t0, &t1);
+    int group = n_heads / n_kv, nblk = (B->n + ATT_ROWS - 1) / ATT_ROWS, t0, t1;
+    /* tasks: (block of ATT_ROWS rows, head); a prompt's rows of one block share the cache reads */
+    pool_split(nblk * n_heads, 1, ith, nth, &t0, &t1);
     for (int task = t0; task < t1; task++) {
-        int i = task / n_heads, h = task % n_heads, pos = B->pos[i];
-        const State *s = B->seq[i];
-        attend(s, hp, j->P->attn, j->P->softmax, j->layer, h / group,
-               sc->qkv + (size_t)i * qkv_dim + h * hd, window_start(hp, pos), pos,
-               s->att + (size_t)ith * s->n_ctx, sc->xb + (size_t)i * q_dim + h * hd);
+        int i0 = task / n_heads * ATT_ROWS, h = task % n_heads, i1 = i0 + ATT_ROWS < B->n ? i0 + ATT_ROWS : B->n;
+        const State *s = B->seq[i0];
+        float *att = s->att + (size_t)ith * ATT_ROWS * s->n_ctx;
+        int start = window_start(hp, B->pos[i0]), same = i1 - i0 == ATT_ROWS;
+        for (int i = i0 + 1; i < i1 && same; i++)
+            same = B->seq[i] == s && B->pos[i] == B->pos[i - 1] + 1 && window_start(hp, B->pos[i]) == start;
+        if (same && attend4(s, hp, j->P->attn, j->P->softmax, j->layer, h / group, sc->qkv + (size_t)i0 * qkv_dim + h * hd,
+                            (size_t)qkv_dim, B->pos + i0, start, att, (size_t)s->n_ctx,
+                            sc->xb + (size_t)i0 * q_dim + h * hd, (size_t)q_dim))
+            continue;
+        for (int i = i0; i < i1; i++) {
+            int pos = B->pos[i];
+            const State *si = B->seq[i];
+            attend(si, hp, j->P->attn, j->P->softmax, j->layer, h / group,
+                   sc->qkv + (size_t)i * qkv_dim + h * hd, window_start(hp, pos), pos,
+                   si->att + (size_t)ith * ATT_ROWS * si->n_ctx, sc->xb + (size_t)i * q_dim + h * hd);
+        }
     }
 }
 

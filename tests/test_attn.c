@@ -93,6 +93,47 @@ int main(void) {
                 "scores max err %.1e of sum|kq|, weighted sum %.1e of scale (bounds 1e-6), head_dim 16..200, 1..37 rows",
                 worst_s, worst_w);
     }
+    /* Four queries at once (scores4_f16, wsum4_f16) give each query the one-query kernels' bits,
+     * for head sizes with and without a partial vector, query and output strides, 4..40 rows. */
+    for (int k = 0; isas[k]; k++) {
+        if (!kernels_isa_available(isas[k]) || kernels_init(isas[k]) != 0) continue;
+        const AttnKernels *a = attn_kernels();
+        if (!a->scores4_f16 || !a->wsum4_f16) continue;
+        static const int hd4[] = {16, 64, 80, 96, 128, 200};
+        long bad = 0, checked = 0;
+        t_seed(4242 + k);
+        for (size_t hi = 0; hi < sizeof hd4 / sizeof hd4[0]; hi++)
+            for (int nk = 4; nk <= 40; nk += 12) {
+                int hd = hd4[hi];
+                size_t qs = (size_t)hd + 7, os = (size_t)nk + 5, ys = (size_t)hd + 3;
+                uint16_t *kv = malloc(sizeof(uint16_t) * (size_t)hd * nk);
+                float *q = malloc(sizeof(float) * 4 * qs), *s4 = malloc(sizeof(float) * 4 * os), s1[64];
+                float *y4 = malloc(sizeof(float) * 4 * ys), *y1 = malloc(sizeof(float) * hd), *att = malloc(sizeof(float) * 4 * os);
+                for (int i = 0; i < hd * nk; i++) kv[i] = f32_to_fp16(t_randf() * 2);
+                for (size_t i = 0; i < 4 * qs; i++) q[i] = t_randf() * 3;
+                for (size_t i = 0; i < 4 * ys; i++) y4[i] = t_randf();
+                for (size_t i = 0; i < 4 * os; i++) att[i] = t_randf() * 0.5f + 0.5f;
+                a->scores4_f16(kv, nk, hd, q, qs, 0.3f, s4, os);
+                for (int r = 0; r < 4; r++) {
+                    a->scores_f16(kv, nk, hd, q + r * qs, 0.3f, s1);
+                    bad += memcmp(s1, s4 + r * os, sizeof(float) * nk) != 0, checked++;
+                }
+                float *y0 = malloc(sizeof(float) * 4 * ys);
+                memcpy(y0, y4, sizeof(float) * 4 * ys);
+                a->wsum4_f16(y4, ys, att, os, kv, nk, hd);
+                for (int r = 0; r < 4; r++) {
+                    memcpy(y1, y0 + r * ys, sizeof(float) * hd);
+                    a->wsum_f16(y1, att + r * os, kv, nk, hd);
+                    bad += memcmp(y1, y4 + r * ys, sizeof(float) * hd) != 0, checked++;
+                    bad += memcmp(y0 + r * ys + hd, y4 + r * ys + hd, sizeof(float) * (ys - hd)) != 0; /* untouched */
+                }
+                free(kv), free(q), free(s4), free(y4), free(y1), free(att), free(y0);
+            }
+        char name[64];
+        snprintf(name, sizeof name, "attn_four_queries_%s", isas[k]);
+        t_check(bad == 0, name, "%ld of %ld four-query score rows and weighted sums differ from the one-query kernels' bits",
+                bad, checked);
+    }
     /* The q8_0 cache: to_q8 against its definition (scale = f16(amax / 127), |x - d q| <= d / 2
      * but for the clamp), and the q8 row kernels of every ISA against the scalar references. */
     {
