@@ -249,8 +249,8 @@ static void pack_job(void *arg, int ith, int nth) {
 
 /* Threads claim row chunks from a shared counter rather than fixed shares, so a thread that
  * runs slower (descheduled by another process, or on a smaller core) takes fewer of them.
- * Chunks shrink as rows run out (a fraction of what is left, at least ROW_ALIGN rows), so the
- * threads also finish close together. */
+ * Chunks shrink as rows run out (a fraction of what is left, at least ROW_ALIGN rows; for
+ * prompts whole pairs of panels), so the threads also finish close together. */
 static void mat_job(void *arg, int ith, int nth) {
     (void)ith;
     MatJob *j = arg;

@@ -52,7 +52,7 @@ void tiled_matmul_pairs(const MatView *w, const ActBuf *a, int t0, int nt, float
     size_t acts = (size_t)(j1 - j0) * (size_t)bc * a->rec, l2 = tiled_l2_bytes;
     int pg = (int)((l2 > acts + bc * pbytes ? l2 - acts : bc * pbytes) / ((size_t)bc * pbytes));
     int p0 = r0 / QR, p1 = (r1 + QR - 1) / QR;
-    if (a->ntiles == 1 || a->tt != ACT_TT || !tiled_pairs) pair = NULL;
+    if (j1 - j0 == 1 || tt != ACT_TT || !tiled_pairs) pair = NULL;
     if (pair && pg > 2) pg &= ~1; /* groups of whole pairs: a lone panel runs the slower tile */
     for (int pb = p0; pb < p1; pb += pg) {
         int pe = pb + pg < p1 ? pb + pg : p1;

@@ -83,8 +83,8 @@ ZINL void panel_tile(const uint8_t *wq, const uint16_t *wd, const uint8_t *ar, i
  * broadcast goes to a register once and feeds a vpdpbusd of each panel. The one-panel tile
  * issues a load per vpdpbusd (its embedded broadcast) and ~25 more per block, ~89 per 64
  * vpdpbusd, and the Zen 5 class host does 2 loads a cycle: 64 vpdpbusd with embedded broadcasts
- * ran 5.6-5.7 G/s per core, 4.3-4.4 with 24 more loads, the tile 4.6-4.7, vpdpbusd's peak 6.8
- * (microbenchmarks, 6 Dec 2026). Here a block of 2 panels x 4 tokens loads ~50 times per 64
+ * ran 5.6-5.7 G/s per core, 4.3-4.4 with 24 more loads, the tile 4.6-4.7, vpdpbusd's peak
+ * 6.6-6.9 with register operands (make bench-ports and /tmp microbenchmarks, 6 Dec 2026). Here a block of 2 panels x 4 tokens loads ~50 times per 64
  * vpdpbusd: 5.0-5.1 G/s alone. What holds it then is the float work on vpdpbusd's two pipes (a
  * multiply and an FMA per 8; without them 6.0). In matmul, 2 threads, 128 tokens, pairs against
  * single panels alternated in one process: Q4 +4.5-8 %, Q8 +9-11 % (9216 x 3072, 16384 x 3072,
@@ -117,7 +117,7 @@ ZINL void pair_half(const uint8_t *wq0, const uint16_t *wd0, const uint8_t *wq1,
                 a0 = _mm512_and_si512(v0, m4), b0 = _mm512_and_si512(_mm512_srli_epi16(v0, 4), m4);
                 a1 = _mm512_and_si512(v1, m4), b1 = _mm512_and_si512(_mm512_srli_epi16(v1, 4), m4);
             } else {
-                a0 = _mm512_xor_si512(v0, bias), a1 = _mm512_xor_si512(v1, bias), b0 = b1 = a0;
+                a0 = _mm512_xor_si512(v0, bias), a1 = _mm512_xor_si512(v1, bias), b0 = a0, b1 = a1; /* b unused */
             }
 #pragma GCC unroll 4
             for (int i = 0; i < 4; i++) {

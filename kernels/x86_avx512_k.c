@@ -86,13 +86,14 @@ ZTGT void ktile_zmm(const uint8_t *pk, const uint8_t *ar, const uint8_t *side, i
 }
 #undef KTILE_CASE
 
-/* Two unpacked panels of an OFF32 type (Q6_K, Q6_KP, IQ4_XS) against tokens 4h..4h+3 of a full
- * tile (KTilePairFn; x86_avx512.c's pair_half says why): each activation broadcast and chain
- * start is loaded once into a register for both panels. Every (token, row) runs ktile_z's
- * operations in its order, so the bits are its. 2 threads, 128 tokens, pairs against single
- * panels in one process: Q6_K 9216 x 3072 +6.5 %, Q6_KP +8.4-8.9 %, IQ4_XS +2.7-7.5 %. The
- * KMODE_MIN types gained nothing (their three float operations per token and block, not the
- * loads, hold the tile), so kpair_zmm gives them the one-panel tile. */
+/* Two unpacked panels of an offset type (Q6_K, Q6_KP: KMODE_OFF32; IQ4_XS: KMODE_OFF128, the same
+ * code) against tokens 4h..4h+3 of a full tile (KTilePairFn; x86_avx512.c's pair_half says
+ * why): each activation broadcast and chain start is loaded once into a register for both
+ * panels. Every (token, row) runs ktile_z's operations in its order, so the bits are its. 2
+ * threads, 128 tokens, pairs against single panels in one process: Q6_K 9216 x 3072 +6.5 %,
+ * Q6_KP +8.4-8.9 %, IQ4_XS +2.7-7.5 %. The KMODE_MIN types gained nothing (their three float
+ * operations per token and block, not the loads, hold the tile), so kpair_zmm gives them the
+ * one-panel tile. */
 ZINL void kpair_half(const uint8_t *pk0, const uint8_t *pk1, const uint8_t *ar, const uint8_t *side, int h,
                      int n, int nblocks, float *y, int ldy, int nr1, int acc) {
     const size_t rec = (size_t)ACT_TT * (QK + 8);

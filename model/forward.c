@@ -109,7 +109,7 @@ static int state_setup(State *s, const Model *m, int n_ctx, int flags, char *err
      * 128k positions: 12.9 G cache elements). */
     uint64_t cache64 = (uint64_t)hp->n_layers * (uint64_t)s->kv_slots * kv_dim;
     double kvd = kv_type_bytes(kt, (double)cache64) + kv_type_bytes(vt, (double)cache64);
-    if (kvd > (double)(SIZE_MAX / 2) || (uint64_t)s->n_threads * (uint64_t)n_ctx > SIZE_MAX / 32) {
+    if (kvd > (double)(SIZE_MAX / 2) || (uint64_t)s->n_threads * (uint64_t)n_ctx > SIZE_MAX / (2 * ATT_ROWS * sizeof(float))) {
         snprintf(err, errlen, "a context of %d tokens needs a %.2f GiB KV cache, more than this %d-bit "
                  "build can address (lower -c)", n_ctx, kvd / (1u << 30), (int)sizeof(void *) * 8);
         state_free(s);
@@ -294,7 +294,7 @@ static int attend4(const State *s, const PhiHParams *hp, const AttnKernels *ak, 
                    int layer, int kvh, const float *q, size_t qs, const int *pos, int start, float *att,
                    size_t as, float *out, size_t os) {
     int hd = (int)hp->head_dim, slots = s->kv_slots, slot0 = start % slots, m = pos[0] - start + 1;
-    if (!ak->scores4_f16 || !ak->wsum4_f16 || s->k_type != KV_F16 || s->v_type != KV_F16 ||
+    if (!ak->scores4_f16 || !ak->wsum4_f16 || !ak->scores_f16 || !ak->wsum_f16 || s->k_type != KV_F16 || s->v_type != KV_F16 ||
         slot0 + (pos[3] - start + 1) > slots)
         return 0;
     for (int r = 1; r < ATT_ROWS; r++) m = pos[r] - start + 1 < m ? pos[r] - start + 1 : m;

@@ -65,7 +65,7 @@ typedef struct {
     int n_threads;
     /* per batch: [n_batch][...] */
     float *x, *xb, *xb2, *qkv, *hb, *hs; /* hs: [n_batch][hidden_dim], silu(gate) * up */
-    float *att;    /* [n_threads][n_ctx] attention scores */
+    float *att;    /* [n_threads][4][n_ctx] attention scores (model/forward.c attend4: 4 rows) */
     float *logits; /* [vocab]: the last position's */
     float *rope_cs; /* [n_batch][rope_dims]: cos, then sin, of each pair */
     /* KV cache: [layer][n_kv_heads][kv_slots][head_dim] of k_type (keys) and v_type (values),
