@@ -135,14 +135,7 @@ ZINL void kpair_half(const uint8_t *pk0, const uint8_t *pk1, const uint8_t *ar, 
             f1[i] = _mm512_fmadd_ps(tb, d, f1[i]);
         }
     }
-    __mmask16 m1 = (__mmask16)((1u << nr1) - 1);
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; i++) {
-        if (4 * h + i >= n) break;
-        float *yi = y + (size_t)(4 * h + i) * ldy;
-        _mm512_storeu_ps(yi, acc ? _mm512_add_ps(f0[i], _mm512_loadu_ps(yi)) : f0[i]);
-        _mm512_mask_storeu_ps(yi + QR, m1, acc ? _mm512_add_ps(f1[i], _mm512_maskz_loadu_ps(m1, yi + QR)) : f1[i]);
-    }
+    pair_store(f0, f1, h, n, y, ldy, nr1, acc);
 }
 
 ZTGT void kpair_zmm(const uint8_t *pk0, const uint8_t *pk1, const uint8_t *ar, const uint8_t *side, int n,

@@ -35,6 +35,19 @@ ZINL __m512i dpbusd_b(__m512i acc, __m512i w, const uint8_t *p) {
     return acc;
 }
 
+/* The sums of a two-panel tile's token half h (f0: the first panel's 16 rows, f1: the next
+ * nr1) to y, or added to it (acc), for its tokens below n. */
+ZINL void pair_store(const __m512 *f0, const __m512 *f1, int h, int n, float *y, int ldy, int nr1, int acc) {
+    __mmask16 m1 = (__mmask16)((1u << nr1) - 1);
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        if (4 * h + i >= n) break;
+        float *yi = y + (size_t)(4 * h + i) * ldy;
+        _mm512_storeu_ps(yi, acc ? _mm512_add_ps(f0[i], _mm512_loadu_ps(yi)) : f0[i]);
+        _mm512_mask_storeu_ps(yi + QR, m1, acc ? _mm512_add_ps(f1[i], _mm512_maskz_loadu_ps(m1, yi + QR)) : f1[i]);
+    }
+}
+
 /* A prefetch hint for the address p + ahead, which may lie past the end of the object: formed
  * as an integer, since pointer arithmetic beyond an object is undefined. */
 ZINL void prefetch_ahead(const void *p, size_t ahead) {
