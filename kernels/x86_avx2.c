@@ -461,63 +461,98 @@ static inline __attribute__((always_inline)) TGT void kpunpack_y(const MatView *
 static TGT void kpunpack_q4_avx2(const MatView *w, int p, int sb0, int n, uint8_t *out) { kpunpack_y(w, p, sb0, n, out, 0); }
 static TGT void kpunpack_q5_avx2(const MatView *w, int p, int sb0, int n, uint8_t *out) { kpunpack_y(w, p, sb0, n, out, 1); }
 
-/* Generation (one token) for Q4_KP / Q5_KP: x86_avx512_kp.c's kpanel_dec with 8 lanes, each 16-row
- * panel as two halves of every 64-byte line. Products by vpmaddubsw (u8 x s8 pairs to int16:
- * <= 2 * 31 * 127 per step, so 4 steps fit int16 before the vpmaddwd that widens them). Without
- * it the tiles took generation: unpacking to records per token, 13 % slower than ggml's row
- * order with krow_avx2 (Phi-3-mini Q4_K_M, 2 threads). */
+/* Generation (one token) for Q4_KP / Q5_KP: x86_avx512_kp.c's kpanel_dec with 8 lanes, both
+ * halves of every 64-byte line in one step so that each activation broadcast serves 16 rows.
+ * Products by vpmaddubsw (u8 x s8 pairs to int16) summed in int16 over a sub-block's 8 steps for
+ * Q4 (16 products <= 15 * 127 each: 30480) or 4 steps for Q5 (8 <= 31 * 127), then widened by
+ * vpmaddwd against the sub-block's 6-bit scale in both int16 of the row's lane, so a sub-block
+ * costs one convert and one FMA by its dx in float (the mins: one more of each). The previous
+ * form (one half at a time, the scale applied in float) ran 14.5 GB/s on one Zen 3 core, under
+ * the memory's 17-24 (make bench-kernels). */
+INL __m256i kp_byte_y(__m256i v, int j, const int both) { /* byte j of each lane to bits 0-7 (and 16-23) */
+    const char z = (char)0x80; /* + j keeps bit 7: vpshufb writes 0 */
+    __m256i idx = both ? _mm256_setr_epi8(0, z, 0, z, 4, z, 4, z, 8, z, 8, z, 12, z, 12, z,
+                                          0, z, 0, z, 4, z, 4, z, 8, z, 8, z, 12, z, 12, z)
+                       : _mm256_setr_epi8(0, z, z, z, 4, z, z, z, 8, z, z, z, 12, z, z, z,
+                                          0, z, z, z, 4, z, z, z, 8, z, z, z, 12, z, z, z);
+    return _mm256_shuffle_epi8(v, _mm256_add_epi8(idx, _mm256_set1_epi8((char)j)));
+}
 static inline __attribute__((always_inline)) TGT void kpanel_dec_y(const MatView *w, const ActBuf *a, const uint8_t *side,
                                                                     float *y, int r0, int r1, const int q5) {
     int nsb = w->cols / QK_K, tt = a->tt;
-    const __m256i m4 = _mm256_set1_epi8(15);
-    const __m256i m10 = _mm256_set1_epi8(0x10), mff = _mm256_set1_epi32(0xff), mffff = _mm256_set1_epi32(0xffff);
-    const __m256i one = _mm256_set1_epi16(1);
+    const __m256i m4 = _mm256_set1_epi8(15), m10 = _mm256_set1_epi8(0x10), mffff = _mm256_set1_epi32(0xffff);
     const size_t bb = q5 ? 176 : 144;
     for (int p = r0 / QR; p * QR < r1; p++) {
         __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, accm[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
         for (int sb = 0; sb < nsb; sb++) {
             const uint8_t *src = matview_panel_q(w, p, sb);
-            for (size_t o = 0; o < QR * bb; o += 64) _mm_prefetch((const char *)(uintptr_t)((uintptr_t)src + 2048 + o), _MM_HINT_T0);
-            for (int hf = 0; hf < 2; hf++) {
-                const uint8_t *s = src + 32 * hf;
-                __m256i dd = _mm256_loadu_si256((const __m256i *)(const void *)s);
-                __m256i sc[2], mn[2];
-                kp_scales_y(s, sc, mn);
-                __m256 A = _mm256_setzero_ps(), B = _mm256_setzero_ps();
-                for (int c = 0; c < 4; c++) {
-                    const uint8_t *nib = s + (size_t)((q5 ? 12 : 4) + 8 * c) * 64;
-                    const uint8_t *q0 = (const uint8_t *)act_q(a, 0, sb * 8 + 2 * c), *q1 = (const uint8_t *)act_q(a, 0, sb * 8 + 2 * c + 1);
-                    __m256i i0 = _mm256_setzero_si256(), i1 = _mm256_setzero_si256();
-                    for (int k4 = 0; k4 < 8; k4 += 4) {
-                        __m256i h0 = _mm256_setzero_si256(), h1 = _mm256_setzero_si256();
-                        for (int k = k4; k < k4 + 4; k++) {
-                            __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(nib + 64 * k));
+            /* 2 KB ahead, line by line: the header lines here, the others at their step */
+            for (size_t o = 0; o < bb * QR - 32 * 64; o += 64) _mm_prefetch((const char *)(uintptr_t)((uintptr_t)src + 2048 + o), _MM_HINT_T0);
+            __m256 A[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+#pragma GCC unroll 1
+            for (int c = 0; c < 4; c++) {
+                const uint8_t *nib = src + (size_t)((q5 ? 12 : 4) + 8 * c) * 64;
+                const uint8_t *q0 = (const uint8_t *)act_q(a, 0, sb * 8 + 2 * c), *q1 = (const uint8_t *)act_q(a, 0, sb * 8 + 2 * c + 1);
+                __m256i s[2][2][2]; /* [half][j - 2c][k / 4 (Q5)] int16 sums */
+#pragma GCC unroll 2
+                for (int k4 = 0; k4 < 8; k4 += 4) {
+                    if (q5 || k4 == 0)
+                        for (int hf = 0; hf < 2; hf++) s[hf][0][k4 / 4] = s[hf][1][k4 / 4] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+                    for (int k = k4; k < k4 + 4; k++) {
+                        int32_t x0, x1;
+                        memcpy(&x0, q0 + 4 * k, 4), memcpy(&x1, q1 + 4 * k, 4);
+                        __m256i b0 = _mm256_set1_epi32(x0), b1 = _mm256_set1_epi32(x1);
+                        const int g = q5 ? k4 / 4 : 0;
+                        _mm_prefetch((const char *)(uintptr_t)((uintptr_t)nib + 64 * k + 2048), _MM_HINT_T0);
+#pragma GCC unroll 2
+                        for (int hf = 0; hf < 2; hf++) {
+                            __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(nib + 64 * k + 32 * hf));
                             __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
                             if (q5) {
-                                __m256i h = _mm256_loadu_si256((const __m256i *)(const void *)(s + 4 * 64 + 64 * k));
+                                __m256i h = _mm256_loadu_si256((const __m256i *)(const void *)(src + 4 * 64 + 64 * k + 32 * hf));
                                 lo = _mm256_or_si256(lo, _mm256_and_si256(kp_bit4_y(h, 2 * c), m10));
                                 hi = _mm256_or_si256(hi, _mm256_and_si256(kp_bit4_y(h, 2 * c + 1), m10));
                             }
-                            int32_t x0, x1;
-                            memcpy(&x0, q0 + 4 * k, 4), memcpy(&x1, q1 + 4 * k, 4);
-                            h0 = _mm256_add_epi16(h0, _mm256_maddubs_epi16(lo, _mm256_set1_epi32(x0)));
-                            h1 = _mm256_add_epi16(h1, _mm256_maddubs_epi16(hi, _mm256_set1_epi32(x1)));
+                            s[hf][0][g] = _mm256_add_epi16(s[hf][0][g], _mm256_maddubs_epi16(lo, b0));
+                            s[hf][1][g] = _mm256_add_epi16(s[hf][1][g], _mm256_maddubs_epi16(hi, b1));
+                            /* the chains in order: GCC would form every product first and spill */
+                            __asm__("" : "+x"(s[hf][0][g]), "+x"(s[hf][1][g]));
                         }
-                        i0 = _mm256_add_epi32(i0, _mm256_madd_epi16(h0, one));
-                        i1 = _mm256_add_epi32(i1, _mm256_madd_epi16(h1, one));
-                    }
-                    for (int h = 0; h < 2; h++) {
-                        int j = 2 * c + h, sh = 8 * (j & 3), b = sb * 8 + j;
-                        __m256 S = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(sc[j >> 2], sh), mff));
-                        __m256 M = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(mn[j >> 2], sh), mff));
-                        float gx;
-                        memcpy(&gx, side + (size_t)b * (size_t)tt * 8, 4); /* token 0 of tile 0 */
-                        __m256 T = _mm256_mul_ps(_mm256_cvtepi32_ps(h ? i1 : i0), _mm256_set1_ps(act_d(a, 0, b)));
-                        A = _mm256_fmadd_ps(T, S, A);
-                        B = _mm256_fmadd_ps(M, _mm256_set1_ps(gx), B);
                     }
                 }
-                acc[hf] = _mm256_fmadd_ps(kp_half_ps(_mm256_and_si256(dd, mffff)), A, acc[hf]);
+#pragma GCC unroll 2
+                for (int hf = 0; hf < 2; hf++) {
+                    const uint8_t *l = src + 32 * hf;
+                    __m256i L1 = _mm256_loadu_si256((const __m256i *)(const void *)(l + 64));
+                    __m256i sc = c < 2 ? _mm256_and_si256(L1, _mm256_set1_epi8(63))
+                                       : _mm256_or_si256(_mm256_and_si256(_mm256_loadu_si256((const __m256i *)(const void *)(l + 192)), m4),
+                                                         _mm256_and_si256(_mm256_srli_epi16(L1, 2), _mm256_set1_epi8(0x30)));
+#pragma GCC unroll 2
+                    for (int e = 0; e < 2; e++) {
+                        __m256i S = kp_byte_y(sc, (2 * c + e) & 3, 1);
+                        __m256i i = _mm256_madd_epi16(s[hf][e][0], S);
+                        if (q5) i = _mm256_add_epi32(i, _mm256_madd_epi16(s[hf][e][1], S));
+                        A[hf] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), _mm256_set1_ps(act_d(a, 0, sb * 8 + 2 * c + e)), A[hf]);
+                    }
+                }
+            }
+#pragma GCC unroll 2
+            for (int hf = 0; hf < 2; hf++) {
+                const uint8_t *l = src + 32 * hf;
+                __m256i dd = _mm256_loadu_si256((const __m256i *)(const void *)l);
+                __m256i L2 = _mm256_loadu_si256((const __m256i *)(const void *)(l + 128));
+                __m256i mn[2] = {_mm256_and_si256(L2, _mm256_set1_epi8(63)),
+                                 _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(_mm256_loadu_si256((const __m256i *)(const void *)(l + 192)), 4), m4),
+                                                 _mm256_and_si256(_mm256_srli_epi16(L2, 2), _mm256_set1_epi8(0x30)))};
+                __m256 B = _mm256_setzero_ps();
+#pragma GCC unroll 8
+                for (int j = 0; j < 8; j++) {
+                    float gx;
+                    memcpy(&gx, side + (size_t)(sb * 8 + j) * (size_t)tt * 8, 4); /* token 0 of tile 0 */
+                    B = _mm256_fmadd_ps(_mm256_cvtepi32_ps(kp_byte_y(mn[j >> 2], j & 3, 0)), _mm256_set1_ps(gx), B);
+                }
+                acc[hf] = _mm256_fmadd_ps(kp_half_ps(_mm256_and_si256(dd, mffff)), A[hf], acc[hf]);
                 accm[hf] = _mm256_fmadd_ps(kp_half_ps(_mm256_srli_epi32(dd, 16)), B, accm[hf]);
             }
         }
@@ -556,29 +591,42 @@ static TGT void kpanel_dec_iq4_avx2(const MatView *w, const ActBuf *a, float *y,
         __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
         for (int sb = 0; sb < nsb; sb++) {
             const uint8_t *src = matview_panel_q(w, p, sb);
-            for (size_t o = 0; o < QR * 136; o += 64) _mm_prefetch((const char *)(uintptr_t)((uintptr_t)src + 2048 + o), _MM_HINT_T0);
-            for (int hf = 0; hf < 2; hf++) {
-                const uint8_t *s = src + 32 * hf;
-                __m256i dd = _mm256_loadu_si256((const __m256i *)(const void *)s);
-                __m256i sl = _mm256_loadu_si256((const __m256i *)(const void *)(s + 64));
-                __m256 D = kp_half_ps(_mm256_and_si256(dd, mffff)), A = _mm256_setzero_ps();
-                for (int j = 0; j < 8; j++) {
-                    const uint8_t *nib = s + (size_t)(2 + 4 * j) * 64, *q = (const uint8_t *)act_q(a, 0, sb * 8 + j);
-                    __m256i i0 = _mm256_setzero_si256();
-                    for (int k = 0; k < 4; k++) {
-                        __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(nib + 64 * k));
+            /* 2 KB ahead, line by line: the two header lines here, the others at their step */
+            _mm_prefetch((const char *)(uintptr_t)((uintptr_t)src + 2048), _MM_HINT_T0);
+            _mm_prefetch((const char *)(uintptr_t)((uintptr_t)src + 2048 + 64), _MM_HINT_T0);
+            __m256 A[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+#pragma GCC unroll 1
+            for (int j = 0; j < 8; j++) {
+                const uint8_t *nib = src + (size_t)(2 + 4 * j) * 64, *q = (const uint8_t *)act_q(a, 0, sb * 8 + j);
+                __m256i i0[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+#pragma GCC unroll 4
+                for (int k = 0; k < 4; k++) {
+                    _mm_prefetch((const char *)(uintptr_t)((uintptr_t)nib + 64 * k + 2048), _MM_HINT_T0);
+                    int32_t x0, x1;
+                    memcpy(&x0, q + 4 * k, 4), memcpy(&x1, q + 16 + 4 * k, 4);
+                    __m256i b0 = _mm256_set1_epi32(x0), b1 = _mm256_set1_epi32(x1);
+#pragma GCC unroll 2
+                    for (int hf = 0; hf < 2; hf++) {
+                        __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(nib + 64 * k + 32 * hf));
                         __m256i lo = _mm256_shuffle_epi8(tab, _mm256_and_si256(v, m4));
                         __m256i hi = _mm256_shuffle_epi8(tab, _mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
-                        int32_t x0, x1;
-                        memcpy(&x0, q + 4 * k, 4), memcpy(&x1, q + 16 + 4 * k, 4);
-                        __m256i p0 = _mm256_maddubs_epi16(_mm256_abs_epi8(lo), _mm256_sign_epi8(_mm256_set1_epi32(x0), lo));
-                        __m256i p1 = _mm256_maddubs_epi16(_mm256_abs_epi8(hi), _mm256_sign_epi8(_mm256_set1_epi32(x1), hi));
-                        i0 = _mm256_add_epi32(i0, _mm256_add_epi32(_mm256_madd_epi16(p0, one), _mm256_madd_epi16(p1, one)));
+                        __m256i p0 = _mm256_maddubs_epi16(_mm256_abs_epi8(lo), _mm256_sign_epi8(b0, lo));
+                        __m256i p1 = _mm256_maddubs_epi16(_mm256_abs_epi8(hi), _mm256_sign_epi8(b1, hi));
+                        i0[hf] = _mm256_add_epi32(i0[hf], _mm256_add_epi32(_mm256_madd_epi16(p0, one), _mm256_madd_epi16(p1, one)));
+                        __asm__("" : "+x"(i0[hf])); /* in order: GCC would spill the products */
                     }
-                    __m256 S = iq4_scale_y(dd, sl, j);
-                    A = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(i0), _mm256_set1_ps(act_d(a, 0, sb * 8 + j))), S, A);
                 }
-                acc[hf] = _mm256_fmadd_ps(D, A, acc[hf]);
+                __m256 dx = _mm256_set1_ps(act_d(a, 0, sb * 8 + j));
+#pragma GCC unroll 2
+                for (int hf = 0; hf < 2; hf++) {
+                    __m256i dd = _mm256_loadu_si256((const __m256i *)(const void *)(src + 32 * hf));
+                    __m256i sl = _mm256_loadu_si256((const __m256i *)(const void *)(src + 32 * hf + 64));
+                    A[hf] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(i0[hf]), dx), iq4_scale_y(dd, sl, j), A[hf]);
+                }
+            }
+            for (int hf = 0; hf < 2; hf++) {
+                __m256i dd = _mm256_loadu_si256((const __m256i *)(const void *)(src + 32 * hf));
+                acc[hf] = _mm256_fmadd_ps(kp_half_ps(_mm256_and_si256(dd, mffff)), A[hf], acc[hf]);
             }
         }
         float out[QR];
@@ -630,6 +678,8 @@ static inline __attribute__((always_inline)) TGT __m256 kp6_scale_y(const uint8_
     __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(s + (size_t)(48 + g / 4) * 64));
     return _mm256_cvtepi32_ps(_mm256_srai_epi32(_mm256_slli_epi32(v, 24 - 8 * (g & 3)), 24));
 }
+/* Both halves of each line in one step, so that each activation broadcast serves 16 rows (as
+ * kpanel_dec_y); the panel's 53 lines are prefetched 2 KB ahead, two per step. */
 static TGT void kpanel_dec_q6_avx2(const MatView *w, const ActBuf *a, const uint8_t *side, float *y, int r0, int r1) {
     int nsb = w->cols / QK_K, tt = a->tt;
     const __m256i one = _mm256_set1_epi16(1);
@@ -637,33 +687,46 @@ static TGT void kpanel_dec_q6_avx2(const MatView *w, const ActBuf *a, const uint
         __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
         for (int sb = 0; sb < nsb; sb++) {
             const uint8_t *src = matview_panel_q(w, p, sb);
-            for (size_t o = 0; o < QR * 212; o += 64) _mm_prefetch((const char *)(uintptr_t)((uintptr_t)src + 2048 + o), _MM_HINT_T0);
-            for (int hf = 0; hf < 2; hf++) {
-                const uint8_t *s = src + 32 * hf;
-                __m256 A = _mm256_setzero_ps();
-                for (int j = 0; j < 8; j++) {
-                    int b = sb * 8 + j;
-                    const uint8_t *q = (const uint8_t *)act_q(a, 0, b);
-                    const int32_t *c = (const int32_t *)(const void *)(side + (size_t)b * (size_t)tt * 8);
-                    __m256i is[2];
-                    for (int g = 0; g < 2; g++) {
-                        __m256i acc32 = _mm256_set1_epi32(c[g]);
-                        for (int k2 = 0; k2 < 4; k2 += 2) {
-                            int k = 4 * g + k2;
-                            int32_t x0, x1;
-                            memcpy(&x0, q + 4 * k, 4), memcpy(&x1, q + 4 * k + 4, 4);
-                            __m256i h16 = _mm256_add_epi16(_mm256_maddubs_epi16(kp6_u_y(s, j, k), _mm256_set1_epi32(x0)),
-                                                           _mm256_maddubs_epi16(kp6_u_y(s, j, k + 1), _mm256_set1_epi32(x1)));
-                            acc32 = _mm256_add_epi32(acc32, _mm256_madd_epi16(h16, one));
+            __m256 A[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+#pragma GCC unroll 1
+            for (int j = 0; j < 8; j++) {
+                int b = sb * 8 + j;
+                const uint8_t *q = (const uint8_t *)act_q(a, 0, b);
+                const int32_t *c = (const int32_t *)(const void *)(side + (size_t)b * (size_t)tt * 8);
+                __m256i is[2][2]; /* [half][g] */
+#pragma GCC unroll 2
+                for (int g = 0; g < 2; g++) {
+                    is[0][g] = is[1][g] = _mm256_set1_epi32(c[g]);
+#pragma GCC unroll 2
+                    for (int k2 = 0; k2 < 4; k2 += 2) {
+                        int k = 4 * g + k2;
+                        const uintptr_t pf = (uintptr_t)src + 2048 + 128 * (size_t)(4 * j + 2 * g + k2 / 2);
+                        _mm_prefetch((const char *)pf, _MM_HINT_T0);
+                        _mm_prefetch((const char *)(pf + 64), _MM_HINT_T0);
+                        int32_t x0, x1;
+                        memcpy(&x0, q + 4 * k, 4), memcpy(&x1, q + 4 * k + 4, 4);
+                        __m256i b0 = _mm256_set1_epi32(x0), b1 = _mm256_set1_epi32(x1);
+#pragma GCC unroll 2
+                        for (int hf = 0; hf < 2; hf++) {
+                            const uint8_t *s = src + 32 * hf;
+                            __m256i h16 = _mm256_add_epi16(_mm256_maddubs_epi16(kp6_u_y(s, j, k), b0),
+                                                           _mm256_maddubs_epi16(kp6_u_y(s, j, k + 1), b1));
+                            is[hf][g] = _mm256_add_epi32(is[hf][g], _mm256_madd_epi16(h16, one));
+                            __asm__("" : "+x"(is[hf][g])); /* in order: GCC would spill the products */
                         }
-                        is[g] = acc32;
                     }
-                    __m256 dx = _mm256_set1_ps(act_d(a, 0, b));
-                    A = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(is[0]), dx), kp6_scale_y(s, 2 * j), A);
-                    A = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(is[1]), dx), kp6_scale_y(s, 2 * j + 1), A);
                 }
-                __m256i dd = _mm256_loadu_si256((const __m256i *)(const void *)(s + 52 * 64));
-                acc[hf] = _mm256_fmadd_ps(kp_half_ps(_mm256_and_si256(dd, _mm256_set1_epi32(0xffff))), A, acc[hf]);
+                __m256 dx = _mm256_set1_ps(act_d(a, 0, b));
+#pragma GCC unroll 2
+                for (int hf = 0; hf < 2; hf++) {
+                    const uint8_t *s = src + 32 * hf;
+                    A[hf] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(is[hf][0]), dx), kp6_scale_y(s, 2 * j), A[hf]);
+                    A[hf] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(is[hf][1]), dx), kp6_scale_y(s, 2 * j + 1), A[hf]);
+                }
+            }
+            for (int hf = 0; hf < 2; hf++) {
+                __m256i dd = _mm256_loadu_si256((const __m256i *)(const void *)(src + 32 * hf + 52 * 64));
+                acc[hf] = _mm256_fmadd_ps(kp_half_ps(_mm256_and_si256(dd, _mm256_set1_epi32(0xffff))), A[hf], acc[hf]);
             }
         }
         float out[QR];

@@ -130,8 +130,10 @@ static void free_mats(Mats *s) {
 
 static void bench_isa(const char *isa, Pool *pools[2], float *x, float *y) {
     if (kernels_init(isa) != 0) return;
-    static const uint32_t types[] = {TENSOR_Q4, TENSOR_Q8, TENSOR_F16};
-    for (int ti = 0; ti < 3; ti++) {
+    /* phi's q4/q8/f16 and the K panel types a GGUF's Q4_K_M / IQ4_XS file is converted to. */
+    static const uint32_t types[] = {TENSOR_Q4, TENSOR_Q8, TENSOR_F16, TENSOR_Q4_KP, TENSOR_Q5_KP, TENSOR_Q6_KP,
+                                     TENSOR_IQ4_XS};
+    for (int ti = 0; ti < (int)(sizeof types / sizeof types[0]); ti++) {
         uint32_t type = types[ti];
         /* Enough copies to exceed any last-level cache (>= 128 MB). */
         size_t bytes = type_tensor_bytes(type, ROWS, COLS);
