@@ -487,63 +487,82 @@ INL __m256i kp_byte_y(__m256i v, int j, const int both) { /* byte j of each lane
                                           0, z, z, z, 4, z, z, z, 8, z, z, z, 12, z, z, z);
     return _mm256_shuffle_epi8(v, _mm256_add_epi8(idx, _mm256_set1_epi8((char)j)));
 }
-static inline __attribute__((always_inline)) TGT void kpanel_dec_y(const MatView *w, const ActBuf *a, const uint8_t *side,
-                                                                    float *y, int r0, int r1, const int q5) {
-    int nsb = w->cols / QK_K, tt = a->tt;
+#define KPY_TT 4 /* tokens that kpanel_dec_y decodes in one pass over the panels */
+static inline __attribute__((always_inline)) TGT void kpanel_dec_y(const MatView *w, const ActBuf *a, const uint8_t *side, int t0,
+                                                                    float *y, size_t ldy, int r0, int r1, const int q5, const int NT) {
+    int nsb = w->cols / QK_K, tt = a->tt, nb = a->nb;
+    /* one token: both halves of a line per step, each broadcast serving 16 rows; more tokens: a
+     * half at a time, each line's nibbles serving every token, in 16 registers */
+    const int HF = NT == 1 ? 2 : 1;
     const __m256i m4 = _mm256_set1_epi8(15), m10 = _mm256_set1_epi8(0x10), mffff = _mm256_set1_epi32(0xffff);
     const size_t bb = q5 ? 176 : 144;
     for (int p = r0 / QR; p * QR < r1; p++) {
-        __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, accm[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+        __m256 acc[KPY_TT][2], accm[KPY_TT][2];
+        for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = accm[t][0] = accm[t][1] = _mm256_setzero_ps();
         for (int sb = 0; sb < nsb; sb++) {
             const uint8_t *src = matview_panel_q(w, p, sb);
             /* 2 KB ahead, line by line: the header lines here, the others at their step */
             for (size_t o = 0; o < bb * QR - 32 * 64; o += 64) _mm_prefetch((const char *)(uintptr_t)((uintptr_t)src + 2048 + o), _MM_HINT_T0);
-            __m256 A[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+            __m256 A[KPY_TT][2];
+            for (int t = 0; t < NT; t++) A[t][0] = A[t][1] = _mm256_setzero_ps();
 #pragma GCC unroll 1
             for (int c = 0; c < 4; c++) {
                 const uint8_t *nib = src + (size_t)((q5 ? 12 : 4) + 8 * c) * 64;
-                const uint8_t *q0 = (const uint8_t *)act_q(a, 0, sb * 8 + 2 * c), *q1 = (const uint8_t *)act_q(a, 0, sb * 8 + 2 * c + 1);
-                __m256i s[2][2][2]; /* [half][j - 2c][k / 4 (Q5)] int16 sums */
+                const uint8_t *q0[KPY_TT], *q1[KPY_TT];
+                for (int t = 0; t < NT; t++)
+                    q0[t] = (const uint8_t *)act_q(a, t0 + t, sb * 8 + 2 * c), q1[t] = (const uint8_t *)act_q(a, t0 + t, sb * 8 + 2 * c + 1);
 #pragma GCC unroll 2
-                for (int k4 = 0; k4 < 8; k4 += 4) {
-                    if (q5 || k4 == 0)
-                        for (int hf = 0; hf < 2; hf++) s[hf][0][k4 / 4] = s[hf][1][k4 / 4] = _mm256_setzero_si256();
+                for (int h0 = 0; h0 < 2; h0 += HF) {
+                    __m256i s[KPY_TT][2][2][2]; /* [token][half - h0][j - 2c][k / 4 (Q5)] int16 sums */
+#pragma GCC unroll 2
+                    for (int k4 = 0; k4 < 8; k4 += 4) {
+                        if (q5 || k4 == 0)
+                            for (int t = 0; t < NT; t++)
+                                for (int hh = 0; hh < HF; hh++) s[t][hh][0][k4 / 4] = s[t][hh][1][k4 / 4] = _mm256_setzero_si256();
 #pragma GCC unroll 4
-                    for (int k = k4; k < k4 + 4; k++) {
-                        int32_t x0, x1;
-                        memcpy(&x0, q0 + 4 * k, 4), memcpy(&x1, q1 + 4 * k, 4);
-                        __m256i b0 = _mm256_set1_epi32(x0), b1 = _mm256_set1_epi32(x1);
-                        const int g = q5 ? k4 / 4 : 0;
-                        _mm_prefetch((const char *)(uintptr_t)((uintptr_t)nib + 64 * k + 2048), _MM_HINT_T0);
+                        for (int k = k4; k < k4 + 4; k++) {
+                            const int g = q5 ? k4 / 4 : 0;
+                            if (h0 == 0) _mm_prefetch((const char *)(uintptr_t)((uintptr_t)nib + 64 * k + 2048), _MM_HINT_T0);
 #pragma GCC unroll 2
-                        for (int hf = 0; hf < 2; hf++) {
-                            __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(nib + 64 * k + 32 * hf));
-                            __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-                            if (q5) {
-                                __m256i h = _mm256_loadu_si256((const __m256i *)(const void *)(src + 4 * 64 + 64 * k + 32 * hf));
-                                lo = _mm256_or_si256(lo, _mm256_and_si256(kp_bit4_y(h, 2 * c), m10));
-                                hi = _mm256_or_si256(hi, _mm256_and_si256(kp_bit4_y(h, 2 * c + 1), m10));
+                            for (int hh = 0; hh < HF; hh++) {
+                                int hf = h0 + hh;
+                                __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(nib + 64 * k + 32 * hf));
+                                __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+                                if (q5) {
+                                    __m256i h = _mm256_loadu_si256((const __m256i *)(const void *)(src + 4 * 64 + 64 * k + 32 * hf));
+                                    lo = _mm256_or_si256(lo, _mm256_and_si256(kp_bit4_y(h, 2 * c), m10));
+                                    hi = _mm256_or_si256(hi, _mm256_and_si256(kp_bit4_y(h, 2 * c + 1), m10));
+                                }
+#pragma GCC unroll 4
+                                for (int t = 0; t < NT; t++) {
+                                    int32_t x0, x1;
+                                    memcpy(&x0, q0[t] + 4 * k, 4), memcpy(&x1, q1[t] + 4 * k, 4);
+                                    s[t][hh][0][g] = _mm256_add_epi16(s[t][hh][0][g], _mm256_maddubs_epi16(lo, _mm256_set1_epi32(x0)));
+                                    s[t][hh][1][g] = _mm256_add_epi16(s[t][hh][1][g], _mm256_maddubs_epi16(hi, _mm256_set1_epi32(x1)));
+                                    /* the chains in order: GCC would form every product first and spill */
+                                    __asm__("" : "+x"(s[t][hh][0][g]), "+x"(s[t][hh][1][g]));
+                                }
                             }
-                            s[hf][0][g] = _mm256_add_epi16(s[hf][0][g], _mm256_maddubs_epi16(lo, b0));
-                            s[hf][1][g] = _mm256_add_epi16(s[hf][1][g], _mm256_maddubs_epi16(hi, b1));
-                            /* the chains in order: GCC would form every product first and spill */
-                            __asm__("" : "+x"(s[hf][0][g]), "+x"(s[hf][1][g]));
                         }
                     }
-                }
 #pragma GCC unroll 2
-                for (int hf = 0; hf < 2; hf++) {
-                    const uint8_t *l = src + 32 * hf;
-                    __m256i L1 = _mm256_loadu_si256((const __m256i *)(const void *)(l + 64));
-                    __m256i sc = c < 2 ? _mm256_and_si256(L1, _mm256_set1_epi8(63))
-                                       : _mm256_or_si256(_mm256_and_si256(_mm256_loadu_si256((const __m256i *)(const void *)(l + 192)), m4),
-                                                         _mm256_and_si256(_mm256_srli_epi16(L1, 2), _mm256_set1_epi8(0x30)));
+                    for (int hh = 0; hh < HF; hh++) {
+                        const uint8_t *l = src + 32 * (h0 + hh);
+                        __m256i L1 = _mm256_loadu_si256((const __m256i *)(const void *)(l + 64));
+                        __m256i sc = c < 2 ? _mm256_and_si256(L1, _mm256_set1_epi8(63))
+                                           : _mm256_or_si256(_mm256_and_si256(_mm256_loadu_si256((const __m256i *)(const void *)(l + 192)), m4),
+                                                             _mm256_and_si256(_mm256_srli_epi16(L1, 2), _mm256_set1_epi8(0x30)));
 #pragma GCC unroll 2
-                    for (int e = 0; e < 2; e++) {
-                        __m256i S = kp_byte_y(sc, (2 * c + e) & 3, 1);
-                        __m256i i = _mm256_madd_epi16(s[hf][e][0], S);
-                        if (q5) i = _mm256_add_epi32(i, _mm256_madd_epi16(s[hf][e][1], S));
-                        A[hf] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), _mm256_set1_ps(act_d(a, 0, sb * 8 + 2 * c + e)), A[hf]);
+                        for (int e = 0; e < 2; e++) {
+                            __m256i S = kp_byte_y(sc, (2 * c + e) & 3, 1);
+#pragma GCC unroll 4
+                            for (int t = 0; t < NT; t++) {
+                                __m256i iv = _mm256_madd_epi16(s[t][hh][e][0], S);
+                                if (q5) iv = _mm256_add_epi32(iv, _mm256_madd_epi16(s[t][hh][e][1], S));
+                                A[t][h0 + hh] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iv), _mm256_set1_ps(act_d(a, t0 + t, sb * 8 + 2 * c + e)),
+                                                                A[t][h0 + hh]);
+                            }
+                        }
                     }
                 }
             }
@@ -555,25 +574,47 @@ static inline __attribute__((always_inline)) TGT void kpanel_dec_y(const MatView
                 __m256i mn[2] = {_mm256_and_si256(L2, _mm256_set1_epi8(63)),
                                  _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(_mm256_loadu_si256((const __m256i *)(const void *)(l + 192)), 4), m4),
                                                  _mm256_and_si256(_mm256_srli_epi16(L2, 2), _mm256_set1_epi8(0x30)))};
-                __m256 B = _mm256_setzero_ps();
+                __m256 D = kp_half_ps(_mm256_and_si256(dd, mffff)), DM = kp_half_ps(_mm256_srli_epi32(dd, 16));
+#pragma GCC unroll 4
+                for (int t = 0; t < NT; t++) {
+                    int tk = t0 + t;
+                    __m256 B = _mm256_setzero_ps();
 #pragma GCC unroll 8
-                for (int j = 0; j < 8; j++) {
-                    float gx;
-                    memcpy(&gx, side + (size_t)(sb * 8 + j) * (size_t)tt * 8, 4); /* token 0 of tile 0 */
-                    B = _mm256_fmadd_ps(_mm256_cvtepi32_ps(kp_byte_y(mn[j >> 2], j & 3, 0)), _mm256_set1_ps(gx), B);
+                    for (int j = 0; j < 8; j++) {
+                        float gx;
+                        memcpy(&gx, side + (((size_t)(tk / tt) * (size_t)nb + (size_t)(sb * 8 + j)) * (size_t)tt + (size_t)(tk % tt)) * 8, 4);
+                        B = _mm256_fmadd_ps(_mm256_cvtepi32_ps(kp_byte_y(mn[j >> 2], j & 3, 0)), _mm256_set1_ps(gx), B);
+                    }
+                    acc[t][hf] = _mm256_fmadd_ps(D, A[t][hf], acc[t][hf]);
+                    accm[t][hf] = _mm256_fmadd_ps(DM, B, accm[t][hf]);
                 }
-                acc[hf] = _mm256_fmadd_ps(kp_half_ps(_mm256_and_si256(dd, mffff)), A[hf], acc[hf]);
-                accm[hf] = _mm256_fmadd_ps(kp_half_ps(_mm256_srli_epi32(dd, 16)), B, accm[hf]);
             }
         }
-        float out[QR];
-        _mm256_storeu_ps(out, _mm256_sub_ps(acc[0], accm[0]));
-        _mm256_storeu_ps(out + 8, _mm256_sub_ps(acc[1], accm[1]));
-        for (int l = 0; l < QR && p * QR + l < r1; l++) y[p * QR + l] = out[l];
+        for (int t = 0; t < NT; t++) {
+            float out[QR];
+            _mm256_storeu_ps(out, _mm256_sub_ps(acc[t][0], accm[t][0]));
+            _mm256_storeu_ps(out + 8, _mm256_sub_ps(acc[t][1], accm[t][1]));
+            for (int l = 0; l < QR && p * QR + l < r1; l++) y[(size_t)t * ldy + (size_t)(p * QR + l)] = out[l];
+        }
     }
 }
-static TGT void kpanel_dec_q4_avx2(const MatView *w, const ActBuf *a, const uint8_t *side, float *y, int r0, int r1) { kpanel_dec_y(w, a, side, y, r0, r1, 0); }
-static TGT void kpanel_dec_q5_avx2(const MatView *w, const ActBuf *a, const uint8_t *side, float *y, int r0, int r1) { kpanel_dec_y(w, a, side, y, r0, r1, 1); }
+/* Q4_KP (q5 0) or Q5_KP (1) for tokens [t0, t0 + nt), nt <= KPY_TT, outputs y[t * ldy + row]. */
+static TGT void kpanel_dec_q45_avx2(const MatView *w, const ActBuf *a, const uint8_t *side, int t0, int nt, float *y,
+                                    size_t ldy, int r0, int r1, int q5) {
+#define KPY_CASE(N)                                                                  \
+    case N:                                                                          \
+        if (q5) kpanel_dec_y(w, a, side, t0, y, ldy, r0, r1, 1, N);                  \
+        else kpanel_dec_y(w, a, side, t0, y, ldy, r0, r1, 0, N);                     \
+        break;
+    switch (nt) {
+        KPY_CASE(1)
+        KPY_CASE(2)
+        KPY_CASE(3)
+        KPY_CASE(4)
+    default: break;
+    }
+#undef KPY_CASE
+}
 
 /* IQ4_XS's 16 levels + off (0: signed, 128: as unsigned u) as a vpshufb table in both lanes. */
 static inline __attribute__((always_inline)) TGT __m256i iq4_levels_y(const int off) {
@@ -780,7 +821,14 @@ static void kq_avx2(const MatView *w, const void *a, int t0, int nt, float *y, i
     if (ab->n_tok == 1 && type_table[w->type].kpanel) { /* generation on the K panel types */
         const uint8_t *side = kact_side(ab, type_table[w->type].kmode, 0, ab->ntiles);
         if (w->type == TENSOR_Q6_KP) kpanel_dec_q6_avx2(w, ab, side, y, r0, r1);
-        else (w->type == TENSOR_Q5_KP ? kpanel_dec_q5_avx2 : kpanel_dec_q4_avx2)(w, ab, side, y, r0, r1);
+        else kpanel_dec_q45_avx2(w, ab, side, 0, 1, y, (size_t)ldy, r0, r1, w->type == TENSOR_Q5_KP);
+        return;
+    }
+    /* a few tokens (parallel streams, drafts): Q4_KP / Q5_KP decoded in one pass over the panels,
+     * rather than unpacked to records for the tiles at every call (3x the time of one token) */
+    if (nt <= KPY_TT && (w->type == TENSOR_Q4_KP || w->type == TENSOR_Q5_KP)) {
+        kpanel_dec_q45_avx2(w, ab, kact_side(ab, type_table[w->type].kmode, 0, ab->ntiles), t0, nt,
+                            y + (size_t)t0 * (size_t)ldy, (size_t)ldy, r0, r1, w->type == TENSOR_Q5_KP);
         return;
     }
     KUnpackFn kp = w->type == TENSOR_Q4_KP   ? kpunpack_q4_avx2
