@@ -729,61 +729,98 @@ static inline __attribute__((always_inline)) TGT __m256 kp6_scale_y(const uint8_
     __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(s + (size_t)(48 + g / 4) * 64));
     return _mm256_cvtepi32_ps(_mm256_srai_epi32(_mm256_slli_epi32(v, 24 - 8 * (g & 3)), 24));
 }
-/* Both halves of each line in one step, so that each activation broadcast serves 16 rows (as
- * kpanel_dec_y); the panel's 53 lines are prefetched 2 KB ahead, two per step. */
-static TGT void kpanel_dec_q6_avx2(const MatView *w, const ActBuf *a, const uint8_t *side, float *y, int r0, int r1) {
-    int nsb = w->cols / QK_K, tt = a->tt;
+/* As kpanel_dec_y: one token takes both halves of each line per step (each activation broadcast
+ * serving 16 rows), up to KPY_TT tokens a half at a time; the panel's 53 lines are prefetched 2 KB
+ * ahead, two per step. */
+INL void kpanel_dec6_y(const MatView *w, const ActBuf *a, const uint8_t *side, int t0, float *y, size_t ldy,
+                       int r0, int r1, const int NT) {
+    int nsb = w->cols / QK_K, tt = a->tt, nb = a->nb;
+    const int HF = NT == 1 ? 2 : 1;
     const __m256i one = _mm256_set1_epi16(1);
     for (int p = r0 / QR; p * QR < r1; p++) {
-        __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+        __m256 acc[KPY_TT][2];
+        for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
         for (int sb = 0; sb < nsb; sb++) {
             const uint8_t *src = matview_panel_q(w, p, sb);
-            __m256 A[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+            __m256 A[KPY_TT][2];
+            for (int t = 0; t < NT; t++) A[t][0] = A[t][1] = _mm256_setzero_ps();
 #pragma GCC unroll 1
             for (int j = 0; j < 8; j++) {
                 int b = sb * 8 + j;
-                const uint8_t *q = (const uint8_t *)act_q(a, 0, b);
-                const int32_t *c = (const int32_t *)(const void *)(side + (size_t)b * (size_t)tt * 8);
-                __m256i is[2][2]; /* [half][g] */
+                const uint8_t *q[KPY_TT];
+                for (int t = 0; t < NT; t++) q[t] = (const uint8_t *)act_q(a, t0 + t, b);
 #pragma GCC unroll 2
-                for (int g = 0; g < 2; g++) {
-                    is[0][g] = is[1][g] = _mm256_set1_epi32(c[g]);
+                for (int h0 = 0; h0 < 2; h0 += HF) {
+                    __m256i is[KPY_TT][2][2]; /* [token][half - h0][g] */
 #pragma GCC unroll 2
-                    for (int k2 = 0; k2 < 4; k2 += 2) {
-                        int k = 4 * g + k2;
-                        const uintptr_t pf = (uintptr_t)src + 2048 + 128 * (size_t)(4 * j + 2 * g + k2 / 2);
-                        _mm_prefetch((const char *)pf, _MM_HINT_T0);
-                        _mm_prefetch((const char *)(pf + 64), _MM_HINT_T0);
-                        int32_t x0, x1;
-                        memcpy(&x0, q + 4 * k, 4), memcpy(&x1, q + 4 * k + 4, 4);
-                        __m256i b0 = _mm256_set1_epi32(x0), b1 = _mm256_set1_epi32(x1);
+                    for (int g = 0; g < 2; g++) {
+                        for (int t = 0; t < NT; t++) {
+                            int32_t c;
+                            int tk = t0 + t;
+                            memcpy(&c, side + (((size_t)(tk / tt) * (size_t)nb + (size_t)b) * (size_t)tt + (size_t)(tk % tt)) * 8 + 4 * g, 4);
+                            for (int hh = 0; hh < HF; hh++) is[t][hh][g] = _mm256_set1_epi32(c);
+                        }
 #pragma GCC unroll 2
-                        for (int hf = 0; hf < 2; hf++) {
-                            const uint8_t *s = src + 32 * hf;
-                            __m256i h16 = _mm256_add_epi16(_mm256_maddubs_epi16(kp6_u_y(s, j, k), b0),
-                                                           _mm256_maddubs_epi16(kp6_u_y(s, j, k + 1), b1));
-                            is[hf][g] = _mm256_add_epi32(is[hf][g], _mm256_madd_epi16(h16, one));
-                            __asm__("" : "+x"(is[hf][g])); /* in order: GCC would spill the products */
+                        for (int k2 = 0; k2 < 4; k2 += 2) {
+                            int k = 4 * g + k2;
+                            if (h0 == 0) {
+                                const uintptr_t pf = (uintptr_t)src + 2048 + 128 * (size_t)(4 * j + 2 * g + k2 / 2);
+                                _mm_prefetch((const char *)pf, _MM_HINT_T0);
+                                _mm_prefetch((const char *)(pf + 64), _MM_HINT_T0);
+                            }
+#pragma GCC unroll 2
+                            for (int hh = 0; hh < HF; hh++) {
+                                const uint8_t *s = src + 32 * (h0 + hh);
+                                __m256i u0 = kp6_u_y(s, j, k), u1 = kp6_u_y(s, j, k + 1);
+#pragma GCC unroll 4
+                                for (int t = 0; t < NT; t++) {
+                                    int32_t x0, x1;
+                                    memcpy(&x0, q[t] + 4 * k, 4), memcpy(&x1, q[t] + 4 * k + 4, 4);
+                                    __m256i h16 = _mm256_add_epi16(_mm256_maddubs_epi16(u0, _mm256_set1_epi32(x0)),
+                                                                   _mm256_maddubs_epi16(u1, _mm256_set1_epi32(x1)));
+                                    is[t][hh][g] = _mm256_add_epi32(is[t][hh][g], _mm256_madd_epi16(h16, one));
+                                    __asm__("" : "+x"(is[t][hh][g])); /* in order: GCC would spill the products */
+                                }
+                            }
                         }
                     }
-                }
-                __m256 dx = _mm256_set1_ps(act_d(a, 0, b));
 #pragma GCC unroll 2
-                for (int hf = 0; hf < 2; hf++) {
-                    const uint8_t *s = src + 32 * hf;
-                    A[hf] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(is[hf][0]), dx), kp6_scale_y(s, 2 * j), A[hf]);
-                    A[hf] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(is[hf][1]), dx), kp6_scale_y(s, 2 * j + 1), A[hf]);
+                    for (int hh = 0; hh < HF; hh++) {
+                        const uint8_t *s = src + 32 * (h0 + hh);
+                        __m256 S0 = kp6_scale_y(s, 2 * j), S1 = kp6_scale_y(s, 2 * j + 1);
+#pragma GCC unroll 4
+                        for (int t = 0; t < NT; t++) {
+                            __m256 dx = _mm256_set1_ps(act_d(a, t0 + t, b));
+                            __m256 *Ah = &A[t][h0 + hh];
+                            *Ah = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(is[t][hh][0]), dx), S0, *Ah);
+                            *Ah = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(is[t][hh][1]), dx), S1, *Ah);
+                        }
+                    }
                 }
             }
             for (int hf = 0; hf < 2; hf++) {
                 __m256i dd = _mm256_loadu_si256((const __m256i *)(const void *)(src + 32 * hf + 52 * 64));
-                acc[hf] = _mm256_fmadd_ps(kp_half_ps(_mm256_and_si256(dd, _mm256_set1_epi32(0xffff))), A[hf], acc[hf]);
+                __m256 D = kp_half_ps(_mm256_and_si256(dd, _mm256_set1_epi32(0xffff)));
+                for (int t = 0; t < NT; t++) acc[t][hf] = _mm256_fmadd_ps(D, A[t][hf], acc[t][hf]);
             }
         }
-        float out[QR];
-        _mm256_storeu_ps(out, acc[0]);
-        _mm256_storeu_ps(out + 8, acc[1]);
-        for (int l = 0; l < QR && p * QR + l < r1; l++) y[p * QR + l] = out[l];
+        for (int t = 0; t < NT; t++) {
+            float out[QR];
+            _mm256_storeu_ps(out, acc[t][0]);
+            _mm256_storeu_ps(out + 8, acc[t][1]);
+            for (int l = 0; l < QR && p * QR + l < r1; l++) y[(size_t)t * ldy + (size_t)(p * QR + l)] = out[l];
+        }
+    }
+}
+/* Q6_KP for tokens [t0, t0 + nt), nt <= KPY_TT, outputs y[t * ldy + row]. */
+static TGT void kpanel_dec_q6_avx2(const MatView *w, const ActBuf *a, const uint8_t *side, int t0, int nt, float *y,
+                                   size_t ldy, int r0, int r1) {
+    switch (nt) {
+    case 1: kpanel_dec6_y(w, a, side, t0, y, ldy, r0, r1, 1); break;
+    case 2: kpanel_dec6_y(w, a, side, t0, y, ldy, r0, r1, 2); break;
+    case 3: kpanel_dec6_y(w, a, side, t0, y, ldy, r0, r1, 3); break;
+    case 4: kpanel_dec6_y(w, a, side, t0, y, ldy, r0, r1, 4); break;
+    default: break;
     }
 }
 static TGT void kpunpack_q6_avx2(const MatView *w, int p, int sb0, int n, uint8_t *out) {
@@ -820,15 +857,17 @@ static void kq_avx2(const MatView *w, const void *a, int t0, int nt, float *y, i
     }
     if (ab->n_tok == 1 && type_table[w->type].kpanel) { /* generation on the K panel types */
         const uint8_t *side = kact_side(ab, type_table[w->type].kmode, 0, ab->ntiles);
-        if (w->type == TENSOR_Q6_KP) kpanel_dec_q6_avx2(w, ab, side, y, r0, r1);
+        if (w->type == TENSOR_Q6_KP) kpanel_dec_q6_avx2(w, ab, side, 0, 1, y, (size_t)ldy, r0, r1);
         else kpanel_dec_q45_avx2(w, ab, side, 0, 1, y, (size_t)ldy, r0, r1, w->type == TENSOR_Q5_KP);
         return;
     }
-    /* a few tokens (parallel streams, drafts): Q4_KP / Q5_KP decoded in one pass over the panels,
-     * rather than unpacked to records for the tiles at every call (3x the time of one token) */
-    if (nt <= KPY_TT && (w->type == TENSOR_Q4_KP || w->type == TENSOR_Q5_KP)) {
-        kpanel_dec_q45_avx2(w, ab, kact_side(ab, type_table[w->type].kmode, 0, ab->ntiles), t0, nt,
-                            y + (size_t)t0 * (size_t)ldy, (size_t)ldy, r0, r1, w->type == TENSOR_Q5_KP);
+    /* a few tokens (parallel streams, drafts): Q4_KP / Q5_KP (Q6_KP: up to 2, its 4 ran 8 % slower
+     * than the tiles) decoded in one pass over the panels, rather than unpacked to records for the
+     * tiles at every call (3x the time of one token) */
+    if ((nt <= KPY_TT && (w->type == TENSOR_Q4_KP || w->type == TENSOR_Q5_KP)) || (nt <= 2 && w->type == TENSOR_Q6_KP)) {
+        const uint8_t *side = kact_side(ab, type_table[w->type].kmode, 0, ab->ntiles);
+        if (w->type == TENSOR_Q6_KP) kpanel_dec_q6_avx2(w, ab, side, t0, nt, y + (size_t)t0 * (size_t)ldy, (size_t)ldy, r0, r1);
+        else kpanel_dec_q45_avx2(w, ab, side, t0, nt, y + (size_t)t0 * (size_t)ldy, (size_t)ldy, r0, r1, w->type == TENSOR_Q5_KP);
         return;
     }
     KUnpackFn kp = w->type == TENSOR_Q4_KP   ? kpunpack_q4_avx2
