@@ -273,6 +273,19 @@ INL __m256i kdot2(__m256i acc, const uint8_t *w, const uint8_t *x) {
     return _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
 }
 
+/* The int32 sums of four steps per lane for KMODE_MIN (Q4_K u <= 15, Q5_K u <= 31): the pairs of
+ * four vpmaddubsw (<= 8 * 31 * 127 = 31496) fit int16, so one vpmaddwd widens them. */
+INL __m256i kdot4(const uint8_t *w, const uint8_t *x) {
+    __m256i p = _mm256_setzero_si256();
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+        int32_t v;
+        memcpy(&v, x + 4 * k, 4);
+        p = _mm256_add_epi16(p, _mm256_maddubs_epi16(_mm256_load_si256((const __m256i *)(const void *)(w + 64 * k)), _mm256_set1_epi32(v)));
+    }
+    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+}
+
 /* The same for KMODE_OFF128 (IQ4_XS): u = level + 128 up to 241 would overflow vpmaddubsw's pairs,
  * so the level itself (u ^ 0x80, |level| <= 127) times x through its magnitude and sign (pairs <=
  * 2 * 127 * 127 = 32258), each step widened on its own: sums of level . x, no offset. */
@@ -313,12 +326,15 @@ INL void ktile_y(const uint8_t *pk, const uint8_t *ar, const uint8_t *side, int 
                     s1 = kdot2_lv(_mm256_setzero_si256(), w + 256, xq + 16);
                     s1 = kdot2_lv(s1, w + 384, xq + 24);
                 } else {
-                    s0 = kmode ? _mm256_set1_epi32(c[0]) : _mm256_setzero_si256();
-                    s1 = kmode ? _mm256_set1_epi32(c[1]) : _mm256_setzero_si256();
-                    s0 = kdot2(s0, w, xq);
-                    s0 = kdot2(s0, w + 128, xq + 8);
-                    s1 = kdot2(s1, w + 256, xq + 16);
-                    s1 = kdot2(s1, w + 384, xq + 24);
+                    if (kmode == KMODE_MIN) { /* u <= 31: four steps fit int16 (<= 31496), one widening */
+                        s0 = kdot4(w, xq);
+                        s1 = kdot4(w + 256, xq + 16);
+                    } else {
+                        s0 = kdot2(_mm256_set1_epi32(c[0]), w, xq);
+                        s0 = kdot2(s0, w + 128, xq + 8);
+                        s1 = kdot2(_mm256_set1_epi32(c[1]), w + 256, xq + 16);
+                        s1 = kdot2(s1, w + 384, xq + 24);
+                    }
                 }
                 __m256 f1 = _mm256_load_ps((const float *)(const void *)(p + QR * QK) + 8 * h);
                 __m256 f2 = _mm256_load_ps((const float *)(const void *)(p + QR * QK + 64) + 8 * h);
