@@ -646,60 +646,89 @@ static inline __attribute__((always_inline)) TGT __m256 iq4_scale_y(__m256i dd, 
 }
 
 
-/* IQ4_XS generation (one token; x86_avx512_kp.c's kpanel_dec_iq4 with 8 lanes, two halves per
- * line): a nibble line half becomes the signed levels by one vpshufb, multiplied with the token's
- * bytes through magnitude and sign (kdot2_lv: level + 128 would overflow vpmaddubsw's pairs), so
- * the sums need no side record. */
-static TGT void kpanel_dec_iq4_avx2(const MatView *w, const ActBuf *a, float *y, int r0, int r1) {
+/* IQ4_XS generation (1 to 4 tokens; x86_avx512_kp.c's kpanel_dec_iq4 with 8 lanes, two halves per
+ * line, taken as kpanel_dec_y takes them): a nibble line half becomes the signed levels by one
+ * vpshufb, multiplied with the token's bytes through magnitude and sign (kdot2_lv: level + 128
+ * would overflow vpmaddubsw's pairs), so the sums need no side record. */
+INL void kpanel_dec_iq4_y(const MatView *w, const ActBuf *a, int t0, float *y, size_t ldy, int r0, int r1, const int NT) {
     int nsb = w->cols / QK_K;
+    const int HF = NT == 1 ? 2 : 1; /* halves per pass over the lines, as kpanel_dec_y */
     const __m256i m4 = _mm256_set1_epi8(15), one = _mm256_set1_epi16(1), mffff = _mm256_set1_epi32(0xffff);
     const __m256i tab = iq4_levels_y(0);
     for (int p = r0 / QR; p * QR < r1; p++) {
-        __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+        __m256 acc[KPY_TT][2];
+        for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
         for (int sb = 0; sb < nsb; sb++) {
             const uint8_t *src = matview_panel_q(w, p, sb);
             /* 2 KB ahead, line by line: the two header lines here, the others at their step */
             _mm_prefetch((const char *)(uintptr_t)((uintptr_t)src + 2048), _MM_HINT_T0);
             _mm_prefetch((const char *)(uintptr_t)((uintptr_t)src + 2048 + 64), _MM_HINT_T0);
-            __m256 A[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+            __m256 A[KPY_TT][2];
+            for (int t = 0; t < NT; t++) A[t][0] = A[t][1] = _mm256_setzero_ps();
 #pragma GCC unroll 1
             for (int j = 0; j < 8; j++) {
-                const uint8_t *nib = src + (size_t)(2 + 4 * j) * 64, *q = (const uint8_t *)act_q(a, 0, sb * 8 + j);
-                __m256i i0[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+                const uint8_t *nib = src + (size_t)(2 + 4 * j) * 64, *q[KPY_TT];
+                for (int t = 0; t < NT; t++) q[t] = (const uint8_t *)act_q(a, t0 + t, sb * 8 + j);
+#pragma GCC unroll 2
+                for (int h0 = 0; h0 < 2; h0 += HF) {
+                    __m256i i0[KPY_TT][2];
+                    for (int t = 0; t < NT; t++) i0[t][0] = i0[t][1] = _mm256_setzero_si256();
 #pragma GCC unroll 4
-                for (int k = 0; k < 4; k++) {
-                    _mm_prefetch((const char *)(uintptr_t)((uintptr_t)nib + 64 * k + 2048), _MM_HINT_T0);
-                    int32_t x0, x1;
-                    memcpy(&x0, q + 4 * k, 4), memcpy(&x1, q + 16 + 4 * k, 4);
-                    __m256i b0 = _mm256_set1_epi32(x0), b1 = _mm256_set1_epi32(x1);
+                    for (int k = 0; k < 4; k++) {
+                        if (h0 == 0) _mm_prefetch((const char *)(uintptr_t)((uintptr_t)nib + 64 * k + 2048), _MM_HINT_T0);
 #pragma GCC unroll 2
-                    for (int hf = 0; hf < 2; hf++) {
-                        __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(nib + 64 * k + 32 * hf));
-                        __m256i lo = _mm256_shuffle_epi8(tab, _mm256_and_si256(v, m4));
-                        __m256i hi = _mm256_shuffle_epi8(tab, _mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
-                        __m256i p0 = _mm256_maddubs_epi16(_mm256_abs_epi8(lo), _mm256_sign_epi8(b0, lo));
-                        __m256i p1 = _mm256_maddubs_epi16(_mm256_abs_epi8(hi), _mm256_sign_epi8(b1, hi));
-                        i0[hf] = _mm256_add_epi32(i0[hf], _mm256_add_epi32(_mm256_madd_epi16(p0, one), _mm256_madd_epi16(p1, one)));
-                        __asm__("" : "+x"(i0[hf])); /* in order: GCC would spill the products */
+                        for (int hh = 0; hh < HF; hh++) {
+                            __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(nib + 64 * k + 32 * (h0 + hh)));
+                            __m256i lo = _mm256_shuffle_epi8(tab, _mm256_and_si256(v, m4));
+                            __m256i hi = _mm256_shuffle_epi8(tab, _mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
+                            __m256i alo = _mm256_abs_epi8(lo), ahi = _mm256_abs_epi8(hi);
+#pragma GCC unroll 4
+                            for (int t = 0; t < NT; t++) {
+                                int32_t x0, x1;
+                                memcpy(&x0, q[t] + 4 * k, 4), memcpy(&x1, q[t] + 16 + 4 * k, 4);
+                                __m256i p0 = _mm256_maddubs_epi16(alo, _mm256_sign_epi8(_mm256_set1_epi32(x0), lo));
+                                __m256i p1 = _mm256_maddubs_epi16(ahi, _mm256_sign_epi8(_mm256_set1_epi32(x1), hi));
+                                i0[t][hh] = _mm256_add_epi32(i0[t][hh], _mm256_add_epi32(_mm256_madd_epi16(p0, one), _mm256_madd_epi16(p1, one)));
+                                __asm__("" : "+x"(i0[t][hh])); /* in order: GCC would spill the products */
+                            }
+                        }
                     }
-                }
-                __m256 dx = _mm256_set1_ps(act_d(a, 0, sb * 8 + j));
 #pragma GCC unroll 2
-                for (int hf = 0; hf < 2; hf++) {
-                    __m256i dd = _mm256_loadu_si256((const __m256i *)(const void *)(src + 32 * hf));
-                    __m256i sl = _mm256_loadu_si256((const __m256i *)(const void *)(src + 32 * hf + 64));
-                    A[hf] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(i0[hf]), dx), iq4_scale_y(dd, sl, j), A[hf]);
+                    for (int hh = 0; hh < HF; hh++) {
+                        const uint8_t *l = src + 32 * (h0 + hh);
+                        __m256i dd = _mm256_loadu_si256((const __m256i *)(const void *)l);
+                        __m256i sl = _mm256_loadu_si256((const __m256i *)(const void *)(l + 64));
+                        __m256 S = iq4_scale_y(dd, sl, j);
+#pragma GCC unroll 4
+                        for (int t = 0; t < NT; t++) {
+                            __m256 dx = _mm256_set1_ps(act_d(a, t0 + t, sb * 8 + j));
+                            A[t][h0 + hh] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(i0[t][hh]), dx), S, A[t][h0 + hh]);
+                        }
+                    }
                 }
             }
             for (int hf = 0; hf < 2; hf++) {
                 __m256i dd = _mm256_loadu_si256((const __m256i *)(const void *)(src + 32 * hf));
-                acc[hf] = _mm256_fmadd_ps(kp_half_ps(_mm256_and_si256(dd, mffff)), A[hf], acc[hf]);
+                __m256 D = kp_half_ps(_mm256_and_si256(dd, mffff));
+                for (int t = 0; t < NT; t++) acc[t][hf] = _mm256_fmadd_ps(D, A[t][hf], acc[t][hf]);
             }
         }
-        float out[QR];
-        _mm256_storeu_ps(out, acc[0]);
-        _mm256_storeu_ps(out + 8, acc[1]);
-        for (int l = 0; l < QR && p * QR + l < r1; l++) y[p * QR + l] = out[l];
+        for (int t = 0; t < NT; t++) {
+            float out[QR];
+            _mm256_storeu_ps(out, acc[t][0]);
+            _mm256_storeu_ps(out + 8, acc[t][1]);
+            for (int l = 0; l < QR && p * QR + l < r1; l++) y[(size_t)t * ldy + (size_t)(p * QR + l)] = out[l];
+        }
+    }
+}
+/* IQ4_XS for tokens [t0, t0 + nt), nt <= KPY_TT, outputs y[t * ldy + row]. */
+static TGT void kpanel_dec_iq4_avx2(const MatView *w, const ActBuf *a, int t0, int nt, float *y, size_t ldy, int r0, int r1) {
+    switch (nt) {
+    case 1: kpanel_dec_iq4_y(w, a, t0, y, ldy, r0, r1, 1); break;
+    case 2: kpanel_dec_iq4_y(w, a, t0, y, ldy, r0, r1, 2); break;
+    case 3: kpanel_dec_iq4_y(w, a, t0, y, ldy, r0, r1, 3); break;
+    case 4: kpanel_dec_iq4_y(w, a, t0, y, ldy, r0, r1, 4); break;
+    default: break;
     }
 }
 
@@ -868,7 +897,7 @@ static void kq_avx2(const MatView *w, const void *a, int t0, int nt, float *y, i
         return;
     }
     if (ab->n_tok == 1 && w->type == TENSOR_IQ4_XS) {
-        kpanel_dec_iq4_avx2(w, ab, y, r0, r1);
+        kpanel_dec_iq4_avx2(w, ab, 0, 1, y, (size_t)ldy, r0, r1);
         return;
     }
     if (ab->n_tok == 1 && type_table[w->type].kpanel) { /* generation on the K panel types */
@@ -880,6 +909,10 @@ static void kq_avx2(const MatView *w, const void *a, int t0, int nt, float *y, i
     /* a few tokens (parallel streams, drafts): Q4_KP / Q5_KP (Q6_KP: up to 2, its 4 ran 8 % slower
      * than the tiles) decoded in one pass over the panels, rather than unpacked to records for the
      * tiles at every call (3x the time of one token) */
+    if (nt <= KPY_TT && w->type == TENSOR_IQ4_XS) {
+        kpanel_dec_iq4_avx2(w, ab, t0, nt, y + (size_t)t0 * (size_t)ldy, (size_t)ldy, r0, r1);
+        return;
+    }
     if ((nt <= KPY_TT && (w->type == TENSOR_Q4_KP || w->type == TENSOR_Q5_KP)) || (nt <= 2 && w->type == TENSOR_Q6_KP)) {
         const uint8_t *side = kact_side(ab, type_table[w->type].kmode, 0, ab->ntiles);
         if (w->type == TENSOR_Q6_KP) kpanel_dec_q6_avx2(w, ab, side, t0, nt, y + (size_t)t0 * (size_t)ldy, (size_t)ldy, r0, r1);
