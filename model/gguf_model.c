@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/pool.h"
 #include "kernels/blocks.h"
 #include "kernels/ggml_types.h"
 #include "kernels/kquant.h"
@@ -495,6 +497,33 @@ done:
     return rc;
 }
 
+/* The tensors are written by every CPU at once, each thread claiming the next unwritten one: each
+ * has its own region of the image (or file), and the bytes do not depend on who writes them. One
+ * thread took 10.9 s to load the Phi-3-mini Q4_0 GGUF on a 2-core Zen 3 (its pages zeroed by the
+ * kernel as they were first touched, the panels interleaved row by row). */
+typedef struct {
+    PhiWriter *w;
+    const Plan *pl;
+    int n;
+    atomic_int next, failed;
+    char err[512]; /* the first failure's message */
+} FillJob;
+
+static void fill_job(void *arg, int ith, int nth) {
+    (void)ith, (void)nth;
+    FillJob *j = arg;
+    char e[512];
+    for (;;) {
+        if (atomic_load(&j->failed)) return;
+        int i = atomic_fetch_add(&j->next, 1);
+        if (i >= j->n) return;
+        if (write_tensor(j->w, &j->pl[i], e, sizeof e)) {
+            if (!atomic_exchange(&j->failed, 1)) snprintf(j->err, sizeof j->err, "%s", e);
+            return;
+        }
+    }
+}
+
 static int fill(PhiWriter *w, Plan *pl, int n, char *err, size_t errlen) {
     for (int i = 0; i < n; i++) {
         pl[i].index = phi_writer_add_tensor(w, pl[i].name, pl[i].type, pl[i].ndim, pl[i].rows,
@@ -502,8 +531,13 @@ static int fill(PhiWriter *w, Plan *pl, int n, char *err, size_t errlen) {
         if (pl[i].index < 0) return -1;
     }
     if (phi_writer_begin_data(w, err, errlen)) return -1;
-    for (int i = 0; i < n; i++)
-        if (write_tensor(w, &pl[i], err, errlen)) return -1;
+    FillJob j = {.w = w, .pl = pl, .n = n};
+    atomic_init(&j.next, 0);
+    atomic_init(&j.failed, 0);
+    Pool *pool = pool_create(0); /* NULL (no threads): the caller alone */
+    pool_run(pool, fill_job, &j);
+    pool_destroy(pool);
+    if (atomic_load(&j.failed)) return errorf(err, errlen, "%s", j.err);
     return 0;
 }
 
