@@ -192,7 +192,7 @@ static inline __attribute__((always_inline)) TGT __m256i kp_bit4_y(__m256i v, in
     return j <= 4 ? _mm256_slli_epi32(v, 4 - j) : _mm256_srli_epi32(v, j - 4);
 }
 /* The 6-bit scales and mins of 8 rows (half of a 16-row panel line, at s) of a Q4_KP / Q5_KP
- * super-block, from its lines 1-3 (x86_avx512_kp.c's kp_scales; kpunpack_y and kpanel_dec_y). */
+ * super-block, from its lines 1-3 (x86_avx512_kp.c's kp_scales; kpunpack_y). */
 static inline __attribute__((always_inline)) TGT void kp_scales_y(const uint8_t *s, __m256i sc[2], __m256i mn[2]) {
     const __m256i m4 = _mm256_set1_epi8(15), m6 = _mm256_set1_epi8(63), m30 = _mm256_set1_epi8(0x30);
     __m256i L1 = _mm256_loadu_si256((const __m256i *)(const void *)(s + 64));
@@ -238,8 +238,9 @@ static inline __attribute__((always_inline)) TGT void kpunpack_y(const MatView *
 static TGT void kpunpack_q4_avx2(const MatView *w, int p, int sb0, int n, uint8_t *out) { kpunpack_y(w, p, sb0, n, out, 0); }
 static TGT void kpunpack_q5_avx2(const MatView *w, int p, int sb0, int n, uint8_t *out) { kpunpack_y(w, p, sb0, n, out, 1); }
 
-/* Generation (one token) for Q4_KP / Q5_KP: x86_avx512_kp.c's kpanel_dec with 8 lanes, both
- * halves of every 64-byte line in one step so that each activation broadcast serves 16 rows.
+/* Generation and small batches (1 to KPY_TT tokens) for Q4_KP / Q5_KP: x86_avx512_kp.c's
+ * kpanel_dec with 8 lanes; one token takes both halves of every 64-byte line in one step so that
+ * each activation broadcast serves 16 rows, more tokens a half at a time.
  * Products by vpmaddubsw (u8 x s8 pairs to int16) summed in int16 over a sub-block's 8 steps for
  * Q4 (16 products <= 15 * 127 each: 30480) or 4 steps for Q5 (8 <= 31 * 127), then widened by
  * vpmaddwd against the sub-block's 6-bit scale in both int16 of the row's lane, so a sub-block
@@ -268,7 +269,8 @@ static inline __attribute__((always_inline)) TGT void kpanel_dec_y(const MatView
         for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = accm[t][0] = accm[t][1] = _mm256_setzero_ps();
         for (int sb = 0; sb < nsb; sb++) {
             const uint8_t *src = matview_panel_q(w, p, sb);
-            /* 2 KB ahead, line by line: the header lines here, the others at their step */
+            /* 2 KB ahead, line by line: the super-block's lines past its nibbles here (what lies
+             * 2 KB past them), its nibble lines' 2 KB-ahead lines at their step */
             for (size_t o = 0; o < bb * QR - 32 * 64; o += 64) _mm_prefetch((const char *)(uintptr_t)((uintptr_t)src + 2048 + o), _MM_HINT_T0);
             __m256 A[KPY_TT][2];
             for (int t = 0; t < NT; t++) A[t][0] = A[t][1] = _mm256_setzero_ps();
@@ -411,7 +413,7 @@ INL void kpanel_dec_iq4_y(const MatView *w, const ActBuf *a, int t0, float *y, s
         for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
         for (int sb = 0; sb < nsb; sb++) {
             const uint8_t *src = matview_panel_q(w, p, sb);
-            /* 2 KB ahead, line by line: the two header lines here, the others at their step */
+            /* 2 KB ahead, line by line: two lines here, the others at their step */
             _mm_prefetch((const char *)(uintptr_t)((uintptr_t)src + 2048), _MM_HINT_T0);
             _mm_prefetch((const char *)(uintptr_t)((uintptr_t)src + 2048 + 64), _MM_HINT_T0);
             __m256 A[KPY_TT][2];
@@ -526,8 +528,8 @@ static inline __attribute__((always_inline)) TGT __m256 kp6_scale_y(const uint8_
     return _mm256_cvtepi32_ps(_mm256_srai_epi32(_mm256_slli_epi32(v, 24 - 8 * (g & 3)), 24));
 }
 /* As kpanel_dec_y: one token takes both halves of each line per step (each activation broadcast
- * serving 16 rows), up to KPY_TT tokens a half at a time; the panel's 53 lines are prefetched 2 KB
- * ahead, two per step. */
+ * serving 16 rows), more tokens a half at a time; two lines 2 KB ahead are prefetched per step
+ * (64 a super-block of 53 lines: the excess fetches the next one's first lines twice). */
 INL void kpanel_dec6_y(const MatView *w, const ActBuf *a, const uint8_t *side, int t0, float *y, size_t ldy,
                        int r0, int r1, const int NT) {
     int nsb = w->cols / QK_K, tt = a->tt, nb = a->nb;
@@ -608,14 +610,12 @@ INL void kpanel_dec6_y(const MatView *w, const ActBuf *a, const uint8_t *side, i
         }
     }
 }
-/* Q6_KP for tokens [t0, t0 + nt), nt <= KPY_TT, outputs y[t * ldy + row]. */
+/* Q6_KP for tokens [t0, t0 + nt), nt <= 2 (kq_avx2 says why), outputs y[t * ldy + row]. */
 static TGT void kpanel_dec_q6_avx2(const MatView *w, const ActBuf *a, const uint8_t *side, int t0, int nt, float *y,
                                    size_t ldy, int r0, int r1) {
     switch (nt) {
     case 1: kpanel_dec6_y(w, a, side, t0, y, ldy, r0, r1, 1); break;
     case 2: kpanel_dec6_y(w, a, side, t0, y, ldy, r0, r1, 2); break;
-    case 3: kpanel_dec6_y(w, a, side, t0, y, ldy, r0, r1, 3); break;
-    case 4: kpanel_dec6_y(w, a, side, t0, y, ldy, r0, r1, 4); break;
     default: break;
     }
 }
@@ -657,9 +657,9 @@ void kq_avx2(const MatView *w, const void *a, int t0, int nt, float *y, int ldy,
         else kpanel_dec_q45_avx2(w, ab, side, 0, 1, y, (size_t)ldy, r0, r1, w->type == TENSOR_Q5_KP);
         return;
     }
-    /* a few tokens (parallel streams, drafts): Q4_KP / Q5_KP (Q6_KP: up to 2, its 4 ran 8 % slower
-     * than the tiles) decoded in one pass over the panels, rather than unpacked to records for the
-     * tiles at every call (3x the time of one token) */
+    /* a few tokens (parallel streams, drafts): IQ4_XS, Q4_KP, Q5_KP up to 4, Q6_KP up to 2 (its 4
+     * ran 8 % slower than the tiles) decoded in one pass over the panels, rather than unpacked to
+     * records for the tiles at every call (3x the time of one token) */
     if (nt <= KPY_TT && w->type == TENSOR_IQ4_XS) {
         kpanel_dec_iq4_avx2(w, ab, t0, nt, y + (size_t)t0 * (size_t)ldy, (size_t)ldy, r0, r1);
         return;

@@ -506,7 +506,7 @@ typedef struct {
     const Plan *pl;
     int n;
     atomic_int next, failed;
-    char err[512]; /* the first failure's message */
+    char err[512]; /* the message of the first failure in time */
 } FillJob;
 
 static void fill_job(void *arg, int ith, int nth) {
@@ -517,6 +517,7 @@ static void fill_job(void *arg, int ith, int nth) {
         if (atomic_load(&j->failed)) return;
         int i = atomic_fetch_add(&j->next, 1);
         if (i >= j->n) return;
+        e[0] = 0;
         if (write_tensor(j->w, &j->pl[i], e, sizeof e)) {
             if (!atomic_exchange(&j->failed, 1)) snprintf(j->err, sizeof j->err, "%s", e);
             return;
@@ -534,7 +535,12 @@ static int fill(PhiWriter *w, Plan *pl, int n, char *err, size_t errlen) {
     FillJob j = {.w = w, .pl = pl, .n = n};
     atomic_init(&j.next, 0);
     atomic_init(&j.failed, 0);
-    Pool *pool = pool_create(0); /* NULL (no threads): the caller alone */
+    /* every CPU up to 8 (each holds a chunk buffer of CHUNK_BYTES) for a model of 64 MB or more;
+     * small ones (tests, fuzz inputs) on the caller alone, as a failed pool_create leaves it */
+    uint64_t bytes = 0;
+    for (int i = 0; i < n; i++) bytes += pl[i].src->n_bytes;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    Pool *pool = bytes >= (64u << 20) && cpus > 1 ? pool_create(cpus < 8 ? (int)cpus : 8) : NULL;
     pool_run(pool, fill_job, &j);
     pool_destroy(pool);
     if (atomic_load(&j.failed)) return errorf(err, errlen, "%s", j.err);

@@ -1,7 +1,7 @@
 /* Kernel micro-benchmark: `make bench-kernels`, or bench_kernels [isa ...], or bench_kernels --attn
  * [isa] (attention over an F16 and a q8_0 KV cache at depths 1024, 2047, 4096).
  *
- * For each ISA: matvec of a 3072 x 8192 Q4 / Q8 / F16 matrix (Phi-3-mini's down projection)
+ * For each ISA: matvec of a 3072 x 8192 Q4 / Q8 / F16 / Q4_KP / Q5_KP / Q6_KP / IQ4_XS matrix (Phi-3-mini's down projection)
  * with 1 and 2 threads, in GB/s of weight bytes streamed (several copies of the matrix are
  * cycled so that they come from memory, not from the last-level cache); matmul with 128 tokens,
  * in int8 GOPS (2 per multiply-add) and the tokens/s that rate would give over the whole model
