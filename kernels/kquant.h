@@ -19,6 +19,7 @@
 #define PHI_KQUANT_H
 
 #include <stdint.h>
+#include <string.h>
 
 #include "kernels/isa.h"
 
@@ -68,6 +69,17 @@ void kq_iq4_xs_scales(const uint8_t *src, float sc[QR][8]);
  * one IQ4_NL block (18 bytes) as a q8 block (q[32], d), one Q3_K block (110 bytes) as Q6_K (210). */
 void kq_q8_from_iq4_nl(const uint8_t *blk, int8_t *q, uint16_t *d);
 void kq_q6_k_from_q3_k(const uint8_t *q3, uint8_t *q6);
+
+/* The 6-bit scales (byte j of *sc: sub-block j) and mins (*mn) of one Q4_K / Q5_K super-block at
+ * blk (d, dmin, then 12 bytes): sub-blocks 0..3 are the low 6 bits of bytes 0..3 (scales) and
+ * 4..7 (mins); 4..7 the low (scales) / high (mins) nibbles of bytes 8..11, bits 4-5 from the top
+ * of bytes 0..7. Little-endian words (the x86 row kernels). */
+static inline void kq_k4_scale_words(const uint8_t *blk, uint64_t *sc, uint64_t *mn) {
+    uint32_t A, B, C;
+    memcpy(&A, blk + 4, 4), memcpy(&B, blk + 8, 4), memcpy(&C, blk + 12, 4);
+    *sc = (A & 0x3f3f3f3fu) | (uint64_t)((C & 0x0f0f0f0fu) | ((A >> 2) & 0x30303030u)) << 32;
+    *mn = (B & 0x3f3f3f3fu) | (uint64_t)(((C >> 4) & 0x0f0f0f0fu) | ((B >> 2) & 0x30303030u)) << 32;
+}
 
 /* The scales s and offsets m of one block (as unpack gives them), without its weights. */
 void kq_block_scales(uint32_t type, const uint8_t *blk, float *s, float *m);

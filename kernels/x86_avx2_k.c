@@ -156,10 +156,8 @@ static TGT void krow_avx2(const MatView *w, const KRowAct *x, float *y, int r0, 
             }
             const uint8_t *blk = row + (size_t)sb * (q5 ? 176 : 144);
             __m256i qh = q5 ? _mm256_loadu_si256((const __m256i *)(const void *)(blk + 16)) : m4;
-            uint32_t A, B, C;
-            memcpy(&A, blk + 4, 4), memcpy(&B, blk + 8, 4), memcpy(&C, blk + 12, 4);
-            uint64_t sc = (A & 0x3f3f3f3fu) | (uint64_t)((C & 0x0f0f0f0fu) | ((A >> 2) & 0x30303030u)) << 32;
-            uint64_t mn = (B & 0x3f3f3f3fu) | (uint64_t)(((C >> 4) & 0x0f0f0f0fu) | ((B >> 2) & 0x30303030u)) << 32;
+            uint64_t sc, mn;
+            kq_k4_scale_words(blk, &sc, &mn);
             __m128i sm = _mm_set_epi64x((long long)mn, (long long)sc);
             __m256 d = _mm256_set1_ps(_cvtsh_ss((unsigned short)(blk[0] | blk[1] << 8)));
             __m256 dm = _mm256_set1_ps(_cvtsh_ss((unsigned short)(blk[2] | blk[3] << 8)));
@@ -256,6 +254,13 @@ INL __m256i kp_byte_y(__m256i v, int j, const int both) { /* byte j of each lane
     return _mm256_shuffle_epi8(v, _mm256_add_epi8(idx, _mm256_set1_epi8((char)j)));
 }
 #define KPY_TT 4 /* tokens that kpanel_dec_y decodes in one pass over the panels */
+/* Rows 16p .. 16p + 15 of one token's outputs (lanes of v0 then v1), those below r1 only. */
+INL void kp_store_y(float *y, int p, int r1, __m256 v0, __m256 v1) {
+    float out[QR];
+    _mm256_storeu_ps(out, v0);
+    _mm256_storeu_ps(out + 8, v1);
+    for (int l = 0; l < QR && p * QR + l < r1; l++) y[p * QR + l] = out[l];
+}
 static inline __attribute__((always_inline)) TGT void kpanel_dec_y(const MatView *w, const ActBuf *a, const uint8_t *side, int t0,
                                                                     float *y, size_t ldy, int r0, int r1, const int q5, const int NT) {
     int nsb = w->cols / QK_K, tt = a->tt, nb = a->nb;
@@ -359,12 +364,8 @@ static inline __attribute__((always_inline)) TGT void kpanel_dec_y(const MatView
                 }
             }
         }
-        for (int t = 0; t < NT; t++) {
-            float out[QR];
-            _mm256_storeu_ps(out, _mm256_sub_ps(acc[t][0], accm[t][0]));
-            _mm256_storeu_ps(out + 8, _mm256_sub_ps(acc[t][1], accm[t][1]));
-            for (int l = 0; l < QR && p * QR + l < r1; l++) y[(size_t)t * ldy + (size_t)(p * QR + l)] = out[l];
-        }
+        for (int t = 0; t < NT; t++)
+            kp_store_y(y + (size_t)t * ldy, p, r1, _mm256_sub_ps(acc[t][0], accm[t][0]), _mm256_sub_ps(acc[t][1], accm[t][1]));
     }
 }
 /* Q4_KP (q5 0) or Q5_KP (1) for tokens [t0, t0 + nt), nt <= KPY_TT, outputs y[t * ldy + row]. */
@@ -466,12 +467,7 @@ INL void kpanel_dec_iq4_y(const MatView *w, const ActBuf *a, int t0, float *y, s
                 for (int t = 0; t < NT; t++) acc[t][hf] = _mm256_fmadd_ps(D, A[t][hf], acc[t][hf]);
             }
         }
-        for (int t = 0; t < NT; t++) {
-            float out[QR];
-            _mm256_storeu_ps(out, acc[t][0]);
-            _mm256_storeu_ps(out + 8, acc[t][1]);
-            for (int l = 0; l < QR && p * QR + l < r1; l++) y[(size_t)t * ldy + (size_t)(p * QR + l)] = out[l];
-        }
+        for (int t = 0; t < NT; t++) kp_store_y(y + (size_t)t * ldy, p, r1, acc[t][0], acc[t][1]);
     }
 }
 /* IQ4_XS for tokens [t0, t0 + nt), nt <= KPY_TT, outputs y[t * ldy + row]. */
@@ -602,12 +598,7 @@ INL void kpanel_dec6_y(const MatView *w, const ActBuf *a, const uint8_t *side, i
                 for (int t = 0; t < NT; t++) acc[t][hf] = _mm256_fmadd_ps(D, A[t][hf], acc[t][hf]);
             }
         }
-        for (int t = 0; t < NT; t++) {
-            float out[QR];
-            _mm256_storeu_ps(out, acc[t][0]);
-            _mm256_storeu_ps(out + 8, acc[t][1]);
-            for (int l = 0; l < QR && p * QR + l < r1; l++) y[(size_t)t * ldy + (size_t)(p * QR + l)] = out[l];
-        }
+        for (int t = 0; t < NT; t++) kp_store_y(y + (size_t)t * ldy, p, r1, acc[t][0], acc[t][1]);
     }
 }
 /* Q6_KP for tokens [t0, t0 + nt), nt <= 2 (kq_avx2 says why), outputs y[t * ldy + row]. */

@@ -453,12 +453,8 @@ ZINL void krow_k4(const MatView *w, const KRowAct *x, float *y, size_t ldy, int 
             const uint8_t *blk = row + (size_t)sb * bb;
             /* Q5_K: the fifth bits, bit j of qh[l] for sub-block j, both halves of a vector */
             __m512i qh = q5 ? _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(const void *)(blk + 16))) : m10;
-            uint32_t A, B, C;
-            memcpy(&A, blk + 4, 4), memcpy(&B, blk + 8, 4), memcpy(&C, blk + 12, 4);
-            /* sub-blocks 0..3: low 6 bits of bytes 0..3 (scales) and 4..7 (mins); 4..7: low
-             * (scales) / high (mins) nibbles of bytes 8..11, bits 4-5 from the top of 0..7 */
-            uint64_t sc = (A & 0x3f3f3f3fu) | (uint64_t)((C & 0x0f0f0f0fu) | ((A >> 2) & 0x30303030u)) << 32;
-            uint64_t mn = (B & 0x3f3f3f3fu) | (uint64_t)(((C >> 4) & 0x0f0f0f0fu) | ((B >> 2) & 0x30303030u)) << 32;
+            uint64_t sc, mn;
+            kq_k4_scale_words(blk, &sc, &mn);
             __m128i sm = _mm_set_epi64x((long long)mn, (long long)sc);
             __m256 d = _mm256_set1_ps(_cvtsh_ss((unsigned short)(blk[0] | blk[1] << 8)));
             __m256 dm = _mm256_set1_ps(_cvtsh_ss((unsigned short)(blk[2] | blk[3] << 8)));
