@@ -59,6 +59,14 @@ static __attribute__((unused)) const char *t_tmp_dir(void) {
     return d;
 }
 
+/* Nonzero under an emulator (PHI_EXEC names it: the board legs' qemu-user, 50-100x slower than
+ * native). Sweeps whose work is the same C on every ISA (draft lengths, thread counts, windows)
+ * then take one or two points each; make test and make asan run them in full. */
+static __attribute__((unused)) int t_emulated(void) {
+    const char *e = getenv("PHI_EXEC");
+    return e && *e;
+}
+
 static __attribute__((unused)) int t_done(void) { return t_failed_count ? 1 : 0; }
 
 /* Deterministic random numbers for test inputs (base/rng.h's xorshift64*). */

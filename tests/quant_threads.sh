@@ -30,7 +30,11 @@ same() { # NAME ARGS...: -t 1, -t 2 and -t 3 give the same file
 
 TINY=$DATA/phi3-trained-tiny
 if [ -f "$TINY/model.safetensors" ]; then
-    for t in q4 q8 q4_k_m f16; do same "quant_threads_same_bytes_$t" -q $t "$TINY"; done
+    types="q4 q8 q4_k_m f16"
+    # under an emulator (PHI_EXEC: the board legs) q4 and q8: q4_k_m and f16 split their rows the
+    # same way, and each is three conversions (q4_k_m alone: ~130 of the 182 s under qemu-arm)
+    [ -n "${PHI_EXEC:-}" ] && types="q4 q8"
+    for t in $types; do same "quant_threads_same_bytes_$t" -q $t "$TINY"; done
 else
     echo "SKIP quant_threads_same_bytes: no $TINY"
 fi

@@ -135,7 +135,8 @@ int main(void) {
     Diff d[4];
     memset(d, 0, sizeof d);
     double thread_diff = 0;
-    for (int w = 0; w < 2; w++) {
+    const int n_win = t_emulated() ? 1 : 2; /* one window under an emulator (178 s under qemu-arm) */
+    for (int w = 0; w < n_win; w++) {
         int win[WIN];
         win[0] = 1; /* BOS, then the text at offsets 0 and 2000 */
         memcpy(win + 1, ids + w * 2000, sizeof(int) * (WIN - 1));
@@ -154,7 +155,7 @@ int main(void) {
         char name[64];
         snprintf(name, sizeof name, "kv_logits_%s_vs_f16", cfg[c].name);
         double kl = d[c].n ? d[c].kl / d[c].n : 1, top1 = d[c].n ? (double)d[c].top1 / d[c].n : 0;
-        t_check(d[c].n == 2 * WIN && kl < 5e-4 && top1 >= 0.97 && d[c].maxd < 0.5, name,
+        t_check(d[c].n == n_win * WIN && kl < 5e-4 && top1 >= 0.97 && d[c].maxd < 0.5, name,
                 "%ld positions: mean KL %.2e (bound 5e-4), top-1 agreement %.2f%% (bound 97%%), max |logit "
                 "error| %.4f (bound 0.5)", d[c].n, kl, 100 * top1, d[c].maxd);
     }
