@@ -14,106 +14,22 @@
 
 /* ---- super-block types (kernels/kquant.h): unpacked panels, two ymm halves of 8 rows ---- */
 
-/* acc + the int32 sums of two steps (4 activation bytes each) per lane: vpmaddubsw pairs
- * (u <= 63, |x| <= 127: <= 16002 each, two steps <= 32004 fit int16), widened once. */
-INL __m256i kdot2(__m256i acc, const uint8_t *w, const uint8_t *x) {
-    __m256i x0 = _mm256_set1_epi32((int32_t)((uint32_t)x[0] | (uint32_t)x[1] << 8 | (uint32_t)x[2] << 16 | (uint32_t)x[3] << 24));
-    __m256i x1 = _mm256_set1_epi32((int32_t)((uint32_t)x[4] | (uint32_t)x[5] << 8 | (uint32_t)x[6] << 16 | (uint32_t)x[7] << 24));
-    __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_load_si256((const __m256i *)(const void *)w), x0),
-                                 _mm256_maddubs_epi16(_mm256_load_si256((const __m256i *)(const void *)(w + 64)), x1));
-    return _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
-}
-
-/* The int32 sums of four steps per lane for KMODE_MIN (Q4_K u <= 15, Q5_K u <= 31): the pairs of
- * four vpmaddubsw (<= 8 * 31 * 127 = 31496) fit int16, so one vpmaddwd widens them. */
-INL __m256i kdot4(const uint8_t *w, const uint8_t *x) {
-    __m256i p = _mm256_setzero_si256();
-#pragma GCC unroll 4
-    for (int k = 0; k < 4; k++) {
-        int32_t v;
-        memcpy(&v, x + 4 * k, 4);
-        p = _mm256_add_epi16(p, _mm256_maddubs_epi16(_mm256_load_si256((const __m256i *)(const void *)(w + 64 * k)), _mm256_set1_epi32(v)));
-    }
-    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
-}
-
-/* The same for KMODE_OFF128 (IQ4_XS): u = level + 128 up to 241 would overflow vpmaddubsw's pairs,
- * so the level itself (u ^ 0x80, |level| <= 127) times x through its magnitude and sign (pairs <=
- * 2 * 127 * 127 = 32258), each step widened on its own: sums of level . x, no offset. */
-INL __m256i kdot2_lv(__m256i acc, const uint8_t *w, const uint8_t *x) {
-    __m256i x0 = _mm256_set1_epi32((int32_t)((uint32_t)x[0] | (uint32_t)x[1] << 8 | (uint32_t)x[2] << 16 | (uint32_t)x[3] << 24));
-    __m256i x1 = _mm256_set1_epi32((int32_t)((uint32_t)x[4] | (uint32_t)x[5] << 8 | (uint32_t)x[6] << 16 | (uint32_t)x[7] << 24));
-    const __m256i flip = _mm256_set1_epi8((char)0x80), one = _mm256_set1_epi16(1);
-    __m256i w0 = _mm256_xor_si256(_mm256_load_si256((const __m256i *)(const void *)w), flip);
-    __m256i w1 = _mm256_xor_si256(_mm256_load_si256((const __m256i *)(const void *)(w + 64)), flip);
-    __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w0), _mm256_sign_epi8(x0, w0)), one);
-    __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w1), _mm256_sign_epi8(x1, w1)), one);
-    return _mm256_add_epi32(acc, _mm256_add_epi32(p0, p1));
-}
-
-/* Token by token (the panel's blocks are read from L1 again for each): per block and half,
- * chains over the block's bytes 0-15 and 16-31, then the KMODE_MIN or KMODE_OFF32 / OFF128 scaling. */
-INL void ktile_y(const uint8_t *pk, const uint8_t *ar, const uint8_t *side, int tt, int i0, int n,
-                 int nblocks, float *y, int ldy, int nr, int acc, const int kmode) {
+/* The tile (KTileFn) G = 1 or 2 tokens at a time (i, i + 1): each weight vector loaded once for
+ * both (one token each: 117 GOPS for a 128-token Q4_KP matmul on one Zen 3 core; pairs: 138;
+ * threes and fours no better, the multiply ports bind; Q6_KP 103 -> 113, IQ4_XS 79 -> 91). A
+ * token's bits do not depend on G. Per half of the panel line and 16 bytes q of the block:
+ *   KMODE_MIN (Q4_K, Q5_K: u <= 31): four steps' vpmaddubsw pairs fit int16 (<= 8 * 31 * 127 =
+ *     31496), one vpmaddwd widens them; the offset m * sum q folded into the sums' chain;
+ *   KMODE_OFF32 (Q6_K, Q6_KP: u <= 63): two steps per int16 pair sum (<= 32004), from the side
+ *     record's -32 sum q;
+ *   KMODE_OFF128 (IQ4_XS): u = level + 128 up to 241 would overflow the pairs, so the signed
+ *     level u ^ 0x80 through its magnitude and vpsignb, each step widened, from 0. */
+INL void ktileg_y(const uint8_t *pk, const uint8_t *ar, const uint8_t *side, int tt, int i, int nblocks,
+                  float *y, int ldy, int nr, int acc, const int G, const int kmode) {
     const size_t rec = (size_t)tt * (QK + 8);
-    for (int i = i0; i < n; i++) {
-        /* f: the sums, g: the KMODE_MIN offsets, apart so that each chain has one FMA a block */
-        __m256 f[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, g[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-        const uint8_t *p = pk, *a = ar, *sd = side;
-        for (int b = 0; b < nblocks; b++, p += KPANEL_BYTES, a += rec, sd += (size_t)tt * 8) {
-            const uint8_t *xq = a + QK * i;
-            float dx = ((const float *)(const void *)(a + (size_t)tt * QK))[i];
-            int32_t c[2];
-            float xs;
-            memcpy(c, sd + 8 * i, 8);
-            memcpy(&xs, sd + 8 * i, 4);
+    const __m256i one = _mm256_set1_epi16(1), flip = _mm256_set1_epi8((char)0x80);
+    __m256 f[2][2];
 #pragma GCC unroll 2
-            for (int h = 0; h < 2; h++) {
-                const uint8_t *w = p + 32 * h;
-                __m256i s0, s1;
-                if (kmode == KMODE_OFF128) {
-                    s0 = kdot2_lv(_mm256_setzero_si256(), w, xq);
-                    s0 = kdot2_lv(s0, w + 128, xq + 8);
-                    s1 = kdot2_lv(_mm256_setzero_si256(), w + 256, xq + 16);
-                    s1 = kdot2_lv(s1, w + 384, xq + 24);
-                } else {
-                    if (kmode == KMODE_MIN) { /* u <= 31: four steps fit int16 (<= 31496), one widening */
-                        s0 = kdot4(w, xq);
-                        s1 = kdot4(w + 256, xq + 16);
-                    } else {
-                        s0 = kdot2(_mm256_set1_epi32(c[0]), w, xq);
-                        s0 = kdot2(s0, w + 128, xq + 8);
-                        s1 = kdot2(_mm256_set1_epi32(c[1]), w + 256, xq + 16);
-                        s1 = kdot2(s1, w + 384, xq + 24);
-                    }
-                }
-                __m256 f1 = _mm256_load_ps((const float *)(const void *)(p + QR * QK) + 8 * h);
-                __m256 f2 = _mm256_load_ps((const float *)(const void *)(p + QR * QK + 64) + 8 * h);
-                if (kmode) {
-                    __m256 t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s1), f2, _mm256_mul_ps(_mm256_cvtepi32_ps(s0), f1));
-                    f[h] = _mm256_fmadd_ps(t, _mm256_set1_ps(dx), f[h]);
-                } else {
-                    __m256 t = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1)), f1);
-                    f[h] = _mm256_fmadd_ps(t, _mm256_set1_ps(dx), f[h]);
-                    g[h] = _mm256_fmadd_ps(f2, _mm256_set1_ps(xs), g[h]);
-                }
-            }
-        }
-        float out[16];
-        _mm256_storeu_ps(out, _mm256_sub_ps(f[0], g[0]));
-        _mm256_storeu_ps(out + 8, _mm256_sub_ps(f[1], g[1]));
-        float *yi = y + (size_t)i * ldy;
-        for (int l = 0; l < nr; l++) yi[l] = acc ? yi[l] + out[l] : out[l];
-    }
-}
-/* G tokens at a time (i .. i + G - 1) for KMODE_MIN: each weight vector loaded once for all, the
- * offsets folded into the sums' chain (one FMA and one FNMA a block). */
-INL void ktileg_min_y(const uint8_t *pk, const uint8_t *ar, const uint8_t *side, int tt, int i,
-                      int nblocks, float *y, int ldy, int nr, int acc, const int G) {
-    const size_t rec = (size_t)tt * (QK + 8);
-    const __m256i one = _mm256_set1_epi16(1);
-    __m256 f[4][2];
-#pragma GCC unroll 4
     for (int t = 0; t < G; t++) f[t][0] = f[t][1] = _mm256_setzero_ps();
     const uint8_t *p = pk, *a = ar, *sd = side;
     for (int b = 0; b < nblocks; b++, p += KPANEL_BYTES, a += rec, sd += (size_t)tt * 8) {
@@ -122,40 +38,77 @@ INL void ktileg_min_y(const uint8_t *pk, const uint8_t *ar, const uint8_t *side,
 #pragma GCC unroll 2
         for (int h = 0; h < 2; h++) {
             const uint8_t *w = p + 32 * h;
-            __m256i sm[4];
-#pragma GCC unroll 4
-            for (int t = 0; t < G; t++) sm[t] = _mm256_setzero_si256();
+            __m256i s[2][2]; /* [q][t] */
 #pragma GCC unroll 2
-            for (int q = 0; q < 2; q++) { /* bytes 0-15, then 16-31: four steps fit int16 */
-                __m256i pr[4];
+            for (int q = 0; q < 2; q++) {
+                const uint8_t *wq = w + 256 * q, *xq = x + 16 * q;
+#pragma GCC unroll 2
+                for (int t = 0; t < G; t++) {
+                    int32_t c;
+                    memcpy(&c, sd + 8 * (i + t) + 4 * q, 4);
+                    s[q][t] = kmode == KMODE_OFF32 ? _mm256_set1_epi32(c) : _mm256_setzero_si256();
+                }
+                if (kmode == KMODE_MIN) {
+                    __m256i pr[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
 #pragma GCC unroll 4
-                for (int t = 0; t < G; t++) pr[t] = _mm256_setzero_si256();
-#pragma GCC unroll 4
-                for (int k = 0; k < 4; k++) {
-                    __m256i wv = _mm256_load_si256((const __m256i *)(const void *)(w + 256 * q + 64 * k));
-#pragma GCC unroll 4
+                    for (int k = 0; k < 4; k++) {
+                        __m256i wv = _mm256_load_si256((const __m256i *)(const void *)(wq + 64 * k));
+#pragma GCC unroll 2
+                        for (int t = 0; t < G; t++) {
+                            int32_t v;
+                            memcpy(&v, xq + QK * t + 4 * k, 4);
+                            pr[t] = _mm256_add_epi16(pr[t], _mm256_maddubs_epi16(wv, _mm256_set1_epi32(v)));
+                            __asm__("" : "+x"(pr[t])); /* the chains in order (x86_ymm_int8.h's dot) */
+                        }
+                    }
+#pragma GCC unroll 2
+                    for (int t = 0; t < G; t++) s[q][t] = _mm256_madd_epi16(pr[t], one);
+                    continue;
+                }
+#pragma GCC unroll 2
+                for (int k = 0; k < 4; k += 2) {
+                    __m256i w0 = _mm256_load_si256((const __m256i *)(const void *)(wq + 64 * k));
+                    __m256i w1 = _mm256_load_si256((const __m256i *)(const void *)(wq + 64 * k + 64));
+                    __m256i m0 = w0, m1 = w1;
+                    if (kmode == KMODE_OFF128) {
+                        w0 = _mm256_xor_si256(w0, flip), w1 = _mm256_xor_si256(w1, flip);
+                        m0 = _mm256_abs_epi8(w0), m1 = _mm256_abs_epi8(w1);
+                    }
+#pragma GCC unroll 2
                     for (int t = 0; t < G; t++) {
-                        int32_t v;
-                        memcpy(&v, x + QK * t + 16 * q + 4 * k, 4);
-                        pr[t] = _mm256_add_epi16(pr[t], _mm256_maddubs_epi16(wv, _mm256_set1_epi32(v)));
-                        __asm__("" : "+x"(pr[t])); /* the chains in order (x86_ymm_int8.h's dot) */
+                        int32_t v0, v1;
+                        memcpy(&v0, xq + QK * t + 4 * k, 4);
+                        memcpy(&v1, xq + QK * t + 4 * k + 4, 4);
+                        __m256i x0 = _mm256_set1_epi32(v0), x1 = _mm256_set1_epi32(v1), d;
+                        if (kmode == KMODE_OFF128)
+                            d = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(m0, _mm256_sign_epi8(x0, w0)), one),
+                                                 _mm256_madd_epi16(_mm256_maddubs_epi16(m1, _mm256_sign_epi8(x1, w1)), one));
+                        else
+                            d = _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(w0, x0), _mm256_maddubs_epi16(w1, x1)), one);
+                        s[q][t] = _mm256_add_epi32(s[q][t], d);
+                        __asm__("" : "+x"(s[q][t]));
                     }
                 }
-#pragma GCC unroll 4
-                for (int t = 0; t < G; t++) sm[t] = _mm256_add_epi32(sm[t], _mm256_madd_epi16(pr[t], one));
             }
+            /* f1, f2: KMODE_MIN s and m, else the scales of bytes 0-15 and 16-31 */
             __m256 f1 = _mm256_load_ps((const float *)(const void *)(p + QR * QK) + 8 * h);
             __m256 f2 = _mm256_load_ps((const float *)(const void *)(p + QR * QK + 64) + 8 * h);
-#pragma GCC unroll 4
+#pragma GCC unroll 2
             for (int t = 0; t < G; t++) {
-                float xs;
-                memcpy(&xs, sd + 8 * (i + t), 4);
-                f[t][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sm[t]), _mm256_mul_ps(f1, _mm256_set1_ps(dx[t])), f[t][h]);
-                f[t][h] = _mm256_fnmadd_ps(f2, _mm256_set1_ps(xs), f[t][h]);
+                if (kmode == KMODE_MIN) {
+                    float xs;
+                    memcpy(&xs, sd + 8 * (i + t), 4);
+                    __m256 u = _mm256_cvtepi32_ps(_mm256_add_epi32(s[0][t], s[1][t]));
+                    f[t][h] = _mm256_fmadd_ps(u, _mm256_mul_ps(f1, _mm256_set1_ps(dx[t])), f[t][h]);
+                    f[t][h] = _mm256_fnmadd_ps(f2, _mm256_set1_ps(xs), f[t][h]);
+                } else {
+                    __m256 u = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[1][t]), f2, _mm256_mul_ps(_mm256_cvtepi32_ps(s[0][t]), f1));
+                    f[t][h] = _mm256_fmadd_ps(u, _mm256_set1_ps(dx[t]), f[t][h]);
+                }
             }
         }
     }
-#pragma GCC unroll 4
+#pragma GCC unroll 2
     for (int t = 0; t < G; t++) {
         float out[16];
         _mm256_storeu_ps(out, f[t][0]);
@@ -165,20 +118,21 @@ INL void ktileg_min_y(const uint8_t *pk, const uint8_t *ar, const uint8_t *side,
     }
 }
 
-/* One copy per kmode: with kmode a variable, GCC kept the accumulators on the stack (a store and
- * a reload in every chain), 85 GOPS on one Zen 3 core for 128 tokens. */
+/* One copy per kmode and G: with kmode a variable, GCC kept the accumulators on the stack (a store
+ * and a reload in every chain), 85 GOPS on one Zen 3 core for 128 tokens. */
+#define KTILE_RUN(KMODE)                                                                         \
+    do {                                                                                         \
+        int i = 0;                                                                               \
+        for (; i + 2 <= n; i += 2) ktileg_y(pk, ar, side, tt, i, nblocks, y, ldy, nr, acc, 2, KMODE); \
+        if (i < n) ktileg_y(pk, ar, side, tt, i, nblocks, y, ldy, nr, acc, 1, KMODE);           \
+    } while (0)
 static TGT void ktile_avx2(const uint8_t *pk, const uint8_t *ar, const uint8_t *side, int tt, int n,
                            int nblocks, float *y, int ldy, int nr, int acc, int kmode) {
-    if (kmode == KMODE_OFF128) ktile_y(pk, ar, side, tt, 0, n, nblocks, y, ldy, nr, acc, KMODE_OFF128);
-    else if (kmode == KMODE_OFF32) ktile_y(pk, ar, side, tt, 0, n, nblocks, y, ldy, nr, acc, KMODE_OFF32);
-    else {
-        /* pairs of tokens: 117 -> 138 GOPS for a 128-token Q4_KP matmul on one Zen 3 core
-         * (groups of 3 and 4 gave the same; the multiply ports bind) */
-        int i = 0;
-        for (; i + 2 <= n; i += 2) ktileg_min_y(pk, ar, side, tt, i, nblocks, y, ldy, nr, acc, 2);
-        if (i < n) ktile_y(pk, ar, side, tt, i, n, nblocks, y, ldy, nr, acc, KMODE_MIN);
-    }
+    if (kmode == KMODE_MIN) KTILE_RUN(KMODE_MIN);
+    else if (kmode == KMODE_OFF32) KTILE_RUN(KMODE_OFF32);
+    else KTILE_RUN(KMODE_OFF128);
 }
+#undef KTILE_RUN
 
 /* Generation for Q4_K, Q5_K and Q6_K row by row on ggml's bytes (x86_avx512_k.c's krow_* with 8-lane
  * vectors): a sub-block's 32 unsigned quants against the token's, vpmaddubsw then vpmaddwd by 1

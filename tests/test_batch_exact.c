@@ -4,7 +4,8 @@
  * L1 chunks (8192, 17920 columns) and with the cache budgets shrunk to their minimum. This is what
  * makes prompt-lookup verification (model/generate.c gen_loop_ex) choose the tokens one-token
  * decoding chooses. The K-quants are not batch-exact (their one-token path is another kernel on
- * x86) and must say so. Also: the two-panel calls of x86 prompts give the one-panel bits. */
+ * x86) and must say so. Also: the two-panel calls of x86 prompts give the one-panel bits, and
+ * the AVX2 K tiles give a token the same bits whatever the number of tokens beside it. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -133,6 +134,35 @@ int main(void) {
             }
             t_check(bad == 0, "pairs_exact", "%s %s: %ld of %ld matmuls differ between panel pairs and single panels",
                     isas[ii], type_table[qtypes[ti]].name, bad, checked);
+        }
+    }
+    /* The AVX2 K tiles take tokens in pairs and a last one alone with the same operations: in
+     * prompts (beyond the panel decoders' 1-4 tokens) a token's outputs do not depend on how many
+     * others share its tile. Tokens 0-8 of 9 (token 8 alone in its tile), 13 and 24 (paired). */
+    for (int ii = 0; isas[ii]; ii++) {
+        if (!kernels_isa_available(isas[ii]) || strncmp(isas[ii], "avx", 3) || !strncmp(isas[ii], "avx512", 6)) continue;
+        kernels_init(isas[ii]);
+        static const uint32_t kt[] = {TENSOR_Q4_KP, TENSOR_Q5_KP, TENSOR_Q6_KP, TENSOR_IQ4_XS, TENSOR_Q4_K, TENSOR_Q6_K};
+        for (size_t ti = 0; ti < sizeof kt / sizeof *kt; ti++) {
+            const int rows2 = 40, cols = 512;
+            uint8_t *data;
+            t_seed(71 + ti);
+            MatView w = make_mat(kt[ti], rows2, cols, &data);
+            float *x = malloc(sizeof(float) * 24 * cols), *y9 = malloc(sizeof(float) * 24 * rows2),
+                  *yn = malloc(sizeof(float) * 24 * rows2);
+            for (int i = 0; i < 24 * cols; i++) x[i] = t_randf();
+            matmul(&w, x, 9, y9, NULL);
+            long bad = 0;
+            for (int n = 13; n <= 24; n += 11) {
+                matmul(&w, x, n, yn, pool2);
+                bad += memcmp(y9, yn, sizeof(float) * 9 * rows2) != 0;
+            }
+            t_check(bad == 0, "ktile_token_bits", "%s %s: tokens 0-8 of 9, 13 and 24 %s", isas[ii],
+                    type_table[kt[ti]].name, bad ? "differ" : "the same bits");
+            free(x);
+            free(y9);
+            free(yn);
+            free(data);
         }
     }
     kernels_init(NULL);
