@@ -421,8 +421,8 @@ static inline __attribute__((always_inline)) TGT __m256 iq4_scale_y(__m256i dd, 
 
 /* IQ4_XS generation (1 to 4 tokens; x86_avx512_kp.c's kpanel_dec_iq4 with 8 lanes, two halves per
  * line, taken as kpanel_dec_y takes them): a nibble line half becomes the signed levels by one
- * vpshufb, multiplied with the token's bytes through magnitude and sign (kdot2_lv: level + 128
- * would overflow vpmaddubsw's pairs), so the sums need no side record. */
+ * vpshufb, multiplied with the token's bytes through magnitude and sign (as ktileg_y's KMODE_OFF128:
+ * level + 128 would overflow vpmaddubsw's pairs), so the sums need no side record. */
 INL void kpanel_dec_iq4_y(const MatView *w, const ActBuf *a, int t0, float *y, size_t ldy, int r0, int r1, const int NT) {
     int nsb = w->cols / QK_K;
     const int HF = NT == 1 ? 2 : 1; /* halves per pass over the lines, as kpanel_dec_y */

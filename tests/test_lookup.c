@@ -263,8 +263,8 @@ int main(void) {
         /* the passage, an instruction, and its start: the model goes on copying it */
         snprintf(text, sizeof text, "%s\n\nRepeat the passage above:\n%.60s", held, held);
         static const uint32_t types[] = {TENSOR_Q4, TENSOR_F32};
-        /* under an emulator q4 only, one thread and the default draft length (the f32 pass and the
-         * sweeps are the same C as natively: 715 of the armv7 leg's 1859 s) */
+        /* under an emulator q4 only, and the passage on one thread with the default draft length
+         * (the f32 pass and the sweeps are the same C as natively: 715 of the armv7 leg's 1859 s) */
         const int quick = t_emulated();
         for (int ti = 0; ti < 2 - quick; ti++) {
             Model m;
@@ -273,7 +273,7 @@ int main(void) {
             char name[64];
             int n = tokenize(&m, text, ids, 1024);
             snprintf(name, sizeof name, "trained-tiny %s, passage", ti ? "f32" : "q4");
-            /* f32 (4x the bytes, slow under qemu): one thread count and draft length */
+            /* f32 (4x the bytes): one thread count and draft length */
             for (int th = 1; th <= 2 - ti - quick; th++) compare(&m, name, ids, n, 120, 512, th, LOOKUP_DRAFT_DEFAULT, &drafted, &accepted);
             for (int d = 1; d <= LOOKUP_DRAFT_MAX && !ti && !quick; d += 3) compare(&m, name, ids, n, 64, 512, 1, d, &drafted, &accepted);
             /* a context that ends inside a verification: drafts cut at the end */
