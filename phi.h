@@ -103,7 +103,8 @@ typedef struct {
      * in one pass with the next one. The tokens are those of plain greedy decoding, bit for bit;
      * faster when the reply repeats its input. 0: off (the default). Greedy only: refused with a
      * temperature here; a later phi_session_set_sampling with a temperature turns it off. Off, too,
-     * for K-quant models and sessions with LoRA adapters (their batches are not bit-exact). */
+     * for sessions with LoRA adapters and for K-quant models on AVX-512 kernels (their batches
+     * are not bit-exact; on AVX2, NEON and the scalar kernels K-quant models take it). */
     int draft_max;
 } phi_session_params;
 

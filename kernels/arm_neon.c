@@ -750,6 +750,7 @@ const IsaKernels isa_neon = {
             [TENSOR_Q6_K] = kq_neon, [TENSOR_Q4_KP] = kq_neon, [TENSOR_Q5_KP] = kq_neon,
             [TENSOR_Q6_KP] = kq_neon, [TENSOR_IQ4_XS] = kq_neon},
     .k_off = {[TENSOR_Q8] = 0, [TENSOR_Q4] = 8},
+    .k_exact = ACT_TT, /* kmat_tiled for every batch: one tile of up to 8 tokens, its chunks fixed */
     .rmsnorm = rmsnorm_neon,
     .softmax = softmax_neon,
     .silu_mul = silu_mul_neon,
@@ -768,6 +769,7 @@ const IsaKernels isa_dotprod = {
             [TENSOR_Q4_KP] = kq_dotprod, [TENSOR_Q5_KP] = kq_dotprod, [TENSOR_Q6_KP] = kq_dotprod,
             [TENSOR_IQ4_XS] = kq_dotprod},
     .k_off = {[TENSOR_Q8] = 0, [TENSOR_Q4] = 8},
+    .k_exact = ACT_TT,
     .rmsnorm = rmsnorm_neon,
     .softmax = softmax_neon,
     .silu_mul = silu_mul_neon,

@@ -328,6 +328,7 @@ void quantize_act_q8(const float *x, int8_t *q, float *d, int n) {
 
 int matmul_batch_exact(uint32_t type) {
     const TypeTraits *t = type_traits(type);
+    if (t && t->kpanel) return isa()->k_exact > 1 ? isa()->k_exact : 1;
     if (!t || t->unpack) return 1;
     return ACT_TT;
 }

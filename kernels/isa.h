@@ -66,6 +66,10 @@ typedef struct {
     QuantBlocksFn quant;
     MatFn mat[TENSOR_TYPE_COUNT];    /* by weight type */
     int k_off[TENSOR_TYPE_COUNT];    /* ACT_Q8 types: weight offset K for the c sums (above) */
+    /* the K panel types (type_table kpanel: Q4_KP, Q5_KP, Q6_KP, IQ4_XS): batches of up to this
+     * many tokens give each token the bits it gets alone (kernels.h matmul_batch_exact; checked by
+     * tests/test_batch_exact.c); 0 where not claimed */
+    int k_exact;
     void (*rmsnorm)(float *out, const float *x, const float *weight, int n, float eps);
     void (*softmax)(float *x, int n);
     void (*silu_mul)(float *gate, const float *up, int n);

@@ -72,6 +72,7 @@ const IsaKernels isa_scalar = {
     .available = always,
     .quant = quant_blocks_scalar,
     /* no mat entries: scalar_mat serves every type; k_off all 0 (the weights as they are) */
+    .k_exact = ACT_TT, /* kmat_scalar runs each token alone */
     .rmsnorm = rmsnorm_ref,
     .softmax = softmax_ref,
     .silu_mul = silu_mul_ref,

@@ -328,6 +328,7 @@ const IsaKernels isa_avx2 = {
             [TENSOR_Q6_K] = kq_avx2, [TENSOR_Q4_KP] = kq_avx2, [TENSOR_Q5_KP] = kq_avx2,
             [TENSOR_Q6_KP] = kq_avx2, [TENSOR_IQ4_XS] = kq_avx2},
     .k_off = {[TENSOR_Q8] = 0, [TENSOR_Q4] = 8},
+    .k_exact = ACT_TT, /* kq_avx2: up to ACT_TT tokens in the panel decoders, whose sums per token do not depend on the others */
     .rmsnorm = rmsnorm_avx2,
     .softmax = softmax_avx2,
     .silu_mul = silu_mul_avx2,
@@ -344,6 +345,7 @@ const IsaKernels isa_avxvnni = {
             [TENSOR_Q6_K] = kq_avx2, [TENSOR_Q4_KP] = kq_avx2, [TENSOR_Q5_KP] = kq_avx2,
             [TENSOR_Q6_KP] = kq_avx2, [TENSOR_IQ4_XS] = kq_avx2},
     .k_off = {[TENSOR_Q8] = 128, [TENSOR_Q4] = 8},
+    .k_exact = ACT_TT,
     .rmsnorm = rmsnorm_avx2,
     .softmax = softmax_avx2,
     .silu_mul = silu_mul_avx2,

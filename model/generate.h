@@ -101,7 +101,7 @@ typedef struct {
 int gen_loop_drafts(const Model *m, State *s, Sampler *smp, int pos, int n_predict, int ignore_stop,
                     int draft_max, const GenDrafter *dr, GenTokenFn cb, void *user, GenStats *stats);
 /* 1 when a pass of [token, drafts] gives every row the logits one-token decoding gives: every
- * matrix of m has a batch-exact kernel (kernels/kernels.h matmul_batch_exact; not the K-quants)
+ * matrix of m has a batch-exact kernel (kernels/kernels.h matmul_batch_exact; the K-quants where the ISA says so)
  * and no LoRA adapter is applied. s may be NULL: a fast-path state without adapters. */
 int lookup_exact(const Model *m, const State *s);
 /* How many of want drafts may ride in a pass evaluating a token at pos: room in the context, in

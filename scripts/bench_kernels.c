@@ -128,6 +128,14 @@ static void free_mats(Mats *s) {
     free(s->m);
 }
 
+/* Whether name is one of the space-separated words of list. */
+static int name_in(const char *list, const char *name) {
+    size_t n = strlen(name);
+    for (const char *p = list; (p = strstr(p, name)) != NULL; p += n)
+        if ((p == list || p[-1] == ' ') && (p[n] == 0 || p[n] == ' ')) return 1;
+    return 0;
+}
+
 static void bench_isa(const char *isa, Pool *pools[2], float *x, float *y) {
     if (kernels_init(isa) != 0) return;
     /* phi's q4/q8/f16 and the K panel types a GGUF's Q4_K_M / IQ4_XS file is converted to. */
@@ -135,6 +143,9 @@ static void bench_isa(const char *isa, Pool *pools[2], float *x, float *y) {
                                      TENSOR_IQ4_XS};
     for (int ti = 0; ti < (int)(sizeof types / sizeof types[0]); ti++) {
         uint32_t type = types[ti];
+        /* BENCH_TYPES="q4_kp iq4_xs" times only those types (names as type_traits gives them) */
+        const char *only = getenv("BENCH_TYPES");
+        if (only && *only && !name_in(only, type_traits(type)->name)) continue;
         /* Enough copies to exceed any last-level cache (>= 128 MB). */
         size_t bytes = type_tensor_bytes(type, ROWS, COLS);
         int copies = (int)((128u << 20) / bytes) + 1;
@@ -155,8 +166,18 @@ static void bench_isa(const char *isa, Pool *pools[2], float *x, float *y) {
          * from memory, in GB/s of weights and in GOPS. A memory-bound kernel keeps the GB/s of
          * n = 1 up to the n where compute takes over. */
         if (type != TENSOR_F16) {
-            static const int ns[] = {1, 2, 4, 8};
-            for (int ni = 0; ni < 4; ni++) {
+            /* BENCH_ROWS="1 2 3 4 5 6 7 8": other row counts (at most 8) */
+            int ns[8] = {1, 2, 4, 8}, nn = 4;
+            const char *rs = getenv("BENCH_ROWS");
+            if (rs && *rs) {
+                nn = 0;
+                for (char *e; nn < 8 && *rs; rs = e) {
+                    long v = strtol(rs, &e, 10);
+                    if (e == rs) break;
+                    if (v >= 1 && v <= 8) ns[nn++] = (int)v;
+                }
+            }
+            for (int ni = 0; ni < nn; ni++) {
                 double best = 1e9;
                 for (int rep = 0; rep < 3; rep++) {
                     double t0 = now();
