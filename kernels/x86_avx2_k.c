@@ -256,8 +256,8 @@ static TGT void kpunpack_q4_avx2(const MatView *w, int p, int sb0, int n, uint8_
 static TGT void kpunpack_q5_avx2(const MatView *w, int p, int sb0, int n, uint8_t *out) { kpunpack_y(w, p, sb0, n, out, 1); }
 
 /* Generation and small batches (1 to KPY_TT tokens) for Q4_KP / Q5_KP: x86_avx512_kp.c's
- * kpanel_dec with 8 lanes; one token takes both halves of every 64-byte line in one step so that
- * each activation broadcast serves 16 rows, more tokens a half at a time.
+ * kpanel_dec with 8 lanes; one or two tokens take both halves of every 64-byte line in one step so
+ * that each activation broadcast serves 16 rows, more tokens a half at a time.
  * Products by vpmaddubsw (u8 x s8 pairs to int16) summed in int16 over a sub-block's 8 steps for
  * Q4 (16 products <= 15 * 127 each: 30480) or 4 steps for Q5 (8 <= 31 * 127), then widened by
  * vpmaddwd against the sub-block's 6-bit scale in both int16 of the row's lane, so a sub-block
@@ -283,9 +283,11 @@ INL void kp_store_y(float *y, int p, int r1, __m256 v0, __m256 v1) {
 static inline __attribute__((always_inline)) TGT void kpanel_dec_y(const MatView *w, const ActBuf *a, const uint8_t *side, int t0,
                                                                     float *y, size_t ldy, int r0, int r1, const int q5, const int NT) {
     int nsb = w->cols / QK_K, tt = a->tt, nb = a->nb;
-    /* one token: both halves of a line per step, each broadcast serving 16 rows; more tokens: a
-     * half at a time, each line's nibbles serving every token, in 16 registers */
-    const int HF = NT == 1 ? 2 : 1;
+    /* one or two tokens: both halves of a line per step, each broadcast serving 16 rows; more
+     * tokens: a half at a time, each line's nibbles serving every token, in 16 registers (two
+     * tokens both halves: 3072 x 8192 Q4_KP, 2 threads, 502-515 -> 453-507 us; Q6_KP 939-1008 ->
+     * 858-940). A token's operations are the same either way: its bits do not change. */
+    const int HF = NT <= 2 ? 2 : 1;
     const __m256i m4 = _mm256_set1_epi8(15), m10 = _mm256_set1_epi8(0x10), mffff = _mm256_set1_epi32(0xffff);
     const size_t bb = q5 ? 176 : 144;
     for (int p = r0 / QR; p * QR < r1; p++) {
@@ -425,7 +427,7 @@ static inline __attribute__((always_inline)) TGT __m256 iq4_scale_y(__m256i dd, 
  * level + 128 would overflow vpmaddubsw's pairs), so the sums need no side record. */
 INL void kpanel_dec_iq4_y(const MatView *w, const ActBuf *a, int t0, float *y, size_t ldy, int r0, int r1, const int NT) {
     int nsb = w->cols / QK_K;
-    const int HF = NT == 1 ? 2 : 1; /* halves per pass over the lines, as kpanel_dec_y */
+    const int HF = NT <= 2 ? 2 : 1; /* halves per pass over the lines, as kpanel_dec_y */
     const __m256i m4 = _mm256_set1_epi8(15), one = _mm256_set1_epi16(1), mffff = _mm256_set1_epi32(0xffff);
     const __m256i tab = iq4_levels_y(0);
     for (int p = r0 / QR; p * QR < r1; p++) {
@@ -542,13 +544,13 @@ static inline __attribute__((always_inline)) TGT __m256 kp6_scale_y(const uint8_
     __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(s + (size_t)(48 + g / 4) * 64));
     return _mm256_cvtepi32_ps(_mm256_srai_epi32(_mm256_slli_epi32(v, 24 - 8 * (g & 3)), 24));
 }
-/* As kpanel_dec_y: one token takes both halves of each line per step (each activation broadcast
- * serving 16 rows), more tokens a half at a time; two lines 2 KB ahead are prefetched per step
+/* As kpanel_dec_y: one or two tokens take both halves of each line per step (each activation
+ * broadcast serving 16 rows), more tokens a half at a time; two lines 2 KB ahead are prefetched per step
  * (64 a super-block of 53 lines: the excess fetches the next one's first lines twice). */
 INL void kpanel_dec6_y(const MatView *w, const ActBuf *a, const uint8_t *side, int t0, float *y, size_t ldy,
                        int r0, int r1, const int NT) {
     int nsb = w->cols / QK_K, tt = a->tt, nb = a->nb;
-    const int HF = NT == 1 ? 2 : 1;
+    const int HF = NT <= 2 ? 2 : 1;
     const __m256i one = _mm256_set1_epi16(1);
     for (int p = r0 / QR; p * QR < r1; p++) {
         __m256 acc[KPY_TT][2];
