@@ -23,7 +23,11 @@
  *   KMODE_OFF32 (Q6_K, Q6_KP: u <= 63): two steps per int16 pair sum (<= 32004), from the side
  *     record's -32 sum q;
  *   KMODE_OFF128 (IQ4_XS): u = level + 128 up to 241 would overflow the pairs, so the signed
- *     level u ^ 0x80 through its magnitude and vpsignb, each step widened, from 0. */
+ *     level u ^ 0x80 through its magnitude and vpsignb, each step widened, from 0;
+ *   KT_MIN15 (Q4_K, Q4_KP: KMODE_MIN with u <= 15): both 16-byte halves' eight steps in one int16
+ *     chain (<= 16 * 15 * 128 = 30720), one vpmaddwd per half-row and token where KMODE_MIN takes
+ *     two and an add; the int32 sums are the same integers, so the same bits. */
+#define KT_MIN15 (-1)
 INL void ktileg_y(const uint8_t *pk, const uint8_t *ar, const uint8_t *side, int tt, int i, int nblocks,
                   float *y, int ldy, int nr, int acc, const int G, const int kmode) {
     const size_t rec = (size_t)tt * (QK + 8);
@@ -35,6 +39,44 @@ INL void ktileg_y(const uint8_t *pk, const uint8_t *ar, const uint8_t *side, int
     for (int b = 0; b < nblocks; b++, p += KPANEL_BYTES, a += rec, sd += (size_t)tt * 8) {
         const uint8_t *x = a + QK * i;
         const float *dx = (const float *)(const void *)(a + (size_t)tt * QK) + i;
+        if (kmode == KT_MIN15) { /* both halves per step: each broadcast serves 16 rows */
+            __m256i pr[2][2]; /* [t][h] */
+#pragma GCC unroll 2
+            for (int t = 0; t < G; t++) pr[t][0] = pr[t][1] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; k++) {
+                __m256i xb[2];
+#pragma GCC unroll 2
+                for (int t = 0; t < G; t++) {
+                    int32_t v;
+                    memcpy(&v, x + QK * t + 16 * (k >> 2) + 4 * (k & 3), 4);
+                    xb[t] = _mm256_set1_epi32(v);
+                }
+#pragma GCC unroll 2
+                for (int h = 0; h < 2; h++) {
+                    __m256i wv = _mm256_load_si256((const __m256i *)(const void *)(p + 32 * h + 256 * (k >> 2) + 64 * (k & 3)));
+#pragma GCC unroll 2
+                    for (int t = 0; t < G; t++) {
+                        pr[t][h] = _mm256_add_epi16(pr[t][h], _mm256_maddubs_epi16(wv, xb[t]));
+                        __asm__("" : "+x"(pr[t][h]));
+                    }
+                }
+            }
+#pragma GCC unroll 2
+            for (int h = 0; h < 2; h++) {
+                __m256 f1 = _mm256_load_ps((const float *)(const void *)(p + QR * QK) + 8 * h);
+                __m256 f2 = _mm256_load_ps((const float *)(const void *)(p + QR * QK + 64) + 8 * h);
+#pragma GCC unroll 2
+                for (int t = 0; t < G; t++) {
+                    float xs;
+                    memcpy(&xs, sd + 8 * (i + t), 4);
+                    __m256 u = _mm256_cvtepi32_ps(_mm256_madd_epi16(pr[t][h], one));
+                    f[t][h] = _mm256_fmadd_ps(u, _mm256_mul_ps(f1, _mm256_set1_ps(dx[t])), f[t][h]);
+                    f[t][h] = _mm256_fnmadd_ps(f2, _mm256_set1_ps(xs), f[t][h]);
+                }
+            }
+            continue;
+        }
 #pragma GCC unroll 2
         for (int h = 0; h < 2; h++) {
             const uint8_t *w = p + 32 * h;
@@ -131,6 +173,12 @@ static TGT void ktile_avx2(const uint8_t *pk, const uint8_t *ar, const uint8_t *
     if (kmode == KMODE_MIN) KTILE_RUN(KMODE_MIN);
     else if (kmode == KMODE_OFF32) KTILE_RUN(KMODE_OFF32);
     else KTILE_RUN(KMODE_OFF128);
+}
+/* Q4_K and Q4_KP (u <= 15; kmat passes their kmode, KMODE_MIN) */
+static TGT void ktile_q4_avx2(const uint8_t *pk, const uint8_t *ar, const uint8_t *side, int tt, int n,
+                              int nblocks, float *y, int ldy, int nr, int acc, int kmode) {
+    (void)kmode;
+    KTILE_RUN(KT_MIN15);
 }
 #undef KTILE_RUN
 
@@ -700,7 +748,7 @@ void kq_avx2(const MatView *w, const void *a, int t0, int nt, float *y, int ldy,
                    : w->type == TENSOR_Q6_KP ? kpunpack_q6_avx2
                    : w->type == TENSOR_IQ4_XS ? kpunpack_iq4_avx2
                                              : NULL;
-    kmat_tiled(w, a, t0, nt, y, ldy, r0, r1, ktile_avx2, kp);
+    kmat_tiled(w, a, t0, nt, y, ldy, r0, r1, w->type == TENSOR_Q4_KP || w->type == TENSOR_Q4_K ? ktile_q4_avx2 : ktile_avx2, kp);
 }
 
 #endif
