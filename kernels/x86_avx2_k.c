@@ -16,17 +16,21 @@
 
 /* The tile (KTileFn) G = 1 or 2 tokens at a time (i, i + 1): each weight vector loaded once for
  * both (one token each: 117 GOPS for a 128-token Q4_KP matmul on one Zen 3 core; pairs: 138;
- * threes and fours no better, the multiply ports bind; Q6_KP 103 -> 113, IQ4_XS 79 -> 91). A
- * token's bits do not depend on G. Per half of the panel line and 16 bytes q of the block:
- *   KMODE_MIN (Q4_K, Q5_K: u <= 31): four steps' vpmaddubsw pairs fit int16 (<= 8 * 31 * 127 =
- *     31496), one vpmaddwd widens them; the offset m * sum q folded into the sums' chain;
+ * threes and fours no better, the multiply ports bind), and each step takes both 8-row halves of
+ * the panel line, so each activation broadcast serves 16 rows: with the halves in turn GCC kept
+ * a block's 16 broadcasts live across them and spilled (Q4_KP 139 -> 167 GOPS, Q5_KP 136 -> 161,
+ * Q6_KP 116 -> 136, IQ4_XS 99 -> 103). A token's bits do not depend on G. Per 16 bytes q of a
+ * block of 32:
+ *   KT_MIN15 (Q4_K, Q4_KP: KMODE_MIN with u <= 15): both 16-byte halves' eight steps in one int16
+ *     chain (<= 16 * 15 * 128 = 30720), one vpmaddwd per half-row and token;
+ *   KMODE_MIN (Q5_K, Q5_KP: u <= 31): four steps per chain (<= 8 * 31 * 128 = 31744), one
+ *     vpmaddwd each, added; the offset m * sum q from the side record, in float;
  *   KMODE_OFF32 (Q6_K, Q6_KP: u <= 63): two steps per int16 pair sum (<= 32004), from the side
  *     record's -32 sum q;
  *   KMODE_OFF128 (IQ4_XS): u = level + 128 up to 241 would overflow the pairs, so the signed
- *     level u ^ 0x80 through its magnitude and vpsignb, each step widened, from 0;
- *   KT_MIN15 (Q4_K, Q4_KP: KMODE_MIN with u <= 15): both 16-byte halves' eight steps in one int16
- *     chain (<= 16 * 15 * 128 = 30720), one vpmaddwd per half-row and token where KMODE_MIN takes
- *     two and an add; the int32 sums are the same integers, so the same bits. */
+ *     level u ^ 0x80 through its magnitude and vpsignb, each step widened, from 0.
+ * The int32 sums are exact integers whatever their grouping (KT_MIN15's one chain or KMODE_MIN's
+ * two give the same), so the float steps after them fix the bits. */
 #define KT_MIN15 (-1)
 INL void ktileg_y(const uint8_t *pk, const uint8_t *ar, const uint8_t *side, int tt, int i, int nblocks,
                   float *y, int ldy, int nr, int acc, const int G, const int kmode) {
@@ -39,12 +43,13 @@ INL void ktileg_y(const uint8_t *pk, const uint8_t *ar, const uint8_t *side, int
     for (int b = 0; b < nblocks; b++, p += KPANEL_BYTES, a += rec, sd += (size_t)tt * 8) {
         const uint8_t *x = a + QK * i;
         const float *dx = (const float *)(const void *)(a + (size_t)tt * QK) + i;
-        if (kmode == KT_MIN15) { /* both halves per step: each broadcast serves 16 rows */
-            __m256i pr[2][2]; /* [t][h] */
-#pragma GCC unroll 2
-            for (int t = 0; t < G; t++) pr[t][0] = pr[t][1] = _mm256_setzero_si256();
+        if (kmode == KT_MIN15 || kmode == KMODE_MIN) { /* both halves per step: each broadcast serves 16 rows */
+            __m256i pr[2][2], sq[2][2]; /* [t][h]: int16 chains; KMODE_MIN: their int32 sums */
 #pragma GCC unroll 8
             for (int k = 0; k < 8; k++) {
+                if (k == 0 || (kmode == KMODE_MIN && k == 4))
+#pragma GCC unroll 2
+                    for (int t = 0; t < G; t++) pr[t][0] = pr[t][1] = _mm256_setzero_si256();
                 __m256i xb[2];
 #pragma GCC unroll 2
                 for (int t = 0; t < G; t++) {
@@ -61,6 +66,14 @@ INL void ktileg_y(const uint8_t *pk, const uint8_t *ar, const uint8_t *side, int
                         __asm__("" : "+x"(pr[t][h]));
                     }
                 }
+                if (kmode == KMODE_MIN && (k & 3) == 3) /* u <= 31: four steps per chain */
+#pragma GCC unroll 2
+                    for (int t = 0; t < G; t++)
+#pragma GCC unroll 2
+                        for (int h = 0; h < 2; h++) {
+                            __m256i d = _mm256_madd_epi16(pr[t][h], one);
+                            sq[t][h] = k == 3 ? d : _mm256_add_epi32(sq[t][h], d);
+                        }
             }
 #pragma GCC unroll 2
             for (int h = 0; h < 2; h++) {
@@ -70,82 +83,70 @@ INL void ktileg_y(const uint8_t *pk, const uint8_t *ar, const uint8_t *side, int
                 for (int t = 0; t < G; t++) {
                     float xs;
                     memcpy(&xs, sd + 8 * (i + t), 4);
-                    __m256 u = _mm256_cvtepi32_ps(_mm256_madd_epi16(pr[t][h], one));
+                    __m256 u = _mm256_cvtepi32_ps(kmode == KT_MIN15 ? _mm256_madd_epi16(pr[t][h], one) : sq[t][h]);
                     f[t][h] = _mm256_fmadd_ps(u, _mm256_mul_ps(f1, _mm256_set1_ps(dx[t])), f[t][h]);
                     f[t][h] = _mm256_fnmadd_ps(f2, _mm256_set1_ps(xs), f[t][h]);
                 }
             }
             continue;
         }
-#pragma GCC unroll 2
-        for (int h = 0; h < 2; h++) {
-            const uint8_t *w = p + 32 * h;
-            __m256i s[2][2]; /* [q][t] */
+        if (kmode == KMODE_OFF32 || kmode == KMODE_OFF128) { /* both halves per step, as above */
+            __m256 m0[2][2]; /* [t][h]: the first 16 bytes' sums times their scales */
 #pragma GCC unroll 2
             for (int q = 0; q < 2; q++) {
-                const uint8_t *wq = w + 256 * q, *xq = x + 16 * q;
+                __m256i sq[2][2];
 #pragma GCC unroll 2
                 for (int t = 0; t < G; t++) {
                     int32_t c;
                     memcpy(&c, sd + 8 * (i + t) + 4 * q, 4);
-                    s[q][t] = kmode == KMODE_OFF32 ? _mm256_set1_epi32(c) : _mm256_setzero_si256();
-                }
-                if (kmode == KMODE_MIN) {
-                    __m256i pr[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
-#pragma GCC unroll 4
-                    for (int k = 0; k < 4; k++) {
-                        __m256i wv = _mm256_load_si256((const __m256i *)(const void *)(wq + 64 * k));
-#pragma GCC unroll 2
-                        for (int t = 0; t < G; t++) {
-                            int32_t v;
-                            memcpy(&v, xq + QK * t + 4 * k, 4);
-                            pr[t] = _mm256_add_epi16(pr[t], _mm256_maddubs_epi16(wv, _mm256_set1_epi32(v)));
-                            __asm__("" : "+x"(pr[t])); /* the chains in order (x86_ymm_int8.h's dot) */
-                        }
-                    }
-#pragma GCC unroll 2
-                    for (int t = 0; t < G; t++) s[q][t] = _mm256_madd_epi16(pr[t], one);
-                    continue;
+                    sq[t][0] = sq[t][1] = kmode == KMODE_OFF32 ? _mm256_set1_epi32(c) : _mm256_setzero_si256();
                 }
 #pragma GCC unroll 2
                 for (int k = 0; k < 4; k += 2) {
-                    __m256i w0 = _mm256_load_si256((const __m256i *)(const void *)(wq + 64 * k));
-                    __m256i w1 = _mm256_load_si256((const __m256i *)(const void *)(wq + 64 * k + 64));
-                    __m256i m0 = w0, m1 = w1;
-                    if (kmode == KMODE_OFF128) {
-                        w0 = _mm256_xor_si256(w0, flip), w1 = _mm256_xor_si256(w1, flip);
-                        m0 = _mm256_abs_epi8(w0), m1 = _mm256_abs_epi8(w1);
-                    }
+                    __m256i x0[2], x1[2];
 #pragma GCC unroll 2
                     for (int t = 0; t < G; t++) {
                         int32_t v0, v1;
-                        memcpy(&v0, xq + QK * t + 4 * k, 4);
-                        memcpy(&v1, xq + QK * t + 4 * k + 4, 4);
-                        __m256i x0 = _mm256_set1_epi32(v0), x1 = _mm256_set1_epi32(v1), d;
-                        if (kmode == KMODE_OFF128)
-                            d = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(m0, _mm256_sign_epi8(x0, w0)), one),
-                                                 _mm256_madd_epi16(_mm256_maddubs_epi16(m1, _mm256_sign_epi8(x1, w1)), one));
-                        else
-                            d = _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(w0, x0), _mm256_maddubs_epi16(w1, x1)), one);
-                        s[q][t] = _mm256_add_epi32(s[q][t], d);
-                        __asm__("" : "+x"(s[q][t]));
+                        memcpy(&v0, x + QK * t + 16 * q + 4 * k, 4);
+                        memcpy(&v1, x + QK * t + 16 * q + 4 * k + 4, 4);
+                        x0[t] = _mm256_set1_epi32(v0), x1[t] = _mm256_set1_epi32(v1);
+                    }
+#pragma GCC unroll 2
+                    for (int h = 0; h < 2; h++) {
+                        const uint8_t *wq = p + 32 * h + 256 * q + 64 * k;
+                        __m256i w0 = _mm256_load_si256((const __m256i *)(const void *)wq);
+                        __m256i w1 = _mm256_load_si256((const __m256i *)(const void *)(wq + 64));
+                        __m256i g0 = w0, g1 = w1;
+                        if (kmode == KMODE_OFF128) {
+                            w0 = _mm256_xor_si256(w0, flip), w1 = _mm256_xor_si256(w1, flip);
+                            g0 = _mm256_abs_epi8(w0), g1 = _mm256_abs_epi8(w1);
+                        }
+#pragma GCC unroll 2
+                        for (int t = 0; t < G; t++) {
+                            __m256i d;
+                            if (kmode == KMODE_OFF128)
+                                d = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(g0, _mm256_sign_epi8(x0[t], w0)), one),
+                                                     _mm256_madd_epi16(_mm256_maddubs_epi16(g1, _mm256_sign_epi8(x1[t], w1)), one));
+                            else
+                                d = _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(w0, x0[t]), _mm256_maddubs_epi16(w1, x1[t])), one);
+                            sq[t][h] = _mm256_add_epi32(sq[t][h], d);
+                            __asm__("" : "+x"(sq[t][h]));
+                        }
                     }
                 }
-            }
-            /* f1, f2: KMODE_MIN s and m, else the scales of bytes 0-15 and 16-31 */
-            __m256 f1 = _mm256_load_ps((const float *)(const void *)(p + QR * QK) + 8 * h);
-            __m256 f2 = _mm256_load_ps((const float *)(const void *)(p + QR * QK + 64) + 8 * h);
 #pragma GCC unroll 2
-            for (int t = 0; t < G; t++) {
-                if (kmode == KMODE_MIN) {
-                    float xs;
-                    memcpy(&xs, sd + 8 * (i + t), 4);
-                    __m256 u = _mm256_cvtepi32_ps(_mm256_add_epi32(s[0][t], s[1][t]));
-                    f[t][h] = _mm256_fmadd_ps(u, _mm256_mul_ps(f1, _mm256_set1_ps(dx[t])), f[t][h]);
-                    f[t][h] = _mm256_fnmadd_ps(f2, _mm256_set1_ps(xs), f[t][h]);
-                } else {
-                    __m256 u = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[1][t]), f2, _mm256_mul_ps(_mm256_cvtepi32_ps(s[0][t]), f1));
-                    f[t][h] = _mm256_fmadd_ps(u, _mm256_set1_ps(dx[t]), f[t][h]);
+                for (int h = 0; h < 2; h++) {
+                    /* the scales of bytes 0-15 (q 0) and 16-31 (q 1) */
+                    __m256 fq = _mm256_load_ps((const float *)(const void *)(p + QR * QK + 64 * q) + 8 * h);
+#pragma GCC unroll 2
+                    for (int t = 0; t < G; t++) {
+                        if (q == 0) {
+                            m0[t][h] = _mm256_mul_ps(_mm256_cvtepi32_ps(sq[t][h]), fq);
+                        } else {
+                            __m256 u = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sq[t][h]), fq, m0[t][h]);
+                            f[t][h] = _mm256_fmadd_ps(u, _mm256_set1_ps(dx[t]), f[t][h]);
+                        }
+                    }
                 }
             }
         }
