@@ -184,6 +184,8 @@ static const IsaKernels *isa(void) {
 
 const char *kernels_isa_name(void) { return isa()->name; }
 
+const IsaKernels *kernels_isa(void) { return isa(); }
+
 const AttnKernels *attn_kernels(void) {
     const IsaKernels *k = isa();
     pthread_once(&derived_once, derived_init);

@@ -70,11 +70,15 @@ typedef struct {
      * many tokens give each token the bits it gets alone (kernels.h matmul_batch_exact; checked by
      * tests/test_batch_exact.c); 0 where not claimed */
     int k_exact;
+    int pairs; /* 1: prompts run two panels per call (TilePairFn, KTilePairFn; tiled_pairs chooses) */
     void (*rmsnorm)(float *out, const float *x, const float *weight, int n, float eps);
     void (*softmax)(float *x, int n);
     void (*silu_mul)(float *gate, const float *up, int n);
     AttnKernels attn; /* dot, axpy, to_f16 NULL: scalar's; scores, wsum NULL: see AttnKernels */
 } IsaKernels;
+
+/* The selected ISA's table (kernels_init; tests ask it what the ISA does). */
+const IsaKernels *kernels_isa(void);
 
 /* The tables (defined by the architecture's files; NULL entries fall back to scalar). */
 extern const IsaKernels isa_scalar;

@@ -485,6 +485,7 @@ const IsaKernels isa_avx512vnni = {
             [TENSOR_Q6_K] = kq_mat_zmm, [TENSOR_Q4_KP] = kp_mat_zmm, [TENSOR_Q5_KP] = kp_mat_zmm,
             [TENSOR_Q6_KP] = kp_mat_zmm, [TENSOR_IQ4_XS] = kp_mat_zmm},
     .k_off = {[TENSOR_Q8] = 128, [TENSOR_Q4] = 8},
+    .pairs = 1, /* tiled_matmul_pairs, kmat_tiled_pairs */
     .rmsnorm = rmsnorm_avx2,
     .softmax = softmax_avx2,
     .silu_mul = silu_mul_avx2,

@@ -98,13 +98,13 @@ int main(void) {
         int later = 0;
         for (int jj = ii + 1; isas[jj]; jj++) later |= kernels_isa_available(isas[jj]);
         if (!kernels_isa_available(isas[ii]) || later) continue;
-        /* only the AVX-512 kernels run pairs (x86_avx512*.c call tiled_matmul_pairs and
-         * kmat_tiled_pairs): elsewhere both settings take one path (230 s under qemu-arm) */
-        if (strncmp(isas[ii], "avx512", 6)) {
-            t_skip("pairs_exact", "%s runs no panel pairs (AVX-512 only)", isas[ii]);
+        /* only ISAs with pair kernels (isa.h pairs: AVX-512) take two paths; elsewhere both
+         * settings take one (230 s under qemu-arm) */
+        kernels_init(isas[ii]);
+        if (!kernels_isa()->pairs) {
+            t_skip("pairs_exact", "%s runs no panel pairs (isa.h pairs: AVX-512 only)", isas[ii]);
             continue;
         }
-        kernels_init(isas[ii]);
         static const uint32_t qtypes[] = {TENSOR_Q8,    TENSOR_Q4,    TENSOR_Q4_K,  TENSOR_Q5_K,  TENSOR_Q6_K,
                                           TENSOR_Q4_KP, TENSOR_Q5_KP, TENSOR_Q6_KP, TENSOR_IQ4_XS};
         /* rows: 17.5, 18.5 and 20 panels, so that the row chunks of dispatch.c (a quarter of a
@@ -145,12 +145,15 @@ int main(void) {
                     isas[ii], type_table[qtypes[ti]].name, bad, checked);
         }
     }
-    /* The AVX2 K tiles take tokens in pairs and a last one alone with the same operations: in
-     * prompts (beyond the panel decoders' 1-4 tokens) a token's outputs do not depend on how many
-     * others share its tile. Tokens 0-8 of 9 (token 8 alone in its tile), 13 and 24 (paired). */
+    /* In prompts (past the 8 tokens of one tile) a token's K outputs do not depend on how many
+     * others share its tile: the AVX2 K tiles take tokens in pairs and a last one alone with the
+     * same operations, NEON's and the scalar kernel one at a time. Tokens 0-8 of 9 (token 8 alone
+     * in its tile), 13 and 24 (paired), on every ISA without panel pairs (AVX-512's pair
+     * kernels are checked against single panels above instead). */
     for (int ii = 0; isas[ii]; ii++) {
-        if (!kernels_isa_available(isas[ii]) || strncmp(isas[ii], "avx", 3) || !strncmp(isas[ii], "avx512", 6)) continue;
+        if (!kernels_isa_available(isas[ii])) continue;
         kernels_init(isas[ii]);
+        if (kernels_isa()->pairs) continue;
         static const uint32_t kt[] = {TENSOR_Q4_KP, TENSOR_Q5_KP, TENSOR_Q6_KP, TENSOR_IQ4_XS, TENSOR_Q4_K, TENSOR_Q6_K};
         for (size_t ti = 0; ti < sizeof kt / sizeof *kt; ti++) {
             const int rows2 = 40, cols = 512;
