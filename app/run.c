@@ -295,7 +295,7 @@ static int generate_mode(const RunOptions *o, Session *S) {
         snprintf(look, sizeof look, " | lookup: %d drafted, %d accepted (%.0f%%)", gs.n_drafted, gs.n_accepted,
                  gs.n_drafted ? 100.0 * gs.n_accepted / gs.n_drafted : 0.0);
     else if (o->draft_max)
-        snprintf(look, sizeof look, " | lookup: off (a LoRA adapter, or K-quant weights on AVX-512: batches are not bit-exact)");
+        snprintf(look, sizeof look, " | lookup: off (a LoRA adapter, or K-quant weights these kernels do not batch bit-exactly)");
     if (o->perf >= 0)
         fprintf(stderr, "phi: %s x%d | load %.0f ms | prompt %d tok, %.2f tok/s | gen %d tok, %.2f tok/s%s%s\n",
                 kernels_label(o), S->st.n_threads, S->load_s * 1e3, gs.n_prompt,

@@ -199,8 +199,10 @@ void kmat_tiled_pairs(const MatView *w, const ActBuf *a, int t0, int nt, float *
     int nb = a->nb, tt = a->tt, nsb = nb / 8, mode = type_table[w->type].kmode;
     int j0 = t0 / tt, j1 = (t0 + nt + tt - 1) / tt, ntl = j1 - j0;
     /* A chunk's activations for one tile in L1; a group's unpacked chunk in half of L2 (one
-     * panel when there is only one tile to reuse it: the buffer then stays in L1). */
-    int bc = (int)(tiled_l1_bytes / (8 * a->rec));
+     * panel when there is only one tile to reuse it: the buffer then stays in L1). Sized for a
+     * full tile whatever the tokens, so that a batch of up to ACT_TT tokens chunks its blocks as
+     * one token does (a token's bits alone: isa.h k_exact where the K kernels run this nest). */
+    int bc = (int)(tiled_l1_bytes / (8 * (size_t)ACT_TT * (QK + 8)));
     bc = bc < 1 ? 1 : bc > nsb ? nsb : bc;
     if (ntl == 1 && bc > 2) bc = 2;
     size_t pbytes = (size_t)bc * 8 * KPANEL_BYTES;

@@ -1,6 +1,6 @@
 /* x86-64 ymm kernels of the super-block types (kernels/kquant.h): ggml's K-quant rows for
  * generation, the K panel types (Q4_KP, Q5_KP, Q6_KP, IQ4_XS) decoded straight from their panels
- * for 1-4 tokens, and the tile of unpacked panel records for prompts (AVX2 + FMA + F16C; the
+ * for 1-8 tokens (4 per pass, Q6_KP 2), and the tile of unpacked panel records for prompts (AVX2 + FMA + F16C; the
  * AVX-VNNI table uses the same). kq_avx2 is the MatFn the tables of x86_avx2.c name. */
 #if defined(__x86_64__)
 
@@ -334,8 +334,8 @@ static inline __attribute__((always_inline)) TGT void kpanel_dec_y(const MatView
     int nsb = w->cols / QK_K, tt = a->tt, nb = a->nb;
     /* one or two tokens: both halves of a line per step, each broadcast serving 16 rows; more
      * tokens: a half at a time, each line's nibbles serving every token, in 16 registers (two
-     * tokens both halves: 3072 x 8192 Q4_KP, 2 threads, 502-515 -> 453-507 us; Q6_KP 939-1008 ->
-     * 858-940). A token's operations are the same either way: its bits do not change. */
+     * tokens both halves: 3072 x 8192 Q4_KP, 2 threads, 502-515 -> 453-507 us). A token's
+     * operations are the same either way: its bits do not change. */
     const int HF = NT <= 2 ? 2 : 1;
     const __m256i m4 = _mm256_set1_epi8(15), m10 = _mm256_set1_epi8(0x10), mffff = _mm256_set1_epi32(0xffff);
     const size_t bb = q5 ? 176 : 144;
@@ -594,7 +594,8 @@ static inline __attribute__((always_inline)) TGT __m256 kp6_scale_y(const uint8_
     return _mm256_cvtepi32_ps(_mm256_srai_epi32(_mm256_slli_epi32(v, 24 - 8 * (g & 3)), 24));
 }
 /* As kpanel_dec_y: one or two tokens take both halves of each line per step (each activation
- * broadcast serving 16 rows), more tokens a half at a time; two lines 2 KB ahead are prefetched per step
+ * broadcast serving 16 rows; two tokens, 3072 x 8192, 2 threads: 939-1008 -> 858-940 us), more
+ * tokens a half at a time; two lines 2 KB ahead are prefetched per step
  * (64 a super-block of 53 lines: the excess fetches the next one's first lines twice). */
 INL void kpanel_dec6_y(const MatView *w, const ActBuf *a, const uint8_t *side, int t0, float *y, size_t ldy,
                        int r0, int r1, const int NT) {

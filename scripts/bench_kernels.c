@@ -172,6 +172,7 @@ static void bench_isa(const char *isa, Pool *pools[2], float *x, float *y) {
             if (rs && *rs) {
                 nn = 0;
                 for (char *e; nn < 8 && *rs; rs = e) {
+                    while (*rs == ',' || *rs == ' ') rs++;
                     long v = strtol(rs, &e, 10);
                     if (e == rs) break;
                     if (v >= 1 && v <= 8) ns[nn++] = (int)v;

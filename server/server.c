@@ -643,7 +643,7 @@ int server_run(const ServerOptions *o) {
         if (lookup_exact(S.m, NULL))
             logf_("prompt lookup: up to %d drafts a step for greedy requests without adapters", o->draft_max);
         else
-            logf_("prompt lookup: off (K-quant weights on this CPU's kernels: their batched products are not bit-exact)");
+            logf_("prompt lookup: off (this model's batched products are not bit-exact on these kernels: K-quant weights)");
     }
     const char *base = strrchr(o->model_path, '/');
     S.model_id = o->alias ? o->alias : base ? base + 1 : o->model_path;

@@ -272,6 +272,59 @@ static void test_elementwise(const char *isa) {
     t_check(e_silu < 2e-6, name, "max rel err %.3g", e_silu);
 }
 
+/* The K kernels at their int16 bounds: every quant at its largest (Q4 15, Q5 31, Q6 63, IQ4_XS
+ * level 113) against activations all +127 or all -127 of one sign per token, where the
+ * vpmaddubsw chains reach their documented maxima (x86_avx2_k.c: 30480 for Q4's chain of 16
+ * products). A wrapped int16 sum would be off by 65536 steps; every ISA must agree with the
+ * scalar kernel within rounding, for one token, the panel decoders' 2-8 and the prompt tiles. */
+static void test_k_extremes(const char *const *isas, int n_isa, Pool *pool) {
+    static const struct {
+        uint32_t type;
+        int q0, q1; /* the quant bytes of a block (natural order) set to 0xff */
+    } kt[] = {{TENSOR_Q4_KP, 16, 144}, {TENSOR_Q5_KP, 16, 176}, {TENSOR_Q6_KP, 0, 192}, {TENSOR_IQ4_XS, 8, 136},
+              {TENSOR_Q4_K, 16, 144},  {TENSOR_Q5_K, 16, 176},  {TENSOR_Q6_K, 0, 192}};
+    static const int ns[] = {1, 2, 5, 8, 21};
+    const int rows = 37, cols = 512;
+    for (size_t ti = 0; ti < sizeof kt / sizeof *kt; ti++) {
+        uint32_t type = kt[ti].type;
+        int bb = type_table[type].block_bytes, nsb = cols / type_table[type].block;
+        uint8_t *data = aligned_alloc(64, (type_tensor_bytes(type, rows, cols) + 63) & ~(uint64_t)63);
+        MatView m = matview(type, data, rows, cols);
+        float *row = malloc(sizeof(float) * cols);
+        uint8_t *q = malloc((size_t)bb * nsb);
+        for (int r = 0; r < rows; r++) {
+            for (int c = 0; c < cols; c++) row[c] = t_randf();
+            quantize_row(type, row, q, NULL, cols);
+            for (int b = 0; b < nsb; b++) memset(q + (size_t)b * bb + kt[ti].q0, 0xff, (size_t)(kt[ti].q1 - kt[ti].q0));
+            matview_put_row(&m, r, q, NULL);
+        }
+        float *x = malloc(sizeof(float) * 21 * cols), *ysc = malloc(sizeof(float) * 21 * rows),
+              *y = malloc(sizeof(float) * 21 * rows);
+        for (int t = 0; t < 21; t++)
+            for (int c = 0; c < cols; c++) x[(size_t)t * cols + c] = t % 2 ? -1.0f : 1.0f;
+        double worst = 0;
+        int bad = 0;
+        for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++) {
+            kernels_init("scalar");
+            matmul(&m, x, ns[ni], ysc, NULL);
+            for (int ii = 0; ii < n_isa; ii++) {
+                kernels_init(isas[ii]);
+                matmul(&m, x, ns[ni], y, pool);
+                for (int i = 0; i < ns[ni] * rows; i++) {
+                    double e = fabs((double)y[i] - ysc[i]) / (fabs((double)ysc[i]) + 1e-3);
+                    worst = e > worst ? e : worst;
+                    bad += !(e < 1e-4);
+                }
+            }
+        }
+        t_check(bad == 0, "k_extremes", "%s: every quant at its largest, activations +-127: %d of the outputs of "
+                "%d ISAs x 1, 2, 5, 8, 21 tokens off the scalar kernel's (max rel diff %.2g)", type_table[type].name,
+                bad, n_isa, worst);
+        free(x), free(y), free(ysc), free(q), free(row), free(data);
+    }
+    kernels_init(NULL);
+}
+
 int main(void) {
     t_seed(12345);
     const char *const *all = kernels_isa_list();
@@ -288,6 +341,7 @@ int main(void) {
     for (int i = 0; i < n_isa; i++) test_quant(isas[i]);
     for (int i = 0; i < n_isa; i++) test_elementwise(isas[i]);
     test_matmul(isas, n_isa, pools, "");
+    test_k_extremes(isas, n_isa, pools[N_THREADS - 1]);
     /* Tiny cache budgets: block chunks of one block and panel groups of one panel, so that
      * every loop of the blocked nest (kernels/tiled.c) runs on these small matrices. */
     tiled_l1_bytes = 1;
