@@ -709,17 +709,8 @@ void kq_avx2(const MatView *w, const void *a, int t0, int nt, float *y, int ldy,
         for (int r = re > r0 ? re : r0; r < r1; r++) y[r] = 0; /* rows past the matrix, as the tiles */
         return;
     }
-    if (ab->n_tok == 1 && w->type == TENSOR_IQ4_XS) {
-        kpanel_dec_iq4_avx2(w, ab, 0, 1, y, (size_t)ldy, r0, r1);
-        return;
-    }
-    if (ab->n_tok == 1 && type_table[w->type].kpanel) { /* generation on the K panel types */
-        const uint8_t *side = kact_side(ab, type_table[w->type].kmode, 0, ab->ntiles);
-        if (w->type == TENSOR_Q6_KP) kpanel_dec_q6_avx2(w, ab, side, 0, 1, y, (size_t)ldy, r0, r1);
-        else kpanel_dec_q45_avx2(w, ab, side, 0, 1, y, (size_t)ldy, r0, r1, w->type == TENSOR_Q5_KP);
-        return;
-    }
-    /* a few tokens (parallel streams, drafts: up to 8 rows, one activation tile) in one pass over
+    /* the K panel types (Q4_KP, Q5_KP, Q6_KP, IQ4_XS): generation, and a few tokens (parallel
+     * streams, drafts: up to 8 rows, one activation tile) in one pass over
      * the panels, rather than unpacked to records for the tiles at every call (3x the time of one
      * token): 4 tokens at a time, Q6_KP 2 (its 4 ran 8 % slower than the tiles). Past one group,
      * panel by panel: the later groups read the panel (16 rows, 73 KB at 8192 columns) from L2
@@ -727,8 +718,7 @@ void kq_avx2(const MatView *w, const void *a, int t0, int nt, float *y, int ldy,
      * 1637 here). A token's sums do not depend on the tokens beside it in these decoders, so every
      * batch of up to 8 gives each token its bits alone (isa.h k_exact: prompt lookup on K-quant
      * weights); Q6_KP's pairs cost that (8 tokens: 2868 us by the tiles, 3638 here). */
-    if (nt <= 2 * KPY_TT && (w->type == TENSOR_IQ4_XS || w->type == TENSOR_Q4_KP || w->type == TENSOR_Q5_KP ||
-                             w->type == TENSOR_Q6_KP)) {
+    if (nt <= 2 * KPY_TT && type_table[w->type].kpanel) {
         /* groups as even as they go (5 = 3 + 2): one token alone runs at half the rate of 3 or 4 */
         const int G0 = w->type == TENSOR_Q6_KP ? 2 : KPY_TT, G = (nt + (nt + G0 - 1) / G0 - 1) / ((nt + G0 - 1) / G0);
         const uint8_t *side = w->type == TENSOR_IQ4_XS ? NULL : kact_side(ab, type_table[w->type].kmode, 0, ab->ntiles);
