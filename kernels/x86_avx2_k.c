@@ -28,7 +28,8 @@
  *   KMODE_OFF32 (Q6_K, Q6_KP: u <= 63): two steps per int16 pair sum (<= 32004), from the side
  *     record's -32 sum q;
  *   KMODE_OFF128 (IQ4_XS): u = level + 128 up to 241 would overflow the pairs, so the signed
- *     level u ^ 0x80 through its magnitude and vpsignb, each step widened, from 0.
+ *     level u ^ 0x80 through its magnitude and vpsignb, each step widened, from 0; its one scale
+ *     per 32 (f1 = f2) lets both 16s share one int32 sum and one float step (IQ4_XS 103 -> 107).
  * The int32 sums are exact integers whatever their grouping (KT_MIN15's one chain or KMODE_MIN's
  * two give the same), so the float steps after them fix the bits. */
 #define KT_MIN15 (-1)
@@ -90,7 +91,39 @@ INL void ktileg_y(const uint8_t *pk, const uint8_t *ar, const uint8_t *side, int
             }
             continue;
         }
-        if (kmode == KMODE_OFF32 || kmode == KMODE_OFF128) { /* both halves per step, as above */
+        if (kmode == KMODE_OFF128) { /* one scale per 32 (f1 = f2): both 16s in one int32 sum */
+            __m256i sq[2][2];
+#pragma GCC unroll 2
+            for (int t = 0; t < G; t++) sq[t][0] = sq[t][1] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; k++) {
+                __m256i xb[2];
+#pragma GCC unroll 2
+                for (int t = 0; t < G; t++) {
+                    int32_t v;
+                    memcpy(&v, x + QK * t + 16 * (k >> 2) + 4 * (k & 3), 4);
+                    xb[t] = _mm256_set1_epi32(v);
+                }
+#pragma GCC unroll 2
+                for (int h = 0; h < 2; h++) {
+                    __m256i wv = _mm256_xor_si256(_mm256_load_si256((const __m256i *)(const void *)(p + 32 * h + 256 * (k >> 2) + 64 * (k & 3))), flip);
+                    __m256i g = _mm256_abs_epi8(wv);
+#pragma GCC unroll 2
+                    for (int t = 0; t < G; t++) {
+                        sq[t][h] = _mm256_add_epi32(sq[t][h], _mm256_madd_epi16(_mm256_maddubs_epi16(g, _mm256_sign_epi8(xb[t], wv)), one));
+                        __asm__("" : "+x"(sq[t][h]));
+                    }
+                }
+            }
+#pragma GCC unroll 2
+            for (int h = 0; h < 2; h++) {
+                __m256 fq = _mm256_load_ps((const float *)(const void *)(p + QR * QK) + 8 * h);
+#pragma GCC unroll 2
+                for (int t = 0; t < G; t++) f[t][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sq[t][h]), _mm256_mul_ps(fq, _mm256_set1_ps(dx[t])), f[t][h]);
+            }
+            continue;
+        }
+        if (kmode == KMODE_OFF32) { /* both halves per step, as above */
             __m256 m0[2][2]; /* [t][h]: the first 16 bytes' sums times their scales */
 #pragma GCC unroll 2
             for (int q = 0; q < 2; q++) {
@@ -99,7 +132,7 @@ INL void ktileg_y(const uint8_t *pk, const uint8_t *ar, const uint8_t *side, int
                 for (int t = 0; t < G; t++) {
                     int32_t c;
                     memcpy(&c, sd + 8 * (i + t) + 4 * q, 4);
-                    sq[t][0] = sq[t][1] = kmode == KMODE_OFF32 ? _mm256_set1_epi32(c) : _mm256_setzero_si256();
+                    sq[t][0] = sq[t][1] = _mm256_set1_epi32(c);
                 }
 #pragma GCC unroll 2
                 for (int k = 0; k < 4; k += 2) {
@@ -116,19 +149,9 @@ INL void ktileg_y(const uint8_t *pk, const uint8_t *ar, const uint8_t *side, int
                         const uint8_t *wq = p + 32 * h + 256 * q + 64 * k;
                         __m256i w0 = _mm256_load_si256((const __m256i *)(const void *)wq);
                         __m256i w1 = _mm256_load_si256((const __m256i *)(const void *)(wq + 64));
-                        __m256i g0 = w0, g1 = w1;
-                        if (kmode == KMODE_OFF128) {
-                            w0 = _mm256_xor_si256(w0, flip), w1 = _mm256_xor_si256(w1, flip);
-                            g0 = _mm256_abs_epi8(w0), g1 = _mm256_abs_epi8(w1);
-                        }
 #pragma GCC unroll 2
                         for (int t = 0; t < G; t++) {
-                            __m256i d;
-                            if (kmode == KMODE_OFF128)
-                                d = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(g0, _mm256_sign_epi8(x0[t], w0)), one),
-                                                     _mm256_madd_epi16(_mm256_maddubs_epi16(g1, _mm256_sign_epi8(x1[t], w1)), one));
-                            else
-                                d = _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(w0, x0[t]), _mm256_maddubs_epi16(w1, x1[t])), one);
+                            __m256i d = _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(w0, x0[t]), _mm256_maddubs_epi16(w1, x1[t])), one);
                             sq[t][h] = _mm256_add_epi32(sq[t][h], d);
                             __asm__("" : "+x"(sq[t][h]));
                         }
