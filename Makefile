@@ -38,6 +38,13 @@ ifneq (,$(filter arm%,$(shell $(CC) -dumpmachine 2>/dev/null)))
 $(BUILD)/kernels/arm_neon.o: CFLAGS += -mfpu=neon-vfpv4 -mfp16-format=ieee
 endif
 
+# ZMM_EMU=1 (make zmm-emu-test): the AVX-512 kernel files on emulated zmm intrinsics
+# (tests/zmm_emu.h), the CPU check claiming AVX-512 VNNI: their logic tested on any x86-64.
+ifeq ($(ZMM_EMU),1)
+$(addprefix $(BUILD)/kernels/,x86_avx512.o x86_avx512_k.o x86_avx512_kp.o): CFLAGS += -include tests/zmm_emu.h -Og
+$(BUILD)/kernels/dispatch.o $(BUILD)/kernels/peak.o: CFLAGS += -DPHI_ZMM_EMU
+endif
+
 $(BUILD)/libphi.a: $(LIB_OBJ)
 	rm -f $@
 	$(AR) rcs $@ $^
@@ -133,6 +140,11 @@ fuzz-long:
 # The ARM leg (aarch64 cross build run under qemu-user, with and without dotprod).
 arm-test: quant
 	sh scripts/arm-test.sh
+
+# The AVX-512 kernels on emulated zmm intrinsics, the whole suite on them (scripts/zmm-emu-test.sh):
+# their tests on a machine without AVX-512.
+zmm-emu-test:
+	sh scripts/zmm-emu-test.sh
 
 # The board legs: static cross builds running the suite under qemu-user (scripts/cross-test.sh).
 armv7-test riscv64-test: quant
@@ -242,5 +254,5 @@ static:
 clean:
 	rm -rf build build-* phi quant phi-server
 
-.PHONY: FORCE all demo examples test tests install uninstall static asan all-asan bench bench-peer fuzz fuzz-long arm-test armv7-test riscv64-test wasm wasm-test clean
+.PHONY: FORCE all demo examples test tests install uninstall static asan all-asan bench bench-peer fuzz fuzz-long arm-test armv7-test riscv64-test zmm-emu-test wasm wasm-test clean
 -include $(LIB_OBJ:.o=.d) $(BUILD)/phi.d $(BUILD)/quant.d $(BUILD)/phi-server.d

@@ -111,7 +111,7 @@ ZINL void pair_half(const uint8_t *wq0, const uint16_t *wd0, const uint8_t *wq1,
         for (int k = 0; k < nk; k++) {
             __m512i v0 = _mm512_loadu_si512((const void *)(wq0 + 64 * k));
             __m512i v1 = _mm512_loadu_si512((const void *)(wq1 + 64 * k));
-            __asm__("" : "+v"(v0), "+v"(v1)); /* one load each (GCC folds it into both nibble ops) */
+            ZKEEP2(v0, v1); /* one load each (GCC folds it into both nibble ops) */
             __m512i a0, a1, b0, b1; /* a: bytes 4k.. of the tokens (Q8: 8 steps; Q4 low nibbles), b: Q4 high */
             if (q4) {
                 a0 = _mm512_and_si512(v0, m4), b0 = _mm512_and_si512(_mm512_srli_epi16(v0, 4), m4);
@@ -138,7 +138,7 @@ ZINL void pair_half(const uint8_t *wq0, const uint16_t *wd0, const uint8_t *wq1,
         for (int i = 0; i < 4; i++) {
             __m512i c = _mm512_set1_epi32(xc[4 * h + i]);
             __m512 x = _mm512_set1_ps(xd[4 * h + i]);
-            __asm__("" : "+v"(c), "+v"(x)); /* loaded once for both panels */
+            ZKEEP2(c, x); /* loaded once for both panels */
             f0[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s0[i], c)), _mm512_mul_ps(dw0, x), f0[i]);
             f1[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s1[i], c)), _mm512_mul_ps(dw1, x), f1[i]);
         }

@@ -108,7 +108,7 @@ ZINL void kpair_half(const uint8_t *pk0, const uint8_t *pk1, const uint8_t *ar, 
 #pragma GCC unroll 4
         for (int i = 0; i < 4; i++) {
             __m512i c0 = _mm512_set1_epi32(sd[2 * i]), c1 = _mm512_set1_epi32(sd[2 * i + 1]);
-            __asm__("" : "+v"(c0), "+v"(c1));
+            ZKEEP2(c0, c1);
             s0a[i] = s0b[i] = c0, s1a[i] = s1b[i] = c1;
         }
 #pragma GCC unroll 4
@@ -128,7 +128,7 @@ ZINL void kpair_half(const uint8_t *pk0, const uint8_t *pk1, const uint8_t *ar, 
 #pragma GCC unroll 4
         for (int i = 0; i < 4; i++) {
             __m512 d = _mm512_set1_ps(xd[i]);
-            __asm__("" : "+v"(d));
+            ZKEEP(d);
             __m512 ta = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1a[i]), g2a, _mm512_mul_ps(_mm512_cvtepi32_ps(s0a[i]), g1a));
             __m512 tb = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1b[i]), g2b, _mm512_mul_ps(_mm512_cvtepi32_ps(s0b[i]), g1b));
             f0[i] = _mm512_fmadd_ps(ta, d, f0[i]);

@@ -13,7 +13,17 @@
 #include "kernels/isa.h"
 #include "kernels/kquant.h"
 
+/* tests/zmm_emu.h (make zmm-emu-test) defines ZTGT, ZKEEP and PHI_ZMM_EMU first: these files then
+ * run on an AVX2 machine with every zmm intrinsic emulated, to test their logic where the CPU
+ * has no AVX-512. */
+#ifndef ZTGT
 #define ZTGT __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+#endif
+/* an empty asm that makes GCC keep zmm values in registers as they are (its reasons where used) */
+#ifndef ZKEEP
+#define ZKEEP(a) __asm__("" : "+v"(a))
+#define ZKEEP2(a, b) __asm__("" : "+v"(a), "+v"(b))
+#endif
 #define ZINL static inline __attribute__((always_inline)) ZTGT
 #define KROW_TT 2 /* tokens the K row kernels take at once (kq_zmm says why) */
 #ifndef PF_AHEAD
@@ -31,8 +41,12 @@ ZINL __m512i bcast32(const uint8_t *p) { return _mm512_set1_epi32(*(const i32_ua
  * (m32{1to16}): GCC does not fold a broadcast into vpdpbusd by itself, and the separate
  * vpbroadcastd doubles the uops of the int8 tiles. */
 ZINL __m512i dpbusd_b(__m512i acc, __m512i w, const uint8_t *p) {
+#ifdef PHI_ZMM_EMU
+    return _mm512_dpbusd_epi32(acc, w, bcast32(p));
+#else
     __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(w), "m"(*(const i32_ua *)(const void *)p));
     return acc;
+#endif
 }
 
 /* The sums of a two-panel tile's token half h (f0: the first panel's 16 rows, f1: the next
