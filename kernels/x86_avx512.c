@@ -485,6 +485,7 @@ const IsaKernels isa_avx512vnni = {
             [TENSOR_Q6_K] = kq_mat_zmm, [TENSOR_Q4_KP] = kp_mat_zmm, [TENSOR_Q5_KP] = kp_mat_zmm,
             [TENSOR_Q6_KP] = kp_mat_zmm, [TENSOR_IQ4_XS] = kp_mat_zmm},
     .k_off = {[TENSOR_Q8] = 128, [TENSOR_Q4] = 8},
+    .k_exact = ACT_TT, /* kp_mat_zmm: up to ACT_TT tokens in the panel decoders, whose sums per token do not depend on the others */
     .pairs = 1, /* tiled_matmul_pairs, kmat_tiled_pairs */
     .rmsnorm = rmsnorm_avx2,
     .softmax = softmax_avx2,
