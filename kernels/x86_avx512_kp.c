@@ -6,7 +6,8 @@
 
 /* Tokens the panel decoders take in one pass over the weights (ggml-order K rows take KROW_TT).
  * 4 streams of Phi-3-mini Q4_K_M, 2 threads: 38.6-41.6 tok/s through the tiles (the panels
- * unpacked every step), 43.0-49.0 in one pass; 8 rows stay with the tiles (two passes lose). */
+ * unpacked every step), 43.0-49.0 in one pass; 8 rows in two whole passes lost to the tiles,
+ * so 5-8 rows take two groups panel by panel (kp_mat_zmm). */
 #define KP_TT 4
 #define KP_SWITCH(CALL)                                                                            \
     switch (nt) {                                                                              \
