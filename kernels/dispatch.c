@@ -57,8 +57,8 @@ static void x86_detect(void) {
     x86.avx512 = x86.avx2 && zmm_ok && f && bw && vl;
     x86.avx512vnni = x86.avx512 && vnni512;
     x86.avxvnni = x86.avx2 && avxvnni;
-#ifdef PHI_ZMM_EMU /* make zmm-emu-test: the AVX-512 kernels run on emulated zmm intrinsics */
-    x86.avx512 = x86.avx512vnni = x86.avx2;
+#ifdef PHI_ZMM_EMU /* make zmm-emu-test: the AVX-512 and AVX-VNNI kernels on emulated intrinsics */
+    x86.avx512 = x86.avx512vnni = x86.avxvnni = x86.avx2;
 #endif
 }
 int cpu_has_avx2(void) { x86_detect(); return x86.avx2; }

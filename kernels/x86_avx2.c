@@ -263,7 +263,11 @@ TGT void to_f16_avx2(const float *x, uint16_t *y, int n) {
 #undef YVNNI
 
 #define YFN(name) name##_avxvnni
+#ifdef PHI_ZMM_EMU /* make zmm-emu-test: vpdpbusd ymm emulated (tests/zmm_emu.h) */
+#define YTGT __attribute__((target("avx2,fma,f16c")))
+#else
 #define YTGT __attribute__((target("avx2,fma,f16c,avxvnni")))
+#endif
 #define YVNNI 1
 #include "kernels/x86_ymm_int8.h"
 #undef YFN

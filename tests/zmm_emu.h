@@ -6,11 +6,15 @@
  * AVX-512, so without this those kernels would go untested there.
  *
  * Every function follows the instruction's definition in Intel's manual lane by lane: integer
- * results are the instruction's exactly; float results too (one IEEE rounding per add, multiply
- * or convert; fused multiply-adds through the AVX2 FMA of each 256-bit half; the horizontal sum
- * in the order GCC's _mm512_reduce_add_ps adds). So a kernel's bits here are its bits on an
- * AVX-512 CPU. Only what the kernel files use is here; a new intrinsic there fails this build
- * until it is added. Speed means nothing here. */
+ * results are the instruction's exactly, float ones round as it does (once per add, multiply or
+ * convert; fused multiply-adds through the AVX2 FMA of each 256-bit half; the horizontal sum in
+ * the order GCC's _mm512_reduce_add_ps adds). The emulated files build with -ffp-contract=off,
+ * so no separate multiply and add are fused here; a native -O2 build may fuse some, so the
+ * last bits can differ from an AVX-512 CPU's, and the tests compare within one build (a kernel
+ * with the scalar reference within tolerances, and with itself bit for bit across batch sizes,
+ * threads and panel pairs). Also vpdpbusd on ymm (AVX-VNNI, x86_avx2.c's avxvnni table). Only
+ * what the kernel files use is here; a new intrinsic there fails this build until it is added.
+ * Speed means nothing here. */
 #ifndef PHI_ZMM_EMU_H
 #define PHI_ZMM_EMU_H
 #if defined(__x86_64__)
@@ -93,6 +97,13 @@ ZE phi_zv ze_dpbusd_epi32(phi_zv src, phi_zv a, phi_zv b) {
         r.u32[i] = src.u32[i] + (uint32_t)s;
     }
     return r;
+}
+
+/* AVX-VNNI's vpdpbusd on ymm (x86_avx2.c's avxvnni table), the same per lane */
+ZE __m256i ze_dpbusd_avx_epi32(__m256i src, __m256i a, __m256i b) {
+    phi_zv s = ze_zero(), x = ze_zero(), y = ze_zero();
+    s.y[0] = src, x.y[0] = a, y.y[0] = b;
+    return ze_dpbusd_epi32(s, x, y).y[0];
 }
 
 /* ---- shifts by an immediate (counts past the width give 0; arithmetic: the sign) ---- */
@@ -317,6 +328,8 @@ ZE float ze_reduce_add_ps(phi_zv a) {
 #define _mm512_fnmadd_ps ze_fnmadd_ps
 #undef _mm512_dpbusd_epi32
 #define _mm512_dpbusd_epi32 ze_dpbusd_epi32
+#undef _mm256_dpbusd_avx_epi32
+#define _mm256_dpbusd_avx_epi32 ze_dpbusd_avx_epi32
 #undef _mm512_slli_epi16
 #define _mm512_slli_epi16 ze_slli_epi16
 #undef _mm512_srli_epi16
