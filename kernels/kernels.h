@@ -40,9 +40,8 @@ void matmul(const MatView *w, const float *x, int n_tok, float *y, Pool *pool);
  * kernels sum a token's blocks in one chain whatever the batch (Q8, Q4, F16, F32, BF16 ...: every
  * ISA, since kernels/tiled.c keeps a single activation tile in one block chunk); for the K panel
  * types (Q4_KP, Q5_KP, Q6_KP, IQ4_XS: what GGUF K-quants load as) what the ISA claims (isa.h
- * k_exact: ACT_TT on scalar, AVX2 / AVX-VNNI (whose panel decoders take up to 8 tokens) and
- * NEON / dotprod; 1 on AVX-512, whose one-token path is another kernel than the batch's); 1 for
- * the K row types (Q4_K, Q5_K, Q6_K). */
+ * k_exact: ACT_TT on every ISA: scalar, NEON / dotprod, and AVX2 / AVX-VNNI and AVX-512, whose
+ * panel decoders take up to 8 tokens); 1 for the K row types (Q4_K, Q5_K, Q6_K). */
 int matmul_batch_exact(uint32_t type);
 
 /* Values per scale of the q8_0 KV cache (llama.cpp's q8_0 block: 32 int8 + one f16 scale). */
