@@ -33,6 +33,15 @@
  * The int32 sums are exact integers whatever their grouping (KT_MIN15's one chain or KMODE_MIN's
  * two give the same), so the float steps after them fix the bits. */
 #define KT_MIN15 (-1)
+/* Step k's 4 activation bytes of tokens i .. i + G - 1 (x: token i's block) in every lane. */
+INL void kt_bcast_y(const uint8_t *x, int k, const int G, __m256i xb[2]) {
+#pragma GCC unroll 2
+    for (int t = 0; t < G; t++) {
+        int32_t v;
+        memcpy(&v, x + QK * t + 16 * (k >> 2) + 4 * (k & 3), 4);
+        xb[t] = _mm256_set1_epi32(v);
+    }
+}
 INL void ktileg_y(const uint8_t *pk, const uint8_t *ar, const uint8_t *side, int tt, int i, int nblocks,
                   float *y, int ldy, int nr, int acc, const int G, const int kmode) {
     const size_t rec = (size_t)tt * (QK + 8);
@@ -52,12 +61,7 @@ INL void ktileg_y(const uint8_t *pk, const uint8_t *ar, const uint8_t *side, int
 #pragma GCC unroll 2
                     for (int t = 0; t < G; t++) pr[t][0] = pr[t][1] = _mm256_setzero_si256();
                 __m256i xb[2];
-#pragma GCC unroll 2
-                for (int t = 0; t < G; t++) {
-                    int32_t v;
-                    memcpy(&v, x + QK * t + 16 * (k >> 2) + 4 * (k & 3), 4);
-                    xb[t] = _mm256_set1_epi32(v);
-                }
+                kt_bcast_y(x, k, G, xb);
 #pragma GCC unroll 2
                 for (int h = 0; h < 2; h++) {
                     __m256i wv = _mm256_load_si256((const __m256i *)(const void *)(p + 32 * h + 256 * (k >> 2) + 64 * (k & 3)));
@@ -98,12 +102,7 @@ INL void ktileg_y(const uint8_t *pk, const uint8_t *ar, const uint8_t *side, int
 #pragma GCC unroll 8
             for (int k = 0; k < 8; k++) {
                 __m256i xb[2];
-#pragma GCC unroll 2
-                for (int t = 0; t < G; t++) {
-                    int32_t v;
-                    memcpy(&v, x + QK * t + 16 * (k >> 2) + 4 * (k & 3), 4);
-                    xb[t] = _mm256_set1_epi32(v);
-                }
+                kt_bcast_y(x, k, G, xb);
 #pragma GCC unroll 2
                 for (int h = 0; h < 2; h++) {
                     __m256i wv = _mm256_xor_si256(_mm256_load_si256((const __m256i *)(const void *)(p + 32 * h + 256 * (k >> 2) + 64 * (k & 3))), flip);
