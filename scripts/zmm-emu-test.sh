@@ -1,8 +1,9 @@
 #!/bin/sh
-# The AVX-512 leg for machines without AVX-512 (CI's, most laptops): a build whose AVX-512 kernel
-# files run on emulated zmm intrinsics (tests/zmm_emu.h: each intrinsic as the instruction
-# defines it, so the kernels' bits are theirs on an AVX-512 CPU) and whose CPU check claims
-# AVX-512 VNNI, then the whole suite on it: the model tests run on those kernels (the best ISA
+# The AVX-512 and AVX-VNNI leg for machines without them (CI's, most laptops): a build whose
+# AVX-512 kernel files and AVX-VNNI table run on emulated intrinsics (tests/zmm_emu.h: each as the
+# instruction defines it; a native build may fuse a multiply and an add that this one does not, so
+# bits are compared within the build) and whose CPU check claims both, then the whole suite on
+# it: the model tests run on the AVX-512 kernels (the best ISA
 # the build finds), test_kernels and test_batch_exact compare them with the scalar reference,
 # across batch sizes, thread counts and panel pairs. Needs an x86-64 CPU with AVX2, FMA and F16C
 # (the emulation's own instructions). Prints the suite's lines prefixed 'zmm-emu' and its count.
