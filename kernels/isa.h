@@ -119,6 +119,10 @@ void tiled_matmul(const MatView *w, const ActBuf *a, int t0, int nt, float *y, i
 void tiled_matmul_pairs(const MatView *w, const ActBuf *a, int t0, int nt, float *y, int ldy, int r0,
                         int r1, TileFn tile, TilePairFn pair);
 extern int tiled_pairs;
+/* Whether a matmul of ntl activation tiles of tt tokens runs its panels in pairs (several full tiles
+ * to reuse the pair's L2-resident weights, and tiled_pairs set); if so, its group of *group panels
+ * becomes whole pairs (a lone panel runs the slower one-panel tile). tiled.c and kmat.c ask it. */
+int tiled_pair_groups(int ntl, int tt, int *group);
 
 /* Float weights: y[t * ldy + i] (+)= row i . token t for i < nr <= rows, t < nt <= toks, rows
  * starting at w0 (rs bytes apart), tokens at x (xs floats apart), over n columns; adds to y

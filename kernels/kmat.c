@@ -210,8 +210,7 @@ void kmat_tiled_pairs(const MatView *w, const ActBuf *a, int t0, int nt, float *
     g = g < 1 ? 1 : g;
     int p0 = r0 / QR, p1 = (r1 + QR - 1) / QR;
     if (g > p1 - p0) g = p1 - p0;
-    if (ntl == 1 || tt != ACT_TT || !tiled_pairs) pair = NULL;
-    if (pair && g > 2) g &= ~1; /* groups of whole pairs (tiled.c) */
+    if (pair && !tiled_pair_groups(ntl, tt, &g)) pair = NULL;
     size_t side_bytes = a->side ? 0 : (size_t)ntl * (size_t)nb * (size_t)tt * 8;
     uint8_t *buf = kbuf_get(side_bytes + (size_t)g * pbytes);
     const uint8_t *side = buf;
@@ -254,6 +253,17 @@ void kmat_tiled_pairs(const MatView *w, const ActBuf *a, int t0, int nt, float *
                 }
             }
         }
+    }
+}
+
+void kmat_dec_groups(const MatView *w, const ActBuf *a, const uint8_t *side, int t0, int nt, float *y, int ldy,
+                     int r0, int r1, int gmax, KDecFn dec) {
+    const int ng = (nt + gmax - 1) / gmax, G = (nt + ng - 1) / ng;
+    const int pb = ng == 1 ? r1 - r0 : QR; /* rows per step: all of them for one group */
+    for (int ra = r0; ra < r1; ra += pb) {
+        int rb = r1 - ra < pb ? r1 : ra + pb;
+        for (int g = t0; g < t0 + nt; g += G)
+            dec(w, a, side, g, t0 + nt - g < G ? t0 + nt - g : G, y + (size_t)g * (size_t)ldy, (size_t)ldy, ra, rb);
     }
 }
 

@@ -115,6 +115,17 @@ void kact_side_rec(const int8_t *q, float d, int32_t s, int kmode, uint8_t *out)
 /* The side records of activation tiles [j0, j1) for kmode: the ActBuf's side area where it has
  * one, else made in a per-thread buffer that the next kmat_tiled call reuses. */
 const uint8_t *kact_side(const ActBuf *a, int kmode, int j0, int j1);
+/* A K panel type's decoder for a few tokens (generation, parallel streams, drafts): tokens
+ * [t0, t0 + nt) of a, nt at most its group size, against rows [r0, r1), without unpacking to records;
+ * side: the tokens' side records (kact_side, NULL where the type takes none); y[t * ldy + row]. */
+typedef void (*KDecFn)(const MatView *w, const ActBuf *a, const uint8_t *side, int t0, int nt, float *y,
+                       size_t ldy, int r0, int r1);
+/* Tokens [t0, t0 + nt) through dec in groups of at most gmax, as even as they go (5 = 3 + 2: one
+ * token alone runs at about half the rate of 3 or 4). With several groups, panel by panel: the later
+ * groups read the panel (16 rows, 73 KB of Q4_KP at 8192 columns) from L2 while the first streamed
+ * it from memory, where whole passes would read the matrix once per group. */
+void kmat_dec_groups(const MatView *w, const ActBuf *a, const uint8_t *side, int t0, int nt, float *y, int ldy,
+                     int r0, int r1, int gmax, KDecFn dec);
 /* Frees the calling thread's buffers of kmat_tiled (kernels_free_scratch calls it). */
 void kmat_free_scratch(void);
 /* The portable kernel: row by row, block by block from the type's unpack (the scalar table's

@@ -33,6 +33,12 @@ static int balanced_chunk(int n, int max) {
 
 int tiled_pairs = 1;
 
+int tiled_pair_groups(int ntl, int tt, int *group) {
+    if (ntl == 1 || tt != ACT_TT || !tiled_pairs) return 0;
+    if (*group > 2) *group &= ~1;
+    return 1;
+}
+
 void tiled_matmul(const MatView *w, const ActBuf *a, int t0, int nt, float *y, int ldy, int r0,
                   int r1, TileFn tile) {
     tiled_matmul_pairs(w, a, t0, nt, y, ldy, r0, r1, tile, NULL);
@@ -52,8 +58,7 @@ void tiled_matmul_pairs(const MatView *w, const ActBuf *a, int t0, int nt, float
     size_t acts = (size_t)(j1 - j0) * (size_t)bc * a->rec, l2 = tiled_l2_bytes;
     int pg = (int)((l2 > acts + bc * pbytes ? l2 - acts : bc * pbytes) / ((size_t)bc * pbytes));
     int p0 = r0 / QR, p1 = (r1 + QR - 1) / QR;
-    if (j1 - j0 == 1 || tt != ACT_TT || !tiled_pairs) pair = NULL;
-    if (pair && pg > 2) pg &= ~1; /* groups of whole pairs: a lone panel runs the slower tile */
+    if (pair && !tiled_pair_groups(j1 - j0, tt, &pg)) pair = NULL;
     for (int pb = p0; pb < p1; pb += pg) {
         int pe = pb + pg < p1 ? pb + pg : p1;
         for (int b0 = 0; b0 < nb; b0 += bc) {

@@ -720,6 +720,14 @@ static TGT void kpunpack_q6_avx2(const MatView *w, int p, int sb0, int n, uint8_
     }
 }
 
+/* The panel decoders of x86_avx2_k.c as one KDecFn (kq_avx2's groups). */
+static TGT void kpanel_dec_avx2(const MatView *w, const ActBuf *a, const uint8_t *side, int t0, int nt, float *y,
+                                size_t ldy, int r0, int r1) {
+    if (w->type == TENSOR_IQ4_XS) kpanel_dec_iq4_avx2(w, a, t0, nt, y, ldy, r0, r1);
+    else if (w->type == TENSOR_Q6_KP) kpanel_dec_q6_avx2(w, a, side, t0, nt, y, ldy, r0, r1);
+    else kpanel_dec_q45_avx2(w, a, side, t0, nt, y, ldy, r0, r1, w->type == TENSOR_Q5_KP);
+}
+
 void kq_avx2(const MatView *w, const void *a, int t0, int nt, float *y, int ldy, int r0, int r1) {
     const ActBuf *ab = a;
     KRowAct *x = NULL;
@@ -735,26 +743,13 @@ void kq_avx2(const MatView *w, const void *a, int t0, int nt, float *y, int ldy,
      * streams, drafts: up to 8 rows, one activation tile) in one pass over
      * the panels, rather than unpacked to records for the tiles at every call (3x the time of one
      * token): 4 tokens at a time, Q6_KP 2 (its 4 ran 8 % slower than the tiles). Past one group,
-     * panel by panel: the later groups read the panel (16 rows, 73 KB at 8192 columns) from L2
-     * while the first streamed it (Q4_KP 3072 x 8192, 8 tokens, 2 threads: 2264 us by the tiles,
-     * 1637 here). A token's sums do not depend on the tokens beside it in these decoders, so every
+     * panel by panel (kmat_dec_groups; Q4_KP 3072 x 8192, 8 tokens, 2 threads: 2264 us by the
+     * tiles, 1637 here). A token's sums do not depend on the tokens beside it in these decoders, so every
      * batch of up to 8 gives each token its bits alone (isa.h k_exact: prompt lookup on K-quant
      * weights); Q6_KP's pairs cost that (8 tokens: 2868 us by the tiles, 3638 here). */
     if (nt <= 2 * KPY_TT && type_table[w->type].kpanel) {
-        /* groups as even as they go (5 = 3 + 2): one token alone runs at half the rate of 3 or 4 */
-        const int G0 = w->type == TENSOR_Q6_KP ? 2 : KPY_TT, G = (nt + (nt + G0 - 1) / G0 - 1) / ((nt + G0 - 1) / G0);
         const uint8_t *side = w->type == TENSOR_IQ4_XS ? NULL : kact_side(ab, type_table[w->type].kmode, 0, ab->ntiles);
-        int pb = nt <= G ? r1 : QR; /* rows per step: all of them for one group */
-        for (int ra = r0; ra < r1; ra += pb) {
-            int rb = r1 - ra < pb ? r1 : ra + pb;
-            for (int g = t0; g < t0 + nt; g += G) {
-                int ng = t0 + nt - g < G ? t0 + nt - g : G;
-                float *yg = y + (size_t)g * (size_t)ldy;
-                if (w->type == TENSOR_IQ4_XS) kpanel_dec_iq4_avx2(w, ab, g, ng, yg, (size_t)ldy, ra, rb);
-                else if (w->type == TENSOR_Q6_KP) kpanel_dec_q6_avx2(w, ab, side, g, ng, yg, (size_t)ldy, ra, rb);
-                else kpanel_dec_q45_avx2(w, ab, side, g, ng, yg, (size_t)ldy, ra, rb, w->type == TENSOR_Q5_KP);
-            }
-        }
+        kmat_dec_groups(w, ab, side, t0, nt, y, ldy, r0, r1, w->type == TENSOR_Q6_KP ? 2 : KPY_TT, kpanel_dec_avx2);
         return;
     }
     KUnpackFn kp = w->type == TENSOR_Q4_KP   ? kpunpack_q4_avx2

@@ -357,20 +357,13 @@ void kp_mat_zmm(const MatView *w, const void *act, int t0, int nt, float *y, int
      * prompts through the tiles. A token's operations in the decoders are the same whatever
      * tokens are beside it, so every batch of up to 8 gives each token its bits alone (isa.h
      * k_exact: prompt lookup on K-quant weights, server slots that do not change each other's
-     * output). 5-8 rows run as two groups as even as they go (5 = 3 + 2), panel by panel: the
-     * second group reads the panel (16 rows: 73 KB of Q4_KP at 8192 columns) from L2 where two
-     * whole passes read the matrix twice from memory (those lost to the tiles). As x86_avx2_k.c's
-     * kq_avx2, where this ran faster than the tiles too; checked bit for bit by make
+     * output). 5-8 rows run as two groups panel by panel (kmat_dec_groups), where two whole passes
+     * read the matrix twice from memory (those lost to the tiles). As x86_avx2_k.c's kq_avx2, where
+     * this ran faster than the tiles too; checked bit for bit by make
      * zmm-emu-test, not timed on an AVX-512 CPU yet. */
     if (nt <= 2 * KP_TT) {
         const uint8_t *side = kact_side(a, type_table[w->type].kmode, 0, a->ntiles);
-        const int ng = (nt + KP_TT - 1) / KP_TT, G = (nt + ng - 1) / ng;
-        const int pb = ng == 1 ? r1 - r0 : QR; /* rows per step: all of them for one group */
-        for (int ra = r0; ra < r1; ra += pb) {
-            int rb = r1 - ra < pb ? r1 : ra + pb;
-            for (int g = t0; g < t0 + nt; g += G)
-                kpanel_dec_zmm(w, a, side, g, t0 + nt - g < G ? t0 + nt - g : G, y + (size_t)g * (size_t)ldy, (size_t)ldy, ra, rb);
-        }
+        kmat_dec_groups(w, a, side, t0, nt, y, ldy, r0, r1, KP_TT, kpanel_dec_zmm);
     } else kmat_tiled_pairs(w, act, t0, nt, y, ldy, r0, r1, ktile_zmm, kpair_zmm,
                           w->type == TENSOR_Q6_KP ? kpunpack_q6_zmm : w->type == TENSOR_Q5_KP ? kpunpack_q5_zmm
                           : w->type == TENSOR_IQ4_XS ? kpunpack_iq4_zmm : kpunpack_q4_zmm);
