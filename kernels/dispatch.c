@@ -223,7 +223,7 @@ void kernels_free_scratch(void) {
     free(scratch);
     scratch = NULL;
     scratch_cap = 0;
-    kmat_free_scratch();
+    tiled_free_scratch();
 }
 
 /* ---- drivers ---- */

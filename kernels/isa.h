@@ -119,6 +119,18 @@ void tiled_matmul(const MatView *w, const ActBuf *a, int t0, int nt, float *y, i
 void tiled_matmul_pairs(const MatView *w, const ActBuf *a, int t0, int nt, float *y, int ldy, int r0,
                         int r1, TileFn tile, TilePairFn pair);
 extern int tiled_pairs;
+/* Unpacks n consecutive blocks of one panel (wq: the first's weights) to out, ubytes per block, in
+ * the form a TileFn of the ISA reads (its wq then advances ubytes per block; wd is the panel's own). */
+typedef void (*TileUnpackFn)(const uint8_t *wq, int n, uint8_t *out);
+/* tiled_matmul where the call has several tiles to reuse the weights: each group's chunk of panels
+ * unpacked once into a per-thread buffer (tiled_scratch), which the tiles read through utile
+ * (x86_ymm_int8.h: AVX2 Q4's nibbles as bytes); one tile reads the panels through `tile`. */
+void tiled_matmul_unpacked(const MatView *w, const ActBuf *a, int t0, int nt, float *y, int ldy, int r0,
+                           int r1, TileFn tile, TileFn utile, TileUnpackFn unpack, size_t ubytes);
+/* The calling thread's scratch of at least n bytes (64-aligned; reused by the next call: the loop
+ * nests' unpacked panels and side records), and its release (kernels_free_scratch calls it). */
+uint8_t *tiled_scratch(size_t n);
+void tiled_free_scratch(void);
 /* Whether a matmul of ntl activation tiles of tt tokens runs its panels in pairs (several full tiles
  * to reuse the pair's L2-resident weights, and tiled_pairs set); if so, its group of *group panels
  * becomes whole pairs (a lone panel runs the slower one-panel tile). tiled.c and kmat.c ask it. */

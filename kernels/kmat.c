@@ -9,8 +9,6 @@
  * number of tokens; while the tiles run, the rows of the next chunk are prefetched. The
  * activations' side records (kernels/kquant.h) come with the packed activations (act_pack, once
  * per matrix call, shared by all row chunks and threads). */
-#include <pthread.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,40 +44,6 @@ void kmat_scalar(const MatView *w, const void *act, int t0, int nt, float *y, in
             }
         }
     }
-}
-
-/* Per-thread buffers of the loop nest. Pool workers that end free theirs through the key's
- * destructor; a thread's own buffer also goes with kernels_free_scratch (kmat_free_scratch). */
-static _Thread_local uint8_t *kbuf;
-static _Thread_local size_t kcap;
-static pthread_key_t kbuf_key;
-static pthread_once_t kbuf_once = PTHREAD_ONCE_INIT;
-
-static void kbuf_key_init(void) { pthread_key_create(&kbuf_key, free); }
-
-static uint8_t *kbuf_get(size_t n) {
-    if (n > kcap) {
-        size_t cap = (n + n / 4 + 63) & ~(size_t)63;
-        uint8_t *p = aligned_alloc(64, cap);
-        if (!p) {
-            fprintf(stderr, "phi: out of memory (%zu bytes of kernel scratch)\n", cap);
-            abort();
-        }
-        pthread_once(&kbuf_once, kbuf_key_init);
-        free(kbuf);
-        kbuf = p;
-        kcap = cap;
-        pthread_setspecific(kbuf_key, p);
-    }
-    return kbuf;
-}
-
-void kmat_free_scratch(void) {
-    if (!kbuf) return;
-    pthread_setspecific(kbuf_key, NULL);
-    free(kbuf);
-    kbuf = NULL;
-    kcap = 0;
 }
 
 /* Super-blocks [sb0, sb0 + n) of rows [16 p, 16 p + 16) into n * 8 panel records at out;
@@ -139,7 +103,7 @@ static void fill_side(const ActBuf *a, int mode, int j0, int j1, uint8_t *side) 
 
 const uint8_t *kact_side(const ActBuf *a, int kmode, int j0, int j1) {
     if (a->side) return a->side + (size_t)j0 * (size_t)a->nb * (size_t)a->tt * 8;
-    uint8_t *side = kbuf_get((size_t)(j1 - j0) * (size_t)a->nb * (size_t)a->tt * 8);
+    uint8_t *side = tiled_scratch((size_t)(j1 - j0) * (size_t)a->nb * (size_t)a->tt * 8);
     fill_side(a, kmode, j0, j1, side);
     return side;
 }
@@ -212,7 +176,7 @@ void kmat_tiled_pairs(const MatView *w, const ActBuf *a, int t0, int nt, float *
     if (g > p1 - p0) g = p1 - p0;
     if (pair && !tiled_pair_groups(ntl, tt, &g)) pair = NULL;
     size_t side_bytes = a->side ? 0 : (size_t)ntl * (size_t)nb * (size_t)tt * 8;
-    uint8_t *buf = kbuf_get(side_bytes + (size_t)g * pbytes);
+    uint8_t *buf = tiled_scratch(side_bytes + (size_t)g * pbytes);
     const uint8_t *side = buf;
     if (a->side) side = a->side + (size_t)j0 * (size_t)nb * (size_t)tt * 8;
     else fill_side(a, mode, j0, j1, buf);

@@ -126,8 +126,6 @@ typedef void (*KDecFn)(const MatView *w, const ActBuf *a, const uint8_t *side, i
  * it from memory, where whole passes would read the matrix once per group. */
 void kmat_dec_groups(const MatView *w, const ActBuf *a, const uint8_t *side, int t0, int nt, float *y, int ldy,
                      int r0, int r1, int gmax, KDecFn dec);
-/* Frees the calling thread's buffers of kmat_tiled (kernels_free_scratch calls it). */
-void kmat_free_scratch(void);
 /* The portable kernel: row by row, block by block from the type's unpack (the scalar table's
  * kernel and the integer oracle of the tiles). */
 void kmat_scalar(const MatView *w, const void *act, int t0, int nt, float *y, int ldy, int r0,

@@ -3,9 +3,13 @@
  * Outermost first: groups of panels whose weights for one block chunk stay in L2 (with the
  * activations of every tile for that chunk); block chunks whose activations for one tile fit in
  * tiled_l1_bytes; activation tiles; panels. Each tile call unpacks a panel's block once and
- * reuses it from registers for all the tile's tokens; the panels of a group reuse the tile's
- * activations from L1, and the tiles reuse the group's weights from L2. Partial sums are
+ * reuses it from registers for all the tile's tokens (or, tiled_matmul_unpacked, the group's
+ * chunk is unpacked once into a buffer that every tile reads); the panels of a group reuse the
+ * tile's activations from L1, and the tiles reuse the group's weights from L2. Partial sums are
  * accumulated in y itself (16 floats per token and panel). */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "kernels/isa.h"
@@ -44,10 +48,60 @@ void tiled_matmul(const MatView *w, const ActBuf *a, int t0, int nt, float *y, i
     tiled_matmul_pairs(w, a, t0, nt, y, ldy, r0, r1, tile, NULL);
 }
 
+/* Per-thread buffers of the loop nests (the unpacked panels here and in kmat.c, kmat.c's side
+ * records). Pool workers that end free theirs through the key's destructor; a thread's own buffer
+ * also goes with kernels_free_scratch (tiled_free_scratch). */
+static _Thread_local uint8_t *tbuf;
+static _Thread_local size_t tcap;
+static pthread_key_t tbuf_key;
+static pthread_once_t tbuf_once = PTHREAD_ONCE_INIT;
+
+static void tbuf_key_init(void) { pthread_key_create(&tbuf_key, free); }
+
+uint8_t *tiled_scratch(size_t n) {
+    if (n > tcap) {
+        size_t cap = (n + n / 4 + 63) & ~(size_t)63;
+        uint8_t *p = aligned_alloc(64, cap);
+        if (!p) {
+            fprintf(stderr, "phi: out of memory (%zu bytes of kernel scratch)\n", cap);
+            abort();
+        }
+        pthread_once(&tbuf_once, tbuf_key_init);
+        free(tbuf);
+        tbuf = p;
+        tcap = cap;
+        pthread_setspecific(tbuf_key, p);
+    }
+    return tbuf;
+}
+
+void tiled_free_scratch(void) {
+    if (!tbuf) return;
+    pthread_setspecific(tbuf_key, NULL);
+    free(tbuf);
+    tbuf = NULL;
+    tcap = 0;
+}
+
+static void tiled_nest(const MatView *w, const ActBuf *a, int t0, int nt, float *y, int ldy, int r0, int r1,
+                       TileFn tile, TilePairFn pair, TileUnpackFn unpack, size_t ubytes);
+
 void tiled_matmul_pairs(const MatView *w, const ActBuf *a, int t0, int nt, float *y, int ldy, int r0,
                         int r1, TileFn tile, TilePairFn pair) {
+    tiled_nest(w, a, t0, nt, y, ldy, r0, r1, tile, pair, NULL, 0);
+}
+
+void tiled_matmul_unpacked(const MatView *w, const ActBuf *a, int t0, int nt, float *y, int ldy, int r0,
+                           int r1, TileFn tile, TileFn utile, TileUnpackFn unpack, size_t ubytes) {
+    int ntl = (t0 + nt + a->tt - 1) / a->tt - t0 / a->tt; /* one tile: nothing would reuse an unpacked panel */
+    if (ntl == 1) tiled_nest(w, a, t0, nt, y, ldy, r0, r1, tile, NULL, NULL, 0);
+    else tiled_nest(w, a, t0, nt, y, ldy, r0, r1, utile, NULL, unpack, ubytes);
+}
+
+static void tiled_nest(const MatView *w, const ActBuf *a, int t0, int nt, float *y, int ldy, int r0, int r1,
+                       TileFn tile, TilePairFn pair, TileUnpackFn unpack, size_t ubytes) {
     int nb = a->nb, tt = a->tt;
-    size_t pbytes = (size_t)QR * (size_t)type_table[w->type].block_bytes + QR * 2; /* per panel-block */
+    size_t pbytes = (unpack ? ubytes : (size_t)QR * (size_t)type_table[w->type].block_bytes) + QR * 2; /* per panel-block */
     int j0 = t0 / tt, j1 = (t0 + nt + tt - 1) / tt;
     /* One tile (at most ACT_TT tokens: decoding, a draft verification, a few parallel streams):
      * every block in one chunk, so that a token's sums run block by block in one chain whatever
@@ -59,10 +113,13 @@ void tiled_matmul_pairs(const MatView *w, const ActBuf *a, int t0, int nt, float
     int pg = (int)((l2 > acts + bc * pbytes ? l2 - acts : bc * pbytes) / ((size_t)bc * pbytes));
     int p0 = r0 / QR, p1 = (r1 + QR - 1) / QR;
     if (pair && !tiled_pair_groups(j1 - j0, tt, &pg)) pair = NULL;
+    uint8_t *ubuf = unpack ? tiled_scratch((size_t)(pg < p1 - p0 ? pg : p1 - p0) * (size_t)bc * ubytes) : NULL;
     for (int pb = p0; pb < p1; pb += pg) {
         int pe = pb + pg < p1 ? pb + pg : p1;
         for (int b0 = 0; b0 < nb; b0 += bc) {
             int n = nb - b0 < bc ? nb - b0 : bc;
+            if (unpack)
+                for (int p = pb; p < pe; p++) unpack(matview_panel_q(w, p, b0), n, ubuf + (size_t)(p - pb) * (size_t)bc * ubytes);
             for (int j = j0; j < j1; j++) {
                 int tb = j * tt, nj = t0 + nt - tb < tt ? t0 + nt - tb : tt;
                 const uint8_t *ar = act_rec(a, j, b0);
@@ -76,8 +133,8 @@ void tiled_matmul_pairs(const MatView *w, const ActBuf *a, int t0, int nt, float
                         p++;
                         continue;
                     }
-                    tile(matview_panel_q(w, p, b0), matview_panel_d(w, p, b0), ar, tt, nj, n, yp, ldy, nr,
-                         b0 > 0);
+                    const uint8_t *wq = unpack ? ubuf + (size_t)(p - pb) * (size_t)bc * ubytes : matview_panel_q(w, p, b0);
+                    tile(wq, matview_panel_d(w, p, b0), ar, tt, nj, n, yp, ldy, nr, b0 > 0);
                 }
             }
         }
