@@ -113,7 +113,7 @@ void kmat_tiled_pairs(const MatView *w, const ActBuf *a, int t0, int nt, float *
  * 8 bytes at out. act_pack writes them to the ActBuf's side area (kernels/isa.h). */
 void kact_side_rec(const int8_t *q, float d, int32_t s, int kmode, uint8_t *out);
 /* The side records of activation tiles [j0, j1) for kmode: the ActBuf's side area where it has
- * one, else made in a per-thread buffer that the next kmat_tiled call reuses. */
+ * one, else made in the thread's scratch (tiled_scratch), which the next loop nest reuses. */
 const uint8_t *kact_side(const ActBuf *a, int kmode, int j0, int j1);
 /* A K panel type's decoder for a few tokens (generation, parallel streams, drafts): tokens
  * [t0, t0 + nt) of a, nt at most its group size, against rows [r0, r1), without unpacking to records;
