@@ -32,7 +32,7 @@ rm -rf "$out"
 # kernels that test_reference holds to the references.
 KERNEL_TESTS="test_kernels test_blocks test_attn test_ktypes test_batch_exact test_reference test_multiseq
     test_kvcache test_context test_gguf_model full_size.sh lookup.sh"
-echo "zmm-emu runs: $(echo $KERNEL_TESTS)"
+echo "zmm-emu runs: $(echo $KERNEL_TESTS) (the other programs are the same C on every ISA: make test runs them natively)"
 BUILD=$BUILD PHI=$BUILD/phi QUANT=$BUILD/quant PHI_TMP=$out PHI_ONLY="$(echo $KERNEL_TESTS)" \
     sh tests/run.sh > "$BUILD-run.log" 2>&1
 rc=$?
