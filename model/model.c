@@ -1,5 +1,6 @@
 /* Loading a phi file: mmap, validate, and bind the tensors the forward pass reads. */
 #include "base/errmsg.h"
+#include "base/pool.h"
 #include "model/model.h"
 #include "model/lora.h"
 #include "model/gguf.h"
@@ -8,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,23 +86,61 @@ bad:
 /* The whole file in anonymous memory backed by 2 MiB pages where the kernel allows: streaming
  * the weights then walks 512x fewer page-table entries and the hardware prefetchers are not
  * stopped at every 4 KiB boundary (on a 2-core EPYC, reading 2 GB this way measured about twice
- * the bandwidth of the same bytes through a file mapping). */
+ * the bandwidth of the same bytes through a file mapping).
+ *
+ * Every CPU (up to 8) reads at once, each claiming the next 64 MiB chunk: most of a load is the
+ * kernel zeroing each huge page as it is first written (85 % of the samples of a warm 2.2 GB
+ * load), and each thread then zeroes the pages it reads into. Phi-3-mini q4 (2.2 GB) from the
+ * page cache on the 2-core Zen 4 VM, one thread against two alternated: 0.49-0.86 s -> 0.21-0.24 s. */
+#define READ_CHUNK ((size_t)64 << 20)
+
+typedef struct {
+    int fd;
+    char *p;
+    size_t size;
+    atomic_size_t next;
+    atomic_int failed; /* errno of the first failed read (EIO for a short file) */
+} ReadJob;
+
+static void read_job(void *arg, int ith, int nth) {
+    (void)ith, (void)nth;
+    ReadJob *j = arg;
+    for (;;) {
+        size_t a = atomic_fetch_add(&j->next, READ_CHUNK);
+        if (a >= j->size || atomic_load(&j->failed)) return;
+        size_t b = j->size - a < READ_CHUNK ? j->size : a + READ_CHUNK;
+        while (a < b) {
+            ssize_t k = pread(j->fd, j->p + a, b - a, (off_t)a);
+            if (k < 0 && errno == EINTR) continue;
+            if (k <= 0) {
+                int zero = 0;
+                atomic_compare_exchange_strong(&j->failed, &zero, k < 0 ? errno : EIO);
+                return;
+            }
+            a += (size_t)k;
+        }
+    }
+}
+
 static void *read_to_huge_pages(int fd, size_t size) {
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) return NULL;
 #ifdef MADV_HUGEPAGE
     madvise(p, size, MADV_HUGEPAGE);
 #endif
-    size_t done = 0;
-    while (done < size) {
-        ssize_t k = pread(fd, (char *)p + done, size - done > (1u << 30) ? (1u << 30) : size - done,
-                          (off_t)done);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) {
-            munmap(p, size);
-            return NULL;
-        }
-        done += (size_t)k;
+    ReadJob j = {.fd = fd, .p = p, .size = size};
+    atomic_init(&j.next, 0);
+    atomic_init(&j.failed, 0);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    /* a file of one chunk on the caller alone, as a failed pool_create leaves it */
+    Pool *pool = size > READ_CHUNK && cpus > 1 ? pool_create(cpus < 8 ? (int)cpus : 8) : NULL;
+    pool_run(pool, read_job, &j);
+    pool_destroy(pool);
+    int failed = atomic_load(&j.failed);
+    if (failed) {
+        munmap(p, size);
+        errno = failed;
+        return NULL;
     }
     mprotect(p, size, PROT_READ);
     return p;
