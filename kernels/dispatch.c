@@ -204,20 +204,7 @@ const AttnKernels *attn_kernels_ref(void) { return &isa_scalar.attn; }
 static _Thread_local uint8_t *scratch;
 static _Thread_local size_t scratch_cap;
 
-static uint8_t *scratch_get(size_t n) {
-    if (n > scratch_cap) {
-        size_t cap = (n + n / 4 + 63) & ~(size_t)63;
-        uint8_t *p = aligned_alloc(64, cap);
-        if (!p) {
-            fprintf(stderr, "phi: out of memory (%zu bytes of activation scratch)\n", cap);
-            abort();
-        }
-        free(scratch);
-        scratch = p;
-        scratch_cap = cap;
-    }
-    return scratch;
-}
+static uint8_t *scratch_get(size_t n) { return scratch_grow(&scratch, &scratch_cap, n, "activation scratch"); }
 
 void kernels_free_scratch(void) {
     free(scratch);

@@ -131,6 +131,11 @@ void tiled_matmul_unpacked(const MatView *w, const ActBuf *a, int t0, int nt, fl
  * nests' unpacked panels and side records), and its release (kernels_free_scratch calls it). */
 uint8_t *tiled_scratch(size_t n);
 void tiled_free_scratch(void);
+/* *buf (of *cap bytes) grown to at least n: 64-aligned, a quarter more than asked, the old contents
+ * dropped. tiled_scratch's buffer and dispatch.c's activations (two buffers: a matmul reads its
+ * activations while its nest fills the other) both grow through it. Out of memory ends the process
+ * with a line that names `what`. */
+uint8_t *scratch_grow(uint8_t **buf, size_t *cap, size_t n, const char *what);
 /* Whether a matmul of ntl activation tiles of tt tokens runs its panels in pairs (several full tiles
  * to reuse the pair's L2-resident weights, and tiled_pairs set); if so, its group of *group panels
  * becomes whole pairs (a lone panel runs the slower one-panel tile). tiled.c and kmat.c ask it. */

@@ -58,19 +58,26 @@ static pthread_once_t tbuf_once = PTHREAD_ONCE_INIT;
 
 static void tbuf_key_init(void) { pthread_key_create(&tbuf_key, free); }
 
-uint8_t *tiled_scratch(size_t n) {
-    if (n > tcap) {
-        size_t cap = (n + n / 4 + 63) & ~(size_t)63;
-        uint8_t *p = aligned_alloc(64, cap);
+uint8_t *scratch_grow(uint8_t **buf, size_t *cap, size_t n, const char *what) {
+    if (n > *cap) {
+        size_t c = (n + n / 4 + 63) & ~(size_t)63;
+        uint8_t *p = aligned_alloc(64, c);
         if (!p) {
-            fprintf(stderr, "phi: out of memory (%zu bytes of kernel scratch)\n", cap);
+            fprintf(stderr, "phi: out of memory (%zu bytes of %s)\n", c, what);
             abort();
         }
+        free(*buf);
+        *buf = p;
+        *cap = c;
+    }
+    return *buf;
+}
+
+uint8_t *tiled_scratch(size_t n) {
+    if (n > tcap) {
         pthread_once(&tbuf_once, tbuf_key_init);
-        free(tbuf);
-        tbuf = p;
-        tcap = cap;
-        pthread_setspecific(tbuf_key, p);
+        scratch_grow(&tbuf, &tcap, n, "kernel scratch");
+        pthread_setspecific(tbuf_key, tbuf);
     }
     return tbuf;
 }
