@@ -4,6 +4,16 @@
 #include "kernels/x86_zmm.h"
 #if defined(__x86_64__)
 
+/* kp_prefetch_next: the Q5_KP and Q6_KP decoders read a super-block's lines out of order (the
+ * fifth and sixth bits' lines beside the nibbles', the scales and d last) and run at the speed of
+ * memory only when the whole next super-block is on its way into L2 (prefetcht1) while they work
+ * on this one. Their prefetches 2 KB ahead into L1, as the other decoders have, kept them at a
+ * third of the bandwidth: the 44-53 lines of each burst fill the L1 miss queue that their own
+ * loads wait on (prefetching the current or next super-block into L1 did no better for Q6_KP).
+ * Matvec 3072 x 8192 from memory (huge pages), Zen 4 VM, 1 / 2 threads, GB/s: Q6_KP 9.1-9.4 /
+ * 15.2-16.2 -> 20.1-25.2 / 27.6-28.5; Q5_KP 9.9-10.1 / 17.7-18.0 -> 20.2-21.2 / 27.1-30.5. Q4_KP
+ * and IQ4_XS (sequential lines) did not gain from it and keep PF_AHEAD. */
+
 /* Tokens the panel decoders take in one pass over the weights (ggml-order K rows take KROW_TT).
  * 4 streams of Phi-3-mini Q4_K_M, 2 threads: 38.6-41.6 tok/s through the tiles (the panels
  * unpacked every step), 43.0-49.0 in one pass; 8 rows in two whole passes lost to the tiles,
@@ -56,7 +66,10 @@ ZINL void kpanel_dec(const MatView *w, const ActBuf *a, const uint8_t *side, int
         for (int sb = 0; sb < nsb; sb++) {
             const uint8_t *src = matview_panel_q(w, p, sb);
 #pragma GCC unroll 8
-            for (size_t o = 0; o < QR * bb; o += 64) prefetch_ahead(src, PF_AHEAD + o);
+            for (size_t o = 0; o < QR * bb; o += 64) {
+                if (q5) prefetch_l2(src, QR * bb + o); /* the next super-block (kp_prefetch_next) */
+                else prefetch_ahead(src, PF_AHEAD + o);
+            }
             __m512i dd = _mm512_loadu_si512((const void *)src);
             __m512 D = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd));
             __m512 DM = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16)));
@@ -147,7 +160,7 @@ ZINL void kpanel_dec6(const MatView *w, const ActBuf *a, const uint8_t *side, in
         for (int sb = 0; sb < nsb; sb++) {
             const uint8_t *src = matview_panel_q(w, p, sb);
 #pragma GCC unroll 8
-            for (size_t o = 0; o < QR * 212; o += 64) prefetch_ahead(src, PF_AHEAD + o);
+            for (size_t o = 0; o < QR * 212; o += 64) prefetch_l2(src, QR * 212 + o); /* kp_prefetch_next */
             __m512 D = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_loadu_si512((const void *)(src + 52 * 64))));
             __m512 A[KP_TT];
 #pragma GCC unroll 4

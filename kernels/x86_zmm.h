@@ -67,6 +67,10 @@ ZINL void pair_store(const __m512 *f0, const __m512 *f1, int h, int n, float *y,
 ZINL void prefetch_ahead(const void *p, size_t ahead) {
     _mm_prefetch((const char *)(uintptr_t)((uintptr_t)p + ahead), _MM_HINT_T0);
 }
+/* The same into L2 only (the K decoders' next super-block, x86_avx512_kp.c says why). */
+ZINL void prefetch_l2(const void *p, size_t ahead) {
+    _mm_prefetch((const char *)(uintptr_t)((uintptr_t)p + ahead), _MM_HINT_T1);
+}
 
 /* NT tokens (1 or 2) of a row kernel: each token's sums run in the order they run alone, so a
  * token's outputs do not depend on the batch it came in. */
