@@ -8,8 +8,9 @@
  * fifth and sixth bits' lines beside the nibbles', the scales and d last) and run at the speed of
  * memory only when the whole next super-block is on its way into L2 (prefetcht1) while they work
  * on this one. Their prefetches 2 KB ahead into L1, as the other decoders have, kept them at a
- * third of the bandwidth: the 44-53 lines of each burst fill the L1 miss queue that their own
- * loads wait on (prefetching the current or next super-block into L1 did no better for Q6_KP).
+ * third of the bandwidth, and prefetching the current or the next super-block into L1 did no
+ * better for Q6_KP (this VM has no counters to show why; the likely cause is that each burst of
+ * 44-53 L1 prefetches fills the L1 miss queue that the decoder's own loads then wait on).
  * Matvec 3072 x 8192 from memory (huge pages), Zen 4 VM, 1 / 2 threads, GB/s: Q6_KP 9.1-9.4 /
  * 15.2-16.2 -> 20.1-25.2 / 27.6-28.5; Q5_KP 9.9-10.1 / 17.7-18.0 -> 20.2-21.2 / 27.1-30.5. Q4_KP
  * and IQ4_XS (sequential lines) did not gain from it and keep PF_AHEAD. */
