@@ -12,6 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "kernels/isa.h"
 #include "kernels/kernels.h"
@@ -99,6 +102,17 @@ typedef struct {
     size_t bytes;
 } Mats;
 
+/* A matrix's bytes as the model has them: phi copies its weights into transparent huge pages
+ * (model/model.c), and with 4 KB pages the same kernels read 10-20 % slower from memory here. */
+static uint8_t *mat_alloc(size_t bytes) {
+    size_t huge = (size_t)2 << 20, n = (bytes + huge - 1) & ~(huge - 1);
+    uint8_t *p = aligned_alloc(huge, n);
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (p) madvise(p, n, MADV_HUGEPAGE);
+#endif
+    return p;
+}
+
 static Mats make_mats(uint32_t type, int copies) {
     Mats s = {type, copies, calloc(copies, sizeof(uint8_t *)), calloc(copies, sizeof(MatView)), 0};
     s.bytes = type_tensor_bytes(type, ROWS, COLS);
@@ -106,7 +120,7 @@ static Mats make_mats(uint32_t type, int copies) {
     static uint8_t q[COLS * 4];
     static uint16_t d[COLS / QK];
     for (int c = 0; c < copies; c++) {
-        s.data[c] = aligned_alloc(64, (s.bytes + 63) & ~(size_t)63);
+        s.data[c] = mat_alloc(s.bytes);
         s.m[c] = matview(type, s.data[c], ROWS, COLS);
         if (c > 0) {
             memcpy(s.data[c], s.data[0], s.bytes);
