@@ -103,7 +103,8 @@ typedef struct {
 } Mats;
 
 /* A matrix's bytes as the model has them: phi copies its weights into transparent huge pages
- * (model/model.c), and with 4 KB pages the same kernels read 10-20 % slower from memory here. */
+ * (model/model.c), and a stream from memory through 4 KB pages pays a TLB miss every 4 KB that
+ * the model does not (where THP is off, madvise does nothing and this is aligned_alloc). */
 static uint8_t *mat_alloc(size_t bytes) {
     size_t huge = (size_t)2 << 20, n = (bytes + huge - 1) & ~(huge - 1);
     uint8_t *p = aligned_alloc(huge, n);
