@@ -103,6 +103,12 @@ static int online_cpus(void) {
     return n > 0 ? (int)n : 1;
 }
 
+Pool *pool_create_upto(int max) {
+    int n = online_cpus();
+    if (n > max) n = max;
+    return n > 1 ? pool_create(n) : NULL;
+}
+
 Pool *pool_create(int n_threads) {
     if (n_threads <= 0) n_threads = online_cpus();
     Pool *p = calloc(1, sizeof(*p));

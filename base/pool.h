@@ -15,6 +15,10 @@ Pool *pool_create(int n_threads);
  * fn(arg, 0, 1). Calls must not overlap (one caller at a time), and fn must not call pool_run
  * on the same pool. */
 void pool_run(Pool *p, PoolFn fn, void *arg);
+/* For one-off work split across the machine (reading and converting model files): a pool of
+ * every online CPU up to max, caller included, or NULL where that is one thread (or pool_create
+ * fails), which pool_run then runs on the caller alone. */
+Pool *pool_create_upto(int max);
 /* Threads, caller included (1 for NULL). */
 int pool_size(const Pool *p);
 void pool_destroy(Pool *p);

@@ -539,8 +539,7 @@ static int fill(PhiWriter *w, Plan *pl, int n, char *err, size_t errlen) {
      * small ones (tests, fuzz inputs) on the caller alone, as a failed pool_create leaves it */
     uint64_t bytes = 0;
     for (int i = 0; i < n; i++) bytes += pl[i].src->n_bytes;
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    Pool *pool = bytes >= (64u << 20) && cpus > 1 ? pool_create(cpus < 8 ? (int)cpus : 8) : NULL;
+    Pool *pool = bytes >= (64u << 20) ? pool_create_upto(8) : NULL;
     pool_run(pool, fill_job, &j);
     pool_destroy(pool);
     if (atomic_load(&j.failed)) return errorf(err, errlen, "%s", j.err);

@@ -131,9 +131,8 @@ static void *read_to_huge_pages(int fd, size_t size) {
     ReadJob j = {.fd = fd, .p = p, .size = size};
     atomic_init(&j.next, 0);
     atomic_init(&j.failed, 0);
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    /* a file of one chunk on the caller alone, as a failed pool_create leaves it */
-    Pool *pool = size > READ_CHUNK && cpus > 1 ? pool_create(cpus < 8 ? (int)cpus : 8) : NULL;
+    /* every CPU up to 8; a file of one chunk on the caller alone */
+    Pool *pool = size > READ_CHUNK ? pool_create_upto(8) : NULL;
     pool_run(pool, read_job, &j);
     pool_destroy(pool);
     int failed = atomic_load(&j.failed);

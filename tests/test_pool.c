@@ -1,9 +1,10 @@
 /* Thread pool: every thread runs each job exactly once with the right (ith, nth), results are
  * visible to the caller, the sleep/wake paths work (pauses longer than the spin), and
- * pool_split covers a range exactly. */
+ * pool_split covers a range exactly, pool_create_upto caps at the CPUs online. */
 #include <stdatomic.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/pool.h"
 #include "tests/harness.h"
@@ -64,6 +65,28 @@ static void test_split(void) {
     t_check(ok, "pool_split", "contiguous, aligned ranges covering [0, n)");
 }
 
+/* pool_create_upto(max): min(max, online CPUs) threads, NULL where that is one; the CPU count
+ * read here from sysconf, as a user would check it. */
+static void test_upto(void) {
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cpus < 1) cpus = 1;
+    int ok = 1;
+    for (int max = 1; max <= 9; max++) {
+        Pool *p = pool_create_upto(max);
+        int want = cpus < max ? (int)cpus : max;
+        if (want == 1 ? p != NULL : p == NULL || pool_size(p) != want) ok = 0;
+        if (p) {
+            Job j;
+            memset(&j, 0, sizeof j);
+            pool_run(p, job_fn, &j);
+            for (int t = 0; t < want; t++)
+                if (j.runs[t] != 1 || j.nth_seen[t] != want) ok = 0;
+        }
+        pool_destroy(p);
+    }
+    t_check(ok, "pool_create_upto", "max 1..9 on %ld online CPUs: min(max, CPUs) threads, NULL for one", cpus);
+}
+
 int main(void) {
     Job j;
     memset(&j, 0, sizeof j);
@@ -73,5 +96,6 @@ int main(void) {
     int ns[] = {1, 2, 3, 7};
     for (int i = 0; i < 4; i++) test_threads(ns[i]);
     test_split();
+    test_upto();
     return t_done();
 }
