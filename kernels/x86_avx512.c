@@ -91,9 +91,9 @@ ZINL void panel_tile(const uint8_t *wq, const uint16_t *wd, const uint8_t *ar, i
  * 3072 x 8192). Each (token, row) runs the one-panel tile's operations in its order: same bits.
  * Each (panel, token) sum then ran as one chain 8 vpdpbusd deep a block, 8 chains side by side;
  * two chains of 4 (16 side by side) gave, on a Zen 5 class VM (7 Dec 2026), one thread, 64
- * tokens, 1024 x 3072 in cache, best of 200, three runs alternated: Q4 630-725 -> 685-755 GOPS,
- * Q8 510-687 -> 563-719; Phi-3-mini q4 pp128, 2 threads, 5 rounds alternated, median 141.6 ->
- * 154.3 tok/s (best 160.7 -> 163.1). */
+ * tokens, 1024 x 3072 in cache, best of 200, runs alternated: Q4 630-725 -> 685-755 GOPS (six
+ * runs), Q8 645-687 -> 654-719 (three); Phi-3-mini q4 pp128, 2 threads, 5 rounds alternated,
+ * median 141.6 -> 154.3 tok/s (best 160.7 -> 163.1). */
 ZINL void pair_half(const uint8_t *wq0, const uint16_t *wd0, const uint8_t *wq1, const uint16_t *wd1,
                     const uint8_t *ar, int h, int n, int nblocks, float *y, int ldy, int nr1, int acc,
                     const int q4) {
