@@ -5,8 +5,9 @@
  * with 1 and 2 threads, in GB/s of weight bytes streamed (several copies of the matrix are
  * cycled so that they come from memory, not from the last-level cache); matmul with 128 tokens,
  * in int8 GOPS (2 per multiply-add) and the tokens/s that rate would give over the whole model
- * (3.72 G multiply-adds per token in Phi-3-mini's matrices); and a read-bandwidth probe. Each
- * number is the best of several runs (other processes make single runs noisy). */
+ * (3.72 G multiply-adds per token in Phi-3-mini's matrices), and with 64 tokens on one thread on a
+ * 1024-row matrix held in cache (the tiles without the stream from memory); and a read-bandwidth
+ * probe. Each number is the best of several runs (other processes make single runs noisy). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,20 +115,20 @@ static uint8_t *mat_alloc(size_t bytes) {
     return p;
 }
 
-static Mats make_mats(uint32_t type, int copies) {
+static Mats make_mats(uint32_t type, int copies, int rows) {
     Mats s = {type, copies, calloc(copies, sizeof(uint8_t *)), calloc(copies, sizeof(MatView)), 0};
-    s.bytes = type_tensor_bytes(type, ROWS, COLS);
+    s.bytes = type_tensor_bytes(type, rows, COLS);
     float *row = malloc(sizeof(float) * COLS);
     static uint8_t q[COLS * 4];
     static uint16_t d[COLS / QK];
     for (int c = 0; c < copies; c++) {
         s.data[c] = mat_alloc(s.bytes);
-        s.m[c] = matview(type, s.data[c], ROWS, COLS);
+        s.m[c] = matview(type, s.data[c], rows, COLS);
         if (c > 0) {
             memcpy(s.data[c], s.data[0], s.bytes);
             continue;
         }
-        for (int r = 0; r < ROWS; r++) {
+        for (int r = 0; r < rows; r++) {
             for (int i = 0; i < COLS; i++) row[i] = randf();
             quantize_row(type, row, q, d, COLS);
             matview_put_row(&s.m[c], r, q, d);
@@ -164,7 +165,7 @@ static void bench_isa(const char *isa, Pool *pools[2], float *x, float *y) {
         /* Enough copies to exceed any last-level cache (>= 128 MB). */
         size_t bytes = type_tensor_bytes(type, ROWS, COLS);
         int copies = (int)((128u << 20) / bytes) + 1;
-        Mats s = make_mats(type, copies);
+        Mats s = make_mats(type, copies, ROWS);
         const char *tn = type_traits(type)->name;
         for (int p = 0; p < 2; p++) {
             double best = 1e9, cores = 0;
@@ -217,6 +218,23 @@ static void bench_isa(const char *isa, Pool *pools[2], float *x, float *y) {
             double macs = (double)ROWS * COLS * NTOK / best;
             printf("%-10s %-3s matmul threads=%d  %6.1f GOPS  %6.1f tok/s-equivalent (%d tokens, %.1f ms, %.2f cores busy)\n",
                    isa, tn, pool_size(pools[p]), 2 * macs / 1e9, macs / MODEL_MACS, NTOK, best * 1e3, cores);
+        }
+        /* The tile alone: one thread, a matrix that stays in cache (1024 rows: 4.7 MB of q4, in L3), the
+         * 64 tokens of one prompt batch (model/forward.c MAX_BATCH), best of 200 (steadier on a
+         * busy VM than the runs above, which stream the weights from memory). */
+        if (type != TENSOR_F16 && strcmp(isa, "scalar") != 0) {
+            enum { CR = 1024, CT = 64 };
+            Mats c = make_mats(type, 1, CR);
+            double best = 1e9;
+            for (int rep = 0; rep < 200; rep++) {
+                double t0 = now();
+                matmul(&c.m[0], x, CT, y, NULL);
+                double t = now() - t0;
+                best = t < best ? t : best;
+            }
+            printf("%-10s %-3s matmul threads=1  %6.1f GOPS in cache (%d x %d, %d tokens, best of 200)\n", isa, tn,
+                   2.0 * CR * COLS * CT / best / 1e9, CR, COLS, CT);
+            free_mats(&c);
         }
         /* The two-panel prompt tiles against one-panel tiles (kernels/isa.h tiled_pairs; a no-op
          * where the ISA has no pair kernel), alternated so that both see the same machine. */
