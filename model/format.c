@@ -1,5 +1,6 @@
 /* phi file format: the validating reader and the writer. Layout in docs/FORMAT.md. */
 #include "base/errmsg.h"
+#include "base/fileio.h"
 #include "model/format.h"
 #include "kernels/kquant.h" /* KMODE_MIN: which K types have a dmin */
 
@@ -529,17 +530,12 @@ int phi_writer_begin_data(PhiWriter *w, char *err, size_t errlen) {
     if (w->in_memory) {
         /* Anonymous memory is zero-filled (the padding), backed by 2 MiB pages where the kernel
          * allows, as model.c's copy of a file. */
-        void *p = w->total <= (uint64_t)SIZE_MAX / 2
-                      ? mmap(NULL, (size_t)w->total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-                      : MAP_FAILED;
-        if (p == MAP_FAILED) {
+        void *p = w->total <= (uint64_t)SIZE_MAX / 2 ? huge_alloc((size_t)w->total) : NULL;
+        if (!p) {
             free(m);
             return errorf(err, errlen, "cannot allocate %.2f GiB for the model image",
                           (double)w->total / (1u << 30));
         }
-#ifdef MADV_HUGEPAGE
-        madvise(p, (size_t)w->total, MADV_HUGEPAGE);
-#endif
         w->mem = p;
         memcpy(w->mem, m, meta);
         free(m);
@@ -630,7 +626,7 @@ int phi_writer_finish(PhiWriter *w, char *err, size_t errlen) {
 void phi_writer_abort(PhiWriter *w) {
     if (!w) return;
     if (w->in_memory) {
-        if (w->mem) munmap(w->mem, (size_t)w->total);
+        huge_free(w->mem, (size_t)w->total);
         writer_free(w);
         return;
     }

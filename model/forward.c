@@ -11,9 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "base/cpu.h"
+#include "base/fileio.h"
 #include "model/model.h"
 #include "model/lora.h"
 #include "model/schema.h"
@@ -27,21 +27,6 @@
 #define ATT_ROWS 4 /* rows of a sequence attended together (attend4) */
 
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
-
-/* Zeroed memory for the KV cache, backed by huge pages where the kernel allows: attention walks
- * hundreds of MB of it per token, and 4 KiB pages would cost a TLB miss every few keys. */
-static void *big_zalloc(size_t n) {
-    void *p = mmap(NULL, n ? n : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) return NULL;
-#ifdef MADV_HUGEPAGE
-    madvise(p, n, MADV_HUGEPAGE);
-#endif
-    return p;
-}
-
-static void big_free(void *p, size_t n) {
-    if (p) munmap(p, n ? n : 1);
-}
 
 int state_init(State *s, const Model *m, int n_ctx, int n_threads, char *err, size_t errlen) {
     return state_init_ex(s, m, n_ctx, n_threads, 0, err, errlen);
@@ -135,8 +120,8 @@ static int state_setup(State *s, const Model *m, int n_ctx, int flags, char *err
         state_free(s);
         return -1;
     }
-    s->key_cache = big_zalloc(s->kv_bytes);
-    s->value_cache = big_zalloc(s->kv_bytes_v);
+    s->key_cache = huge_alloc(s->kv_bytes);
+    s->value_cache = huge_alloc(s->kv_bytes_v);
     s->tokens = calloc((size_t)n_ctx, sizeof(int));
     if (!s->tokens || !s->x || !s->xb || !s->xb2 || !s->qkv || !s->att || !s->hb || !s->hs || !s->logits || !s->rope_cs ||
         !s->key_cache || !s->value_cache) {
@@ -159,8 +144,8 @@ void state_free(State *s) {
     free(s->hs);
     free(s->logits);
     free(s->rope_cs);
-    big_free(s->key_cache, s->kv_bytes);
-    big_free(s->value_cache, s->kv_bytes_v);
+    huge_free(s->key_cache, s->kv_bytes);
+    huge_free(s->value_cache, s->kv_bytes_v);
     free(s->tokens);
     memset(s, 0, sizeof *s);
 }

@@ -1,5 +1,6 @@
 /* Loading a phi file: mmap, validate, and bind the tensors the forward pass reads. */
 #include "base/errmsg.h"
+#include "base/fileio.h"
 #include "base/pool.h"
 #include "model/model.h"
 #include "model/lora.h"
@@ -123,11 +124,8 @@ static void read_job(void *arg, int ith, int nth) {
 }
 
 static void *read_to_huge_pages(int fd, size_t size) {
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) return NULL;
-#ifdef MADV_HUGEPAGE
-    madvise(p, size, MADV_HUGEPAGE);
-#endif
+    void *p = huge_alloc(size);
+    if (!p) return NULL;
     ReadJob j = {.fd = fd, .p = p, .size = size};
     atomic_init(&j.next, 0);
     atomic_init(&j.failed, 0);
@@ -137,7 +135,7 @@ static void *read_to_huge_pages(int fd, size_t size) {
     pool_destroy(pool);
     int failed = atomic_load(&j.failed);
     if (failed) {
-        munmap(p, size);
+        huge_free(p, size);
         errno = failed;
         return NULL;
     }

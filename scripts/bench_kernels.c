@@ -13,10 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
 
+#include "base/fileio.h"
 #include "kernels/isa.h"
 #include "kernels/kernels.h"
 
@@ -103,18 +101,6 @@ typedef struct {
     size_t bytes;
 } Mats;
 
-/* A matrix's bytes as the model has them: phi copies its weights into transparent huge pages
- * (model/model.c), and a stream from memory through 4 KB pages pays a TLB miss every 4 KB that
- * the model does not (where THP is off, madvise does nothing and this is aligned_alloc). */
-static uint8_t *mat_alloc(size_t bytes) {
-    size_t huge = (size_t)2 << 20, n = (bytes + huge - 1) & ~(huge - 1);
-    uint8_t *p = aligned_alloc(huge, n);
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-    if (p) madvise(p, n, MADV_HUGEPAGE);
-#endif
-    return p;
-}
-
 static Mats make_mats(uint32_t type, int copies, int rows) {
     Mats s = {type, copies, calloc(copies, sizeof(uint8_t *)), calloc(copies, sizeof(MatView)), 0};
     s.bytes = type_tensor_bytes(type, rows, COLS);
@@ -122,7 +108,9 @@ static Mats make_mats(uint32_t type, int copies, int rows) {
     static uint8_t q[COLS * 4];
     static uint16_t d[COLS / QK];
     for (int c = 0; c < copies; c++) {
-        s.data[c] = mat_alloc(s.bytes);
+        /* as the model has them: phi copies its weights into transparent huge pages (model/model.c),
+         * which a stream from memory through 4 KB pages would not match (a TLB miss every 4 KB) */
+        s.data[c] = huge_alloc(s.bytes);
         s.m[c] = matview(type, s.data[c], rows, COLS);
         if (c > 0) {
             memcpy(s.data[c], s.data[0], s.bytes);
@@ -139,7 +127,7 @@ static Mats make_mats(uint32_t type, int copies, int rows) {
 }
 
 static void free_mats(Mats *s) {
-    for (int c = 0; c < s->copies; c++) free(s->data[c]);
+    for (int c = 0; c < s->copies; c++) huge_free(s->data[c], s->bytes);
     free(s->data);
     free(s->m);
 }

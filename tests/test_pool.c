@@ -1,11 +1,17 @@
 /* Thread pool: every thread runs each job exactly once with the right (ith, nth), results are
  * visible to the caller, the sleep/wake paths work (pauses longer than the spin), and
- * pool_split covers a range exactly, pool_create_upto caps at the CPUs online. */
+ * pool_split covers a range exactly, pool_create_upto caps at the CPUs online. Also the big
+ * buffers the pool's jobs work on (base/fileio.h huge_alloc): zeroed, writable, 2 MiB-aligned
+ * when large, released whole by huge_free. */
+#include <errno.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "base/fileio.h"
 #include "base/pool.h"
 #include "tests/harness.h"
 
@@ -87,7 +93,37 @@ static void test_upto(void) {
     t_check(ok, "pool_create_upto", "max 1..9 on %ld online CPUs: min(max, CPUs) threads, NULL for one", cpus);
 }
 
+/* Sizes on both sides of the 2 MiB line (and 0, which gets a page); after huge_free no page of
+ * the buffer is mapped (msync: ENOMEM), which is what munmap(p, n) by a caller relies on. */
+static void test_huge_alloc(void) {
+    size_t mb2 = (size_t)2 << 20;
+    size_t sizes[] = {0, 1, 4095, 4097, mb2 - 1, mb2, mb2 + 1, 5 * mb2 + 123, 24 * mb2};
+    int ok = 1, aligned = 1;
+    long page = sysconf(_SC_PAGESIZE);
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes && ok; i++) {
+        size_t n = sizes[i];
+        unsigned char *p = huge_alloc(n);
+        if (!p) {
+            ok = 0;
+            break;
+        }
+        for (size_t k = 0; k < n && ok; k++) ok = p[k] == 0;
+        if (n) p[0] = p[n - 1] = 1;
+        if (n >= mb2 && (uintptr_t)p % mb2) aligned = 0;
+        huge_free(p, n);
+        for (size_t off = 0; off < (n ? n : 1) && ok; off += (size_t)page)
+            ok = msync(p + off, 1, MS_ASYNC) == -1 && errno == ENOMEM;
+    }
+    huge_free(NULL, 123);
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    ok = ok && aligned;
+#endif
+    t_check(ok, "huge_alloc", "0 B to 48 MiB: zeroed, writable, %s, unmapped whole by huge_free",
+            aligned ? "2 MiB-aligned from 2 MiB" : "not 2 MiB-aligned (no THP here)");
+}
+
 int main(void) {
+    test_huge_alloc();
     Job j;
     memset(&j, 0, sizeof j);
     pool_run(NULL, job_fn, &j);
