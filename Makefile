@@ -38,10 +38,10 @@ ifneq (,$(filter arm%,$(shell $(CC) -dumpmachine 2>/dev/null)))
 $(BUILD)/kernels/arm_neon.o: CFLAGS += -mfpu=neon-vfpv4 -mfp16-format=ieee
 endif
 
-# ZMM_EMU=1 (make zmm-emu-test): the AVX-512 kernel files and x86_avx2.c's AVX-VNNI table on
+# ZMM_EMU=1 (make zmm-emu-test): the AVX-512 and AMX kernel files and x86_avx2.c's AVX-VNNI table on
 # emulated intrinsics (tests/zmm_emu.h), the CPU check claiming both: tested on any x86-64 with AVX2.
 ifeq ($(ZMM_EMU),1)
-$(addprefix $(BUILD)/kernels/,x86_avx512.o x86_avx512_k.o x86_avx512_kp.o): CFLAGS += -include tests/zmm_emu.h -Og -ffp-contract=off
+$(addprefix $(BUILD)/kernels/,x86_avx512.o x86_avx512_k.o x86_avx512_kp.o x86_amx.o): CFLAGS += -include tests/zmm_emu.h -Og -ffp-contract=off
 $(BUILD)/kernels/x86_avx2.o: CFLAGS += -include tests/zmm_emu.h
 $(BUILD)/kernels/dispatch.o $(BUILD)/kernels/peak.o: CFLAGS += -DPHI_ZMM_EMU
 endif

@@ -14,6 +14,10 @@
 
 #if defined(__x86_64__)
 #include <cpuid.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 #endif
 #if defined(__aarch64__) && defined(__linux__)
 #include <sys/auxv.h>
@@ -33,7 +37,7 @@
 
 #if defined(__x86_64__)
 typedef struct {
-    int init, avx2, avx512, avx512vnni, avxvnni;
+    int init, avx2, avx512, avx512vnni, avxvnni, amx;
 } X86Features;
 static X86Features x86;
 
@@ -50,20 +54,30 @@ static void x86_detect(void) {
     if (!ymm_ok || __get_cpuid_max(0, NULL) < 7) return;
     __cpuid_count(7, 0, a, b, c, d);
     int avx2 = (b >> 5) & 1, f = (b >> 16) & 1, bw = (b >> 30) & 1, vl = (b >> 31) & 1;
-    int vnni512 = (c >> 11) & 1;
+    int vnni512 = (c >> 11) & 1, amx = ((d >> 24) & 3) == 3; /* AMX-TILE, AMX-INT8 */
     __cpuid_count(7, 1, a, b, c, d);
     int avxvnni = (a >> 4) & 1;
     x86.avx2 = avx2 && fma && f16c;
     x86.avx512 = x86.avx2 && zmm_ok && f && bw && vl;
     x86.avx512vnni = x86.avx512 && vnni512;
     x86.avxvnni = x86.avx2 && avxvnni;
-#ifdef PHI_ZMM_EMU /* make zmm-emu-test: the AVX-512 and AVX-VNNI kernels on emulated intrinsics */
-    x86.avx512 = x86.avx512vnni = x86.avxvnni = x86.avx2;
+    /* The tile registers: the OS enables their state (XCR0 bits 17-18), and Linux lends the 8 KB
+     * of tile data to a process that asks for it first (arch_prctl ARCH_REQ_XCOMP_PERM, feature
+     * 18), process-wide; without the permission the first tile load raises SIGILL. */
+    x86.amx = x86.avx512vnni && amx && ((xlo >> 17) & 3) == 3;
+#if defined(__linux__)
+    if (x86.amx && syscall(SYS_arch_prctl, 0x1023, 18) != 0) x86.amx = 0;
+#else
+    x86.amx = 0;
+#endif
+#ifdef PHI_ZMM_EMU /* make zmm-emu-test: the AVX-512, AVX-VNNI and AMX kernels on emulated intrinsics */
+    x86.avx512 = x86.avx512vnni = x86.avxvnni = x86.amx = x86.avx2;
 #endif
 }
 int cpu_has_avx2(void) { x86_detect(); return x86.avx2; }
 int cpu_has_avxvnni(void) { x86_detect(); return x86.avxvnni; }
 int cpu_has_avx512vnni(void) { x86_detect(); return x86.avx512vnni; }
+int cpu_has_amx(void) { x86_detect(); return x86.amx; }
 #endif
 
 #if defined(__aarch64__)
@@ -93,7 +107,7 @@ int cpu_has_neon(void) {
 static const IsaKernels *const isa_tables[] = {
     &isa_scalar,
 #if defined(__x86_64__)
-    &isa_avx2, &isa_avxvnni, &isa_avx512vnni,
+    &isa_avx2, &isa_avxvnni, &isa_avx512vnni, &isa_amx,
 #elif defined(__aarch64__)
     &isa_neon, &isa_dotprod,
 #elif defined(__arm__)
@@ -279,7 +293,7 @@ void matmul(const MatView *w, const float *x, int n_tok, float *y, Pool *pool) {
     long long work = (long long)w->rows * w->cols * n_tok;
     Pool *p = work < MIN_POOL_WORK ? NULL : pool;
     if (t->act == ACT_Q8) {
-        act_attach(&j.a, scratch_get(act_layout(&j.a, w->cols, n_tok, t->unpack != NULL)));
+        act_attach(&j.a, scratch_get(act_layout(&j.a, w->cols, n_tok, k->act_tt[w->type], t->unpack != NULL)));
         if (n_tok >= 4) pool_run(p, pack_job, &j);
         else act_pack(&j.a, k, w->type, x, 0, n_tok);
     }

@@ -1,7 +1,7 @@
 /* Internal to the fast kernels: the per-ISA kernel table and the packed activation buffer that
  * matvec/matmul hand to the int8 kernels.
  *
- * Packed activations: tokens in tiles of tt = min(n_tok, ACT_TT) (the last tile padded with
+ * Packed activations: tokens in tiles of tt = min(n_tok, ACT_TT, or the table's act_tt) (the last tile padded with
  * copies of the last token, whose results are never stored), and for tile j and block b one record of rec = tt * 40 bytes at
  * base + (j * nb + b) * rec:
  *   q int8[tt][32]  token i's quants of block b (quantize_act_q8's values, natural order);
@@ -27,6 +27,7 @@
 #include "kernels/kernels.h"
 
 #define ACT_TT 8 /* tokens per activation tile */
+#define AMX_TT 16 /* the AMX table's (an AMX tile's rows) */
 
 typedef struct {
     int cols, nb, n_tok;
@@ -66,6 +67,9 @@ typedef struct {
     QuantBlocksFn quant;
     MatFn mat[TENSOR_TYPE_COUNT];    /* by weight type */
     int k_off[TENSOR_TYPE_COUNT];    /* ACT_Q8 types: weight offset K for the c sums (above) */
+    /* ACT_Q8 types: tokens per activation tile (at most AMX_TT; 0: ACT_TT); a table whose tiles
+     * are wider than ACT_TT hands calls of at most ACT_TT tokens (one tile) to ACT_TT kernels */
+    int act_tt[TENSOR_TYPE_COUNT];
     /* the K panel types (type_table kpanel: Q4_KP, Q5_KP, Q6_KP, IQ4_XS): batches of up to this
      * many tokens give each token the bits it gets alone (kernels.h matmul_batch_exact; checked by
      * tests/test_batch_exact.c); 0 where not claimed */
@@ -85,7 +89,7 @@ extern const IsaKernels isa_scalar;
 /* The scalar matrix kernels, by activation format: every type, through its type_table row. */
 extern const MatFn scalar_mat[2];
 #if defined(__x86_64__)
-extern const IsaKernels isa_avx2, isa_avxvnni, isa_avx512vnni;
+extern const IsaKernels isa_avx2, isa_avxvnni, isa_avx512vnni, isa_amx;
 #endif
 #if defined(__aarch64__)
 extern const IsaKernels isa_neon, isa_dotprod;
@@ -158,6 +162,7 @@ void tiled_fmat(const MatView *w, const float *x, int t0, int nt, float *y, int 
 int cpu_has_avx2(void);      /* AVX2 + FMA + F16C, OS saves ymm */
 int cpu_has_avxvnni(void);   /* and AVX-VNNI */
 int cpu_has_avx512vnni(void); /* AVX-512 F/BW/VL/VNNI, OS saves zmm */
+int cpu_has_amx(void);        /* and AMX-TILE + AMX-INT8, the OS lets this process use the tiles */
 #endif
 #if defined(__aarch64__)
 int cpu_has_dotprod(void);
@@ -166,6 +171,8 @@ int cpu_has_neon(void); /* NEON, VFPv4 and the float16 conversions */
 #endif
 
 #if defined(__x86_64__)
+/* kernels/peak.c's AMX loop (x86_amx.c): iters x 4 tdpbssd of 16 x 16 x 64 products. */
+int amx_peak(int seed, long iters);
 /* AVX2 pieces the other x86 tables reuse (x86_avx2.c). */
 void quant_blocks_avx2(const float *x, int8_t *q, float *d, int32_t *s, int nblocks);
 void rmsnorm_avx2(float *out, const float *x, const float *weight, int n, float eps);
@@ -179,10 +186,10 @@ void to_f16_avx2(const float *x, uint16_t *y, int n);
 /* Scalar pieces shared by the SIMD files. */
 void quant_blocks_scalar(const float *x, int8_t *q, float *d, int32_t *s, int nblocks);
 
-/* Geometry of the packed activations of n_tok tokens (the same for every kernel table; only
- * act_pack's K differs), with a side area when side is set (the super-block weight types);
- * returns the bytes they need. */
-size_t act_layout(ActBuf *a, int cols, int n_tok, int side);
+/* Geometry of the packed activations of n_tok tokens in tiles of at most tt_max tokens (the
+ * table's act_tt for the weight type: only it and act_pack's K differ between tables), with a
+ * side area when side is set (the super-block weight types); returns the bytes they need. */
+size_t act_layout(ActBuf *a, int cols, int n_tok, int tt_max, int side);
 /* Points a at buf (act_layout bytes, 64-byte aligned). */
 void act_attach(ActBuf *a, uint8_t *buf);
 /* Packs tokens [t0, t1) of x ([n_tok][cols]) for table k and weight type wtype (so threads can

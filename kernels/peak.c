@@ -3,6 +3,8 @@
  * memory operands, so that --bench can state what fraction of it prompt processing reaches (as
  * generation states its fraction of the memory bandwidth). A product plus its add counts as 2
  * operations, as GOPS figures usually do.
+ *   amx: tdpbssd on 16 x 16 x 64 tiles (16384 products each; the prompt tiles' blocks of 32 use
+ *        half of each, so they can reach at most half of this peak);
  *   avx512vnni: vpdpbusd zmm (64 products each); avxvnni: vpdpbusd ymm (32);
  *   avx2: vpmaddubsw + vpaddw (32 products per pair into int16 sums), the densest form of the
  *         AVX2 tiles: the Q4 tiles widen once per block, so the triple with vpmaddwd that Q8 needs
@@ -16,6 +18,7 @@
 
 #include "base/cpu.h"
 #include "base/pool.h"
+#include "kernels/isa.h"
 #include "kernels/kernels.h"
 
 #define PEAK_ITERS (1L << 22) /* about 10-40 ms a pass; the best of 5 passes counts */
@@ -28,6 +31,9 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
+
+/* 4 tdpbssd an iteration, 1/16 of the iterations (a tdpbssd does 256 vpdpbusd's products) */
+static int peak_amx(int seed) { return amx_peak(seed, PEAK_ITERS / 16); }
 
 __attribute__((target("avx512f,avx512vnni"), noinline)) static int peak_zmm(int seed) {
     __m512i w = _mm512_set1_epi8((char)(seed | 1)), x = _mm512_set1_epi8(3);
@@ -124,9 +130,10 @@ double int8_peak_ops(Pool *pool, int n_threads, const char **how) {
     *how = "none";
 #if defined(__x86_64__)
 #ifdef PHI_ZMM_EMU /* make zmm-emu-test: no vpdpbusd runs here, and no peak means anything */
-    if (!strcmp(isa, "avx512vnni") || !strcmp(isa, "avxvnni")) return 0;
+    if (!strcmp(isa, "avx512vnni") || !strcmp(isa, "avxvnni") || !strcmp(isa, "amx")) return 0;
 #endif
-    if (!strcmp(isa, "avx512vnni")) fn = peak_zmm, per_iter = 10 * 64, *how = "vpdpbusd zmm";
+    if (!strcmp(isa, "amx")) fn = peak_amx, per_iter = 4.0 * 16 * 16 * 64 / 16, *how = "tdpbssd (AMX)";
+    else if (!strcmp(isa, "avx512vnni")) fn = peak_zmm, per_iter = 10 * 64, *how = "vpdpbusd zmm";
     else if (!strcmp(isa, "avxvnni")) fn = peak_vnni_ymm, per_iter = 10 * 32, *how = "vpdpbusd ymm";
     else if (!strcmp(isa, "avx2")) fn = peak_avx2, per_iter = 10 * 32, *how = "vpmaddubsw+vpaddw ymm";
 #elif defined(__aarch64__)

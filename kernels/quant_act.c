@@ -44,11 +44,12 @@ void quant_blocks_scalar(const float *x, int8_t *q, float *d, int32_t *s, int nb
     for (int b = 0; b < nblocks; b++) quant_block(x + b * QK, q + b * QK, d + b, s + b);
 }
 
-size_t act_layout(ActBuf *a, int cols, int n_tok, int side) {
+size_t act_layout(ActBuf *a, int cols, int n_tok, int tt_max, int side) {
     a->cols = cols;
     a->nb = cols / QK;
     a->n_tok = n_tok;
-    a->tt = n_tok < ACT_TT ? n_tok : ACT_TT;
+    if (tt_max < 1 || tt_max > AMX_TT) tt_max = ACT_TT;
+    a->tt = n_tok < tt_max ? n_tok : tt_max;
     if (a->tt < 1) a->tt = 1;
     a->ntiles = (n_tok + a->tt - 1) / a->tt;
     a->rec = (size_t)a->tt * (QK + 8);

@@ -181,8 +181,8 @@ ZINL void pair_half(const uint8_t *wq0, const uint16_t *wd0, const uint8_t *wq1,
         pair_half(wq0, wd0, wq1, wd1, ar, 0, n, nblocks, y, ldy, nr1, acc, Q4);                \
         if (n > 4) pair_half(wq0, wd0, wq1, wd1, ar, 1, n, nblocks, y, ldy, nr1, acc, Q4);     \
     }                                                                                          \
-    static void KIND##_zmm(const MatView *w, const void *a, int t0, int nt, float *y,         \
-                           int ldy, int r0, int r1) {                                          \
+    void KIND##_zmm(const MatView *w, const void *a, int t0, int nt, float *y, int ldy, int r0, \
+                    int r1) {                                                                  \
         tiled_matmul_pairs(w, a, t0, nt, y, ldy, r0, r1, tile_##KIND, pair_##KIND);            \
     }
 ZTILE(q4, 1)
@@ -491,23 +491,27 @@ static ZTGT void wsum_q8_avx512(float *y, const float *a, const int8_t *v, const
     }
 }
 
-const IsaKernels isa_avx512vnni = {
-    .name = "avx512vnni",
-    .available = cpu_has_avx512vnni,
-    .quant = quant_blocks_avx2,
-    .mat = {[TENSOR_F32] = fmat_f32_zmm, [TENSOR_F16] = fmat_f16_zmm, [TENSOR_Q8] = q8_zmm,
-            [TENSOR_Q4] = q4_zmm, [TENSOR_Q4_K] = kq_mat_zmm, [TENSOR_Q5_K] = kq_mat_zmm,
-            [TENSOR_Q6_K] = kq_mat_zmm, [TENSOR_Q4_KP] = kp_mat_zmm, [TENSOR_Q5_KP] = kp_mat_zmm,
-            [TENSOR_Q6_KP] = kp_mat_zmm, [TENSOR_IQ4_XS] = kp_mat_zmm},
-    .k_off = {[TENSOR_Q8] = 128, [TENSOR_Q4] = 8},
-    .k_exact = ACT_TT, /* kp_mat_zmm: up to ACT_TT tokens in the panel decoders, whose sums per token do not depend on the others */
-    .pairs = 1, /* tiled_matmul_pairs, kmat_tiled_pairs */
-    .rmsnorm = rmsnorm_avx2,
-    .softmax = softmax_avx2,
-    .silu_mul = silu_mul_avx2,
-    .attn = {dot_f16_avx512, axpy_f16_avx512, dot_f32_avx2, axpy_f32_avx2, to_f16_avx2,
-             scores_f16_avx512, wsum_f16_avx512, NULL, scores_q8_avx512, wsum_q8_avx512,
-             scores4_f16_avx512, wsum4_f16_avx512},
-};
+/* The AVX-512 VNNI table, and the AMX one (kernels/x86_amx.c), which differs only in its Q8 and Q4
+ * entries and their activation tiles of 16 tokens. */
+#define ZMM_TABLE(NAME, AVAILABLE, Q8, Q4, TT)                                                     \
+    {                                                                                              \
+        .name = NAME, .available = AVAILABLE, .quant = quant_blocks_avx2,                          \
+        .mat = {[TENSOR_F32] = fmat_f32_zmm, [TENSOR_F16] = fmat_f16_zmm, [TENSOR_Q8] = Q8,       \
+                [TENSOR_Q4] = Q4, [TENSOR_Q4_K] = kq_mat_zmm, [TENSOR_Q5_K] = kq_mat_zmm,          \
+                [TENSOR_Q6_K] = kq_mat_zmm, [TENSOR_Q4_KP] = kp_mat_zmm, [TENSOR_Q5_KP] = kp_mat_zmm, \
+                [TENSOR_Q6_KP] = kp_mat_zmm, [TENSOR_IQ4_XS] = kp_mat_zmm},                        \
+        .k_off = {[TENSOR_Q8] = 128, [TENSOR_Q4] = 8},                                             \
+        .act_tt = {[TENSOR_Q8] = TT, [TENSOR_Q4] = TT},                                            \
+        /* kp_mat_zmm: up to ACT_TT tokens in the panel decoders, whose sums per token do not      \
+         * depend on the others */                                                                 \
+        .k_exact = ACT_TT, .pairs = 1, /* tiled_matmul_pairs, kmat_tiled_pairs */                  \
+        .rmsnorm = rmsnorm_avx2, .softmax = softmax_avx2, .silu_mul = silu_mul_avx2,               \
+        .attn = {dot_f16_avx512, axpy_f16_avx512, dot_f32_avx2, axpy_f32_avx2, to_f16_avx2,        \
+                 scores_f16_avx512, wsum_f16_avx512, NULL, scores_q8_avx512, wsum_q8_avx512,       \
+                 scores4_f16_avx512, wsum4_f16_avx512},                                            \
+    }
+
+const IsaKernels isa_avx512vnni = ZMM_TABLE("avx512vnni", cpu_has_avx512vnni, q8_zmm, q4_zmm, 0);
+const IsaKernels isa_amx = ZMM_TABLE("amx", cpu_has_amx, q8_amx, q4_amx, AMX_TT);
 
 #endif

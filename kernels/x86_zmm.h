@@ -93,6 +93,12 @@ void kpair_zmm(const uint8_t *pk0, const uint8_t *pk1, const uint8_t *ar, const 
 /* MatKernel for Q4_K, Q5_K, Q6_K (x86_avx512_k.c) and for Q4_KP, Q5_KP, Q6_KP, IQ4_XS (x86_avx512_kp.c). */
 void kq_mat_zmm(const MatView *w, const void *act, int t0, int nt, float *y, int ldy, int r0, int r1);
 void kp_mat_zmm(const MatView *w, const void *act, int t0, int nt, float *y, int ldy, int r0, int r1);
+/* The Q8 and Q4 entries of the AVX-512 VNNI table (x86_avx512.c), and of the AMX table
+ * (x86_amx.c), which hands them calls of at most ACT_TT tokens. */
+void q8_zmm(const MatView *w, const void *act, int t0, int nt, float *y, int ldy, int r0, int r1);
+void q4_zmm(const MatView *w, const void *act, int t0, int nt, float *y, int ldy, int r0, int r1);
+void q8_amx(const MatView *w, const void *act, int t0, int nt, float *y, int ldy, int r0, int r1);
+void q4_amx(const MatView *w, const void *act, int t0, int nt, float *y, int ldy, int r0, int r1);
 
 #endif
 #endif

@@ -1,6 +1,6 @@
 #!/bin/sh
-# The AVX-512 and AVX-VNNI leg for machines without them (CI's, most laptops): a build whose
-# AVX-512 kernel files and AVX-VNNI table run on emulated intrinsics (tests/zmm_emu.h: each as the
+# The AVX-512, AVX-VNNI and AMX leg for machines without them (CI's, most laptops): a build whose
+# AVX-512 and AMX kernel files and AVX-VNNI table run on emulated intrinsics (tests/zmm_emu.h: each as the
 # instruction defines it; a native build may fuse a multiply and an add that this one does not, so
 # bits are compared within the build) and whose CPU check claims both, then the suite's
 # kernel-facing programs on it (KERNEL_TESTS): test_kernels, test_attn and test_batch_exact compare
@@ -19,13 +19,13 @@ if ! make -s -j2 BUILD=$BUILD BIN=$BUILD ZMM_EMU=1 all tests > "$BUILD.log" 2>&1
     exit 1
 fi
 isa=$("$BUILD/phi" --version 2>&1 | sed -n 's/^kernels on this CPU: \([a-z0-9]*\).*/\1/p')
-if [ "$isa" != avx512vnni ]; then
+if [ "$isa" != amx ]; then
     # without AVX2 + FMA + F16C the emulated table is not offered: nothing of it would be tested
-    grep -q ' avx2 ' /proc/cpuinfo && echo "FAIL zmm-emu_isa: the build chose '$isa', not avx512vnni" && exit 1
+    grep -q ' avx2 ' /proc/cpuinfo && echo "FAIL zmm-emu_isa: the build chose '$isa', not amx" && exit 1
     echo "SKIP zmm-emu: this CPU has no AVX2, which the emulation runs on"
     exit 0
 fi
-echo "PASS zmm-emu_build: the AVX-512 kernels on emulated intrinsics, chosen as '$isa'"
+echo "PASS zmm-emu_build: the AVX-512 and AMX kernels on emulated intrinsics, chosen as '$isa'"
 out=$BUILD/tmp
 rm -rf "$out"
 # test_perplexity (2 minutes here) is left out too: it scores windows through the same prompt

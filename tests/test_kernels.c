@@ -17,9 +17,9 @@
 #define MAX_ISA 8
 static const int thread_counts[] = {1, 2, 3, 7};
 #define N_THREADS 4
-/* Every activation tile width (1..7 tokens: one tile), several 8-token tiles with a partial last
- * one (21), and many tiles (130). */
-static const int ntoks[] = {1, 2, 3, 4, 5, 6, 7, 21, 130};
+/* Every activation tile width (1..7 tokens: one tile), one tile of 12 (the AMX table's tiles are
+ * 16 tokens: one partial tile), several tiles with a partial last one (21), and many tiles (130). */
+static const int ntoks[] = {1, 2, 3, 4, 5, 6, 7, 12, 21, 130};
 #define N_NTOK ((int)(sizeof ntoks / sizeof ntoks[0]))
 #define BIG_NTOK_MAX_WORK 100000 /* rows * cols limit for the 130-token runs */
 

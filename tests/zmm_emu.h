@@ -12,7 +12,8 @@
  * so no separate multiply and add are fused here; a native -O2 build may fuse some, so the
  * last bits can differ from an AVX-512 CPU's, and the tests compare within one build (a kernel
  * with the scalar reference within tolerances, and with itself bit for bit across batch sizes,
- * threads and panel pairs). Also vpdpbusd on ymm (AVX-VNNI, x86_avx2.c's avxvnni table). Only
+ * threads and panel pairs). Also vpdpbusd on ymm (AVX-VNNI, x86_avx2.c's avxvnni table) and the
+ * AMX tile instructions (x86_amx.c, the amx table, which the build then chooses). Only
  * what the kernel files use is here; a new intrinsic there fails this build until it is added.
  * Speed means nothing here. */
 #ifndef PHI_ZMM_EMU_H
@@ -65,6 +66,7 @@ ZE phi_zv ze_zero(void) {
     }
 ZE_BIN(ze_add_epi32, u32, 16, a.u32[i] + b.u32[i])
 ZE_BIN(ze_sub_epi32, u32, 16, a.u32[i] - b.u32[i])
+ZE_BIN(ze_sub_epi8, u8, 64, (uint8_t)(a.u8[i] - b.u8[i]))
 ZE_BIN(ze_mullo_epi32, u32, 16, (uint32_t)((uint64_t)a.u32[i] * b.u32[i]))
 ZE_BIN(ze_and, u64, 8, a.u64[i] & b.u64[i])
 ZE_BIN(ze_or, u64, 8, a.u64[i] | b.u64[i])
@@ -304,6 +306,8 @@ ZE float ze_reduce_add_ps(phi_zv a) {
 #define _mm512_add_epi32 ze_add_epi32
 #undef _mm512_sub_epi32
 #define _mm512_sub_epi32 ze_sub_epi32
+#undef _mm512_sub_epi8
+#define _mm512_sub_epi8 ze_sub_epi8
 #undef _mm512_mullo_epi32
 #define _mm512_mullo_epi32 ze_mullo_epi32
 #undef _mm512_and_si512
@@ -426,6 +430,49 @@ ZE float ze_reduce_add_ps(phi_zv a) {
 #define _mm512_unpackhi_epi64(a, b) ze_unpack64(a, b, 1)
 #undef _mm512_reduce_add_ps
 #define _mm512_reduce_add_ps ze_reduce_add_ps
+
+/* ---- AMX-INT8 (kernels/x86_amx.c calls these for its tile instructions): eight tile registers
+ * of up to 16 rows x 64 bytes per thread, shaped by the last configuration as ldtilecfg shapes
+ * them (palette 1: bytes per row at offset 16 + 2t, rows at 48 + t); tileloadd zeroes what lies
+ * past a tile's shape, tdpbssd adds to each int32 of C the four signed products of its 4-byte
+ * group, wrapping as the instruction does. */
+typedef struct {
+    int rows, colsb;
+    uint8_t d[16][64];
+} phi_ztile;
+static _Thread_local phi_ztile ze_tiles[8];
+
+static inline __attribute__((unused)) void amx_emu_config(const void *cfg) {
+    const uint8_t *c = cfg;
+    for (int t = 0; t < 8; t++) {
+        ze_tiles[t].colsb = c[16 + 2 * t] | c[17 + 2 * t] << 8;
+        ze_tiles[t].rows = c[48 + t];
+        memset(ze_tiles[t].d, 0, sizeof ze_tiles[t].d);
+    }
+}
+static inline __attribute__((unused)) void amx_emu_release(void) { memset(ze_tiles, 0, sizeof ze_tiles); }
+static inline __attribute__((unused)) void amx_emu_load(int t, const void *p, long stride) {
+    phi_ztile *z = &ze_tiles[t];
+    memset(z->d, 0, sizeof z->d);
+    for (int r = 0; r < z->rows; r++) memcpy(z->d[r], (const uint8_t *)p + r * stride, (size_t)z->colsb);
+}
+static inline __attribute__((unused)) void amx_emu_store(int t, void *p, long stride) {
+    phi_ztile *z = &ze_tiles[t];
+    for (int r = 0; r < z->rows; r++) memcpy((uint8_t *)p + r * stride, z->d[r], (size_t)z->colsb);
+}
+static inline __attribute__((unused)) void amx_emu_zero(int t) { memset(ze_tiles[t].d, 0, sizeof ze_tiles[t].d); }
+static inline __attribute__((unused)) void amx_emu_dpbssd(int c, int a, int b) {
+    phi_ztile *C = &ze_tiles[c], *A = &ze_tiles[a], *B = &ze_tiles[b];
+    for (int m = 0; m < C->rows; m++)
+        for (int n = 0; n < C->colsb / 4; n++) {
+            uint32_t acc;
+            memcpy(&acc, C->d[m] + 4 * n, 4);
+            for (int k = 0; k < A->colsb / 4; k++)
+                for (int i = 0; i < 4; i++)
+                    acc += (uint32_t)((int32_t)(int8_t)A->d[m][4 * k + i] * (int32_t)(int8_t)B->d[k][4 * n + i]);
+            memcpy(C->d[m] + 4 * n, &acc, 4);
+        }
+}
 
 #endif
 #endif
