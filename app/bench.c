@@ -244,7 +244,7 @@ int bench_run(const Model *m, const BenchOptions *o, FILE *out, char *err, size_
         /* Prompt processing is compute-bound: its int8 operations per second against the peak of
          * the instruction the tiles use, measured here on the same threads (issue 14). */
         const char *how;
-        double peak = int8_peak_ops(s.pool, threads, &how), ops = 2 * bench_matmul_params(m) * pp_mean;
+        double peak = int8_peak_ops(s.pool, threads, hp->file_type, &how), ops = 2 * bench_matmul_params(m) * pp_mean;
         if (peak > 0)
             fprintf(out, "%sprompt: %.0f GOPS in the weight matrices (int8 products and adds) at %.2f tok/s; "
                     "the int8 peak of %s is %.0f GOPS with %d threads (%.0f%% of it)\n",

@@ -122,7 +122,7 @@ static void peak_job(void *arg, int ith, int nth) {
     j->sink[ith & 63] = j->fn(ith);
 }
 
-double int8_peak_ops(Pool *pool, int n_threads, const char **how) {
+double int8_peak_ops(Pool *pool, int n_threads, uint32_t wtype, const char **how) {
     const char *isa = kernels_isa_name();
     (void)isa; /* no int8 vector kernels on this architecture */
     int (*fn)(int) = NULL;
@@ -132,8 +132,11 @@ double int8_peak_ops(Pool *pool, int n_threads, const char **how) {
 #ifdef PHI_ZMM_EMU /* make zmm-emu-test: no vpdpbusd runs here, and no peak means anything */
     if (!strcmp(isa, "avx512vnni") || !strcmp(isa, "avxvnni") || !strcmp(isa, "amx")) return 0;
 #endif
-    if (!strcmp(isa, "amx")) fn = peak_amx, per_iter = 4.0 * 16 * 16 * 64 / 16, *how = "tdpbssd (AMX)";
-    else if (!strcmp(isa, "avx512vnni")) fn = peak_zmm, per_iter = 10 * 64, *how = "vpdpbusd zmm";
+    /* the amx table's tiles of more than ACT_TT tokens (Q4, Q8) are AMX's; its other types run
+     * the AVX-512 VNNI kernels */
+    int amx = !strcmp(isa, "amx") && wtype < TENSOR_TYPE_COUNT && kernels_isa()->act_tt[wtype] > ACT_TT;
+    if (amx) fn = peak_amx, per_iter = 4.0 * 16 * 16 * 64 / 16, *how = "tdpbssd (AMX)";
+    else if (!strcmp(isa, "avx512vnni") || !strcmp(isa, "amx")) fn = peak_zmm, per_iter = 10 * 64, *how = "vpdpbusd zmm";
     else if (!strcmp(isa, "avxvnni")) fn = peak_vnni_ymm, per_iter = 10 * 32, *how = "vpdpbusd ymm";
     else if (!strcmp(isa, "avx2")) fn = peak_avx2, per_iter = 10 * 32, *how = "vpmaddubsw+vpaddw ymm";
 #elif defined(__aarch64__)
