@@ -27,6 +27,7 @@
 #define T_STORE(t, p, stride) amx_emu_store(t, p, stride)
 #define T_ZERO(t) amx_emu_zero(t)
 #define T_DPBSSD(c, a, b) amx_emu_dpbssd(c, a, b)
+#define T_DPBSUD(c, a, b) amx_emu_dpbsud(c, a, b)
 #else
 #define ATGT __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c,amx-tile,amx-int8")))
 /* GCC 12's _tile_loadconfig names only the first 8 bytes of the configuration as its memory
@@ -37,6 +38,7 @@
 #define T_STORE(t, p, stride) _tile_stored(t, p, stride)
 #define T_ZERO(t) _tile_zero(t)
 #define T_DPBSSD(c, a, b) _tile_dpbssd(c, a, b)
+#define T_DPBSUD(c, a, b) _tile_dpbsud(c, a, b)
 #endif
 #define AINL static inline __attribute__((always_inline)) ATGT
 
@@ -182,6 +184,82 @@ ATGT void q4_amx(const MatView *w, const void *act, int t0, int nt, float *y, in
     }
     amx_begin(a->tt);
     tiled_matmul_unpacked(w, a, t0, nt, y, ldy, r0, r1, amx_tile_q4, amx_tile_u, amx_unpack_q4, QR * QK);
+    T_RELEASE();
+}
+
+/* ---- the K panel types of one scale and min per 32 (Q4_KP, Q5_KP: KMODE_MIN) ---- */
+
+/* Block sums c scaled into f as the VNNI K tile does (x86_avx512_k.c ktile_z): f += dx (s . sum) -
+ * (dx sum q) m, s and m the record's f1 and f2 (a lane per row), dx sum q the side record's. */
+AINL void amx_kscale(const int32_t *c, const uint8_t *pk, const float *xd, const float *xs, __m512 *f, int tt) {
+    __m512 f1 = _mm512_load_ps((const void *)(pk + QR * QK)), f2 = _mm512_load_ps((const void *)(pk + QR * QK + 64));
+#pragma GCC unroll 16
+    for (int i = 0; i < AMX_TT; i++)
+        if (i < tt) {
+            __m512 t = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_load_si512((const void *)(c + 16 * i))), f1);
+            f[i] = _mm512_fmadd_ps(t, _mm512_set1_ps(xd[i]), f[i]);
+            f[i] = _mm512_fnmadd_ps(f2, _mm512_set1_ps(xs[2 * i]), f[i]);
+        }
+}
+
+/* One unpacked K panel (records of KPANEL_BYTES: u bytes in the B layout, unsigned, then f1 and
+ * f2) against one tile of tt tokens (KTileFn, KMODE_MIN only): tdpbsud (signed activations,
+ * unsigned u) block by block, skewed as amx_tile. */
+AINL void amx_ktile_t(const uint8_t *pk, const uint8_t *ar, const uint8_t *side, int tt, int n, int nblocks,
+                      float *y, int ldy, int nr, int acc) {
+    const size_t rec = (size_t)tt * (QK + 8), srec = (size_t)tt * 8;
+    _Alignas(64) int32_t cs[4][AMX_TT * 16];
+    __m512 f[AMX_TT];
+#pragma GCC unroll 16
+    for (int i = 0; i < AMX_TT; i++) f[i] = _mm512_setzero_ps();
+#define AMX_KTOPS(TA, TB, TC, bb)                                                                  \
+    do {                                                                                           \
+        T_LOAD(TA, ar + (size_t)(bb) * rec, QK);                                                   \
+        T_LOAD(TB, pk + (size_t)(bb) * KPANEL_BYTES, 64);                                          \
+        T_ZERO(TC);                                                                                \
+        T_DPBSUD(TC, TA, TB);                                                                      \
+        T_STORE(TC, cs[(bb) & 3], 64);                                                             \
+    } while (0)
+#define AMX_KFOPS(bb)                                                                              \
+    amx_kscale(cs[(bb) & 3], pk + (size_t)(bb) * KPANEL_BYTES,                                     \
+               (const float *)(const void *)(ar + (size_t)(bb) * rec + (size_t)tt * QK),           \
+               (const float *)(const void *)(side + (size_t)(bb) * srec), f, tt)
+    if (nblocks > 0) AMX_KTOPS(0, 2, 4, 0);
+    if (nblocks > 1) AMX_KTOPS(1, 3, 5, 1);
+    for (int b = 0; b < nblocks; b += 2) {
+        if (b + 2 < nblocks) AMX_KTOPS(0, 2, 4, b + 2);
+        AMX_KFOPS(b);
+        if (b + 1 < nblocks) {
+            if (b + 3 < nblocks) AMX_KTOPS(1, 3, 5, b + 3);
+            AMX_KFOPS(b + 1);
+        }
+    }
+#undef AMX_KTOPS
+#undef AMX_KFOPS
+    __mmask16 m = (__mmask16)((1u << nr) - 1);
+#pragma GCC unroll 16
+    for (int i = 0; i < AMX_TT; i++) {
+        if (i >= n) break;
+        float *yi = y + (size_t)i * ldy;
+        _mm512_mask_storeu_ps(yi, m, acc ? _mm512_add_ps(f[i], _mm512_maskz_loadu_ps(m, yi)) : f[i]);
+    }
+}
+
+static ATGT void amx_ktile(const uint8_t *pk, const uint8_t *ar, const uint8_t *side, int tt, int n, int nblocks,
+                           float *y, int ldy, int nr, int acc, int kmode) {
+    (void)kmode; /* KMODE_MIN: the table gives wide tiles to Q4_KP and Q5_KP alone */
+    if (tt == AMX_TT) amx_ktile_t(pk, ar, side, AMX_TT, n, nblocks, y, ldy, nr, acc);
+    else amx_ktile_t(pk, ar, side, tt, n, nblocks, y, ldy, nr, acc);
+}
+
+ATGT void kp_amx(const MatView *w, const void *act, int t0, int nt, float *y, int ldy, int r0, int r1) {
+    const ActBuf *a = act;
+    if (a->tt <= ACT_TT) {
+        kp_mat_zmm(w, act, t0, nt, y, ldy, r0, r1);
+        return;
+    }
+    amx_begin(a->tt);
+    kmat_tiled(w, a, t0, nt, y, ldy, r0, r1, amx_ktile, kp_unpack_zmm(w->type));
     T_RELEASE();
 }
 

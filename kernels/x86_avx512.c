@@ -491,17 +491,17 @@ static ZTGT void wsum_q8_avx512(float *y, const float *a, const int8_t *v, const
     }
 }
 
-/* The AVX-512 VNNI table, and the AMX one (kernels/x86_amx.c), which differs only in its Q8 and Q4
- * entries and their activation tiles of 16 tokens. */
-#define ZMM_TABLE(NAME, AVAILABLE, Q8, Q4, TT)                                                     \
+/* The AVX-512 VNNI table, and the AMX one (kernels/x86_amx.c), which differs only in its Q8, Q4,
+ * Q4_KP and Q5_KP entries and their activation tiles of 16 tokens. */
+#define ZMM_TABLE(NAME, AVAILABLE, Q8, Q4, KP, TT)                                                 \
     {                                                                                              \
         .name = NAME, .available = AVAILABLE, .quant = quant_blocks_avx2,                          \
         .mat = {[TENSOR_F32] = fmat_f32_zmm, [TENSOR_F16] = fmat_f16_zmm, [TENSOR_Q8] = Q8,       \
                 [TENSOR_Q4] = Q4, [TENSOR_Q4_K] = kq_mat_zmm, [TENSOR_Q5_K] = kq_mat_zmm,          \
-                [TENSOR_Q6_K] = kq_mat_zmm, [TENSOR_Q4_KP] = kp_mat_zmm, [TENSOR_Q5_KP] = kp_mat_zmm, \
+                [TENSOR_Q6_K] = kq_mat_zmm, [TENSOR_Q4_KP] = KP, [TENSOR_Q5_KP] = KP,              \
                 [TENSOR_Q6_KP] = kp_mat_zmm, [TENSOR_IQ4_XS] = kp_mat_zmm},                        \
         .k_off = {[TENSOR_Q8] = 128, [TENSOR_Q4] = 8},                                             \
-        .act_tt = {[TENSOR_Q8] = TT, [TENSOR_Q4] = TT},                                            \
+        .act_tt = {[TENSOR_Q8] = TT, [TENSOR_Q4] = TT, [TENSOR_Q4_KP] = TT, [TENSOR_Q5_KP] = TT}, \
         /* kp_mat_zmm: up to ACT_TT tokens in the panel decoders, whose sums per token do not      \
          * depend on the others */                                                                 \
         .k_exact = ACT_TT, .pairs = 1, /* tiled_matmul_pairs, kmat_tiled_pairs */                  \
@@ -511,7 +511,7 @@ static ZTGT void wsum_q8_avx512(float *y, const float *a, const int8_t *v, const
                  scores4_f16_avx512, wsum4_f16_avx512},                                            \
     }
 
-const IsaKernels isa_avx512vnni = ZMM_TABLE("avx512vnni", cpu_has_avx512vnni, q8_zmm, q4_zmm, 0);
-const IsaKernels isa_amx = ZMM_TABLE("amx", cpu_has_amx, q8_amx, q4_amx, AMX_TT);
+const IsaKernels isa_avx512vnni = ZMM_TABLE("avx512vnni", cpu_has_avx512vnni, q8_zmm, q4_zmm, kp_mat_zmm, 0);
+const IsaKernels isa_amx = ZMM_TABLE("amx", cpu_has_amx, q8_amx, q4_amx, kp_amx, AMX_TT);
 
 #endif

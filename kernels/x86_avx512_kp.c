@@ -380,9 +380,12 @@ void kp_mat_zmm(const MatView *w, const void *act, int t0, int nt, float *y, int
     if (nt <= 2 * KP_TT) {
         const uint8_t *side = kact_side(a, type_table[w->type].kmode, 0, a->ntiles);
         kmat_dec_groups(w, a, side, t0, nt, y, ldy, r0, r1, KP_TT, kpanel_dec_zmm);
-    } else kmat_tiled_pairs(w, act, t0, nt, y, ldy, r0, r1, ktile_zmm, kpair_zmm,
-                          w->type == TENSOR_Q6_KP ? kpunpack_q6_zmm : w->type == TENSOR_Q5_KP ? kpunpack_q5_zmm
-                          : w->type == TENSOR_IQ4_XS ? kpunpack_iq4_zmm : kpunpack_q4_zmm);
+    } else kmat_tiled_pairs(w, act, t0, nt, y, ldy, r0, r1, ktile_zmm, kpair_zmm, kp_unpack_zmm(w->type));
+}
+
+KUnpackFn kp_unpack_zmm(uint32_t type) {
+    return type == TENSOR_Q6_KP ? kpunpack_q6_zmm : type == TENSOR_Q5_KP ? kpunpack_q5_zmm
+           : type == TENSOR_IQ4_XS ? kpunpack_iq4_zmm : kpunpack_q4_zmm;
 }
 
 #endif

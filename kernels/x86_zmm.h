@@ -99,6 +99,9 @@ void q8_zmm(const MatView *w, const void *act, int t0, int nt, float *y, int ldy
 void q4_zmm(const MatView *w, const void *act, int t0, int nt, float *y, int ldy, int r0, int r1);
 void q8_amx(const MatView *w, const void *act, int t0, int nt, float *y, int ldy, int r0, int r1);
 void q4_amx(const MatView *w, const void *act, int t0, int nt, float *y, int ldy, int r0, int r1);
+void kp_amx(const MatView *w, const void *act, int t0, int nt, float *y, int ldy, int r0, int r1);
+/* x86_avx512_kp.c's unpacking of a K panel type's panels into records (kernels/kquant.h). */
+KUnpackFn kp_unpack_zmm(uint32_t type);
 
 #endif
 #endif

@@ -435,7 +435,7 @@ ZE float ze_reduce_add_ps(phi_zv a) {
  * of up to 16 rows x 64 bytes per thread, shaped by the last configuration as ldtilecfg shapes
  * them (palette 1: bytes per row at offset 16 + 2t, rows at 48 + t); tileloadd zeroes what lies
  * past a tile's shape, tdpbssd adds to each int32 of C the four signed products of its 4-byte
- * group, wrapping as the instruction does. */
+ * group (tdpbsud: B's bytes unsigned), wrapping as the instruction does. */
 typedef struct {
     int rows, colsb;
     uint8_t d[16][64];
@@ -461,7 +461,7 @@ static inline __attribute__((unused)) void amx_emu_store(int t, void *p, long st
     for (int r = 0; r < z->rows; r++) memcpy((uint8_t *)p + r * stride, z->d[r], (size_t)z->colsb);
 }
 static inline __attribute__((unused)) void amx_emu_zero(int t) { memset(ze_tiles[t].d, 0, sizeof ze_tiles[t].d); }
-static inline __attribute__((unused)) void amx_emu_dpbssd(int c, int a, int b) {
+static inline __attribute__((unused)) void amx_emu_dp(int c, int a, int b, int b_unsigned) {
     phi_ztile *C = &ze_tiles[c], *A = &ze_tiles[a], *B = &ze_tiles[b];
     for (int m = 0; m < C->rows; m++)
         for (int n = 0; n < C->colsb / 4; n++) {
@@ -469,10 +469,14 @@ static inline __attribute__((unused)) void amx_emu_dpbssd(int c, int a, int b) {
             memcpy(&acc, C->d[m] + 4 * n, 4);
             for (int k = 0; k < A->colsb / 4; k++)
                 for (int i = 0; i < 4; i++)
-                    acc += (uint32_t)((int32_t)(int8_t)A->d[m][4 * k + i] * (int32_t)(int8_t)B->d[k][4 * n + i]);
+                    acc += (uint32_t)((int32_t)(int8_t)A->d[m][4 * k + i] *
+                                      (b_unsigned ? (int32_t)B->d[k][4 * n + i] : (int32_t)(int8_t)B->d[k][4 * n + i]));
             memcpy(C->d[m] + 4 * n, &acc, 4);
         }
 }
+/* tdpbssd: signed x signed; tdpbsud: signed A x unsigned B */
+static inline __attribute__((unused)) void amx_emu_dpbssd(int c, int a, int b) { amx_emu_dp(c, a, b, 0); }
+static inline __attribute__((unused)) void amx_emu_dpbsud(int c, int a, int b) { amx_emu_dp(c, a, b, 1); }
 
 #endif
 #endif
