@@ -1,7 +1,8 @@
-/* x86-64 AMX-INT8 kernels (Sapphire Rapids and later Xeons): the Q8 and Q4 matrices of prompts
- * as tile products. The table (isa_amx, x86_avx512.c) is the AVX-512 VNNI one but for these two
- * entries, which hand calls of one tile of at most ACT_TT tokens (generation, draft batches: the
- * bits matmul_batch_exact promises) to the VNNI kernels.
+/* x86-64 AMX-INT8 kernels (Sapphire Rapids and later Xeons): the Q8, Q4, Q4_KP and Q5_KP
+ * matrices of prompts as tile products. The table (isa_amx, x86_avx512.c) is the AVX-512 VNNI one
+ * but for these four entries, which hand calls of one tile of at most ACT_TT tokens (generation,
+ * draft batches: the bits matmul_batch_exact and k_exact promise) to the VNNI kernels. Q6_KP and
+ * IQ4_XS (a scale per 16, or the offset form) keep the VNNI tiles.
  *
  * One tdpbssd multiplies a tile of tokens (A: tt <= 16 rows of a block's 32 int8 quants, the
  * activation record as act_pack writes it, rows 32 bytes apart) by a panel's block (B: 8 rows of
@@ -12,7 +13,9 @@
  * chunks. The AVX-512 tile issues 8 vpdpbusd a block and token; here a block of 16 tokens is one
  * tile op, a tile store and 48 float ops (cvt, mul, FMA per token), which now bound the tile.
  * Q8's panels are read as they are (signed bytes); Q4's are unpacked once per group chunk
- * (tiled_matmul_unpacked) to signed bytes q = nibble - 8, so that no offset sum is needed.
+ * (tiled_matmul_unpacked) to signed bytes q = nibble - 8, so that no offset sum is needed; the K
+ * panel types' records (kernels/kquant.h: unsigned u in the same layout) go to tdpbsud, and their
+ * mins to the float step as in the VNNI K tile.
  *
  * Measured (Xeon with AMX, 2.6 GHz VM, 8 Dec 2026): tdpbssd 16 x 16 x 64 every 4.6 ns, with K = 32
  * (one block) the same time; a tile store ~8.5 ns, whatever its rows. */
