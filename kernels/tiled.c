@@ -117,8 +117,9 @@ static void tiled_nest(const MatView *w, const ActBuf *a, int t0, int nt, float 
      * weights, which stream from memory once per call. */
     /* Tiles wider than ACT_TT are AMX's (x86_amx.c), whose tile loads take the activations from L2
      * as readily as from L1: whole rows in one chunk, up to an eighth of the L2 budget for one
-     * tile's. Phi-3-mini q4, 2 threads, alternated: pp128 116-120 -> 125-129 tok/s, pp512 104-105
-     * -> 114-118 (fewer tile calls and longer runs of each panel in the unpack's stream). */
+     * tile's (fewer tile calls, longer runs of each panel in the unpack's stream). Phi-3-mini q4, 2
+     * threads: pp128 medians 112.8 -> 118.9 tok/s in three alternated rounds; pp512 104.5 ->
+     * 114.4 in runs one after the other (the budget set from the environment in a /tmp build). */
     size_t l1 = tt > ACT_TT ? tiled_l2_bytes / 8 : tiled_l1_bytes;
     int bc = a->ntiles == 1 ? nb : balanced_chunk(nb, (int)(l1 / a->rec));
     size_t acts = (size_t)(j1 - j0) * (size_t)bc * a->rec, l2 = tiled_l2_bytes;

@@ -66,6 +66,34 @@ static ATGT void amx_begin(int tt) {
     T_CONFIG(&c);
 }
 
+/* The block loop of both tiles: block bb's tile ops (TOPS(TA, TB, TC, bb): activations, weights,
+ * sums, into cs[bb & 3]) two blocks ahead of its float work (FOPS(bb)), through tiles 0, 2, 4
+ * and 1, 3, 5 in turn (amx_tile says why). */
+#define AMX_SKEWED(TOPS, FOPS, nblocks)                                                            \
+    do {                                                                                           \
+        if ((nblocks) > 0) TOPS(0, 2, 4, 0);                                                       \
+        if ((nblocks) > 1) TOPS(1, 3, 5, 1);                                                       \
+        for (int b_ = 0; b_ < (nblocks); b_ += 2) {                                                \
+            if (b_ + 2 < (nblocks)) TOPS(0, 2, 4, b_ + 2);                                         \
+            FOPS(b_);                                                                              \
+            if (b_ + 1 < (nblocks)) {                                                              \
+                if (b_ + 3 < (nblocks)) TOPS(1, 3, 5, b_ + 3);                                     \
+                FOPS(b_ + 1);                                                                      \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
+/* The sums of tokens i < n (rows l < nr) to y, or added to it (acc). */
+AINL void amx_store(const __m512 *f, int n, float *y, int ldy, int nr, int acc) {
+    __mmask16 m = (__mmask16)((1u << nr) - 1);
+#pragma GCC unroll 16
+    for (int i = 0; i < AMX_TT; i++) {
+        if (i >= n) break;
+        float *yi = y + (size_t)i * ldy;
+        _mm512_mask_storeu_ps(yi, m, acc ? _mm512_add_ps(f[i], _mm512_maskz_loadu_ps(m, yi)) : f[i]);
+    }
+}
+
 /* Block sums c (tt rows of 16 int32, 64 bytes apart) scaled into f, the VNNI tile's way. */
 AINL void amx_scale(const int32_t *c, const uint16_t *wd, const float *xd, __m512 *f, int tt) {
     __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)wd));
@@ -113,7 +141,6 @@ AINL void amx_tile(const uint8_t *wq, const uint16_t *wd, const uint8_t *ar, int
     __m512 f[AMX_TT];
 #pragma GCC unroll 16
     for (int i = 0; i < AMX_TT; i++) f[i] = _mm512_setzero_ps();
-    /* block bb's products into cs[bb & 3], through tiles TA (activations), TB (weights), TC */
 #define AMX_TOPS(TA, TB, TC, bb)                                                                   \
     do {                                                                                           \
         const uint8_t *wb_ = wq + (size_t)(bb) * wstep;                                            \
@@ -128,25 +155,10 @@ AINL void amx_tile(const uint8_t *wq, const uint16_t *wd, const uint8_t *ar, int
     } while (0)
 #define AMX_FOPS(bb) amx_scale(cs[(bb) & 3], wd + (size_t)(bb) * QR, \
                                (const float *)(const void *)(ar + (size_t)(bb) * rec + (size_t)tt * QK), f, tt)
-    if (nblocks > 0) AMX_TOPS(0, 2, 4, 0);
-    if (nblocks > 1) AMX_TOPS(1, 3, 5, 1);
-    for (int b = 0; b < nblocks; b += 2) {
-        if (b + 2 < nblocks) AMX_TOPS(0, 2, 4, b + 2);
-        AMX_FOPS(b);
-        if (b + 1 < nblocks) {
-            if (b + 3 < nblocks) AMX_TOPS(1, 3, 5, b + 3);
-            AMX_FOPS(b + 1);
-        }
-    }
+    AMX_SKEWED(AMX_TOPS, AMX_FOPS, nblocks);
 #undef AMX_TOPS
 #undef AMX_FOPS
-    __mmask16 m = (__mmask16)((1u << nr) - 1);
-#pragma GCC unroll 16
-    for (int i = 0; i < AMX_TT; i++) {
-        if (i >= n) break;
-        float *yi = y + (size_t)i * ldy;
-        _mm512_mask_storeu_ps(yi, m, acc ? _mm512_add_ps(f[i], _mm512_maskz_loadu_ps(m, yi)) : f[i]);
-    }
+    amx_store(f, n, y, ldy, nr, acc);
 }
 
 /* Full tiles (16 tokens: every tile of a prompt but its last) get their own copy, whose float
@@ -227,25 +239,10 @@ AINL void amx_ktile_t(const uint8_t *pk, const uint8_t *ar, const uint8_t *side,
     amx_kscale(cs[(bb) & 3], pk + (size_t)(bb) * KPANEL_BYTES,                                     \
                (const float *)(const void *)(ar + (size_t)(bb) * rec + (size_t)tt * QK),           \
                (const float *)(const void *)(side + (size_t)(bb) * srec), f, tt)
-    if (nblocks > 0) AMX_KTOPS(0, 2, 4, 0);
-    if (nblocks > 1) AMX_KTOPS(1, 3, 5, 1);
-    for (int b = 0; b < nblocks; b += 2) {
-        if (b + 2 < nblocks) AMX_KTOPS(0, 2, 4, b + 2);
-        AMX_KFOPS(b);
-        if (b + 1 < nblocks) {
-            if (b + 3 < nblocks) AMX_KTOPS(1, 3, 5, b + 3);
-            AMX_KFOPS(b + 1);
-        }
-    }
+    AMX_SKEWED(AMX_KTOPS, AMX_KFOPS, nblocks);
 #undef AMX_KTOPS
 #undef AMX_KFOPS
-    __mmask16 m = (__mmask16)((1u << nr) - 1);
-#pragma GCC unroll 16
-    for (int i = 0; i < AMX_TT; i++) {
-        if (i >= n) break;
-        float *yi = y + (size_t)i * ldy;
-        _mm512_mask_storeu_ps(yi, m, acc ? _mm512_add_ps(f[i], _mm512_maskz_loadu_ps(m, yi)) : f[i]);
-    }
+    amx_store(f, n, y, ldy, nr, acc);
 }
 
 static ATGT void amx_ktile(const uint8_t *pk, const uint8_t *ar, const uint8_t *side, int tt, int n, int nblocks,
