@@ -94,8 +94,13 @@ static void test_upto(void) {
 }
 
 /* Sizes on both sides of the 2 MiB line (and 0, which gets a page); after huge_free no page of
- * the buffer is mapped (msync: ENOMEM), which is what munmap(p, n) by a caller relies on. */
+ * the buffer is mapped (msync: ENOMEM), which is what munmap(p, n) by a caller relies on. Under
+ * qemu-user (PHI_EXEC: the cross builds' runs) that last check says nothing: qemu keeps the
+ * guest's freed range reserved in its own address space, and msync there succeeds (seen with
+ * qemu-arm), so it is left out and the line says so. */
 static void test_huge_alloc(void) {
+    const char *emu = getenv("PHI_EXEC");
+    int check_unmap = !(emu && *emu);
     size_t mb2 = (size_t)2 << 20;
     size_t sizes[] = {0, 1, 4095, 4097, mb2 - 1, mb2, mb2 + 1, 5 * mb2 + 123, 24 * mb2};
     int ok = 1, aligned = 1;
@@ -111,15 +116,16 @@ static void test_huge_alloc(void) {
         if (n) p[0] = p[n - 1] = 1;
         if (n >= mb2 && (uintptr_t)p % mb2) aligned = 0;
         huge_free(p, n);
-        for (size_t off = 0; off < (n ? n : 1) && ok; off += (size_t)page)
+        for (size_t off = 0; check_unmap && off < (n ? n : 1) && ok; off += (size_t)page)
             ok = msync(p + off, 1, MS_ASYNC) == -1 && errno == ENOMEM;
     }
     huge_free(NULL, 123);
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
     ok = ok && aligned;
 #endif
-    t_check(ok, "huge_alloc", "0 B to 48 MiB: zeroed, writable, %s, unmapped whole by huge_free",
-            aligned ? "2 MiB-aligned from 2 MiB" : "not 2 MiB-aligned (no THP here)");
+    t_check(ok, "huge_alloc", "0 B to 48 MiB: zeroed, writable, %s, %s",
+            aligned ? "2 MiB-aligned from 2 MiB" : "not 2 MiB-aligned (no THP here)",
+            check_unmap ? "unmapped whole by huge_free" : "release not checked (under qemu-user: msync cannot tell)");
 }
 
 int main(void) {
