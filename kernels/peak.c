@@ -133,7 +133,7 @@ double int8_peak_ops(Pool *pool, int n_threads, uint32_t wtype, const char **how
     if (!strcmp(isa, "avx512vnni") || !strcmp(isa, "avxvnni") || !strcmp(isa, "amx")) return 0;
 #endif
     /* the amx table's types with tiles of more than ACT_TT tokens (act_tt: Q4, Q8, Q4_KP,
-     * Q5_KP) run AMX tiles; its other types the AVX-512 VNNI kernels */
+     * Q5_KP, IQ4_XS) run AMX tiles; its other types the AVX-512 VNNI kernels */
     int amx = !strcmp(isa, "amx") && wtype < TENSOR_TYPE_COUNT && kernels_isa()->act_tt[wtype] > ACT_TT;
     if (amx) fn = peak_amx, per_iter = 4.0 * 16 * 16 * 64 / 16, *how = "tdpbssd (AMX)";
     else if (!strcmp(isa, "avx512vnni") || !strcmp(isa, "amx")) fn = peak_zmm, per_iter = 10 * 64, *how = "vpdpbusd zmm";

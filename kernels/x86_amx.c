@@ -1,8 +1,8 @@
-/* x86-64 AMX-INT8 kernels (Sapphire Rapids and later Xeons): the Q8, Q4, Q4_KP and Q5_KP
+/* x86-64 AMX-INT8 kernels (Sapphire Rapids and later Xeons): the Q8, Q4, Q4_KP, Q5_KP and IQ4_XS
  * matrices of prompts as tile products. The table (isa_amx, x86_avx512.c) is the AVX-512 VNNI one
- * but for these four entries, which hand calls of one tile of at most ACT_TT tokens (generation,
- * draft batches: the bits matmul_batch_exact and k_exact promise) to the VNNI kernels. Q6_KP and
- * IQ4_XS (a scale per 16, or the offset form) keep the VNNI tiles.
+ * but for these five entries, which hand calls of one tile of at most ACT_TT tokens (generation,
+ * draft batches: the bits matmul_batch_exact and k_exact promise) to the VNNI kernels. Q6_KP (a
+ * scale per 16) keeps the VNNI tiles.
  *
  * One tdpbssd multiplies a tile of tokens (A: tt <= 16 rows of a block's 32 int8 quants, the
  * activation record as act_pack writes it, rows 32 bytes apart) by a panel's block (B: 8 rows of
@@ -202,7 +202,7 @@ ATGT void q4_amx(const MatView *w, const void *act, int t0, int nt, float *y, in
     T_RELEASE();
 }
 
-/* ---- the K panel types of one scale and min per 32 (Q4_KP, Q5_KP: KMODE_MIN) ---- */
+/* ---- the K panel types of one scale per 32: Q4_KP, Q5_KP (KMODE_MIN), IQ4_XS (KMODE_OFF128) ---- */
 
 /* Block sums c scaled into f as the VNNI K tile does (x86_avx512_k.c ktile_z): f += dx (s . sum) -
  * (dx sum q) m, s and m the record's f1 and f2 (a lane per row), dx sum q the side record's. */
@@ -217,11 +217,24 @@ AINL void amx_kscale(const int32_t *c, const uint8_t *pk, const float *xd, const
         }
 }
 
+/* IQ4_XS: u = level + 128 and one scale s for the whole block (f1 = f2), so the block's sum with
+ * the side record's offsets (-128 sum q of each half) is the levels' sum: f += dx s (sum + c0 + c1)
+ * (the VNNI tile scales the two halves apart: the last bits may differ). */
+AINL void amx_kscale_off(const int32_t *c, const uint8_t *pk, const float *xd, const int32_t *sd, __m512 *f, int tt) {
+    __m512 f1 = _mm512_load_ps((const void *)(pk + QR * QK));
+#pragma GCC unroll 16
+    for (int i = 0; i < AMX_TT; i++)
+        if (i < tt) {
+            __m512i v = _mm512_add_epi32(_mm512_load_si512((const void *)(c + 16 * i)), _mm512_set1_epi32(sd[2 * i] + sd[2 * i + 1]));
+            f[i] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(v), f1), _mm512_set1_ps(xd[i]), f[i]);
+        }
+}
+
 /* One unpacked K panel (records of KPANEL_BYTES: u bytes in the B layout, unsigned, then f1 and
- * f2) against one tile of tt tokens (KTileFn, KMODE_MIN only): tdpbsud (signed activations,
- * unsigned u) block by block, skewed as amx_tile. */
+ * f2) against one tile of tt tokens (KTileFn for KMODE_MIN and, off set, KMODE_OFF128): tdpbsud
+ * (signed activations, unsigned u) block by block, skewed as amx_tile. */
 AINL void amx_ktile_t(const uint8_t *pk, const uint8_t *ar, const uint8_t *side, int tt, int n, int nblocks,
-                      float *y, int ldy, int nr, int acc) {
+                      float *y, int ldy, int nr, int acc, const int off) {
     const size_t rec = (size_t)tt * (QK + 8), srec = (size_t)tt * 8;
     _Alignas(64) int32_t cs[4][AMX_TT * 16];
     __m512 f[AMX_TT];
@@ -236,20 +249,27 @@ AINL void amx_ktile_t(const uint8_t *pk, const uint8_t *ar, const uint8_t *side,
         T_STORE(TC, cs[(bb) & 3], 64);                                                             \
     } while (0)
 #define AMX_KFOPS(bb)                                                                              \
-    amx_kscale(cs[(bb) & 3], pk + (size_t)(bb) * KPANEL_BYTES,                                     \
-               (const float *)(const void *)(ar + (size_t)(bb) * rec + (size_t)tt * QK),           \
-               (const float *)(const void *)(side + (size_t)(bb) * srec), f, tt)
+    do {                                                                                           \
+        const float *xd_ = (const float *)(const void *)(ar + (size_t)(bb) * rec + (size_t)tt * QK); \
+        const void *sd_ = side + (size_t)(bb) * srec;                                              \
+        if (off) amx_kscale_off(cs[(bb) & 3], pk + (size_t)(bb) * KPANEL_BYTES, xd_, sd_, f, tt);  \
+        else amx_kscale(cs[(bb) & 3], pk + (size_t)(bb) * KPANEL_BYTES, xd_, sd_, f, tt);          \
+    } while (0)
     AMX_SKEWED(AMX_KTOPS, AMX_KFOPS, nblocks);
 #undef AMX_KTOPS
 #undef AMX_KFOPS
     amx_store(f, n, y, ldy, nr, acc);
 }
 
+/* KMODE_MIN or KMODE_OFF128: the table gives wide tiles to Q4_KP, Q5_KP and IQ4_XS alone (Q6_KP's
+ * scales per 16 would need two products of 16 bytes a block) */
 static ATGT void amx_ktile(const uint8_t *pk, const uint8_t *ar, const uint8_t *side, int tt, int n, int nblocks,
                            float *y, int ldy, int nr, int acc, int kmode) {
-    (void)kmode; /* KMODE_MIN: the table gives wide tiles to Q4_KP and Q5_KP alone */
-    if (tt == AMX_TT) amx_ktile_t(pk, ar, side, AMX_TT, n, nblocks, y, ldy, nr, acc);
-    else amx_ktile_t(pk, ar, side, tt, n, nblocks, y, ldy, nr, acc);
+    if (kmode == KMODE_OFF128) {
+        if (tt == AMX_TT) amx_ktile_t(pk, ar, side, AMX_TT, n, nblocks, y, ldy, nr, acc, 1);
+        else amx_ktile_t(pk, ar, side, tt, n, nblocks, y, ldy, nr, acc, 1);
+    } else if (tt == AMX_TT) amx_ktile_t(pk, ar, side, AMX_TT, n, nblocks, y, ldy, nr, acc, 0);
+    else amx_ktile_t(pk, ar, side, tt, n, nblocks, y, ldy, nr, acc, 0);
 }
 
 ATGT void kp_amx(const MatView *w, const void *act, int t0, int nt, float *y, int ldy, int r0, int r1) {

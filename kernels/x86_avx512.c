@@ -492,16 +492,17 @@ static ZTGT void wsum_q8_avx512(float *y, const float *a, const int8_t *v, const
 }
 
 /* The AVX-512 VNNI table, and the AMX one (kernels/x86_amx.c), which differs only in its Q8, Q4,
- * Q4_KP and Q5_KP entries and their activation tiles of 16 tokens. */
+ * Q4_KP, Q5_KP and IQ4_XS entries and their activation tiles of 16 tokens. */
 #define ZMM_TABLE(NAME, AVAILABLE, Q8, Q4, KP, TT)                                                 \
     {                                                                                              \
         .name = NAME, .available = AVAILABLE, .quant = quant_blocks_avx2,                          \
         .mat = {[TENSOR_F32] = fmat_f32_zmm, [TENSOR_F16] = fmat_f16_zmm, [TENSOR_Q8] = Q8,       \
                 [TENSOR_Q4] = Q4, [TENSOR_Q4_K] = kq_mat_zmm, [TENSOR_Q5_K] = kq_mat_zmm,          \
                 [TENSOR_Q6_K] = kq_mat_zmm, [TENSOR_Q4_KP] = KP, [TENSOR_Q5_KP] = KP,              \
-                [TENSOR_Q6_KP] = kp_mat_zmm, [TENSOR_IQ4_XS] = kp_mat_zmm},                        \
+                [TENSOR_Q6_KP] = kp_mat_zmm, [TENSOR_IQ4_XS] = KP},                                \
         .k_off = {[TENSOR_Q8] = 128, [TENSOR_Q4] = 8},                                             \
-        .act_tt = {[TENSOR_Q8] = TT, [TENSOR_Q4] = TT, [TENSOR_Q4_KP] = TT, [TENSOR_Q5_KP] = TT}, \
+        .act_tt = {[TENSOR_Q8] = TT, [TENSOR_Q4] = TT, [TENSOR_Q4_KP] = TT, [TENSOR_Q5_KP] = TT,  \
+                   [TENSOR_IQ4_XS] = TT},                                                          \
         /* kp_mat_zmm: up to ACT_TT tokens in the panel decoders, whose sums per token do not      \
          * depend on the others */                                                                 \
         .k_exact = ACT_TT, .pairs = 1, /* tiled_matmul_pairs, kmat_tiled_pairs */                  \
